@@ -1,1 +1,3 @@
-//! Kernels (work in progress).
+//! Kernels written in the kernel language (only through `#[kernel]`).
+
+pub mod elementwise;
