@@ -1,3 +1,9 @@
-//! Kernels written in the kernel language (only through `#[kernel]`).
+//! Kernels written in the kernel language (only through `#[kernel]` / `#[kernel_fn]`), one module per
+//! family. Each kernel's rustdoc says what it computes, its launch grid and its layout assumptions.
 
+pub mod attention;
 pub mod elementwise;
+pub mod matmul;
+pub mod rmsnorm;
+pub mod rope;
+pub mod softmax;

@@ -1,0 +1,145 @@
+//! Tiled matrix multiplication `C = A · B` with f32 accumulation: a masked version ([`matmul`]), a
+//! split-K version that combines partial products with atomics ([`matmul_splitk`]), and a block-pointer
+//! version ([`matmul_block_ptr`]).
+//!
+//! Common conventions:
+//! - `A` is `[M, K]`, `B` is `[K, N]`, `C` is `[M, N]`, each addressed through two element strides
+//!   (`stride_am, stride_ak` etc.): row-major is `(K, 1)`, `(N, 1)`, `(N, 1)`, but column-major or
+//!   transposed views work too.
+//! - Input element types: `f32 × f32`, `f16 × f16`, `bf16 × bf16`, and fp8 (`e4m3`/`e5m2`, mixed
+//!   allowed): `A` and `B` are separate type parameters constrained by [`DotOperands`].
+//! - The product is accumulated in f32 by [`dot`] over a runtime loop on `K` in `BLOCK_K` steps;
+//!   `BLOCK_M`, `BLOCK_N`, `BLOCK_K` are powers of two (`>= 16` is what GPU backends want).
+//! - Grid axis 0 walks the `cdiv(M, BLOCK_M)` row blocks, axis 1 the `cdiv(N, BLOCK_N)` column blocks.
+
+use dsl_core::lang::{DotOperands, Numeric};
+use dsl_core::prelude::*;
+
+/// `C = A · B`, accumulated in f32 and converted once to `O` (`f32`, `f16`, `bf16`...) on store.
+///
+/// - Grid: `(cdiv(M, BLOCK_M), cdiv(N, BLOCK_N))`; program `(i, j)` computes the `BLOCK_M × BLOCK_N`
+///   tile of `C` at rows `i * BLOCK_M..`, columns `j * BLOCK_N..`.
+/// - Ragged edges (`M`, `N`, `K` not multiples of the blocks) are masked: out-of-range `A`/`B` elements
+///   load as zero and out-of-range `C` elements are not written.
+#[kernel]
+pub fn matmul<A, B, O, const BLOCK_M: i32, const BLOCK_N: i32, const BLOCK_K: i32>(
+    a: Ptr<A>,
+    b: Ptr<B>,
+    c: MutPtr<O>,
+    m: i32,
+    n: i32,
+    k: i32,
+    stride_am: i32,
+    stride_ak: i32,
+    stride_bk: i32,
+    stride_bn: i32,
+    stride_cm: i32,
+    stride_cn: i32,
+) where
+    A: Numeric + DotOperands<B>,
+    B: Numeric,
+    O: Numeric,
+{
+    let rm = program_id(0) * BLOCK_M + arange(0, BLOCK_M);
+    let rn = program_id(1) * BLOCK_N + arange(0, BLOCK_N);
+    let rk = arange(0, BLOCK_K);
+    let m_ok = rm.expand_dims(1) < m;
+    let n_ok = rn.expand_dims(0) < n;
+    let mut acc = zeros::<f32>([BLOCK_M, BLOCK_N]);
+    for k0 in (0..k).step_by(BLOCK_K) {
+        let kk = k0 + rk;
+        let a_offs = rm.expand_dims(1) * stride_am + kk.expand_dims(0) * stride_ak;
+        let b_offs = kk.expand_dims(1) * stride_bk + rn.expand_dims(0) * stride_bn;
+        let a_tile = load_masked(a + a_offs, m_ok & (kk.expand_dims(0) < k), 0);
+        let b_tile = load_masked(b + b_offs, (kk.expand_dims(1) < k) & n_ok, 0);
+        acc = dot(a_tile, b_tile, acc);
+    }
+    let c_offs = rm.expand_dims(1) * stride_cm + rn.expand_dims(0) * stride_cn;
+    store_masked(c + c_offs, acc.to::<O>(), m_ok & n_ok);
+}
+
+/// Split-K `C += A · B` into an f32 `C`: the `K` range is cut into `SPLIT_K = num_programs(2)` pieces and
+/// each program adds its partial product to `C` with [`atomic_add`]. The caller zero-initializes `C`
+/// (or pre-loads it with a bias: the result is added to what `C` holds).
+///
+/// - Grid: `(cdiv(M, BLOCK_M), cdiv(N, BLOCK_N), SPLIT_K)`; program `(i, j, s)` covers rows
+///   `i * BLOCK_M..`, columns `j * BLOCK_N..` and `k` in `[s * chunk, min((s + 1) * chunk, K))` with
+///   `chunk = cdiv(cdiv(K, SPLIT_K), BLOCK_K) * BLOCK_K` (a multiple of `BLOCK_K`; trailing programs may
+///   get an empty range and then add zeros).
+/// - Ragged edges are masked as in [`matmul`]. The order in which the partial sums are added is not
+///   defined, so results may differ from [`matmul`] by f32 rounding.
+#[kernel]
+pub fn matmul_splitk<A, B, const BLOCK_M: i32, const BLOCK_N: i32, const BLOCK_K: i32>(
+    a: Ptr<A>,
+    b: Ptr<B>,
+    c: MutPtr<f32>,
+    m: i32,
+    n: i32,
+    k: i32,
+    stride_am: i32,
+    stride_ak: i32,
+    stride_bk: i32,
+    stride_bn: i32,
+    stride_cm: i32,
+    stride_cn: i32,
+) where
+    A: Numeric + DotOperands<B>,
+    B: Numeric,
+{
+    let rm = program_id(0) * BLOCK_M + arange(0, BLOCK_M);
+    let rn = program_id(1) * BLOCK_N + arange(0, BLOCK_N);
+    let rk = arange(0, BLOCK_K);
+    let chunk = cdiv(cdiv(k, num_programs(2)), BLOCK_K) * BLOCK_K;
+    let k_lo = program_id(2) * chunk;
+    let k_hi = minimum(k_lo + chunk, k);
+    let m_ok = rm.expand_dims(1) < m;
+    let n_ok = rn.expand_dims(0) < n;
+    let mut acc = zeros::<f32>([BLOCK_M, BLOCK_N]);
+    for k0 in (k_lo..k_hi).step_by(BLOCK_K) {
+        let kk = k0 + rk;
+        let a_offs = rm.expand_dims(1) * stride_am + kk.expand_dims(0) * stride_ak;
+        let b_offs = kk.expand_dims(1) * stride_bk + rn.expand_dims(0) * stride_bn;
+        let a_tile = load_masked(a + a_offs, m_ok & (kk.expand_dims(0) < k_hi), 0);
+        let b_tile = load_masked(b + b_offs, (kk.expand_dims(1) < k_hi) & n_ok, 0);
+        acc = dot(a_tile, b_tile, acc);
+    }
+    let c_offs = rm.expand_dims(1) * stride_cm + rn.expand_dims(0) * stride_cn;
+    atomic_add(c + c_offs, acc, m_ok & n_ok);
+}
+
+/// `C = A · B` written with block pointers: [`make_block_ptr`] windows on `A`, `B` and `C`, moved along
+/// `K` with `advance`, loaded with [`load_block`] (out-of-bounds elements read as zero) and stored with
+/// [`store_block`] (out-of-bounds elements skipped), so no masks are needed. Same grid, layout and
+/// result as [`matmul`].
+#[kernel]
+pub fn matmul_block_ptr<A, B, O, const BLOCK_M: i32, const BLOCK_N: i32, const BLOCK_K: i32>(
+    a: Ptr<A>,
+    b: Ptr<B>,
+    c: MutPtr<O>,
+    m: i32,
+    n: i32,
+    k: i32,
+    stride_am: i32,
+    stride_ak: i32,
+    stride_bk: i32,
+    stride_bn: i32,
+    stride_cm: i32,
+    stride_cn: i32,
+) where
+    A: Numeric + DotOperands<B>,
+    B: Numeric,
+    O: Numeric,
+{
+    let row0 = program_id(0) * BLOCK_M;
+    let col0 = program_id(1) * BLOCK_N;
+    let mut a_blk = make_block_ptr(a, [m, k], [stride_am, stride_ak], (row0, 0), [BLOCK_M, BLOCK_K], [1, 0]);
+    let mut b_blk = make_block_ptr(b, [k, n], [stride_bk, stride_bn], (0, col0), [BLOCK_K, BLOCK_N], [1, 0]);
+    let mut acc = zeros::<f32>([BLOCK_M, BLOCK_N]);
+    for _k0 in (0..k).step_by(BLOCK_K) {
+        acc = dot(load_block(a_blk), load_block(b_blk), acc);
+        a_blk = a_blk.advance((0, BLOCK_K));
+        b_blk = b_blk.advance((BLOCK_K, 0));
+    }
+    let c_blk = make_block_ptr(c, [m, n], [stride_cm, stride_cn], (row0, col0), [BLOCK_M, BLOCK_N], [1, 0]);
+    store_block(c_blk, acc.to::<O>());
+}
