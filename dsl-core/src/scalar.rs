@@ -47,12 +47,45 @@ impl Scalar {
 pub fn round_float(d: DType, x: f64) -> f64 {
     match d {
         DType::F32 => x as f32 as f64,
-        DType::F16 => f16::from_f64(x).to_f64(),
-        DType::BF16 => bf16::from_f64(x).to_f64(),
+        // Not `f16::from_f64`/`bf16::from_f64`: they drop the sticky bits below f32 precision and so
+        // misround some values just beside a tie (the exhaustive tests below caught it).
+        DType::F16 => round_binary(x, 10, -14, 65504.0),
+        DType::BF16 => round_binary(x, 7, -126, bf16::MAX.to_f64()),
         DType::F8E4M3 => e4m3::from_f64(x).to_f64(),
         DType::F8E5M2 => e5m2::from_f64(x).to_f64(),
         _ => panic!("round_float on non-float {d}"),
     }
+}
+
+/// Round-to-nearest-even of `x` to a binary format with `mant` explicit mantissa bits and smallest
+/// normal exponent `emin`, overflowing to ±inf above `max`; works on the f64 significand's bits, so the
+/// rounding sees every bit of `x`.
+fn round_binary(x: f64, mant: i32, emin: i32, max: f64) -> f64 {
+    if !x.is_finite() || x == 0.0 {
+        return x;
+    }
+    let bits = x.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    if biased == 0 {
+        // An f64 subnormal is far below half the smallest subnormal of every narrower format.
+        return 0.0f64.copysign(x);
+    }
+    let e = biased - 1023;
+    let sig = ((bits & ((1u64 << 52) - 1)) | (1u64 << 52)) as u128; // x = sig * 2^(e - 52)
+    let quantum_exp = e.max(emin) - mant; // the result is a multiple of 2^quantum_exp
+    let shift = (quantum_exp - (e - 52)) as u32; // low bits of sig below the quantum (> 0)
+    if shift > 100 {
+        return 0.0f64.copysign(x);
+    }
+    let mut q = sig >> shift;
+    let rem = sig & ((1u128 << shift) - 1);
+    let half = 1u128 << (shift - 1);
+    if rem > half || (rem == half && q & 1 == 1) {
+        q += 1;
+    }
+    let r = (q as f64) * 2f64.powi(quantum_exp); // exact: q has at most mant + 2 bits
+    let r = if r > max { f64::INFINITY } else { r };
+    r.copysign(x)
 }
 
 /// Wraps `x` to the width of integer type `d` (two's complement truncation, then sign or zero extension).
@@ -124,6 +157,8 @@ pub fn to_bits(d: DType, v: Scalar) -> u64 {
         DType::F16 => f16::from_f64(v.as_f64()).to_bits() as u64,
         DType::BF16 => bf16::from_f64(v.as_f64()).to_bits() as u64,
         DType::F8E4M3 => e4m3::from_f64(v.as_f64()).to_bits() as u64,
+        // The conversion saturates, but an e5m2 infinity (from memory or a bitcast) keeps its bits.
+        DType::F8E5M2 if v.as_f64().is_infinite() => if v.as_f64() > 0.0 { 0x7c } else { 0xfc },
         DType::F8E5M2 => e5m2::from_f64(v.as_f64()).to_bits() as u64,
         DType::Bool => v.as_bool() as u64,
         _ => (v.as_i64() as u64) & mask_bits(d.bits()),
@@ -169,4 +204,228 @@ pub fn write_mem(d: DType, v: Scalar, out: &mut [u8]) {
     let raw = to_bits(d, v).to_le_bytes();
     let n = out.len();
     out.copy_from_slice(&raw[..n]);
+}
+
+#[cfg(test)]
+mod tests {
+    //! The scalar types come from `half` and `float8`; these tests check them exhaustively against an
+    //! independent rounding written from the formats' definitions, rather than trusting them.
+    use super::*;
+
+    /// A binary float format: explicit mantissa bits, smallest normal exponent, largest finite value.
+    struct Format {
+        mant: i32,
+        min_exp: i32,
+        max: f64,
+        /// Out-of-range values saturate to ±max (fp8 `satfinite`) instead of becoming ±inf.
+        saturate: bool,
+    }
+
+    const F16: Format = Format { mant: 10, min_exp: -14, max: 65504.0, saturate: false };
+    const BF16: Format = Format { mant: 7, min_exp: -126, max: 3.3895313892515355e38, saturate: false };
+    const E4M3: Format = Format { mant: 3, min_exp: -6, max: 448.0, saturate: true };
+    const E5M2: Format = Format { mant: 2, min_exp: -14, max: 57344.0, saturate: true };
+
+    /// Round-to-nearest-even into `f`, from the definition: scale to an integer grid of the value's
+    /// binade (or the subnormal grid), round ties to even, scale back, then handle overflow.
+    fn reference_round(f: &Format, x: f64) -> f64 {
+        if x.is_nan() {
+            return f64::NAN;
+        }
+        if x.is_infinite() {
+            return if f.saturate { f.max.copysign(x) } else { x };
+        }
+        if x == 0.0 {
+            return x;
+        }
+        let exp = (((x.to_bits() >> 52) & 0x7ff) as i32 - 1023).max(f.min_exp);
+        let quantum = 2f64.powi(exp - f.mant);
+        let r = (x / quantum).round_ties_even() * quantum;
+        if r.abs() > f.max {
+            if f.saturate {
+                f.max.copysign(x)
+            } else {
+                f64::INFINITY.copysign(x)
+            }
+        } else if r == 0.0 {
+            0.0f64.copysign(x)
+        } else {
+            r
+        }
+    }
+
+    fn same(a: f64, b: f64) -> bool {
+        (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits()
+    }
+
+    /// Decodes an fp8 code from the format's definition (sign, biased exponent, mantissa).
+    fn reference_decode_fp8(code: u8, e4m3: bool) -> f64 {
+        let sign = if code & 0x80 != 0 { -1.0 } else { 1.0 };
+        let (ebits, mbits, bias) = if e4m3 { (4, 3, 7) } else { (5, 2, 15) };
+        let e = ((code & 0x7f) >> mbits) as i32;
+        let m = (code & ((1 << mbits) - 1)) as i32;
+        let emax_field = (1 << ebits) - 1;
+        if e4m3 && e == emax_field && m == (1 << mbits) - 1 {
+            return f64::NAN;
+        }
+        if !e4m3 && e == emax_field {
+            return if m == 0 { sign * f64::INFINITY } else { f64::NAN };
+        }
+        if e == 0 {
+            sign * m as f64 * 2f64.powi(1 - bias - mbits)
+        } else {
+            sign * (1.0 + m as f64 / (1 << mbits) as f64) * 2f64.powi(e - bias)
+        }
+    }
+
+    #[test]
+    fn fp8_decode_all_256_codes() {
+        for code in 0..=255u8 {
+            let a = from_bits(DType::F8E4M3, code as u64).as_f64();
+            assert!(same(a, reference_decode_fp8(code, true)), "e4m3 code {code:#04x}: {a}");
+            let b = from_bits(DType::F8E5M2, code as u64).as_f64();
+            assert!(same(b, reference_decode_fp8(code, false)), "e5m2 code {code:#04x}: {b}");
+        }
+    }
+
+    #[test]
+    fn fp8_encode_all_256_codes_round_trip() {
+        for (d, e4m3) in [(DType::F8E4M3, true), (DType::F8E5M2, false)] {
+            for code in 0..=255u8 {
+                let v = reference_decode_fp8(code, e4m3);
+                let back = to_bits(d, Scalar::F(v)) as u8;
+                if v.is_nan() {
+                    assert!(reference_decode_fp8(back, e4m3).is_nan(), "{d} NaN code {code:#04x} -> {back:#04x}");
+                } else if v.is_infinite() {
+                    // Memory keeps an infinity's bits; converting one to e5m2 saturates (satfinite).
+                    assert_eq!(back, code, "{d} inf bits");
+                    assert_eq!(round_float(d, v), E5M2.max.copysign(v), "{d} inf converts to max");
+                } else {
+                    assert_eq!(back, code, "{d} value {v} should encode to {code:#04x}");
+                }
+            }
+        }
+    }
+
+    /// Every midpoint between neighbouring codes, and points just beside it, against the reference.
+    fn check_format_exhaustive(d: DType, f: &Format, codes: u32) {
+        let mut vals: Vec<f64> = (0..codes).map(|c| from_bits(d, c as u64).as_f64()).filter(|v| v.is_finite()).collect();
+        vals.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+        vals.dedup();
+        let mut probes = vec![];
+        for w in vals.windows(2) {
+            let mid = (w[0] + w[1]) / 2.0; // exact in f64 for these narrow formats
+            probes.extend([mid, f64::from_bits(mid.to_bits() + 1), f64::from_bits(mid.to_bits() - 1), w[0]]);
+        }
+        // Beyond the largest finite value: ties to overflow, and far out.
+        let top = f.max + 2f64.powi(((f.max.to_bits() >> 52) & 0x7ff) as i32 - 1023 - f.mant) / 2.0;
+        probes.extend([top, -top, top * 0.999999, f.max * 4.0, -f.max * 4.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 0.0, -0.0]);
+        for x in probes {
+            let got = round_float(d, x);
+            let want = reference_round(f, x);
+            assert!(same(got, want), "{d}: round({x:e}) = {got:e}, want {want:e}");
+        }
+    }
+
+    #[test]
+    fn f16_rounding_exhaustive() {
+        check_format_exhaustive(DType::F16, &F16, 1 << 16);
+    }
+
+    #[test]
+    fn bf16_rounding_exhaustive() {
+        check_format_exhaustive(DType::BF16, &BF16, 1 << 16);
+    }
+
+    #[test]
+    fn e4m3_rounding_exhaustive_ties_and_saturation() {
+        check_format_exhaustive(DType::F8E4M3, &E4M3, 256);
+        // Explicit cases: a tie rounds to the even code; 464 is the tie between 448 and (absent) 480.
+        assert_eq!(round_float(DType::F8E4M3, 464.0), 448.0);
+        assert_eq!(round_float(DType::F8E4M3, 1e9), 448.0);
+        assert_eq!(round_float(DType::F8E4M3, -f64::INFINITY), -448.0);
+        assert_eq!(round_float(DType::F8E4M3, 1.0625), 1.0); // tie between 1.0 and 1.125 -> even
+        assert_eq!(round_float(DType::F8E4M3, 1.1875), 1.25); // tie between 1.125 and 1.25 -> even
+        assert!(round_float(DType::F8E4M3, f64::NAN).is_nan());
+    }
+
+    #[test]
+    fn e5m2_rounding_exhaustive_ties_and_saturation() {
+        check_format_exhaustive(DType::F8E5M2, &E5M2, 256);
+        assert_eq!(round_float(DType::F8E5M2, f64::INFINITY), 57344.0);
+        assert_eq!(round_float(DType::F8E5M2, 61440.0), 57344.0); // the tie above max saturates
+    }
+
+    #[test]
+    fn f32_rounding_matches_reference_on_random_values() {
+        const F32: Format = Format { mant: 23, min_exp: -126, max: f32::MAX as f64, saturate: false };
+        let mut s = 0x9e3779b97f4a7c15u64;
+        for _ in 0..100_000 {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            // Random f64 bits within f32's range, plus some at f32 midpoints.
+            let x = f64::from_bits((s & 0x800f_ffff_ffff_ffff) | (((s >> 52) % 300 + 1023 - 150) << 52));
+            let got = round_float(DType::F32, x);
+            assert!(same(got, reference_round(&F32, x)), "f32 round({x:e})");
+        }
+    }
+
+    #[test]
+    fn float_to_int_truncates_saturates_and_maps_nan_to_zero() {
+        let c = |v: f64, to| cast(DType::F32, to, Scalar::F(v)).as_i64();
+        assert_eq!(c(2.9, DType::I32), 2);
+        assert_eq!(c(-2.9, DType::I32), -2);
+        assert_eq!(c(1e20, DType::I32), i32::MAX as i64);
+        assert_eq!(c(-1e20, DType::I32), i32::MIN as i64);
+        assert_eq!(c(f64::NAN, DType::I32), 0);
+        assert_eq!(c(-5.0, DType::U32), 0);
+        assert_eq!(c(300.0, DType::U8), 255);
+        assert_eq!(c(-200.0, DType::I8), -128);
+    }
+
+    #[test]
+    fn int_casts_wrap_and_bool_casts() {
+        assert_eq!(cast(DType::I32, DType::I8, Scalar::I(300)).as_i64(), 44);
+        assert_eq!(cast(DType::I32, DType::U8, Scalar::I(-1)).as_i64(), 255);
+        assert_eq!(cast(DType::I32, DType::U32, Scalar::I(-1)).as_i64(), u32::MAX as i64);
+        assert_eq!(cast(DType::U32, DType::I32, Scalar::I(u32::MAX as i64)).as_i64(), -1);
+        assert_eq!(cast(DType::I64, DType::F32, Scalar::I(16_777_217)).as_f64(), 16_777_216.0);
+        assert_eq!(cast(DType::F32, DType::Bool, Scalar::F(f64::NAN)), Scalar::B(true));
+        assert_eq!(cast(DType::F32, DType::Bool, Scalar::F(-0.0)), Scalar::B(false));
+        assert_eq!(cast(DType::Bool, DType::F16, Scalar::B(true)).as_f64(), 1.0);
+        // float -> fp8 through any source type rounds once from the exact value
+        assert_eq!(cast(DType::F16, DType::F8E4M3, Scalar::F(1.0625)).as_f64(), 1.0);
+    }
+
+    #[test]
+    fn bitcasts_round_trip_bits() {
+        assert_eq!(bitcast(DType::F32, DType::U32, Scalar::F(1.0)).as_i64(), 0x3f80_0000);
+        assert_eq!(bitcast(DType::U32, DType::F32, Scalar::I(0xbf80_0000)).as_f64(), -1.0);
+        assert_eq!(bitcast(DType::F16, DType::I16, Scalar::F(-2.0)).as_i64(), 0xc000u16 as i16 as i64);
+        assert_eq!(bitcast(DType::BF16, DType::I16, Scalar::F(1.0)).as_i64(), 0x3f80);
+        assert_eq!(bitcast(DType::F8E4M3, DType::U8, Scalar::F(448.0)).as_i64(), 0x7e);
+        assert_eq!(bitcast(DType::U8, DType::F8E5M2, Scalar::I(0x7c)).as_f64(), f64::INFINITY);
+        for code in 0..=255u64 {
+            let v = from_bits(DType::F8E5M2, code);
+            if !v.as_f64().is_nan() {
+                assert_eq!(to_bits(DType::F8E5M2, v), code);
+            }
+        }
+    }
+
+    #[test]
+    fn memory_encoding_round_trips_each_type() {
+        for d in DType::ALL {
+            let v = match d {
+                DType::Bool => Scalar::B(true),
+                d if d.is_float() => Scalar::F(-1.5),
+                d if d.is_signed_int() => Scalar::I(-7),
+                _ => Scalar::I(200),
+            };
+            let mut buf = vec![0u8; d.size_bytes()];
+            write_mem(d, v, &mut buf);
+            assert_eq!(read_mem(d, &buf), v, "{d}");
+        }
+    }
 }
