@@ -1,0 +1,8 @@
+use dsl_core::prelude::*;
+
+#[kernel(foo)]
+fn k(x: Ptr<f32>, out: MutPtr<f32>, n: i32) {
+    store(out, load(x));
+}
+
+fn main() {}

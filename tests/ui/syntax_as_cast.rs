@@ -1,0 +1,10 @@
+use dsl_core::prelude::*;
+
+#[kernel]
+fn k<const BLOCK: i32>(x: Ptr<f32>, out: MutPtr<f32>, n: i32) {
+    let offs = arange(0, BLOCK);
+    let v = load(x + offs) as f16;
+    store(out + offs, v);
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use dsl_core::prelude::*;
+
+#[kernel]
+fn k<const BLOCK: i32>(x: Ptr<f32>, out: MutPtr<f32>, n: i32) {
+    let f = |v: Tile<f32>| v * 2.0;
+    store(out, f(load(x)));
+}
+
+fn main() {}

@@ -1,0 +1,11 @@
+use dsl_core::prelude::*;
+
+#[kernel]
+fn k<const BLOCK: i32>(x: Ptr<f32>, out: MutPtr<f32>, n: i32) {
+    if program_id(0) > n {
+        return;
+    }
+    store(out, load(x));
+}
+
+fn main() {}
