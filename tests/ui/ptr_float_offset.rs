@@ -1,0 +1,9 @@
+use dsl_core::prelude::*;
+
+#[kernel]
+fn k(x: Ptr<f32>, out: MutPtr<f32>, n: i32) {
+    let v = load(x + 0.5);
+    store(out, v);
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use dsl_core::prelude::*;
+
+#[kernel]
+fn k<const BLOCK: i32>(x: Ptr<f32>, out: MutPtr<f32>, n: i32) {
+    store(out, *x);
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use dsl_core::prelude::*;
+
+#[kernel]
+fn k<const BLOCK: i32>(x: Ptr<f32>, out: MutPtr<f32>, n: i32) {
+    let v = Some(load(x))?;
+    store(out, v);
+}
+
+fn main() {}
