@@ -13,7 +13,7 @@ use crate::types::shape_str;
     message = "`{Self}` cannot be assigned inside a runtime `for` or `if`",
     label = "assigned inside a runtime loop or branch",
     note = "only tiles (`Tile<T>`, pointers, block pointers) can change inside runtime control flow; \
-            a Rust value such as a literal integer cannot: make it a tile, e.g. `let mut x = full([], 0);`"
+            a Rust value such as a literal integer cannot: make it a tile, e.g. `let mut x = full::<i32>((), 0);`"
 )]
 pub trait Carry: Sized {
     fn flatten(&self, out: &mut Vec<ValueId>);
@@ -119,7 +119,7 @@ pub fn for_range<V: Carry>(
     message = "`{Self}` cannot be assigned or produced inside a runtime `if`",
     label = "assigned or produced inside a runtime branch",
     note = "only tiles (`Tile<T>`, pointers, block pointers) can change inside runtime control flow; \
-            a Rust value such as a literal integer cannot: make it a tile, e.g. `let mut x = full([], 0);`"
+            a Rust value such as a literal integer cannot: make it a tile, e.g. `let mut x = full::<i32>((), 0);`"
 )]
 pub trait Branch<C>: Sized {
     #[doc(hidden)]

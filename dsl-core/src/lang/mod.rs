@@ -263,6 +263,12 @@ pub trait Shape {
     #[doc(hidden)]
     fn dims(&self) -> Vec<i64>;
 }
+/// `()` is the shape of a scalar: `full::<i32>((), 0)`.
+impl Shape for () {
+    fn dims(&self) -> Vec<i64> {
+        vec![]
+    }
+}
 impl<C: Constexpr, const N: usize> Shape for [C; N] {
     fn dims(&self) -> Vec<i64> {
         self.iter().map(|c| c.to_i64()).collect()

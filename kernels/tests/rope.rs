@@ -1,0 +1,176 @@
+mod common;
+
+use common::*;
+use dsl_core::prelude::*;
+use kernels::rope::{rope, rope_inplace};
+
+/// Llama's cos/sin tables `[positions, d/2]` (f32) for `theta = 10000`, and their exact f64 values.
+fn tables(positions: usize, d: usize) -> (Vec<f32>, Vec<f32>, Vec<f64>, Vec<f64>) {
+    let half = d / 2;
+    let (mut c, mut s) = (vec![], vec![]);
+    for p in 0..positions {
+        for i in 0..half {
+            let inv_freq = 1.0 / 10000f64.powf(2.0 * i as f64 / d as f64);
+            let a = p as f64 * inv_freq;
+            c.push(a.cos() as f32);
+            s.push(a.sin() as f32);
+        }
+    }
+    let cf = c.iter().map(|&v| v as f64).collect();
+    let sf = s.iter().map(|&v| v as f64).collect();
+    (c, s, cf, sf)
+}
+
+/// The f64 reference on one head vector (half-split layout).
+fn rope_ref(x: &[f64], c: &[f64], s: &[f64]) -> Vec<f64> {
+    let h = x.len() / 2;
+    let mut out = vec![0.0; x.len()];
+    for i in 0..h {
+        out[i] = x[i] * c[i] - x[i + h] * s[i];
+        out[i + h] = x[i + h] * c[i] + x[i] * s[i];
+    }
+    out
+}
+
+struct Case {
+    tokens: usize,
+    heads: usize,
+    d: usize,
+    positions: usize,
+}
+
+/// Input `[tokens, heads, d]` with padded strides; `(values, f64 values, token stride, head stride)`.
+fn check<T: TestElem + Float, const HALF_BLOCK: i32>(cs: Case, seed: u64) {
+    let Case { tokens, heads, d, positions } = cs;
+    let rt = Interpreter::new();
+    let mut r = rng(seed);
+    let half = d / 2;
+    // Input strides: head stride d + 1, token stride heads * (d + 1) + 2. Output: contiguous but for a
+    // gap of 3 per token (poisoned).
+    let (xh, xt) = (d + 1, heads * (d + 1) + 2);
+    let (oh, ot) = (d, heads * d + 3);
+    let (x, xf) = rand_elems::<T>(&mut r, tokens * xt, 1.0);
+    let (c, s, cf, sf) = tables(positions, d);
+    let pos: Vec<i32> = (0..tokens).map(|t| ((t * 7 + 3) % positions) as i32).collect();
+    let mut out = HostBuffer::filled(tokens * ot, T::poison());
+    let (bc, bs, bp) = (HostBuffer::from_slice(&c), HostBuffer::from_slice(&s), HostBuffer::from_slice(&pos));
+    rope::<T, HALF_BLOCK>::launch(
+        &rt,
+        (tokens as u32, heads as u32),
+        &HostBuffer::from_slice(&x),
+        &mut out,
+        &bc,
+        &bs,
+        &bp,
+        d as i32,
+        xt as i32,
+        xh as i32,
+        ot as i32,
+        oh as i32,
+        half as i32,
+    )
+    .unwrap();
+    let got = to_f64(&out);
+    let mut want = vec![f64::NAN; tokens * ot];
+    for t in 0..tokens {
+        let p = pos[t] as usize;
+        for h in 0..heads {
+            let xv = &xf[t * xt + h * xh..t * xt + h * xh + d];
+            let y = rope_ref(xv, &cf[p * half..(p + 1) * half], &sf[p * half..(p + 1) * half]);
+            want[t * ot + h * oh..t * ot + h * oh + d].copy_from_slice(&y);
+        }
+    }
+    let written = |i: usize| i % ot < heads * oh;
+    // Two f32 products and a sum (|x1 c| + |x2 s| bounds the error), then one rounding to T.
+    let rtol = T::U;
+    let atol = |i: usize| {
+        let (t, j) = (i / ot, i % ot);
+        let (h, e) = (j / oh, j % oh);
+        let x = &xf[t * xt + h * xh..];
+        4.0 * f32::EPSILON as f64 * (x[e % half].abs() + x[e % half + half].abs()) + T::TINY
+    };
+    let what = format!("rope<{}> tokens={tokens} heads={heads} d={d}", T::NAME);
+    assert_close_where(&what, &got, &want, rtol, atol, written);
+    assert_poison_kept(&what, &got, written);
+
+    // In place on a copy of the input: the rotated vectors match the out-of-place result exactly, and
+    // the gaps between vectors are untouched.
+    let mut xb = HostBuffer::from_slice(&x);
+    rope_inplace::<T, HALF_BLOCK>::launch(
+        &rt,
+        (tokens as u32, heads as u32),
+        &mut xb,
+        &bc,
+        &bs,
+        &bp,
+        d as i32,
+        xt as i32,
+        xh as i32,
+        half as i32,
+    )
+    .unwrap();
+    let xin = xb.to_vec();
+    let oo = out.to_vec();
+    for t in 0..tokens {
+        for h in 0..heads {
+            for e in 0..d {
+                assert_eq!(xin[t * xt + h * xh + e], oo[t * ot + h * oh + e], "rope_inplace at t={t} h={h} e={e}");
+            }
+            if xh > d {
+                assert_eq!(xin[t * xt + h * xh + d], x[t * xt + h * xh + d], "gap overwritten");
+            }
+        }
+    }
+}
+
+#[test]
+fn rope_f32() {
+    check::<f32, 1>(Case { tokens: 1, heads: 1, d: 2, positions: 1 }, 1);
+    check::<f32, 4>(Case { tokens: 7, heads: 3, d: 6, positions: 20 }, 2);
+    check::<f32, 64>(Case { tokens: 5, heads: 4, d: 128, positions: 64 }, 3);
+    // HALF_BLOCK larger than d/2: masked tail.
+    check::<f32, 64>(Case { tokens: 3, heads: 2, d: 80, positions: 9 }, 4);
+}
+
+#[test]
+fn rope_f16() {
+    check::<f16, 32>(Case { tokens: 9, heads: 3, d: 64, positions: 33 }, 5);
+    check::<f16, 4>(Case { tokens: 2, heads: 5, d: 6, positions: 3 }, 6);
+}
+
+#[test]
+fn rope_bf16() {
+    check::<bf16, 32>(Case { tokens: 9, heads: 3, d: 64, positions: 33 }, 7);
+    check::<bf16, 64>(Case { tokens: 4, heads: 2, d: 96, positions: 100 }, 8);
+}
+
+/// A position past the end of the tables is an out-of-bounds read: the launch returns an error (it does
+/// not panic or read garbage).
+#[test]
+fn rope_position_out_of_table_is_an_error() {
+    let rt = Interpreter::new();
+    let (tokens, heads, d, positions) = (3usize, 2usize, 8usize, 4usize);
+    let x = vec![1.0f32; tokens * heads * d];
+    let (c, s, _, _) = tables(positions, d);
+    let pos = vec![0i32, 1, positions as i32];
+    let mut out = HostBuffer::filled(x.len(), f32::NAN);
+    let res = rope::<f32, 4>::launch(
+        &rt,
+        (tokens as u32, heads as u32),
+        &HostBuffer::from_slice(&x),
+        &mut out,
+        &HostBuffer::from_slice(&c),
+        &HostBuffer::from_slice(&s),
+        &HostBuffer::from_slice(&pos),
+        d as i32,
+        (heads * d) as i32,
+        d as i32,
+        (heads * d) as i32,
+        d as i32,
+        (d / 2) as i32,
+    );
+    let err = res.expect_err("an out-of-table position must fail the launch");
+    let msg = err.to_string();
+    assert!(msg.contains("bounds") || msg.contains("out of"), "unexpected error: {msg}");
+    println!("{msg}");
+}
