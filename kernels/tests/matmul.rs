@@ -1,0 +1,249 @@
+mod common;
+
+use common::*;
+use dsl_core::lang::{DotOperands, Numeric};
+use dsl_core::prelude::*;
+use kernels::matmul::{matmul, matmul_block_ptr, matmul_splitk};
+
+/// One `C[M, N] = A[M, K] · B[K, N]` problem: inputs rounded to their types, with their f64 values,
+/// the strides, and the f64 reference and per-element error scale `sum_k |a||b|`.
+struct Problem<A, B> {
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Vec<A>,
+    b: Vec<B>,
+    /// (stride_am, stride_ak, stride_bk, stride_bn, stride_cm); stride_cn is 1.
+    strides: [usize; 5],
+    /// C buffer length (rows of `stride_cm`).
+    c_len: usize,
+    want: Vec<f64>,
+    mag: Vec<f64>,
+}
+
+impl<A: TestElem, B: TestElem> Problem<A, B> {
+    /// A row-major (row stride K + 1: a gap column) unless `a_col_major`; B column-major (a transposed
+    /// view, column stride K + 2) when `b_col_major`, else row-major; C row stride N + 3 (gaps poisoned).
+    fn new(m: usize, n: usize, k: usize, a_col_major: bool, b_col_major: bool, seed: u64) -> Self {
+        let mut r = rng(seed);
+        let (sam, sak, a_len) = if a_col_major { (1, m + 2, (m + 2) * k) } else { (k + 1, 1, m * (k + 1)) };
+        let (sbk, sbn, b_len) = if b_col_major { (1, k + 2, (k + 2) * n) } else { (n, 1, k * n) };
+        let scm = n + 3;
+        let (a, af) = rand_elems::<A>(&mut r, a_len, 1.0);
+        let (b, bf) = rand_elems::<B>(&mut r, b_len, 1.0);
+        let mut want = vec![f64::NAN; m * scm];
+        let mut mag = vec![0.0; m * scm];
+        for i in 0..m {
+            for j in 0..n {
+                let (mut s, mut g) = (0.0, 0.0);
+                for kk in 0..k {
+                    let p = af[i * sam + kk * sak] * bf[kk * sbk + j * sbn];
+                    s += p;
+                    g += p.abs();
+                }
+                want[i * scm + j] = s;
+                mag[i * scm + j] = g;
+            }
+        }
+        Problem { m, n, k, a, b, strides: [sam, sak, sbk, sbn, scm], c_len: m * scm, want, mag }
+    }
+
+    fn written(&self) -> impl Fn(usize) -> bool {
+        let (scm, n) = (self.strides[4], self.n);
+        move |i| i % scm < n
+    }
+
+    /// Checks `got` (poisoned outside the written region): f32 accumulation error ~1e-5 relative to
+    /// `sum |a||b|`, plus one rounding to the output type `O`.
+    fn check<O: TestElem>(&self, what: &str, got: &[f64]) {
+        let what = format!("{what} {}x{}x{} ({}x{}->{})", self.m, self.n, self.k, A::NAME, B::NAME, O::NAME);
+        let mag = &self.mag;
+        assert_close_where(&what, got, &self.want, O::U, |i| 1e-5 * mag[i] + O::TINY, self.written());
+        assert_poison_kept(&what, got, self.written());
+    }
+
+    fn args(&self) -> [i32; 9] {
+        let [sam, sak, sbk, sbn, scm] = self.strides;
+        [self.m, self.n, self.k, sam, sak, sbk, sbn, scm, 1].map(|x| x as i32)
+    }
+}
+
+fn run_plain<A, B, O, const BM: i32, const BN: i32, const BK: i32>(p: &Problem<A, B>, block_ptr: bool)
+where
+    A: TestElem + Numeric + DotOperands<B>,
+    B: TestElem + Numeric,
+    O: TestElem + Numeric,
+{
+    let rt = Interpreter::new();
+    let (ba, bb) = (HostBuffer::from_slice(&p.a), HostBuffer::from_slice(&p.b));
+    let mut c = HostBuffer::filled(p.c_len, O::poison());
+    let grid = (blocks(p.m, BM as usize), blocks(p.n, BN as usize));
+    let [m, n, k, sam, sak, sbk, sbn, scm, scn] = p.args();
+    if block_ptr {
+        matmul_block_ptr::<A, B, O, BM, BN, BK>::launch(&rt, grid, &ba, &bb, &mut c, m, n, k, sam, sak, sbk, sbn, scm, scn)
+            .unwrap();
+    } else {
+        matmul::<A, B, O, BM, BN, BK>::launch(&rt, grid, &ba, &bb, &mut c, m, n, k, sam, sak, sbk, sbn, scm, scn).unwrap();
+    }
+    let name = if block_ptr { "matmul_block_ptr" } else { "matmul" };
+    p.check::<O>(&format!("{name}<{BM},{BN},{BK}>"), &to_f64(&c));
+}
+
+/// Ragged shapes (none a multiple of the blocks except the last), with 16×16×16 blocks.
+const SHAPES: [(usize, usize, usize); 5] = [(1, 1, 1), (3, 17, 33), (17, 5, 20), (33, 40, 47), (64, 96, 80)];
+
+fn sweep<A, B, O>(seed: u64)
+where
+    A: TestElem + Numeric + DotOperands<B>,
+    B: TestElem + Numeric,
+    O: TestElem + Numeric,
+{
+    for (i, &(m, n, k)) in SHAPES.iter().enumerate() {
+        let p = Problem::<A, B>::new(m, n, k, false, i % 2 == 1, seed + i as u64);
+        run_plain::<A, B, O, 16, 16, 16>(&p, false);
+        run_plain::<A, B, O, 16, 16, 16>(&p, true);
+    }
+}
+
+#[test]
+fn matmul_f32() {
+    sweep::<f32, f32, f32>(100);
+}
+
+#[test]
+fn matmul_f16() {
+    sweep::<f16, f16, f32>(200);
+}
+
+#[test]
+fn matmul_f16_out_f16() {
+    sweep::<f16, f16, f16>(250);
+}
+
+#[test]
+fn matmul_bf16() {
+    sweep::<bf16, bf16, f32>(300);
+}
+
+#[test]
+fn matmul_bf16_out_bf16() {
+    sweep::<bf16, bf16, bf16>(350);
+}
+
+#[test]
+fn matmul_e4m3() {
+    sweep::<e4m3, e4m3, f32>(400);
+}
+
+#[test]
+fn matmul_e5m2() {
+    sweep::<e5m2, e5m2, f32>(500);
+}
+
+#[test]
+fn matmul_e4m3_x_e5m2() {
+    sweep::<e4m3, e5m2, f32>(600);
+    sweep::<e5m2, e4m3, f32>(700);
+}
+
+/// Other block shapes, non-square blocks, column-major A.
+#[test]
+fn matmul_block_shapes_and_layouts() {
+    let p = Problem::<f32, f32>::new(33, 40, 47, true, false, 800);
+    run_plain::<f32, f32, f32, 32, 16, 32>(&p, false);
+    run_plain::<f32, f32, f32, 32, 16, 32>(&p, true);
+    run_plain::<f32, f32, f32, 16, 64, 16>(&p, false);
+    run_plain::<f32, f32, f32, 16, 64, 16>(&p, true);
+    let p = Problem::<f16, f16>::new(17, 33, 40, true, true, 801);
+    run_plain::<f16, f16, f32, 16, 32, 32>(&p, false);
+    run_plain::<f16, f16, f32, 16, 32, 32>(&p, true);
+}
+
+fn run_splitk<A, B, const BM: i32, const BN: i32, const BK: i32>(p: &Problem<A, B>, split_k: u32)
+where
+    A: TestElem + Numeric + DotOperands<B>,
+    B: TestElem + Numeric,
+{
+    let rt = Interpreter::new();
+    let (ba, bb) = (HostBuffer::from_slice(&p.a), HostBuffer::from_slice(&p.b));
+    // The written region starts at zero (the kernel adds into it); the gaps are poisoned.
+    let written = p.written();
+    let init: Vec<f32> = (0..p.c_len).map(|i| if written(i) { 0.0 } else { f32::NAN }).collect();
+    let mut c = HostBuffer::from_slice(&init);
+    let grid = (blocks(p.m, BM as usize), blocks(p.n, BN as usize), split_k);
+    let [m, n, k, sam, sak, sbk, sbn, scm, scn] = p.args();
+    matmul_splitk::<A, B, BM, BN, BK>::launch(&rt, grid, &ba, &bb, &mut c, m, n, k, sam, sak, sbk, sbn, scm, scn).unwrap();
+    p.check::<f32>(&format!("matmul_splitk<{BM},{BN},{BK}> split_k={split_k}"), &to_f64(&c));
+}
+
+#[test]
+fn matmul_splitk_f32() {
+    for (i, &(m, n, k)) in SHAPES.iter().enumerate() {
+        let p = Problem::<f32, f32>::new(m, n, k, false, i % 2 == 0, 900 + i as u64);
+        for split_k in [1, 2, 4, 8] {
+            run_splitk::<f32, f32, 16, 16, 16>(&p, split_k);
+        }
+    }
+}
+
+#[test]
+fn matmul_splitk_low_precision() {
+    let p = Problem::<f16, f16>::new(33, 40, 100, false, false, 1000);
+    for split_k in [1, 2, 4, 8] {
+        run_splitk::<f16, f16, 16, 16, 16>(&p, split_k);
+    }
+    let p = Problem::<bf16, bf16>::new(17, 20, 70, false, true, 1001);
+    for split_k in [1, 2, 4, 8] {
+        run_splitk::<bf16, bf16, 16, 16, 16>(&p, split_k);
+    }
+    let p = Problem::<e4m3, e5m2>::new(17, 33, 64, false, false, 1002);
+    for split_k in [1, 2, 4, 8] {
+        run_splitk::<e4m3, e5m2, 16, 16, 16>(&p, split_k);
+    }
+}
+
+/// Split-K adds into what C holds: a second launch doubles the result.
+#[test]
+fn matmul_splitk_accumulates() {
+    let p = Problem::<f32, f32>::new(17, 20, 45, false, false, 1100);
+    let rt = Interpreter::new();
+    let (ba, bb) = (HostBuffer::from_slice(&p.a), HostBuffer::from_slice(&p.b));
+    let mut c = HostBuffer::filled(p.c_len, 0.0f32);
+    let [m, n, k, sam, sak, sbk, sbn, scm, scn] = p.args();
+    for _ in 0..2 {
+        matmul_splitk::<f32, f32, 16, 16, 16>::launch(&rt, (2, 2, 4), &ba, &bb, &mut c, m, n, k, sam, sak, sbk, sbn, scm, scn)
+            .unwrap();
+    }
+    let got = to_f64(&c);
+    let written = p.written();
+    let want: Vec<f64> = p.want.iter().map(|w| 2.0 * w).collect();
+    assert_close_where("splitk twice", &got, &want, 0.0, |i| 2e-5 * p.mag[i], &written);
+}
+
+/// A launch whose A buffer is too small for the shape fails with an out-of-bounds error, not a panic.
+#[test]
+fn matmul_buffer_too_small_is_an_error() {
+    let rt = Interpreter::new();
+    let (m, n, k) = (20usize, 16usize, 16usize);
+    let a = HostBuffer::from_slice(&vec![1.0f32; (m - 1) * k]);
+    let b = HostBuffer::from_slice(&vec![1.0f32; k * n]);
+    let mut c = HostBuffer::filled(m * n, f32::NAN);
+    let res = matmul::<f32, f32, f32, 16, 16, 16>::launch(
+        &rt,
+        (2, 1),
+        &a,
+        &b,
+        &mut c,
+        m as i32,
+        n as i32,
+        k as i32,
+        k as i32,
+        1,
+        n as i32,
+        1,
+        n as i32,
+        1,
+    );
+    let msg = res.expect_err("A is one row short").to_string();
+    assert!(msg.contains("out-of-bounds") && msg.contains("`a`"), "unexpected error: {msg}");
+}
