@@ -111,8 +111,8 @@ fn expand_helper(mut f: ItemFn) -> syn::Result<TokenStream2> {
     check_common(&f, "kernel helper", &mut checker);
     checker.finish()?;
     transform::Rewriter.visit_block_mut(&mut f.block);
-    // Builtins called inside get the caller's location; a helper passes on its own caller's.
-    Ok(quote!(#[track_caller] #f))
+    // Ops traced inside a helper carry the helper's own source lines, so errors point at the exact op.
+    Ok(quote!(#f))
 }
 
 /// What a kernel parameter is, from its declared type.
