@@ -92,3 +92,53 @@ pub fn rope_inplace<T: Float, const HALF_BLOCK: i32>(
     store_masked(xv + offs, o1.to::<T>(), mask);
     store_masked(xv + half + offs, o2.to::<T>(), mask);
 }
+
+/// Rotates the head vector at `xv` in place: loads both halves (`offs < half` masked by `mask`),
+/// applies [`rotate_half`] with `c`/`s`, stores the result rounded to `T`.
+#[kernel_fn]
+fn rope_vector_inplace<T: Float>(xv: MutPtr<T>, half: Tile<i32>, offs: Tile<i32>, mask: Tile<bool>, c: Tile<f32>, s: Tile<f32>) {
+    let x1 = load_masked(xv + offs, mask, 0.0).to::<f32>();
+    let x2 = load_masked(xv + half + offs, mask, 0.0).to::<f32>();
+    let (o1, o2) = rotate_half(x1, x2, c, s);
+    store_masked(xv + offs, o1.to::<T>(), mask);
+    store_masked(xv + half + offs, o2.to::<T>(), mask);
+}
+
+/// Fused in-place RoPE of `q` (`[tokens, q_heads, head_dim]`) and `k` (`[tokens, k_heads, head_dim]`,
+/// e.g. fewer heads with grouped-query attention) in one launch (module docs give the layout).
+///
+/// - Grid: `(tokens, q_heads + k_heads)`: program `(t, h)` rotates `q[t, h]` if `h < q_heads`, else
+///   `k[t, h - q_heads]` (a runtime branch on the program id).
+/// - `HALF_BLOCK` is a power of two `>= head_dim / 2`; the tail is masked. Math in f32, rounded once to
+///   `T`; the result equals [`rope_inplace`] applied to `q` and to `k`.
+#[kernel]
+pub fn rope_qk_inplace<T: Float, const HALF_BLOCK: i32>(
+    q: MutPtr<T>,
+    k: MutPtr<T>,
+    cos_table: Ptr<f32>,
+    sin_table: Ptr<f32>,
+    pos: Ptr<i32>,
+    q_heads: i32,
+    head_dim: i32,
+    q_token_stride: i32,
+    q_head_stride: i32,
+    k_token_stride: i32,
+    k_head_stride: i32,
+    cs_row_stride: i32,
+) {
+    let t = program_id(0).to::<i64>();
+    let h = program_id(1);
+    let half = head_dim / 2;
+    let offs = arange(0, HALF_BLOCK);
+    let mask = offs < half;
+    let p = load(pos + t).to::<i64>();
+    let c = load_masked(cos_table + p * cs_row_stride + offs, mask, 0.0);
+    let s = load_masked(sin_table + p * cs_row_stride + offs, mask, 0.0);
+    if h < q_heads {
+        let qv = q + t * q_token_stride + h.to::<i64>() * q_head_stride;
+        rope_vector_inplace(qv, half, offs, mask, c, s);
+    } else {
+        let kv = k + t * k_token_stride + (h - q_heads).to::<i64>() * k_head_stride;
+        rope_vector_inplace(kv, half, offs, mask, c, s);
+    }
+}

@@ -2,7 +2,7 @@ mod common;
 
 use common::*;
 use dsl_core::prelude::*;
-use kernels::rope::{rope, rope_inplace};
+use kernels::rope::{rope, rope_inplace, rope_qk_inplace};
 
 /// Llama's cos/sin tables `[positions, d/2]` (f32) for `theta = 10000`, and their exact f64 values.
 fn tables(positions: usize, d: usize) -> (Vec<f32>, Vec<f32>, Vec<f64>, Vec<f64>) {
@@ -173,4 +173,67 @@ fn rope_position_out_of_table_is_an_error() {
     let msg = err.to_string();
     assert!(msg.contains("bounds") || msg.contains("out of"), "unexpected error: {msg}");
     println!("{msg}");
+}
+
+/// The fused q+k kernel (runtime branch on the head index) matches `rope_inplace` on q and on k, bit for
+/// bit, with fewer k heads than q heads and different strides; padding between vectors is untouched.
+fn check_qk<T: TestElem + Float, const HALF_BLOCK: i32>(tokens: usize, qh: usize, kh: usize, d: usize, seed: u64) {
+    let rt = Interpreter::new();
+    let mut r = rng(seed);
+    let positions = 2 * tokens + 1;
+    let (c, s, _, _) = tables(positions, d);
+    let pos: Vec<i32> = (0..tokens).map(|t| ((t * 5 + 1) % positions) as i32).collect();
+    let (bc, bs, bp) = (HostBuffer::from_slice(&c), HostBuffer::from_slice(&s), HostBuffer::from_slice(&pos));
+    let (q_hs, q_ts) = (d + 2, qh * (d + 2) + 1);
+    let (k_hs, k_ts) = (d, kh * d + 3);
+    let (q, _) = rand_elems::<T>(&mut r, tokens * q_ts, 1.0);
+    let (k, _) = rand_elems::<T>(&mut r, tokens * k_ts, 1.0);
+    let (mut bq, mut bk) = (HostBuffer::from_slice(&q), HostBuffer::from_slice(&k));
+    rope_qk_inplace::<T, HALF_BLOCK>::launch(
+        &rt,
+        (tokens as u32, (qh + kh) as u32),
+        &mut bq,
+        &mut bk,
+        &bc,
+        &bs,
+        &bp,
+        qh as i32,
+        d as i32,
+        q_ts as i32,
+        q_hs as i32,
+        k_ts as i32,
+        k_hs as i32,
+        (d / 2) as i32,
+    )
+    .unwrap();
+    let mut want_q = HostBuffer::from_slice(&q);
+    let mut want_k = HostBuffer::from_slice(&k);
+    for (buf, heads, ts, hs) in [(&mut want_q, qh, q_ts, q_hs), (&mut want_k, kh, k_ts, k_hs)] {
+        rope_inplace::<T, HALF_BLOCK>::launch(
+            &rt,
+            (tokens as u32, heads as u32),
+            buf,
+            &bc,
+            &bs,
+            &bp,
+            d as i32,
+            ts as i32,
+            hs as i32,
+            (d / 2) as i32,
+        )
+        .unwrap();
+    }
+    let what = format!("rope_qk_inplace<{}> tokens={tokens} q_heads={qh} k_heads={kh} d={d}", T::NAME);
+    assert!(bq.to_vec() == want_q.to_vec(), "{what}: q differs from rope_inplace");
+    assert!(bk.to_vec() == want_k.to_vec(), "{what}: k differs from rope_inplace");
+    // Something was rotated (positions are not all zero).
+    assert!(bq.to_vec() != q && bk.to_vec() != k, "{what}: nothing changed");
+}
+
+#[test]
+fn rope_qk_fused() {
+    check_qk::<f32, 4>(5, 4, 2, 8, 20);
+    check_qk::<f32, 64>(3, 3, 1, 96, 21);
+    check_qk::<f16, 32>(7, 8, 2, 64, 22);
+    check_qk::<bf16, 32>(4, 2, 2, 64, 23);
 }

@@ -140,7 +140,7 @@ pub fn assert_close_where(
         if ratio > 1.0 {
             bad += 1;
         }
-        if worst.map_or(true, |(_, w)| ratio > w) {
+        if worst.is_none_or(|(_, w)| ratio > w) {
             worst = Some((i, ratio));
         }
     }
