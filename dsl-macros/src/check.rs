@@ -33,6 +33,11 @@ impl Checker {
         self.errors.push(syn::Error::new(span, msg));
     }
 
+    /// An error underlining all of `tokens` (on stable, a node's `span()` is only its first token).
+    fn err_tokens(&mut self, tokens: impl quote::ToTokens, msg: impl std::fmt::Display) {
+        self.errors.push(syn::Error::new_spanned(tokens, msg));
+    }
+
     /// The combined error, if any.
     pub fn finish(self) -> Result<(), syn::Error> {
         let mut it = self.errors.into_iter();
@@ -95,7 +100,7 @@ impl<'ast> Visit<'ast> for Checker {
                 }
                 syn::visit::visit_local(self, l);
             }
-            Stmt::Item(i) => self.err(i.span(), "items (fn, struct, use...) cannot be declared inside a kernel: declare helpers outside with `#[kernel_fn]`"),
+            Stmt::Item(i) => self.err_tokens(item_head(i), "items (fn, struct, use...) cannot be declared inside a kernel: declare helpers outside with `#[kernel_fn]`"),
             Stmt::Macro(m) => self.err(m.span(), "macros are not allowed in kernels: use `device_print(\"x\", x)` to print and `device_assert(cond, \"msg\")` to check"),
             Stmt::Expr(e, _) => self.visit_expr(e),
         }
@@ -105,10 +110,22 @@ impl<'ast> Visit<'ast> for Checker {
         let msg = match e {
             Expr::While(w) => Some((w.while_token.span, "`while` loops are not in the kernel language: use `for i in (lo..hi).step_by(step)`, whose trip count is known when the loop starts")),
             Expr::Loop(l) => Some((l.loop_token.span, "`loop` is not in the kernel language: use `for i in (lo..hi).step_by(step)`")),
-            Expr::Closure(c) => Some((c.or1_token.span, "closures are not in the kernel language: write a helper function marked `#[kernel_fn]`")),
             Expr::Reference(r) => Some((r.and_token.span, "references are not in the kernel language: tiles and pointers are `Copy` values, pass them directly")),
             Expr::Match(m) => Some((m.match_token.span, "`match` is not in the kernel language: use `if`/`else` on a scalar, or `where_(cond, a, b)` to choose elementwise")),
-            Expr::Struct(s) => Some((s.span(), "struct literals are not in the kernel language: pass tiles and pointers as separate values")),
+            Expr::Struct(s) => {
+                self.err_tokens(&s.path, "struct literals are not in the kernel language: pass tiles and pointers as separate values");
+                return;
+            }
+            Expr::Closure(c) => {
+                let head = (&c.or1_token, &c.inputs, &c.or2_token);
+                let (a, b, c2) = head;
+                self.err_tokens(quote::quote!(#a #b #c2), "closures are not in the kernel language: write a helper function marked `#[kernel_fn]`");
+                return;
+            }
+            Expr::Range(r) => {
+                self.err_tokens(r, "ranges only appear in `for` loops: `for i in lo..hi` or `for i in (lo..hi).step_by(step)`");
+                return;
+            }
             Expr::Cast(c) => Some((c.as_token.span, "`as` casts are not in the kernel language: use `.to::<T>()` to convert values or `.bitcast::<T>()` to reinterpret bits")),
             Expr::Index(i) => Some((i.bracket_token.span.join(), "indexing is not in the kernel language: move pointers (`ptr + offsets`) and `load` them, or use `where_`/reductions on tiles")),
             Expr::Field(f) => Some((f.dot_token.span, "field access is not in the kernel language: destructure with `let (a, b) = ...`")),
@@ -121,7 +138,6 @@ impl<'ast> Visit<'ast> for Checker {
             Expr::Async(a) => Some((a.async_token.span, "`async` is not in the kernel language")),
             Expr::Await(a) => Some((a.await_token.span, "`.await` is not in the kernel language")),
             Expr::Try(t) => Some((t.question_token.span, "`?` is not in the kernel language: builtins do not fail at run time")),
-            Expr::Range(r) => Some((r.span(), "ranges only appear in `for` loops: `for i in lo..hi` or `for i in (lo..hi).step_by(step)`")),
             Expr::Repeat(r) => Some((r.span(), "`[x; N]` arrays are not in the kernel language: use `full([N], x)`")),
             Expr::Unary(u) if matches!(u.op, syn::UnOp::Deref(_)) => Some((u.span(), "`*` dereference is not in the kernel language: use `load(ptr)`")),
             Expr::Block(b) if b.label.is_some() => Some((b.span(), "labeled blocks are not in the kernel language")),
@@ -159,8 +175,8 @@ impl<'ast> Visit<'ast> for Checker {
                         m.args.iter().for_each(|a| self.visit_expr(a));
                     }
                     Expr::Call(c) if is_path(&c.func, "static_range") => self.visit_expr(&f.expr),
-                    other => self.err(
-                        other.span(),
+                    other => self.err_tokens(
+                        other,
                         "a kernel `for` loop iterates over `lo..hi`, `(lo..hi).step_by(step)`, or `static_range(lo, hi)` (unrolled while tracing)",
                     ),
                 }
@@ -178,7 +194,10 @@ impl Checker {
                 self.visit_expr(a);
                 self.visit_expr(b);
             }
-            _ => self.err(r.span(), "a kernel loop range is half-open with both ends: `lo..hi`"),
+            (_, _, syn::RangeLimits::Closed(dots)) => {
+                self.err(dots.spans[0], "a kernel loop range is half-open: write `lo..hi` (or `lo..hi + 1`)")
+            }
+            _ => self.err_tokens(r, "a kernel loop range has both ends: `lo..hi`"),
         }
     }
 }
@@ -193,4 +212,15 @@ pub fn strip_parens(e: &Expr) -> &Expr {
 
 pub fn is_path(e: &Expr, name: &str) -> bool {
     matches!(e, Expr::Path(p) if p.path.is_ident(name))
+}
+
+/// The tokens that head an item (its signature for a fn), for underlining.
+fn item_head(i: &syn::Item) -> proc_macro2::TokenStream {
+    match i {
+        syn::Item::Fn(f) => quote::ToTokens::to_token_stream(&f.sig),
+        other => {
+            let t = quote::ToTokens::to_token_stream(other);
+            t.into_iter().take(2).collect()
+        }
+    }
 }

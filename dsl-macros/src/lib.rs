@@ -136,16 +136,16 @@ fn param_kind(ty: &Type) -> syn::Result<ParamKind> {
                 return Err(syn::Error::new(ty.span(), format!("`{name}` needs its element type: `{name}<f32>`")));
             }
             if name == "Tile" || name == "BlockPtr" || name == "MutBlockPtr" {
-                return Err(syn::Error::new(
-                    ty.span(),
+                return Err(syn::Error::new_spanned(
+                    ty,
                     "a kernel parameter is a pointer (`Ptr<T>`, `MutPtr<T>`) or a scalar (`i32`, `f32`, ...); tiles are made inside the kernel",
                 ));
             }
             return Ok(ParamKind::Scalar);
         }
     }
-    Err(syn::Error::new(
-        ty.span(),
+    Err(syn::Error::new_spanned(
+        ty,
         "a kernel parameter is a pointer (`Ptr<T>`, `MutPtr<T>`) or a scalar (`i32`, `f32`, ...), not a reference, slice or tuple",
     ))
 }
@@ -153,10 +153,9 @@ fn param_kind(ty: &Type) -> syn::Result<ParamKind> {
 fn expand_kernel(mut f: ItemFn) -> syn::Result<TokenStream2> {
     let mut checker = Checker::new();
     check_common(&f, "kernel", &mut checker);
-    if let ReturnType::Type(arrow, ty) = &f.sig.output {
-        let span = arrow.spans[0].join(ty.span()).unwrap_or(ty.span());
-        checker.errors.push(syn::Error::new(
-            span,
+    if let ReturnType::Type(..) = &f.sig.output {
+        checker.errors.push(syn::Error::new_spanned(
+            &f.sig.output,
             "a kernel returns nothing: write its results through a `MutPtr<T>` parameter with `store`",
         ));
     }

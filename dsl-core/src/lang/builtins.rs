@@ -262,6 +262,13 @@ impl DotOperands<crate::types::e4m3> for crate::types::e4m3 {}
 impl DotOperands<crate::types::e5m2> for crate::types::e5m2 {}
 impl DotOperands<crate::types::e5m2> for crate::types::e4m3 {}
 impl DotOperands<crate::types::e4m3> for crate::types::e5m2 {}
+/// A second impl for every type, so rustc reports an unsupported pair through `DotOperands`'s message
+/// instead of inferring the right operand's type from a single impl.
+#[doc(hidden)]
+pub enum NoDotOperand {}
+impl DotOperands<NoDotOperand> for f32 {}
+impl DotOperands<NoDotOperand> for crate::types::f16 {}
+impl DotOperands<NoDotOperand> for crate::types::bf16 {}
 
 /// Matrix product `acc + a · b` for `a: [M, K]`, `b: [K, N]`, `acc: f32[M, N]`, accumulated in f32.
 ///

@@ -145,8 +145,11 @@ impl<T: Carry> Branch<Tile<bool>> for T {
 /// An `if` condition: a constexpr `bool` (resolved while tracing) or a `Tile<bool>` scalar (runtime).
 #[diagnostic::on_unimplemented(message = "`{Self}` cannot be an `if` condition", note = "conditions are `bool` constexprs or `Tile<bool>` scalars (e.g. `x < n`)")]
 pub trait Condition: Sized {
+    /// `bool` for a constexpr condition, `Tile<bool>` for a runtime one: what the branches must carry.
     #[doc(hidden)]
-    fn branch<V: Branch<Self>, R: Branch<Self>>(
+    type Mode;
+    #[doc(hidden)]
+    fn branch<V: Branch<Self::Mode>, R: Branch<Self::Mode>>(
         self,
         vals: V,
         names: &[&str],
@@ -157,6 +160,7 @@ pub trait Condition: Sized {
 }
 
 impl Condition for bool {
+    type Mode = bool;
     fn branch<V: Branch<bool>, R: Branch<bool>>(
         self,
         vals: V,
@@ -174,6 +178,7 @@ impl Condition for bool {
 }
 
 impl Condition for Tile<bool> {
+    type Mode = Tile<bool>;
     fn branch<V: Branch<Tile<bool>>, R: Branch<Tile<bool>>>(
         self,
         vals: V,
@@ -228,7 +233,7 @@ fn run_branch<V: Branch<Tile<bool>>, R: Branch<Tile<bool>>>(
 /// `if cond { then } else { els }`, carrying `vals` (the variables named `names`) through both branches;
 /// each branch returns its value and the carried variables.
 #[track_caller]
-pub fn if_else<C: Condition, V: Branch<C>, R: Branch<C>>(
+pub fn if_else<C: Condition, V: Branch<C::Mode>, R: Branch<C::Mode>>(
     cond: C,
     vals: V,
     names: &[&str],

@@ -34,6 +34,7 @@ mod ops;
 mod promote;
 
 pub use builtins::*;
+pub use ops::Offset;
 #[doc(hidden)]
 pub use control::*;
 

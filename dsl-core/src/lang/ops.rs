@@ -261,6 +261,7 @@ impl<T: Int> Offset for Tile<T> {
         self.id
     }
 }
+#[diagnostic::do_not_recommend]
 impl<C: Constexpr> Offset for C {
     fn offset_value(self, loc: Loc) -> ValueId {
         builder::constant(crate::ir::Const::I(self.to_i64()), DType::I32, loc)
