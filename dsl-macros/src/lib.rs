@@ -274,6 +274,7 @@ fn expand_kernel(mut f: ItemFn) -> syn::Result<TokenStream2> {
             }
 
             #[doc = #launch_doc]
+            #[allow(clippy::too_many_arguments)]
             pub fn launch<__R: ::dsl_core::runtime::Runtime>(
                 rt: &__R,
                 grid: impl ::core::convert::Into<::dsl_core::runtime::Grid>,
