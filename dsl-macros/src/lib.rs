@@ -20,7 +20,7 @@ use syn::{FnArg, GenericParam, ItemFn, Pat, ReturnType, Type};
 
 /// Turns a function into a kernel of the language.
 ///
-/// ```ignore
+/// ```text
 /// #[kernel]
 /// fn add<const BLOCK: i32>(x: Ptr<f32>, y: Ptr<f32>, out: MutPtr<f32>, n: i32) {
 ///     let offs = program_id(0) * BLOCK + arange(0, BLOCK);
