@@ -148,10 +148,11 @@ impl Backend for CpuBackend {
     fn capacity(&self) -> usize {
         self.capacity
     }
-    fn reset(&mut self) {
-        self.pos = 0;
-        self.k_cache.iter_mut().for_each(Vec::clear);
-        self.v_cache.iter_mut().for_each(Vec::clear);
+    fn rewind(&mut self, pos: usize) {
+        self.pos = self.pos.min(pos);
+        let keep = self.pos * self.w.config.kv_dim();
+        self.k_cache.iter_mut().for_each(|c| c.truncate(keep));
+        self.v_cache.iter_mut().for_each(|c| c.truncate(keep));
     }
 
     fn forward(&mut self, tokens: &[u32], all_logits: bool) -> Result<Vec<f32>> {

@@ -21,8 +21,9 @@ pub trait Backend: Send {
     fn position(&self) -> usize;
     /// Maximum number of positions the KV cache holds.
     fn capacity(&self) -> usize;
-    /// Clears the KV cache.
-    fn reset(&mut self);
+    /// Forgets every cached position from `pos` on (`rewind(0)` clears the
+    /// cache); used to reuse a shared prompt prefix between chat turns.
+    fn rewind(&mut self, pos: usize);
     /// Runs `tokens` (at positions `position()..position() + tokens.len()`)
     /// through the model in one batch, appending their keys/values to the
     /// cache. Returns the logits of the last token (`vocab_size` values), or
