@@ -76,8 +76,9 @@ pub struct RunArgs {
     /// Nucleus sampling: keep the most likely tokens up to this probability mass (1 = off).
     #[arg(long, default_value_t = 0.9)]
     pub top_p: f32,
-    /// Penalty for repeating any of the last 64 tokens (1 = off).
-    #[arg(long, default_value_t = 1.1)]
+    /// Penalty for repeating any of the last 64 tokens (1 = off, the default;
+    /// 1.1 is a common choice against loops when sampling).
+    #[arg(long, default_value_t = 1.0)]
     pub repeat_penalty: f32,
     /// Random seed; the same seed and options give the same output.
     #[arg(long, default_value_t = 42)]
