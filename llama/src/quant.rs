@@ -140,7 +140,7 @@ impl std::fmt::Display for DType {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn f16_at(b: &[u8], i: usize) -> f32 {
     f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
 }
@@ -162,6 +162,26 @@ pub fn dequantize(dtype: DType, src: &[u8], out: &mut [f32]) -> Result<()> {
             out.len()
         )));
     }
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports the features the copy is compiled for.
+        unsafe { dequantize_avx2(dtype, src, out) };
+        return Ok(());
+    }
+    dequantize_impl(dtype, src, out);
+    Ok(())
+}
+
+/// [`dequantize_impl`] compiled with AVX2/FMA so the loops vectorise wider.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dequantize_avx2(dtype: DType, src: &[u8], out: &mut [f32]) {
+    dequantize_impl(dtype, src, out)
+}
+
+/// The dequantization loops; sizes were checked by [`dequantize`].
+#[inline(always)]
+fn dequantize_impl(dtype: DType, src: &[u8], out: &mut [f32]) {
     match dtype {
         DType::F32 => {
             for (o, c) in out.iter_mut().zip(src.chunks_exact(4)) {
@@ -218,7 +238,6 @@ pub fn dequantize(dtype: DType, src: &[u8], out: &mut [f32]) -> Result<()> {
             }
         }
     }
-    Ok(())
 }
 
 /// The 6-bit (scale, min) pair `j` (0..8) of a Q4_K block, packed in 12 bytes
@@ -235,6 +254,7 @@ pub fn q4_k_scale_min(j: usize, q: &[u8]) -> (u8, u8) {
     }
 }
 
+#[inline(always)]
 fn dequant_q4_k_block(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 0);
     let dmin = f16_at(b, 2);
@@ -252,6 +272,7 @@ fn dequant_q4_k_block(b: &[u8], y: &mut [f32]) {
     }
 }
 
+#[inline(always)]
 fn dequant_q6_k_block(b: &[u8], y: &mut [f32]) {
     let ql_all = &b[0..128];
     let qh_all = &b[128..192];

@@ -7,7 +7,7 @@
 //! multiplies it right away, so memory use stays at the size of the file and
 //! decode reads the compact quantized bytes rather than 4-byte floats.
 
-use super::Backend;
+use super::{kernels, Backend};
 use crate::config::{LlamaConfig, RopeLayout};
 use crate::error::{LlamaError, Result};
 use crate::model::LlamaWeights;
@@ -41,20 +41,7 @@ impl CpuBackend {
     }
 }
 
-/// Dot product written so that LLVM vectorises it (8 independent lanes).
-#[inline]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let ca = a.chunks_exact(8);
-    let cb = b.chunks_exact(8);
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
+pub use super::kernels::dot;
 
 /// `out[n, M] = x[n, K] · Wᵀ` for a weight `W` of shape `[M, K]` in any dtype.
 pub fn matmul(w: &Tensor, x: &[f32], n: usize, out: &mut [f32]) -> Result<()> {
@@ -63,13 +50,24 @@ pub fn matmul(w: &Tensor, x: &[f32], n: usize, out: &mut [f32]) -> Result<()> {
         return Err(LlamaError::tensor(&w.name, format!("matmul shape mismatch: x {} (n={n}, k={k}), out {}", x.len(), out.len())));
     }
     if n == 1 {
-        // Decode: one row at a time, dot with the activation.
+        // Decode: one row at a time, dot with the activation; quantized rows
+        // are read directly by a fused kernel when there is one.
         let rows_per_task = (m / (rayon::current_num_threads() * 8)).clamp(1, 256);
+        let rb = w.row_bytes();
+        let bytes = w.bytes();
+        let fused = kernels::has_fused(w.dtype);
+        let xsum = if fused { kernels::block_sums(x) } else { Vec::new() };
         return out.par_chunks_mut(rows_per_task).enumerate().try_for_each(|(ci, o)| {
-            let mut row = vec![0f32; k];
+            let mut row = if fused { Vec::new() } else { vec![0f32; k] };
             for (j, y) in o.iter_mut().enumerate() {
-                w.dequantize_rows(ci * rows_per_task + j, &mut row)?;
-                *y = dot(&row, x);
+                let r = ci * rows_per_task + j;
+                if fused {
+                    let rbytes = &bytes[r * rb..(r + 1) * rb];
+                    *y = kernels::row_dot(w.dtype, rbytes, x, &xsum).unwrap_or(0.0);
+                } else {
+                    w.dequantize_rows(r, &mut row)?;
+                    *y = dot(&row, x);
+                }
             }
             Ok(())
         });

@@ -5,6 +5,7 @@
 //! only ship token ids in and logits out.
 
 pub mod cpu;
+pub mod kernels;
 
 use crate::config::LlamaConfig;
 use crate::error::{LlamaError, Result};

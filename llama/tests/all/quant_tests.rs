@@ -149,3 +149,30 @@ fn type_ids() {
     assert!(e.contains("Q5_K"), "{e}");
     assert!(DType::from_ggml(1234).is_err());
 }
+
+#[test]
+fn fused_kernels_match_dequantize_then_dot() {
+    use llama::backend::kernels::{block_sums, dot, row_dot};
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let k = 32 * 9;
+    let x: Vec<f32> = (0..k).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let xs = block_sums(&x);
+    for dt in [DType::Q4_0, DType::Q4_1, DType::Q8_0] {
+        let blocks = k / 32;
+        let mut row = Vec::new();
+        for _ in 0..blocks {
+            row.extend(h(rng.gen_range(-0.1..0.1)));
+            if dt == DType::Q4_1 {
+                row.extend(h(rng.gen_range(-0.5..0.5)));
+            }
+            let nq = dt.type_size() - row.len() % dt.type_size();
+            row.extend((0..nq).map(|_| rng.gen::<u8>()));
+        }
+        assert_eq!(row.len(), blocks * dt.type_size());
+        let want = dot(&deq(dt, &row, k), &x);
+        let got = row_dot(dt, &row, &x, &xs).expect("fused kernel");
+        assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "{dt}: {got} vs {want}");
+    }
+    assert!(row_dot(DType::F16, &[0; 64], &x[..32], &xs).is_none());
+}
