@@ -19,6 +19,22 @@ impl Message {
 /// ChatML, used when a model has no template of its own.
 pub const CHATML: &str = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
+/// Llama 2 chat format (`[INST]`, `<<SYS>>`), for SentencePiece models
+/// whose GGUF has no template.
+pub const LLAMA2: &str = "{% if messages[0]['role'] == 'system' %}{% set sys = '<<SYS>>\n' + messages[0]['content'] + '\n<</SYS>>\n\n' %}{% set msgs = messages[1:] %}{% else %}{% set sys = '' %}{% set msgs = messages %}{% endif %}{% for m in msgs %}{% if m['role'] == 'user' %}{{ bos_token + '[INST] ' + (sys if loop.first else '') + m['content'] | trim + ' [/INST]' }}{% else %}{{ ' ' + m['content'] | trim + ' ' + eos_token }}{% endif %}{% endfor %}";
+
+/// The template to use when a model ships none: Llama 2's for
+/// SentencePiece vocabularies (they have `</s>` rather than ChatML markers),
+/// ChatML otherwise.
+pub fn default_template(tok: &crate::tokenizer::Tokenizer) -> &'static str {
+    let eos = tok.eos_id.and_then(|i| tok.token_text(i));
+    if eos.as_deref() == Some("</s>") {
+        LLAMA2
+    } else {
+        CHATML
+    }
+}
+
 /// Renders `template` for `messages`, with the variables HF templates expect
 /// (`messages`, `add_generation_prompt`, `bos_token`, `eos_token`) and the
 /// Python string methods they call (`.strip()`, ...).

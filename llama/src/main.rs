@@ -120,8 +120,18 @@ fn cmd_generate(prompt: &str, run: &RunArgs) -> Result<()> {
     }
     let (m, mut backend, mut sampler) = setup(run)?;
     let ids = m.tokenizer.encode(prompt, m.tokenizer.add_bos)?;
-    print_stream(prompt)?;
-    let g = generate(backend.as_mut(), &m.tokenizer, &ids, run.max_tokens, &mut sampler, print_stream)?;
+    // Echo the prompt once generation has started (i.e. the prompt was accepted).
+    let mut echoed = false;
+    let g = generate(backend.as_mut(), &m.tokenizer, &ids, run.max_tokens, &mut sampler, |s| {
+        if !echoed {
+            echoed = true;
+            print_stream(prompt)?;
+        }
+        print_stream(s)
+    })?;
+    if !echoed {
+        print_stream(prompt)?;
+    }
     println!();
     eprintln!("{}", g.stats.summary());
     Ok(())
@@ -133,7 +143,7 @@ fn special_text(m: &LoadedModel, id: Option<u32>) -> String {
 
 fn cmd_chat(prompt: Option<&str>, system: Option<&str>, run: &RunArgs) -> Result<()> {
     let (m, mut backend, mut sampler) = setup(run)?;
-    let template = m.tokenizer.chat_template.clone().unwrap_or_else(|| chat::CHATML.to_string());
+    let template = m.tokenizer.chat_template.clone().unwrap_or_else(|| chat::default_template(&m.tokenizer).to_string());
     let bos = special_text(&m, m.tokenizer.bos_id);
     let eos = special_text(&m, m.tokenizer.eos_id);
     let mut messages: Vec<Message> = system.map(|s| vec![Message::new("system", s)]).unwrap_or_default();

@@ -145,3 +145,10 @@ fn missing_tokenizer_keys() {
     let f = GgufFile::open(write_temp(&dir, "t2.gguf", &g.to_bytes())).unwrap();
     assert!(Tokenizer::from_gguf(&f).is_err());
 }
+
+#[test]
+fn llama2_fallback_template() {
+    let msgs = [Message::new("system", "Be brief."), Message::new("user", "Hi"), Message::new("assistant", "Hello!"), Message::new("user", "Bye")];
+    let out = render(llama::chat::LLAMA2, &msgs, "<s>", "</s>", true).unwrap();
+    assert_eq!(out, "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello! </s><s>[INST] Bye [/INST]");
+}
