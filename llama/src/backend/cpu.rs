@@ -15,8 +15,6 @@ use crate::tensor::Tensor;
 use rayon::prelude::*;
 use std::sync::Arc;
 
-/// Weight rows dequantized per task in batched products.
-const ROW_BLOCK: usize = 64;
 
 /// Runs a [`LlamaWeights`] on the CPU.
 pub struct CpuBackend {
@@ -45,57 +43,97 @@ pub use super::kernels::dot;
 
 /// `out[n, M] = x[n, K] · Wᵀ` for a weight `W` of shape `[M, K]` in any dtype.
 pub fn matmul(w: &Tensor, x: &[f32], n: usize, out: &mut [f32]) -> Result<()> {
-    let (m, k) = (w.rows(), w.cols());
-    if x.len() != n * k || out.len() != n * m {
-        return Err(LlamaError::tensor(&w.name, format!("matmul shape mismatch: x {} (n={n}, k={k}), out {}", x.len(), out.len())));
+    matmul_multi(&mut [(w, out)], x, n)
+}
+
+/// One unit of parallel work: rows `row0..` of a weight into `out`.
+struct Task<'a> {
+    w: &'a Tensor,
+    row0: usize,
+    out: &'a mut [f32],
+}
+
+/// Several products sharing the same input (`x·Wqᵀ`, `x·Wkᵀ`, `x·Wvᵀ`, or
+/// gate and up) in a single parallel region, which halves the number of
+/// thread synchronisations per layer during decode.
+pub fn matmul_multi(jobs: &mut [(&Tensor, &mut [f32])], x: &[f32], n: usize) -> Result<()> {
+    for (w, out) in jobs.iter() {
+        let (m, k) = (w.rows(), w.cols());
+        if x.len() != n * k || out.len() != n * m {
+            return Err(LlamaError::tensor(
+                &w.name,
+                format!("matmul shape mismatch: x {} (n={n}, k={k}), out {}", x.len(), out.len()),
+            ));
+        }
     }
+    let threads = rayon::current_num_threads();
     if n == 1 {
         // Decode: one row at a time, dot with the activation; quantized rows
         // are read directly by a fused kernel when there is one.
-        let rows_per_task = (m / (rayon::current_num_threads() * 8)).clamp(1, 256);
-        let rb = w.row_bytes();
-        let bytes = w.bytes();
-        let fused = kernels::has_fused(w.dtype);
-        let xsum = if fused { kernels::block_sums(x) } else { Vec::new() };
-        return out.par_chunks_mut(rows_per_task).enumerate().try_for_each(|(ci, o)| {
-            let mut row = if fused { Vec::new() } else { vec![0f32; k] };
-            for (j, y) in o.iter_mut().enumerate() {
-                let r = ci * rows_per_task + j;
-                if fused {
-                    let rbytes = &bytes[r * rb..(r + 1) * rb];
-                    *y = kernels::row_dot(w.dtype, rbytes, x, &xsum).unwrap_or(0.0);
-                } else {
-                    w.dequantize_rows(r, &mut row)?;
+        let xsum = kernels::block_sums(x);
+        let mut tasks = Vec::new();
+        for (w, out) in jobs.iter_mut() {
+            let per = (w.rows() / (threads * 8)).clamp(1, 256);
+            for (ci, o) in out.chunks_mut(per).enumerate() {
+                tasks.push(Task { w, row0: ci * per, out: o });
+            }
+        }
+        return tasks.into_par_iter().try_for_each(|t| {
+            let (w, k, rb) = (t.w, t.w.cols(), t.w.row_bytes());
+            let bytes = w.bytes();
+            if kernels::has_fused(w.dtype) {
+                for (j, y) in t.out.iter_mut().enumerate() {
+                    let r = t.row0 + j;
+                    *y = kernels::row_dot(w.dtype, &bytes[r * rb..(r + 1) * rb], x, &xsum).unwrap_or(0.0);
+                }
+            } else {
+                let mut row = vec![0f32; k];
+                for (j, y) in t.out.iter_mut().enumerate() {
+                    w.dequantize_rows(t.row0 + j, &mut row)?;
                     *y = dot(&row, x);
                 }
             }
             Ok(())
         });
     }
-    // Prefill: out_t[M, n] = W_block · xᵀ via sgemm, one block of rows per task.
-    let mut out_t = vec![0f32; m * n];
-    out_t.par_chunks_mut(ROW_BLOCK * n).enumerate().try_for_each(|(ci, c)| -> Result<()> {
-        let rows = c.len() / n;
+    // Prefill: out_t[M, n] = W_block · xᵀ via sgemm, one block of rows per
+    // task (dequantized into a scratch buffer first), then transposed.
+    let mut outs_t: Vec<Vec<f32>> = jobs.iter().map(|(w, _)| vec![0f32; w.rows() * n]).collect();
+    let mut tasks = Vec::new();
+    for ((w, _), ot) in jobs.iter().zip(outs_t.iter_mut()) {
+        // Big enough blocks to amortise sgemm's packing of xᵀ, small enough
+        // to give every thread work.
+        let block = (w.rows() / (threads * 2)).clamp(16, 256);
+        for (ci, c) in ot.chunks_mut(block * n).enumerate() {
+            tasks.push(Task { w, row0: ci * block, out: c });
+        }
+    }
+    tasks.into_par_iter().try_for_each(|t| -> Result<()> {
+        let k = t.w.cols();
+        let rows = t.out.len() / n;
         let mut wb = vec![0f32; rows * k];
-        w.dequantize_rows(ci * ROW_BLOCK, &mut wb)?;
+        t.w.dequantize_rows(t.row0, &mut wb)?;
         // SAFETY: pointers and strides describe in-bounds row-major matrices:
-        // A = wb [rows, k], B = xᵀ [k, n] (x is [n, k]), C = c [rows, n].
+        // A = wb [rows, k], B = xᵀ [k, n] (x is [n, k]), C = out [rows, n].
         unsafe {
             matrixmultiply::sgemm(
                 rows, k, n, 1.0,
                 wb.as_ptr(), k as isize, 1,
                 x.as_ptr(), 1, k as isize,
                 0.0,
-                c.as_mut_ptr(), n as isize, 1,
+                t.out.as_mut_ptr(), n as isize, 1,
             );
         }
         Ok(())
     })?;
-    out.par_chunks_mut(m).enumerate().for_each(|(t, o)| {
-        for (j, y) in o.iter_mut().enumerate() {
-            *y = out_t[j * n + t];
-        }
-    });
+    for ((w, out), ot) in jobs.iter_mut().zip(&outs_t) {
+        let m = w.rows();
+        out.par_chunks_mut(m).enumerate().for_each(|(t, o)| {
+            for (j, y) in o.iter_mut().enumerate() {
+                *y = ot[j * n + t];
+            }
+        });
+    }
     Ok(())
 }
 
@@ -111,21 +149,36 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-/// Applies RoPE in place to one head vector at position `pos`.
-pub fn rope(head: &mut [f32], pos: usize, inv_freqs: &[f32], linear_scale: f32, layout: RopeLayout) {
-    let half = inv_freqs.len();
+/// cos/sin of every rotated pair at `pos` (`inv_freqs.len()` each).
+pub fn rope_table(pos: usize, inv_freqs: &[f32], linear_scale: f32) -> (Vec<f32>, Vec<f32>) {
     let p = pos as f64 / linear_scale as f64;
-    for (i, f) in inv_freqs.iter().enumerate() {
-        let (s, c) = (p * *f as f64).sin_cos();
-        let (s, c) = (s as f32, c as f32);
+    inv_freqs
+        .iter()
+        .map(|f| {
+            let (s, c) = (p * *f as f64).sin_cos();
+            (c as f32, s as f32)
+        })
+        .unzip()
+}
+
+/// Rotates one head vector with a table from [`rope_table`].
+pub fn rope_apply(head: &mut [f32], cos: &[f32], sin: &[f32], layout: RopeLayout) {
+    let half = cos.len();
+    for i in 0..half {
         let (a, b) = match layout {
             RopeLayout::Interleaved => (2 * i, 2 * i + 1),
             RopeLayout::Half => (i, i + half),
         };
         let (x0, x1) = (head[a], head[b]);
-        head[a] = x0 * c - x1 * s;
-        head[b] = x0 * s + x1 * c;
+        head[a] = x0 * cos[i] - x1 * sin[i];
+        head[b] = x0 * sin[i] + x1 * cos[i];
     }
+}
+
+/// Applies RoPE in place to one head vector at position `pos`.
+pub fn rope(head: &mut [f32], pos: usize, inv_freqs: &[f32], linear_scale: f32, layout: RopeLayout) {
+    let (c, s) = rope_table(pos, inv_freqs, linear_scale);
+    rope_apply(head, &c, &s, layout);
 }
 
 #[inline]
@@ -188,19 +241,19 @@ impl Backend for CpuBackend {
         let mut up = vec![0f32; n * c.ffn_dim];
         let scale = 1.0 / (hd as f32).sqrt();
         let start = self.pos;
+        let tables: Vec<(Vec<f32>, Vec<f32>)> =
+            (0..n).map(|t| rope_table(start + t, &self.inv_freqs, c.rope_linear_scale)).collect();
 
         for (li, l) in w.layers.iter().enumerate() {
             rms_norm(&x, &l.attn_norm.to_f32()?, c.rms_eps, &mut h);
-            matmul(&l.wq, &h, n, &mut q)?;
-            matmul(&l.wk, &h, n, &mut k)?;
-            matmul(&l.wv, &h, n, &mut v)?;
-            let (inv, ls, layout) = (&self.inv_freqs, c.rope_linear_scale, c.rope_layout);
-            q.par_chunks_mut(qd).enumerate().for_each(|(t, row)| {
-                row.chunks_exact_mut(hd).for_each(|hv| rope(&mut hv[..c.rope_dim], start + t, inv, ls, layout))
-            });
-            k.par_chunks_mut(kvd).enumerate().for_each(|(t, row)| {
-                row.chunks_exact_mut(hd).for_each(|hv| rope(&mut hv[..c.rope_dim], start + t, inv, ls, layout))
-            });
+            matmul_multi(&mut [(&l.wq, &mut q), (&l.wk, &mut k), (&l.wv, &mut v)], &h, n)?;
+            let layout = c.rope_layout;
+            for (t, (qr, kr)) in q.chunks_exact_mut(qd).zip(k.chunks_exact_mut(kvd)).enumerate() {
+                let (cos, sin) = &tables[t];
+                for hv in qr.chunks_exact_mut(hd).chain(kr.chunks_exact_mut(hd)) {
+                    rope_apply(&mut hv[..c.rope_dim], cos, sin, layout);
+                }
+            }
             let kc = &mut self.k_cache[li];
             let vc = &mut self.v_cache[li];
             if kc.capacity() == 0 {
@@ -242,8 +295,7 @@ impl Backend for CpuBackend {
 
             // SwiGLU MLP.
             rms_norm(&x, &l.ffn_norm.to_f32()?, c.rms_eps, &mut h);
-            matmul(&l.w_gate, &h, n, &mut gate)?;
-            matmul(&l.w_up, &h, n, &mut up)?;
+            matmul_multi(&mut [(&l.w_gate, &mut gate), (&l.w_up, &mut up)], &h, n)?;
             gate.par_iter_mut().zip(&up).for_each(|(g, u)| *g = silu(*g) * u);
             matmul(&l.w_down, &gate, n, &mut proj)?;
             x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
