@@ -78,3 +78,27 @@ fn generate_rejects_bad_prompts() {
     let e = generate(b.as_mut(), &m.tokenizer, &long, 4, &mut s, |_| Ok(())).err().unwrap().to_string();
     assert!(e.contains("does not fit"), "{e}");
 }
+
+#[test]
+fn smollm2_converted_to_hf_gives_same_logits() {
+    let Some(m) = model() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("smollm2-hf");
+    llama::hf::write_hf_dir(&m.weights, &m.tokenizer, &out, "f32").unwrap();
+    let hf = llama::loader::load(&out).unwrap();
+    assert_eq!(hf.format, "hf");
+    assert_eq!(hf.tokenizer.chat_template, m.tokenizer.chat_template);
+    assert_eq!(hf.tokenizer.stop_ids, m.tokenizer.stop_ids);
+    let text = "<|im_start|>user\nHow many legs does a cat have? 1234<|im_end|>\n";
+    let ids = m.tokenizer.encode(text, false).unwrap();
+    assert_eq!(hf.tokenizer.encode(text, false).unwrap(), ids, "tokenizer.json matches the GGUF tokenizer");
+    let run = |w: llama::model::LlamaWeights| {
+        let mut b = create_backend(Device::Cpu, Arc::new(w), 64).unwrap();
+        b.forward(&ids, false).unwrap()
+    };
+    let (a, b) = (run(m.weights.clone()), run(hf.weights));
+    let scale = a.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(diff < 1e-3 * scale, "GGUF vs converted HF logits: max diff {diff} (scale {scale})");
+    assert_eq!(llama::sampler::argmax(&a), llama::sampler::argmax(&b));
+}
