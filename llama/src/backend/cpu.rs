@@ -16,6 +16,9 @@ use rayon::prelude::*;
 use std::sync::Arc;
 
 
+/// Batches up to this many tokens use row-by-row dot products instead of sgemm.
+pub const SMALL_BATCH: usize = 8;
+
 /// Runs a [`LlamaWeights`] on the CPU.
 pub struct CpuBackend {
     w: Arc<LlamaWeights>,
@@ -111,6 +114,18 @@ pub fn matmul_multi(jobs: &mut [(&Tensor, &mut [f32])], x: &[f32], n: usize) -> 
     tasks.into_par_iter().try_for_each(|t| -> Result<()> {
         let k = t.w.cols();
         let rows = t.out.len() / n;
+        if n <= SMALL_BATCH {
+            // Few tokens: sgemm would spend its time packing; dequantize one
+            // row into L1 and dot it with each token instead.
+            let mut row = vec![0f32; k];
+            for (j, o) in t.out.chunks_exact_mut(n).enumerate() {
+                t.w.dequantize_rows(t.row0 + j, &mut row)?;
+                for (y, xt) in o.iter_mut().zip(x.chunks_exact(k)) {
+                    *y = dot(&row, xt);
+                }
+            }
+            return Ok(());
+        }
         let mut wb = vec![0f32; rows * k];
         t.w.dequantize_rows(t.row0, &mut wb)?;
         // SAFETY: pointers and strides describe in-bounds row-major matrices:
