@@ -80,6 +80,9 @@ impl Sampler {
 
     /// Picks the next token from `logits` given the tokens so far.
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
+        if logits.is_empty() {
+            return 0;
+        }
         let mut l = logits.to_vec();
         self.apply_repeat_penalty(&mut l, history);
         if self.cfg.greedy || self.cfg.temperature <= 0.0 {
