@@ -176,3 +176,20 @@ fn fused_kernels_match_dequantize_then_dot() {
     }
     assert!(row_dot(DType::F16, &[0; 64], &x[..32], &xs).is_none());
 }
+
+/// Random blocks dequantized by an independent implementation (the `gguf`
+/// Python package 0.19, `gguf.quants.dequantize`), stored as a fixture.
+#[test]
+fn matches_gguf_py_reference() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dequant_gguf_py.json")).unwrap();
+    let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for (name, dt) in [("Q4_0", DType::Q4_0), ("Q4_1", DType::Q4_1), ("Q8_0", DType::Q8_0), ("Q4_K", DType::Q4_K), ("Q6_K", DType::Q6_K)] {
+        let hex = j[name]["hex"].as_str().unwrap();
+        let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+        let want: Vec<f32> = j[name]["values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let got = deq(dt, &bytes, want.len());
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!((g - w).abs() <= 1e-6 * (1.0 + w.abs()), "{name} element {i}: {g} vs {w}");
+        }
+    }
+}
