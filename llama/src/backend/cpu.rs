@@ -74,6 +74,9 @@ pub fn matmul_multi(jobs: &mut [(&Tensor, &mut [f32])], x: &[f32], n: usize) -> 
         // Decode: one row at a time, dot with the activation; quantized rows
         // are read directly by a fused kernel when there is one.
         let xsum = kernels::block_sums(x);
+        // Integer kernels need whole 32-blocks of activations.
+        let int = kernels::has_int_kernels() && x.len() % 32 == 0;
+        let xq = if int { Some(kernels::quantize_x(x)) } else { None };
         let mut tasks = Vec::new();
         for (w, out) in jobs.iter_mut() {
             let per = (w.rows() / (threads * 8)).clamp(1, 256);
@@ -84,7 +87,16 @@ pub fn matmul_multi(jobs: &mut [(&Tensor, &mut [f32])], x: &[f32], n: usize) -> 
         return tasks.into_par_iter().try_for_each(|t| {
             let (w, k, rb) = (t.w, t.w.cols(), t.w.row_bytes());
             let bytes = w.bytes();
-            if kernels::has_fused(w.dtype) {
+            if let (Some(xq), true) = (&xq, kernels::has_fused(w.dtype)) {
+                for (j, y) in t.out.iter_mut().enumerate() {
+                    let r = t.row0 + j;
+                    let rbytes = &bytes[r * rb..(r + 1) * rb];
+                    *y = match kernels::row_dot_int(w.dtype, rbytes, xq) {
+                        Some(v) => v,
+                        None => kernels::row_dot(w.dtype, rbytes, x, &xsum).unwrap_or(0.0),
+                    };
+                }
+            } else if kernels::has_fused(w.dtype) {
                 for (j, y) in t.out.iter_mut().enumerate() {
                     let r = t.row0 + j;
                     *y = kernels::row_dot(w.dtype, &bytes[r * rb..(r + 1) * rb], x, &xsum).unwrap_or(0.0);

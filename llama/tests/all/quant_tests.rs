@@ -193,3 +193,48 @@ fn matches_gguf_py_reference() {
         }
     }
 }
+
+#[test]
+fn int_kernels_match_dequantize_then_dot() {
+    use llama::backend::kernels::{dot, has_int_kernels, quantize_x, row_dot_int};
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let k = 32 * 18;
+    let mut x: Vec<f32> = (0..k).map(|_| rng.gen_range(-2.0..2.0)).collect();
+    x[5] = 300.0; // an outlier, as real activations have
+    let xq = quantize_x(&x);
+    // Quantized activations stay within half a step of the originals.
+    for (i, v) in x.iter().enumerate() {
+        let back = xq.q[i] as f32 * xq.d[i / 32];
+        assert!((back - v).abs() <= xq.d[i / 32] * 0.5 + 1e-6);
+    }
+    if !has_int_kernels() {
+        eprintln!("skipping integer kernel comparison: no AVX2/FMA/F16C");
+        return;
+    }
+    for dt in [DType::Q4_0, DType::Q4_1, DType::Q8_0] {
+        for trial in 0..20 {
+            let mut row = Vec::new();
+            for _ in 0..k / 32 {
+                row.extend(h(rng.gen_range(-0.1..0.1)));
+                if dt == DType::Q4_1 {
+                    row.extend(h(rng.gen_range(-0.5..0.5)));
+                }
+                let nq = dt.type_size() - row.len() % dt.type_size();
+                // Include the extreme i8 values (-128, 127) for Q8_0.
+                row.extend((0..nq).map(|j| if trial == 0 && j < 2 { [0x80u8, 0x7F][j] } else { rng.gen::<u8>() }));
+            }
+            let w = deq(dt, &row, k);
+            let want = dot(&w, &x);
+            let bound: f32 = w.iter().zip(&x).map(|(a, b)| (a * b).abs()).sum::<f32>() * 1e-4 + 1e-4;
+            let got = row_dot_int(dt, &row, &xq).expect("integer kernel");
+            assert!((got - want).abs() < bound, "{dt}: {got} vs {want} (bound {bound})");
+        }
+        assert!(row_dot_int(dt, &row_of(dt, k - 32), &xq).is_none(), "size mismatch is refused");
+    }
+    assert!(row_dot_int(DType::F16, &[0; 64], &xq).is_none());
+}
+
+fn row_of(dt: DType, k: usize) -> Vec<u8> {
+    vec![0u8; dt.bytes_for(k).unwrap()]
+}

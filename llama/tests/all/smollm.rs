@@ -63,7 +63,9 @@ fn smollm2_end_to_end() {
         let row = &all[t * v..(t + 1) * v];
         let scale = row.iter().fold(0f32, |m, x| m.max(x.abs()));
         let diff = row.iter().zip(&l).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-        assert!(diff < 1e-3 * scale, "position {t}: {diff} (scale {scale})");
+        // Decode multiplies 16-bit-quantized activations; prompts use f32.
+        assert!(diff < 3e-3 * scale, "position {t}: {diff} (scale {scale})");
+        assert_eq!(llama::sampler::argmax(row), llama::sampler::argmax(&l), "position {t}");
     }
 }
 
@@ -99,6 +101,6 @@ fn smollm2_converted_to_hf_gives_same_logits() {
     let (a, b) = (run(m.weights.clone()), run(hf.weights));
     let scale = a.iter().fold(0f32, |m, x| m.max(x.abs()));
     let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-    assert!(diff < 1e-3 * scale, "GGUF vs converted HF logits: max diff {diff} (scale {scale})");
+    assert!(diff < 3e-3 * scale, "GGUF vs converted HF logits: max diff {diff} (scale {scale})");
     assert_eq!(llama::sampler::argmax(&a), llama::sampler::argmax(&b));
 }
