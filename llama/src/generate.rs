@@ -81,7 +81,7 @@ pub fn generate(
     let mut stopped = false;
     let max_tokens = max_tokens.min(cap - prompt.len());
     let t1 = Instant::now();
-    while max_tokens > 0 {
+    while out.len() < max_tokens {
         let next = sampler.sample(&logits, &history);
         if tok.is_stop(next) {
             stopped = true;

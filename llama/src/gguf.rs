@@ -300,7 +300,7 @@ impl GgufFile {
             let abs = data_start
                 .checked_add(offset)
                 .ok_or_else(|| bad(format!("tensor `{name}`: offset overflows")))?;
-            let end = abs.checked_add(size).unwrap_or(u64::MAX);
+            let end = abs.saturating_add(size);
             if end > buf.len() as u64 {
                 return Err(LlamaError::tensor(
                     &name,

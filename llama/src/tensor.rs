@@ -71,12 +71,7 @@ impl Tensor {
 
     /// Number of rows (product of all outer dimensions).
     pub fn rows(&self) -> usize {
-        let c = self.cols();
-        if c == 0 {
-            0
-        } else {
-            self.n_elements() / c
-        }
+        self.n_elements().checked_div(self.cols()).unwrap_or(0)
     }
 
     /// Bytes of one row.

@@ -1,5 +1,8 @@
 //! Test-suite of the `llama` crate (one binary, to keep linking cheap).
 
+// Expected values are computed element by element, on purpose.
+#![allow(clippy::needless_range_loop)]
+
 mod common;
 mod gguf_tests;
 mod hf_tests;
