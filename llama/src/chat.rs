@@ -12,7 +12,10 @@ pub struct Message {
 
 impl Message {
     pub fn new(role: &str, content: &str) -> Message {
-        Message { role: role.into(), content: content.into() }
+        Message {
+            role: role.into(),
+            content: content.into(),
+        }
     }
 }
 
@@ -38,15 +41,32 @@ pub fn default_template(tok: &crate::tokenizer::Tokenizer) -> &'static str {
 /// Renders `template` for `messages`, with the variables HF templates expect
 /// (`messages`, `add_generation_prompt`, `bos_token`, `eos_token`) and the
 /// Python string methods they call (`.strip()`, ...).
-pub fn render(template: &str, messages: &[Message], bos_token: &str, eos_token: &str, add_generation_prompt: bool) -> Result<String> {
+pub fn render(
+    template: &str,
+    messages: &[Message],
+    bos_token: &str,
+    eos_token: &str,
+    add_generation_prompt: bool,
+) -> Result<String> {
     let mut env = minijinja::Environment::new();
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-    env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
-        Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
+    env.add_function(
+        "raise_exception",
+        |msg: String| -> std::result::Result<String, minijinja::Error> {
+            Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                msg,
+            ))
+        },
+    );
+    env.add_function("strftime_now", |_fmt: String| -> String {
+        "26 Jul 2024".to_string()
     });
-    env.add_function("strftime_now", |_fmt: String| -> String { "26 Jul 2024".to_string() });
-    env.add_template("chat", template).map_err(|e| LlamaError::Template(e.to_string()))?;
-    let tmpl = env.get_template("chat").map_err(|e| LlamaError::Template(e.to_string()))?;
+    env.add_template("chat", template)
+        .map_err(|e| LlamaError::Template(e.to_string()))?;
+    let tmpl = env
+        .get_template("chat")
+        .map_err(|e| LlamaError::Template(e.to_string()))?;
     tmpl.render(minijinja::context! {
         messages => messages,
         add_generation_prompt => add_generation_prompt,

@@ -62,7 +62,8 @@ impl Llama3RopeScaling {
                 } else if wavelen > low_wavelen {
                     self.factor
                 } else {
-                    let smooth = (self.original_max_position_embeddings / wavelen - self.low_freq_factor)
+                    let smooth = (self.original_max_position_embeddings / wavelen
+                        - self.low_freq_factor)
                         / (self.high_freq_factor - self.low_freq_factor);
                     1.0 / ((1.0 - smooth) / self.factor + smooth)
                 }
@@ -103,8 +104,13 @@ impl LlamaConfig {
             Ok(t) => Some(t.to_f32()?),
             Err(_) => None,
         };
-        let rope_linear_scale = match g.get(&format!("{arch}.rope.scaling.type")).and_then(|v| v.as_str()) {
-            Some("linear") => g.get_f64(&format!("{arch}.rope.scaling.factor")).unwrap_or(1.0) as f32,
+        let rope_linear_scale = match g
+            .get(&format!("{arch}.rope.scaling.type"))
+            .and_then(|v| v.as_str())
+        {
+            Some("linear") => g
+                .get_f64(&format!("{arch}.rope.scaling.factor"))
+                .unwrap_or(1.0) as f32,
             _ => 1.0,
         };
         let cfg = LlamaConfig {
@@ -117,7 +123,9 @@ impl LlamaConfig {
             vocab_size,
             context_length: u("context_length")?,
             rms_eps: g.get_f64(&format!("{arch}.attention.layer_norm_rms_epsilon"))? as f32,
-            rope_base: g.get_f64(&format!("{arch}.rope.freq_base")).unwrap_or(10000.0) as f32,
+            rope_base: g
+                .get_f64(&format!("{arch}.rope.freq_base"))
+                .unwrap_or(10000.0) as f32,
             rope_dim,
             rope_layout: RopeLayout::Interleaved,
             rope_freq_factors,
@@ -140,11 +148,18 @@ impl LlamaConfig {
             ));
         }
         if self.rope_dim > self.head_dim || self.rope_dim % 2 != 0 {
-            return err(format!("rope dimension {} invalid for head size {}", self.rope_dim, self.head_dim));
+            return err(format!(
+                "rope dimension {} invalid for head size {}",
+                self.rope_dim, self.head_dim
+            ));
         }
         if let Some(f) = &self.rope_freq_factors {
             if f.len() != self.rope_dim / 2 {
-                return err(format!("rope_freqs has {} values, expected {}", f.len(), self.rope_dim / 2));
+                return err(format!(
+                    "rope_freqs has {} values, expected {}",
+                    f.len(),
+                    self.rope_dim / 2
+                ));
             }
         }
         if self.context_length == 0 {
@@ -158,7 +173,11 @@ impl LlamaConfig {
         (0..self.rope_dim / 2)
             .map(|i| {
                 let f = (self.rope_base as f64).powf(-2.0 * i as f64 / self.rope_dim as f64);
-                let ff = self.rope_freq_factors.as_ref().map(|v| v[i] as f64).unwrap_or(1.0);
+                let ff = self
+                    .rope_freq_factors
+                    .as_ref()
+                    .map(|v| v[i] as f64)
+                    .unwrap_or(1.0);
                 (f / ff) as f32
             })
             .collect()
@@ -174,6 +193,8 @@ impl LlamaConfig {
     pub fn n_params(&self) -> usize {
         let attn = self.d_model * (self.q_dim() + 2 * self.kv_dim()) + self.q_dim() * self.d_model;
         let mlp = 3 * self.d_model * self.ffn_dim;
-        self.n_layers * (attn + mlp + 2 * self.d_model) + self.vocab_size * self.d_model + self.d_model
+        self.n_layers * (attn + mlp + 2 * self.d_model)
+            + self.vocab_size * self.d_model
+            + self.d_model
     }
 }

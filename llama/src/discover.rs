@@ -21,7 +21,10 @@ pub fn find_default_model() -> Result<PathBuf> {
         if p.exists() {
             return Ok(p);
         }
-        return Err(LlamaError::Invalid(format!("${MODEL_ENV} is set to {}, which does not exist", p.display())));
+        return Err(LlamaError::Invalid(format!(
+            "${MODEL_ENV} is set to {}, which does not exist",
+            p.display()
+        )));
     }
     if let Some(p) = from_python() {
         return Ok(p);
@@ -45,7 +48,11 @@ fn from_python() -> Option<PathBuf> {
     ];
     for py in ["python3", "python"] {
         for script in SCRIPTS {
-            let Ok(out) = Command::new(py).args(["-c", script]).stderr(std::process::Stdio::null()).output() else {
+            let Ok(out) = Command::new(py)
+                .args(["-c", script])
+                .stderr(std::process::Stdio::null())
+                .output()
+            else {
                 break; // this interpreter does not exist
             };
             if !out.status.success() {

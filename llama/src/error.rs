@@ -50,9 +50,15 @@ pub type Result<T, E = LlamaError> = std::result::Result<T, E>;
 
 impl LlamaError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        LlamaError::Io { path: path.into(), source }
+        LlamaError::Io {
+            path: path.into(),
+            source,
+        }
     }
     pub(crate) fn tensor(name: impl Into<String>, msg: impl Into<String>) -> Self {
-        LlamaError::Tensor { name: name.into(), msg: msg.into() }
+        LlamaError::Tensor {
+            name: name.into(),
+            msg: msg.into(),
+        }
     }
 }

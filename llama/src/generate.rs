@@ -70,7 +70,10 @@ pub fn generate(
     }
     let cached = backend.position().min(prompt.len() - 1);
     backend.rewind(cached);
-    let mut stats = GenStats { prefill_tokens: prompt.len() - cached, ..Default::default() };
+    let mut stats = GenStats {
+        prefill_tokens: prompt.len() - cached,
+        ..Default::default()
+    };
     let t0 = Instant::now();
     let mut logits = backend.forward(&prompt[cached..], false)?;
     stats.prefill_secs = t0.elapsed().as_secs_f64();
@@ -98,5 +101,10 @@ pub fn generate(
     }
     stats.decode_secs = t1.elapsed().as_secs_f64();
     let text = tok.decode(&out)?;
-    Ok(Generation { tokens: out, text, stats, stopped })
+    Ok(Generation {
+        tokens: out,
+        text,
+        stats,
+        stopped,
+    })
 }

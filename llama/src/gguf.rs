@@ -97,7 +97,10 @@ impl Value {
             Value::F32(v) => format!("{v}"),
             Value::F64(v) => format!("{v}"),
             Value::Bool(v) => format!("{v}"),
-            other => other.as_u64().map(|v| v.to_string()).unwrap_or_else(|| format!("{other:?}")),
+            other => other
+                .as_u64()
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| format!("{other:?}")),
         }
     }
 }
@@ -146,13 +149,17 @@ fn bad(msg: impl Into<String>) -> LlamaError {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(|| {
-            bad(format!(
-                "file truncated while reading {what} at byte {} (need {n} bytes, file has {})",
-                self.pos,
-                self.buf.len()
-            ))
-        })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or_else(|| {
+                bad(format!(
+                    "file truncated while reading {what} at byte {} (need {n} bytes, file has {})",
+                    self.pos,
+                    self.buf.len()
+                ))
+            })?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -180,7 +187,9 @@ impl<'a> Reader<'a> {
         // stops corrupt counts from triggering huge allocations.
         let left = (self.buf.len() - self.pos) as u64;
         if n > left {
-            return Err(bad(format!("{what}: length {n} exceeds the {left} bytes left in the file")));
+            return Err(bad(format!(
+                "{what}: length {n} exceeds the {left} bytes left in the file"
+            )));
         }
         Ok(n as usize)
     }
@@ -234,7 +243,9 @@ impl GgufFile {
     fn parse(path: PathBuf, map: Arc<Mmap>) -> Result<GgufFile> {
         let buf: &[u8] = &map;
         let mut r = Reader { buf, pos: 0 };
-        let magic = r.u32("magic").map_err(|_| bad("file too small to be GGUF (no magic)"))?;
+        let magic = r
+            .u32("magic")
+            .map_err(|_| bad("file too small to be GGUF (no magic)"))?;
         if magic != GGUF_MAGIC {
             return Err(bad(format!(
                 "wrong magic {:02x?} (expected \"GGUF\"); is this a GGUF file?",
@@ -243,13 +254,17 @@ impl GgufFile {
         }
         let version = r.u32("version")?;
         if version != 2 && version != 3 {
-            return Err(bad(format!("unsupported GGUF version {version} (supported: 2, 3)")));
+            return Err(bad(format!(
+                "unsupported GGUF version {version} (supported: 2, 3)"
+            )));
         }
         let n_tensors = r.u64("tensor count")?;
         let n_kv = r.u64("metadata count")?;
         // Each entry takes at least 8 bytes, which bounds plausible counts.
         if n_tensors > buf.len() as u64 / 8 || n_kv > buf.len() as u64 / 8 {
-            return Err(bad(format!("implausible counts: {n_tensors} tensors, {n_kv} metadata entries")));
+            return Err(bad(format!(
+                "implausible counts: {n_tensors} tensors, {n_kv} metadata entries"
+            )));
         }
         let mut metadata = BTreeMap::new();
         for i in 0..n_kv {
@@ -259,9 +274,10 @@ impl GgufFile {
             metadata.insert(key, v);
         }
         let alignment = match metadata.get("general.alignment") {
-            Some(v) => v.as_u64().filter(|a| *a > 0 && a.is_power_of_two()).ok_or_else(|| {
-                bad("general.alignment must be a power of two")
-            })?,
+            Some(v) => v
+                .as_u64()
+                .filter(|a| *a > 0 && a.is_power_of_two())
+                .ok_or_else(|| bad("general.alignment must be a power of two"))?,
             None => DEFAULT_ALIGNMENT,
         };
         let mut raw = Vec::with_capacity(n_tensors as usize);
@@ -269,7 +285,9 @@ impl GgufFile {
             let name = r.string(&format!("tensor name #{i}"))?;
             let nd = r.u32(&name)?;
             if nd == 0 || nd > 4 {
-                return Err(bad(format!("tensor `{name}` has {nd} dimensions (expected 1..=4)")));
+                return Err(bad(format!(
+                    "tensor `{name}` has {nd} dimensions (expected 1..=4)"
+                )));
             }
             let mut dims = Vec::with_capacity(nd as usize);
             for _ in 0..nd {
@@ -277,7 +295,8 @@ impl GgufFile {
             }
             let ty = r.u32(&name)?;
             let offset = r.u64(&name)?;
-            let dtype = DType::from_ggml(ty).map_err(|e| LlamaError::tensor(&name, e.to_string()))?;
+            let dtype =
+                DType::from_ggml(ty).map_err(|e| LlamaError::tensor(&name, e.to_string()))?;
             raw.push((name, dims, dtype, offset));
         }
         let data_start = (r.pos as u64).div_ceil(alignment) * alignment;
@@ -291,7 +310,10 @@ impl GgufFile {
             if dims[0] % dtype.block_size() as u64 != 0 {
                 return Err(LlamaError::tensor(
                     &name,
-                    format!("row length {} is not a multiple of the {dtype} block size", dims[0]),
+                    format!(
+                        "row length {} is not a multiple of the {dtype} block size",
+                        dims[0]
+                    ),
                 ));
             }
             let size = (n / dtype.block_size() as u64)
@@ -313,9 +335,22 @@ impl GgufFile {
             if index.insert(name.clone(), tensors.len()).is_some() {
                 return Err(bad(format!("duplicate tensor `{name}`")));
             }
-            tensors.push(TensorInfo { name, dims, dtype, offset: abs, size });
+            tensors.push(TensorInfo {
+                name,
+                dims,
+                dtype,
+                offset: abs,
+                size,
+            });
         }
-        Ok(GgufFile { path, version, metadata, tensors, index, map })
+        Ok(GgufFile {
+            path,
+            version,
+            metadata,
+            tensors,
+            index,
+            map,
+        })
     }
 
     /// Metadata value, if present.
@@ -324,15 +359,21 @@ impl GgufFile {
     }
     /// Required unsigned integer.
     pub fn get_u64(&self, key: &str) -> Result<u64> {
-        self.get(key).and_then(Value::as_u64).ok_or_else(|| LlamaError::MissingKey(key.into()))
+        self.get(key)
+            .and_then(Value::as_u64)
+            .ok_or_else(|| LlamaError::MissingKey(key.into()))
     }
     /// Required float.
     pub fn get_f64(&self, key: &str) -> Result<f64> {
-        self.get(key).and_then(Value::as_f64).ok_or_else(|| LlamaError::MissingKey(key.into()))
+        self.get(key)
+            .and_then(Value::as_f64)
+            .ok_or_else(|| LlamaError::MissingKey(key.into()))
     }
     /// Required string.
     pub fn get_str(&self, key: &str) -> Result<&str> {
-        self.get(key).and_then(Value::as_str).ok_or_else(|| LlamaError::MissingKey(key.into()))
+        self.get(key)
+            .and_then(Value::as_str)
+            .ok_or_else(|| LlamaError::MissingKey(key.into()))
     }
     /// The model architecture (`general.architecture`).
     pub fn architecture(&self) -> Result<&str> {
@@ -352,12 +393,18 @@ impl GgufFile {
 
     /// A tensor that shares the file mapping (no copy).
     pub fn tensor(&self, name: &str) -> Result<Tensor> {
-        let info = self.tensor_info(name).ok_or_else(|| LlamaError::tensor(name, "not found in the GGUF file"))?;
+        let info = self
+            .tensor_info(name)
+            .ok_or_else(|| LlamaError::tensor(name, "not found in the GGUF file"))?;
         Ok(Tensor {
             name: info.name.clone(),
             dtype: info.dtype,
             shape: info.shape(),
-            data: TensorData::Mapped { map: self.map.clone(), offset: info.offset as usize, len: info.size as usize },
+            data: TensorData::Mapped {
+                map: self.map.clone(),
+                offset: info.offset as usize,
+                len: info.size as usize,
+            },
         })
     }
 }

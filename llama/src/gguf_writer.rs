@@ -71,7 +71,13 @@ impl GgufWriter {
         self
     }
     /// Adds a tensor; `shape` is row-major (outermost first), as in PyTorch.
-    pub fn tensor(&mut self, name: &str, shape: &[usize], dtype: DType, data: Vec<u8>) -> &mut Self {
+    pub fn tensor(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        dtype: DType,
+        data: Vec<u8>,
+    ) -> &mut Self {
         let dims = shape.iter().rev().map(|&d| d as u64).collect();
         self.tensors.push((name.to_string(), dims, dtype, data));
         self

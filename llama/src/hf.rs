@@ -35,24 +35,35 @@ fn read_json(path: &Path) -> Result<Json> {
 pub fn config_from_json(c: &Json) -> Result<LlamaConfig> {
     if let Some(mt) = c.get("model_type").and_then(|v| v.as_str()) {
         if mt != "llama" {
-            return Err(hf_err(format!("model_type `{mt}` is not supported (expected `llama`)")));
+            return Err(hf_err(format!(
+                "model_type `{mt}` is not supported (expected `llama`)"
+            )));
         }
     }
     let u = |k: &str| -> Result<usize> {
-        c.get(k).and_then(|v| v.as_u64()).map(|v| v as usize).ok_or_else(|| LlamaError::MissingKey(format!("config.json: {k}")))
+        c.get(k)
+            .and_then(|v| v.as_u64())
+            .map(|v| v as usize)
+            .ok_or_else(|| LlamaError::MissingKey(format!("config.json: {k}")))
     };
     let f = |k: &str, d: f64| c.get(k).and_then(|v| v.as_f64()).unwrap_or(d);
     let d_model = u("hidden_size")?;
     let n_heads = u("num_attention_heads")?;
     if n_heads == 0 || d_model % n_heads != 0 {
-        return Err(hf_err(format!("hidden_size {d_model} not divisible by num_attention_heads {n_heads}")));
+        return Err(hf_err(format!(
+            "hidden_size {d_model} not divisible by num_attention_heads {n_heads}"
+        )));
     }
     let head_dim = u("head_dim").unwrap_or(d_model / n_heads);
     let rope_base = f("rope_theta", 10000.0) as f32;
     let mut freq_factors = None;
     let mut linear = 1.0;
     if let Some(rs) = c.get("rope_scaling").filter(|v| !v.is_null()) {
-        let ty = rs.get("rope_type").or_else(|| rs.get("type")).and_then(|v| v.as_str()).unwrap_or("");
+        let ty = rs
+            .get("rope_type")
+            .or_else(|| rs.get("type"))
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
         let g = |k: &str, d: f64| rs.get(k).and_then(|v| v.as_f64()).unwrap_or(d) as f32;
         match ty {
             "llama3" => {
@@ -66,7 +77,11 @@ pub fn config_from_json(c: &Json) -> Result<LlamaConfig> {
             }
             "linear" => linear = g("factor", 1.0),
             "default" | "" => {}
-            other => return Err(hf_err(format!("rope_scaling type `{other}` is not supported"))),
+            other => {
+                return Err(hf_err(format!(
+                    "rope_scaling type `{other}` is not supported"
+                )))
+            }
         }
     }
     let cfg = LlamaConfig {
@@ -102,15 +117,28 @@ fn open_safetensors(path: &Path, out: &mut HashMap<String, StEntry>) -> Result<(
     let file = std::fs::File::open(path).map_err(|e| LlamaError::io(path, e))?;
     // SAFETY: read-only map, see `GgufFile::open`.
     let map = Arc::new(unsafe { Mmap::map(&file) }.map_err(|e| LlamaError::io(path, e))?);
-    let (n, meta) = SafeTensors::read_metadata(&map).map_err(|e| hf_err(format!("{}: bad safetensors header: {e:?}", path.display())))?;
+    let (n, meta) = SafeTensors::read_metadata(&map)
+        .map_err(|e| hf_err(format!("{}: bad safetensors header: {e:?}", path.display())))?;
     let base = 8 + n;
     for (name, info) in meta.tensors() {
         let (s, e) = info.data_offsets;
         let elems: usize = info.shape.iter().product();
         if e < s || base + e > map.len() || elems.checked_mul(info.dtype.size()) != Some(e - s) {
-            return Err(hf_err(format!("{}: tensor `{name}` has inconsistent offsets/shape", path.display())));
+            return Err(hf_err(format!(
+                "{}: tensor `{name}` has inconsistent offsets/shape",
+                path.display()
+            )));
         }
-        out.insert(name, StEntry { map: map.clone(), dtype: info.dtype, shape: info.shape.clone(), start: base + s, end: base + e });
+        out.insert(
+            name,
+            StEntry {
+                map: map.clone(),
+                dtype: info.dtype,
+                shape: info.shape.clone(),
+                start: base + s,
+                end: base + e,
+            },
+        );
     }
     Ok(())
 }
@@ -141,32 +169,49 @@ fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect();
     v.sort();
     if v.is_empty() {
-        return Err(hf_err(format!("no .safetensors files in {}", dir.display())));
+        return Err(hf_err(format!(
+            "no .safetensors files in {}",
+            dir.display()
+        )));
     }
     Ok(v)
 }
 
 fn to_tensor(name: &str, all: &HashMap<String, StEntry>) -> Result<Tensor> {
-    let e = all.get(name).ok_or_else(|| LlamaError::tensor(name, "not found in the safetensors files"))?;
+    let e = all
+        .get(name)
+        .ok_or_else(|| LlamaError::tensor(name, "not found in the safetensors files"))?;
     let dtype = match e.dtype {
         StDtype::F32 => DType::F32,
         StDtype::F16 => DType::F16,
         StDtype::BF16 => DType::BF16,
         StDtype::F8_E4M3 => return fp8_tensor(name, e, all),
-        other => return Err(LlamaError::tensor(name, format!("dtype {other:?} is not supported (BF16, F16, F32, F8_E4M3)"))),
+        other => {
+            return Err(LlamaError::tensor(
+                name,
+                format!("dtype {other:?} is not supported (BF16, F16, F32, F8_E4M3)"),
+            ))
+        }
     };
     Ok(Tensor {
         name: name.into(),
         dtype,
         shape: e.shape.clone(),
-        data: TensorData::Mapped { map: e.map.clone(), offset: e.start, len: e.end - e.start },
+        data: TensorData::Mapped {
+            map: e.map.clone(),
+            offset: e.start,
+            len: e.end - e.start,
+        },
     })
 }
 
 /// Expands an FP8 E4M3 weight with its `weight_scale` (per tensor, or per
 /// output row) into an owned BF16 tensor.
 fn fp8_tensor(name: &str, e: &StEntry, all: &HashMap<String, StEntry>) -> Result<Tensor> {
-    let scale_name = name.strip_suffix("weight").map(|p| format!("{p}weight_scale")).unwrap_or_default();
+    let scale_name = name
+        .strip_suffix("weight")
+        .map(|p| format!("{p}weight_scale"))
+        .unwrap_or_default();
     let scale = match all.get(&scale_name) {
         Some(_) => to_tensor(&scale_name, all)?.to_f32()?,
         None => vec![1.0],
@@ -175,14 +220,25 @@ fn fp8_tensor(name: &str, e: &StEntry, all: &HashMap<String, StEntry>) -> Result
     let cols = e.shape.last().copied().unwrap_or(1).max(1);
     let rows = bytes.len() / cols;
     if scale.len() != 1 && scale.len() != rows {
-        return Err(LlamaError::tensor(name, format!("weight_scale has {} values for {rows} rows", scale.len())));
+        return Err(LlamaError::tensor(
+            name,
+            format!("weight_scale has {} values for {rows} rows", scale.len()),
+        ));
     }
     let vals: Vec<f32> = bytes
         .iter()
         .enumerate()
-        .map(|(i, b)| float8::F8E4M3::from_bits(*b).to_f32() * scale[if scale.len() == 1 { 0 } else { i / cols }])
+        .map(|(i, b)| {
+            float8::F8E4M3::from_bits(*b).to_f32()
+                * scale[if scale.len() == 1 { 0 } else { i / cols }]
+        })
         .collect();
-    Tensor::from_bytes(name, DType::BF16, e.shape.clone(), quant::encode_float(DType::BF16, &vals)?)
+    Tensor::from_bytes(
+        name,
+        DType::BF16,
+        e.shape.clone(),
+        quant::encode_float(DType::BF16, &vals)?,
+    )
 }
 
 /// Loads the weights of an HF Llama directory.
@@ -199,7 +255,10 @@ pub fn load_weights(dir: &Path) -> Result<LlamaWeights> {
     }
     let t = |n: &str| to_tensor(n, &all);
     let tok_embd = t("model.embed_tokens.weight")?;
-    let tie = cj.get("tie_word_embeddings").and_then(|v| v.as_bool()).unwrap_or(false);
+    let tie = cj
+        .get("tie_word_embeddings")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
     let (output, tied) = match t("lm_head.weight") {
         Ok(o) => (o, false),
         Err(e) if !tie && !all.is_empty() && all.contains_key("lm_head.weight") => return Err(e),
@@ -221,7 +280,14 @@ pub fn load_weights(dir: &Path) -> Result<LlamaWeights> {
             w_down: l("mlp.down_proj")?,
         });
     }
-    let w = LlamaWeights { config, tok_embd, layers, norm: t("model.norm.weight")?, output, tied_embeddings: tied };
+    let w = LlamaWeights {
+        config,
+        tok_embd,
+        layers,
+        norm: t("model.norm.weight")?,
+        output,
+        tied_embeddings: tied,
+    };
     w.validate()?;
     Ok(w)
 }
@@ -237,7 +303,8 @@ pub fn unpermute_qk(values: &[f32], n_heads: usize, cols: usize) -> Vec<f32> {
             for s in 0..2 {
                 let src = h * hd + 2 * j + s;
                 let dst = h * hd + s * (hd / 2) + j;
-                out[dst * cols..(dst + 1) * cols].copy_from_slice(&values[src * cols..(src + 1) * cols]);
+                out[dst * cols..(dst + 1) * cols]
+                    .copy_from_slice(&values[src * cols..(src + 1) * cols]);
             }
         }
     }
@@ -250,11 +317,17 @@ pub fn write_hf_dir(w: &LlamaWeights, tok: &Tokenizer, out: &Path, dtype: &str) 
     let dt = match dtype.to_ascii_lowercase().as_str() {
         "f32" => DType::F32,
         "bf16" => DType::BF16,
-        other => return Err(LlamaError::Invalid(format!("--dtype {other}: expected f32 or bf16"))),
+        other => {
+            return Err(LlamaError::Invalid(format!(
+                "--dtype {other}: expected f32 or bf16"
+            )))
+        }
     };
     let c = &w.config;
     if c.rope_freq_factors.is_some() || c.rope_linear_scale != 1.0 {
-        return Err(LlamaError::Invalid("converting models with rope scaling is not supported".into()));
+        return Err(LlamaError::Invalid(
+            "converting models with rope scaling is not supported".into(),
+        ));
     }
     std::fs::create_dir_all(out).map_err(|e| LlamaError::io(out, e))?;
     let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
@@ -274,16 +347,32 @@ pub fn write_hf_dir(w: &LlamaWeights, tok: &Tokenizer, out: &Path, dtype: &str) 
     for (i, l) in w.layers.iter().enumerate() {
         let p = format!("model.layers.{i}.");
         add(format!("{p}input_layernorm.weight"), &l.attn_norm, None)?;
-        add(format!("{p}self_attn.q_proj.weight"), &l.wq, Some(c.n_heads))?;
-        add(format!("{p}self_attn.k_proj.weight"), &l.wk, Some(c.n_kv_heads))?;
+        add(
+            format!("{p}self_attn.q_proj.weight"),
+            &l.wq,
+            Some(c.n_heads),
+        )?;
+        add(
+            format!("{p}self_attn.k_proj.weight"),
+            &l.wk,
+            Some(c.n_kv_heads),
+        )?;
         add(format!("{p}self_attn.v_proj.weight"), &l.wv, None)?;
         add(format!("{p}self_attn.o_proj.weight"), &l.wo, None)?;
-        add(format!("{p}post_attention_layernorm.weight"), &l.ffn_norm, None)?;
+        add(
+            format!("{p}post_attention_layernorm.weight"),
+            &l.ffn_norm,
+            None,
+        )?;
         add(format!("{p}mlp.gate_proj.weight"), &l.w_gate, None)?;
         add(format!("{p}mlp.up_proj.weight"), &l.w_up, None)?;
         add(format!("{p}mlp.down_proj.weight"), &l.w_down, None)?;
     }
-    let st_dtype = if dt == DType::F32 { StDtype::F32 } else { StDtype::BF16 };
+    let st_dtype = if dt == DType::F32 {
+        StDtype::F32
+    } else {
+        StDtype::BF16
+    };
     let views: Vec<(String, safetensors::tensor::TensorView)> = named
         .iter()
         .map(|(n, s, b)| {
@@ -293,7 +382,8 @@ pub fn write_hf_dir(w: &LlamaWeights, tok: &Tokenizer, out: &Path, dtype: &str) 
         })
         .collect::<Result<_>>()?;
     let st_path = out.join("model.safetensors");
-    safetensors::serialize_to_file(views, &None, &st_path).map_err(|e| hf_err(format!("{}: {e:?}", st_path.display())))?;
+    safetensors::serialize_to_file(views, &None, &st_path)
+        .map_err(|e| hf_err(format!("{}: {e:?}", st_path.display())))?;
 
     let config = json!({
         "architectures": ["LlamaForCausalLM"],
@@ -322,12 +412,18 @@ pub fn write_hf_dir(w: &LlamaWeights, tok: &Tokenizer, out: &Path, dtype: &str) 
         "chat_template": tok.chat_template,
     });
     let gen_cfg = json!({ "bos_token_id": tok.bos_id, "eos_token_id": tok.stop_ids });
-    for (name, v) in [("config.json", config), ("tokenizer_config.json", tok_cfg), ("generation_config.json", gen_cfg)] {
+    for (name, v) in [
+        ("config.json", config),
+        ("tokenizer_config.json", tok_cfg),
+        ("generation_config.json", gen_cfg),
+    ] {
         let p = out.join(name);
         let s = serde_json::to_string_pretty(&v).map_err(|e| hf_err(e.to_string()))?;
         std::fs::write(&p, s).map_err(|e| LlamaError::io(&p, e))?;
     }
     let tp = out.join("tokenizer.json");
-    tok.inner().save(&tp, false).map_err(|e| LlamaError::Tokenizer(format!("{}: {e}", tp.display())))?;
+    tok.inner()
+        .save(&tp, false)
+        .map_err(|e| LlamaError::Tokenizer(format!("{}: {e}", tp.display())))?;
     Ok(())
 }

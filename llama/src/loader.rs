@@ -19,13 +19,24 @@ pub fn load(path: &Path) -> Result<LoadedModel> {
     if path.is_dir() {
         let weights = crate::hf::load_weights(path)?;
         let tokenizer = Tokenizer::from_hf_dir(path)?;
-        return Ok(LoadedModel { weights, tokenizer, format: "hf" });
+        return Ok(LoadedModel {
+            weights,
+            tokenizer,
+            format: "hf",
+        });
     }
     if !path.exists() {
-        return Err(LlamaError::Invalid(format!("model path {} does not exist", path.display())));
+        return Err(LlamaError::Invalid(format!(
+            "model path {} does not exist",
+            path.display()
+        )));
     }
     let g = GgufFile::open(path)?;
     let weights = LlamaWeights::from_gguf(&g)?;
     let tokenizer = Tokenizer::from_gguf(&g)?;
-    Ok(LoadedModel { weights, tokenizer, format: "gguf" })
+    Ok(LoadedModel {
+        weights,
+        tokenizer,
+        format: "gguf",
+    })
 }

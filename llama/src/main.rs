@@ -26,9 +26,21 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Generate { prompt, run } => cmd_generate(&prompt, &run),
-        Command::Chat { prompt, system, run } => cmd_chat(prompt.as_deref(), system.as_deref(), &run),
-        Command::Info { model, model_opt, tensors } => cmd_info(model.or(model_opt), tensors),
-        Command::Convert { output, model, dtype } => cmd_convert(model, &output, &dtype),
+        Command::Chat {
+            prompt,
+            system,
+            run,
+        } => cmd_chat(prompt.as_deref(), system.as_deref(), &run),
+        Command::Info {
+            model,
+            model_opt,
+            tensors,
+        } => cmd_info(model.or(model_opt), tensors),
+        Command::Convert {
+            output,
+            model,
+            dtype,
+        } => cmd_convert(model, &output, &dtype),
     }
 }
 
@@ -42,7 +54,10 @@ fn model_path(p: Option<PathBuf>) -> Result<PathBuf> {
 /// Loads the model with a progress bar on stderr (hidden when not a tty).
 fn load_model(path: &Path) -> Result<LoadedModel> {
     let pb = ProgressBar::new_spinner();
-    pb.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
     pb.set_message(format!("loading {}", path.display()));
     let m = loader::load(path).with_context(|| format!("loading {}", path.display()))?;
     // Touch every page of the weights so the first forward pass is not
@@ -53,7 +68,17 @@ fn load_model(path: &Path) -> Result<LoadedModel> {
         all.push(&w.output);
     }
     for l in &w.layers {
-        all.extend([&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.w_gate, &l.w_up, &l.w_down]);
+        all.extend([
+            &l.attn_norm,
+            &l.wq,
+            &l.wk,
+            &l.wv,
+            &l.wo,
+            &l.ffn_norm,
+            &l.w_gate,
+            &l.w_up,
+            &l.w_down,
+        ]);
     }
     let total: u64 = all.iter().map(|t| t.bytes().len() as u64).sum();
     pb.set_style(
@@ -82,7 +107,10 @@ fn setup(run: &RunArgs) -> Result<(LoadedModel, Box<dyn Backend>, Sampler)> {
         if n == 0 {
             bail!("--threads must be at least 1");
         }
-        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("setting up the thread pool")?;
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("setting up the thread pool")?;
     }
     if !(run.top_p > 0.0 && run.top_p <= 1.0) {
         bail!("--top-p must be in (0, 1]");
@@ -92,7 +120,11 @@ fn setup(run: &RunArgs) -> Result<(LoadedModel, Box<dyn Backend>, Sampler)> {
     }
     let path = model_path(run.model.clone())?;
     let m = load_model(&path)?;
-    let ctx = m.weights.config.context_length.min(run.ctx_size.unwrap_or(4096));
+    let ctx = m
+        .weights
+        .config
+        .context_length
+        .min(run.ctx_size.unwrap_or(4096));
     let backend = create_backend(device, Arc::new(m.weights.clone()), ctx)?;
     let sampler = Sampler::new(SamplerConfig {
         temperature: run.temperature,
@@ -122,13 +154,20 @@ fn cmd_generate(prompt: &str, run: &RunArgs) -> Result<()> {
     let ids = m.tokenizer.encode(prompt, m.tokenizer.add_bos)?;
     // Echo the prompt once generation has started (i.e. the prompt was accepted).
     let mut echoed = false;
-    let g = generate(backend.as_mut(), &m.tokenizer, &ids, run.max_tokens, &mut sampler, |s| {
-        if !echoed {
-            echoed = true;
-            print_stream(prompt)?;
-        }
-        print_stream(s)
-    })?;
+    let g = generate(
+        backend.as_mut(),
+        &m.tokenizer,
+        &ids,
+        run.max_tokens,
+        &mut sampler,
+        |s| {
+            if !echoed {
+                echoed = true;
+                print_stream(prompt)?;
+            }
+            print_stream(s)
+        },
+    )?;
     if !echoed {
         print_stream(prompt)?;
     }
@@ -138,15 +177,22 @@ fn cmd_generate(prompt: &str, run: &RunArgs) -> Result<()> {
 }
 
 fn special_text(m: &LoadedModel, id: Option<u32>) -> String {
-    id.and_then(|i| m.tokenizer.token_text(i)).unwrap_or_default()
+    id.and_then(|i| m.tokenizer.token_text(i))
+        .unwrap_or_default()
 }
 
 fn cmd_chat(prompt: Option<&str>, system: Option<&str>, run: &RunArgs) -> Result<()> {
     let (m, mut backend, mut sampler) = setup(run)?;
-    let template = m.tokenizer.chat_template.clone().unwrap_or_else(|| chat::default_template(&m.tokenizer).to_string());
+    let template = m
+        .tokenizer
+        .chat_template
+        .clone()
+        .unwrap_or_else(|| chat::default_template(&m.tokenizer).to_string());
     let bos = special_text(&m, m.tokenizer.bos_id);
     let eos = special_text(&m, m.tokenizer.eos_id);
-    let mut messages: Vec<Message> = system.map(|s| vec![Message::new("system", s)]).unwrap_or_default();
+    let mut messages: Vec<Message> = system
+        .map(|s| vec![Message::new("system", s)])
+        .unwrap_or_default();
     let mut cached: Vec<u32> = Vec::new();
     let interactive = prompt.is_none();
     let stdin = std::io::stdin();
@@ -174,11 +220,20 @@ fn cmd_chat(prompt: Option<&str>, system: Option<&str>, run: &RunArgs) -> Result
         }
         messages.push(Message::new("user", &user));
         let text = chat::render(&template, &messages, &bos, &eos, true)?;
-        let ids = m.tokenizer.encode(&text, m.tokenizer.add_bos && !text.starts_with(&bos))?;
+        let ids = m
+            .tokenizer
+            .encode(&text, m.tokenizer.add_bos && !text.starts_with(&bos))?;
         // Reuse the cached prefix of the conversation.
         let common = cached.iter().zip(&ids).take_while(|(a, b)| a == b).count();
         backend.rewind(common);
-        let g = generate(backend.as_mut(), &m.tokenizer, &ids, run.max_tokens, &mut sampler, print_stream)?;
+        let g = generate(
+            backend.as_mut(),
+            &m.tokenizer,
+            &ids,
+            run.max_tokens,
+            &mut sampler,
+            print_stream,
+        )?;
         println!();
         eprintln!("{}", g.stats.summary());
         cached = ids;
@@ -211,7 +266,10 @@ fn cmd_info(model: Option<PathBuf>, list_tensors: bool) -> Result<()> {
     println!("file: {}", path.display());
     println!("format: GGUF v{}", g.version);
     for (k, v) in &g.metadata {
-        if k.starts_with("general.") || k.starts_with("llama.") || matches!(k.as_str(), "tokenizer.ggml.model" | "tokenizer.ggml.pre") {
+        if k.starts_with("general.")
+            || k.starts_with("llama.")
+            || matches!(k.as_str(), "tokenizer.ggml.model" | "tokenizer.ggml.pre")
+        {
             println!("  {k} = {}", v.summary());
         }
     }
@@ -230,7 +288,13 @@ fn cmd_info(model: Option<PathBuf>, list_tensors: bool) -> Result<()> {
     }
     if list_tensors {
         for t in &g.tensors {
-            println!("  {:<32} {:>5} {:?} {}", t.name, t.dtype.name(), t.shape(), human(t.size));
+            println!(
+                "  {:<32} {:>5} {:?} {}",
+                t.name,
+                t.dtype.name(),
+                t.shape(),
+                human(t.size)
+            );
         }
     }
     Ok(())
@@ -238,15 +302,25 @@ fn cmd_info(model: Option<PathBuf>, list_tensors: bool) -> Result<()> {
 
 fn print_config(c: &llama::config::LlamaConfig, tied: bool) {
     println!("architecture: llama");
-    println!("  layers: {}, d_model: {}, ffn: {}", c.n_layers, c.d_model, c.ffn_dim);
-    println!("  heads: {} (kv heads: {}, head dim: {})", c.n_heads, c.n_kv_heads, c.head_dim);
+    println!(
+        "  layers: {}, d_model: {}, ffn: {}",
+        c.n_layers, c.d_model, c.ffn_dim
+    );
+    println!(
+        "  heads: {} (kv heads: {}, head dim: {})",
+        c.n_heads, c.n_kv_heads, c.head_dim
+    );
     println!("  vocab: {}, context: {}", c.vocab_size, c.context_length);
     println!(
         "  rope: base {}, dim {}, layout {:?}, freq factors: {}, linear scale {}",
         c.rope_base,
         c.rope_dim,
         c.rope_layout,
-        if c.rope_freq_factors.is_some() { "yes" } else { "no" },
+        if c.rope_freq_factors.is_some() {
+            "yes"
+        } else {
+            "no"
+        },
         c.rope_linear_scale
     );
     println!("  rms eps: {:e}, tied embeddings: {tied}", c.rms_eps);

@@ -63,7 +63,14 @@ impl LlamaWeights {
                 w_down: t("ffn_down")?,
             });
         }
-        let w = LlamaWeights { config, tok_embd, layers, norm: g.tensor("output_norm.weight")?, output, tied_embeddings: tied };
+        let w = LlamaWeights {
+            config,
+            tok_embd,
+            layers,
+            norm: g.tensor("output_norm.weight")?,
+            output,
+            tied_embeddings: tied,
+        };
         w.validate()?;
         Ok(w)
     }
@@ -76,7 +83,11 @@ impl LlamaWeights {
         self.output.expect_shape(&[c.vocab_size, d])?;
         self.norm.expect_shape(&[d])?;
         if self.layers.len() != c.n_layers {
-            return Err(LlamaError::Invalid(format!("{} layers found, {} expected", self.layers.len(), c.n_layers)));
+            return Err(LlamaError::Invalid(format!(
+                "{} layers found, {} expected",
+                self.layers.len(),
+                c.n_layers
+            )));
         }
         for l in &self.layers {
             l.attn_norm.expect_shape(&[d])?;

@@ -153,7 +153,10 @@ fn f16_at(b: &[u8], i: usize) -> f32 {
 /// is reported as an `Err` rather than a panic anyway.
 pub fn dequantize(dtype: DType, src: &[u8], out: &mut [f32]) -> Result<()> {
     let need = dtype.bytes_for(out.len()).ok_or_else(|| {
-        LlamaError::Invalid(format!("{} elements is not a whole number of {dtype} blocks", out.len()))
+        LlamaError::Invalid(format!(
+            "{} elements is not a whole number of {dtype} blocks",
+            out.len()
+        ))
     })?;
     if src.len() != need {
         return Err(LlamaError::Invalid(format!(
@@ -302,10 +305,20 @@ fn dequant_q6_k_block(b: &[u8], y: &mut [f32]) {
 pub fn encode_float(dtype: DType, src: &[f32]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(src.len() * dtype.type_size());
     match dtype {
-        DType::F32 => src.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        DType::F16 => src.iter().for_each(|x| out.extend_from_slice(&f16::from_f32(*x).to_le_bytes())),
-        DType::BF16 => src.iter().for_each(|x| out.extend_from_slice(&bf16::from_f32(*x).to_le_bytes())),
-        other => return Err(LlamaError::UnsupportedType(format!("cannot encode {other}"))),
+        DType::F32 => src
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        DType::F16 => src
+            .iter()
+            .for_each(|x| out.extend_from_slice(&f16::from_f32(*x).to_le_bytes())),
+        DType::BF16 => src
+            .iter()
+            .for_each(|x| out.extend_from_slice(&bf16::from_f32(*x).to_le_bytes())),
+        other => {
+            return Err(LlamaError::UnsupportedType(format!(
+                "cannot encode {other}"
+            )))
+        }
     }
     Ok(out)
 }

@@ -95,7 +95,10 @@ impl Sampler {
         }
         let t = self.cfg.temperature;
         let mx = l[idx[0] as usize];
-        let mut probs: Vec<f32> = idx.iter().map(|&i| ((l[i as usize] - mx) / t).exp()).collect();
+        let mut probs: Vec<f32> = idx
+            .iter()
+            .map(|&i| ((l[i as usize] - mx) / t).exp())
+            .collect();
         let sum: f32 = probs.iter().sum();
         probs.iter_mut().for_each(|p| *p /= sum);
         if self.cfg.top_p < 1.0 {

@@ -13,7 +13,11 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub enum TensorData {
     /// A slice of a shared read-only memory map.
-    Mapped { map: Arc<Mmap>, offset: usize, len: usize },
+    Mapped {
+        map: Arc<Mmap>,
+        offset: usize,
+        len: usize,
+    },
     /// Owned bytes (e.g. weights converted from FP8 at load time).
     Owned(Arc<Vec<u8>>),
 }
@@ -36,20 +40,41 @@ impl std::fmt::Debug for Tensor {
 
 impl Tensor {
     /// Builds an owned tensor, checking that `bytes` matches the shape.
-    pub fn from_bytes(name: &str, dtype: DType, shape: Vec<usize>, bytes: Vec<u8>) -> Result<Tensor> {
+    pub fn from_bytes(
+        name: &str,
+        dtype: DType,
+        shape: Vec<usize>,
+        bytes: Vec<u8>,
+    ) -> Result<Tensor> {
         let n: usize = shape.iter().product();
-        let need = dtype
-            .bytes_for(n)
-            .ok_or_else(|| LlamaError::tensor(name, format!("{n} elements is not a whole number of {dtype} blocks")))?;
+        let need = dtype.bytes_for(n).ok_or_else(|| {
+            LlamaError::tensor(
+                name,
+                format!("{n} elements is not a whole number of {dtype} blocks"),
+            )
+        })?;
         if need != bytes.len() {
-            return Err(LlamaError::tensor(name, format!("expected {need} bytes, got {}", bytes.len())));
+            return Err(LlamaError::tensor(
+                name,
+                format!("expected {need} bytes, got {}", bytes.len()),
+            ));
         }
-        Ok(Tensor { name: name.into(), dtype, shape, data: TensorData::Owned(Arc::new(bytes)) })
+        Ok(Tensor {
+            name: name.into(),
+            dtype,
+            shape,
+            data: TensorData::Owned(Arc::new(bytes)),
+        })
     }
 
     /// An owned f32 tensor.
     pub fn from_f32(name: &str, shape: Vec<usize>, values: &[f32]) -> Result<Tensor> {
-        Self::from_bytes(name, DType::F32, shape, quant::encode_float(DType::F32, values)?)
+        Self::from_bytes(
+            name,
+            DType::F32,
+            shape,
+            quant::encode_float(DType::F32, values)?,
+        )
     }
 
     /// The raw bytes.
@@ -84,9 +109,12 @@ impl Tensor {
         let rb = self.row_bytes();
         let nrows = out.len() / self.cols().max(1);
         let b = self.bytes();
-        let src = b
-            .get(r0 * rb..(r0 + nrows) * rb)
-            .ok_or_else(|| LlamaError::tensor(&self.name, format!("rows {r0}..{} out of range", r0 + nrows)))?;
+        let src = b.get(r0 * rb..(r0 + nrows) * rb).ok_or_else(|| {
+            LlamaError::tensor(
+                &self.name,
+                format!("rows {r0}..{} out of range", r0 + nrows),
+            )
+        })?;
         quant::dequantize(self.dtype, src, out)
     }
 
@@ -102,7 +130,10 @@ impl Tensor {
         if self.shape != shape {
             return Err(LlamaError::tensor(
                 &self.name,
-                format!("shape {:?} does not match the expected {:?}", self.shape, shape),
+                format!(
+                    "shape {:?} does not match the expected {:?}",
+                    self.shape, shape
+                ),
             ));
         }
         Ok(())

@@ -27,7 +27,9 @@ use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence as PreSequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
-use tokenizers::{AddedToken, DecoderWrapper, NormalizerWrapper, PreTokenizerWrapper, SplitDelimiterBehavior};
+use tokenizers::{
+    AddedToken, DecoderWrapper, NormalizerWrapper, PreTokenizerWrapper, SplitDelimiterBehavior,
+};
 
 /// Llama 3's pre-tokenizer regex (`tokenizer.ggml.pre = "llama-bpe"`).
 pub const LLAMA3_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
@@ -54,7 +56,14 @@ pub struct Tokenizer {
 }
 
 /// Names of end-of-turn markers used by the supported model families.
-const STOP_NAMES: &[&str] = &["<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end_of_text|>", "<|endoftext|>", "</s>"];
+const STOP_NAMES: &[&str] = &[
+    "<|eot_id|>",
+    "<|eom_id|>",
+    "<|im_end|>",
+    "<|end_of_text|>",
+    "<|endoftext|>",
+    "</s>",
+];
 
 impl Tokenizer {
     /// Builds the tokenizer described by a GGUF file's `tokenizer.*` metadata.
@@ -68,12 +77,22 @@ impl Tokenizer {
             .map(|v| v.as_str().map(str::to_string))
             .collect::<Option<_>>()
             .ok_or_else(|| LlamaError::MissingKey("tokenizer.ggml.tokens (strings)".into()))?;
-        let types: Vec<i64> = match g.get("tokenizer.ggml.token_type").and_then(|v| v.as_array()) {
+        let types: Vec<i64> = match g
+            .get("tokenizer.ggml.token_type")
+            .and_then(|v| v.as_array())
+        {
             Some(a) => a.iter().map(|v| v.as_f64().unwrap_or(1.0) as i64).collect(),
             None => vec![1; tokens.len()],
         };
-        let vocab: Vocab = tokens.iter().enumerate().rev().map(|(i, t)| (t.clone(), i as u32)).collect();
-        let add_space_prefix = g.get("tokenizer.ggml.add_space_prefix").and_then(|v| v.as_bool());
+        let vocab: Vocab = tokens
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
+        let add_space_prefix = g
+            .get("tokenizer.ggml.add_space_prefix")
+            .and_then(|v| v.as_bool());
         let mut inner = match model {
             "gpt2" => {
                 let merges: Vec<(String, String)> = g
@@ -81,21 +100,34 @@ impl Tokenizer {
                     .and_then(|v| v.as_array())
                     .ok_or_else(|| LlamaError::MissingKey("tokenizer.ggml.merges".into()))?
                     .iter()
-                    .map(|v| v.as_str().and_then(|s| s.split_once(' ')).map(|(a, b)| (a.to_string(), b.to_string())))
+                    .map(|v| {
+                        v.as_str()
+                            .and_then(|s| s.split_once(' '))
+                            .map(|(a, b)| (a.to_string(), b.to_string()))
+                    })
                     .collect::<Option<_>>()
-                    .ok_or_else(|| LlamaError::MissingKey("tokenizer.ggml.merges (\"a b\" strings)".into()))?;
-                let bpe = BPE::builder().vocab_and_merges(vocab, merges).build().map_err(tok_err)?;
+                    .ok_or_else(|| {
+                        LlamaError::MissingKey("tokenizer.ggml.merges (\"a b\" strings)".into())
+                    })?;
+                let bpe = BPE::builder()
+                    .vocab_and_merges(vocab, merges)
+                    .build()
+                    .map_err(tok_err)?;
                 let mut t = tokenizers::Tokenizer::new(bpe);
-                let pre = g.get("tokenizer.ggml.pre").and_then(|v| v.as_str()).unwrap_or("gpt2");
+                let pre = g
+                    .get("tokenizer.ggml.pre")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("gpt2");
                 t.with_pre_tokenizer(Some(byte_level_pre_tokenizer(pre)?));
                 t.with_decoder(Some(DecoderWrapper::from(ByteLevel::default())));
                 t
             }
             "llama" => {
-                let scores: Vec<f32> = match g.get("tokenizer.ggml.scores").and_then(|v| v.as_array()) {
-                    Some(a) => a.iter().map(|v| v.as_f64().unwrap_or(0.0) as f32).collect(),
-                    None => return Err(LlamaError::MissingKey("tokenizer.ggml.scores".into())),
-                };
+                let scores: Vec<f32> =
+                    match g.get("tokenizer.ggml.scores").and_then(|v| v.as_array()) {
+                        Some(a) => a.iter().map(|v| v.as_f64().unwrap_or(0.0) as f32).collect(),
+                        None => return Err(LlamaError::MissingKey("tokenizer.ggml.scores".into())),
+                    };
                 let merges = spm_merges(&tokens, &scores, &vocab);
                 let unk = g
                     .get_u64("tokenizer.ggml.unknown_token_id")
@@ -129,13 +161,22 @@ impl Tokenizer {
             .collect();
         inner.add_special_tokens(&specials);
 
-        let id = |k: &str| g.get_u64(k).ok().map(|v| v as u32).filter(|&v| (v as usize) < tokens.len());
+        let id = |k: &str| {
+            g.get_u64(k)
+                .ok()
+                .map(|v| v as u32)
+                .filter(|&v| (v as usize) < tokens.len())
+        };
         let bos_id = id("tokenizer.ggml.bos_token_id");
         let eos_id = id("tokenizer.ggml.eos_token_id");
-        let mut stop_ids: Vec<u32> = [eos_id, id("tokenizer.ggml.eot_token_id"), id("tokenizer.ggml.eom_token_id")]
-            .into_iter()
-            .flatten()
-            .collect();
+        let mut stop_ids: Vec<u32> = [
+            eos_id,
+            id("tokenizer.ggml.eot_token_id"),
+            id("tokenizer.ggml.eom_token_id"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         for name in STOP_NAMES {
             if let Some(i) = tokens.iter().position(|t| t == name) {
                 if types.get(i) == Some(&TOKEN_CONTROL) {
@@ -149,8 +190,18 @@ impl Tokenizer {
             .get("tokenizer.ggml.add_bos_token")
             .and_then(|v| v.as_bool())
             .unwrap_or(model == "llama");
-        let chat_template = g.get("tokenizer.chat_template").and_then(|v| v.as_str()).map(str::to_string);
-        Ok(Tokenizer { inner, bos_id, eos_id, stop_ids, add_bos, chat_template })
+        let chat_template = g
+            .get("tokenizer.chat_template")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+        Ok(Tokenizer {
+            inner,
+            bos_id,
+            eos_id,
+            stop_ids,
+            add_bos,
+            chat_template,
+        })
     }
 
     /// Loads `tokenizer.json` (+ `tokenizer_config.json`, `generation_config.json`)
@@ -165,24 +216,39 @@ impl Tokenizer {
                 return Ok(None);
             }
             let s = std::fs::read_to_string(&p).map_err(|e| LlamaError::io(&p, e))?;
-            serde_json::from_str(&s).map(Some).map_err(|e| LlamaError::Hf(format!("{}: {e}", p.display())))
+            serde_json::from_str(&s)
+                .map(Some)
+                .map_err(|e| LlamaError::Hf(format!("{}: {e}", p.display())))
         };
         let cfg = read_json("tokenizer_config.json")?.unwrap_or(serde_json::Value::Null);
         let gen = read_json("generation_config.json")?.unwrap_or(serde_json::Value::Null);
         let token_text = |v: &serde_json::Value| -> Option<String> {
             match v {
                 serde_json::Value::String(s) => Some(s.clone()),
-                serde_json::Value::Object(o) => o.get("content").and_then(|c| c.as_str()).map(str::to_string),
+                serde_json::Value::Object(o) => o
+                    .get("content")
+                    .and_then(|c| c.as_str())
+                    .map(str::to_string),
                 _ => None,
             }
         };
-        let by_name = |key: &str| cfg.get(key).and_then(token_text).and_then(|t| inner.token_to_id(&t));
-        let bos_id = by_name("bos_token").or_else(|| gen.get("bos_token_id").and_then(|v| v.as_u64()).map(|v| v as u32));
+        let by_name = |key: &str| {
+            cfg.get(key)
+                .and_then(token_text)
+                .and_then(|t| inner.token_to_id(&t))
+        };
+        let bos_id = by_name("bos_token").or_else(|| {
+            gen.get("bos_token_id")
+                .and_then(|v| v.as_u64())
+                .map(|v| v as u32)
+        });
         let eos_id = by_name("eos_token");
         let mut stop_ids: Vec<u32> = eos_id.into_iter().collect();
         match gen.get("eos_token_id") {
             Some(serde_json::Value::Number(n)) => stop_ids.extend(n.as_u64().map(|v| v as u32)),
-            Some(serde_json::Value::Array(a)) => stop_ids.extend(a.iter().filter_map(|v| v.as_u64()).map(|v| v as u32)),
+            Some(serde_json::Value::Array(a)) => {
+                stop_ids.extend(a.iter().filter_map(|v| v.as_u64()).map(|v| v as u32))
+            }
             _ => {}
         }
         for name in STOP_NAMES {
@@ -213,7 +279,14 @@ impl Tokenizer {
                 .map(str::to_string),
             _ => None,
         };
-        Ok(Tokenizer { inner, bos_id, eos_id, stop_ids, add_bos, chat_template })
+        Ok(Tokenizer {
+            inner,
+            bos_id,
+            eos_id,
+            stop_ids,
+            add_bos,
+            chat_template,
+        })
     }
 
     /// Encodes `text`; special-token markers in the text become their ids.
@@ -262,8 +335,12 @@ fn byte_level_pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper> {
     let bl = |regex: bool| PreTokenizerWrapper::from(ByteLevel::new(false, true, regex));
     Ok(match pre {
         "llama3" | "llama-bpe" | "llama-v3" | "smaug-bpe" => {
-            let split = Split::new(SplitPattern::Regex(LLAMA3_PATTERN.into()), SplitDelimiterBehavior::Isolated, false)
-                .map_err(tok_err)?;
+            let split = Split::new(
+                SplitPattern::Regex(LLAMA3_PATTERN.into()),
+                SplitDelimiterBehavior::Isolated,
+                false,
+            )
+            .map_err(tok_err)?;
             PreTokenizerWrapper::from(PreSequence::new(vec![split.into(), bl(false)]))
         }
         "smollm" | "starcoder" | "refact" | "codeshell" | "command-r" | "exaone" | "minerva-7b" => {
@@ -277,7 +354,10 @@ fn byte_level_pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper> {
 fn spm_normalizer(add_prefix: bool) -> Result<NormalizerWrapper> {
     let replace = Replace::new(" ", "\u{2581}").map_err(tok_err)?;
     Ok(if add_prefix {
-        NormalizerWrapper::from(NormSequence::new(vec![Prepend::new("\u{2581}".into()).into(), replace.into()]))
+        NormalizerWrapper::from(NormSequence::new(vec![
+            Prepend::new("\u{2581}".into()).into(),
+            replace.into(),
+        ]))
     } else {
         replace.into()
     })
@@ -334,13 +414,19 @@ impl Default for StreamDecoder {
 
 impl StreamDecoder {
     pub fn new() -> Self {
-        StreamDecoder { ids: Vec::new(), emitted: 0 }
+        StreamDecoder {
+            ids: Vec::new(),
+            emitted: 0,
+        }
     }
     /// Adds a token; returns text that is now final.
     pub fn push(&mut self, tok: &Tokenizer, id: u32) -> Result<String> {
         self.ids.push(id);
         let text = tok.decode(&self.ids)?;
-        if text.ends_with('\u{FFFD}') || text.len() < self.emitted || !text.is_char_boundary(self.emitted) {
+        if text.ends_with('\u{FFFD}')
+            || text.len() < self.emitted
+            || !text.is_char_boundary(self.emitted)
+        {
             return Ok(String::new());
         }
         let new = text[self.emitted..].to_string();

@@ -4,7 +4,10 @@
 use std::process::Command;
 
 fn llama(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_llama")).args(args).output().expect("run llama");
+    let out = Command::new(env!("CARGO_BIN_EXE_llama"))
+        .args(args)
+        .output()
+        .expect("run llama");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -16,7 +19,18 @@ fn llama(args: &[&str]) -> (i32, String, String) {
 fn help_lists_options() {
     let (rc, out, _) = llama(&["generate", "--help"]);
     assert_eq!(rc, 0);
-    for opt in ["--model", "--max-tokens", "--temperature", "--top-k", "--top-p", "--repeat-penalty", "--seed", "--greedy", "--device", "--threads"] {
+    for opt in [
+        "--model",
+        "--max-tokens",
+        "--temperature",
+        "--top-k",
+        "--top-p",
+        "--repeat-penalty",
+        "--seed",
+        "--greedy",
+        "--device",
+        "--threads",
+    ] {
         assert!(out.contains(opt), "{opt} missing from --help");
     }
 }
@@ -63,12 +77,25 @@ fn runs_the_default_model() {
         eprintln!("skipping: {e}");
         return;
     }
-    let (rc, out, err) = llama(&["generate", "The capital of France is", "--greedy", "--max-tokens", "6"]);
+    let (rc, out, err) = llama(&[
+        "generate",
+        "The capital of France is",
+        "--greedy",
+        "--max-tokens",
+        "6",
+    ]);
     assert_eq!(rc, 0, "{err}");
     assert!(out.starts_with("The capital of France is"), "{out}");
     assert!(out.contains("Paris"), "{out}");
     assert!(err.contains("prefill:") && err.contains("decode:"), "{err}");
-    let (rc, out, err) = llama(&["chat", "--prompt", "What is the capital of France?", "--greedy", "--max-tokens", "16"]);
+    let (rc, out, err) = llama(&[
+        "chat",
+        "--prompt",
+        "What is the capital of France?",
+        "--greedy",
+        "--max-tokens",
+        "16",
+    ]);
     assert_eq!(rc, 0, "{err}");
     assert!(out.contains("Paris"), "{out}");
     let (rc, out, _) = llama(&["info"]);

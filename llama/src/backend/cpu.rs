@@ -15,7 +15,6 @@ use crate::tensor::Tensor;
 use rayon::prelude::*;
 use std::sync::Arc;
 
-
 /// Batches up to this many tokens use row-by-row dot products instead of sgemm.
 pub const SMALL_BATCH: usize = 8;
 
@@ -38,7 +37,14 @@ impl CpuBackend {
         let capacity = capacity.clamp(1, c.context_length);
         let inv_freqs = c.rope_inv_freqs();
         let n = c.n_layers;
-        Ok(CpuBackend { inv_freqs, capacity, pos: 0, k_cache: vec![Vec::new(); n], v_cache: vec![Vec::new(); n], w })
+        Ok(CpuBackend {
+            inv_freqs,
+            capacity,
+            pos: 0,
+            k_cache: vec![Vec::new(); n],
+            v_cache: vec![Vec::new(); n],
+            w,
+        })
     }
 }
 
@@ -65,7 +71,11 @@ pub fn matmul_multi(jobs: &mut [(&Tensor, &mut [f32])], x: &[f32], n: usize) -> 
         if x.len() != n * k || out.len() != n * m {
             return Err(LlamaError::tensor(
                 &w.name,
-                format!("matmul shape mismatch: x {} (n={n}, k={k}), out {}", x.len(), out.len()),
+                format!(
+                    "matmul shape mismatch: x {} (n={n}, k={k}), out {}",
+                    x.len(),
+                    out.len()
+                ),
             ));
         }
     }
@@ -76,12 +86,20 @@ pub fn matmul_multi(jobs: &mut [(&Tensor, &mut [f32])], x: &[f32], n: usize) -> 
         let xsum = kernels::block_sums(x);
         // Integer kernels need whole 32-blocks of activations.
         let int = kernels::has_int_kernels() && x.len() % 32 == 0;
-        let xq = if int { Some(kernels::quantize_x(x)) } else { None };
+        let xq = if int {
+            Some(kernels::quantize_x(x))
+        } else {
+            None
+        };
         let mut tasks = Vec::new();
         for (w, out) in jobs.iter_mut() {
             let per = (w.rows() / (threads * 8)).clamp(1, 256);
             for (ci, o) in out.chunks_mut(per).enumerate() {
-                tasks.push(Task { w, row0: ci * per, out: o });
+                tasks.push(Task {
+                    w,
+                    row0: ci * per,
+                    out: o,
+                });
             }
         }
         return tasks.into_par_iter().try_for_each(|t| {
@@ -99,7 +117,8 @@ pub fn matmul_multi(jobs: &mut [(&Tensor, &mut [f32])], x: &[f32], n: usize) -> 
             } else if kernels::has_fused(w.dtype) {
                 for (j, y) in t.out.iter_mut().enumerate() {
                     let r = t.row0 + j;
-                    *y = kernels::row_dot(w.dtype, &bytes[r * rb..(r + 1) * rb], x, &xsum).unwrap_or(0.0);
+                    *y = kernels::row_dot(w.dtype, &bytes[r * rb..(r + 1) * rb], x, &xsum)
+                        .unwrap_or(0.0);
                 }
             } else {
                 let mut row = vec![0f32; k];
@@ -120,7 +139,11 @@ pub fn matmul_multi(jobs: &mut [(&Tensor, &mut [f32])], x: &[f32], n: usize) -> 
         // to give every thread work.
         let block = (w.rows() / (threads * 2)).clamp(16, 256);
         for (ci, c) in ot.chunks_mut(block * n).enumerate() {
-            tasks.push(Task { w, row0: ci * block, out: c });
+            tasks.push(Task {
+                w,
+                row0: ci * block,
+                out: c,
+            });
         }
     }
     tasks.into_par_iter().try_for_each(|t| -> Result<()> {
@@ -144,11 +167,20 @@ pub fn matmul_multi(jobs: &mut [(&Tensor, &mut [f32])], x: &[f32], n: usize) -> 
         // A = wb [rows, k], B = xᵀ [k, n] (x is [n, k]), C = out [rows, n].
         unsafe {
             matrixmultiply::sgemm(
-                rows, k, n, 1.0,
-                wb.as_ptr(), k as isize, 1,
-                x.as_ptr(), 1, k as isize,
+                rows,
+                k,
+                n,
+                1.0,
+                wb.as_ptr(),
+                k as isize,
+                1,
+                x.as_ptr(),
+                1,
+                k as isize,
                 0.0,
-                t.out.as_mut_ptr(), n as isize, 1,
+                t.out.as_mut_ptr(),
+                n as isize,
+                1,
             );
         }
         Ok(())
@@ -203,7 +235,13 @@ pub fn rope_apply(head: &mut [f32], cos: &[f32], sin: &[f32], layout: RopeLayout
 }
 
 /// Applies RoPE in place to one head vector at position `pos`.
-pub fn rope(head: &mut [f32], pos: usize, inv_freqs: &[f32], linear_scale: f32, layout: RopeLayout) {
+pub fn rope(
+    head: &mut [f32],
+    pos: usize,
+    inv_freqs: &[f32],
+    linear_scale: f32,
+    layout: RopeLayout,
+) {
     let (c, s) = rope_table(pos, inv_freqs, linear_scale);
     rope_apply(head, &c, &s, layout);
 }
@@ -253,7 +291,10 @@ impl Backend for CpuBackend {
         let mut x = vec![0f32; n * d];
         for (t, row) in tokens.iter().zip(x.chunks_exact_mut(d)) {
             if *t as usize >= c.vocab_size {
-                return Err(LlamaError::Invalid(format!("token id {t} out of range (vocab {})", c.vocab_size)));
+                return Err(LlamaError::Invalid(format!(
+                    "token id {t} out of range (vocab {})",
+                    c.vocab_size
+                )));
             }
             w.tok_embd.dequantize_rows(*t as usize, row)?;
         }
@@ -268,14 +309,23 @@ impl Backend for CpuBackend {
         let mut up = vec![0f32; n * c.ffn_dim];
         let scale = 1.0 / (hd as f32).sqrt();
         let start = self.pos;
-        let tables: Vec<(Vec<f32>, Vec<f32>)> =
-            (0..n).map(|t| rope_table(start + t, &self.inv_freqs, c.rope_linear_scale)).collect();
+        let tables: Vec<(Vec<f32>, Vec<f32>)> = (0..n)
+            .map(|t| rope_table(start + t, &self.inv_freqs, c.rope_linear_scale))
+            .collect();
 
         for (li, l) in w.layers.iter().enumerate() {
             rms_norm(&x, &l.attn_norm.to_f32()?, c.rms_eps, &mut h);
-            matmul_multi(&mut [(&l.wq, &mut q), (&l.wk, &mut k), (&l.wv, &mut v)], &h, n)?;
+            matmul_multi(
+                &mut [(&l.wq, &mut q), (&l.wk, &mut k), (&l.wv, &mut v)],
+                &h,
+                n,
+            )?;
             let layout = c.rope_layout;
-            for (t, (qr, kr)) in q.chunks_exact_mut(qd).zip(k.chunks_exact_mut(kvd)).enumerate() {
+            for (t, (qr, kr)) in q
+                .chunks_exact_mut(qd)
+                .zip(k.chunks_exact_mut(kvd))
+                .enumerate()
+            {
                 let (cos, sin) = &tables[t];
                 for hv in qr.chunks_exact_mut(hd).chain(kr.chunks_exact_mut(hd)) {
                     rope_apply(&mut hv[..c.rope_dim], cos, sin, layout);
@@ -323,7 +373,9 @@ impl Backend for CpuBackend {
             // SwiGLU MLP.
             rms_norm(&x, &l.ffn_norm.to_f32()?, c.rms_eps, &mut h);
             matmul_multi(&mut [(&l.w_gate, &mut gate), (&l.w_up, &mut up)], &h, n)?;
-            gate.par_iter_mut().zip(&up).for_each(|(g, u)| *g = silu(*g) * u);
+            gate.par_iter_mut()
+                .zip(&up)
+                .for_each(|(g, u)| *g = silu(*g) * u);
             matmul(&l.w_down, &gate, n, &mut proj)?;
             x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
         }

@@ -20,7 +20,12 @@ fn dot_generic(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 16];
     let ca = a.chunks_exact(16);
     let cb = b.chunks_exact(16);
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
     for (x, y) in ca.zip(cb) {
         for i in 0..16 {
             acc[i] += x[i] * y[i];
@@ -34,7 +39,11 @@ fn dot_generic(a: &[f32], b: &[f32]) -> f32 {
 fn q4_1_generic(row: &[u8], x: &[f32], xsum: &[f32]) -> f32 {
     let mut acc = [0f32; 16];
     let mut off = 0f32;
-    for ((b, xs), s) in row.chunks_exact(Q4_1_BYTES).zip(x.chunks_exact(32)).zip(xsum) {
+    for ((b, xs), s) in row
+        .chunks_exact(Q4_1_BYTES)
+        .zip(x.chunks_exact(32))
+        .zip(xsum)
+    {
         let d = f16_at(b, 0);
         off += f16_at(b, 2) * s;
         let qs = &b[4..20];
@@ -49,7 +58,11 @@ fn q4_1_generic(row: &[u8], x: &[f32], xsum: &[f32]) -> f32 {
 fn q4_0_generic(row: &[u8], x: &[f32], xsum: &[f32]) -> f32 {
     let mut acc = [0f32; 16];
     let mut off = 0f32;
-    for ((b, xs), s) in row.chunks_exact(Q4_0_BYTES).zip(x.chunks_exact(32)).zip(xsum) {
+    for ((b, xs), s) in row
+        .chunks_exact(Q4_0_BYTES)
+        .zip(x.chunks_exact(32))
+        .zip(xsum)
+    {
         let d = f16_at(b, 0);
         off -= 8.0 * d * s;
         let qs = &b[2..18];
@@ -264,7 +277,11 @@ mod int {
             let p = row.as_ptr().add(b * Q4_1_BYTES);
             let (d, m) = (f16(p), f16(p.add(2)));
             let (w0, w1) = nibbles(p.add(4));
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x.d[b]), block(w0, w1, x.q.as_ptr().add(b * 32)), acc);
+            acc = _mm256_fmadd_ps(
+                _mm256_set1_ps(d * x.d[b]),
+                block(w0, w1, x.q.as_ptr().add(b * 32)),
+                acc,
+            );
             off += m * x.sum[b];
         }
         hsum(acc) + off
@@ -278,7 +295,11 @@ mod int {
             let p = row.as_ptr().add(b * Q4_0_BYTES);
             let d = f16(p);
             let (w0, w1) = nibbles(p.add(2));
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x.d[b]), block(w0, w1, x.q.as_ptr().add(b * 32)), acc);
+            acc = _mm256_fmadd_ps(
+                _mm256_set1_ps(d * x.d[b]),
+                block(w0, w1, x.q.as_ptr().add(b * 32)),
+                acc,
+            );
             off -= 8.0 * d * x.sum[b];
         }
         hsum(acc) + off
@@ -292,7 +313,11 @@ mod int {
             let d = f16(p);
             let w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(p.add(2) as *const __m128i));
             let w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(p.add(18) as *const __m128i));
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x.d[b]), block(w0, w1, x.q.as_ptr().add(b * 32)), acc);
+            acc = _mm256_fmadd_ps(
+                _mm256_set1_ps(d * x.d[b]),
+                block(w0, w1, x.q.as_ptr().add(b * 32)),
+                acc,
+            );
         }
         hsum(acc)
     }

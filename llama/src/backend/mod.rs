@@ -48,13 +48,19 @@ impl std::str::FromStr for Device {
             "cpu" => Ok(Device::Cpu),
             "cuda" | "gpu" => Ok(Device::Cuda),
             "auto" => Ok(Device::Auto),
-            other => Err(LlamaError::Invalid(format!("unknown device `{other}` (expected cpu, cuda or auto)"))),
+            other => Err(LlamaError::Invalid(format!(
+                "unknown device `{other}` (expected cpu, cuda or auto)"
+            ))),
         }
     }
 }
 
 /// Creates a backend for `weights` with room for `capacity` positions.
-pub fn create_backend(device: Device, weights: Arc<LlamaWeights>, capacity: usize) -> Result<Box<dyn Backend>> {
+pub fn create_backend(
+    device: Device,
+    weights: Arc<LlamaWeights>,
+    capacity: usize,
+) -> Result<Box<dyn Backend>> {
     match device {
         Device::Cpu | Device::Auto => Ok(Box::new(cpu::CpuBackend::new(weights, capacity)?)),
         Device::Cuda => Err(LlamaError::Backend(

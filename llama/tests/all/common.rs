@@ -67,33 +67,104 @@ pub fn random_weights(s: &Spec) -> Weights {
     let mut rng = StdRng::seed_from_u64(s.seed);
     let mut w = Weights::new();
     let hd = s.hd();
-    let mut mat = |w: &mut Weights, name: String, rows: usize, cols: usize, scale: f32, norm: bool| {
-        let v: Vec<f32> = (0..rows * cols)
-            .map(|_| {
-                let x: f32 = rng.gen_range(-1.0..1.0);
-                round_to(s.dtype, if norm { 1.0 + 0.2 * x } else { x * scale })
-            })
-            .collect();
-        let shape = if norm { vec![cols] } else { vec![rows, cols] };
-        w.insert(name, (shape, v));
-    };
+    let mut mat =
+        |w: &mut Weights, name: String, rows: usize, cols: usize, scale: f32, norm: bool| {
+            let v: Vec<f32> = (0..rows * cols)
+                .map(|_| {
+                    let x: f32 = rng.gen_range(-1.0..1.0);
+                    round_to(s.dtype, if norm { 1.0 + 0.2 * x } else { x * scale })
+                })
+                .collect();
+            let shape = if norm { vec![cols] } else { vec![rows, cols] };
+            w.insert(name, (shape, v));
+        };
     let sc = 1.0 / (s.d as f32).sqrt();
-    mat(&mut w, "model.embed_tokens.weight".into(), s.vocab, s.d, 1.0, false);
+    mat(
+        &mut w,
+        "model.embed_tokens.weight".into(),
+        s.vocab,
+        s.d,
+        1.0,
+        false,
+    );
     mat(&mut w, "model.norm.weight".into(), 1, s.d, 0.0, true);
     if !s.tied {
         mat(&mut w, "lm_head.weight".into(), s.vocab, s.d, sc, false);
     }
     for i in 0..s.n_layers {
         let p = format!("model.layers.{i}.");
-        mat(&mut w, format!("{p}input_layernorm.weight"), 1, s.d, 0.0, true);
-        mat(&mut w, format!("{p}post_attention_layernorm.weight"), 1, s.d, 0.0, true);
-        mat(&mut w, format!("{p}self_attn.q_proj.weight"), s.n_heads * hd, s.d, sc * 2.0, false);
-        mat(&mut w, format!("{p}self_attn.k_proj.weight"), s.n_kv * hd, s.d, sc * 2.0, false);
-        mat(&mut w, format!("{p}self_attn.v_proj.weight"), s.n_kv * hd, s.d, sc, false);
-        mat(&mut w, format!("{p}self_attn.o_proj.weight"), s.d, s.n_heads * hd, sc, false);
-        mat(&mut w, format!("{p}mlp.gate_proj.weight"), s.ffn, s.d, sc, false);
-        mat(&mut w, format!("{p}mlp.up_proj.weight"), s.ffn, s.d, sc, false);
-        mat(&mut w, format!("{p}mlp.down_proj.weight"), s.d, s.ffn, 1.0 / (s.ffn as f32).sqrt(), false);
+        mat(
+            &mut w,
+            format!("{p}input_layernorm.weight"),
+            1,
+            s.d,
+            0.0,
+            true,
+        );
+        mat(
+            &mut w,
+            format!("{p}post_attention_layernorm.weight"),
+            1,
+            s.d,
+            0.0,
+            true,
+        );
+        mat(
+            &mut w,
+            format!("{p}self_attn.q_proj.weight"),
+            s.n_heads * hd,
+            s.d,
+            sc * 2.0,
+            false,
+        );
+        mat(
+            &mut w,
+            format!("{p}self_attn.k_proj.weight"),
+            s.n_kv * hd,
+            s.d,
+            sc * 2.0,
+            false,
+        );
+        mat(
+            &mut w,
+            format!("{p}self_attn.v_proj.weight"),
+            s.n_kv * hd,
+            s.d,
+            sc,
+            false,
+        );
+        mat(
+            &mut w,
+            format!("{p}self_attn.o_proj.weight"),
+            s.d,
+            s.n_heads * hd,
+            sc,
+            false,
+        );
+        mat(
+            &mut w,
+            format!("{p}mlp.gate_proj.weight"),
+            s.ffn,
+            s.d,
+            sc,
+            false,
+        );
+        mat(
+            &mut w,
+            format!("{p}mlp.up_proj.weight"),
+            s.ffn,
+            s.d,
+            sc,
+            false,
+        );
+        mat(
+            &mut w,
+            format!("{p}mlp.down_proj.weight"),
+            s.d,
+            s.ffn,
+            1.0 / (s.ffn as f32).sqrt(),
+            false,
+        );
     }
     w
 }
@@ -122,7 +193,9 @@ fn enc(dtype: DType, v: &[f32]) -> Vec<u8> {
 /// Adds a tiny gpt2-style tokenizer whose vocabulary is `t0`, `t1`, ...
 pub fn add_tiny_tokenizer(g: &mut GgufWriter, vocab: usize) {
     let toks: Vec<Value> = (0..vocab).map(|i| Value::String(format!("t{i}"))).collect();
-    let types: Vec<Value> = (0..vocab).map(|i| Value::I32(if i < 2 { 3 } else { 1 })).collect();
+    let types: Vec<Value> = (0..vocab)
+        .map(|i| Value::I32(if i < 2 { 3 } else { 1 }))
+        .collect();
     g.kv("tokenizer.ggml.model", Value::String("gpt2".into()))
         .kv("tokenizer.ggml.tokens", Value::Array(toks))
         .kv("tokenizer.ggml.token_type", Value::Array(types))
@@ -142,7 +215,10 @@ pub fn gguf_bytes(s: &Spec, w: &Weights) -> Vec<u8> {
         .kv("llama.attention.head_count", Value::U32(s.n_heads as u32))
         .kv("llama.attention.head_count_kv", Value::U32(s.n_kv as u32))
         .kv("llama.rope.freq_base", Value::F32(s.rope_base as f32))
-        .kv("llama.attention.layer_norm_rms_epsilon", Value::F32(s.eps as f32))
+        .kv(
+            "llama.attention.layer_norm_rms_epsilon",
+            Value::F32(s.eps as f32),
+        )
         .kv("llama.vocab_size", Value::U32(s.vocab as u32));
     add_tiny_tokenizer(&mut g, s.vocab);
     let put = |g: &mut GgufWriter, name: &str, hf: &str, perm: Option<usize>| {
@@ -155,7 +231,12 @@ pub fn gguf_bytes(s: &Spec, w: &Weights) -> Vec<u8> {
         };
         g.tensor(name, shape, dt, enc(dt, &data));
     };
-    put(&mut g, "token_embd.weight", "model.embed_tokens.weight", None);
+    put(
+        &mut g,
+        "token_embd.weight",
+        "model.embed_tokens.weight",
+        None,
+    );
     put(&mut g, "output_norm.weight", "model.norm.weight", None);
     if !s.tied {
         put(&mut g, "output.weight", "lm_head.weight", None);
@@ -168,20 +249,70 @@ pub fn gguf_bytes(s: &Spec, w: &Weights) -> Vec<u8> {
             original_max_position_embeddings: orig as f32,
         };
         let f = sc.freq_factors(s.rope_base as f32, s.hd());
-        g.tensor("rope_freqs.weight", &[f.len()], DType::F32, enc(DType::F32, &f));
+        g.tensor(
+            "rope_freqs.weight",
+            &[f.len()],
+            DType::F32,
+            enc(DType::F32, &f),
+        );
     }
     for i in 0..s.n_layers {
         let p = format!("model.layers.{i}.");
         let b = format!("blk.{i}.");
-        put(&mut g, &format!("{b}attn_norm.weight"), &format!("{p}input_layernorm.weight"), None);
-        put(&mut g, &format!("{b}ffn_norm.weight"), &format!("{p}post_attention_layernorm.weight"), None);
-        put(&mut g, &format!("{b}attn_q.weight"), &format!("{p}self_attn.q_proj.weight"), Some(s.n_heads));
-        put(&mut g, &format!("{b}attn_k.weight"), &format!("{p}self_attn.k_proj.weight"), Some(s.n_kv));
-        put(&mut g, &format!("{b}attn_v.weight"), &format!("{p}self_attn.v_proj.weight"), None);
-        put(&mut g, &format!("{b}attn_output.weight"), &format!("{p}self_attn.o_proj.weight"), None);
-        put(&mut g, &format!("{b}ffn_gate.weight"), &format!("{p}mlp.gate_proj.weight"), None);
-        put(&mut g, &format!("{b}ffn_up.weight"), &format!("{p}mlp.up_proj.weight"), None);
-        put(&mut g, &format!("{b}ffn_down.weight"), &format!("{p}mlp.down_proj.weight"), None);
+        put(
+            &mut g,
+            &format!("{b}attn_norm.weight"),
+            &format!("{p}input_layernorm.weight"),
+            None,
+        );
+        put(
+            &mut g,
+            &format!("{b}ffn_norm.weight"),
+            &format!("{p}post_attention_layernorm.weight"),
+            None,
+        );
+        put(
+            &mut g,
+            &format!("{b}attn_q.weight"),
+            &format!("{p}self_attn.q_proj.weight"),
+            Some(s.n_heads),
+        );
+        put(
+            &mut g,
+            &format!("{b}attn_k.weight"),
+            &format!("{p}self_attn.k_proj.weight"),
+            Some(s.n_kv),
+        );
+        put(
+            &mut g,
+            &format!("{b}attn_v.weight"),
+            &format!("{p}self_attn.v_proj.weight"),
+            None,
+        );
+        put(
+            &mut g,
+            &format!("{b}attn_output.weight"),
+            &format!("{p}self_attn.o_proj.weight"),
+            None,
+        );
+        put(
+            &mut g,
+            &format!("{b}ffn_gate.weight"),
+            &format!("{p}mlp.gate_proj.weight"),
+            None,
+        );
+        put(
+            &mut g,
+            &format!("{b}ffn_up.weight"),
+            &format!("{p}mlp.up_proj.weight"),
+            None,
+        );
+        put(
+            &mut g,
+            &format!("{b}ffn_down.weight"),
+            &format!("{p}mlp.down_proj.weight"),
+            None,
+        );
     }
     g.to_bytes()
 }
@@ -197,15 +328,25 @@ pub fn write_hf(s: &Spec, w: &Weights, dir: &Path) {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = w
         .iter()
         .map(|(n, (shape, v))| {
-            let dt = if s.dtype == DType::F16 || s.dtype == DType::BF16 { s.dtype } else { DType::F32 };
+            let dt = if s.dtype == DType::F16 || s.dtype == DType::BF16 {
+                s.dtype
+            } else {
+                DType::F32
+            };
             (n.clone(), shape.clone(), enc(dt, v))
         })
         .collect();
     let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
         .iter()
-        .map(|(n, shape, b)| (n.clone(), safetensors::tensor::TensorView::new(st, shape.clone(), b).expect("view")))
+        .map(|(n, shape, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(st, shape.clone(), b).expect("view"),
+            )
+        })
         .collect();
-    safetensors::serialize_to_file(views, &None, &dir.join("model.safetensors")).expect("write safetensors");
+    safetensors::serialize_to_file(views, &None, &dir.join("model.safetensors"))
+        .expect("write safetensors");
     let mut cfg = serde_json::json!({
         "model_type": "llama",
         "hidden_size": s.d, "intermediate_size": s.ffn,
@@ -224,7 +365,9 @@ pub fn write_hf(s: &Spec, w: &Weights, dir: &Path) {
 }
 
 fn matvec(w: &[f32], rows: usize, cols: usize, x: &[f64]) -> Vec<f64> {
-    (0..rows).map(|r| (0..cols).map(|c| w[r * cols + c] as f64 * x[c]).sum()).collect()
+    (0..rows)
+        .map(|r| (0..cols).map(|c| w[r * cols + c] as f64 * x[c]).sum())
+        .collect()
 }
 
 fn rmsnorm(x: &[f64], g: &[f32], eps: f64) -> Vec<f64> {
@@ -264,7 +407,10 @@ pub fn reference_forward(s: &Spec, w: &Weights, tokens: &[u32]) -> Vec<Vec<f64>>
     let inv = reference_inv_freq(s);
     let get = |n: &str| &w[n].1;
     let emb = get("model.embed_tokens.weight");
-    let mut xs: Vec<Vec<f64>> = tokens.iter().map(|&t| (0..d).map(|c| emb[t as usize * d + c] as f64).collect()).collect();
+    let mut xs: Vec<Vec<f64>> = tokens
+        .iter()
+        .map(|&t| (0..d).map(|c| emb[t as usize * d + c] as f64).collect())
+        .collect();
     let rope = |v: &mut [f64], pos: usize| {
         for i in 0..hd / 2 {
             let a = pos as f64 * inv[i];
@@ -300,7 +446,13 @@ pub fn reference_forward(s: &Spec, w: &Weights, tokens: &[u32]) -> Vec<Vec<f64>>
                 let kv = hh / (nh / nkv);
                 let q = &qs[t][hh * hd..(hh + 1) * hd];
                 let sc: Vec<f64> = (0..=t)
-                    .map(|j| q.iter().zip(&ks[j][kv * hd..(kv + 1) * hd]).map(|(a, b)| a * b).sum::<f64>() / (hd as f64).sqrt())
+                    .map(|j| {
+                        q.iter()
+                            .zip(&ks[j][kv * hd..(kv + 1) * hd])
+                            .map(|(a, b)| a * b)
+                            .sum::<f64>()
+                            / (hd as f64).sqrt()
+                    })
                     .collect();
                 let mx = sc.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let e: Vec<f64> = sc.iter().map(|v| (v - mx).exp()).collect();
@@ -316,20 +468,41 @@ pub fn reference_forward(s: &Spec, w: &Weights, tokens: &[u32]) -> Vec<Vec<f64>>
             let h = rmsnorm(&xs[t], g("post_attention_layernorm"), s.eps);
             let gate = matvec(g("mlp.gate_proj"), s.ffn, d, &h);
             let up = matvec(g("mlp.up_proj"), s.ffn, d, &h);
-            let a: Vec<f64> = gate.iter().zip(&up).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
+            let a: Vec<f64> = gate
+                .iter()
+                .zip(&up)
+                .map(|(g, u)| g / (1.0 + (-g).exp()) * u)
+                .collect();
             let down = matvec(g("mlp.down_proj"), d, s.ffn, &a);
             xs[t].iter_mut().zip(&down).for_each(|(a, b)| *a += b);
         }
     }
-    let head = if s.tied { get("model.embed_tokens.weight") } else { get("lm_head.weight") };
-    xs.iter().map(|x| matvec(head, s.vocab, d, &rmsnorm(x, get("model.norm.weight"), s.eps))).collect()
+    let head = if s.tied {
+        get("model.embed_tokens.weight")
+    } else {
+        get("lm_head.weight")
+    };
+    xs.iter()
+        .map(|x| {
+            matvec(
+                head,
+                s.vocab,
+                d,
+                &rmsnorm(x, get("model.norm.weight"), s.eps),
+            )
+        })
+        .collect()
 }
 
 /// Largest |a - b| relative to the largest |b|.
 pub fn rel_err(a: &[f32], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
     let scale = b.iter().fold(1e-6f64, |m, v| m.max(v.abs()));
-    a.iter().zip(b).map(|(x, y)| (*x as f64 - y).abs()).fold(0.0, f64::max) / scale
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - y).abs())
+        .fold(0.0, f64::max)
+        / scale
 }
 
 pub fn write_temp(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> std::path::PathBuf {

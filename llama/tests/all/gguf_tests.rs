@@ -15,9 +15,17 @@ fn small_file() -> Vec<u8> {
         .kv("some.i64", Value::I64(-5))
         .kv("some.f64", Value::F64(0.5))
         .kv("some.bool", Value::Bool(true))
-        .kv("some.arr", Value::Array(vec![Value::String("a".into()), Value::String("bc".into())]));
+        .kv(
+            "some.arr",
+            Value::Array(vec![Value::String("a".into()), Value::String("bc".into())]),
+        );
     let a: Vec<f32> = (0..6).map(|i| i as f32).collect();
-    g.tensor("a", &[2, 3], DType::F32, llama::quant::encode_float(DType::F32, &a).unwrap());
+    g.tensor(
+        "a",
+        &[2, 3],
+        DType::F32,
+        llama::quant::encode_float(DType::F32, &a).unwrap(),
+    );
     let mut q = half::f16::from_f32(2.0).to_le_bytes().to_vec();
     q.extend((0..32).map(|i| i as u8));
     g.tensor("q", &[32], DType::Q8_0, q);
@@ -35,7 +43,12 @@ fn parse_written_file() {
     assert_eq!(g.get("some.i64"), Some(&Value::I64(-5)));
     assert_eq!(g.get_f64("some.f64").unwrap(), 0.5);
     assert_eq!(g.get("some.bool").and_then(|v| v.as_bool()), Some(true));
-    assert_eq!(g.get("some.arr").and_then(|v| v.as_array()).map(|a| a.len()), Some(2));
+    assert_eq!(
+        g.get("some.arr")
+            .and_then(|v| v.as_array())
+            .map(|a| a.len()),
+        Some(2)
+    );
     let a = g.tensor("a").unwrap();
     assert_eq!(a.shape, vec![2, 3]);
     assert_eq!(a.to_f32().unwrap(), vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
@@ -51,9 +64,17 @@ fn version_2_accepted() {
     let mut b = small_file();
     b[4..8].copy_from_slice(&2u32.to_le_bytes());
     let dir = tempfile::tempdir().unwrap();
-    assert_eq!(GgufFile::open(write_temp(&dir, "v2.gguf", &b)).unwrap().version, 2);
+    assert_eq!(
+        GgufFile::open(write_temp(&dir, "v2.gguf", &b))
+            .unwrap()
+            .version,
+        2
+    );
     b[4..8].copy_from_slice(&1u32.to_le_bytes());
-    let e = GgufFile::open(write_temp(&dir, "v1.gguf", &b)).err().unwrap().to_string();
+    let e = GgufFile::open(write_temp(&dir, "v1.gguf", &b))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("version 1"), "{e}");
 }
 
@@ -62,7 +83,10 @@ fn wrong_magic() {
     let mut b = small_file();
     b[0] = b'X';
     let dir = tempfile::tempdir().unwrap();
-    let e = GgufFile::open(write_temp(&dir, "m.gguf", &b)).err().unwrap().to_string();
+    let e = GgufFile::open(write_temp(&dir, "m.gguf", &b))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("magic"), "{e}");
 }
 
@@ -73,7 +97,11 @@ fn truncated_files_error_without_panicking() {
     let p = dir.path().join("t.gguf");
     for cut in (0..b.len()).step_by(3).chain([b.len() - 1]) {
         std::fs::write(&p, &b[..cut]).unwrap();
-        assert!(GgufFile::open(&p).is_err(), "cut at {cut} of {} accepted", b.len());
+        assert!(
+            GgufFile::open(&p).is_err(),
+            "cut at {cut} of {} accepted",
+            b.len()
+        );
     }
 }
 
@@ -85,7 +113,10 @@ fn tensor_past_eof() {
     g.tensor("big", &[64], DType::F32, vec![0u8; 16]);
     let b = g.to_bytes();
     let dir = tempfile::tempdir().unwrap();
-    let e = GgufFile::open(write_temp(&dir, "e.gguf", &b)).err().unwrap().to_string();
+    let e = GgufFile::open(write_temp(&dir, "e.gguf", &b))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("past the end"), "{e}");
 }
 
@@ -96,13 +127,22 @@ fn unknown_tensor_type() {
     g.tensor("t", &[32], DType::Q8_0, vec![0u8; 34]);
     let mut b = g.to_bytes();
     // Patch the type id (u32 after the single u64 dim) to 99.
-    let name_pos = b.windows(9).position(|w| w == [1, 0, 0, 0, 0, 0, 0, 0, b't']).unwrap();
+    let name_pos = b
+        .windows(9)
+        .position(|w| w == [1, 0, 0, 0, 0, 0, 0, 0, b't'])
+        .unwrap();
     let ty_pos = name_pos + 9 + 4 + 8;
     assert_eq!(&b[ty_pos..ty_pos + 4], &8u32.to_le_bytes());
     b[ty_pos..ty_pos + 4].copy_from_slice(&99u32.to_le_bytes());
     let dir = tempfile::tempdir().unwrap();
-    let e = GgufFile::open(write_temp(&dir, "u.gguf", &b)).err().unwrap().to_string();
-    assert!(e.contains("unsupported tensor type") && e.contains("99"), "{e}");
+    let e = GgufFile::open(write_temp(&dir, "u.gguf", &b))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("unsupported tensor type") && e.contains("99"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -121,7 +161,10 @@ fn missing_metadata_keys() {
     let dir = tempfile::tempdir().unwrap();
     let g = GgufFile::open(write_temp(&dir, "ok.gguf", &good)).unwrap();
     let cfg = LlamaConfig::from_gguf(&g).unwrap();
-    assert_eq!((cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim), (2, 4, 2, 16));
+    assert_eq!(
+        (cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim),
+        (2, 4, 2, 16)
+    );
     // Rename the key so that the file stays well-formed but lacks block_count.
     let key = b"llama.block_count";
     let pos = good.windows(key.len()).position(|w| w == key).unwrap();
@@ -129,7 +172,10 @@ fn missing_metadata_keys() {
     bad[pos..pos + 5].copy_from_slice(b"xxxxx");
     let g = GgufFile::open(write_temp(&dir, "bad.gguf", &bad)).unwrap();
     let e = LlamaWeights::from_gguf(&g).err().unwrap();
-    assert!(matches!(&e, LlamaError::MissingKey(k) if k == "llama.block_count"), "{e}");
+    assert!(
+        matches!(&e, LlamaError::MissingKey(k) if k == "llama.block_count"),
+        "{e}"
+    );
     // A missing tensor is reported by name.
     let key = b"blk.1.ffn_up.weight";
     let pos = good.windows(key.len()).position(|w| w == key).unwrap();
@@ -152,6 +198,9 @@ fn unsupported_architecture() {
 
 #[test]
 fn missing_file() {
-    let e = GgufFile::open("/nonexistent/model.gguf").err().unwrap().to_string();
+    let e = GgufFile::open("/nonexistent/model.gguf")
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("/nonexistent/model.gguf"), "{e}");
 }

@@ -50,7 +50,13 @@ fn mha_untied() {
 
 #[test]
 fn gqa_2_tied() {
-    check(&Spec { tied: true, ..Spec::new(4, 2) }, 1e-4);
+    check(
+        &Spec {
+            tied: true,
+            ..Spec::new(4, 2)
+        },
+        1e-4,
+    );
 }
 
 #[test]
@@ -66,25 +72,47 @@ fn mqa_llama3_rope_scaling() {
 
 #[test]
 fn gqa_f16_and_bf16_weights() {
-    check(&Spec { dtype: DType::F16, ..Spec::new(8, 2) }, 1e-4);
-    check(&Spec { dtype: DType::BF16, tied: true, ..Spec::new(2, 1) }, 1e-4);
+    check(
+        &Spec {
+            dtype: DType::F16,
+            ..Spec::new(8, 2)
+        },
+        1e-4,
+    );
+    check(
+        &Spec {
+            dtype: DType::BF16,
+            tied: true,
+            ..Spec::new(2, 1)
+        },
+        1e-4,
+    );
 }
 
 #[test]
 fn context_overflow_is_an_error() {
-    let s = Spec { ctx: 8, ..Spec::new(4, 2) };
+    let s = Spec {
+        ctx: 8,
+        ..Spec::new(4, 2)
+    };
     let (lw, _) = load(&s);
     let mut b = create_backend(Device::Cpu, Arc::new(lw), 8).unwrap();
     assert!(b.forward(&TOKENS, false).is_err());
     assert!(b.forward(&[], false).is_err());
-    assert!(b.forward(&[1000], false).is_err(), "token out of vocabulary");
+    assert!(
+        b.forward(&[1000], false).is_err(),
+        "token out of vocabulary"
+    );
 }
 
 #[test]
 fn cuda_is_not_built() {
     let s = Spec::new(4, 2);
     let (lw, _) = load(&s);
-    let e = create_backend(Device::Cuda, Arc::new(lw), 8).err().unwrap().to_string();
+    let e = create_backend(Device::Cuda, Arc::new(lw), 8)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("CUDA backend is not built yet"), "{e}");
     assert_eq!("auto".parse::<Device>().unwrap(), Device::Auto);
     assert!("tpu".parse::<Device>().is_err());

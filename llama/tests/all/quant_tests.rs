@@ -98,7 +98,11 @@ fn q4_k_block() {
     for i in 0..256 {
         let sub = i / 32;
         let want = d * sc[sub] as f32 * q(i) as f32 - dmin * mn[sub] as f32;
-        assert!((out[i] - want).abs() < 1e-6, "element {i}: {} vs {want}", out[i]);
+        assert!(
+            (out[i] - want).abs() < 1e-6,
+            "element {i}: {} vs {want}",
+            out[i]
+        );
     }
 }
 
@@ -128,7 +132,11 @@ fn q6_k_block() {
         let (g, l) = (r / 32, r % 32);
         let s = scales[8 * half + l / 16 + 2 * g] as f32;
         let want = d * s * (q(i) as f32 - 32.0);
-        assert!((out[i] - want).abs() < 1e-6, "element {i}: {} vs {want}", out[i]);
+        assert!(
+            (out[i] - want).abs() < 1e-6,
+            "element {i}: {} vs {want}",
+            out[i]
+        );
     }
 }
 
@@ -142,7 +150,16 @@ fn size_mismatch_is_an_error() {
 
 #[test]
 fn type_ids() {
-    for dt in [DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K, DType::Q6_K] {
+    for dt in [
+        DType::F32,
+        DType::F16,
+        DType::BF16,
+        DType::Q8_0,
+        DType::Q4_0,
+        DType::Q4_1,
+        DType::Q4_K,
+        DType::Q6_K,
+    ] {
         assert_eq!(DType::from_ggml(dt.ggml_id()).expect("known"), dt);
     }
     let e = DType::from_ggml(13).unwrap_err().to_string();
@@ -172,7 +189,10 @@ fn fused_kernels_match_dequantize_then_dot() {
         assert_eq!(row.len(), blocks * dt.type_size());
         let want = dot(&deq(dt, &row, k), &x);
         let got = row_dot(dt, &row, &x, &xs).expect("fused kernel");
-        assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "{dt}: {got} vs {want}");
+        assert!(
+            (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+            "{dt}: {got} vs {want}"
+        );
     }
     assert!(row_dot(DType::F16, &[0; 64], &x[..32], &xs).is_none());
 }
@@ -181,15 +201,36 @@ fn fused_kernels_match_dequantize_then_dot() {
 /// Python package 0.19, `gguf.quants.dequantize`), stored as a fixture.
 #[test]
 fn matches_gguf_py_reference() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dequant_gguf_py.json")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/dequant_gguf_py.json"
+    ))
+    .unwrap();
     let j: serde_json::Value = serde_json::from_str(&text).unwrap();
-    for (name, dt) in [("Q4_0", DType::Q4_0), ("Q4_1", DType::Q4_1), ("Q8_0", DType::Q8_0), ("Q4_K", DType::Q4_K), ("Q6_K", DType::Q6_K)] {
+    for (name, dt) in [
+        ("Q4_0", DType::Q4_0),
+        ("Q4_1", DType::Q4_1),
+        ("Q8_0", DType::Q8_0),
+        ("Q4_K", DType::Q4_K),
+        ("Q6_K", DType::Q6_K),
+    ] {
         let hex = j[name]["hex"].as_str().unwrap();
-        let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
-        let want: Vec<f32> = j[name]["values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let want: Vec<f32> = j[name]["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
         let got = deq(dt, &bytes, want.len());
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert!((g - w).abs() <= 1e-6 * (1.0 + w.abs()), "{name} element {i}: {g} vs {w}");
+            assert!(
+                (g - w).abs() <= 1e-6 * (1.0 + w.abs()),
+                "{name} element {i}: {g} vs {w}"
+            );
         }
     }
 }
@@ -222,15 +263,28 @@ fn int_kernels_match_dequantize_then_dot() {
                 }
                 let nq = dt.type_size() - row.len() % dt.type_size();
                 // Include the extreme i8 values (-128, 127) for Q8_0.
-                row.extend((0..nq).map(|j| if trial == 0 && j < 2 { [0x80u8, 0x7F][j] } else { rng.gen::<u8>() }));
+                row.extend((0..nq).map(|j| {
+                    if trial == 0 && j < 2 {
+                        [0x80u8, 0x7F][j]
+                    } else {
+                        rng.gen::<u8>()
+                    }
+                }));
             }
             let w = deq(dt, &row, k);
             let want = dot(&w, &x);
-            let bound: f32 = w.iter().zip(&x).map(|(a, b)| (a * b).abs()).sum::<f32>() * 1e-4 + 1e-4;
+            let bound: f32 =
+                w.iter().zip(&x).map(|(a, b)| (a * b).abs()).sum::<f32>() * 1e-4 + 1e-4;
             let got = row_dot_int(dt, &row, &xq).expect("integer kernel");
-            assert!((got - want).abs() < bound, "{dt}: {got} vs {want} (bound {bound})");
+            assert!(
+                (got - want).abs() < bound,
+                "{dt}: {got} vs {want} (bound {bound})"
+            );
         }
-        assert!(row_dot_int(dt, &row_of(dt, k - 32), &xq).is_none(), "size mismatch is refused");
+        assert!(
+            row_dot_int(dt, &row_of(dt, k - 32), &xq).is_none(),
+            "size mismatch is refused"
+        );
     }
     assert!(row_dot_int(DType::F16, &[0; 64], &xq).is_none());
 }

@@ -19,11 +19,48 @@ fn open(g: &GgufWriter) -> Tokenizer {
 
 fn gpt2(pre: &str) -> Tokenizer {
     let toks = [
-        "<|im_start|>", "<|im_end|>", "h", "e", "l", "o", "\u{120}", "w", "r", "d", "he", "ll", "hell", "hello", "\u{120}w", "or",
-        "\u{120}wor", "ld", "\u{120}world", "1", "2", "12", "\u{120}1",
+        "<|im_start|>",
+        "<|im_end|>",
+        "h",
+        "e",
+        "l",
+        "o",
+        "\u{120}",
+        "w",
+        "r",
+        "d",
+        "he",
+        "ll",
+        "hell",
+        "hello",
+        "\u{120}w",
+        "or",
+        "\u{120}wor",
+        "ld",
+        "\u{120}world",
+        "1",
+        "2",
+        "12",
+        "\u{120}1",
     ];
-    let merges = ["h e", "l l", "he ll", "hell o", "\u{120} w", "o r", "\u{120}w or", "l d", "\u{120}wor ld", "1 2", "\u{120} 1"];
-    let types: Vec<Value> = toks.iter().enumerate().map(|(i, _)| Value::I32(if i < 2 { 3 } else { 1 })).collect();
+    let merges = [
+        "h e",
+        "l l",
+        "he ll",
+        "hell o",
+        "\u{120} w",
+        "o r",
+        "\u{120}w or",
+        "l d",
+        "\u{120}wor ld",
+        "1 2",
+        "\u{120} 1",
+    ];
+    let types: Vec<Value> = toks
+        .iter()
+        .enumerate()
+        .map(|(i, _)| Value::I32(if i < 2 { 3 } else { 1 }))
+        .collect();
     let mut g = GgufWriter::new();
     g.kv("tokenizer.ggml.model", Value::String("gpt2".into()))
         .kv("tokenizer.ggml.pre", Value::String(pre.into()))
@@ -33,7 +70,10 @@ fn gpt2(pre: &str) -> Tokenizer {
         .kv("tokenizer.ggml.bos_token_id", Value::U32(0))
         .kv("tokenizer.ggml.eos_token_id", Value::U32(1))
         .kv("tokenizer.ggml.add_bos_token", Value::Bool(false))
-        .kv("tokenizer.chat_template", Value::String(llama::chat::CHATML.into()));
+        .kv(
+            "tokenizer.chat_template",
+            Value::String(llama::chat::CHATML.into()),
+        );
     open(&g)
 }
 
@@ -43,7 +83,9 @@ fn gpt2_byte_level_bpe() {
     assert_eq!(t.encode("hello world", false).unwrap(), vec![13, 18]);
     assert_eq!(t.decode(&[13, 18]).unwrap(), "hello world");
     // Special markers become single ids; decode skips them.
-    let ids = t.encode("<|im_start|>hello world<|im_end|>", false).unwrap();
+    let ids = t
+        .encode("<|im_start|>hello world<|im_end|>", false)
+        .unwrap();
     assert_eq!(ids, vec![0, 13, 18, 1]);
     assert_eq!(t.decode(&ids).unwrap(), "hello world");
     assert!(t.is_stop(1));
@@ -75,8 +117,20 @@ fn sentencepiece_from_scores() {
         toks.push(format!("<0x{b:02X}>"));
         types.push(6);
     }
-    let pieces = [("\u{2581}", -0.5), ("h", -10.0), ("e", -10.0), ("l", -10.0), ("o", -10.0), ("\u{2581}h", -1.0), ("he", -5.0),
-        ("ll", -2.0), ("\u{2581}he", -1.5), ("\u{2581}hell", -3.0), ("llo", -4.0), ("\u{2581}hello", -6.0)];
+    let pieces = [
+        ("\u{2581}", -0.5),
+        ("h", -10.0),
+        ("e", -10.0),
+        ("l", -10.0),
+        ("o", -10.0),
+        ("\u{2581}h", -1.0),
+        ("he", -5.0),
+        ("ll", -2.0),
+        ("\u{2581}he", -1.5),
+        ("\u{2581}hell", -3.0),
+        ("llo", -4.0),
+        ("\u{2581}hello", -6.0),
+    ];
     let mut scores = vec![0.0f32; toks.len()];
     for (p, s) in pieces {
         toks.push(p.into());
@@ -88,8 +142,14 @@ fn sentencepiece_from_scores() {
     let tr: Vec<&str> = toks.iter().map(String::as_str).collect();
     g.kv("tokenizer.ggml.model", Value::String("llama".into()))
         .kv("tokenizer.ggml.tokens", strings(&tr))
-        .kv("tokenizer.ggml.scores", Value::Array(scores.iter().map(|s| Value::F32(*s)).collect()))
-        .kv("tokenizer.ggml.token_type", Value::Array(types.iter().map(|t| Value::I32(*t)).collect()))
+        .kv(
+            "tokenizer.ggml.scores",
+            Value::Array(scores.iter().map(|s| Value::F32(*s)).collect()),
+        )
+        .kv(
+            "tokenizer.ggml.token_type",
+            Value::Array(types.iter().map(|t| Value::I32(*t)).collect()),
+        )
         .kv("tokenizer.ggml.bos_token_id", Value::U32(1))
         .kv("tokenizer.ggml.eos_token_id", Value::U32(2))
         .kv("tokenizer.ggml.unknown_token_id", Value::U32(0));
@@ -108,7 +168,10 @@ fn sentencepiece_from_scores() {
 #[test]
 fn chat_template_rendering() {
     let t = gpt2("gpt2");
-    let msgs = [Message::new("system", "S"), Message::new("user", "hello world")];
+    let msgs = [
+        Message::new("system", "S"),
+        Message::new("user", "hello world"),
+    ];
     let text = render(t.chat_template.as_deref().unwrap(), &msgs, "", "", true).unwrap();
     assert_eq!(text, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nhello world<|im_end|>\n<|im_start|>assistant\n");
     let ids = t.encode(&text, false).unwrap();
@@ -118,7 +181,10 @@ fn chat_template_rendering() {
     let l3 = "{{ bos_token }}{% for m in messages %}{{ m['role'] | upper }}:{{ m['content'].strip() }}{% endfor %}{% if not add_generation_prompt %}{{ raise_exception('no') }}{% endif %}";
     let out = render(l3, &[Message::new("user", "  hi  ")], "<s>", "</s>", true).unwrap();
     assert_eq!(out, "<s>USER:hi");
-    let e = render(l3, &[Message::new("user", "hi")], "<s>", "</s>", false).err().unwrap().to_string();
+    let e = render(l3, &[Message::new("user", "hi")], "<s>", "</s>", false)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("no"), "{e}");
     assert!(render("{% for %}", &[], "", "", true).is_err());
 }
@@ -141,14 +207,23 @@ fn missing_tokenizer_keys() {
     let e = Tokenizer::from_gguf(&f).err().unwrap().to_string();
     assert!(e.contains("tokenizer.ggml.tokens"), "{e}");
     let mut g = GgufWriter::new();
-    g.kv("tokenizer.ggml.model", Value::String("bert".into())).kv("tokenizer.ggml.tokens", strings(&["a"]));
+    g.kv("tokenizer.ggml.model", Value::String("bert".into()))
+        .kv("tokenizer.ggml.tokens", strings(&["a"]));
     let f = GgufFile::open(write_temp(&dir, "t2.gguf", &g.to_bytes())).unwrap();
     assert!(Tokenizer::from_gguf(&f).is_err());
 }
 
 #[test]
 fn llama2_fallback_template() {
-    let msgs = [Message::new("system", "Be brief."), Message::new("user", "Hi"), Message::new("assistant", "Hello!"), Message::new("user", "Bye")];
+    let msgs = [
+        Message::new("system", "Be brief."),
+        Message::new("user", "Hi"),
+        Message::new("assistant", "Hello!"),
+        Message::new("user", "Bye"),
+    ];
     let out = render(llama::chat::LLAMA2, &msgs, "<s>", "</s>", true).unwrap();
-    assert_eq!(out, "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello! </s><s>[INST] Bye [/INST]");
+    assert_eq!(
+        out,
+        "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello! </s><s>[INST] Bye [/INST]"
+    );
 }
