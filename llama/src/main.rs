@@ -219,21 +219,42 @@ fn cmd_chat(prompt: Option<&str>, system: Option<&str>, run: &RunArgs) -> Result
             break;
         }
         messages.push(Message::new("user", &user));
-        let text = chat::render(&template, &messages, &bos, &eos, true)?;
-        let ids = m
-            .tokenizer
-            .encode(&text, m.tokenizer.add_bos && !text.starts_with(&bos))?;
+        let ids = loop {
+            let text = chat::render(&template, &messages, &bos, &eos, true)?;
+            let ids = m
+                .tokenizer
+                .encode(&text, m.tokenizer.add_bos && !text.starts_with(&bos))?;
+            // In a long conversation, forget the oldest exchanges (keeping a
+            // system message) until the prompt leaves room to answer.
+            let first = usize::from(messages.first().is_some_and(|m| m.role == "system"));
+            let room = ids.len() + run.max_tokens.min(256) < backend.capacity();
+            if room || !interactive || messages.len() <= first + 1 {
+                break ids;
+            }
+            messages.drain(first..(first + 2).min(messages.len() - 1));
+            eprintln!("(context full: forgetting the oldest messages)");
+        };
         // Reuse the cached prefix of the conversation.
         let common = cached.iter().zip(&ids).take_while(|(a, b)| a == b).count();
         backend.rewind(common);
-        let g = generate(
+        let g = match generate(
             backend.as_mut(),
             &m.tokenizer,
             &ids,
             run.max_tokens,
             &mut sampler,
             print_stream,
-        )?;
+        ) {
+            Ok(g) => g,
+            Err(e) if interactive => {
+                eprintln!("error: {e}");
+                messages.pop();
+                cached.clear();
+                backend.rewind(0);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         println!();
         eprintln!("{}", g.stats.summary());
         cached = ids;
