@@ -172,18 +172,73 @@ pub fn random_weights(s: &Spec) -> Weights {
 /// llama.cpp's `permute` (convert_hf_to_gguf.py): HF row `s*hd/2 + j` of each
 /// head becomes GGUF row `2j + s`.
 pub fn permute_qk(v: &[f32], n_heads: usize, cols: usize) -> Vec<f32> {
-    let hd = v.len() / cols / n_heads;
-    let mut out = vec![0f32; v.len()];
+    permute_rows(v, n_heads, cols)
+}
+
+/// [`permute_qk`] for rows of any element type (e.g. quantized row bytes).
+pub fn permute_rows<T: Copy + Default>(v: &[T], n_heads: usize, row_len: usize) -> Vec<T> {
+    let hd = v.len() / row_len / n_heads;
+    let mut out = vec![T::default(); v.len()];
     for h in 0..n_heads {
         for s in 0..2 {
             for j in 0..hd / 2 {
                 let src = h * hd + s * hd / 2 + j;
                 let dst = h * hd + 2 * j + s;
-                out[dst * cols..(dst + 1) * cols].copy_from_slice(&v[src * cols..(src + 1) * cols]);
+                out[dst * row_len..(dst + 1) * row_len]
+                    .copy_from_slice(&v[src * row_len..(src + 1) * row_len]);
             }
         }
     }
     out
+}
+
+/// Raw quantized bytes of some matrices, by HF name.
+pub type RawWeights = BTreeMap<String, Vec<u8>>;
+
+/// Random blocks of a quantized type, with scales chosen so that weights are
+/// of order 0.1. Returns the bytes and their dequantized values.
+pub fn random_blocks(rng: &mut StdRng, dt: DType, n: usize) -> (Vec<u8>, Vec<f32>) {
+    let h = |v: f32| half::f16::from_f32(v).to_le_bytes();
+    let mut bytes = Vec::new();
+    for _ in 0..n / dt.block_size() {
+        let mut b: Vec<u8> = (0..dt.type_size()).map(|_| rng.gen::<u8>()).collect();
+        match dt {
+            DType::Q4_0 => b[0..2].copy_from_slice(&h(rng.gen_range(0.01..0.04))),
+            DType::Q4_1 => {
+                b[0..2].copy_from_slice(&h(rng.gen_range(0.01..0.03)));
+                b[2..4].copy_from_slice(&h(rng.gen_range(-0.2..-0.1)));
+            }
+            DType::Q8_0 => b[0..2].copy_from_slice(&h(rng.gen_range(0.001..0.003))),
+            DType::Q4_K => {
+                b[0..2].copy_from_slice(&h(rng.gen_range(0.0001..0.0004)));
+                b[2..4].copy_from_slice(&h(rng.gen_range(0.001..0.003)));
+            }
+            DType::Q6_K => b[208..210].copy_from_slice(&h(rng.gen_range(0.00003..0.0001))),
+            other => panic!("not a quantized type: {other}"),
+        }
+        bytes.extend(b);
+    }
+    let mut vals = vec![0f32; n];
+    llama::quant::dequantize(dt, &bytes, &mut vals).expect("dequantize random blocks");
+    (bytes, vals)
+}
+
+/// Like [`random_weights`], but every matrix is made of random `dt` blocks.
+pub fn random_quant_weights(s: &Spec, dt: DType) -> (Weights, RawWeights) {
+    let mut w = random_weights(&Spec {
+        dtype: DType::F32,
+        ..s.clone()
+    });
+    let mut rng = StdRng::seed_from_u64(s.seed + 1);
+    let mut raw = RawWeights::new();
+    for (name, (shape, vals)) in w.iter_mut() {
+        if shape.len() == 2 {
+            let (b, v) = random_blocks(&mut rng, dt, vals.len());
+            *vals = v;
+            raw.insert(name.clone(), b);
+        }
+    }
+    (w, raw)
 }
 
 fn enc(dtype: DType, v: &[f32]) -> Vec<u8> {
@@ -206,6 +261,11 @@ pub fn add_tiny_tokenizer(g: &mut GgufWriter, vocab: usize) {
 
 /// The GGUF bytes of the model (llama.cpp names, Q/K permuted).
 pub fn gguf_bytes(s: &Spec, w: &Weights) -> Vec<u8> {
+    gguf_bytes_raw(s, w, &RawWeights::new())
+}
+
+/// [`gguf_bytes`] where the matrices in `raw` are stored as `s.dtype` bytes.
+pub fn gguf_bytes_raw(s: &Spec, w: &Weights, raw: &RawWeights) -> Vec<u8> {
     let mut g = GgufWriter::new();
     g.kv("general.architecture", Value::String("llama".into()))
         .kv("llama.block_count", Value::U32(s.n_layers as u32))
@@ -223,6 +283,15 @@ pub fn gguf_bytes(s: &Spec, w: &Weights) -> Vec<u8> {
     add_tiny_tokenizer(&mut g, s.vocab);
     let put = |g: &mut GgufWriter, name: &str, hf: &str, perm: Option<usize>| {
         let (shape, v) = &w[hf];
+        if let Some(bytes) = raw.get(hf) {
+            let rb = bytes.len() / shape[0];
+            let data = match perm {
+                Some(h) => permute_rows(bytes, h, rb),
+                None => bytes.clone(),
+            };
+            g.tensor(name, shape, s.dtype, data);
+            return;
+        }
         let is_norm = shape.len() == 1;
         let dt = if is_norm { DType::F32 } else { s.dtype };
         let data = match perm {

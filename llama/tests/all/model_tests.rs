@@ -20,6 +20,10 @@ const TOKENS: [u32; 9] = [3, 17, 5, 39, 0, 22, 22, 8, 11];
 /// Batched prefill of all tokens, then prefill + token-by-token decode.
 fn check(s: &Spec, tol: f64) {
     let (lw, w) = load(s);
+    check_loaded(s, lw, w, tol);
+}
+
+fn check_loaded(s: &Spec, lw: LlamaWeights, w: crate::common::Weights, tol: f64) {
     assert_eq!(lw.tied_embeddings, s.tied);
     let want = reference_forward(s, &w, &TOKENS);
     let mut b = create_backend(Device::Cpu, Arc::new(lw), s.ctx).unwrap();
@@ -116,4 +120,32 @@ fn cuda_is_not_built() {
     assert!(e.contains("CUDA backend is not built yet"), "{e}");
     assert_eq!("auto".parse::<Device>().unwrap(), Device::Auto);
     assert!("tpu".parse::<Device>().is_err());
+}
+
+#[test]
+fn quantized_weights_q4_0_q4_1_q8_0_q4_k_q6_k() {
+    // K-quants need rows that are multiples of 256 elements.
+    for dt in [
+        DType::Q4_0,
+        DType::Q4_1,
+        DType::Q8_0,
+        DType::Q4_K,
+        DType::Q6_K,
+    ] {
+        let s = Spec {
+            d: 256,
+            ffn: 512,
+            dtype: dt,
+            tied: dt == DType::Q8_0,
+            ..Spec::new(4, 2)
+        };
+        let (w, raw) = crate::common::random_quant_weights(&s, dt);
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_temp(&dir, "q.gguf", &crate::common::gguf_bytes_raw(&s, &w, &raw));
+        let g = GgufFile::open(&p).unwrap();
+        let lw = LlamaWeights::from_gguf(&g).unwrap();
+        assert_eq!(lw.layers[0].wq.dtype, dt);
+        // Decode uses 16-bit activations on AVX2 CPUs, hence the tolerance.
+        check_loaded(&s, lw, w, 2e-3);
+    }
 }
