@@ -55,10 +55,16 @@ pub fn config_from_json(c: &Json) -> Result<LlamaConfig> {
         )));
     }
     let head_dim = u("head_dim").unwrap_or(d_model / n_heads);
-    let rope_base = f("rope_theta", 10000.0) as f32;
+    // transformers 5 writes `rope_parameters` (holding `rope_theta` and the scaling); older versions
+    // write `rope_theta` and `rope_scaling` at the top level.
+    let rope_params = c.get("rope_parameters").filter(|v| v.is_object());
+    let rope_base = rope_params
+        .and_then(|p| p.get("rope_theta"))
+        .and_then(|v| v.as_f64())
+        .unwrap_or_else(|| f("rope_theta", 10000.0)) as f32;
     let mut freq_factors = None;
     let mut linear = 1.0;
-    if let Some(rs) = c.get("rope_scaling").filter(|v| !v.is_null()) {
+    if let Some(rs) = c.get("rope_scaling").filter(|v| !v.is_null()).or(rope_params) {
         let ty = rs
             .get("rope_type")
             .or_else(|| rs.get("type"))

@@ -4,6 +4,7 @@
 #![allow(clippy::needless_range_loop)]
 
 mod common;
+mod goldens;
 mod gguf_tests;
 mod hf_tests;
 mod model_tests;

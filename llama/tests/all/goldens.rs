@@ -1,0 +1,110 @@
+//! Goldens from Hugging Face transformers, an independent implementation, made by
+//! `llama/tools/make_goldens.py` on the device machine: tiny random Llama-2, Llama-3 and Llama-3.1 models
+//! (config.json + safetensors as transformers writes them) with their logits, and for SmolLM2 (the same
+//! GGUF) the prompt token ids, first-step logits, 32-token greedy continuations and chat-template text.
+
+use llama::backend::{create_backend, Device};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/goldens")
+}
+
+fn read_json(p: PathBuf) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+fn ids_of(v: &Value) -> Vec<u32> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
+
+/// max |a - b| / max |b|.
+fn rel_to_max(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0f32, |m, x| m.max(x.abs()));
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale
+}
+
+fn argmax(v: &[f32]) -> u32 {
+    v.iter().enumerate().fold((0, f32::MIN), |best, (i, &x)| if x > best.1 { (i, x) } else { best }).0 as u32
+}
+
+#[test]
+fn tiny_random_llamas_match_transformers() {
+    for name in ["tiny-llama2", "tiny-llama3", "tiny-llama31"] {
+        let dir = fixtures().join(name);
+        let w = llama::hf::load_weights(&dir).unwrap();
+        let vocab = w.config.vocab_size;
+        let g = read_json(dir.join("goldens.json"));
+        let ids = ids_of(&g["ids"]);
+        let want: Vec<Vec<f32>> = g["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect())
+            .collect();
+        let w = Arc::new(w);
+        // Batched (prefill) path: logits of every position.
+        let mut b = create_backend(Device::Cpu, w.clone(), 32).unwrap();
+        let got = b.forward(&ids, true).unwrap();
+        for (t, row) in want.iter().enumerate() {
+            let e = rel_to_max(&got[t * vocab..(t + 1) * vocab], row);
+            assert!(e < 1e-4, "{name}: position {t}: relative error {e}");
+        }
+        // One token at a time (decode path).
+        let mut b = create_backend(Device::Cpu, w.clone(), 32).unwrap();
+        for (t, &id) in ids.iter().enumerate() {
+            let got = b.forward(&[id], false).unwrap();
+            let e = rel_to_max(&got, &want[t]);
+            assert!(e < 1e-3, "{name}: decode position {t}: relative error {e}");
+        }
+    }
+}
+
+#[test]
+fn smollm2_matches_transformers() {
+    let model = match llama::discover::find_default_model() {
+        Ok(p) => llama::loader::load(&p).expect("the installed default model loads"),
+        Err(e) => {
+            eprintln!("skipping the SmolLM2 goldens: {e}");
+            return;
+        }
+    };
+    let g = read_json(fixtures().join("smollm2.json"));
+    let bytes = std::fs::read(fixtures().join("smollm2_first_logits.f32")).unwrap();
+    let all: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let vocab = model.weights.config.vocab_size;
+    let w = Arc::new(model.weights.clone());
+    for (i, case) in g["cases"].as_array().unwrap().iter().enumerate() {
+        let prompt = case["prompt"].as_str().unwrap();
+        let want_ids = ids_of(&case["ids"]);
+        assert_eq!(model.tokenizer.encode(prompt, false).unwrap(), want_ids, "token ids of {prompt:?}");
+
+        let mut b = create_backend(Device::Cpu, w.clone(), 64).unwrap();
+        let logits = b.forward(&want_ids, false).unwrap();
+        let e = rel_to_max(&logits, &all[i * vocab..(i + 1) * vocab]);
+        assert!(e < 1e-3, "{prompt:?}: first-step logits differ by {e} (relative to the largest)");
+
+        // 32 greedy steps, each fed back one at a time (the decode path).
+        let want = ids_of(&case["greedy32"]);
+        let mut next = argmax(&logits);
+        let mut got = vec![];
+        for _ in 0..want.len() {
+            got.push(next);
+            next = argmax(&b.forward(&[next], false).unwrap());
+        }
+        assert_eq!(got, want, "greedy continuation of {prompt:?}");
+    }
+    let chat = &g["chat"];
+    let messages: Vec<llama::chat::Message> = chat["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| llama::chat::Message::new(m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
+        .collect();
+    let template = model.tokenizer.chat_template.as_deref().expect("SmolLM2 has a chat template");
+    let text = llama::chat::render(template, &messages, "", "", true).unwrap();
+    assert_eq!(text, chat["text"].as_str().unwrap(), "the chat template renders as transformers does");
+}
