@@ -107,4 +107,5 @@ fn smollm2_matches_transformers() {
     let template = model.tokenizer.chat_template.as_deref().expect("SmolLM2 has a chat template");
     let text = llama::chat::render(template, &messages, "", "", true).unwrap();
     assert_eq!(text, chat["text"].as_str().unwrap(), "the chat template renders as transformers does");
+    assert_eq!(model.tokenizer.encode(&text, false).unwrap(), ids_of(&chat["ids"]), "chat-template token ids");
 }
