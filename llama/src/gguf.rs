@@ -303,10 +303,15 @@ impl GgufFile {
         let mut tensors = Vec::with_capacity(raw.len());
         let mut index = BTreeMap::new();
         for (name, dims, dtype, offset) in raw {
-            let n = dims
+            // Multiply the non-zero dims: when that fits, every partial
+            // product in any order fits too (`Tensor::n_elements` multiplies
+            // the reversed shape, so a leading 0 must not hide an overflow).
+            let nonzero = dims
                 .iter()
+                .filter(|&&d| d != 0)
                 .try_fold(1u64, |a, &d| a.checked_mul(d))
                 .ok_or_else(|| bad(format!("tensor `{name}`: dimensions overflow")))?;
+            let n = if dims.contains(&0) { 0 } else { nonzero };
             if dims[0] % dtype.block_size() as u64 != 0 {
                 return Err(LlamaError::tensor(
                     &name,
