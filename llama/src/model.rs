@@ -48,7 +48,9 @@ impl LlamaWeights {
             Ok(t) => (t, false),
             Err(_) => (tok_embd.clone(), true),
         };
-        let mut layers = Vec::with_capacity(config.n_layers);
+        // No `with_capacity(n_layers)`: the count comes from the file, and a
+        // corrupt one must give the missing-tensor error, not an abort.
+        let mut layers = Vec::new();
         for i in 0..config.n_layers {
             let t = |n: &str| g.tensor(&format!("blk.{i}.{n}.weight"));
             layers.push(LayerWeights {

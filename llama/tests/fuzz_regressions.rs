@@ -4,6 +4,7 @@
 //! an abort.
 
 use llama::gguf::GgufFile;
+use llama::model::LlamaWeights;
 use std::path::PathBuf;
 
 fn write_tmp(name: &str, bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
@@ -31,4 +32,16 @@ fn gguf_zero_dim_does_not_hide_overflow() {
             panic!("expected an overflow error");
         }
     }
+}
+
+/// `llama.block_count` = 0x90000001 with otherwise valid llama metadata: the
+/// loader reserved `Vec::with_capacity(n_layers)` layers (~1.9 TB) before
+/// looking for the first layer's tensors, and the allocation failure aborted.
+#[test]
+fn gguf_huge_block_count_is_an_error() {
+    let bytes = include_bytes!("fixtures/fuzz/gguf_huge_block_count.gguf");
+    let (_d, p) = write_tmp("layers.gguf", bytes);
+    let g = GgufFile::open(&p).unwrap();
+    let e = LlamaWeights::from_gguf(&g).err().expect("must be an error");
+    assert!(e.to_string().contains("blk."), "{e}");
 }
