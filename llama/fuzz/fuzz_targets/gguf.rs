@@ -22,7 +22,13 @@ fuzz_target!(|data: &[u8]| {
     };
     for v in g.metadata.values() {
         let _ = v.summary();
-        let _ = (v.as_u64(), v.as_f64(), v.as_str(), v.as_bool(), v.as_array());
+        let _ = (
+            v.as_u64(),
+            v.as_f64(),
+            v.as_str(),
+            v.as_bool(),
+            v.as_array(),
+        );
     }
     let _ = g.architecture();
     for info in &g.tensors {
@@ -45,6 +51,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let w = LlamaWeights::from_gguf(&g);
     if debug() {
-        eprintln!("{} tensors, weights: {:?}", g.tensors.len(), w.map(|w| w.config));
+        eprintln!(
+            "{} tensors, weights: {:?}",
+            g.tensors.len(),
+            w.map(|w| w.config)
+        );
     }
 });

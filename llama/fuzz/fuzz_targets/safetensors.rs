@@ -28,7 +28,15 @@ fuzz_target!(|data: &[u8]| {
     let mut all = vec![&w.tok_embd, &w.norm, &w.output];
     for l in &w.layers {
         all.extend([
-            &l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.w_gate, &l.w_up, &l.w_down,
+            &l.attn_norm,
+            &l.wq,
+            &l.wk,
+            &l.wv,
+            &l.wo,
+            &l.ffn_norm,
+            &l.w_gate,
+            &l.w_up,
+            &l.w_down,
         ]);
     }
     for t in all {
