@@ -15,6 +15,9 @@ pub enum RopeLayout {
     Half,
 }
 
+/// The largest attention head size accepted from a model file.
+pub const MAX_HEAD_DIM: usize = 1 << 12;
+
 /// Everything the forward pass needs to know about the model's shape.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
@@ -138,6 +141,14 @@ impl LlamaConfig {
     /// Sanity checks shared by all loaders.
     pub fn validate(&self) -> Result<()> {
         let err = |m: String| Err(LlamaError::Invalid(m));
+        // Sizes come from the file: keep every product the runtime forms far from overflow.
+        if self.head_dim == 0 || self.head_dim > MAX_HEAD_DIM {
+            return err(format!("head_dim {} is out of range (1..={MAX_HEAD_DIM})", self.head_dim));
+        }
+        let dims = [self.n_heads, self.n_kv_heads, self.d_model, self.ffn_dim, self.vocab_size, self.n_layers];
+        if dims.iter().any(|&d| d > 1 << 24) {
+            return err(format!("implausible model dimensions: {self:?}"));
+        }
         if self.n_layers == 0 || self.d_model == 0 || self.ffn_dim == 0 || self.vocab_size == 0 {
             return err(format!("degenerate model dimensions: {self:?}"));
         }
@@ -183,6 +194,7 @@ impl LlamaConfig {
             .collect()
     }
 
+    /// `n_heads * head_dim` (bounded by `validate`).
     pub fn q_dim(&self) -> usize {
         self.n_heads * self.head_dim
     }

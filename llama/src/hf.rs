@@ -55,6 +55,9 @@ pub fn config_from_json(c: &Json) -> Result<LlamaConfig> {
         )));
     }
     let head_dim = u("head_dim").unwrap_or(d_model / n_heads);
+    if head_dim == 0 || head_dim > crate::config::MAX_HEAD_DIM {
+        return Err(hf_err(format!("head_dim {head_dim} is out of range (1..={})", crate::config::MAX_HEAD_DIM)));
+    }
     // transformers 5 writes `rope_parameters` (holding `rope_theta` and the scaling); older versions
     // write `rope_theta` and `rope_scaling` at the top level.
     let rope_params = c.get("rope_parameters").filter(|v| v.is_object());
@@ -119,10 +122,35 @@ struct StEntry {
     end: usize,
 }
 
+/// Checks every tensor's `data_offsets` against the file before the `safetensors` crate reads the
+/// header: the crate adds offsets without overflow checks and panics on `u64::MAX` (a fuzz find).
+fn check_header_offsets(file: &[u8]) -> std::result::Result<(), String> {
+    let n = file.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))).ok_or("file shorter than 8 bytes")?;
+    let end = 8u64.checked_add(n).filter(|&e| e <= file.len() as u64).ok_or("header length past the end of the file")?;
+    let header: Json = serde_json::from_slice(&file[8..end as usize]).map_err(|e| format!("header is not JSON: {e}"))?;
+    let data_len = file.len() as u64 - end;
+    for (name, info) in header.as_object().ok_or("header is not a JSON object")? {
+        if name == "__metadata__" {
+            continue;
+        }
+        let offs = info.get("data_offsets").and_then(|o| o.as_array()).ok_or_else(|| format!("`{name}` has no data_offsets"))?;
+        let (a, b) = match offs.as_slice() {
+            [a, b] => (a.as_u64(), b.as_u64()),
+            _ => (None, None),
+        };
+        match (a, b) {
+            (Some(a), Some(b)) if a <= b && b <= data_len => {}
+            _ => return Err(format!("`{name}` has data_offsets {offs:?} outside the {data_len} data bytes")),
+        }
+    }
+    Ok(())
+}
+
 fn open_safetensors(path: &Path, out: &mut HashMap<String, StEntry>) -> Result<()> {
     let file = std::fs::File::open(path).map_err(|e| LlamaError::io(path, e))?;
     // SAFETY: read-only map, see `GgufFile::open`.
     let map = Arc::new(unsafe { Mmap::map(&file) }.map_err(|e| LlamaError::io(path, e))?);
+    check_header_offsets(&map).map_err(|m| hf_err(format!("{}: bad safetensors header: {m}", path.display())))?;
     let (n, meta) = SafeTensors::read_metadata(&map)
         .map_err(|e| hf_err(format!("{}: bad safetensors header: {e:?}", path.display())))?;
     let base = 8 + n;
@@ -214,12 +242,14 @@ fn to_tensor(name: &str, all: &HashMap<String, StEntry>) -> Result<Tensor> {
 /// Expands an FP8 E4M3 weight with its `weight_scale` (per tensor, or per
 /// output row) into an owned BF16 tensor.
 fn fp8_tensor(name: &str, e: &StEntry, all: &HashMap<String, StEntry>) -> Result<Tensor> {
-    let scale_name = name
-        .strip_suffix("weight")
-        .map(|p| format!("{p}weight_scale"))
-        .unwrap_or_default();
-    let scale = match all.get(&scale_name) {
-        Some(_) => to_tensor(&scale_name, all)?.to_f32()?,
+    // Only `*weight` tensors have a `*weight_scale`; the scale itself must not be fp8 (a tensor
+    // named "" once made this recurse forever: a fuzz find).
+    let scale_name = name.strip_suffix("weight").map(|p| format!("{p}weight_scale"));
+    let scale = match scale_name.as_ref().and_then(|n| all.get(n).map(|e| (n, e))) {
+        Some((_, se)) if se.dtype == StDtype::F8_E4M3 => {
+            return Err(LlamaError::tensor(name, "its weight_scale is fp8; scales must be f32/bf16/f16"))
+        }
+        Some((sn, _)) => to_tensor(sn, all)?.to_f32()?,
         None => vec![1.0],
     };
     let bytes = &e.map[e.start..e.end];
@@ -270,7 +300,8 @@ pub fn load_weights(dir: &Path) -> Result<LlamaWeights> {
         Err(e) if !tie && !all.is_empty() && all.contains_key("lm_head.weight") => return Err(e),
         Err(_) => (tok_embd.clone(), true),
     };
-    let mut layers = Vec::with_capacity(config.n_layers);
+    // Not `with_capacity(n_layers)`: n_layers comes from the file (see model.rs).
+    let mut layers = Vec::new();
     for i in 0..config.n_layers {
         let p = format!("model.layers.{i}.");
         let l = |n: &str| t(&format!("{p}{n}.weight"));
