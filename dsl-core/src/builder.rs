@@ -5,7 +5,7 @@
 use crate::error::CompileError;
 use crate::ir::infer::{broadcast_shapes, infer};
 use crate::ir::verify::verify;
-use crate::ir::{Block, Const, Kernel, Loc, Op, OpKind, Param, ValueId};
+use crate::ir::{display_name, Block, Const, Kernel, Loc, Op, OpKind, Param, ValueId};
 use crate::types::{shape_str, DType, ElemTy, Type};
 use std::cell::RefCell;
 
@@ -76,15 +76,6 @@ pub fn trace(
         return Err(CompileError { kernel: display, loc: e.loc, message: format!("internal error: {}", e.message) });
     }
     Ok(kernel)
-}
-
-fn display_name(name: &str, constexprs: &[(String, String)]) -> String {
-    if constexprs.is_empty() {
-        name.to_string()
-    } else {
-        let cx: Vec<String> = constexprs.iter().map(|(n, v)| format!("{n}={v}")).collect();
-        format!("{name}<{}>", cx.join(", "))
-    }
 }
 
 /// Records an error at `loc` unless one is already recorded.

@@ -203,22 +203,13 @@ impl Interpreter {
             let pid = (mem.pid_of)(lin);
             let mut ex = exec::Exec { k: kernel, env: env.clone(), mem: &mut mem, pid, grid: grid.0 };
             ex.block(&kernel.body).map_err(|(message, loc)| InterpError::Fault {
-                kernel: display_name(kernel),
+                kernel: kernel.display_name(),
                 loc,
                 program: pid,
                 message,
             })?;
         }
         Ok(())
-    }
-}
-
-fn display_name(k: &Kernel) -> String {
-    if k.constexprs.is_empty() {
-        k.name.clone()
-    } else {
-        let cx: Vec<String> = k.constexprs.iter().map(|(n, v)| format!("{n}={v}")).collect();
-        format!("{}<{}>", k.name, cx.join(", "))
     }
 }
 

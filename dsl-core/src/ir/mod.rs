@@ -67,6 +67,21 @@ impl Kernel {
     pub fn ty(&self, v: ValueId) -> &Type {
         &self.types[v.0 as usize]
     }
+
+    /// The name with its constexprs, as errors show it: `add<BLOCK=64>`.
+    pub fn display_name(&self) -> String {
+        display_name(&self.name, &self.constexprs)
+    }
+}
+
+/// `name<A=1, B=2>` (or just `name` without constexprs).
+pub fn display_name(name: &str, constexprs: &[(String, String)]) -> String {
+    if constexprs.is_empty() {
+        name.to_string()
+    } else {
+        let cx: Vec<String> = constexprs.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        format!("{name}<{}>", cx.join(", "))
+    }
 }
 
 /// A kernel parameter: a pointer or a scalar passed at launch.

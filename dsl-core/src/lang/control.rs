@@ -257,10 +257,7 @@ where
 {
     type Out = Tile<bool>;
     fn compare(self, op: CmpOp, b: R, loc: Loc) -> Tile<bool> {
-        let d = <<T as CmpPromote<R::Kind>>::Out as Elem>::DTYPE;
-        let (x, y) = builder::broadcast_pair(builder::cast_to(self.id, d, loc), b.value_as(d, loc), "comparison", loc);
-        let shape = builder::ty(x).shape;
-        emit_tile(OpKind::Compare { op, lhs: x, rhs: y }, loc, shape)
+        super::ops::compare_at(op, self, b, loc)
     }
 }
 

@@ -130,7 +130,14 @@ fn compare<T: Elem, R: Operand>(op: CmpOp, lhs: Tile<T>, rhs: R) -> Tile<bool>
 where
     T: CmpPromote<R::Kind>,
 {
-    let loc = Loc::caller();
+    compare_at(op, lhs, rhs, Loc::caller())
+}
+
+/// `lhs op rhs` elementwise, in the promoted type, operands broadcast together.
+pub(crate) fn compare_at<T: Elem, R: Operand>(op: CmpOp, lhs: Tile<T>, rhs: R, loc: Loc) -> Tile<bool>
+where
+    T: CmpPromote<R::Kind>,
+{
     let d = <<T as CmpPromote<R::Kind>>::Out as Elem>::DTYPE;
     let (a, b) = builder::broadcast_pair(builder::cast_to(lhs.id, d, loc), rhs.value_as(d, loc), "comparison", loc);
     let shape = builder::ty(a).shape;
