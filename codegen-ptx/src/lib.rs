@@ -1,5 +1,17 @@
-//! The PTX backend: IR → LLVM (inkwell, NVPTX) → PTX, and the cudarc runtime.
+//! The PTX backend and the CUDA runtime.
 //!
-//! Not built yet (issue 3). This crate exists so the workspace has its final shape; it exposes nothing,
-//! so no caller can mistake it for a working backend. Kernels run today through
-//! `dsl_core::interp::Interpreter`.
+//! - [`compile`]: a specialized [`dsl_core::ir::Kernel`] → LLVM IR (text, built by [`lower`]) → LLVM's
+//!   NVPTX backend (inkwell) → PTX. How tile elements map to threads is in [`layout`]; what the vectorizer
+//!   may assume about pointers and offsets is in [`axis`].
+//! - [`runtime`]: [`runtime::CudaRuntime`], a [`dsl_core::runtime::Runtime`] on cudarc (dynamic loading:
+//!   one binary runs with or without a GPU), with a JIT cache in memory and on disk, and CUDA graphs.
+
+pub mod axis;
+pub mod compile;
+pub mod layout;
+pub mod lower;
+pub mod runtime;
+pub mod target;
+
+pub use compile::{compile, Compiled, CodegenError};
+pub use target::{ArgFact, CompileOptions, Specialization, Target};

@@ -84,4 +84,8 @@ pub trait Runtime {
     type Buffer<T: Elem>: AnyBuffer;
     type Error: From<CompileError> + std::error::Error;
     fn launch(&self, kernel: &KernelSpec, grid: Grid, args: &mut [Arg<'_>]) -> Result<(), Self::Error>;
+    /// A new buffer of this backend holding `values`.
+    fn upload<T: Elem>(&self, values: &[T]) -> Result<Self::Buffer<T>, Self::Error>;
+    /// A buffer's contents, copied back to the host (after every launch before it has finished).
+    fn download<T: Elem>(&self, buffer: &Self::Buffer<T>) -> Result<Vec<T>, Self::Error>;
 }

@@ -221,4 +221,12 @@ impl Runtime for Interpreter {
         let k = self.kernel(spec)?;
         self.run(&k, grid, args)
     }
+
+    fn upload<T: Elem>(&self, values: &[T]) -> Result<HostBuffer<T>, InterpError> {
+        Ok(HostBuffer::from_slice(values))
+    }
+
+    fn download<T: Elem>(&self, buffer: &HostBuffer<T>) -> Result<Vec<T>, InterpError> {
+        Ok(buffer.to_vec())
+    }
 }

@@ -1,0 +1,128 @@
+//! What a compilation is for: the GPU architecture, the number of warps, and the facts known about the
+//! arguments (Triton's specialization). All of it is part of the JIT cache key.
+
+use std::fmt;
+
+/// A GPU architecture we generate PTX for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// Ampere (A100): no fp8 conversions in hardware.
+    Sm80,
+    /// Ada (L40, RTX 40xx): fp8 `cvt` and fp8 `mma`.
+    Sm89,
+    /// Hopper (H100) with the architecture-specific features (`wgmma`, TMA).
+    Sm90a,
+}
+
+impl Target {
+    /// The LLVM NVPTX cpu name.
+    pub fn cpu(self) -> &'static str {
+        match self {
+            Target::Sm80 => "sm_80",
+            Target::Sm89 => "sm_89",
+            Target::Sm90a => "sm_90a",
+        }
+    }
+
+    /// The target for a device of compute capability `major.minor` (the newest we support that it runs).
+    pub fn for_compute_capability(major: u32, minor: u32) -> Option<Target> {
+        match (major, minor) {
+            (9, _) => Some(Target::Sm90a),
+            (8, 9) => Some(Target::Sm89),
+            (8, _) => Some(Target::Sm80),
+            (m, _) if m > 9 => Some(Target::Sm89), // no sm_90a features on newer chips; PTX JITs forward
+            _ => None,
+        }
+    }
+
+    /// True where the hardware converts to and from fp8 (`cvt ... e4m3x2 / e5m2x2`).
+    pub fn has_fp8_cvt(self) -> bool {
+        !matches!(self, Target::Sm80)
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.cpu())
+    }
+}
+
+/// Options a kernel is compiled with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CompileOptions {
+    pub target: Target,
+    /// Warps per program (a CTA of `32 * num_warps` threads); a power of two from 1 to 32.
+    pub num_warps: u32,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions { target: Target::Sm90a, num_warps: 4 }
+    }
+}
+
+/// What is known about one launch argument (Triton's specialization). Facts let the vectorizer prove
+/// 16-byte accesses; a launch whose arguments have other facts compiles (and caches) another variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ArgFact {
+    /// Nothing known.
+    None,
+    /// An integer argument equal to 1 (compiled as the constant 1).
+    One,
+    /// An integer argument divisible by 16.
+    Div16,
+    /// A pointer aligned to 16 bytes.
+    Aligned16,
+}
+
+impl ArgFact {
+    /// The fact about an integer argument's value.
+    pub fn of_int(v: i64) -> ArgFact {
+        if v == 1 {
+            ArgFact::One
+        } else if v % 16 == 0 {
+            ArgFact::Div16
+        } else {
+            ArgFact::None
+        }
+    }
+
+    /// The fact about a pointer argument's address.
+    pub fn of_address(addr: u64) -> ArgFact {
+        if addr % 16 == 0 {
+            ArgFact::Aligned16
+        } else {
+            ArgFact::None
+        }
+    }
+}
+
+/// The facts about every kernel parameter, in parameter order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Specialization {
+    pub facts: Vec<ArgFact>,
+}
+
+impl Specialization {
+    /// No facts (every argument is generic): `n` parameters.
+    pub fn generic(n: usize) -> Specialization {
+        Specialization { facts: vec![ArgFact::None; n] }
+    }
+
+    /// A short stable text form for cache keys and file names: one letter a parameter.
+    pub fn key(&self) -> String {
+        self.facts
+            .iter()
+            .map(|f| match f {
+                ArgFact::None => 'n',
+                ArgFact::One => '1',
+                ArgFact::Div16 => 'd',
+                ArgFact::Aligned16 => 'a',
+            })
+            .collect()
+    }
+
+    pub fn fact(&self, param: usize) -> ArgFact {
+        self.facts.get(param).copied().unwrap_or(ArgFact::None)
+    }
+}
