@@ -1,9 +1,24 @@
-mod common;
+//! `kernels::matmul`: masked, block-pointer and split-K matrix multiplication over every input type.
 
-use common::*;
+use super::*;
 use dsl_core::lang::{DotOperands, Numeric};
-use dsl_core::prelude::*;
+use dsl_core::prelude::{bf16, e4m3, e5m2, f16, Interpreter, Runtime};
 use kernels::matmul::{matmul, matmul_block_ptr, matmul_splitk};
+
+cases!(
+    "matmul": matmul_f32,
+    matmul_f16,
+    matmul_f16_out_f16,
+    matmul_bf16,
+    matmul_bf16_out_bf16,
+    matmul_e4m3,
+    matmul_e5m2,
+    matmul_e4m3_x_e5m2,
+    matmul_block_shapes_and_layouts,
+    matmul_splitk_f32,
+    matmul_splitk_low_precision,
+    matmul_splitk_accumulates,
+);
 
 /// One `C[M, N] = A[M, K] · B[K, N]` problem: inputs rounded to their types, with their f64 values,
 /// the strides, and the f64 reference and per-element error scale `sum_k |a||b|`.
@@ -53,10 +68,15 @@ impl<A: TestElem, B: TestElem> Problem<A, B> {
         move |i| i % scm < n
     }
 
+    fn describe<O: TestElem>(&self, what: &str) -> String {
+        format!("{what} {}x{}x{} ({}x{}->{})", self.m, self.n, self.k, A::NAME, B::NAME, O::NAME)
+    }
+
     /// Checks `got` (poisoned outside the written region): f32 accumulation error ~1e-5 relative to
-    /// `sum |a||b|`, plus one rounding to the output type `O`.
+    /// `sum |a||b|`, plus one rounding to the output type `O`. (K <= 100 here: correctly rounded f32
+    /// additions in any order, sequential or a tree, err by at most ~K * 2^-24 < 6e-6 of `sum |a||b|`.)
     fn check<O: TestElem>(&self, what: &str, got: &[f64]) {
-        let what = format!("{what} {}x{}x{} ({}x{}->{})", self.m, self.n, self.k, A::NAME, B::NAME, O::NAME);
+        let what = self.describe::<O>(what);
         let mag = &self.mag;
         assert_close_where(&what, got, &self.want, O::U, |i| 1e-5 * mag[i] + O::TINY, self.written());
         assert_poison_kept(&what, got, self.written());
@@ -68,168 +88,161 @@ impl<A: TestElem, B: TestElem> Problem<A, B> {
     }
 }
 
-fn run_plain<A, B, O, const BM: i32, const BN: i32, const BK: i32>(p: &Problem<A, B>, block_ptr: bool)
+fn run_plain<R, A, B, O, const BM: i32, const BN: i32, const BK: i32>(rt: &R, p: &Problem<A, B>, block_ptr: bool)
 where
+    R: Runtime,
     A: TestElem + Numeric + DotOperands<B>,
     B: TestElem + Numeric,
     O: TestElem + Numeric,
 {
-    let rt = Interpreter::new();
-    let (ba, bb) = (HostBuffer::from_slice(&p.a), HostBuffer::from_slice(&p.b));
-    let mut c = HostBuffer::filled(p.c_len, O::poison());
+    let (ba, bb) = (upload(rt, &p.a), upload(rt, &p.b));
+    let mut c = poisoned::<R, O>(rt, p.c_len);
     let grid = (blocks(p.m, BM as usize), blocks(p.n, BN as usize));
     let [m, n, k, sam, sak, sbk, sbn, scm, scn] = p.args();
-    if block_ptr {
-        matmul_block_ptr::<A, B, O, BM, BN, BK>::launch(&rt, grid, &ba, &bb, &mut c, m, n, k, sam, sak, sbk, sbn, scm, scn)
-            .unwrap();
+    let name = format!("{}<{BM},{BN},{BK}>", if block_ptr { "matmul_block_ptr" } else { "matmul" });
+    let res = if block_ptr {
+        matmul_block_ptr::<A, B, O, BM, BN, BK>::launch(rt, grid, &ba, &bb, &mut c, m, n, k, sam, sak, sbk, sbn, scm, scn)
     } else {
-        matmul::<A, B, O, BM, BN, BK>::launch(&rt, grid, &ba, &bb, &mut c, m, n, k, sam, sak, sbk, sbn, scm, scn).unwrap();
-    }
-    let name = if block_ptr { "matmul_block_ptr" } else { "matmul" };
-    p.check::<O>(&format!("{name}<{BM},{BN},{BK}>"), &to_f64(&c));
+        matmul::<A, B, O, BM, BN, BK>::launch(rt, grid, &ba, &bb, &mut c, m, n, k, sam, sak, sbk, sbn, scm, scn)
+    };
+    launched(&p.describe::<O>(&name), res);
+    p.check::<O>(&name, &download_f64(rt, &c));
 }
 
 /// Ragged shapes (none a multiple of the blocks except the last), with 16×16×16 blocks.
 const SHAPES: [(usize, usize, usize); 5] = [(1, 1, 1), (3, 17, 33), (17, 5, 20), (33, 40, 47), (64, 96, 80)];
 
-fn sweep<A, B, O>(seed: u64)
+fn sweep<R, A, B, O>(rt: &R, seed: u64)
 where
+    R: Runtime,
     A: TestElem + Numeric + DotOperands<B>,
     B: TestElem + Numeric,
     O: TestElem + Numeric,
 {
     for (i, &(m, n, k)) in SHAPES.iter().enumerate() {
         let p = Problem::<A, B>::new(m, n, k, false, i % 2 == 1, seed + i as u64);
-        run_plain::<A, B, O, 16, 16, 16>(&p, false);
-        run_plain::<A, B, O, 16, 16, 16>(&p, true);
+        run_plain::<R, A, B, O, 16, 16, 16>(rt, &p, false);
+        run_plain::<R, A, B, O, 16, 16, 16>(rt, &p, true);
     }
 }
 
-#[test]
-fn matmul_f32() {
-    sweep::<f32, f32, f32>(100);
+pub fn matmul_f32<R: Runtime>(rt: &R) {
+    sweep::<R, f32, f32, f32>(rt, 100);
 }
 
-#[test]
-fn matmul_f16() {
-    sweep::<f16, f16, f32>(200);
+pub fn matmul_f16<R: Runtime>(rt: &R) {
+    sweep::<R, f16, f16, f32>(rt, 200);
 }
 
-#[test]
-fn matmul_f16_out_f16() {
-    sweep::<f16, f16, f16>(250);
+pub fn matmul_f16_out_f16<R: Runtime>(rt: &R) {
+    sweep::<R, f16, f16, f16>(rt, 250);
 }
 
-#[test]
-fn matmul_bf16() {
-    sweep::<bf16, bf16, f32>(300);
+pub fn matmul_bf16<R: Runtime>(rt: &R) {
+    sweep::<R, bf16, bf16, f32>(rt, 300);
 }
 
-#[test]
-fn matmul_bf16_out_bf16() {
-    sweep::<bf16, bf16, bf16>(350);
+pub fn matmul_bf16_out_bf16<R: Runtime>(rt: &R) {
+    sweep::<R, bf16, bf16, bf16>(rt, 350);
 }
 
-#[test]
-fn matmul_e4m3() {
-    sweep::<e4m3, e4m3, f32>(400);
+pub fn matmul_e4m3<R: Runtime>(rt: &R) {
+    sweep::<R, e4m3, e4m3, f32>(rt, 400);
 }
 
-#[test]
-fn matmul_e5m2() {
-    sweep::<e5m2, e5m2, f32>(500);
+pub fn matmul_e5m2<R: Runtime>(rt: &R) {
+    sweep::<R, e5m2, e5m2, f32>(rt, 500);
 }
 
-#[test]
-fn matmul_e4m3_x_e5m2() {
-    sweep::<e4m3, e5m2, f32>(600);
-    sweep::<e5m2, e4m3, f32>(700);
+pub fn matmul_e4m3_x_e5m2<R: Runtime>(rt: &R) {
+    sweep::<R, e4m3, e5m2, f32>(rt, 600);
+    sweep::<R, e5m2, e4m3, f32>(rt, 700);
 }
 
 /// Other block shapes, non-square blocks, column-major A.
-#[test]
-fn matmul_block_shapes_and_layouts() {
+pub fn matmul_block_shapes_and_layouts<R: Runtime>(rt: &R) {
     let p = Problem::<f32, f32>::new(33, 40, 47, true, false, 800);
-    run_plain::<f32, f32, f32, 32, 16, 32>(&p, false);
-    run_plain::<f32, f32, f32, 32, 16, 32>(&p, true);
-    run_plain::<f32, f32, f32, 16, 64, 16>(&p, false);
-    run_plain::<f32, f32, f32, 16, 64, 16>(&p, true);
+    run_plain::<R, f32, f32, f32, 32, 16, 32>(rt, &p, false);
+    run_plain::<R, f32, f32, f32, 32, 16, 32>(rt, &p, true);
+    run_plain::<R, f32, f32, f32, 16, 64, 16>(rt, &p, false);
+    run_plain::<R, f32, f32, f32, 16, 64, 16>(rt, &p, true);
     let p = Problem::<f16, f16>::new(17, 33, 40, true, true, 801);
-    run_plain::<f16, f16, f32, 16, 32, 32>(&p, false);
-    run_plain::<f16, f16, f32, 16, 32, 32>(&p, true);
+    run_plain::<R, f16, f16, f32, 16, 32, 32>(rt, &p, false);
+    run_plain::<R, f16, f16, f32, 16, 32, 32>(rt, &p, true);
 }
 
-fn run_splitk<A, B, const BM: i32, const BN: i32, const BK: i32>(p: &Problem<A, B>, split_k: u32)
+fn run_splitk<R, A, B, const BM: i32, const BN: i32, const BK: i32>(rt: &R, p: &Problem<A, B>, split_k: u32)
 where
+    R: Runtime,
     A: TestElem + Numeric + DotOperands<B>,
     B: TestElem + Numeric,
 {
-    let rt = Interpreter::new();
-    let (ba, bb) = (HostBuffer::from_slice(&p.a), HostBuffer::from_slice(&p.b));
+    let (ba, bb) = (upload(rt, &p.a), upload(rt, &p.b));
     // The written region starts at zero (the kernel adds into it); the gaps are poisoned.
     let written = p.written();
     let init: Vec<f32> = (0..p.c_len).map(|i| if written(i) { 0.0 } else { f32::NAN }).collect();
-    let mut c = HostBuffer::from_slice(&init);
+    let mut c = upload(rt, &init);
     let grid = (blocks(p.m, BM as usize), blocks(p.n, BN as usize), split_k);
     let [m, n, k, sam, sak, sbk, sbn, scm, scn] = p.args();
-    matmul_splitk::<A, B, BM, BN, BK>::launch(&rt, grid, &ba, &bb, &mut c, m, n, k, sam, sak, sbk, sbn, scm, scn).unwrap();
-    p.check::<f32>(&format!("matmul_splitk<{BM},{BN},{BK}> split_k={split_k}"), &to_f64(&c));
+    let name = format!("matmul_splitk<{BM},{BN},{BK}> split_k={split_k}");
+    launched(
+        &p.describe::<f32>(&name),
+        matmul_splitk::<A, B, BM, BN, BK>::launch(rt, grid, &ba, &bb, &mut c, m, n, k, sam, sak, sbk, sbn, scm, scn),
+    );
+    p.check::<f32>(&name, &download_f64(rt, &c));
 }
 
-#[test]
-fn matmul_splitk_f32() {
+pub fn matmul_splitk_f32<R: Runtime>(rt: &R) {
     for (i, &(m, n, k)) in SHAPES.iter().enumerate() {
         let p = Problem::<f32, f32>::new(m, n, k, false, i % 2 == 0, 900 + i as u64);
         for split_k in [1, 2, 4, 8] {
-            run_splitk::<f32, f32, 16, 16, 16>(&p, split_k);
+            run_splitk::<R, f32, f32, 16, 16, 16>(rt, &p, split_k);
         }
     }
 }
 
-#[test]
-fn matmul_splitk_low_precision() {
+pub fn matmul_splitk_low_precision<R: Runtime>(rt: &R) {
     let p = Problem::<f16, f16>::new(33, 40, 100, false, false, 1000);
     for split_k in [1, 2, 4, 8] {
-        run_splitk::<f16, f16, 16, 16, 16>(&p, split_k);
+        run_splitk::<R, f16, f16, 16, 16, 16>(rt, &p, split_k);
     }
     let p = Problem::<bf16, bf16>::new(17, 20, 70, false, true, 1001);
     for split_k in [1, 2, 4, 8] {
-        run_splitk::<bf16, bf16, 16, 16, 16>(&p, split_k);
+        run_splitk::<R, bf16, bf16, 16, 16, 16>(rt, &p, split_k);
     }
     let p = Problem::<e4m3, e5m2>::new(17, 33, 64, false, false, 1002);
     for split_k in [1, 2, 4, 8] {
-        run_splitk::<e4m3, e5m2, 16, 16, 16>(&p, split_k);
+        run_splitk::<R, e4m3, e5m2, 16, 16, 16>(rt, &p, split_k);
     }
 }
 
 /// Split-K adds into what C holds: a second launch doubles the result.
-#[test]
-fn matmul_splitk_accumulates() {
+pub fn matmul_splitk_accumulates<R: Runtime>(rt: &R) {
     let p = Problem::<f32, f32>::new(17, 20, 45, false, false, 1100);
-    let rt = Interpreter::new();
-    let (ba, bb) = (HostBuffer::from_slice(&p.a), HostBuffer::from_slice(&p.b));
-    let mut c = HostBuffer::filled(p.c_len, 0.0f32);
+    let (ba, bb) = (upload(rt, &p.a), upload(rt, &p.b));
+    let mut c = filled(rt, p.c_len, 0.0f32);
     let [m, n, k, sam, sak, sbk, sbn, scm, scn] = p.args();
     for _ in 0..2 {
-        matmul_splitk::<f32, f32, 16, 16, 16>::launch(&rt, (2, 2, 4), &ba, &bb, &mut c, m, n, k, sam, sak, sbk, sbn, scm, scn)
-            .unwrap();
+        launched(
+            "splitk twice",
+            matmul_splitk::<f32, f32, 16, 16, 16>::launch(rt, (2, 2, 4), &ba, &bb, &mut c, m, n, k, sam, sak, sbk, sbn, scm, scn),
+        );
     }
-    let got = to_f64(&c);
+    let got = download_f64(rt, &c);
     let written = p.written();
     let want: Vec<f64> = p.want.iter().map(|w| 2.0 * w).collect();
     assert_close_where("splitk twice", &got, &want, 0.0, |i| 2e-5 * p.mag[i], &written);
 }
 
-/// A launch whose A buffer is too small for the shape fails with an out-of-bounds error, not a panic.
-#[test]
-fn matmul_buffer_too_small_is_an_error() {
-    let rt = Interpreter::new();
+/// Interpreter only: a launch whose A buffer is too small for the shape fails with an out-of-bounds
+/// error naming `a`, not a panic. (A GPU need not fault on it.)
+pub fn matmul_buffer_too_small_is_an_error(rt: &Interpreter) {
     let (m, n, k) = (20usize, 16usize, 16usize);
-    let a = HostBuffer::from_slice(&vec![1.0f32; (m - 1) * k]);
-    let b = HostBuffer::from_slice(&vec![1.0f32; k * n]);
-    let mut c = HostBuffer::filled(m * n, f32::NAN);
+    let a = upload(rt, &vec![1.0f32; (m - 1) * k]);
+    let b = upload(rt, &vec![1.0f32; k * n]);
+    let mut c = filled(rt, m * n, f32::NAN);
     let res = matmul::<f32, f32, f32, 16, 16, 16>::launch(
-        &rt,
+        rt,
         (2, 1),
         &a,
         &b,
