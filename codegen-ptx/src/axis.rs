@@ -1,0 +1,207 @@
+//! What the vectorizer may assume about integer and pointer tiles (Triton's axis analysis, simplified to
+//! the row-major flat index that [`crate::layout`] distributes).
+//!
+//! For each value we track, along the flat index, runs that start at multiples of their length:
+//! - `contig`: within each run of `contig` elements the values go up by exactly 1 (elements, for
+//!   pointers);
+//! - `const_run`: within each run of `const_run` elements the value is one constant;
+//! - `div`: the first value of each `contig` run (and so every value of a `const_run` run) is divisible by
+//!   `div` (bytes, for pointers).
+//!
+//! All three are powers of two. A load of `w` consecutive elements per thread is one `w`-wide access when
+//! the pointer's `contig >= w`, its `div` is a multiple of the access size, and the mask's `const_run >= w`.
+
+use crate::target::{ArgFact, Specialization};
+use dsl_core::ir::{BinaryOp, Block, CmpOp, Const, Kernel, OpKind, ValueId};
+use dsl_core::types::{DType, ElemTy};
+
+/// The largest divisibility we track (a value known to be 0 is divisible by everything).
+const MAX_DIV: u64 = 1 << 30;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AxisInfo {
+    pub contig: u64,
+    pub const_run: u64,
+    pub div: u64,
+}
+
+impl AxisInfo {
+    /// Nothing known about a tile of `numel` elements.
+    fn unknown() -> AxisInfo {
+        AxisInfo { contig: 1, const_run: 1, div: 1 }
+    }
+}
+
+/// The analysis result: one entry per value (unknown for values it does not reason about).
+pub struct AxisAnalysis {
+    info: Vec<AxisInfo>,
+}
+
+impl AxisAnalysis {
+    pub fn get(&self, v: ValueId) -> AxisInfo {
+        self.info[v.0 as usize]
+    }
+
+    pub fn run(k: &Kernel, spec: &Specialization) -> AxisAnalysis {
+        let mut a = AxisAnalysis { info: vec![AxisInfo::unknown(); k.types.len()] };
+        for (i, p) in k.params.iter().enumerate() {
+            let numel = 1u64;
+            let div = match (spec.fact(i), &k.ty(p.value).elem) {
+                (ArgFact::Aligned16, ElemTy::Ptr { .. }) => 16,
+                (ArgFact::Div16, ElemTy::Scalar(_)) => 16,
+                _ => 1,
+            };
+            a.info[p.value.0 as usize] = AxisInfo { contig: 1, const_run: numel, div };
+        }
+        a.block(k, &k.body);
+        a
+    }
+
+    fn block(&mut self, k: &Kernel, b: &Block) {
+        for op in &b.ops {
+            if let OpKind::For { lo, step, body, .. } = &op.kind {
+                // The induction variable is lo + i * step; carried values stay unknown (no fixpoint needed).
+                let div = gcd(self.get(*lo).div, self.get(*step).div);
+                self.info[body.args[0].0 as usize] = AxisInfo { contig: 1, const_run: 1, div };
+            }
+            for nested in op.kind.blocks() {
+                self.block(k, nested);
+            }
+            let Some(&r) = op.results.first() else { continue };
+            let numel = k.ty(r).numel().max(1) as u64;
+            let info = self.op(k, &op.kind, numel);
+            // A scalar is one constant run.
+            let info = if numel == 1 { AxisInfo { contig: 1, const_run: 1, div: info.div } } else { info };
+            self.info[r.0 as usize] = info;
+        }
+    }
+
+    fn op(&self, k: &Kernel, kind: &OpKind, numel: u64) -> AxisInfo {
+        let g = |v: &ValueId| self.get(*v);
+        match kind {
+            OpKind::Arange { start, end } => {
+                AxisInfo { contig: (*end - *start) as u64, const_run: 1, div: pow2_div(*start as i64) }
+            }
+            OpKind::Constant { value: Const::I(c), .. } => AxisInfo { contig: 1, const_run: 1, div: pow2_div(*c) },
+            OpKind::ProgramId { .. } | OpKind::NumPrograms { .. } => AxisInfo::unknown(),
+            OpKind::Broadcast { src, shape } => {
+                let s = g(src);
+                let src_shape = &k.ty(*src).shape;
+                let src_numel = src_shape.iter().product::<usize>().max(1) as u64;
+                if src_numel == 1 {
+                    return AxisInfo { contig: 1, const_run: numel, div: s.div };
+                }
+                // Trailing dims that are equal keep their runs; a stretched last dim makes runs constant.
+                let pad = shape.len() - src_shape.len();
+                let mut same_tail = 1u64;
+                for i in (0..src_shape.len()).rev() {
+                    if src_shape[i] == shape[pad + i] {
+                        same_tail *= src_shape[i] as u64;
+                    } else {
+                        break;
+                    }
+                }
+                if same_tail > 1 {
+                    let period = pow2_floor(same_tail);
+                    AxisInfo { contig: s.contig.min(period), const_run: s.const_run.min(period), div: s.div }
+                } else {
+                    let last = *shape.last().unwrap_or(&1) as u64;
+                    AxisInfo { contig: 1, const_run: pow2_floor(last), div: s.div }
+                }
+            }
+            OpKind::Reshape { src, .. } | OpKind::ExpandDims { src, .. } => g(src),
+            OpKind::Cast { src, to } if to.is_int() && k.ty(*src).dtype().is_some_and(|d| d.is_int()) => {
+                // Widening keeps everything; narrowing may wrap.
+                let from = k.ty(*src).dtype().unwrap_or(DType::I32);
+                if to.bits() >= from.bits() {
+                    g(src)
+                } else {
+                    AxisInfo::unknown()
+                }
+            }
+            OpKind::Binary { op, lhs, rhs } => {
+                let (a, b) = (g(lhs), g(rhs));
+                match op {
+                    BinaryOp::Add => add_info(a, b),
+                    BinaryOp::Sub => {
+                        // x - c keeps x's runs when c is constant over them.
+                        AxisInfo {
+                            contig: a.contig.min(b.const_run),
+                            const_run: a.const_run.min(b.const_run),
+                            div: gcd(a.div, b.div),
+                        }
+                    }
+                    BinaryOp::Mul => AxisInfo {
+                        contig: 1,
+                        const_run: a.const_run.min(b.const_run),
+                        div: (a.div.saturating_mul(b.div)).min(MAX_DIV),
+                    },
+                    BinaryOp::Shl => {
+                        // Only the common `x << const` with a known amount is worth it; stay conservative.
+                        AxisInfo { contig: 1, const_run: a.const_run.min(b.const_run), div: 1 }
+                    }
+                    _ => AxisInfo { contig: 1, const_run: a.const_run.min(b.const_run), div: 1 },
+                }
+            }
+            OpKind::Compare { op, lhs, rhs } => {
+                let (a, b) = (g(lhs), g(rhs));
+                // `x < n` is constant over a run of x when n is constant over it and the run cannot straddle
+                // n: true when the run length divides both the run's start and n.
+                let run = match op {
+                    CmpOp::Lt | CmpOp::Ge | CmpOp::Le | CmpOp::Gt => {
+                        let straddle = gcd(a.div, b.div).min(a.contig);
+                        a.const_run.max(straddle).min(b.const_run.max(1))
+                    }
+                    _ => a.const_run.min(b.const_run),
+                };
+                let run = match op {
+                    // `x <= n` is `x < n + 1`: the run may straddle n + 1; only constant runs survive.
+                    CmpOp::Le | CmpOp::Gt => a.const_run.min(b.const_run),
+                    _ => run,
+                };
+                AxisInfo { contig: 1, const_run: run.max(1), div: 1 }
+            }
+            OpKind::AddPtr { ptr, offset } => {
+                let (p, o) = (g(ptr), g(offset));
+                let size = match &k.ty(*ptr).elem {
+                    ElemTy::Ptr { pointee, .. } => pointee.size_bytes() as u64,
+                    _ => 1,
+                };
+                let o_bytes = AxisInfo { div: (o.div.saturating_mul(size)).min(MAX_DIV), ..o };
+                add_info(p, o_bytes)
+            }
+            OpKind::PtrCast { ptr, .. } => AxisInfo { contig: 1, ..g(ptr) },
+            _ => AxisInfo::unknown(),
+        }
+    }
+}
+
+fn add_info(a: AxisInfo, b: AxisInfo) -> AxisInfo {
+    AxisInfo {
+        contig: a.contig.min(b.const_run).max(b.contig.min(a.const_run)),
+        const_run: a.const_run.min(b.const_run),
+        div: gcd(a.div, b.div),
+    }
+}
+
+/// The largest power of two dividing `x` (capped; 0 is divisible by everything).
+pub fn pow2_div(x: i64) -> u64 {
+    if x == 0 {
+        MAX_DIV
+    } else {
+        (1u64 << x.unsigned_abs().trailing_zeros()).min(MAX_DIV)
+    }
+}
+
+fn pow2_floor(x: u64) -> u64 {
+    if x == 0 {
+        1
+    } else {
+        1 << (63 - x.leading_zeros())
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    // Both are powers of two.
+    a.min(b)
+}

@@ -7,9 +7,11 @@
 //!   one binary runs with or without a GPU), with a JIT cache in memory and on disk, and CUDA graphs.
 
 pub mod axis;
+pub mod check;
 pub mod compile;
 pub mod layout;
 pub mod lower;
+pub mod ptxas;
 pub mod runtime;
 pub mod target;
 

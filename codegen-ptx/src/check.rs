@@ -1,0 +1,120 @@
+//! [`PtxCheckRuntime`]: a runtime for machines without a GPU that checks the PTX backend on real launches.
+//! Every launch is compiled to PTX for each target, assembled with `ptxas` (and disassembled), and then
+//! run by the interpreter, so a test suite written against `Runtime` both checks results and proves
+//! that every kernel specialization it launches lowers and assembles.
+
+use crate::compile::{compile, CodegenError};
+use crate::ptxas::{assemble, find_nvdisasm, find_ptxas, Assembled};
+use crate::target::{ArgFact, CompileOptions, Specialization, Target};
+use dsl_core::error::CompileError;
+use dsl_core::interp::{HostBuffer, InterpError, Interpreter};
+use dsl_core::runtime::{Arg, Grid, KernelSpec, Runtime};
+use dsl_core::scalar::Scalar;
+use dsl_core::types::Elem;
+use std::any::TypeId;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// One assembled kernel specialization.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// `name<constexprs>` and the argument facts.
+    pub kernel: String,
+    pub facts: String,
+    pub target: Target,
+    pub assembled: Assembled,
+    pub compile_ms: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("{0}")]
+    Interp(#[from] InterpError),
+    #[error("{0}")]
+    Codegen(#[from] CodegenError),
+    #[error("{0}")]
+    Ptxas(String),
+}
+
+impl From<CompileError> for CheckError {
+    fn from(e: CompileError) -> Self {
+        CheckError::Interp(InterpError::Compile(e))
+    }
+}
+
+pub struct PtxCheckRuntime {
+    interp: Interpreter,
+    targets: Vec<Target>,
+    num_warps: u32,
+    ptxas: PathBuf,
+    nvdisasm: Option<PathBuf>,
+    seen: Mutex<HashSet<(TypeId, Specialization)>>,
+    reports: Mutex<Vec<Report>>,
+}
+
+impl PtxCheckRuntime {
+    /// Checks every launch for sm_80 and sm_90a with 4 warps; `None` when `ptxas` is not installed.
+    pub fn new() -> Option<PtxCheckRuntime> {
+        Some(PtxCheckRuntime {
+            interp: Interpreter::new(),
+            targets: vec![Target::Sm80, Target::Sm90a],
+            num_warps: 4,
+            ptxas: find_ptxas()?,
+            nvdisasm: find_nvdisasm(),
+            seen: Mutex::new(HashSet::new()),
+            reports: Mutex::new(vec![]),
+        })
+    }
+
+    /// Everything assembled so far.
+    pub fn reports(&self) -> Vec<Report> {
+        self.reports.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+/// The argument facts of a launch (host buffers start at offset 0 of an allocation: aligned).
+pub fn facts_of(args: &[Arg<'_>], address: impl Fn(&Arg<'_>) -> u64) -> Specialization {
+    Specialization {
+        facts: args
+            .iter()
+            .map(|a| match a {
+                Arg::Buffer(_) | Arg::BufferMut(_) => ArgFact::of_address(address(a)),
+                Arg::Scalar(Scalar::I(v), d) if d.is_int() => ArgFact::of_int(*v),
+                Arg::Scalar(..) => ArgFact::None,
+            })
+            .collect(),
+    }
+}
+
+impl Runtime for PtxCheckRuntime {
+    type Buffer<T: Elem> = HostBuffer<T>;
+    type Error = CheckError;
+
+    fn launch(&self, spec: &KernelSpec, grid: Grid, args: &mut [Arg<'_>]) -> Result<(), CheckError> {
+        let facts = facts_of(args, |_| 0);
+        let first = self.seen.lock().map(|mut s| s.insert((spec.id, facts.clone()))).unwrap_or(true);
+        if first {
+            let kernel = (spec.build)()?;
+            for &target in &self.targets {
+                let t0 = std::time::Instant::now();
+                let c = compile(&kernel, &facts, &CompileOptions { target, num_warps: self.num_warps })?;
+                let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
+                let assembled = assemble(&self.ptxas, self.nvdisasm.as_deref(), &c.ptx, target)
+                    .map_err(|e| CheckError::Ptxas(format!("kernel `{}`: {e}", kernel.display_name())))?;
+                if let Ok(mut r) = self.reports.lock() {
+                    r.push(Report { kernel: kernel.display_name(), facts: facts.key(), target, assembled, compile_ms });
+                }
+            }
+        }
+        Ok(self.interp.launch(spec, grid, args)?)
+    }
+
+    fn upload<T: Elem>(&self, values: &[T]) -> Result<HostBuffer<T>, CheckError> {
+        Ok(self.interp.upload(values)?)
+    }
+
+    fn download<T: Elem>(&self, buffer: &HostBuffer<T>) -> Result<Vec<T>, CheckError> {
+        Ok(self.interp.download(buffer)?)
+    }
+}

@@ -1,0 +1,398 @@
+//! Global memory: pointer arithmetic, loads and stores (16-byte vectorized where [`crate::axis`] proves
+//! it, predicated by masks), atomics, and block pointers.
+//!
+//! Loads and stores are inline PTX (as Triton does): that is the one way to get predication, cache
+//! hints and eviction priorities exactly as asked. They are `sideeffect` so LLVM keeps their order.
+
+use super::{dtype_lty, Lowerer, Val, PTR};
+use crate::compile::CodegenError;
+use crate::layout::Layout;
+use dsl_core::ir::{AtomicOp, CacheHint, Eviction, MemHints, Padding, ValueId};
+use dsl_core::scalar::Scalar;
+use dsl_core::types::{DType, ElemTy};
+
+fn pointee(e: &ElemTy) -> DType {
+    match e {
+        ElemTy::Ptr { pointee, .. } | ElemTy::BlockPtr { pointee, .. } => *pointee,
+        ElemTy::Scalar(_) => panic!("verified IR: pointer expected"),
+    }
+}
+
+/// The memory type of an element (`bool` is a byte).
+fn mem_lty(d: DType) -> &'static str {
+    if d == DType::Bool {
+        "i8"
+    } else {
+        dtype_lty(d)
+    }
+}
+
+fn load_qualifiers(h: MemHints) -> String {
+    match (h.cache, h.eviction) {
+        (CacheHint::CacheAll, _) => ".ca".into(),
+        (CacheHint::CacheGlobal, _) => ".cg".into(),
+        (CacheHint::Streaming, _) => ".cs".into(),
+        (CacheHint::Normal, Eviction::First) => ".L1::evict_first".into(),
+        (CacheHint::Normal, Eviction::Last) => ".L1::evict_last".into(),
+        (CacheHint::Normal, Eviction::Normal) => String::new(),
+    }
+}
+
+fn store_qualifiers(h: MemHints) -> String {
+    match (h.cache, h.eviction) {
+        (CacheHint::CacheGlobal, _) => ".cg".into(),
+        (CacheHint::Streaming, _) => ".cs".into(),
+        (_, Eviction::First) => ".L1::evict_first".into(),
+        (_, Eviction::Last) => ".L1::evict_last".into(),
+        _ => String::new(),
+    }
+}
+
+impl Lowerer<'_> {
+    pub(super) fn add_ptr(&mut self, ptr: ValueId, offset: ValueId) -> Vec<String> {
+        let d = pointee(&self.ty(ptr).elem);
+        let od = self.dtype(offset);
+        let (p, o) = (self.regs(ptr), self.regs(offset));
+        (0..p.len())
+            .map(|i| {
+                let off = self.cast(od, DType::I64, &o[i]);
+                self.f.inst(format!("getelementptr {}, {PTR} {}, i64 {off}", mem_lty(d), p[i]))
+            })
+            .collect()
+    }
+
+    /// How many consecutive registers of `ptr` one access may cover (1, 2, 4, 8 elements; ≤ 16 bytes).
+    fn vector_width(&self, ptr: ValueId, mask: Option<ValueId>, l: Layout) -> usize {
+        if l.replicated() || l.numel == 1 {
+            return 1;
+        }
+        let size = pointee(&self.ty(ptr).elem).size_bytes() as u64;
+        let info = self.axis.get(ptr);
+        let mut w = (l.vec as u64).min(info.contig).min(16 / size);
+        if let Some(m) = mask {
+            w = w.min(self.axis.get(m).const_run);
+        }
+        while w > 1 && info.div % (w * size) != 0 {
+            w /= 2;
+        }
+        w.max(1) as usize
+    }
+
+    /// One predicated load of `w` elements of type `d` at `addr`: the elements (as `mem_lty(d)`).
+    fn ld_vec(&mut self, d: DType, w: usize, addr: &str, pred: Option<&str>, q: &str) -> Vec<String> {
+        let et = mem_lty(d);
+        let bytes = w * d.size_bytes();
+        let (words, wt, cons, ptype) = if bytes >= 4 { (bytes / 4, "i32", "r", ".b32") } else { (1, "i32", "r", if bytes == 2 { ".b16" } else { ".b8" }) };
+        let outs: Vec<String> = (0..words).map(|i| format!("${i}")).collect();
+        let dst = if words == 1 { outs[0].clone() } else { format!("{{{}}}", outs.join(", ")) };
+        let v = if words == 1 { String::new() } else { format!(".v{words}") };
+        let (pred_s, pred_c, pred_a) = match pred {
+            Some(p) => (format!("@${} ", words + 1), ",b", format!(", i1 {p}")),
+            None => (String::new(), "", String::new()),
+        };
+        let ret = if words == 1 { wt.to_string() } else { format!("{{ {} }}", vec![wt; words].join(", ")) };
+        let constraints = format!("{},l{pred_c}", vec![format!("={cons}"); words].join(","));
+        let call = self.f.inst(format!(
+            "call {ret} asm sideeffect \"{pred_s}ld.global{q}{v}{ptype} {dst}, [${words}];\", \"{constraints}\"({PTR} {addr}{pred_a})"
+        ));
+        let word_vals: Vec<String> =
+            if words == 1 { vec![call] } else { (0..words).map(|i| self.f.inst(format!("extractvalue {ret} {call}, {i}"))).collect() };
+        if bytes < 4 {
+            // One sub-word access: the low bits of the 32-bit register.
+            let it = format!("i{}", bytes * 8);
+            let t = self.f.inst(format!("trunc i32 {} to {it}", word_vals[0]));
+            if w == 1 {
+                return vec![if et == it { t } else { self.f.inst(format!("bitcast {it} {t} to {et}")) }];
+            }
+            let vec = self.f.inst(format!("bitcast {it} {t} to <{w} x {et}>"));
+            return (0..w).map(|i| self.f.inst(format!("extractelement <{w} x {et}> {vec}, i32 {i}"))).collect();
+        }
+        // Reassemble the words into `w` elements.
+        let mut acc = "undef".to_string();
+        for (i, wv) in word_vals.iter().enumerate() {
+            acc = self.f.inst(format!("insertelement <{words} x i32> {acc}, i32 {wv}, i32 {i}"));
+        }
+        let vec = self.f.inst(format!("bitcast <{words} x i32> {acc} to <{w} x {et}>"));
+        (0..w).map(|i| self.f.inst(format!("extractelement <{w} x {et}> {vec}, i32 {i}"))).collect()
+    }
+
+    /// One predicated store of `w` elements (`mem_lty(d)` values) at `addr`.
+    fn st_vec(&mut self, d: DType, vals: &[String], addr: &str, pred: &str, q: &str) {
+        let et = mem_lty(d);
+        let w = vals.len();
+        let bytes = w * d.size_bytes();
+        let mut vec = "undef".to_string();
+        for (i, v) in vals.iter().enumerate() {
+            vec = self.f.inst(format!("insertelement <{w} x {et}> {vec}, {et} {v}, i32 {i}"));
+        }
+        let (words, ptype) = if bytes >= 4 { (bytes / 4, ".b32") } else { (1, if bytes == 2 { ".b16" } else { ".b8" }) };
+        let word_vals: Vec<String> = if bytes >= 4 {
+            let wv = self.f.inst(format!("bitcast <{w} x {et}> {vec} to <{words} x i32>"));
+            (0..words).map(|i| self.f.inst(format!("extractelement <{words} x i32> {wv}, i32 {i}"))).collect()
+        } else {
+            let it = format!("i{}", bytes * 8);
+            let small = self.f.inst(format!("bitcast <{w} x {et}> {vec} to {it}"));
+            vec![self.f.inst(format!("zext {it} {small} to i32"))]
+        };
+        let srcs: Vec<String> = (0..words).map(|i| format!("${}", i + 1)).collect();
+        let src = if words == 1 { srcs[0].clone() } else { format!("{{{}}}", srcs.join(", ")) };
+        let v = if words == 1 { String::new() } else { format!(".v{words}") };
+        let (pred_s, pred_c, pred_a) = if pred == "true" {
+            (String::new(), String::new(), String::new())
+        } else {
+            (format!("@${} ", words + 1), ",b".to_string(), format!(", i1 {pred}"))
+        };
+        let args: Vec<String> = word_vals.iter().map(|x| format!("i32 {x}")).collect();
+        let constraints = format!("l,{}{pred_c},~{{memory}}", vec!["r"; words].join(","));
+        self.f.emit(format!(
+            "call void asm sideeffect \"{pred_s}st.global{q}{v}{ptype} [$0], {src};\", \"{constraints}\"({PTR} {addr}, {}{pred_a})",
+            args.join(", ")
+        ));
+    }
+
+    pub(super) fn load(
+        &mut self,
+        ptr: ValueId,
+        mask: Option<ValueId>,
+        other: Option<ValueId>,
+        hints: MemHints,
+    ) -> Result<Vec<String>, CodegenError> {
+        let d = pointee(&self.ty(ptr).elem);
+        let l = self.layout(ptr)?;
+        let w = self.vector_width(ptr, mask, l);
+        let q = load_qualifiers(hints);
+        let p = self.regs(ptr);
+        let m = mask.map(|m| self.regs(m));
+        let o = other.map(|o| self.regs(o));
+        let zero = super::const_of(d, Scalar::I(0));
+        let mut out = Vec::with_capacity(p.len());
+        for g in (0..p.len()).step_by(w) {
+            let pred = m.as_ref().map(|m| m[g].clone());
+            let elems = self.ld_vec(d, w, &p[g], pred.as_deref(), &q);
+            for (i, e) in elems.into_iter().enumerate() {
+                let r = g + i;
+                let e = if d == DType::Bool { self.f.inst(format!("icmp ne i8 {e}, 0")) } else { e };
+                let e = match &m {
+                    Some(m) => {
+                        let alt = o.as_ref().map_or(zero.clone(), |o| o[r].clone());
+                        self.f.inst(format!("select i1 {}, {} {e}, {} {alt}", m[r], dtype_lty(d), dtype_lty(d)))
+                    }
+                    None => e,
+                };
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The store value registers in memory form (`bool` → byte).
+    fn to_mem(&mut self, d: DType, x: &str) -> String {
+        if d == DType::Bool {
+            self.f.inst(format!("zext i1 {x} to i8"))
+        } else {
+            x.to_string()
+        }
+    }
+
+    pub(super) fn store(&mut self, ptr: ValueId, value: ValueId, mask: Option<ValueId>, hints: MemHints) -> Result<(), CodegenError> {
+        let d = pointee(&self.ty(ptr).elem);
+        let l = self.layout(ptr)?;
+        let w = self.vector_width(ptr, mask, l);
+        let q = store_qualifiers(hints);
+        let p = self.regs(ptr);
+        let v = self.regs(value);
+        let m = mask.map(|m| self.regs(m));
+        let owner = self.owner(l);
+        for g in (0..p.len()).step_by(w) {
+            let pred = match &m {
+                Some(m) => self.and(&m[g], &owner),
+                None => owner.clone(),
+            };
+            let vals: Vec<String> = (g..g + w).map(|r| self.to_mem(d, &v[r])).collect();
+            self.st_vec(d, &vals, &p[g], &pred, &q);
+        }
+        Ok(())
+    }
+
+    /// Runs `body` (which emits code returning one value of type `t`) only where `pred` holds;
+    /// elsewhere the result is `alt`.
+    fn guarded(&mut self, pred: &str, t: &str, alt: &str, body: impl FnOnce(&mut Self) -> String) -> String {
+        if pred == "true" {
+            return body(self);
+        }
+        let go = self.f.block("guarded");
+        let after = self.f.block("after");
+        let from = self.f.current();
+        self.f.emit(format!("br i1 {pred}, label {}, label {}", self.f.label(go), self.f.label(after)));
+        self.f.switch_to(go);
+        let r = body(self);
+        let end = self.f.current();
+        self.f.emit(format!("br label {}", self.f.label(after)));
+        self.f.switch_to(after);
+        let (fl, el) = (self.f.label(from), self.f.label(end));
+        self.f.inst(format!("phi {t} [ {r}, {el} ], [ {alt}, {fl} ]"))
+    }
+
+    pub(super) fn atomic(
+        &mut self,
+        op: AtomicOp,
+        ptr: ValueId,
+        value: ValueId,
+        _cmp: Option<ValueId>,
+        mask: Option<ValueId>,
+        result: ValueId,
+    ) -> Result<Vec<String>, CodegenError> {
+        let d = pointee(&self.ty(ptr).elem);
+        let t = dtype_lty(d);
+        let l = self.layout(ptr)?;
+        let owner = self.owner(l);
+        let (p, v) = (self.regs(ptr), self.regs(value));
+        let m = mask.map(|m| self.regs(m));
+        let mut out = vec![];
+        for r in 0..p.len() {
+            let pred = match &m {
+                Some(m) => self.and(&m[r], &owner),
+                None => owner.clone(),
+            };
+            let (addr, x) = (p[r].clone(), v[r].clone());
+            let old = self.guarded(&pred, t, &x, |s| s.atomic_rmw(op, d, &addr, &x));
+            out.push(old);
+        }
+        self.share_from_owners(l, d, out, result)
+    }
+
+    fn atomic_rmw(&mut self, op: AtomicOp, d: DType, addr: &str, x: &str) -> String {
+        let t = dtype_lty(d);
+        let rmw = |name: &str| format!("atomicrmw {name} {PTR} {addr}, {t} {x} syncscope(\"device\") monotonic");
+        match (op, d.is_float()) {
+            (AtomicOp::Add, true) => self.f.inst(rmw("fadd")),
+            (AtomicOp::Add, false) => self.f.inst(rmw("add")),
+            (AtomicOp::Xchg, _) => self.f.inst(rmw("xchg")),
+            (AtomicOp::Max | AtomicOp::Min, false) => {
+                let n = match (op == AtomicOp::Max, d.is_signed_int()) {
+                    (true, true) => "max",
+                    (true, false) => "umax",
+                    (false, true) => "min",
+                    (false, false) => "umin",
+                };
+                self.f.inst(rmw(n))
+            }
+            (AtomicOp::Max | AtomicOp::Min, true) => {
+                // f32: a compare-and-swap loop with the interpreter's rule (`x > old` replaces for max).
+                let pre = self.f.current();
+                let lp = self.f.block("cas");
+                let done = self.f.block("cas_done");
+                let init = self.f.inst(format!("load atomic i32, {PTR} {addr} syncscope(\"device\") monotonic, align 4"));
+                self.f.emit(format!("br label {}", self.f.label(lp)));
+                self.f.switch_to(lp);
+                let old = self.f.tmp();
+                let of = self.f.inst(format!("bitcast i32 {old} to float"));
+                let cmp = if op == AtomicOp::Max { "ogt" } else { "olt" };
+                let better = self.f.inst(format!("fcmp {cmp} float {x}, {of}"));
+                let new = self.f.inst(format!("select i1 {better}, float {x}, float {of}"));
+                let ni = self.f.inst(format!("bitcast float {new} to i32"));
+                let pair = self.f.inst(format!("cmpxchg {PTR} {addr}, i32 {old}, i32 {ni} syncscope(\"device\") monotonic monotonic"));
+                let seen = self.f.inst(format!("extractvalue {{ i32, i1 }} {pair}, 0"));
+                let ok = self.f.inst(format!("extractvalue {{ i32, i1 }} {pair}, 1"));
+                self.f.emit(format!("br i1 {ok}, label {}, label {}", self.f.label(done), self.f.label(lp)));
+                let (pl, ll) = (self.f.label(pre), self.f.label(lp));
+                self.f.prepend(lp, format!("{old} = phi i32 [ {init}, {pl} ], [ {seen}, {ll} ]"));
+                self.f.switch_to(done);
+                of
+            }
+        }
+    }
+
+    pub(super) fn atomic_cas(
+        &mut self,
+        ptr: ValueId,
+        cmp: ValueId,
+        value: ValueId,
+        mask: Option<ValueId>,
+        result: ValueId,
+    ) -> Result<Vec<String>, CodegenError> {
+        let d = pointee(&self.ty(ptr).elem);
+        let t = dtype_lty(d);
+        let l = self.layout(ptr)?;
+        let owner = self.owner(l);
+        let (p, c, v) = (self.regs(ptr), self.regs(cmp), self.regs(value));
+        let m = mask.map(|m| self.regs(m));
+        let mut out = vec![];
+        for r in 0..p.len() {
+            let pred = match &m {
+                Some(m) => self.and(&m[r], &owner),
+                None => owner.clone(),
+            };
+            let (addr, cr, x) = (p[r].clone(), c[r].clone(), v[r].clone());
+            let old = self.guarded(&pred, t, &x, |s| {
+                let pair = s.f.inst(format!("cmpxchg {PTR} {addr}, {t} {cr}, {t} {x} syncscope(\"device\") monotonic monotonic"));
+                s.f.inst(format!("extractvalue {{ {t}, i1 }} {pair}, 0"))
+            });
+            out.push(old);
+        }
+        self.share_from_owners(l, d, out, result)
+    }
+
+    /// Per-element addresses and in-bounds predicates of a block pointer's block (`shape` elements,
+    /// distributed as layout `l`).
+    fn block_addresses(&mut self, ptr: ValueId, l: Layout) -> Vec<(String, String)> {
+        let Val::Block { base, dims } = self.val(ptr).clone() else { panic!("verified IR: block pointer") };
+        let ElemTy::BlockPtr { pointee, block_shape, .. } = &self.ty(ptr).elem else { panic!("verified IR") };
+        let (d, shape) = (*pointee, block_shape.clone());
+        let strides: Vec<usize> = (0..shape.len()).map(|i| shape[i + 1..].iter().product()).collect();
+        (0..l.regs())
+            .map(|r| {
+                let flat = self.elem_index(l, r);
+                let mut inb = "true".to_string();
+                let mut off = "0".to_string();
+                for (dim, [size, stride, offset]) in dims.iter().enumerate() {
+                    let c = self.f.inst(format!("udiv i32 {flat}, {}", strides[dim]));
+                    let c = self.f.inst(format!("urem i32 {c}, {}", shape[dim]));
+                    let c = self.f.inst(format!("zext i32 {c} to i64"));
+                    let t = self.f.inst(format!("add i64 {offset}, {c}"));
+                    let ge0 = self.f.inst(format!("icmp sge i64 {t}, 0"));
+                    let lt = self.f.inst(format!("icmp slt i64 {t}, {size}"));
+                    let ok = self.and(&ge0, &lt);
+                    inb = self.and(&inb, &ok);
+                    let e = self.f.inst(format!("mul i64 {t}, {stride}"));
+                    off = self.f.inst(format!("add i64 {off}, {e}"));
+                }
+                let addr = self.f.inst(format!("getelementptr {}, {PTR} {base}, i64 {off}", mem_lty(d)));
+                (addr, inb)
+            })
+            .collect()
+    }
+
+    pub(super) fn load_block(&mut self, ptr: ValueId, padding: Padding, hints: MemHints, result: ValueId) -> Result<Vec<String>, CodegenError> {
+        let d = pointee(&self.ty(ptr).elem);
+        let l = self.layout(result)?;
+        let q = load_qualifiers(hints);
+        let pad = match padding {
+            Padding::Zero => super::const_of(d, Scalar::I(0)),
+            Padding::Nan => super::const_of(d, Scalar::F(f64::NAN)),
+        };
+        let mut out = vec![];
+        for (addr, inb) in self.block_addresses(ptr, l) {
+            let e = self.ld_vec(d, 1, &addr, Some(&inb), &q).remove(0);
+            let e = if d == DType::Bool { self.f.inst(format!("icmp ne i8 {e}, 0")) } else { e };
+            let t = dtype_lty(d);
+            out.push(self.f.inst(format!("select i1 {inb}, {t} {e}, {t} {pad}")));
+        }
+        Ok(out)
+    }
+
+    pub(super) fn store_block(&mut self, ptr: ValueId, value: ValueId, hints: MemHints) -> Result<(), CodegenError> {
+        let d = pointee(&self.ty(ptr).elem);
+        let l = self.layout(value)?;
+        let q = store_qualifiers(hints);
+        let owner = self.owner(l);
+        let v = self.regs(value);
+        for (r, (addr, inb)) in self.block_addresses(ptr, l).into_iter().enumerate() {
+            let pred = self.and(&inb, &owner);
+            let x = self.to_mem(d, &v[r]);
+            self.st_vec(d, &[x], &addr, &pred, &q);
+        }
+        Ok(())
+    }
+}
+

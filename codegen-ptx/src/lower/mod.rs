@@ -1,0 +1,632 @@
+//! IR → LLVM IR text for the NVPTX backend: one `ptx_kernel` function per kernel, per-thread (SIMT) code.
+//!
+//! Each tile value becomes, in every thread, the registers its [`Layout`] gives that thread; each op is
+//! lowered in the module named for its kind:
+//! - [`elementwise`]: casts, unary/binary math, comparisons, select, fma (register by register);
+//! - [`memory`]: pointer arithmetic, loads and stores (vectorized, predicated), atomics, block pointers;
+//! - [`exchange`]: ops that move elements between threads through shared memory (broadcast, permute,
+//!   reductions, dot);
+//! - [`math`]: transcendental functions and fp8 conversions with their documented accuracy;
+//! - this file: the kernel signature, constants, program ids, structured control flow, asserts.
+
+mod elementwise;
+mod exchange;
+mod math;
+mod memory;
+mod text;
+
+use crate::axis::AxisAnalysis;
+use crate::compile::CodegenError;
+use crate::layout::Layout;
+use crate::target::{ArgFact, CompileOptions, Specialization};
+use dsl_core::ir::{Block, Const, Kernel, Loc, Op, OpKind, ValueId};
+use dsl_core::scalar::{self, Scalar};
+use dsl_core::types::{DType, ElemTy, Type};
+use std::collections::BTreeSet;
+use text::FnText;
+
+/// A kernel lowered to LLVM IR text.
+pub struct Lowered {
+    pub ir: String,
+    pub entry: String,
+    pub shared_bytes: u32,
+}
+
+/// A lowered value in one thread.
+#[derive(Clone, Debug)]
+enum Val {
+    /// The thread's registers of a tile (see [`Layout`]), as LLVM operands of the element's type.
+    Tile(Vec<String>),
+    /// A block pointer: the base pointer and per dimension `[shape, stride, offset]` as i64.
+    Block { base: String, dims: Vec<[String; 3]> },
+}
+
+impl Val {
+    fn regs(&self) -> &[String] {
+        match self {
+            Val::Tile(r) => r,
+            Val::Block { .. } => panic!("verified IR: tile expected"),
+        }
+    }
+
+    /// Every register with its LLVM type (for phis).
+    fn flat(&self, ty: &Type) -> Vec<(String, String)> {
+        match self {
+            Val::Tile(regs) => regs.iter().map(|r| (lty(&ty.elem).to_string(), r.clone())).collect(),
+            Val::Block { base, dims } => {
+                let mut v = vec![(PTR.to_string(), base.clone())];
+                for d in dims {
+                    v.extend(d.iter().map(|x| ("i64".to_string(), x.clone())));
+                }
+                v
+            }
+        }
+    }
+
+    fn unflat(ty: &Type, mut regs: Vec<String>) -> Val {
+        match &ty.elem {
+            ElemTy::BlockPtr { block_shape, .. } => {
+                let base = regs.remove(0);
+                let dims = regs.chunks(3).take(block_shape.len()).map(|c| [c[0].clone(), c[1].clone(), c[2].clone()]).collect();
+                Val::Block { base, dims }
+            }
+            _ => Val::Tile(regs),
+        }
+    }
+}
+
+/// The LLVM type of a global pointer.
+const PTR: &str = "ptr addrspace(1)";
+
+/// The LLVM register type of an element.
+fn lty(e: &ElemTy) -> &'static str {
+    match e {
+        ElemTy::Scalar(d) => dtype_lty(*d),
+        ElemTy::Ptr { .. } => PTR,
+        ElemTy::BlockPtr { .. } => panic!("a block pointer has no single register type"),
+    }
+}
+
+/// The LLVM register type of a dtype (fp8 lives in `i8` as its bits; `bool` in `i1`).
+fn dtype_lty(d: DType) -> &'static str {
+    match d {
+        DType::F32 => "float",
+        DType::F16 => "half",
+        DType::BF16 => "bfloat",
+        DType::F8E4M3 | DType::F8E5M2 | DType::I8 | DType::U8 => "i8",
+        DType::I16 => "i16",
+        DType::I32 | DType::U32 => "i32",
+        DType::I64 => "i64",
+        DType::Bool => "i1",
+    }
+}
+
+/// An LLVM constant of type `d` holding `v` (converted as `scalar::cast` would).
+fn const_of(d: DType, v: Scalar) -> String {
+    let v = scalar::normalize(d, v);
+    match d {
+        DType::F32 => format!("0x{:016X}", (scalar::from_bits(DType::F32, scalar::to_bits(DType::F32, v)).as_f64()).to_bits()),
+        DType::F16 => format!("0xH{:04X}", scalar::to_bits(d, v)),
+        DType::BF16 => format!("0xR{:04X}", scalar::to_bits(d, v)),
+        DType::F8E4M3 | DType::F8E5M2 => format!("{}", scalar::to_bits(d, v) as u8 as i8),
+        DType::Bool => if v.as_bool() { "true" } else { "false" }.into(),
+        DType::I8 | DType::U8 => format!("{}", v.as_i64() as i8),
+        DType::I16 => format!("{}", v.as_i64() as i16),
+        DType::I32 | DType::U32 => format!("{}", v.as_i64() as i32),
+        DType::I64 => format!("{}", v.as_i64()),
+    }
+}
+
+fn const_scalar(c: Const) -> Scalar {
+    match c {
+        Const::F(x) => Scalar::F(x),
+        Const::I(i) => Scalar::I(i),
+        Const::B(b) => Scalar::B(b),
+    }
+}
+
+/// The entry name: the kernel's name with anything PTX does not allow replaced.
+fn entry_name(k: &Kernel) -> String {
+    let mut s: String = k.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
+        s.insert(0, '_');
+    }
+    s
+}
+
+pub(crate) struct Lowerer<'k> {
+    k: &'k Kernel,
+    f: FnText,
+    vals: Vec<Option<Val>>,
+    axis: AxisAnalysis,
+    threads: usize,
+    /// How many times each value is read (results nobody reads need no cross-thread broadcast).
+    uses: Vec<u32>,
+    /// Bytes of dynamic shared memory needed (the largest exchange).
+    smem_bytes: usize,
+    /// Module-level declarations and definitions this function needs.
+    decls: BTreeSet<String>,
+    /// Private constant strings (assert messages): name → bytes.
+    strings: Vec<(String, Vec<u8>)>,
+    /// Where the op being lowered comes from (for errors).
+    loc: Loc,
+    /// The register type the next `counted_loop` carries.
+    loop_ty: String,
+}
+
+/// Lowers a verified kernel to one LLVM module with one `ptx_kernel` function.
+pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) -> Result<Lowered, CodegenError> {
+    let threads = 32 * opts.num_warps as usize;
+    let mut uses = vec![0u32; k.types.len()];
+    count_uses(&k.body, &mut uses);
+    let mut l = Lowerer {
+        k,
+        f: FnText::new(),
+        vals: vec![None; k.types.len()],
+        axis: AxisAnalysis::run(k, spec),
+        threads,
+        uses,
+        smem_bytes: 0,
+        decls: BTreeSet::new(),
+        strings: vec![],
+        loc: Loc::UNKNOWN,
+        loop_ty: String::new(),
+    };
+    let entry = entry_name(k);
+    let mut params = vec![];
+    for (i, p) in k.params.iter().enumerate() {
+        let ty = k.ty(p.value);
+        let name = format!("%p{i}");
+        let val = match &ty.elem {
+            ElemTy::Ptr { .. } => {
+                params.push(format!("{PTR} noalias {name}"));
+                name
+            }
+            ElemTy::Scalar(DType::Bool) => {
+                params.push(format!("i8 {name}"));
+                l.f.inst(format!("icmp ne i8 {name}, 0"))
+            }
+            ElemTy::Scalar(d) => {
+                params.push(format!("{} {name}", dtype_lty(*d)));
+                if d.is_int() && spec.fact(i) == ArgFact::One {
+                    const_of(*d, Scalar::I(1))
+                } else {
+                    name
+                }
+            }
+            ElemTy::BlockPtr { .. } => {
+                return Err(l.unsupported("a block pointer cannot be a kernel parameter"));
+            }
+        };
+        l.vals[p.value.0 as usize] = Some(Val::Tile(vec![val]));
+    }
+    l.block(&k.body)?;
+    l.f.emit("ret void");
+    let body = std::mem::replace(&mut l.f, FnText::new()).finish();
+
+    let mut ir = String::new();
+    ir.push_str("target triple = \"nvptx64-nvidia-cuda\"\n\n");
+    ir.push_str("@__smem = external addrspace(3) global [0 x i8], align 16\n");
+    for (name, bytes) in &l.strings {
+        let esc: String = bytes.iter().map(|b| format!("\\{b:02X}")).collect();
+        ir.push_str(&format!(
+            "{name} = private unnamed_addr addrspace(1) constant [{} x i8] c\"{esc}\\00\", align 1\n",
+            bytes.len() + 1
+        ));
+    }
+    for d in &l.decls {
+        ir.push_str(d);
+        ir.push('\n');
+    }
+    ir.push_str(&format!(
+        "\ndefine ptx_kernel void @{entry}({}) #0 {{\n{body}}}\n\nattributes #0 = {{ \"nvvm.maxntid\"=\"{threads}\" }}\nattributes #1 = {{ convergent }}\n",
+        params.join(", ")
+    ));
+    Ok(Lowered { ir, entry, shared_bytes: l.smem_bytes as u32 })
+}
+
+fn count_uses(b: &Block, uses: &mut [u32]) {
+    for op in &b.ops {
+        for v in op.kind.operands() {
+            uses[v.0 as usize] += 1;
+        }
+        for nb in op.kind.blocks() {
+            count_uses(nb, uses);
+        }
+    }
+}
+
+impl<'k> Lowerer<'k> {
+    fn unsupported(&self, what: impl Into<String>) -> CodegenError {
+        CodegenError::Unsupported { kernel: self.k.display_name(), loc: self.loc, what: what.into() }
+    }
+
+    fn ty(&self, v: ValueId) -> &'k Type {
+        self.k.ty(v)
+    }
+
+    fn dtype(&self, v: ValueId) -> DType {
+        self.ty(v).dtype().expect("verified IR: numeric value")
+    }
+
+    fn val(&self, v: ValueId) -> &Val {
+        self.vals[v.0 as usize].as_ref().expect("verified IR: value defined before use")
+    }
+
+    fn regs(&self, v: ValueId) -> Vec<String> {
+        self.val(v).regs().to_vec()
+    }
+
+    fn set(&mut self, v: ValueId, val: Val) {
+        self.vals[v.0 as usize] = Some(val);
+    }
+
+    fn layout_of(&self, numel: usize) -> Result<Layout, CodegenError> {
+        Layout::of(numel.max(1), self.threads).ok_or_else(|| {
+            self.unsupported(format!(
+                "a tile of {numel} elements does not fit {} threads evenly: use a power-of-two size or fewer warps",
+                self.threads
+            ))
+        })
+    }
+
+    fn layout(&self, v: ValueId) -> Result<Layout, CodegenError> {
+        self.layout_of(self.ty(v).numel())
+    }
+
+    fn declare(&mut self, d: impl Into<String>) {
+        self.decls.insert(d.into());
+    }
+
+    /// The thread index within the program (`tid.x`).
+    fn tid(&mut self) -> String {
+        self.declare("declare i32 @llvm.nvvm.read.ptx.sreg.tid.x()");
+        self.f.inst("call i32 @llvm.nvvm.read.ptx.sreg.tid.x()")
+    }
+
+    /// The flat element index (i32) of register `r` of a tile with layout `l` in this thread.
+    fn elem_index(&mut self, l: Layout, r: usize) -> String {
+        if l.numel == 1 {
+            return "0".into();
+        }
+        let t = self.tid();
+        if l.replicated() {
+            return self.f.inst(format!("urem i32 {t}, {}", l.numel));
+        }
+        let (mul, add) = l.element_affine(r);
+        let m = self.f.inst(format!("mul i32 {t}, {mul}"));
+        self.f.inst(format!("add i32 {m}, {add}"))
+    }
+
+    /// `true` in threads that own their elements of layout `l` (see [`Layout`]).
+    fn owner(&mut self, l: Layout) -> String {
+        if !l.replicated() {
+            return "true".into();
+        }
+        let t = self.tid();
+        self.f.inst(format!("icmp ult i32 {t}, {}", l.numel))
+    }
+
+    fn and(&mut self, a: &str, b: &str) -> String {
+        match (a, b) {
+            ("true", x) | (x, "true") => x.to_string(),
+            _ => self.f.inst(format!("and i1 {a}, {b}")),
+        }
+    }
+
+    /// A global constant string; returns a generic pointer to it.
+    fn string(&mut self, s: &str) -> String {
+        let name = format!("@.str{}", self.strings.len());
+        self.strings.push((name.clone(), s.as_bytes().to_vec()));
+        self.f.inst(format!("addrspacecast ptr addrspace(1) {name} to ptr"))
+    }
+
+    /// Stops the kernel with a device-side assertion failure when `ok` is false.
+    fn assert_true(&mut self, ok: &str, msg: &str) {
+        if ok == "true" {
+            return;
+        }
+        let fail = self.f.block("assert_fail");
+        let cont = self.f.block("assert_ok");
+        self.f.emit(format!("br i1 {ok}, label {}, label {}", self.f.label(cont), self.f.label(fail)));
+        self.f.switch_to(fail);
+        self.declare("declare void @__assertfail(ptr, ptr, i32, ptr, i64)");
+        let m = self.string(msg);
+        let file = self.string(self.loc.file);
+        let func = self.string(&self.k.name);
+        self.f.emit(format!("call void @__assertfail(ptr {m}, ptr {file}, i32 {}, ptr {func}, i64 1)", self.loc.line));
+        self.f.emit("call void asm sideeffect \"trap;\", \"\"()");
+        self.f.emit("unreachable");
+        self.f.switch_to(cont);
+    }
+
+    fn block(&mut self, b: &Block) -> Result<Vec<Val>, CodegenError> {
+        for op in &b.ops {
+            self.loc = op.loc;
+            if let OpKind::Yield { values } = &op.kind {
+                return Ok(values.iter().map(|v| self.val(*v).clone()).collect());
+            }
+            self.op(op)?;
+        }
+        Ok(vec![])
+    }
+
+    fn op(&mut self, op: &Op) -> Result<(), CodegenError> {
+        use OpKind::*;
+        let r0 = op.results.first().copied();
+        let out: Option<Val> = match &op.kind {
+            ProgramId { axis } => Some(Val::Tile(vec![self.sreg("ctaid", *axis)])),
+            NumPrograms { axis } => Some(Val::Tile(vec![self.sreg("nctaid", *axis)])),
+            Arange { start, .. } => {
+                let l = self.layout(r0.expect("result"))?;
+                let regs = (0..l.regs())
+                    .map(|r| {
+                        let i = self.elem_index(l, r);
+                        self.f.inst(format!("add i32 {i}, {start}"))
+                    })
+                    .collect();
+                Some(Val::Tile(regs))
+            }
+            Constant { value, dtype } => Some(Val::Tile(vec![const_of(*dtype, const_scalar(*value))])),
+            Reshape { src, .. } | ExpandDims { src, .. } => Some(self.val(*src).clone()),
+            Broadcast { src, .. } => Some(Val::Tile(self.broadcast(*src, r0.expect("result"))?)),
+            Permute { src, perm } => Some(Val::Tile(self.permute(*src, perm, r0.expect("result"))?)),
+            Cast { src, to } => {
+                let from = self.dtype(*src);
+                let regs = self.regs(*src).iter().map(|x| self.cast(from, *to, x)).collect();
+                Some(Val::Tile(regs))
+            }
+            Bitcast { src, to } => {
+                let from = self.dtype(*src);
+                let regs = self.regs(*src).iter().map(|x| self.bitcast(from, *to, x)).collect();
+                Some(Val::Tile(regs))
+            }
+            Unary { op: u, src } => {
+                let d = self.dtype(*src);
+                let regs = self.regs(*src).iter().map(|x| self.unary(*u, d, x)).collect();
+                Some(Val::Tile(regs))
+            }
+            Binary { op: b, lhs, rhs } => {
+                let d = self.dtype(*lhs);
+                let (x, y) = (self.regs(*lhs), self.regs(*rhs));
+                let regs = x.iter().zip(&y).map(|(a, c)| self.binary(*b, d, a, c)).collect();
+                Some(Val::Tile(regs))
+            }
+            Compare { op: c, lhs, rhs } => {
+                let d = self.dtype(*lhs);
+                let (x, y) = (self.regs(*lhs), self.regs(*rhs));
+                let regs = x.iter().zip(&y).map(|(a, b)| self.compare(*c, d, a, b)).collect();
+                Some(Val::Tile(regs))
+            }
+            Select { cond, on_true, on_false } => {
+                let t = lty(&self.ty(*on_true).elem);
+                let (c, a, b) = (self.regs(*cond), self.regs(*on_true), self.regs(*on_false));
+                let regs = (0..c.len()).map(|i| self.f.inst(format!("select i1 {}, {t} {}, {t} {}", c[i], a[i], b[i]))).collect();
+                Some(Val::Tile(regs))
+            }
+            Fma { a, b, c } => {
+                let d = self.dtype(*a);
+                let (x, y, z) = (self.regs(*a), self.regs(*b), self.regs(*c));
+                let regs = (0..x.len()).map(|i| self.fma(d, &x[i], &y[i], &z[i])).collect();
+                Some(Val::Tile(regs))
+            }
+            Reduce { op: ro, src, axis, .. } => Some(Val::Tile(self.reduce(*ro, *src, *axis, r0.expect("result"))?)),
+            Dot { a, b, acc } => Some(Val::Tile(self.dot(*a, *b, *acc)?)),
+            AddPtr { ptr, offset } => Some(Val::Tile(self.add_ptr(*ptr, *offset))),
+            PtrCast { ptr, .. } => Some(self.val(*ptr).clone()),
+            Load { ptr, mask, other, hints } => Some(Val::Tile(self.load(*ptr, *mask, *other, *hints)?)),
+            Store { ptr, value, mask, hints } => {
+                self.store(*ptr, *value, *mask, *hints)?;
+                None
+            }
+            Atomic { op: a, ptr, value, mask } => {
+                Some(Val::Tile(self.atomic(*a, *ptr, *value, None, *mask, r0.expect("result"))?))
+            }
+            AtomicCas { ptr, cmp, value, mask } => {
+                Some(Val::Tile(self.atomic_cas(*ptr, *cmp, *value, *mask, r0.expect("result"))?))
+            }
+            MakeBlockPtr { base, shape, strides, offsets, .. } => {
+                let base = self.regs(*base)[0].clone();
+                let mut dims = vec![];
+                for i in 0..shape.len() {
+                    let [s, st, o] = [shape[i], strides[i], offsets[i]].map(|v| {
+                        let d = self.dtype(v);
+                        let x = self.regs(v)[0].clone();
+                        self.cast(d, DType::I64, &x)
+                    });
+                    dims.push([s, st, o]);
+                }
+                Some(Val::Block { base, dims })
+            }
+            AdvanceBlockPtr { ptr, offsets } => {
+                let Val::Block { base, mut dims } = self.val(*ptr).clone() else { panic!("verified IR: block pointer") };
+                for (dim, v) in dims.iter_mut().zip(offsets) {
+                    let d = self.dtype(*v);
+                    let x = self.regs(*v)[0].clone();
+                    let x = self.cast(d, DType::I64, &x);
+                    dim[2] = self.f.inst(format!("add i64 {}, {x}", dim[2]));
+                }
+                Some(Val::Block { base, dims })
+            }
+            LoadBlock { ptr, padding, hints } => Some(Val::Tile(self.load_block(*ptr, *padding, *hints, r0.expect("result"))?)),
+            StoreBlock { ptr, value, hints } => {
+                self.store_block(*ptr, *value, *hints)?;
+                None
+            }
+            For { lo, hi, step, init, body } => {
+                let vals = self.lower_for(*lo, *hi, *step, init, body)?;
+                for (r, v) in op.results.iter().zip(vals) {
+                    self.set(*r, v);
+                }
+                None
+            }
+            If { cond, then_block, else_block } => {
+                let vals = self.lower_if(*cond, then_block, else_block, &op.results)?;
+                for (r, v) in op.results.iter().zip(vals) {
+                    self.set(*r, v);
+                }
+                None
+            }
+            Yield { .. } => unreachable!("handled by block()"),
+            Print { prefix, args } => {
+                self.print(prefix, args)?;
+                None
+            }
+            Assert { cond, msg } => {
+                let l = self.layout(*cond)?;
+                let owner = self.owner(l);
+                let mut ok = "true".to_string();
+                for c in self.regs(*cond) {
+                    ok = self.and(&ok, &c);
+                }
+                let not_owner = if owner == "true" { "false".to_string() } else { self.f.inst(format!("xor i1 {owner}, true")) };
+                let ok = if not_owner == "false" { ok } else { self.f.inst(format!("or i1 {ok}, {not_owner}")) };
+                self.assert_true(&ok, &format!("device_assert failed: {msg}"));
+                None
+            }
+        };
+        if let (Some(v), Some(r)) = (out, r0) {
+            self.set(r, v);
+        }
+        Ok(())
+    }
+
+    fn sreg(&mut self, name: &str, axis: u8) -> String {
+        let a = ["x", "y", "z"][axis as usize];
+        self.declare(format!("declare i32 @llvm.nvvm.read.ptx.sreg.{name}.{a}()"));
+        self.f.inst(format!("call i32 @llvm.nvvm.read.ptx.sreg.{name}.{a}()"))
+    }
+
+    fn lower_for(
+        &mut self,
+        lo: ValueId,
+        hi: ValueId,
+        step: ValueId,
+        init: &[ValueId],
+        body: &Block,
+    ) -> Result<Vec<Val>, CodegenError> {
+        let it = dtype_lty(self.dtype(lo));
+        let signed = self.dtype(lo).is_signed_int();
+        let (lo_r, hi_r, step_r) = (self.regs(lo)[0].clone(), self.regs(hi)[0].clone(), self.regs(step)[0].clone());
+        if step_r.parse::<i64>().map_or(true, |s| s <= 0) {
+            let ok = self.f.inst(format!("icmp {} {it} {step_r}, 0", if signed { "sgt" } else { "ugt" }));
+            self.assert_true(&ok, "a loop step must be positive");
+        }
+        let pre = self.f.current();
+        let header = self.f.block("loop");
+        let body_b = self.f.block("body");
+        let exit = self.f.block("done");
+        self.f.emit(format!("br label {}", self.f.label(header)));
+
+        // Header: phis for the induction variable and every carried register (incoming edges added below).
+        self.f.switch_to(header);
+        let iv = self.f.tmp();
+        let carried_tys: Vec<&Type> = init.iter().map(|v| self.ty(*v)).collect();
+        let init_flat: Vec<Vec<(String, String)>> = init.iter().zip(&carried_tys).map(|(v, t)| self.val(*v).flat(t)).collect();
+        let phi_names: Vec<Vec<String>> = init_flat.iter().map(|f| f.iter().map(|_| self.f.tmp()).collect()).collect();
+        let cond = self.f.inst(format!("icmp {} {it} {iv}, {hi_r}", if signed { "slt" } else { "ult" }));
+        self.f.emit(format!("br i1 {cond}, label {}, label {}", self.f.label(body_b), self.f.label(exit)));
+
+        self.f.switch_to(body_b);
+        self.set(body.args[0], Val::Tile(vec![iv.clone()]));
+        for (i, a) in body.args[1..].iter().enumerate() {
+            self.set(*a, Val::unflat(carried_tys[i], phi_names[i].clone()));
+        }
+        let next_vals = self.block(body)?;
+        let next_iv = self.f.inst(format!("add {it} {iv}, {step_r}"));
+        let latch = self.f.current();
+        self.f.emit(format!("br label {}", self.f.label(header)));
+
+        let (pre_l, latch_l) = (self.f.label(pre), self.f.label(latch));
+        self.f.prepend(header, format!("{iv} = phi {it} [ {lo_r}, {pre_l} ], [ {next_iv}, {latch_l} ]"));
+        for (i, nv) in next_vals.iter().enumerate() {
+            let next_flat = nv.flat(carried_tys[i]);
+            for (j, (t, init_r)) in init_flat[i].iter().enumerate() {
+                self.f.prepend(
+                    header,
+                    format!("{} = phi {t} [ {init_r}, {pre_l} ], [ {}, {latch_l} ]", phi_names[i][j], next_flat[j].1),
+                );
+            }
+        }
+        self.f.switch_to(exit);
+        Ok(carried_tys.iter().zip(phi_names).map(|(t, names)| Val::unflat(t, names)).collect())
+    }
+
+    fn lower_if(
+        &mut self,
+        cond: ValueId,
+        then_block: &Block,
+        else_block: &Block,
+        results: &[ValueId],
+    ) -> Result<Vec<Val>, CodegenError> {
+        let c = self.regs(cond)[0].clone();
+        let tb = self.f.block("then");
+        let eb = self.f.block("else");
+        let merge = self.f.block("endif");
+        self.f.emit(format!("br i1 {c}, label {}, label {}", self.f.label(tb), self.f.label(eb)));
+        self.f.switch_to(tb);
+        let tv = self.block(then_block)?;
+        let t_end = self.f.current();
+        self.f.emit(format!("br label {}", self.f.label(merge)));
+        self.f.switch_to(eb);
+        let ev = self.block(else_block)?;
+        let e_end = self.f.current();
+        self.f.emit(format!("br label {}", self.f.label(merge)));
+        self.f.switch_to(merge);
+        let (tl, el) = (self.f.label(t_end), self.f.label(e_end));
+        let mut out = vec![];
+        for (i, r) in results.iter().enumerate() {
+            let ty = self.ty(*r);
+            let (a, b) = (tv[i].flat(ty), ev[i].flat(ty));
+            let names: Vec<String> = a
+                .iter()
+                .zip(&b)
+                .map(|((t, x), (_, y))| self.f.inst(format!("phi {t} [ {x}, {tl} ], [ {y}, {el} ]")))
+                .collect();
+            out.push(Val::unflat(ty, names));
+        }
+        Ok(out)
+    }
+
+    fn print(&mut self, prefix: &str, args: &[ValueId]) -> Result<(), CodegenError> {
+        // Each owner thread prints its elements: `pid (x, y, z) prefix [i] value`.
+        self.declare("declare i32 @vprintf(ptr, ptr)");
+        let pids: Vec<String> = (0..3).map(|a| self.sreg("ctaid", a)).collect();
+        for a in args {
+            let d = self.dtype(*a);
+            let l = self.layout(*a)?;
+            let owner = self.owner(l);
+            let (fmt_spec, vt, conv): (&str, &str, Box<dyn Fn(&mut Self, &str) -> String>) = if d.is_float() {
+                ("%g", "double", Box::new(move |s: &mut Self, x: &str| {
+                    let f = s.cast(d, DType::F32, x);
+                    s.f.inst(format!("fpext float {f} to double"))
+                }))
+            } else {
+                ("%lld", "i64", Box::new(move |s: &mut Self, x: &str| s.cast(d, DType::I64, x)))
+            };
+            let fmt = self.string(&format!("pid (%d, %d, %d) {prefix} [%d] {fmt_spec}: {d}\n"));
+            for (r, x) in self.regs(*a).into_iter().enumerate() {
+                let idx = self.elem_index(l, r);
+                let v = conv(self, &x);
+                // In the entry block: an alloca in a loop would grow the stack each iteration.
+                let buf = self.f.tmp();
+                self.f.prepend(0, format!("{buf} = alloca {{ i32, i32, i32, i32, {vt} }}, align 8"));
+                let vals = [(0, "i32", pids[0].clone()), (1, "i32", pids[1].clone()), (2, "i32", pids[2].clone()), (3, "i32", idx)];
+                for (i, t, v) in vals {
+                    let p = self.f.inst(format!("getelementptr {{ i32, i32, i32, i32, {vt} }}, ptr {buf}, i32 0, i32 {i}"));
+                    self.f.emit(format!("store {t} {v}, ptr {p}"));
+                }
+                let p = self.f.inst(format!("getelementptr {{ i32, i32, i32, i32, {vt} }}, ptr {buf}, i32 0, i32 4"));
+                self.f.emit(format!("store {vt} {v}, ptr {p}"));
+                let go = self.f.block("print");
+                let after = self.f.block("printed");
+                self.f.emit(format!("br i1 {owner}, label {}, label {}", self.f.label(go), self.f.label(after)));
+                self.f.switch_to(go);
+                self.f.inst(format!("call i32 @vprintf(ptr {fmt}, ptr {buf})"));
+                self.f.emit(format!("br label {}", self.f.label(after)));
+                self.f.switch_to(after);
+            }
+        }
+        Ok(())
+    }
+}
