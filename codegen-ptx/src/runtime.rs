@@ -1,1 +1,0 @@
-//! The CUDA runtime (being written).

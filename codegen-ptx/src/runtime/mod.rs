@@ -1,0 +1,202 @@
+//! The CUDA runtime: [`CudaRuntime`] runs `#[kernel]`s on an NVIDIA GPU through the same typed launchers
+//! as the interpreter (it implements [`dsl_core::runtime::Runtime`]).
+//!
+//! ```ignore
+//! use codegen_ptx::runtime::{CudaRuntime, CudaError};
+//! let rt = CudaRuntime::new()?;                        // Err(NoDriver / NoDevice) without a GPU
+//! let x = rt.upload(&xs)?;                             // CudaBuffer<f32>
+//! let mut out = rt.zeros::<f32>(n)?;
+//! add::<1024>::launch(&rt, grid, &x, &mut out, n as i32)?;  // compiled on first launch, then cached
+//! let host = rt.download(&out)?;                       // waits for the launch
+//! ```
+//!
+//! - **One binary with or without a GPU.** The driver library is loaded at run time; without it (or with
+//!   a driver too old) [`CudaRuntime::new`] returns [`CudaError::NoDriver`] / [`CudaError::NoDevice`]
+//!   instead of panicking, so programs can fall back to the interpreter.
+//! - **JIT cache.** The first launch of a specialization with given argument facts (see
+//!   [`crate::target::ArgFact`]) traces, compiles and loads it; later launches find it in memory (a few
+//!   microseconds of host time). Compiled PTX is also kept on disk ([`disk_cache`]) so the next run of
+//!   the program skips LLVM. [`CudaRuntime::cache_stats`] counts hits and compiles.
+//! - **Ordering.** All work goes on one stream in order: launches are asynchronous, and `download` /
+//!   `to_vec` / `synchronize` wait for everything before them. A kernel that faults is therefore noticed
+//!   at the next waiting call; set `DSL_SYNC_LAUNCH=1` (or [`CudaRuntime::set_sync_launches`]) to wait
+//!   after every launch, so the error names the kernel.
+//! - **Graphs and timing.** [`CudaRuntime::capture`] records launches into a [`CudaGraph`] to replay
+//!   (rules in [`graph`]); [`CudaRuntime::time`] measures GPU time with events.
+//!
+//! Kernel ABI (what [`crate::compile`] produces and [`args`] passes): one `.entry` parameter per kernel
+//! parameter; pointers are u64 device addresses, scalars their dtype's little-endian bytes; a program is a
+//! block of `32 * num_warps` threads with the kernel's dynamic shared memory.
+
+mod args;
+mod buffer;
+mod device;
+pub mod disk_cache;
+mod driver;
+mod error;
+pub mod graph;
+mod jit;
+mod launch;
+mod timing;
+
+pub use buffer::CudaBuffer;
+pub use device::{device_count, DeviceInfo};
+pub use disk_cache::DiskCache;
+pub use error::CudaError;
+pub use graph::CudaGraph;
+pub use jit::CacheStats;
+
+use crate::target::{CompileOptions, Target};
+use device::Device;
+use dsl_core::runtime::{Arg, Grid, KernelSpec, Runtime};
+use dsl_core::types::Elem;
+use jit::Jit;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+/// A GPU, a stream on it, and the kernels compiled for it. Cheap to share by reference across threads
+/// (`Send + Sync`); everything it launches is ordered on its one stream.
+pub struct CudaRuntime {
+    dev: Arc<Device>,
+    jit: Jit,
+    num_warps: AtomicU32,
+}
+
+impl CudaRuntime {
+    /// The runtime on GPU 0.
+    pub fn new() -> Result<CudaRuntime, CudaError> {
+        Self::new_on(0)
+    }
+
+    /// The runtime on GPU `ordinal`. Reads `DSL_SYNC_LAUNCH` (`1`: synchronize after every launch) and the
+    /// disk cache location (see [`disk_cache`]) from the environment.
+    pub fn new_on(ordinal: usize) -> Result<CudaRuntime, CudaError> {
+        let dev = Arc::new(Device::open(ordinal)?);
+        let sync = std::env::var("DSL_SYNC_LAUNCH").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+        dev.sync_launches.store(sync, Ordering::Relaxed);
+        Ok(CudaRuntime { dev, jit: Jit::new(DiskCache::from_env()), num_warps: AtomicU32::new(4) })
+    }
+
+    /// Uses `cache` (or no disk cache with `None`) instead of the one the environment names.
+    pub fn with_disk_cache(mut self, cache: Option<DiskCache>) -> CudaRuntime {
+        self.jit = Jit::new(cache);
+        self
+    }
+
+    /// The disk cache in use, if any.
+    pub fn disk_cache(&self) -> Option<&DiskCache> {
+        self.jit.disk.as_ref()
+    }
+
+    /// The architecture kernels are compiled for.
+    pub fn target(&self) -> Target {
+        self.dev.info.target
+    }
+
+    pub fn device_name(&self) -> &str {
+        &self.dev.info.name
+    }
+
+    pub fn device_info(&self) -> &DeviceInfo {
+        &self.dev.info
+    }
+
+    /// Warps per program for kernels compiled from now on (default 4; a power of two up to 32). Part of
+    /// the cache key: kernels already compiled with another value stay cached.
+    pub fn set_num_warps(&self, num_warps: u32) {
+        self.num_warps.store(num_warps, Ordering::Relaxed);
+    }
+
+    pub fn num_warps(&self) -> u32 {
+        self.num_warps.load(Ordering::Relaxed)
+    }
+
+    /// The options the next compile uses.
+    pub fn options(&self) -> CompileOptions {
+        CompileOptions { target: self.dev.info.target, num_warps: self.num_warps() }
+    }
+
+    /// Synchronize after every launch (and graph replay), so a kernel fault is reported by the launch that
+    /// caused it. Slow; for debugging. Also set by `DSL_SYNC_LAUNCH=1`.
+    pub fn set_sync_launches(&self, on: bool) {
+        self.dev.sync_launches.store(on, Ordering::Relaxed);
+    }
+
+    pub fn sync_launches(&self) -> bool {
+        self.dev.sync_launches()
+    }
+
+    /// Waits for all work queued on this runtime.
+    pub fn synchronize(&self) -> Result<(), CudaError> {
+        self.dev.synchronize("synchronize")?;
+        self.dev.free_deferred();
+        Ok(())
+    }
+
+    /// A buffer of `len` zeros.
+    pub fn zeros<T: Elem>(&self, len: usize) -> Result<CudaBuffer<T>, CudaError> {
+        let mut b = CudaBuffer::alloc(&self.dev, len)?;
+        b.fill_zero()?;
+        Ok(b)
+    }
+
+    /// A buffer of `len` elements with unspecified contents (for outputs that a kernel overwrites).
+    pub fn alloc<T: Elem>(&self, len: usize) -> Result<CudaBuffer<T>, CudaError> {
+        CudaBuffer::alloc(&self.dev, len)
+    }
+
+    /// Free and total GPU memory in bytes.
+    pub fn memory_info(&self) -> Result<(usize, usize), CudaError> {
+        self.dev.bind()?;
+        self.dev.memory_info()
+    }
+
+    /// Hit and compile counters of the JIT cache, and the duration of the last trace, compile and load.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.jit.stats()
+    }
+
+    /// Unloads every compiled kernel (the next launches load them again, from the disk cache if it is on):
+    /// for benchmarks of the cold path. Waits for queued work first.
+    pub fn clear_kernel_cache(&self) -> Result<(), CudaError> {
+        self.synchronize()?;
+        self.jit.clear_loaded();
+        Ok(())
+    }
+
+    /// The disk cache key a launch of `spec` with argument facts `facts` uses under the current options
+    /// (traces the kernel if needed). For tools that inspect or seed the cache.
+    pub fn disk_cache_key(&self, spec: &KernelSpec, facts: &[crate::target::ArgFact]) -> Result<String, CudaError> {
+        let info = self.jit.info(spec)?;
+        let spec = crate::target::Specialization { facts: facts.to_vec() };
+        Ok(Jit::disk_key(&info, &spec, self.options()))
+    }
+}
+
+impl std::fmt::Debug for CudaRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CudaRuntime({} on GPU {}, {})", self.dev.info.name, self.dev.info.ordinal, self.dev.info.target)
+    }
+}
+
+impl Runtime for CudaRuntime {
+    type Buffer<T: Elem> = CudaBuffer<T>;
+    type Error = CudaError;
+
+    fn launch(&self, kernel: &KernelSpec, grid: Grid, args: &mut [Arg<'_>]) -> Result<(), CudaError> {
+        self.launch_spec(kernel, grid, args)
+    }
+
+    fn upload<T: Elem>(&self, values: &[T]) -> Result<CudaBuffer<T>, CudaError> {
+        let mut b = CudaBuffer::alloc(&self.dev, values.len())?;
+        b.copy_from(values)?;
+        Ok(b)
+    }
+
+    fn download<T: Elem>(&self, buffer: &CudaBuffer<T>) -> Result<Vec<T>, CudaError> {
+        buffer.to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests;
