@@ -260,6 +260,48 @@ DONE:
     }
 
     #[test]
+    #[ignore = "needs a GPU"]
+    fn gpu_first_launch_inside_a_capture() {
+        // The kernel is loaded (module load) while the stream is being captured.
+        let s = seeded("capture-load", smoke_add::<128>::spec(), "smoke_add", add_ptx, &[&[A, A, ArgFact::None]]);
+        let rt = &s.rt;
+        let x = rt.upload(&[1f32, 2.0, 3.0]).unwrap();
+        let mut out = rt.zeros::<f32>(3).unwrap();
+        let graph = rt.capture(|rt| smoke_add::<128>::launch(rt, 1, &x, &mut out, 3)).unwrap();
+        assert_eq!(rt.cache_stats().disk_hits, 1);
+        graph.replay().unwrap();
+        assert_eq!(out.to_vec().unwrap(), [2.0, 3.0, 4.0]);
+        // A buffer dropped inside the capture is freed after it, and the runtime keeps working.
+        let tmp = rt.zeros::<f32>(1 << 20).unwrap();
+        let graph2 = rt
+            .capture(|rt| {
+                drop(tmp);
+                smoke_add::<128>::launch(rt, 1, &x, &mut out, 3)
+            })
+            .unwrap();
+        graph2.replay().unwrap();
+        rt.synchronize().unwrap();
+    }
+
+    #[test]
+    #[ignore = "needs a GPU and the code generator"]
+    fn gpu_real_compile() {
+        // The whole path with LLVM: no disk cache, so the first launch compiles.
+        let rt = CudaRuntime::new().expect("needs a GPU").with_disk_cache(None);
+        let n = 1000usize;
+        let xs: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        let x = rt.upload(&xs).unwrap();
+        let mut out = rt.alloc::<f32>(n).unwrap();
+        let t = std::time::Instant::now();
+        smoke_add::<128>::launch(&rt, n.div_ceil(128) as u32, &x, &mut out, n as i32).unwrap();
+        let cold = t.elapsed();
+        let st = rt.cache_stats();
+        eprintln!("cold launch {cold:?}: trace {:?}, compile {:?}, load {:?}", st.last_trace, st.last_compile, st.last_load);
+        assert_eq!(st.compiles, 1);
+        assert_eq!(out.to_vec().unwrap(), xs.iter().map(|v| v + 1.0).collect::<Vec<_>>());
+    }
+
+    #[test]
     #[ignore = "needs a GPU; leaves the CUDA context unusable: run alone"]
     fn gpu_fault_names_the_kernel() {
         let s = seeded("fault", smoke_fault::<128>::spec(), "smoke_fault", fault_ptx, &[&[A]]);
