@@ -83,9 +83,8 @@ where
         b < bh && rest < seq * os && rest % os < d
     };
     // f32 scores and softmax (~1e-5 relative, scaled by sum p|v|), P rounded to T for the PV product
-    // (T::U relative to each term), and one rounding of the output to T. A GPU's ex2.approx exp (scores
-    // minus the row max stay within ~10 here: ~20 units of 2^-24, ~1e-6) and tree-ordered sums fit well
-    // inside the 1e-5.
+    // (T::U relative to each term), and one rounding of the output to T. A GPU's exp (ex2.approx, a few
+    // units of 2^-24, well under 1e-6) and its tree-ordered sums fit well inside the 1e-5.
     assert_close_where(&what, &got, &want, T::U, |i| (T::U + 1e-5) * mag[i] + T::TINY, written);
     assert_poison_kept(&what, &got, written);
 }
