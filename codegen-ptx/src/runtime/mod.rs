@@ -79,7 +79,7 @@ impl CudaRuntime {
 
     /// Uses `cache` (or no disk cache with `None`) instead of the one the environment names.
     pub fn with_disk_cache(mut self, cache: Option<DiskCache>) -> CudaRuntime {
-        self.jit = Jit::new(cache);
+        self.jit.disk = cache;
         self
     }
 
@@ -170,6 +170,17 @@ impl CudaRuntime {
         let info = self.jit.info(spec)?;
         let spec = crate::target::Specialization { facts: facts.to_vec() };
         Ok(Jit::disk_key(&info, &spec, self.options()))
+    }
+}
+
+impl Drop for CudaRuntime {
+    /// Waits for queued work before the kernels' modules are unloaded (buffers and graphs that are still
+    /// alive keep what they need themselves).
+    fn drop(&mut self) {
+        if !self.dev.is_capturing() && self.dev.bind().is_ok() {
+            let _ = driver::stream_synchronize(self.dev.cu_stream);
+        }
+        self.dev.free_deferred();
     }
 }
 
