@@ -30,6 +30,16 @@ impl AxisInfo {
     fn unknown() -> AxisInfo {
         AxisInfo { contig: 1, const_run: 1, div: 1 }
     }
+
+    /// What divides *every* element (inside a run of `contig > 1` consecutive values only the start is
+    /// divisible by `div`).
+    fn elem_div(self) -> u64 {
+        if self.contig > 1 {
+            1
+        } else {
+            self.div
+        }
+    }
 }
 
 /// The analysis result: one entry per value (unknown for values it does not reason about).
@@ -106,7 +116,7 @@ impl AxisAnalysis {
                     AxisInfo { contig: s.contig.min(period), const_run: s.const_run.min(period), div: s.div }
                 } else {
                     let last = *shape.last().unwrap_or(&1) as u64;
-                    AxisInfo { contig: 1, const_run: pow2_floor(last), div: s.div }
+                    AxisInfo { contig: 1, const_run: pow2_floor(last), div: s.elem_div() }
                 }
             }
             OpKind::Reshape { src, .. } | OpKind::ExpandDims { src, .. } => g(src),
@@ -125,16 +135,14 @@ impl AxisAnalysis {
                     BinaryOp::Add => add_info(a, b),
                     BinaryOp::Sub => {
                         // x - c keeps x's runs when c is constant over them.
-                        AxisInfo {
-                            contig: a.contig.min(b.const_run),
-                            const_run: a.const_run.min(b.const_run),
-                            div: gcd(a.div, b.div),
-                        }
+                        let contig = a.contig.min(b.const_run);
+                        let div = if contig > 1 { gcd(a.div, b.div) } else { gcd(a.elem_div(), b.elem_div()) };
+                        AxisInfo { contig, const_run: a.const_run.min(b.const_run), div }
                     }
                     BinaryOp::Mul => AxisInfo {
                         contig: 1,
                         const_run: a.const_run.min(b.const_run),
-                        div: (a.div.saturating_mul(b.div)).min(MAX_DIV),
+                        div: (a.elem_div().saturating_mul(b.elem_div())).min(MAX_DIV),
                     },
                     BinaryOp::Shl => {
                         // Only the common `x << const` with a known amount is worth it; stay conservative.
@@ -170,18 +178,17 @@ impl AxisAnalysis {
                 let o_bytes = AxisInfo { div: (o.div.saturating_mul(size)).min(MAX_DIV), ..o };
                 add_info(p, o_bytes)
             }
-            OpKind::PtrCast { ptr, .. } => AxisInfo { contig: 1, ..g(ptr) },
+            OpKind::PtrCast { ptr, .. } => AxisInfo { contig: 1, const_run: g(ptr).const_run, div: g(ptr).elem_div() },
             _ => AxisInfo::unknown(),
         }
     }
 }
 
 fn add_info(a: AxisInfo, b: AxisInfo) -> AxisInfo {
-    AxisInfo {
-        contig: a.contig.min(b.const_run).max(b.contig.min(a.const_run)),
-        const_run: a.const_run.min(b.const_run),
-        div: gcd(a.div, b.div),
-    }
+    let contig = a.contig.min(b.const_run).max(b.contig.min(a.const_run));
+    // Run starts are sums of run starts only when one side is constant over the other's runs.
+    let div = if contig > 1 { gcd(a.div, b.div) } else { gcd(a.elem_div(), b.elem_div()) };
+    AxisInfo { contig, const_run: a.const_run.min(b.const_run), div }
 }
 
 /// The largest power of two dividing `x` (capped; 0 is divisible by everything).

@@ -27,3 +27,12 @@ pub fn silu_mul<T: Float, const BLOCK: i32>(gate: Ptr<T>, up: Ptr<T>, out: MutPt
 pub fn silu(x: Tile<f32>) -> Tile<f32> {
     x * sigmoid(x)
 }
+
+/// `out[i] = x[i]` for `i < n`, bit for bit, for any element type but `bool`; one program copies `BLOCK`
+/// elements. (The memory-bandwidth yardstick of the benchmarks.)
+#[kernel]
+pub fn copy<T: dsl_core::lang::Numeric, const BLOCK: i32>(x: Ptr<T>, out: MutPtr<T>, n: i32) {
+    let offs = program_id(0) * BLOCK + arange(0, BLOCK);
+    let mask = offs < n;
+    store_masked(out + offs, load_masked(x + offs, mask, 0), mask);
+}

@@ -37,7 +37,7 @@ macro_rules! interp_tests {
 
 interp_tests! {
     mod elementwise {
-        generic: [add_ragged, add_exact, silu_mul_f32, silu_mul_f16, silu_mul_bf16],
+        generic: [add_ragged, add_exact, copy_bits, silu_mul_f32, silu_mul_f16, silu_mul_bf16],
         interp_only: [add_ir_prints],
     }
     mod softmax {

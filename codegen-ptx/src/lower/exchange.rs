@@ -336,13 +336,16 @@ impl Lowerer<'_> {
         self.f.emit(format!("br i1 {more}, label {}, label {}", self.f.label(header), self.f.label(exit)));
         let (pl, ll) = (self.f.label(pre), self.f.label(latch));
         self.f.prepend(header, format!("{k} = phi i32 [ 0, {pl} ], [ {k1}, {ll} ]"));
+        let mut out = vec![];
         for ((v, i), ((iv, ii), (nv, ni))) in names.iter().zip(init.iter().zip(&next)) {
             self.f.prepend(header, format!("{v} = phi {t} [ {iv}, {pl} ], [ {nv}, {ll} ]"));
             let ni = if ni.is_empty() { ii } else { ni };
             self.f.prepend(header, format!("{i} = phi i32 [ {ii}, {pl} ], [ {ni}, {ll} ]"));
+            // The loop runs at least once (n >= 1); after it, the last iteration's values.
+            out.push((nv.clone(), ni.clone()));
         }
         self.f.switch_to(exit);
-        names
+        out
     }
 
     /// Reduces a whole tile to one value held by every thread: in-thread, then across the warp with

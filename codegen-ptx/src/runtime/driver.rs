@@ -38,7 +38,6 @@ const REQUIRED_SYMBOLS: &[&str] = &[
     "cuMemcpyHtoDAsync_v2",
     "cuMemcpyDtoHAsync_v2",
     "cuMemsetD8Async",
-    "cuPointerGetAttribute",
     "cuModuleLoadDataEx",
     "cuModuleGetFunction",
     "cuModuleUnload",
@@ -163,25 +162,10 @@ pub(crate) unsafe fn copy_to_device(dst: u64, src: &[u8], stream: sys::CUstream)
         return Ok(());
     }
     cudarc::driver::result::memcpy_htod_async(dst, src, stream)?;
-    if host_memory_is_registered(src.as_ptr()) {
-        cudarc::driver::result::stream::synchronize(stream)?;
-    }
-    Ok(())
-}
-
-/// True if the driver knows `ptr` (page-locked, registered or managed memory), where copies from it are
-/// truly asynchronous. Pageable memory is unknown to the driver and the query fails.
-fn host_memory_is_registered(ptr: *const u8) -> bool {
-    let mut ty: u32 = 0;
-    // SAFETY: the query only reads the driver's tables; the out value is a 4-byte enum.
-    let r = unsafe {
-        sys::cuPointerGetAttribute(
-            &mut ty as *mut u32 as *mut c_void,
-            sys::CUpointer_attribute::CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
-            ptr as u64,
-        )
-    };
-    r == CUresult::CUDA_SUCCESS
+    // `src` is only borrowed for this call: wait for the copy (from page-locked memory it would still be
+    // reading). Asking the driver whether `src` is page-locked fails for pageable memory, which
+    // compute-sanitizer reports as an API error on every upload.
+    cudarc::driver::result::stream::synchronize(stream)
 }
 
 /// Copies device memory at `src` into `dst` and waits for it (and for everything queued before it).

@@ -2,9 +2,9 @@
 
 use super::*;
 use dsl_core::prelude::{bf16, f16, Float, Interpreter, Runtime};
-use kernels::elementwise::{add, silu_mul};
+use kernels::elementwise::{add, copy, silu_mul};
 
-cases!("elementwise": add_ragged, add_exact, silu_mul_f32, silu_mul_f16, silu_mul_bf16);
+cases!("elementwise": add_ragged, add_exact, copy_bits, silu_mul_f32, silu_mul_f16, silu_mul_bf16);
 
 /// `add` on ragged lengths (not multiples of the block); one spare element past `n` keeps its poison.
 pub fn add_ragged<R: Runtime>(rt: &R) {
@@ -35,6 +35,34 @@ pub fn add_exact<R: Runtime>(rt: &R) {
     let o = download(rt, &out);
     for i in 0..n {
         assert_eq!(o[i], x[i] + y[i], "add at {i}");
+    }
+}
+
+/// `copy` of f32, f16, e4m3 and u8 (4-, 2- and 1-byte elements: every access width) on ragged lengths:
+/// bit-equal, one spare element past `n` keeps its poison.
+pub fn copy_bits<R: Runtime>(rt: &R) {
+    fn check<R: Runtime, T: dsl_core::lang::Numeric>(rt: &R, vals: Vec<T>, poison: T) {
+        let n = vals.len();
+        let mut out = filled(rt, n + 1, poison);
+        let what = format!("copy<{:?}> n={n}", T::DTYPE);
+        launched(&what, copy::<T, 512>::launch(rt, blocks(n, 512), &upload(rt, &vals), &mut out, n as i32));
+        let bits = |v: &[T]| -> Vec<u8> {
+            let size = T::DTYPE.size_bytes();
+            let mut b = vec![0u8; v.len() * size];
+            v.iter().zip(b.chunks_exact_mut(size)).for_each(|(x, c)| x.write_le(c));
+            b
+        };
+        let got = bits(&download(rt, &out));
+        assert!(got[..got.len() - T::DTYPE.size_bytes()] == bits(&vals)[..], "{what}: copied values differ");
+        assert!(got[got.len() - T::DTYPE.size_bytes()..] == bits(&[poison])[..], "{what}: element past n was overwritten");
+    }
+    let mut r = rng(40);
+    for n in [1usize, 5, 512, 1000, 4099] {
+        let f = randn(&mut r, n, 3.0);
+        check(rt, f.iter().map(|&x| x as f32).collect(), f32::from_bits(0x7fc0_dead));
+        check(rt, f.iter().map(|&x| f16::from_f64(x)).collect(), f16::from_bits(0x7e01));
+        check(rt, f.iter().map(|&x| dsl_core::types::e4m3::from_f64(x)).collect(), dsl_core::types::e4m3::from_bits(0x7f));
+        check(rt, f.iter().map(|&x| (x * 40.0) as i64 as u8).collect(), 0xAAu8);
     }
 }
 

@@ -1,0 +1,261 @@
+//! The GPU check and benchmark binary, run on a machine with an NVIDIA GPU (see bench/gpu/run.sh).
+//!
+//! - `gpu-check test [FILTER]`: every kernel check of `tests::checks` on the CUDA runtime (random ragged
+//!   shapes, float64 references, poisoned outputs), plus a CUDA graph capture/replay check. Exit 1 on any
+//!   failure. Run it under `compute-sanitizer` for memcheck and racecheck.
+//! - `gpu-check compile`: cold compile time of kernels (trace, LLVM, driver load) and the cost of a hit
+//!   (in memory, and from the disk cache in a fresh runtime).
+//! - `gpu-check bench`: copy, vector add, softmax and RMSNorm timings (medians of CUDA-event times after
+//!   warm-up, random data), one line each, for bench/gpu/compare.py to set beside torch's.
+
+use codegen_ptx::runtime::{CudaBuffer, CudaError, CudaRuntime, DiskCache};
+use dsl_core::prelude::*;
+use kernels::elementwise::{add, copy};
+use kernels::rmsnorm::rmsnorm;
+use kernels::softmax::softmax;
+use std::time::Instant;
+use tests::checks::{self, rng, randn, run_case};
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = args.first().map(String::as_str).unwrap_or("");
+    let result = match cmd {
+        "test" => test(args.get(1).map(String::as_str).unwrap_or("")),
+        "compile" => compile_times(),
+        "bench" => bench(),
+        _ => {
+            eprintln!("usage: gpu-check test [FILTER] | compile | bench");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn runtime() -> Res<CudaRuntime> {
+    let rt = CudaRuntime::new()?;
+    println!("device: {} ({})", rt.device_name(), rt.target());
+    Ok(rt)
+}
+
+fn test(filter: &str) -> Res<()> {
+    let rt = runtime()?;
+    rt.set_sync_launches(true);
+    let (mut passed, mut failed) = (0, vec![]);
+    let t0 = Instant::now();
+    for (name, case) in checks::all_cases::<CudaRuntime>() {
+        if !name.contains(filter) {
+            continue;
+        }
+        match run_case(&rt, case) {
+            Ok(()) => {
+                passed += 1;
+                println!("ok   {name}");
+            }
+            Err(e) => {
+                println!("FAIL {name}: {e}");
+                failed.push(name);
+            }
+        }
+    }
+    if "graph".contains(filter) || filter.is_empty() {
+        match graph_check(&rt) {
+            Ok(()) => {
+                passed += 1;
+                println!("ok   graph::capture_replay");
+            }
+            Err(e) => {
+                println!("FAIL graph::capture_replay: {e}");
+                failed.push("graph::capture_replay");
+            }
+        }
+    }
+    let s = rt.cache_stats();
+    println!(
+        "{passed} passed, {} failed in {:.1} s ({} compiles, {} memory hits)",
+        failed.len(),
+        t0.elapsed().as_secs_f64(),
+        s.compiles,
+        s.memory_hits
+    );
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("failed: {}", failed.join(", ")).into())
+    }
+}
+
+/// Captures `out = x + y; out2 = copy(out)` into a graph, replays it on new inputs, checks both outputs.
+fn graph_check(rt: &CudaRuntime) -> Res<()> {
+    let n = 10_000usize;
+    let mut r = rng(7);
+    let (x0, y0) = (randn(&mut r, n, 1.0), randn(&mut r, n, 1.0));
+    let xs: Vec<f32> = x0.iter().map(|&v| v as f32).collect();
+    let ys: Vec<f32> = y0.iter().map(|&v| v as f32).collect();
+    let mut x = rt.upload(&xs)?;
+    let y = rt.upload(&ys)?;
+    let mut out = rt.upload(&vec![f32::NAN; n])?;
+    let mut out2 = rt.upload(&vec![f32::NAN; n])?;
+    // Compile outside the capture (the first launch of a kernel compiles and loads it).
+    add::<1024>::launch(rt, n.div_ceil(1024) as u32, &x, &y, &mut out, n as i32)?;
+    copy::<f32, 1024>::launch(rt, n.div_ceil(1024) as u32, &out, &mut out2, n as i32)?;
+    let graph = rt.capture(|rt| -> Result<(), CudaError> {
+        add::<1024>::launch(rt, n.div_ceil(1024) as u32, &x, &y, &mut out, n as i32)?;
+        copy::<f32, 1024>::launch(rt, n.div_ceil(1024) as u32, &out, &mut out2, n as i32)?;
+        Ok(())
+    })?;
+    for round in 0..3 {
+        let xs2: Vec<f32> = xs.iter().map(|v| v * (round as f32 + 2.0)).collect();
+        x.copy_from(&xs2)?;
+        graph.replay()?;
+        let got = rt.download(&out2)?;
+        for i in 0..n {
+            let want = xs2[i] + ys[i];
+            if got[i] != want {
+                return Err(format!("round {round}: element {i} is {} after replay, want {want}", got[i]).into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Median of `reps` GPU timings (ms) of `f`, after `warm` untimed runs.
+fn median_ms(rt: &CudaRuntime, warm: usize, reps: usize, mut f: impl FnMut() -> Result<(), CudaError>) -> Res<f64> {
+    for _ in 0..warm {
+        f()?;
+    }
+    rt.synchronize()?;
+    let mut t = vec![];
+    for _ in 0..reps {
+        t.push(rt.time(&mut f)?);
+    }
+    t.sort_by(|a, b| a.total_cmp(b));
+    Ok(t[reps / 2])
+}
+
+fn rand_f32(n: usize, seed: u64) -> Vec<f32> {
+    let mut r = rng(seed);
+    randn(&mut r, n, 1.0).into_iter().map(|v| v as f32).collect()
+}
+
+fn bench() -> Res<()> {
+    let rt = runtime()?;
+    println!("# name | shape | dtype | config | median ms | GB/s (bytes moved / time)");
+    // Copy and add at 256 MiB per operand.
+    let n = 64 << 20;
+    let xs = rand_f32(n, 1);
+    let x = rt.upload(&xs)?;
+    let y = rt.upload(&rand_f32(n, 2))?;
+    let mut out: CudaBuffer<f32> = rt.zeros(n)?;
+    let gb = |bytes: usize, ms: f64| bytes as f64 / (ms * 1e-3) / 1e9;
+    for warps in [4u32, 8] {
+        rt.set_num_warps(warps);
+        macro_rules! copy_block {
+            ($($b:literal),*) => {$(
+                let ms = median_ms(&rt, 5, 30, || copy::<f32, $b>::launch(&rt, (n / $b) as u32, &x, &mut out, n as i32))?;
+                println!("BENCH copy | {n} | f32 | BLOCK={} warps={warps} | {ms:.4} | {:.1}", $b, gb(2 * 4 * n, ms));
+                let ms = median_ms(&rt, 5, 30, || add::<$b>::launch(&rt, (n / $b) as u32, &x, &y, &mut out, n as i32))?;
+                println!("BENCH add | {n} | f32 | BLOCK={} warps={warps} | {ms:.4} | {:.1}", $b, gb(3 * 4 * n, ms));
+            )*};
+        }
+        copy_block!(1024, 2048, 4096);
+    }
+    let got = rt.download(&out)?;
+    let ys = rt.download(&y)?;
+    if (0..n).step_by(9973).any(|i| got[i] != xs[i] + ys[i]) {
+        return Err("bench: add result is wrong".into());
+    }
+    drop((x, y, out));
+
+    // Softmax and RMSNorm, one program per row.
+    macro_rules! rows {
+        ($t:ty, $name:literal, $rows:expr, $cols:literal, $warps:expr) => {{
+            let (rows, cols) = ($rows, $cols as usize);
+            let host: Vec<$t> = rand_f32(rows * cols, 3).into_iter().map(|v| <$t as checks::TestElem>::from_f64(v as f64 * 2.0)).collect();
+            let x = rt.upload(&host)?;
+            let w = rt.upload(&host[..cols])?;
+            let mut o: CudaBuffer<$t> = rt.zeros(rows * cols)?;
+            for warps in $warps {
+                rt.set_num_warps(warps);
+                let ms = median_ms(&rt, 5, 30, || softmax::<$t, $cols>::launch(&rt, rows as u32, &x, &mut o, cols as i32, cols as i32, cols as i32))?;
+                let bytes = 2 * rows * cols * std::mem::size_of::<$t>();
+                println!("BENCH softmax | {rows}x{cols} | {} | BLOCK={} warps={warps} | {ms:.4} | {:.1}", $name, $cols, gb(bytes, ms));
+                let ms = median_ms(&rt, 5, 30, || rmsnorm::<$t, $cols>::launch(&rt, rows as u32, &x, &w, &mut o, cols as i32, cols as i32, cols as i32, 1e-6))?;
+                println!("BENCH rmsnorm | {rows}x{cols} | {} | BLOCK={} warps={warps} | {ms:.4} | {:.1}", $name, $cols, gb(bytes, ms));
+            }
+        }};
+    }
+    rows!(f32, "f32", 4096, 4096, [4u32, 8, 16]);
+    rows!(f16, "f16", 4096, 4096, [4u32, 8, 16]);
+    rows!(bf16, "bf16", 16384, 4096, [4u32, 8, 16]);
+    rows!(f32, "f32", 32768, 1024, [4u32, 8]);
+    rows!(f16, "f16", 32768, 1024, [4u32, 8]);
+    Ok(())
+}
+
+fn compile_times() -> Res<()> {
+    // A fresh runtime without the disk cache: every first launch compiles.
+    let rt = CudaRuntime::new()?.with_disk_cache(None);
+    println!("device: {} ({})", rt.device_name(), rt.target());
+    println!("# kernel | trace ms | LLVM compile ms | driver load ms");
+    let n = 1 << 20;
+    let x = rt.upload(&rand_f32(n, 1))?;
+    let y = rt.upload(&rand_f32(n, 2))?;
+    let mut o: CudaBuffer<f32> = rt.zeros(n)?;
+    let report = |name: &str, rt: &CudaRuntime| {
+        let s = rt.cache_stats();
+        let ms = |d: Option<std::time::Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
+        println!("COMPILE {name} | {:.2} | {:.2} | {:.2}", ms(s.last_trace), ms(s.last_compile), ms(s.last_load));
+    };
+    add::<1024>::launch(&rt, (n / 1024) as u32, &x, &y, &mut o, n as i32)?;
+    report("add<1024>", &rt);
+    copy::<f32, 1024>::launch(&rt, (n / 1024) as u32, &x, &mut o, n as i32)?;
+    report("copy<f32,1024>", &rt);
+    softmax::<f32, 1024>::launch(&rt, 1024, &x, &mut o, 1024, 1024, 1024)?;
+    report("softmax<f32,1024>", &rt);
+    rmsnorm::<f32, 1024>::launch(&rt, 1024, &x, &y, &mut o, 1024, 1024, 1024, 1e-6)?;
+    report("rmsnorm<f32,1024>", &rt);
+    kernels::matmul::matmul::<f32, f32, f32, 32, 32, 32>::launch(&rt, (32, 32), &x, &y, &mut o, 1024, 1024, 1024, 1024, 1, 1024, 1, 1024, 1)?;
+    report("matmul<f32,32,32,32>", &rt);
+    rt.synchronize()?;
+
+    // Hit cost: host time of a launch whose kernel is loaded (memory hit).
+    let reps = 2000;
+    let t0 = Instant::now();
+    for _ in 0..reps {
+        add::<1024>::launch(&rt, (n / 1024) as u32, &x, &y, &mut o, n as i32)?;
+    }
+    let host_us = t0.elapsed().as_secs_f64() * 1e6 / reps as f64;
+    rt.synchronize()?;
+    println!("HIT memory | host time per launch (incl. the driver's launch) | {host_us:.2} us");
+
+    // Disk hit: a fresh runtime with a disk cache that an earlier runtime filled.
+    let dir = std::env::temp_dir().join(format!("gpu-check-cache-{}", std::process::id()));
+    {
+        let rt1 = CudaRuntime::new()?.with_disk_cache(Some(DiskCache::new(&dir)));
+        let x1 = rt1.upload(&rand_f32(n, 1))?;
+        let mut o1: CudaBuffer<f32> = rt1.zeros(n)?;
+        softmax::<f32, 1024>::launch(&rt1, 1024, &x1, &mut o1, 1024, 1024, 1024)?;
+        rt1.synchronize()?;
+    }
+    let rt2 = CudaRuntime::new()?.with_disk_cache(Some(DiskCache::new(&dir)));
+    let x2 = rt2.upload(&rand_f32(n, 1))?;
+    let mut o2: CudaBuffer<f32> = rt2.zeros(n)?;
+    rt2.synchronize()?;
+    let t0 = Instant::now();
+    softmax::<f32, 1024>::launch(&rt2, 1024, &x2, &mut o2, 1024, 1024, 1024)?;
+    let first_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let s = rt2.cache_stats();
+    println!(
+        "HIT disk | first launch in a fresh runtime: {first_ms:.2} ms (disk hits {}, compiles {}, driver load {:.2} ms)",
+        s.disk_hits,
+        s.compiles,
+        s.last_load.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
