@@ -1,0 +1,105 @@
+//! The PTX backend, checked without a GPU. Every kernel check of `tests::checks` is launched through
+//! `PtxCheckRuntime`: each launch's specialization is lowered to PTX for sm_80 and sm_90a, assembled by
+//! `ptxas` and disassembled by `nvdisasm`, then run by the interpreter (so the check's assertions hold
+//! too). On top: no local-memory spills in the memory-bound kernels, and 128-bit global accesses where
+//! the argument facts prove them (and not where they don't).
+//!
+//! Needs `ptxas` and `nvdisasm` (`pip install nvidia-cuda-nvcc-cu12 nvidia-cuda-nvdisasm`, or set
+//! `PTXAS` / `NVDISASM`); `.ci/run` installs them.
+
+use codegen_ptx::check::PtxCheckRuntime;
+use codegen_ptx::ptxas::{assemble, find_nvdisasm, find_ptxas};
+use codegen_ptx::{compile, ArgFact, CompileOptions, Specialization, Target};
+use dsl_core::ir::Kernel;
+use dsl_core::prelude::*;
+use dsl_core::types::ElemTy;
+use std::collections::BTreeSet;
+use tests::checks;
+
+const INSTALL: &str = "pip install nvidia-cuda-nvcc-cu12 nvidia-cuda-nvdisasm (or set PTXAS / NVDISASM)";
+
+#[test]
+fn every_kernel_check_lowers_assembles_and_passes() {
+    let rt = PtxCheckRuntime::new().unwrap_or_else(|| panic!("ptxas not found: {INSTALL}"));
+    assert!(find_nvdisasm().is_some(), "nvdisasm not found: {INSTALL}");
+    // Cases run on all cores (LLVM, ptxas and the interpreter are the cost).
+    let cases = checks::all_cases::<PtxCheckRuntime>();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::Mutex::new(vec![]);
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((name, case)) = cases.get(i) else { break };
+                if let Err(e) = checks::run_case(&rt, *case) {
+                    failed.lock().unwrap().push(format!("{name}: {e}"));
+                }
+            });
+        }
+    });
+    let failed = failed.into_inner().unwrap();
+    assert!(failed.is_empty(), "{} cases failed:\n{}", failed.len(), failed.join("\n"));
+
+    let reports = rt.reports();
+    let kernels: BTreeSet<&str> = reports.iter().map(|r| r.kernel.split('<').next().unwrap_or("")).collect();
+    for k in ["add", "copy", "silu_mul", "softmax", "rmsnorm", "rope", "matmul", "matmul_splitk", "matmul_block_ptr", "flash_attention"] {
+        assert!(kernels.contains(k), "kernel {k} was never assembled (assembled: {kernels:?})");
+    }
+    for r in &reports {
+        assert!(r.assembled.registers > 0 && r.assembled.sass.contains("EXIT"), "{} {}: no machine code", r.kernel, r.target);
+    }
+    // The memory-bound kernels must not spill to local memory.
+    let memory_bound = ["add<", "copy<", "silu_mul<", "softmax<", "rmsnorm<", "rope"];
+    for r in reports.iter().filter(|r| memory_bound.iter().any(|p| r.kernel.starts_with(p))) {
+        let a = &r.assembled;
+        assert_eq!(a.spill_stores + a.spill_loads, 0, "{} ({}, facts {}) spills: {a:?}", r.kernel, r.target, r.facts);
+    }
+    let mut ms: Vec<f64> = reports.iter().map(|r| r.compile_ms).collect();
+    ms.sort_by(f64::total_cmp);
+    eprintln!(
+        "{} specializations assembled ({} kernels); LLVM compile time median {:.1} ms, max {:.1} ms",
+        reports.len(),
+        kernels.len(),
+        ms[ms.len() / 2],
+        ms[ms.len() - 1]
+    );
+}
+
+/// The SASS of `k` for `target`, with pointers 16-byte aligned and integers carrying `int_fact`.
+fn sass(k: &Kernel, int_fact: ArgFact, target: Target) -> String {
+    let facts = k
+        .params
+        .iter()
+        .map(|p| match k.ty(p.value).elem {
+            ElemTy::Ptr { .. } => ArgFact::Aligned16,
+            _ if k.ty(p.value).dtype().is_some_and(|d| d.is_int()) => int_fact,
+            _ => ArgFact::None,
+        })
+        .collect();
+    let c = compile(k, &Specialization { facts }, &CompileOptions { target, num_warps: 4 }).expect("compiles");
+    let ptxas = find_ptxas().unwrap_or_else(|| panic!("ptxas not found: {INSTALL}"));
+    let nvdisasm = find_nvdisasm().unwrap_or_else(|| panic!("nvdisasm not found: {INSTALL}"));
+    assemble(&ptxas, Some(&nvdisasm), &c.ptx, target).expect("assembles").sass
+}
+
+#[test]
+fn aligned_contiguous_accesses_are_128_bit() {
+    let kernels = [
+        kernels::elementwise::add::<1024>::build(),
+        kernels::elementwise::copy::<f16, 2048>::build(),
+        kernels::softmax::softmax::<f32, 1024>::build(),
+        kernels::rmsnorm::rmsnorm::<bf16, 2048>::build(),
+    ];
+    for k in kernels {
+        let k = k.expect("traces");
+        for target in [Target::Sm80, Target::Sm90a] {
+            let s = sass(&k, ArgFact::Div16, target);
+            assert!(s.contains("LDG.E.128"), "{} ({target}): no 128-bit loads:\n{s}", k.display_name());
+            assert!(s.contains("STG.E.128"), "{} ({target}): no 128-bit stores:\n{s}", k.display_name());
+            // Without the facts, a mask or a row may start anywhere: the vectorizer must not assume it.
+            let s = sass(&k, ArgFact::None, target);
+            assert!(!s.contains(".128"), "{} ({target}): 128-bit access without the facts that allow it", k.display_name());
+        }
+    }
+}
