@@ -9,6 +9,7 @@ xz -dc .gpu/gpu-check.xz > /tmp/g/gpu-check && chmod +x /tmp/g/gpu-check
 G=/tmp/g/gpu-check
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv > "$OUT/gpu.txt" 2>&1
 $G test > "$OUT/test.txt" 2>&1; echo "test rc=$?" >> "$OUT/test.txt"
+DSL_TARGET=sm_80 $G test > "$OUT/test-sm80.txt" 2>&1; echo "test rc=$?" >> "$OUT/test-sm80.txt"
 compute-sanitizer --tool memcheck $G test 2>&1 | grep -v '^ok' > "$OUT/memcheck.txt"
 compute-sanitizer --tool racecheck $G test 2>&1 | grep -v '^ok' > "$OUT/racecheck.txt"
 $G compile > "$OUT/compile.txt" 2>&1

@@ -35,6 +35,25 @@ impl Target {
         }
     }
 
+    /// `"sm_80"`, `"sm_89"`, `"sm_90a"` (also `"sm_90"`).
+    pub fn from_name(name: &str) -> Option<Target> {
+        match name {
+            "sm_80" => Some(Target::Sm80),
+            "sm_89" => Some(Target::Sm89),
+            "sm_90a" | "sm_90" => Some(Target::Sm90a),
+            _ => None,
+        }
+    }
+
+    /// Older targets rank lower; code for a target runs on devices of its rank and above.
+    pub fn rank(self) -> u32 {
+        match self {
+            Target::Sm80 => 80,
+            Target::Sm89 => 89,
+            Target::Sm90a => 90,
+        }
+    }
+
     /// True where the hardware converts to and from fp8 (`cvt ... e4m3x2 / e5m2x2`).
     pub fn has_fp8_cvt(self) -> bool {
         !matches!(self, Target::Sm80)
@@ -53,11 +72,15 @@ pub struct CompileOptions {
     pub target: Target,
     /// Warps per program (a CTA of `32 * num_warps` threads); a power of two from 1 to 32.
     pub num_warps: u32,
+    /// Check every global access against the length of the buffer its pointer came from; an access out
+    /// of bounds is skipped and reported (see [`crate::lower`]'s bounds-check ABI). Slower; for tests and
+    /// debugging.
+    pub bounds_check: bool,
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { target: Target::Sm90a, num_warps: 4 }
+        CompileOptions { target: Target::Sm90a, num_warps: 4, bounds_check: false }
     }
 }
 

@@ -77,7 +77,7 @@ fn sass(k: &Kernel, int_fact: ArgFact, target: Target) -> String {
             _ => ArgFact::None,
         })
         .collect();
-    let c = compile(k, &Specialization { facts }, &CompileOptions { target, num_warps: 4 }).expect("compiles");
+    let c = compile(k, &Specialization { facts }, &CompileOptions { target, num_warps: 4, bounds_check: false }).expect("compiles");
     let ptxas = find_ptxas().unwrap_or_else(|| panic!("ptxas not found: {INSTALL}"));
     let nvdisasm = find_nvdisasm().unwrap_or_else(|| panic!("nvdisasm not found: {INSTALL}"));
     assemble(&ptxas, Some(&nvdisasm), &c.ptx, target).expect("assembles").sass
@@ -100,6 +100,30 @@ fn aligned_contiguous_accesses_are_128_bit() {
             // Without the facts, a mask or a row may start anywhere: the vectorizer must not assume it.
             let s = sass(&k, ArgFact::None, target);
             assert!(!s.contains(".128"), "{} ({target}): 128-bit access without the facts that allow it", k.display_name());
+        }
+    }
+}
+
+#[test]
+fn bounds_checked_kernels_assemble() {
+    let kernels = [
+        kernels::elementwise::add::<1024>::build(),
+        kernels::softmax::softmax::<f16, 1024>::build(),
+        kernels::matmul::matmul_block_ptr::<f16, f16, f32, 32, 32, 32>::build(),
+        kernels::matmul::matmul_splitk::<f32, f32, 32, 32, 32>::build(),
+        kernels::attention::flash_attention::<f16, true, 16, 16, 32>::build(),
+    ];
+    let ptxas = find_ptxas().unwrap_or_else(|| panic!("ptxas not found: {INSTALL}"));
+    for k in kernels {
+        let k = k.expect("traces");
+        let facts = Specialization::generic(k.params.len());
+        for target in [Target::Sm80, Target::Sm90a] {
+            let c = compile(&k, &facts, &CompileOptions { target, num_warps: 4, bounds_check: true }).expect("compiles");
+            // One hidden length per pointer parameter, and the error record.
+            let pointers = k.params.iter().filter(|p| matches!(k.ty(p.value).elem, ElemTy::Ptr { .. })).count();
+            let params = c.ptx.matches(".param .").count();
+            assert_eq!(params, k.params.len() + pointers + 1, "{}: {params} PTX parameters", k.display_name());
+            assemble(&ptxas, None, &c.ptx, target).unwrap_or_else(|e| panic!("{}: {e}", k.display_name()));
         }
     }
 }

@@ -10,9 +10,10 @@
 //! - `sqrt`, `/`, `floor`, `ceil`, `abs`, `fma`, `+ - *`: correctly rounded, equal to the interpreter.
 //! - `rsqrt`: `rsqrt.approx`, about 1 ulp. Float `%` is LLVM's `frem` (exact on the GPU's libm path).
 //!
-//! fp8 conversions are done in integer arithmetic on every target (sm_80 has no fp8 `cvt`): decoding is
-//! exact; encoding rounds to nearest even and saturates to the largest finite value (`satfinite`), NaN
-//! stays NaN — exactly `dsl_core::scalar::cast`.
+//! fp8 conversions use the `cvt ... e4m3x2 / e5m2x2` instructions on sm_89 and later, and integer
+//! arithmetic on sm_80 (no fp8 `cvt`); both decode exactly and encode rounding to nearest even, saturating
+//! to the largest finite value (`satfinite`), NaN staying NaN — exactly `dsl_core::scalar::cast`.
+//! (e5m2 decodes by a shift on every target: it is the top byte of an f16.)
 
 use super::Lowerer;
 use dsl_core::types::DType;
@@ -77,6 +78,14 @@ impl Lowerer<'_> {
 
     /// fp8 bits (`i8`) → f32, exactly.
     pub(super) fn fp8_to_f32(&mut self, d: DType, x: &str) -> String {
+        if d == DType::F8E4M3 && self.target.has_fp8_cvt() {
+            // cvt.rn.f16x2.e4m3x2: the low byte becomes the low half.
+            let h = self.f.inst(format!("zext i8 {x} to i16"));
+            let pair = self.f.inst(format!("call i32 asm \"cvt.rn.f16x2.e4m3x2 $0, $1;\", \"=r,h\"(i16 {h})"));
+            let lo = self.f.inst(format!("trunc i32 {pair} to i16"));
+            let h = self.f.inst(format!("bitcast i16 {lo} to half"));
+            return self.f.inst(format!("fpext half {h} to float"));
+        }
         if d == DType::F8E5M2 {
             // e5m2 is the top byte of an f16.
             let h = self.f.inst(format!("zext i8 {x} to i16"));
@@ -105,6 +114,14 @@ impl Lowerer<'_> {
 
     /// f32 → fp8 bits, round to nearest even, saturating to ±max; NaN → NaN (0x7F with the sign).
     pub(super) fn f32_to_fp8(&mut self, d: DType, x: &str) -> String {
+        if self.target.has_fp8_cvt() {
+            // cvt.rn.satfinite.{e4m3x2,e5m2x2}.f32 d, hi, lo: our value is the low byte.
+            let ty = if d == DType::F8E4M3 { "e4m3x2" } else { "e5m2x2" };
+            let pair = self.f.inst(format!(
+                "call i16 asm \"cvt.rn.satfinite.{ty}.f32 $0, $1, $2;\", \"=h,f,f\"(float 0.0, float {x})"
+            ));
+            return self.f.inst(format!("trunc i16 {pair} to i8"));
+        }
         let (mant, bias, max, min_normal): (u32, i32, f32, f32) = match d {
             DType::F8E4M3 => (3, 7, 448.0, 2f32.powi(-6)),
             _ => (2, 15, 57344.0, 2f32.powi(-14)),

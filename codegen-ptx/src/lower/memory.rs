@@ -166,8 +166,14 @@ impl Lowerer<'_> {
         let o = other.map(|o| self.regs(o));
         let zero = super::const_of(d, Scalar::I(0));
         let mut out = Vec::with_capacity(p.len());
+        let size = d.size_bytes();
         for g in (0..p.len()).step_by(w) {
-            let pred = m.as_ref().map(|m| m[g].clone());
+            let active = m.as_ref().map_or("true".to_string(), |m| m[g].clone());
+            let ok = self.in_bounds(ptr, &p[g], w, size, &active);
+            let pred = match (&m, ok.as_str()) {
+                (None, "true") => None,
+                _ => Some(self.and(&active, &ok)),
+            };
             let elems = self.ld_vec(d, w, &p[g], pred.as_deref(), &q);
             for (i, e) in elems.into_iter().enumerate() {
                 let r = g + i;
@@ -208,6 +214,8 @@ impl Lowerer<'_> {
                 Some(m) => self.and(&m[g], &owner),
                 None => owner.clone(),
             };
+            let ok = self.in_bounds(ptr, &p[g], w, d.size_bytes(), &pred);
+            let pred = self.and(&pred, &ok);
             let vals: Vec<String> = (g..g + w).map(|r| self.to_mem(d, &v[r])).collect();
             self.st_vec(d, &vals, &p[g], &pred, &q);
         }
@@ -255,6 +263,8 @@ impl Lowerer<'_> {
                 None => owner.clone(),
             };
             let (addr, x) = (p[r].clone(), v[r].clone());
+            let ok = self.in_bounds(ptr, &addr, 1, d.size_bytes(), &pred);
+            let pred = self.and(&pred, &ok);
             let old = self.guarded(&pred, t, &x, |s| s.atomic_rmw(op, d, &addr, &x));
             out.push(old);
         }
@@ -324,6 +334,8 @@ impl Lowerer<'_> {
                 None => owner.clone(),
             };
             let (addr, cr, x) = (p[r].clone(), c[r].clone(), v[r].clone());
+            let ok = self.in_bounds(ptr, &addr, 1, d.size_bytes(), &pred);
+            let pred = self.and(&pred, &ok);
             let old = self.guarded(&pred, t, &x, |s| {
                 let pair = s.f.inst(format!("cmpxchg {PTR} {addr}, {t} {cr}, {t} {x} syncscope(\"device\") monotonic monotonic"));
                 s.f.inst(format!("extractvalue {{ {t}, i1 }} {pair}, 0"))
@@ -373,7 +385,9 @@ impl Lowerer<'_> {
         };
         let mut out = vec![];
         for (addr, inb) in self.block_addresses(ptr, l) {
-            let e = self.ld_vec(d, 1, &addr, Some(&inb), &q).remove(0);
+            let ok = self.in_bounds(ptr, &addr, 1, d.size_bytes(), &inb);
+            let pred = self.and(&inb, &ok);
+            let e = self.ld_vec(d, 1, &addr, Some(&pred), &q).remove(0);
             let e = if d == DType::Bool { self.f.inst(format!("icmp ne i8 {e}, 0")) } else { e };
             let t = dtype_lty(d);
             out.push(self.f.inst(format!("select i1 {inb}, {t} {e}, {t} {pad}")));
@@ -389,6 +403,8 @@ impl Lowerer<'_> {
         let v = self.regs(value);
         for (r, (addr, inb)) in self.block_addresses(ptr, l).into_iter().enumerate() {
             let pred = self.and(&inb, &owner);
+            let ok = self.in_bounds(ptr, &addr, 1, d.size_bytes(), &pred);
+            let pred = self.and(&pred, &ok);
             let x = self.to_mem(d, &v[r]);
             self.st_vec(d, &[x], &addr, &pred, &q);
         }

@@ -8,6 +8,12 @@
 //!   reductions, dot);
 //! - [`math`]: transcendental functions and fp8 conversions with their documented accuracy;
 //! - this file: the kernel signature, constants, program ids, structured control flow, asserts.
+//!
+//! Bounds-check ABI (`CompileOptions::bounds_check`): after the kernel's own parameters come one `i64`
+//! per pointer parameter (its buffer's length in elements), then a pointer to an error record of eight
+//! `u32`, zero before the launch. The first access outside its buffer sets it to `[1, line, column,
+//! pointer parameter, element index (low, high), program id x, y]`; every out-of-bounds access is
+//! skipped (a load reads 0).
 
 mod elementwise;
 mod exchange;
@@ -152,6 +158,11 @@ pub(crate) struct Lowerer<'k> {
     loc: Loc,
     /// The register type the next `counted_loop` carries.
     loop_ty: String,
+    target: crate::target::Target,
+    /// With bounds checks: each pointer parameter's length operand (`None` for scalars).
+    lens: Option<Vec<Option<String>>>,
+    /// Which pointer parameter each pointer value derives from (bounds checks).
+    prov: Vec<Option<usize>>,
 }
 
 /// Lowers a verified kernel to one LLVM module with one `ptx_kernel` function.
@@ -171,6 +182,9 @@ pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
         strings: vec![],
         loc: Loc::UNKNOWN,
         loop_ty: String::new(),
+        target: opts.target,
+        lens: None,
+        prov: vec![None; k.types.len()],
     };
     let entry = entry_name(k);
     let mut params = vec![];
@@ -180,6 +194,7 @@ pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
         let val = match &ty.elem {
             ElemTy::Ptr { .. } => {
                 params.push(format!("{PTR} noalias {name}"));
+                l.prov[p.value.0 as usize] = Some(i);
                 name
             }
             ElemTy::Scalar(DType::Bool) => {
@@ -199,6 +214,19 @@ pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
             }
         };
         l.vals[p.value.0 as usize] = Some(Val::Tile(vec![val]));
+    }
+    if opts.bounds_check {
+        let mut lens = vec![];
+        for (i, p) in k.params.iter().enumerate() {
+            if matches!(k.ty(p.value).elem, ElemTy::Ptr { .. }) {
+                params.push(format!("i64 %len{i}"));
+                lens.push(Some(format!("%len{i}")));
+            } else {
+                lens.push(None);
+            }
+        }
+        params.push(format!("{PTR} %err"));
+        l.lens = Some(lens);
     }
     l.block(&k.body)?;
     l.f.emit("ret void");
@@ -488,7 +516,72 @@ impl<'k> Lowerer<'k> {
         if let (Some(v), Some(r)) = (out, r0) {
             self.set(r, v);
         }
+        self.track_provenance(op);
         Ok(())
+    }
+
+    /// Records which pointer parameter each pointer result derives from (for bounds checks).
+    fn track_provenance(&mut self, op: &Op) {
+        use OpKind::*;
+        let from = |s: &Self, v: &ValueId| s.prov[v.0 as usize];
+        let p = match &op.kind {
+            AddPtr { ptr, .. } | PtrCast { ptr, .. } | AdvanceBlockPtr { ptr, .. } => from(self, ptr),
+            Broadcast { src, .. } | Reshape { src, .. } | ExpandDims { src, .. } | Permute { src, .. } => from(self, src),
+            MakeBlockPtr { base, .. } => from(self, base),
+            Select { on_true, on_false, .. } if from(self, on_true) == from(self, on_false) => from(self, on_true),
+            For { init, body, .. } => {
+                for (i, v) in init.iter().enumerate() {
+                    let pv = from(self, v);
+                    self.prov[body.args[i + 1].0 as usize] = pv;
+                    self.prov[op.results[i].0 as usize] = pv;
+                }
+                return;
+            }
+            _ => None,
+        };
+        if let Some(&r) = op.results.first() {
+            self.prov[r.0 as usize] = p;
+        }
+    }
+
+    /// With bounds checks on: `true` where `width` elements at `addr` (derived from `ptr`) lie inside
+    /// their buffer; where an `active` access does not, records the first such access in the error
+    /// record. Without bounds checks (or without a known buffer): `"true"`.
+    fn in_bounds(&mut self, ptr: ValueId, addr: &str, width: usize, size: usize, active: &str) -> String {
+        let Some(lens) = &self.lens else { return "true".into() };
+        let Some(param) = self.prov[ptr.0 as usize] else { return "true".into() };
+        let Some(len) = lens[param].clone() else { return "true".into() };
+        let a = self.f.inst(format!("ptrtoint {PTR} {addr} to i64"));
+        let b = self.f.inst(format!("ptrtoint {PTR} %p{param} to i64"));
+        let d = self.f.inst(format!("sub i64 {a}, {b}"));
+        let e = self.f.inst(format!("sdiv i64 {d}, {size}"));
+        let ge0 = self.f.inst(format!("icmp sge i64 {e}, 0"));
+        let end = self.f.inst(format!("add i64 {e}, {width}"));
+        let le = self.f.inst(format!("icmp sle i64 {end}, {len}"));
+        let ok = self.f.inst(format!("and i1 {ge0}, {le}"));
+        let not_ok = self.f.inst(format!("xor i1 {ok}, true"));
+        let bad = self.and(active, &not_ok);
+        let report = self.f.block("oob");
+        let cont = self.f.block("inb");
+        self.f.emit(format!("br i1 {bad}, label {}, label {}", self.f.label(report), self.f.label(cont)));
+        self.f.switch_to(report);
+        let pair = self.f.inst(format!("cmpxchg {PTR} %err, i32 0, i32 1 monotonic monotonic"));
+        let won = self.f.inst(format!("extractvalue {{ i32, i1 }} {pair}, 1"));
+        let write = self.f.block("oob_first");
+        self.f.emit(format!("br i1 {won}, label {}, label {}", self.f.label(write), self.f.label(cont)));
+        self.f.switch_to(write);
+        let lo = self.f.inst(format!("trunc i64 {e} to i32"));
+        let hi = self.f.inst(format!("lshr i64 {e}, 32"));
+        let hi = self.f.inst(format!("trunc i64 {hi} to i32"));
+        let (px, py) = (self.sreg("ctaid", 0), self.sreg("ctaid", 1));
+        let fields = [self.loc.line.to_string(), self.loc.col.to_string(), param.to_string(), lo, hi, px, py];
+        for (i, v) in fields.iter().enumerate() {
+            let slot = self.f.inst(format!("getelementptr i32, {PTR} %err, i32 {}", i + 1));
+            self.f.emit(format!("store volatile i32 {v}, {PTR} {slot}"));
+        }
+        self.f.emit(format!("br label {}", self.f.label(cont)));
+        self.f.switch_to(cont);
+        ok
     }
 
     fn sreg(&mut self, name: &str, axis: u8) -> String {

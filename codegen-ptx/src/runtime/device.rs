@@ -83,8 +83,9 @@ impl Device {
             let attr = |a| device_attribute(dev, a).map(|v| v.max(0) as u32);
             let name = ctx.name().map_err(drv("cuDeviceGetName"))?;
             let cc = (attr(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?, attr(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?);
-            let target = Target::for_compute_capability(cc.0, cc.1)
+            let native = Target::for_compute_capability(cc.0, cc.1)
                 .ok_or_else(|| CudaError::UnsupportedDevice { name: name.clone(), major: cc.0, minor: cc.1 })?;
+            let target = target_override(native)?;
             let info = DeviceInfo {
                 ordinal,
                 name,
@@ -186,4 +187,17 @@ impl Device {
 /// The number of CUDA GPUs on this machine; an error (never a panic) if there is no driver.
 pub fn device_count() -> Result<usize, CudaError> {
     init_and_count()
+}
+
+/// `DSL_TARGET=sm_80` (or `sm_89`) compiles for an older architecture than the device's, which it runs
+/// too (PTX is forward compatible): how the sm_80 code paths are checked on a newer GPU.
+fn target_override(native: Target) -> Result<Target, CudaError> {
+    let Ok(name) = std::env::var("DSL_TARGET") else { return Ok(native) };
+    let t = Target::from_name(&name).ok_or_else(|| {
+        CudaError::Driver { op: "DSL_TARGET", message: format!("unknown target {name:?} (sm_80, sm_89 or sm_90a)") }
+    })?;
+    if t.rank() > native.rank() {
+        return Err(CudaError::Driver { op: "DSL_TARGET", message: format!("{name} is newer than this device ({native})") });
+    }
+    Ok(t)
 }

@@ -38,6 +38,8 @@ pub struct KeyParts<'a> {
     pub specialization: &'a str,
     pub target: Target,
     pub num_warps: u32,
+    /// Whether accesses are bounds-checked (another ABI and code).
+    pub bounds_check: bool,
     /// `crate::compile::llvm_version()`.
     pub llvm_version: &'a str,
     /// This crate's version (the code generator is part of it).
@@ -49,7 +51,8 @@ pub fn cache_key(p: &KeyParts<'_>) -> String {
     let mut h = Sha256::new();
     h.update(MAGIC.as_bytes());
     let num_warps = p.num_warps.to_string();
-    for part in [p.ir, p.specialization, p.target.cpu(), &num_warps, p.llvm_version, p.crate_version] {
+    let checked = if p.bounds_check { "checked" } else { "unchecked" };
+    for part in [p.ir, p.specialization, p.target.cpu(), &num_warps, checked, p.llvm_version, p.crate_version] {
         // Length-prefixed, so no two different part lists hash the same bytes.
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
@@ -195,6 +198,7 @@ mod tests {
             specialization: "an",
             target: Target::Sm90a,
             num_warps: 4,
+            bounds_check: false,
             llvm_version: "22.1.0",
             crate_version: "0.1.0",
         }
@@ -211,6 +215,7 @@ mod tests {
             KeyParts { specialization: "nn", ..parts() },
             KeyParts { target: Target::Sm80, ..parts() },
             KeyParts { num_warps: 8, ..parts() },
+            KeyParts { bounds_check: true, ..parts() },
             KeyParts { llvm_version: "22.1.1", ..parts() },
             KeyParts { crate_version: "0.2.0", ..parts() },
         ];

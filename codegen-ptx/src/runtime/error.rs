@@ -40,6 +40,12 @@ pub enum CudaError {
     /// the grid is out of range.
     #[error("bad launch of kernel `{kernel}`: {message}")]
     BadLaunch { kernel: String, message: String },
+    /// With bounds checks on: an access outside the buffer its pointer came from (it was skipped).
+    #[error(
+        "kernel `{kernel}` accessed element {index} of `{buffer}`, which has {len} elements\n  --> {location}\n  in program ({}, {}); the access was skipped. Is the buffer too small for the launch?",
+        program[0], program[1]
+    )]
+    OutOfBounds { kernel: String, location: String, buffer: String, index: i64, len: usize, program: [u32; 2] },
     /// A host copy of the wrong length.
     #[error("copy of {got} elements into a buffer of {expected}")]
     LengthMismatch { expected: usize, got: usize },

@@ -10,6 +10,44 @@ use dsl_core::runtime::{Arg, Grid, KernelSpec};
 use std::ffi::c_void;
 
 impl CudaRuntime {
+    /// The device address of the bounds-check error record, zeroed for the next launch.
+    fn oob_record_ptr(&self) -> Result<u64, CudaError> {
+        let mut rec = lock(&self.oob_record);
+        if rec.is_none() {
+            *rec = Some(self.zeros::<u32>(8)?);
+        }
+        let buf = rec.as_mut().expect("just set");
+        buf.fill_zero()?;
+        Ok(buf.device_ptr())
+    }
+
+    /// Waits for the launch and turns a filled error record into [`CudaError::OutOfBounds`].
+    fn check_oob_record(&self, _rec: u64, info: &super::jit::KernelInfo, args: &[Arg<'_>]) -> Result<(), CudaError> {
+        let words = match lock(&self.oob_record).as_ref() {
+            Some(b) => b.to_vec()?,
+            None => return Ok(()),
+        };
+        if words[0] == 0 {
+            return Ok(());
+        }
+        let (line, col, param) = (words[1], words[2], words[3] as usize);
+        let index = ((words[5] as u64) << 32 | words[4] as u64) as i64;
+        let len = match args.get(param) {
+            Some(Arg::Buffer(b)) => b.len(),
+            Some(Arg::BufferMut(b)) => b.len(),
+            _ => 0,
+        };
+        let file = info.kernel.body.ops.first().map_or("<kernel>", |op| op.loc.file);
+        Err(CudaError::OutOfBounds {
+            kernel: info.name.to_string(),
+            location: format!("{file}:{line}:{col}"),
+            buffer: info.params.get(param).map_or(String::new(), |p| p.name.clone()),
+            index,
+            len,
+            program: [words[6], words[7]],
+        })
+    }
+
     pub(crate) fn launch_spec(&self, spec: &KernelSpec, grid: Grid, args: &mut [Arg<'_>]) -> Result<(), CudaError> {
         let dev = &self.dev;
         dev.bind()?;
@@ -25,7 +63,21 @@ impl CudaRuntime {
                 message: format!("grid {:?} exceeds this GPU's limit of {:?} programs per axis", grid.0, dev.info.max_grid),
             });
         }
-        let loaded = self.jit.loaded(dev, spec, &info, &facts, self.options())?;
+        let mut opts = self.options();
+        opts.bounds_check &= !dev.is_capturing();
+        let record = if opts.bounds_check { Some(self.oob_record_ptr()?) } else { None };
+        if let Some(rec) = record {
+            // Hidden parameters (see `crate::lower`): each buffer's length, then the error record.
+            for a in args.iter() {
+                if let Arg::Buffer(b) = a {
+                    words.push(b.len() as u64);
+                } else if let Arg::BufferMut(b) = a {
+                    words.push(b.len() as u64);
+                }
+            }
+            words.push(rec);
+        }
+        let loaded = self.jit.loaded(dev, spec, &info, &facts, opts)?;
         let mut params: Vec<*mut c_void> = words.iter_mut().map(|w| w as *mut u64 as *mut c_void).collect();
         // SAFETY: `params` has one slot per kernel parameter (checked against the kernel's signature), each
         // a u64 holding a live device address of this context or a scalar's bytes; the function is loaded.
@@ -39,6 +91,9 @@ impl CudaRuntime {
                 }
             })?;
         *lock(&dev.last_kernel) = Some(loaded.name.clone());
+        if let Some(rec) = record {
+            self.check_oob_record(rec, &info, args)?;
+        }
         if dev.is_capturing() {
             if let Some(state) = lock(&dev.capture).as_mut() {
                 state.buffers.extend(mems.into_iter().cloned());

@@ -60,6 +60,9 @@ pub struct CudaRuntime {
     dev: Arc<Device>,
     jit: Jit,
     num_warps: AtomicU32,
+    bounds_check: std::sync::atomic::AtomicBool,
+    /// The error record of bounds-checked launches (allocated on first use).
+    oob_record: std::sync::Mutex<Option<CudaBuffer<u32>>>,
 }
 
 impl CudaRuntime {
@@ -74,7 +77,14 @@ impl CudaRuntime {
         let dev = Arc::new(Device::open(ordinal)?);
         let sync = std::env::var("DSL_SYNC_LAUNCH").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
         dev.sync_launches.store(sync, Ordering::Relaxed);
-        Ok(CudaRuntime { dev, jit: Jit::new(DiskCache::from_env()), num_warps: AtomicU32::new(4) })
+        let checked = std::env::var("DSL_CHECK_BOUNDS").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+        Ok(CudaRuntime {
+            dev,
+            jit: Jit::new(DiskCache::from_env()),
+            num_warps: AtomicU32::new(4),
+            bounds_check: std::sync::atomic::AtomicBool::new(checked),
+            oob_record: std::sync::Mutex::new(None),
+        })
     }
 
     /// Uses `cache` (or no disk cache with `None`) instead of the one the environment names.
@@ -113,7 +123,20 @@ impl CudaRuntime {
 
     /// The options the next compile uses.
     pub fn options(&self) -> CompileOptions {
-        CompileOptions { target: self.dev.info.target, num_warps: self.num_warps() }
+        CompileOptions { target: self.dev.info.target, num_warps: self.num_warps(), bounds_check: self.bounds_check() }
+    }
+
+    /// Check every global access of later launches against its buffer's length: an access outside is
+    /// skipped and the launch returns [`CudaError::OutOfBounds`] (naming the kernel, the source line and
+    /// the buffer). Kernels are compiled again with the checks, and each launch waits for the GPU: for
+    /// tests and debugging. Launches inside a graph capture are not checked. Also set by
+    /// `DSL_CHECK_BOUNDS=1`.
+    pub fn set_bounds_check(&self, on: bool) {
+        self.bounds_check.store(on, Ordering::Relaxed);
+    }
+
+    pub fn bounds_check(&self) -> bool {
+        self.bounds_check.load(Ordering::Relaxed)
     }
 
     /// Synchronize after every launch (and graph replay), so a kernel fault is reported by the launch that

@@ -62,6 +62,33 @@ fn test(filter: &str) -> Res<()> {
             }
         }
     }
+    // Again with bounds checks on: no false alarms, same results.
+    rt.set_bounds_check(true);
+    for (name, case) in checks::all_cases::<CudaRuntime>() {
+        if !name.contains(filter) {
+            continue;
+        }
+        match run_case(&rt, case) {
+            Ok(()) => passed += 1,
+            Err(e) => {
+                println!("FAIL {name} (bounds-checked): {e}");
+                failed.push(name);
+            }
+        }
+    }
+    if filter.is_empty() || "bounds".contains(filter) {
+        match too_small_buffer_is_reported(&rt) {
+            Ok(()) => {
+                passed += 1;
+                println!("ok   bounds::too_small_buffer_is_reported");
+            }
+            Err(e) => {
+                println!("FAIL bounds::too_small_buffer_is_reported: {e}");
+                failed.push("bounds::too_small_buffer_is_reported");
+            }
+        }
+    }
+    rt.set_bounds_check(false);
     if "graph".contains(filter) || filter.is_empty() {
         match graph_check(&rt) {
             Ok(()) => {
@@ -87,6 +114,28 @@ fn test(filter: &str) -> Res<()> {
     } else {
         Err(format!("failed: {}", failed.join(", ")).into())
     }
+}
+
+/// A launch whose output buffer is too small: with bounds checks, an `OutOfBounds` error naming the
+/// buffer and the first element past its end, and nothing written past it.
+fn too_small_buffer_is_reported(rt: &CudaRuntime) -> Res<()> {
+    let n = 1000usize;
+    let x = rt.upload(&vec![1.0f32; n])?;
+    let mut out = rt.upload(&vec![f32::NAN; 900])?;
+    match add::<256>::launch(rt, n.div_ceil(256) as u32, &x, &x, &mut out, n as i32) {
+        Err(e @ CudaError::OutOfBounds { .. }) => match &e {
+            CudaError::OutOfBounds { buffer, index, len, .. } if buffer == "out" && *len == 900 && *index >= 900 => {
+                println!("     (reported: {e})")
+            }
+            _ => return Err(format!("OutOfBounds names the wrong access: {e}").into()),
+        },
+        other => return Err(format!("expected OutOfBounds on `out`, got {other:?}").into()),
+    }
+    let got = rt.download(&out)?;
+    if got.iter().any(|v| *v != 2.0) {
+        return Err("elements inside the buffer were not written".into());
+    }
+    Ok(())
 }
 
 /// Captures `out = x + y; out2 = copy(out)` into a graph, replays it on new inputs, checks both outputs.
