@@ -7,9 +7,10 @@ OUT=${OUT:-bench/gpu/results/latest}
 mkdir -p "$OUT" /tmp/g
 xz -dc .gpu/gpu-check.xz > /tmp/g/gpu-check && chmod +x /tmp/g/gpu-check
 G=/tmp/g/gpu-check
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv > "$OUT/gpu.txt" 2>&1
-$G test > "$OUT/test.txt" 2>&1; echo "test rc=$?" >> "$OUT/test.txt"
-DSL_TARGET=sm_80 $G test > "$OUT/test-sm80.txt" 2>&1; echo "test rc=$?" >> "$OUT/test-sm80.txt"
+# One file for the plain checks: the GPU, then the native-target run, then the sm_80 code on this GPU.
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv > "$OUT/test.txt" 2>&1
+$G test >> "$OUT/test.txt" 2>&1; echo "test rc=$?" >> "$OUT/test.txt"
+DSL_TARGET=sm_80 $G test >> "$OUT/test.txt" 2>&1; echo "test (sm_80 code) rc=$?" >> "$OUT/test.txt"
 compute-sanitizer --tool memcheck $G test 2>&1 | grep -v '^ok' > "$OUT/memcheck.txt"
 compute-sanitizer --tool racecheck $G test 2>&1 | grep -v '^ok' > "$OUT/racecheck.txt"
 $G compile > "$OUT/compile.txt" 2>&1
