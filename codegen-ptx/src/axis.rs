@@ -212,3 +212,55 @@ fn gcd(a: u64, b: u64) -> u64 {
     // Both are powers of two.
     a.min(b)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dsl_core::prelude::*;
+
+    /// `out[r, c] = x[r, c]` for a `[R, C]` tile of a row-major matrix with row stride `stride`.
+    #[kernel]
+    fn tile2d<const R: i32, const C: i32>(x: Ptr<f32>, out: MutPtr<f32>, stride: i32) {
+        let rows = program_id(0) * R + arange(0, R);
+        let cols = arange(0, C);
+        let offs = rows.expand_dims(1) * stride + cols.expand_dims(0);
+        store(out + offs, load(x + offs));
+    }
+
+    /// `out[i] = x[2i]` over a block: `arange + arange` is not contiguous.
+    #[kernel]
+    fn doubled<const B: i32>(x: Ptr<f32>, out: MutPtr<f32>) {
+        let i = arange(0, B);
+        store(out + i, load(x + (i + i)));
+    }
+
+    fn load_ptr_info(k: &Kernel, facts: Vec<ArgFact>) -> AxisInfo {
+        let a = AxisAnalysis::run(k, &Specialization { facts });
+        let ptr = k.body.ops.iter().find_map(|op| match op.kind {
+            OpKind::Load { ptr, .. } => Some(ptr),
+            _ => None,
+        });
+        a.get(ptr.expect("a load"))
+    }
+
+    #[test]
+    fn row_start_alignment_needs_a_stride_divisible_by_16() {
+        let k = tile2d::<16, 32>::build().unwrap();
+        let aligned = [ArgFact::Aligned16, ArgFact::Aligned16];
+        // Unknown stride: rows start anywhere (4-byte aligned f32), though each row's 32 are contiguous.
+        let info = load_ptr_info(&k, [aligned.to_vec(), vec![ArgFact::None]].concat());
+        assert_eq!((info.contig, info.div), (32, 4), "{info:?}");
+        // Stride divisible by 16 elements: every row starts 16-byte aligned.
+        let info = load_ptr_info(&k, [aligned.to_vec(), vec![ArgFact::Div16]].concat());
+        assert_eq!(info.contig, 32);
+        assert!(info.div >= 16, "{info:?}");
+    }
+
+    #[test]
+    fn sums_of_ranges_are_not_contiguous_and_not_aligned() {
+        let k = doubled::<64>::build().unwrap();
+        let info = load_ptr_info(&k, vec![ArgFact::Aligned16, ArgFact::Aligned16]);
+        assert_eq!(info.contig, 1, "{info:?}");
+        assert!(info.div <= 4, "only the f32 size is known: {info:?}");
+    }
+}
