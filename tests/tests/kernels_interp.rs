@@ -73,6 +73,10 @@ interp_tests! {
         generic: [attention_f32, attention_f32_causal, attention_f16, attention_bf16],
         interp_only: [],
     }
+    mod ops {
+        generic: [int_arith, float_arith_f32, float_arith_f16, float_arith_bf16, casts, reductions, shapes, atomics],
+        interp_only: [],
+    }
 }
 
 /// The `#[test]`s above are exactly the registries' cases, in order: a case added to `tests::checks`

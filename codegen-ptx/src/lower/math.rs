@@ -35,10 +35,11 @@ impl Lowerer<'_> {
         // Outside (-128, 128) the correction is meaningless (and NaN at infinities): drop it.
         let at = self.intrinsic_f32("fabs", &t);
         let small = self.f.inst(format!("fcmp olt float {at}, 128.0"));
-        let e = self.f.inst(format!("select i1 {small}, float {e}, float 0.0"));
         let p = self.ptx_f32("ex2.approx.f32", &t);
         let eln2 = self.f.inst(format!("fmul float {e}, {}", f32_const(std::f32::consts::LN_2)));
-        self.fma(DType::F32, &p, &eln2, &p)
+        let corrected = self.fma(DType::F32, &p, &eln2, &p);
+        // At ±inf (and past overflow) the correction would be inf * 0 = NaN: keep `p` there.
+        self.f.inst(format!("select i1 {small}, float {corrected}, float {p}"))
     }
 
     pub(super) fn sin_cos_f32(&mut self, sin: bool, x: &str) -> String {

@@ -38,6 +38,7 @@ macro_rules! cases {
 pub mod attention;
 pub mod elementwise;
 pub mod matmul;
+pub mod ops;
 pub mod rmsnorm;
 pub mod rope;
 pub mod softmax;
@@ -60,6 +61,7 @@ pub fn all_cases<R: Runtime>() -> Vec<Case<R>> {
     v.extend(rope::cases::<R>());
     v.extend(matmul::cases::<R>());
     v.extend(attention::cases::<R>());
+    v.extend(ops::cases::<R>());
     v
 }
 
