@@ -6,6 +6,9 @@
 //! - [`runtime`]: [`runtime::CudaRuntime`], a [`dsl_core::runtime::Runtime`] on cudarc (dynamic loading:
 //!   one binary runs with or without a GPU), with a JIT cache in memory and on disk, and CUDA graphs.
 
+// `is_multiple_of` is newer than our minimum Rust (1.85).
+#![allow(clippy::manual_is_multiple_of)]
+
 pub mod axis;
 pub mod check;
 pub mod compile;

@@ -127,3 +127,25 @@ fn bounds_checked_kernels_assemble() {
         }
     }
 }
+
+/// `device_print` (vprintf) and `device_assert` (`__assertfail`) lower and assemble.
+#[kernel]
+fn debug_ops<const B: i32>(x: Ptr<f32>, n: i32) {
+    let offs = arange(0, B);
+    let v = load_masked(x + offs, offs < n, 0.0);
+    device_print("v", v);
+    device_print("n", n);
+    device_assert(v == v, "no NaN in x");
+}
+
+#[test]
+fn print_and_assert_assemble() {
+    let k = debug_ops::<64>::build().expect("traces");
+    let ptxas = find_ptxas().unwrap_or_else(|| panic!("ptxas not found: {INSTALL}"));
+    for target in [Target::Sm80, Target::Sm90a] {
+        let c = compile(&k, &Specialization::generic(2), &CompileOptions { target, num_warps: 4, bounds_check: false })
+            .expect("compiles");
+        assert!(c.ptx.contains("vprintf") && c.ptx.contains("__assertfail"), "{}", c.ptx);
+        assemble(&ptxas, None, &c.ptx, target).unwrap_or_else(|e| panic!("{e}"));
+    }
+}

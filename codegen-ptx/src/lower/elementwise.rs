@@ -32,18 +32,18 @@ impl Lowerer<'_> {
         if from == DType::Bool {
             return if to.is_float() {
                 let one = self.f.inst(format!("uitofp i1 {x} to float"));
-                self.from_f32(to, &one)
+                self.narrow_f32(to, &one)
             } else {
                 self.f.inst(format!("zext i1 {x} to {tt}"))
             };
         }
         match (from.is_float(), to.is_float()) {
             (true, true) => {
-                let f = self.to_f32(from, x);
-                self.from_f32(to, &f)
+                let f = self.widen_f32(from, x);
+                self.narrow_f32(to, &f)
             }
             (true, false) => {
-                let f = self.to_f32(from, x);
+                let f = self.widen_f32(from, x);
                 let kind = if to.is_signed_int() { "fptosi" } else { "fptoui" };
                 let s = int_suffix(to);
                 self.declare(format!("declare {tt} @llvm.{kind}.sat.{s}.f32(float)"));
@@ -53,7 +53,7 @@ impl Lowerer<'_> {
                 let kind = if from.is_signed_int() { "sitofp" } else { "uitofp" };
                 if to.is_fp8() {
                     let f = self.f.inst(format!("{kind} {ft} {x} to float"));
-                    self.from_f32(to, &f)
+                    self.narrow_f32(to, &f)
                 } else {
                     self.f.inst(format!("{kind} {ft} {x} to {tt}"))
                 }
@@ -74,7 +74,7 @@ impl Lowerer<'_> {
     }
 
     /// An exact widening of any float type to f32.
-    pub(super) fn to_f32(&mut self, d: DType, x: &str) -> String {
+    pub(super) fn widen_f32(&mut self, d: DType, x: &str) -> String {
         match d {
             DType::F32 => x.to_string(),
             DType::F16 | DType::BF16 => self.f.inst(format!("fpext {} {x} to float", dtype_lty(d))),
@@ -84,7 +84,7 @@ impl Lowerer<'_> {
     }
 
     /// f32 → float type `d`, rounding to nearest even (fp8: saturating, as `cvt.rn.satfinite`).
-    pub(super) fn from_f32(&mut self, d: DType, x: &str) -> String {
+    pub(super) fn narrow_f32(&mut self, d: DType, x: &str) -> String {
         match d {
             DType::F32 => x.to_string(),
             DType::F16 | DType::BF16 => self.f.inst(format!("fptrunc float {x} to {}", dtype_lty(d))),
@@ -119,7 +119,7 @@ impl Lowerer<'_> {
             };
         }
         // Floats: f32 math (exact widening), one rounding back to `d`.
-        let f = self.to_f32(d, x);
+        let f = self.widen_f32(d, x);
         let r = match op {
             UnaryOp::Neg => self.f.inst(format!("fneg float {f}")),
             UnaryOp::Abs => self.intrinsic_f32("fabs", &f),
@@ -145,7 +145,7 @@ impl Lowerer<'_> {
             }
             UnaryOp::Not => unreachable!("verified IR: not on a float"),
         };
-        self.from_f32(d, &r)
+        self.narrow_f32(d, &r)
     }
 
     pub(super) fn intrinsic_f32(&mut self, name: &str, x: &str) -> String {
@@ -170,9 +170,9 @@ impl Lowerer<'_> {
         }
         if d.is_float() {
             if d.is_fp8() {
-                let (x, y) = (self.to_f32(d, a), self.to_f32(d, b));
+                let (x, y) = (self.widen_f32(d, a), self.widen_f32(d, b));
                 let r = self.binary(op, DType::F32, &x, &y);
-                return self.from_f32(d, &r);
+                return self.narrow_f32(d, &r);
             }
             return match op {
                 BinaryOp::Add => self.f.inst(format!("fadd {t} {a}, {b}")),
@@ -253,7 +253,7 @@ impl Lowerer<'_> {
 
     pub(super) fn compare(&mut self, op: CmpOp, d: DType, a: &str, b: &str) -> String {
         if d.is_fp8() {
-            let (x, y) = (self.to_f32(d, a), self.to_f32(d, b));
+            let (x, y) = (self.widen_f32(d, a), self.widen_f32(d, b));
             return self.compare(op, DType::F32, &x, &y);
         }
         let t = dtype_lty(d);

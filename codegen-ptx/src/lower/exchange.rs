@@ -451,8 +451,8 @@ impl Lowerer<'_> {
         let (m, k, n) = (sa[0], sa[1], sb[1]);
         let (da, db) = (self.dtype(a), self.dtype(b));
         let (la, lb, lc) = (self.layout(a)?, self.layout(b)?, self.layout(acc)?);
-        let ra: Vec<String> = self.regs(a).iter().map(|x| self.to_f32(da, x)).collect();
-        let rb: Vec<String> = self.regs(b).iter().map(|x| self.to_f32(db, x)).collect();
+        let ra: Vec<String> = self.regs(a).iter().map(|x| self.widen_f32(da, x)).collect();
+        let rb: Vec<String> = self.regs(b).iter().map(|x| self.widen_f32(db, x)).collect();
         let b_base = m * k * 4;
         self.need_smem(b_base + k * n * 4);
         self.barrier();

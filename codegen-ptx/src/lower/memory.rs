@@ -192,7 +192,7 @@ impl Lowerer<'_> {
     }
 
     /// The store value registers in memory form (`bool` → byte).
-    fn to_mem(&mut self, d: DType, x: &str) -> String {
+    fn mem_value(&mut self, d: DType, x: &str) -> String {
         if d == DType::Bool {
             self.f.inst(format!("zext i1 {x} to i8"))
         } else {
@@ -216,7 +216,7 @@ impl Lowerer<'_> {
             };
             let ok = self.in_bounds(ptr, &p[g], w, d.size_bytes(), &pred);
             let pred = self.and(&pred, &ok);
-            let vals: Vec<String> = (g..g + w).map(|r| self.to_mem(d, &v[r])).collect();
+            let vals: Vec<String> = (g..g + w).map(|r| self.mem_value(d, &v[r])).collect();
             self.st_vec(d, &vals, &p[g], &pred, &q);
         }
         Ok(())
@@ -405,7 +405,7 @@ impl Lowerer<'_> {
             let pred = self.and(&inb, &owner);
             let ok = self.in_bounds(ptr, &addr, 1, d.size_bytes(), &pred);
             let pred = self.and(&pred, &ok);
-            let x = self.to_mem(d, &v[r]);
+            let x = self.mem_value(d, &v[r]);
             self.st_vec(d, &[x], &addr, &pred, &q);
         }
         Ok(())

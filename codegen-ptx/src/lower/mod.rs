@@ -689,18 +689,17 @@ impl<'k> Lowerer<'k> {
             let d = self.dtype(*a);
             let l = self.layout(*a)?;
             let owner = self.owner(l);
-            let (fmt_spec, vt, conv): (&str, &str, Box<dyn Fn(&mut Self, &str) -> String>) = if d.is_float() {
-                ("%g", "double", Box::new(move |s: &mut Self, x: &str| {
-                    let f = s.cast(d, DType::F32, x);
-                    s.f.inst(format!("fpext float {f} to double"))
-                }))
-            } else {
-                ("%lld", "i64", Box::new(move |s: &mut Self, x: &str| s.cast(d, DType::I64, x)))
-            };
+            // Floats print as %g of a double, integers and bools as %lld of an i64.
+            let (fmt_spec, vt) = if d.is_float() { ("%g", "double") } else { ("%lld", "i64") };
             let fmt = self.string(&format!("pid (%d, %d, %d) {prefix} [%d] {fmt_spec}: {d}\n"));
             for (r, x) in self.regs(*a).into_iter().enumerate() {
                 let idx = self.elem_index(l, r);
-                let v = conv(self, &x);
+                let v = if d.is_float() {
+                    let f = self.cast(d, DType::F32, &x);
+                    self.f.inst(format!("fpext float {f} to double"))
+                } else {
+                    self.cast(d, DType::I64, &x)
+                };
                 // In the entry block: an alloca in a loop would grow the stack each iteration.
                 let buf = self.f.tmp();
                 self.f.prepend(0, format!("{buf} = alloca {{ i32, i32, i32, i32, {vt} }}, align 8"));

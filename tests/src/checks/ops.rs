@@ -7,6 +7,11 @@
 use super::*;
 use dsl_core::prelude::*;
 
+/// Float and integer outputs of one launch.
+type Outputs = (Vec<f32>, Vec<i32>);
+/// Runs a kernel on two inputs on some backend and returns its output.
+type OnInputs<'a, T> = &'a dyn Fn(&[T], &[T]) -> Vec<T>;
+
 cases!("ops": int_arith, float_arith_f32, float_arith_f16, float_arith_bf16, casts, reductions, shapes, atomics);
 
 const B: i32 = 256;
@@ -225,7 +230,7 @@ pub fn int_arith<R: Runtime>(rt: &R) {
     y[2] = 0;
     y[3] = 64;
     y[4] = -3;
-    let run = |rt: &dyn Fn(&[i32], &[i32]) -> Vec<i32>| rt(&x, &y);
+    let run = |rt: OnInputs<i32>| rt(&x, &y);
     let got = run(&|x, y| {
         let mut out = upload(rt, &vec![0x5a5a5a5a; 20 * n]);
         launched("int_ops", int_ops::<B>::launch(rt, blocks(n, B as usize), &upload(rt, x), &upload(rt, y), &mut out, n as i32));
@@ -247,7 +252,7 @@ fn check_float_arith<R: Runtime, T: FloatOps>(rt: &R, seed: u64) {
     let mut r = rng(seed);
     let (x, _) = round_to::<T>(&special_floats(&mut r, n, 3.0));
     let (y, _) = round_to::<T>(&randn(&mut r, n, 3.0));
-    let launch = |rt: &dyn Fn(&[T], &[T]) -> Vec<T>| rt(&x, &y);
+    let launch = |rt: OnInputs<T>| rt(&x, &y);
     let got = launch(&|x, y| {
         let mut out = poisoned::<R, T>(rt, 23 * n);
         launched("float_ops", T::launch(rt, &upload(rt, x), &upload(rt, y), &mut out, n));
@@ -312,7 +317,7 @@ pub fn casts<R: Runtime>(rt: &R) {
     let n = 1000usize;
     let mut r = rng(54);
     let x: Vec<f32> = special_floats(&mut r, n, 200.0).iter().map(|v| *v as f32).collect();
-    let go = |rt2: &dyn Fn() -> (Vec<f32>, Vec<i32>)| rt2();
+    let go = |rt2: &dyn Fn() -> Outputs| rt2();
     let got = go(&|| {
         let (mut out, mut bits) = (filled(rt, 16 * n, f32::NAN), filled(rt, 3 * n, 0x5a5a5a5a));
         launched("cast_ops", cast_ops::<B>::launch(rt, blocks(n, B as usize), &upload(rt, &x), &mut out, &mut bits, n as i32));
@@ -344,7 +349,7 @@ pub fn reductions<R: Runtime>(rt: &R) {
     x[RR * CC + 40] = f32::NEG_INFINITY;
     x[2 * RR * CC + 5] = x[2 * RR * CC + 6]; // ties
     let (fl, il) = (4 * RR + 4 * CC + 3, 6 * RR + 6 * CC + 2);
-    let run = |f: &dyn Fn() -> (Vec<f32>, Vec<i32>)| f();
+    let run = |f: &dyn Fn() -> Outputs| f();
     let got = run(&|| {
         let (mut fo, mut io) = (filled(rt, progs * fl, f32::NAN), filled(rt, progs * il, 0x5a5a5a5a));
         launched("reduce_ops", reduce_ops::<8, 32>::launch(rt, progs as u32, &upload(rt, &x), &mut fo, &mut io));
@@ -389,7 +394,7 @@ pub fn atomics<R: Runtime>(rt: &R) {
     let blk = 64usize;
     let mut r = rng(57);
     let vals: Vec<f32> = randn(&mut r, progs * blk, 10.0).iter().map(|v| *v as f32).collect();
-    let run = |f: &dyn Fn() -> (Vec<f32>, Vec<i32>, Vec<f32>)| f();
+    let run = |f: &dyn Fn() -> (Vec<f32>, Vec<i32>, Vec<f32>)| f(); // totals, counters + histogram, fmax
     macro_rules! go {
         ($rt:expr) => {{
             let rt = $rt;
