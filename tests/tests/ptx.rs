@@ -149,3 +149,18 @@ fn print_and_assert_assemble() {
         assemble(&ptxas, None, &c.ptx, target).unwrap_or_else(|e| panic!("{e}"));
     }
 }
+
+/// Half-precision `atomic_add`s whose old values are unused go two at a time (bf16 pairs need sm_90).
+#[test]
+fn half_atomic_adds_are_packed() {
+    let k = tests::checks::ops::atomic_ops::<256>::build().expect("traces");
+    let facts = Specialization { facts: vec![ArgFact::Aligned16; k.params.len()] };
+    let ptxas = find_ptxas().unwrap_or_else(|| panic!("ptxas not found: {INSTALL}"));
+    for (target, bf16_packed) in [(Target::Sm80, false), (Target::Sm90a, true)] {
+        // 256 elements over 128 threads: two consecutive ones per thread.
+        let c = compile(&k, &facts, &CompileOptions { target, num_warps: 4, bounds_check: false }).expect("compiles");
+        assert!(c.ptx.contains("red.global.add.noftz.f16x2"), "{target}: no packed f16 adds");
+        assert_eq!(c.ptx.contains("red.global.add.noftz.bf16x2"), bf16_packed, "{target}: packed bf16 adds");
+        assemble(&ptxas, None, &c.ptx, target).unwrap_or_else(|e| panic!("{e}"));
+    }
+}

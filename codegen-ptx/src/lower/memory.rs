@@ -256,6 +256,26 @@ impl Lowerer<'_> {
         let owner = self.owner(l);
         let (p, v) = (self.regs(ptr), self.regs(value));
         let m = mask.map(|m| self.regs(m));
+        if self.packed_half_add(op, d, ptr, mask, result, l) {
+            // Two adjacent halves per `red.global.add.noftz.{f16x2,bf16x2}`: half the atomics.
+            let q = if d == DType::F16 { "f16x2" } else { "bf16x2" };
+            for g in (0..p.len()).step_by(2) {
+                let pred = m.as_ref().map_or("true".to_string(), |m| m[g].clone());
+                let ok = self.in_bounds(ptr, &p[g], 2, 2, &pred);
+                let pred = self.and(&pred, &ok);
+                let pair = self.f.inst(format!("insertelement <2 x {t}> undef, {t} {}, i32 0", v[g]));
+                let pair = self.f.inst(format!("insertelement <2 x {t}> {pair}, {t} {}, i32 1", v[g + 1]));
+                let word = self.f.inst(format!("bitcast <2 x {t}> {pair} to i32"));
+                let (ps, pc, pa) =
+                    if pred == "true" { ("", "", String::new()) } else { ("@$2 ", ",b", format!(", i1 {pred}")) };
+                self.f.emit(format!(
+                    "call void asm sideeffect \"{ps}red.global.add.noftz.{q} [$0], $1;\", \"l,r{pc},~{{memory}}\"({PTR} {}, i32 {word}{pa})",
+                    p[g]
+                ));
+            }
+            // The result is unused (checked): no old values to return.
+            return Ok(v);
+        }
         let mut out = vec![];
         for r in 0..p.len() {
             let pred = match &m {
@@ -269,6 +289,14 @@ impl Lowerer<'_> {
             out.push(old);
         }
         self.share_from_owners(l, d, out, result)
+    }
+
+    /// True where an f16/bf16 `atomic_add` whose old values nobody reads can go two elements at a time:
+    /// pairs of consecutive, 4-byte aligned elements under one mask value (bf16x2 needs sm_90).
+    fn packed_half_add(&self, op: AtomicOp, d: DType, ptr: ValueId, mask: Option<ValueId>, result: ValueId, l: Layout) -> bool {
+        let kind_ok = op == AtomicOp::Add
+            && (d == DType::F16 || (d == DType::BF16 && self.target == crate::target::Target::Sm90a));
+        kind_ok && self.uses[result.0 as usize] == 0 && !l.replicated() && self.vector_width(ptr, mask, l) >= 2
     }
 
     fn atomic_rmw(&mut self, op: AtomicOp, d: DType, addr: &str, x: &str) -> String {

@@ -187,7 +187,15 @@ pub fn shape_ops<const R: i32, const C: i32>(x: Ptr<f32>, out: MutPtr<f32>) {
 }
 
 #[kernel]
-pub fn atomic_ops<const BLOCK: i32>(total: MutPtr<f32>, counters: MutPtr<i32>, hist: MutPtr<i32>, fmax: MutPtr<f32>, vals: Ptr<f32>) {
+pub fn atomic_ops<const BLOCK: i32>(
+    total: MutPtr<f32>,
+    counters: MutPtr<i32>,
+    hist: MutPtr<i32>,
+    fmax: MutPtr<f32>,
+    vals: Ptr<f32>,
+    halves: MutPtr<f16>,
+    bhalves: MutPtr<bf16>,
+) {
     let pid = program_id(0);
     let offs = arange(0, BLOCK);
     atomic_add(total + offs, full([BLOCK], 0.5), true);
@@ -202,6 +210,10 @@ pub fn atomic_ops<const BLOCK: i32>(total: MutPtr<f32>, counters: MutPtr<i32>, h
     atomic_min(fmax + 4 + (offs & 3), v, true);
     let before = atomic_add(counters + 4 + (offs & 1), full([BLOCK], 1), true);
     store(hist + 16 + pid * BLOCK + offs, (before >= 0).to::<i32>());
+    // Quarter-integers: every order of the adds gives the same (exact) half-precision sums.
+    let q = (v * 0.5).to::<i32>().to::<f32>() * 0.25;
+    atomic_add(halves + offs, q.to::<f16>(), true);
+    atomic_add(bhalves + offs, q.to::<bf16>(), offs < 38);
 }
 
 fn f32_bits_equal(what: &str, got: &[f32], want: &[f32]) {
@@ -391,7 +403,7 @@ pub fn shapes<R: Runtime>(rt: &R) {
 
 pub fn atomics<R: Runtime>(rt: &R) {
     let progs = 5usize;
-    let blk = 64usize;
+    let blk = 256usize;
     let mut r = rng(57);
     let vals: Vec<f32> = randn(&mut r, progs * blk, 10.0).iter().map(|v| *v as f32).collect();
     let run = |f: &dyn Fn() -> (Vec<f32>, Vec<i32>, Vec<f32>)| f(); // totals, counters + histogram, fmax
@@ -402,16 +414,24 @@ pub fn atomics<R: Runtime>(rt: &R) {
             let mut counters = upload(rt, &[-1, 100, 0, -1, 0, 0]);
             let mut hist = upload(rt, &vec![-1i32; 16 + progs * blk]);
             let mut fmax = upload(rt, &[f32::NEG_INFINITY, f32::NEG_INFINITY, f32::NEG_INFINITY, f32::NEG_INFINITY, f32::INFINITY, f32::INFINITY, f32::INFINITY, f32::INFINITY]);
-            launched("atomic_ops", atomic_ops::<64>::launch(rt, progs as u32, &mut total, &mut counters, &mut hist, &mut fmax, &upload(rt, &vals)));
+            let mut halves = filled(rt, blk, f16::from_f64(0.5));
+            let mut bhalves = filled(rt, blk, bf16::from_f64(0.5));
+            launched(
+                "atomic_ops",
+                atomic_ops::<256>::launch(rt, progs as u32, &mut total, &mut counters, &mut hist, &mut fmax, &upload(rt, &vals), &mut halves, &mut bhalves),
+            );
             let mut c = download(rt, &counters);
             c.extend(download(rt, &hist));
-            (download(rt, &total), c, download(rt, &fmax))
+            let mut t = download(rt, &total);
+            t.extend(download(rt, &halves).iter().map(|h| h.to_f32()));
+            t.extend(download(rt, &bhalves).iter().map(|h| h.to_f32()));
+            (t, c, download(rt, &fmax))
         }};
     }
     let got = run(&|| go!(rt));
     let ip = Interpreter::new();
     let want = run(&|| go!(&ip));
-    assert_eq!(got.0, want.0, "atomic_add f32 totals");
+    assert_eq!(got.0, want.0, "atomic_add totals: f32, then f16, then bf16 (masked)");
     // hist[0] records which program saw count 2: any program may, on a GPU.
     let (mut g1, mut w1) = (got.1.clone(), want.1.clone());
     assert!((0..progs as i32).contains(&g1[6]), "atomic_cas winner {}", g1[6]);
