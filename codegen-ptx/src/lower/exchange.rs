@@ -277,10 +277,16 @@ impl Lowerer<'_> {
             let r = self.reduce_all(op, a, sl, &regs)?;
             return Ok(vec![finish(self, r)]);
         }
-        // Along one axis: every thread folds its output elements sequentially from shared memory.
         let shape = self.ty(src).shape.clone();
         let (n, post) = (shape[axis], shape[axis + 1..].iter().product::<usize>());
         let dl = self.layout(result)?;
+        // Along the last axis, when each row is a power-of-two group of lanes of one warp: shuffles.
+        let lanes = if sl.vec > 0 { n / sl.vec } else { 0 };
+        if post == 1 && !sl.replicated() && n % sl.vec == 0 && lanes.is_power_of_two() && lanes <= 32 {
+            let rows = self.reduce_rows(op, a, sl, &regs, n, dl)?;
+            return Ok(rows.into_iter().map(|r| finish(self, r)).collect());
+        }
+        // Otherwise every thread folds its output elements sequentially from shared memory.
         let (t, size) = (dtype_lty(a), a.size_bytes());
         self.need_smem(sl.numel * size);
         self.barrier();
@@ -310,6 +316,79 @@ impl Lowerer<'_> {
                 .collect()
         });
         Ok(out.into_iter().map(|r| finish(self, r)).collect())
+    }
+
+    /// Reduces each row (the last axis, `n` elements) of a blocked tile whose rows each lie in an aligned
+    /// group of `n / vec` lanes of one warp: in-thread over each chunk of `vec` elements, then butterfly
+    /// shuffles within the group; group leaders publish row results through shared memory to the
+    /// threads that hold them in the result layout `dl`. Returns (value, index) pairs like `combine`.
+    fn reduce_rows(
+        &mut self,
+        op: ReduceOp,
+        a: DType,
+        sl: Layout,
+        regs: &[String],
+        n: usize,
+        dl: Layout,
+    ) -> Result<Vec<(String, String)>, CodegenError> {
+        let arg = matches!(op, ReduceOp::ArgMax | ReduceOp::ArgMin);
+        let lanes = n / sl.vec;
+        let chunks = sl.regs() / sl.vec;
+        let mut per_chunk = vec![];
+        for c in 0..chunks {
+            let mut acc = (String::new(), String::new());
+            for v in 0..sl.vec {
+                let r = c * sl.vec + v;
+                let idx = if arg {
+                    let i = self.elem_index(sl, r);
+                    self.f.inst(format!("urem i32 {i}, {n}"))
+                } else {
+                    String::new()
+                };
+                acc = if v == 0 { (regs[r].clone(), idx) } else { self.combine(op, a, &acc.0, &acc.1, &regs[r], &idx) };
+            }
+            let mut off = lanes / 2;
+            while off >= 1 {
+                let ov = self.shfl_xor(a, &acc.0, off as u32);
+                let oi = if arg { self.shfl_xor(DType::I32, &acc.1, off as u32) } else { String::new() };
+                acc = self.combine(op, a, &acc.0, &acc.1, &ov, &oi);
+                off /= 2;
+            }
+            per_chunk.push(acc);
+        }
+        // Publish: the first lane of each group writes its rows' results (indices for arg reductions).
+        let (t, size) = if arg { ("i32", 4) } else { (dtype_lty(a), a.size_bytes()) };
+        self.need_smem(dl.numel * size);
+        self.barrier();
+        let tid = self.tid();
+        let lane_in_group = self.f.inst(format!("and i32 {tid}, {}", lanes - 1));
+        let leader = self.f.inst(format!("icmp eq i32 {lane_in_group}, 0"));
+        let go = self.f.block("rows_publish");
+        let after = self.f.block("rows_published");
+        self.f.emit(format!("br i1 {leader}, label {}, label {}", self.f.label(go), self.f.label(after)));
+        self.f.switch_to(go);
+        for (c, (v, i)) in per_chunk.iter().enumerate() {
+            // Row of chunk c in this thread: (c * threads * vec + tid * vec) / n.
+            let group = self.f.inst(format!("udiv i32 {tid}, {lanes}"));
+            let row = self.f.inst(format!("add i32 {group}, {}", c * sl.threads * sl.vec / n));
+            let addr = self.smem_addr(0, &row, size);
+            let x = if arg { i } else { v };
+            self.f.emit(format!("store {t} {x}, ptr addrspace(3) {addr}"));
+        }
+        self.f.emit(format!("br label {}", self.f.label(after)));
+        self.f.switch_to(after);
+        self.barrier();
+        Ok((0..dl.regs())
+            .map(|r| {
+                let o = self.elem_index(dl, r);
+                let x = self.smem_read(0, &o, t, size);
+                if arg {
+                    (String::new(), x)
+                } else {
+                    (x, String::new())
+                }
+            })
+            .collect())
     }
 
     /// A loop `for k in 0..n` (k: i32) carrying pairs of registers (value, index) of the accumulator type.
