@@ -164,3 +164,20 @@ fn half_atomic_adds_are_packed() {
         assemble(&ptxas, None, &c.ptx, target).unwrap_or_else(|e| panic!("{e}"));
     }
 }
+
+/// A tile whose size the CTA cannot split evenly is a clear compile error, not a crash.
+#[kernel]
+fn odd_tile<const N: i32>(out: MutPtr<f32>) {
+    let z = zeros::<f32>([N]);
+    store(out + program_id(0), sum(z, 0));
+}
+
+#[test]
+fn a_tile_the_threads_cannot_split_is_an_error() {
+    let k = odd_tile::<192>::build().expect("traces");
+    let err = compile(&k, &Specialization::generic(1), &CompileOptions::default()).expect_err("192 over 128 threads");
+    let msg = err.to_string();
+    assert!(msg.contains("192 elements") && msg.contains("128 threads") && msg.contains("odd_tile"), "{msg}");
+    // With one warp (32 threads) it divides evenly and compiles.
+    compile(&k, &Specialization::generic(1), &CompileOptions { num_warps: 1, ..CompileOptions::default() }).expect("compiles");
+}
