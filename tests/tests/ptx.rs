@@ -181,3 +181,20 @@ fn a_tile_the_threads_cannot_split_is_an_error() {
     // With one warp (32 threads) it divides evenly and compiles.
     compile(&k, &Specialization::generic(1), &CompileOptions { num_warps: 1, ..CompileOptions::default() }).expect("compiles");
 }
+
+/// f16 and bf16 `dot` on tensor cores: `HMMA` in the machine code, for both targets.
+#[test]
+fn half_precision_dot_uses_tensor_cores() {
+    let kernels = [
+        kernels::matmul::matmul::<f16, f16, f32, 32, 32, 32>::build(),
+        kernels::matmul::matmul::<bf16, bf16, f32, 64, 64, 32>::build(),
+        kernels::attention::flash_attention::<f16, true, 16, 16, 64>::build(),
+    ];
+    for k in kernels {
+        let k = k.expect("traces");
+        for target in [Target::Sm80, Target::Sm90a] {
+            let s = sass(&k, ArgFact::Div16, target);
+            assert!(s.contains("HMMA.16816.F32"), "{} ({target}): no HMMA", k.display_name());
+        }
+    }
+}

@@ -18,16 +18,16 @@ fn strides(shape: &[usize]) -> Vec<usize> {
 }
 
 impl Lowerer<'_> {
-    fn barrier(&mut self) {
+    pub(super) fn barrier(&mut self) {
         self.f.emit("call void asm sideeffect \"bar.sync 0;\", \"~{memory}\"() #1");
     }
 
-    fn need_smem(&mut self, bytes: usize) {
+    pub(super) fn need_smem(&mut self, bytes: usize) {
         self.smem_bytes = self.smem_bytes.max(bytes);
     }
 
     /// Address in shared memory of byte offset `base + index * size` (index: an i32 operand).
-    fn smem_addr(&mut self, base: usize, index: &str, size: usize) -> String {
+    pub(super) fn smem_addr(&mut self, base: usize, index: &str, size: usize) -> String {
         let b = self.f.inst(format!("mul i32 {index}, {size}"));
         let b = self.f.inst(format!("add i32 {b}, {base}"));
         self.f.inst(format!("getelementptr i8, ptr addrspace(3) @__smem, i32 {b}"))
@@ -35,7 +35,7 @@ impl Lowerer<'_> {
 
     /// Writes this thread's registers of a tile (layout `l`, register type `t` of `size` bytes) to
     /// shared memory at `base`, indexed by flat element; replicas do not write.
-    fn smem_write(&mut self, regs: &[String], l: Layout, t: &str, size: usize, base: usize) {
+    pub(super) fn smem_write(&mut self, regs: &[String], l: Layout, t: &str, size: usize, base: usize) {
         let owner = self.owner(l);
         let write = |s: &mut Self| {
             for (r, x) in regs.iter().enumerate() {
@@ -57,7 +57,7 @@ impl Lowerer<'_> {
         }
     }
 
-    fn smem_read(&mut self, base: usize, index: &str, t: &str, size: usize) -> String {
+    pub(super) fn smem_read(&mut self, base: usize, index: &str, t: &str, size: usize) -> String {
         let a = self.smem_addr(base, index, size);
         self.f.inst(format!("load {t}, ptr addrspace(3) {a}"))
     }
@@ -392,7 +392,7 @@ impl Lowerer<'_> {
     }
 
     /// A loop `for k in 0..n` (k: i32) carrying pairs of registers (value, index) of the accumulator type.
-    fn counted_loop(
+    pub(super) fn counted_loop(
         &mut self,
         n: usize,
         init: Vec<(String, String)>,
@@ -523,12 +523,15 @@ impl Lowerer<'_> {
 
     // ---- dot
 
-    /// `acc + a · b` on CUDA cores: both operands go to shared memory as f32, every thread computes its
+    /// `acc + a · b`: on tensor cores where [`Self::mma_fits`] (see `mma.rs`), else on CUDA cores: both operands go to shared memory as f32, every thread computes its
     /// accumulator elements with one fma per k in order (the interpreter's order: bit-equal results).
     pub(super) fn dot(&mut self, a: ValueId, b: ValueId, acc: ValueId) -> Result<Vec<String>, CodegenError> {
         let (sa, sb) = (self.ty(a).shape.clone(), self.ty(b).shape.clone());
         let (m, k, n) = (sa[0], sa[1], sb[1]);
         let (da, db) = (self.dtype(a), self.dtype(b));
+        if Self::mma_fits(da, db, m, k, n) {
+            return self.dot_mma(a, b, acc);
+        }
         let (la, lb, lc) = (self.layout(a)?, self.layout(b)?, self.layout(acc)?);
         let ra: Vec<String> = self.regs(a).iter().map(|x| self.widen_f32(da, x)).collect();
         let rb: Vec<String> = self.regs(b).iter().map(|x| self.widen_f32(db, x)).collect();

@@ -6,6 +6,7 @@
 //! - [`memory`]: pointer arithmetic, loads and stores (vectorized, predicated), atomics, block pointers;
 //! - [`exchange`]: ops that move elements between threads through shared memory (broadcast, permute,
 //!   reductions, dot);
+//! - [`mma`]: `dot` on tensor cores (`mma.sync`) where the operand types and shapes fit;
 //! - [`math`]: transcendental functions and fp8 conversions with their documented accuracy;
 //! - this file: the kernel signature, constants, program ids, structured control flow, asserts.
 //!
@@ -19,6 +20,7 @@ mod elementwise;
 mod exchange;
 mod math;
 mod memory;
+mod mma;
 mod text;
 
 use crate::axis::AxisAnalysis;
