@@ -25,8 +25,9 @@ fn main() {
         "test" => test(args.get(1).map(String::as_str).unwrap_or("")),
         "compile" => compile_times(),
         "bench" => bench(),
+        "gemm" => gemm(),
         _ => {
-            eprintln!("usage: gpu-check test [FILTER] | compile | bench");
+            eprintln!("usage: gpu-check test [FILTER] | compile | bench | gemm");
             std::process::exit(2);
         }
     };
@@ -243,6 +244,36 @@ fn bench() -> Res<()> {
     rows!(bf16, "bf16", 16384, 4096, [4u32, 8, 16]);
     rows!(f32, "f32", 32768, 1024, [4u32, 8]);
     rows!(f16, "f16", 32768, 1024, [4u32, 8]);
+    Ok(())
+}
+
+/// f16 GEMM `C = A · B` (row-major, f32 accumulation, f16 out) at 4096³ and 8192³ over a few block
+/// configs: the starting point of issue 4 (tensor cores through shared memory, no pipelining yet).
+fn gemm() -> Res<()> {
+    let rt = runtime()?;
+    println!("# name | M=N=K | dtype | config | median ms | TFLOP/s");
+    for size in [4096usize, 8192] {
+        let host: Vec<f16> = rand_f32(size * size, 9).into_iter().map(f16::from_f32).collect();
+        let a = rt.upload(&host)?;
+        let b = rt.upload(&host)?;
+        let mut c: CudaBuffer<f16> = rt.zeros(size * size)?;
+        let s = size as i32;
+        let tflops = |ms: f64| 2.0 * (size as f64).powi(3) / (ms * 1e-3) / 1e12;
+        macro_rules! cfg {
+            ($($bm:literal, $bn:literal, $bk:literal);*) => {$(
+                for warps in [4u32, 8] {
+                    rt.set_num_warps(warps);
+                    let grid = ((size / $bm) as u32, (size / $bn) as u32);
+                    let ms = median_ms(&rt, 2, 5, || {
+                        kernels::matmul::matmul::<f16, f16, f16, $bm, $bn, $bk>::launch(&rt, grid, &a, &b, &mut c, s, s, s, s, 1, s, 1, s, 1)
+                    })?;
+                    println!("GEMM matmul | {size} | f16 | BM={} BN={} BK={} warps={warps} | {ms:.3} | {:.1}", $bm, $bn, $bk, tflops(ms));
+                }
+            )*};
+        }
+        cfg!(64, 64, 32; 128, 64, 32; 128, 128, 32; 64, 128, 64);
+    }
+    rt.set_num_warps(4);
     Ok(())
 }
 
