@@ -19,4 +19,10 @@ pub mod runtime;
 pub mod target;
 
 pub use compile::{compile, Compiled, CodegenError};
+
+/// The README's examples as doctests (here, where both the interpreter and the GPU runtime are available;
+/// the GPU example is compiled but not run: CI has no GPU, `bench/gpu` runs the GPU checks).
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 pub use target::{ArgFact, CompileOptions, Specialization, Target};

@@ -19,11 +19,6 @@ pub mod types;
 pub use dsl_macros::{kernel, kernel_fn};
 pub use error::CompileError;
 
-/// The README's examples, compiled and run as doctests.
-#[doc = include_str!("../../README.md")]
-#[cfg(doctest)]
-pub struct ReadmeDoctests;
-
 /// Everything a kernel file needs: `use dsl_core::prelude::*;`.
 pub mod prelude {
     pub use crate::interp::{HostBuffer, Interpreter};

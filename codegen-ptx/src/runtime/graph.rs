@@ -1,13 +1,26 @@
 //! CUDA graphs: record a sequence of launches once, replay it with one driver call (what removes the
 //! per-launch CPU cost from a decode step).
 //!
-//! ```ignore
-//! let graph = rt.capture(|rt| {
-//!     add::<1024>::launch(rt, grid, &x, &y, &mut out, n)?;
-//!     scale::<1024>::launch(rt, grid, &out, &mut y, n)?;
-//!     Ok::<(), CudaError>(())
-//! })?;
-//! for _ in 0..100 { graph.replay()?; }
+//! ```no_run
+//! use codegen_ptx::runtime::{CudaError, CudaRuntime};
+//! use dsl_core::prelude::*;
+//! use kernels::elementwise::{add, copy};
+//!
+//! fn main() -> Result<(), CudaError> {
+//!     let (n, grid) = (4096, 4u32);
+//!     let rt = CudaRuntime::new()?;
+//!     let (x, mut y) = (rt.upload(&vec![1.0f32; n])?, rt.zeros::<f32>(n)?);
+//!     let mut out = rt.zeros::<f32>(n)?;
+//!     let graph = rt.capture(|rt| {
+//!         add::<1024>::launch(rt, grid, &x, &x, &mut out, n as i32)?;
+//!         copy::<f32, 1024>::launch(rt, grid, &out, &mut y, n as i32)?;
+//!         Ok::<(), CudaError>(())
+//!     })?;
+//!     for _ in 0..100 {
+//!         graph.replay()?;
+//!     }
+//!     Ok(())
+//! }
 //! ```
 //!
 //! The rules, and why:

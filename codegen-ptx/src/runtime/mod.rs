@@ -1,13 +1,21 @@
 //! The CUDA runtime: [`CudaRuntime`] runs `#[kernel]`s on an NVIDIA GPU through the same typed launchers
 //! as the interpreter (it implements [`dsl_core::runtime::Runtime`]).
 //!
-//! ```ignore
-//! use codegen_ptx::runtime::{CudaRuntime, CudaError};
-//! let rt = CudaRuntime::new()?;                        // Err(NoDriver / NoDevice) without a GPU
-//! let x = rt.upload(&xs)?;                             // CudaBuffer<f32>
-//! let mut out = rt.zeros::<f32>(n)?;
-//! add::<1024>::launch(&rt, grid, &x, &mut out, n as i32)?;  // compiled on first launch, then cached
-//! let host = rt.download(&out)?;                       // waits for the launch
+//! ```no_run
+//! use codegen_ptx::runtime::{CudaError, CudaRuntime};
+//! use dsl_core::prelude::*;
+//! use kernels::elementwise::add;
+//!
+//! fn main() -> Result<(), CudaError> {
+//!     let n = 4096;
+//!     let rt = CudaRuntime::new()?; // Err(NoDriver / NoDevice) without a GPU
+//!     let x = rt.upload(&vec![1.0f32; n])?; // CudaBuffer<f32>
+//!     let mut out = rt.zeros::<f32>(n)?;
+//!     add::<1024>::launch(&rt, (n / 1024) as u32, &x, &x, &mut out, n as i32)?; // compiled once, then cached
+//!     let host = rt.download(&out)?; // waits for the launch
+//!     assert_eq!(host, vec![2.0; n]);
+//!     Ok(())
+//! }
 //! ```
 //!
 //! - **One binary with or without a GPU.** The driver library is loaded at run time; without it (or with
