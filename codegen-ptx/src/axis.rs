@@ -26,7 +26,7 @@ pub struct AxisInfo {
 }
 
 impl AxisInfo {
-    /// Nothing known about a tile of `numel` elements.
+    /// Nothing known.
     fn unknown() -> AxisInfo {
         AxisInfo { contig: 1, const_run: 1, div: 1 }
     }
@@ -55,13 +55,13 @@ impl AxisAnalysis {
     pub fn run(k: &Kernel, spec: &Specialization) -> AxisAnalysis {
         let mut a = AxisAnalysis { info: vec![AxisInfo::unknown(); k.types.len()] };
         for (i, p) in k.params.iter().enumerate() {
-            let numel = 1u64;
             let div = match (spec.fact(i), &k.ty(p.value).elem) {
                 (ArgFact::Aligned16, ElemTy::Ptr { .. }) => 16,
                 (ArgFact::Div16, ElemTy::Scalar(_)) => 16,
                 _ => 1,
             };
-            a.info[p.value.0 as usize] = AxisInfo { contig: 1, const_run: numel, div };
+            // A parameter is a scalar: one constant run.
+            a.info[p.value.0 as usize] = AxisInfo { contig: 1, const_run: 1, div };
         }
         a.block(k, &k.body);
         a

@@ -9,7 +9,6 @@ use crate::target::{ArgFact, CompileOptions, Specialization, Target};
 use dsl_core::error::CompileError;
 use dsl_core::interp::{HostBuffer, InterpError, Interpreter};
 use dsl_core::runtime::{Arg, Grid, KernelSpec, Runtime};
-use dsl_core::scalar::Scalar;
 use dsl_core::types::Elem;
 use std::any::TypeId;
 use std::collections::HashSet;
@@ -73,15 +72,15 @@ impl PtxCheckRuntime {
     }
 }
 
-/// The argument facts of a launch (host buffers start at offset 0 of an allocation: aligned).
-pub fn facts_of(args: &[Arg<'_>], address: impl Fn(&Arg<'_>) -> u64) -> Specialization {
+/// The argument facts of a launch on host buffers (which start at offset 0 of an allocation: aligned, as
+/// device allocations are).
+fn facts_of(args: &[Arg<'_>]) -> Specialization {
     Specialization {
         facts: args
             .iter()
             .map(|a| match a {
-                Arg::Buffer(_) | Arg::BufferMut(_) => ArgFact::of_address(address(a)),
-                Arg::Scalar(Scalar::I(v), d) if d.is_int() => ArgFact::of_int(*v),
-                Arg::Scalar(..) => ArgFact::None,
+                Arg::Buffer(_) | Arg::BufferMut(_) => ArgFact::Aligned16,
+                Arg::Scalar(v, d) => ArgFact::of_scalar(*d, *v),
             })
             .collect(),
     }
@@ -92,7 +91,7 @@ impl Runtime for PtxCheckRuntime {
     type Error = CheckError;
 
     fn launch(&self, spec: &KernelSpec, grid: Grid, args: &mut [Arg<'_>]) -> Result<(), CheckError> {
-        let facts = facts_of(args, |_| 0);
+        let facts = facts_of(args);
         let first = self.seen.lock().map(|mut s| s.insert((spec.id, facts.clone()))).unwrap_or(true);
         if first {
             let kernel = (spec.build)()?;

@@ -68,7 +68,7 @@ impl Layout {
 
     /// `element(t, r) = t * mul + add(r)` in the blocked case: (`vec`, `(r / vec) * threads * vec + r % vec`).
     pub fn element_affine(&self, r: usize) -> (usize, usize) {
-        ((self.vec), (r / self.vec) * self.threads * self.vec + r % self.vec)
+        (self.vec, (r / self.vec) * self.threads * self.vec + r % self.vec)
     }
 }
 

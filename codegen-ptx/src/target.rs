@@ -110,6 +110,15 @@ impl ArgFact {
         }
     }
 
+    /// The fact about a scalar argument of type `d` (integers only; wrapped to `d` first).
+    pub fn of_scalar(d: dsl_core::types::DType, v: dsl_core::scalar::Scalar) -> ArgFact {
+        if d.is_int() {
+            ArgFact::of_int(dsl_core::scalar::normalize(d, v).as_i64())
+        } else {
+            ArgFact::None
+        }
+    }
+
     /// The fact about a pointer argument's address.
     pub fn of_address(addr: u64) -> ArgFact {
         if addr % 16 == 0 {

@@ -193,7 +193,6 @@ impl Lowerer<'_> {
     }
 
     fn identity(op: ReduceOp, a: DType) -> String {
-        let t = dtype_lty(a);
         match (op, a.is_float()) {
             (ReduceOp::Sum, true) => "0.0".into(),
             (ReduceOp::Sum, false) => "0".into(),
@@ -210,7 +209,6 @@ impl Lowerer<'_> {
                 if a.is_signed_int() {
                     format!("{}", i64::MAX >> (64 - a.bits()))
                 } else {
-                    let _ = t;
                     "-1".into()
                 }
             }
@@ -281,7 +279,7 @@ impl Lowerer<'_> {
         let (n, post) = (shape[axis], shape[axis + 1..].iter().product::<usize>());
         let dl = self.layout(result)?;
         // Along the last axis, when each row is a power-of-two group of lanes of one warp: shuffles.
-        let lanes = if sl.vec > 0 { n / sl.vec } else { 0 };
+        let lanes = n / sl.vec;
         if post == 1 && !sl.replicated() && n % sl.vec == 0 && lanes.is_power_of_two() && lanes <= 32 {
             let rows = self.reduce_rows(op, a, sl, &regs, n, dl)?;
             return Ok(rows.into_iter().map(|r| finish(self, r)).collect());
@@ -453,7 +451,6 @@ impl Lowerer<'_> {
             return Ok(acc);
         }
         // Lane 0 of each warp publishes; everyone folds the warps' values in the same order.
-        let size = a.size_bytes();
         let idx_base = warps * 8;
         self.need_smem(idx_base + warps * 4);
         self.barrier();
@@ -474,7 +471,6 @@ impl Lowerer<'_> {
         self.f.emit(format!("br label {}", self.f.label(after)));
         self.f.switch_to(after);
         self.barrier();
-        let _ = size;
         let mut total = (String::new(), String::new());
         for w in 0..warps {
             let wv = self.smem_read(0, &w.to_string(), t, 8);

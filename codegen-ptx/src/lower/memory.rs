@@ -246,7 +246,6 @@ impl Lowerer<'_> {
         op: AtomicOp,
         ptr: ValueId,
         value: ValueId,
-        _cmp: Option<ValueId>,
         mask: Option<ValueId>,
         result: ValueId,
     ) -> Result<Vec<String>, CodegenError> {

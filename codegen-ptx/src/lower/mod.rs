@@ -161,6 +161,8 @@ pub(crate) struct Lowerer<'k> {
     /// The register type the next `counted_loop` carries.
     loop_ty: String,
     target: crate::target::Target,
+    /// `tid.x`, once read (see [`Lowerer::tid`]).
+    tid_reg: Option<String>,
     /// With bounds checks: each pointer parameter's length operand (`None` for scalars).
     lens: Option<Vec<Option<String>>>,
     /// Which pointer parameter each pointer value derives from (bounds checks).
@@ -185,6 +187,7 @@ pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
         loc: Loc::UNKNOWN,
         loop_ty: String::new(),
         target: opts.target,
+        tid_reg: None,
         lens: None,
         prov: vec![None; k.types.len()],
     };
@@ -309,9 +312,16 @@ impl<'k> Lowerer<'k> {
     }
 
     /// The thread index within the program (`tid.x`).
+    /// Read once, at the top of the entry block (which dominates every use).
     fn tid(&mut self) -> String {
+        if let Some(t) = &self.tid_reg {
+            return t.clone();
+        }
         self.declare("declare i32 @llvm.nvvm.read.ptx.sreg.tid.x()");
-        self.f.inst("call i32 @llvm.nvvm.read.ptx.sreg.tid.x()")
+        let t = self.f.tmp();
+        self.f.prepend(0, format!("{t} = call i32 @llvm.nvvm.read.ptx.sreg.tid.x()"));
+        self.tid_reg = Some(t.clone());
+        t
     }
 
     /// The flat element index (i32) of register `r` of a tile with layout `l` in this thread.
@@ -450,7 +460,7 @@ impl<'k> Lowerer<'k> {
                 None
             }
             Atomic { op: a, ptr, value, mask } => {
-                Some(Val::Tile(self.atomic(*a, *ptr, *value, None, *mask, r0.expect("result"))?))
+                Some(Val::Tile(self.atomic(*a, *ptr, *value, *mask, r0.expect("result"))?))
             }
             AtomicCas { ptr, cmp, value, mask } => {
                 Some(Val::Tile(self.atomic_cas(*ptr, *cmp, *value, *mask, r0.expect("result"))?))

@@ -89,15 +89,6 @@ pub(crate) fn check(kernel: &str, params: &[ParamSig], args: &[Arg<'_>]) -> Resu
     Ok(())
 }
 
-/// The fact the compile may assume about a scalar argument (integers only: `1`, or divisible by 16).
-pub(crate) fn scalar_fact(d: DType, v: dsl_core::scalar::Scalar) -> ArgFact {
-    if d.is_int() {
-        ArgFact::of_int(normalize(d, v).as_i64())
-    } else {
-        ArgFact::None
-    }
-}
-
 /// A scalar's parameter bytes, little-endian in the low bytes of a u64 (the driver reads the parameter's
 /// size from the address we pass).
 pub(crate) fn scalar_word(d: DType, v: dsl_core::scalar::Scalar) -> u64 {
@@ -126,7 +117,7 @@ pub(crate) fn pack<'a>(
         let buffer: &dyn AnyBuffer = match arg {
             Arg::Scalar(v, d) => {
                 p.words.push(scalar_word(*d, *v));
-                p.facts.push(scalar_fact(*d, *v));
+                p.facts.push(ArgFact::of_scalar(*d, *v));
                 continue;
             }
             Arg::Buffer(b) => *b,
@@ -205,12 +196,12 @@ mod tests {
 
     #[test]
     fn facts_follow_values() {
-        assert_eq!(scalar_fact(DType::I32, Scalar::I(1)), ArgFact::One);
-        assert_eq!(scalar_fact(DType::I32, Scalar::I(64)), ArgFact::Div16);
-        assert_eq!(scalar_fact(DType::I64, Scalar::I(0)), ArgFact::Div16);
-        assert_eq!(scalar_fact(DType::I32, Scalar::I(7)), ArgFact::None);
-        assert_eq!(scalar_fact(DType::U32, Scalar::I(32)), ArgFact::Div16);
-        assert_eq!(scalar_fact(DType::F32, Scalar::F(1.0)), ArgFact::None);
-        assert_eq!(scalar_fact(DType::Bool, Scalar::B(true)), ArgFact::None);
+        assert_eq!(ArgFact::of_scalar(DType::I32, Scalar::I(1)), ArgFact::One);
+        assert_eq!(ArgFact::of_scalar(DType::I32, Scalar::I(64)), ArgFact::Div16);
+        assert_eq!(ArgFact::of_scalar(DType::I64, Scalar::I(0)), ArgFact::Div16);
+        assert_eq!(ArgFact::of_scalar(DType::I32, Scalar::I(7)), ArgFact::None);
+        assert_eq!(ArgFact::of_scalar(DType::U32, Scalar::I(32)), ArgFact::Div16);
+        assert_eq!(ArgFact::of_scalar(DType::F32, Scalar::F(1.0)), ArgFact::None);
+        assert_eq!(ArgFact::of_scalar(DType::Bool, Scalar::B(true)), ArgFact::None);
     }
 }

@@ -22,7 +22,7 @@ impl CudaRuntime {
     }
 
     /// Waits for the launch and turns a filled error record into [`CudaError::OutOfBounds`].
-    fn check_oob_record(&self, _rec: u64, info: &super::jit::KernelInfo, args: &[Arg<'_>]) -> Result<(), CudaError> {
+    fn check_oob_record(&self, info: &super::jit::KernelInfo, args: &[Arg<'_>]) -> Result<(), CudaError> {
         let words = match lock(&self.oob_record).as_ref() {
             Some(b) => b.to_vec()?,
             None => return Ok(()),
@@ -91,8 +91,8 @@ impl CudaRuntime {
                 }
             })?;
         *lock(&dev.last_kernel) = Some(loaded.name.clone());
-        if let Some(rec) = record {
-            self.check_oob_record(rec, &info, args)?;
+        if record.is_some() {
+            self.check_oob_record(&info, args)?;
         }
         if dev.is_capturing() {
             if let Some(state) = lock(&dev.capture).as_mut() {

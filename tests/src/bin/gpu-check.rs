@@ -43,77 +43,63 @@ fn runtime() -> Res<CudaRuntime> {
     Ok(rt)
 }
 
-fn test(filter: &str) -> Res<()> {
-    let rt = runtime()?;
-    rt.set_sync_launches(true);
-    let (mut passed, mut failed) = (0, vec![]);
-    let t0 = Instant::now();
-    for (name, case) in checks::all_cases::<CudaRuntime>() {
-        if !name.contains(filter) {
-            continue;
-        }
-        match run_case(&rt, case) {
+/// Passed and failed checks, printed as they come.
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: Vec<String>,
+}
+
+impl Tally {
+    fn record(&mut self, name: &str, result: Result<(), String>) {
+        match result {
             Ok(()) => {
-                passed += 1;
+                self.passed += 1;
                 println!("ok   {name}");
             }
             Err(e) => {
                 println!("FAIL {name}: {e}");
-                failed.push(name);
+                self.failed.push(name.to_string());
             }
         }
     }
-    // Again with bounds checks on: no false alarms, same results.
-    rt.set_bounds_check(true);
-    for (name, case) in checks::all_cases::<CudaRuntime>() {
-        if !name.contains(filter) {
-            continue;
-        }
-        match run_case(&rt, case) {
-            Ok(()) => passed += 1,
-            Err(e) => {
-                println!("FAIL {name} (bounds-checked): {e}");
-                failed.push(name);
+}
+
+fn test(filter: &str) -> Res<()> {
+    let rt = runtime()?;
+    rt.set_sync_launches(true);
+    let mut tally = Tally::default();
+    let t0 = Instant::now();
+    // Every case plain, then again with bounds checks on (no false alarms, same results).
+    for (checked, suffix) in [(false, ""), (true, " (bounds-checked)")] {
+        rt.set_bounds_check(checked);
+        for (name, case) in checks::all_cases::<CudaRuntime>() {
+            if name.contains(filter) {
+                tally.record(&format!("{name}{suffix}"), run_case(&rt, case));
             }
         }
     }
     if filter.is_empty() || "bounds".contains(filter) {
-        match too_small_buffer_is_reported(&rt) {
-            Ok(()) => {
-                passed += 1;
-                println!("ok   bounds::too_small_buffer_is_reported");
-            }
-            Err(e) => {
-                println!("FAIL bounds::too_small_buffer_is_reported: {e}");
-                failed.push("bounds::too_small_buffer_is_reported");
-            }
-        }
+        let r = too_small_buffer_is_reported(&rt).map_err(|e| e.to_string());
+        tally.record("bounds::too_small_buffer_is_reported", r);
     }
     rt.set_bounds_check(false);
-    if "graph".contains(filter) || filter.is_empty() {
-        match graph_check(&rt) {
-            Ok(()) => {
-                passed += 1;
-                println!("ok   graph::capture_replay");
-            }
-            Err(e) => {
-                println!("FAIL graph::capture_replay: {e}");
-                failed.push("graph::capture_replay");
-            }
-        }
+    if filter.is_empty() || "graph".contains(filter) {
+        tally.record("graph::capture_replay", graph_check(&rt).map_err(|e| e.to_string()));
     }
     let s = rt.cache_stats();
     println!(
-        "{passed} passed, {} failed in {:.1} s ({} compiles, {} memory hits)",
-        failed.len(),
+        "{} passed, {} failed in {:.1} s ({} compiles, {} memory hits)",
+        tally.passed,
+        tally.failed.len(),
         t0.elapsed().as_secs_f64(),
         s.compiles,
         s.memory_hits
     );
-    if failed.is_empty() {
+    if tally.failed.is_empty() {
         Ok(())
     } else {
-        Err(format!("failed: {}", failed.join(", ")).into())
+        Err(format!("failed: {}", tally.failed.join(", ")).into())
     }
 }
 

@@ -9,8 +9,6 @@ use dsl_core::prelude::*;
 
 /// Float and integer outputs of one launch.
 type Outputs = (Vec<f32>, Vec<i32>);
-/// Runs a kernel on two inputs on some backend and returns its output.
-type OnInputs<'a, T> = &'a dyn Fn(&[T], &[T]) -> Vec<T>;
 
 cases!("ops": int_arith, float_arith_f32, float_arith_f16, float_arith_bf16, casts, reductions, shapes, atomics);
 
@@ -242,18 +240,13 @@ pub fn int_arith<R: Runtime>(rt: &R) {
     y[2] = 0;
     y[3] = 64;
     y[4] = -3;
-    let run = |rt: OnInputs<i32>| rt(&x, &y);
-    let got = run(&|x, y| {
+    fn on<RR: Runtime>(rt: &RR, x: &[i32], y: &[i32]) -> Vec<i32> {
+        let n = x.len();
         let mut out = upload(rt, &vec![0x5a5a5a5a; 20 * n]);
         launched("int_ops", int_ops::<B>::launch(rt, blocks(n, B as usize), &upload(rt, x), &upload(rt, y), &mut out, n as i32));
         download(rt, &out)
-    });
-    let ip = Interpreter::new();
-    let want = run(&|x, y| {
-        let mut out = upload(&ip, &vec![0x5a5a5a5a; 20 * n]);
-        launched("int_ops", int_ops::<B>::launch(&ip, blocks(n, B as usize), &upload(&ip, x), &upload(&ip, y), &mut out, n as i32));
-        download(&ip, &out)
-    });
+    }
+    let (got, want) = (on(rt, &x, &y), on(&Interpreter::new(), &x, &y));
     for i in 0..20 * n {
         assert_eq!(got[i], want[i], "int_ops: result {} of element {} (x {}, y {})", i / n, i % n, x[i % n], y[i % n]);
     }
@@ -264,18 +257,13 @@ fn check_float_arith<R: Runtime, T: FloatOps>(rt: &R, seed: u64) {
     let mut r = rng(seed);
     let (x, _) = round_to::<T>(&special_floats(&mut r, n, 3.0));
     let (y, _) = round_to::<T>(&randn(&mut r, n, 3.0));
-    let launch = |rt: OnInputs<T>| rt(&x, &y);
-    let got = launch(&|x, y| {
-        let mut out = poisoned::<R, T>(rt, 23 * n);
+    fn on<RR: Runtime, T: FloatOps>(rt: &RR, x: &[T], y: &[T]) -> Vec<T> {
+        let n = x.len();
+        let mut out = poisoned::<RR, T>(rt, 23 * n);
         launched("float_ops", T::launch(rt, &upload(rt, x), &upload(rt, y), &mut out, n));
         download(rt, &out)
-    });
-    let ip = Interpreter::new();
-    let want = launch(&|x, y| {
-        let mut out = poisoned::<Interpreter, T>(&ip, 23 * n);
-        launched("float_ops", T::launch(&ip, &upload(&ip, x), &upload(&ip, y), &mut out, n));
-        download(&ip, &out)
-    });
+    }
+    let (got, want) = (on(rt, &x, &y), on(&Interpreter::new(), &x, &y));
     const NAMES: [&str; 23] = [
         "add", "sub", "mul", "div", "minimum", "maximum", "fma", "floor", "ceil", "abs", "neg", "sqrt", "where", "ge", "exp", "exp2",
         "log", "log2", "sin", "cos", "tanh", "sigmoid", "rsqrt",
@@ -329,18 +317,13 @@ pub fn casts<R: Runtime>(rt: &R) {
     let n = 1000usize;
     let mut r = rng(54);
     let x: Vec<f32> = special_floats(&mut r, n, 200.0).iter().map(|v| *v as f32).collect();
-    let go = |rt2: &dyn Fn() -> Outputs| rt2();
-    let got = go(&|| {
+    fn on<RR: Runtime>(rt: &RR, x: &[f32]) -> Outputs {
+        let n = x.len();
         let (mut out, mut bits) = (filled(rt, 16 * n, f32::NAN), filled(rt, 3 * n, 0x5a5a5a5a));
-        launched("cast_ops", cast_ops::<B>::launch(rt, blocks(n, B as usize), &upload(rt, &x), &mut out, &mut bits, n as i32));
+        launched("cast_ops", cast_ops::<B>::launch(rt, blocks(n, B as usize), &upload(rt, x), &mut out, &mut bits, n as i32));
         (download(rt, &out), download(rt, &bits))
-    });
-    let ip = Interpreter::new();
-    let want = go(&|| {
-        let (mut out, mut bits) = (filled(&ip, 16 * n, f32::NAN), filled(&ip, 3 * n, 0x5a5a5a5a));
-        launched("cast_ops", cast_ops::<B>::launch(&ip, blocks(n, B as usize), &upload(&ip, &x), &mut out, &mut bits, n as i32));
-        (download(&ip, &out), download(&ip, &bits))
-    });
+    }
+    let (got, want) = (on(rt, &x), on(&Interpreter::new(), &x));
     for k in 0..16 {
         f32_bits_equal(&format!("cast_ops result {k}"), &got.0[k * n..(k + 1) * n], &want.0[k * n..(k + 1) * n]);
     }
@@ -360,19 +343,13 @@ pub fn reductions<R: Runtime>(rt: &R) {
     x[3] = f32::NAN; // program 0, row 0: max/argmax see a NaN
     x[RR * CC + 40] = f32::NEG_INFINITY;
     x[2 * RR * CC + 5] = x[2 * RR * CC + 6]; // ties
-    let (fl, il) = (4 * RR + 4 * CC + 3, 6 * RR + 6 * CC + 2);
-    let run = |f: &dyn Fn() -> Outputs| f();
-    let got = run(&|| {
+    fn on<RR: Runtime>(rt: &RR, x: &[f32], progs: usize) -> Outputs {
+        let (fl, il) = (4 * RR + 4 * CC + 3, 6 * RR + 6 * CC + 2);
         let (mut fo, mut io) = (filled(rt, progs * fl, f32::NAN), filled(rt, progs * il, 0x5a5a5a5a));
-        launched("reduce_ops", reduce_ops::<8, 32>::launch(rt, progs as u32, &upload(rt, &x), &mut fo, &mut io));
+        launched("reduce_ops", reduce_ops::<8, 32>::launch(rt, progs as u32, &upload(rt, x), &mut fo, &mut io));
         (download(rt, &fo), download(rt, &io))
-    });
-    let ip = Interpreter::new();
-    let want = run(&|| {
-        let (mut fo, mut io) = (filled(&ip, progs * fl, f32::NAN), filled(&ip, progs * il, 0x5a5a5a5a));
-        launched("reduce_ops", reduce_ops::<8, 32>::launch(&ip, progs as u32, &upload(&ip, &x), &mut fo, &mut io));
-        (download(&ip, &fo), download(&ip, &io))
-    });
+    }
+    let (got, want) = (on(rt, &x, progs), on(&Interpreter::new(), &x, progs));
     assert_eq!(got.1, want.1, "integer reductions and arg reductions");
     for (i, (g, w)) in got.0.iter().zip(&want.0).enumerate() {
         // Sums may be in another order: f32 error of a 32-term sum of |x| <~ 8.
@@ -385,18 +362,12 @@ pub fn shapes<R: Runtime>(rt: &R) {
     let progs = 3usize;
     let mut r = rng(56);
     let x: Vec<f32> = randn(&mut r, progs * 8 * 16, 1.0).iter().map(|v| *v as f32).collect();
-    let run = |f: &dyn Fn() -> Vec<f32>| f();
-    let got = run(&|| {
+    fn on<RR: Runtime>(rt: &RR, x: &[f32], progs: usize) -> Vec<f32> {
         let mut out = filled(rt, progs * 5 * 128, f32::NAN);
-        launched("shape_ops", shape_ops::<8, 16>::launch(rt, progs as u32, &upload(rt, &x), &mut out));
+        launched("shape_ops", shape_ops::<8, 16>::launch(rt, progs as u32, &upload(rt, x), &mut out));
         download(rt, &out)
-    });
-    let ip = Interpreter::new();
-    let want = run(&|| {
-        let mut out = filled(&ip, progs * 5 * 128, f32::NAN);
-        launched("shape_ops", shape_ops::<8, 16>::launch(&ip, progs as u32, &upload(&ip, &x), &mut out));
-        download(&ip, &out)
-    });
+    }
+    let (got, want) = (on(rt, &x, progs), on(&Interpreter::new(), &x, progs));
     assert!(want.iter().all(|v| !v.is_nan()), "the interpreter wrote everything");
     f32_bits_equal("shape_ops", &got, &want);
 }
@@ -406,31 +377,27 @@ pub fn atomics<R: Runtime>(rt: &R) {
     let blk = 256usize;
     let mut r = rng(57);
     let vals: Vec<f32> = randn(&mut r, progs * blk, 10.0).iter().map(|v| *v as f32).collect();
-    let run = |f: &dyn Fn() -> (Vec<f32>, Vec<i32>, Vec<f32>)| f(); // totals, counters + histogram, fmax
-    macro_rules! go {
-        ($rt:expr) => {{
-            let rt = $rt;
-            let mut total = filled(rt, blk, 1.0f32);
-            let mut counters = upload(rt, &[-1, 100, 0, -1, 0, 0]);
-            let mut hist = upload(rt, &vec![-1i32; 16 + progs * blk]);
-            let mut fmax = upload(rt, &[f32::NEG_INFINITY, f32::NEG_INFINITY, f32::NEG_INFINITY, f32::NEG_INFINITY, f32::INFINITY, f32::INFINITY, f32::INFINITY, f32::INFINITY]);
-            let mut halves = filled(rt, blk, f16::from_f64(0.5));
-            let mut bhalves = filled(rt, blk, bf16::from_f64(0.5));
-            launched(
-                "atomic_ops",
-                atomic_ops::<256>::launch(rt, progs as u32, &mut total, &mut counters, &mut hist, &mut fmax, &upload(rt, &vals), &mut halves, &mut bhalves),
-            );
-            let mut c = download(rt, &counters);
-            c.extend(download(rt, &hist));
-            let mut t = download(rt, &total);
-            t.extend(download(rt, &halves).iter().map(|h| h.to_f32()));
-            t.extend(download(rt, &bhalves).iter().map(|h| h.to_f32()));
-            (t, c, download(rt, &fmax))
-        }};
+    /// (f32 totals then f16 and bf16 sums, counters then histogram, f32 max/min).
+    fn on<RR: Runtime>(rt: &RR, vals: &[f32], progs: usize, blk: usize) -> (Vec<f32>, Vec<i32>, Vec<f32>) {
+        let mut total = filled(rt, blk, 1.0f32);
+        let mut counters = upload(rt, &[-1, 100, 0, -1, 0, 0]);
+        let mut hist = upload(rt, &vec![-1i32; 16 + progs * blk]);
+        let (lo, hi) = (f32::NEG_INFINITY, f32::INFINITY);
+        let mut fmax = upload(rt, &[lo, lo, lo, lo, hi, hi, hi, hi]);
+        let mut halves = filled(rt, blk, f16::from_f64(0.5));
+        let mut bhalves = filled(rt, blk, bf16::from_f64(0.5));
+        launched(
+            "atomic_ops",
+            atomic_ops::<256>::launch(rt, progs as u32, &mut total, &mut counters, &mut hist, &mut fmax, &upload(rt, vals), &mut halves, &mut bhalves),
+        );
+        let mut c = download(rt, &counters);
+        c.extend(download(rt, &hist));
+        let mut t = download(rt, &total);
+        t.extend(download(rt, &halves).iter().map(|h| h.to_f32()));
+        t.extend(download(rt, &bhalves).iter().map(|h| h.to_f32()));
+        (t, c, download(rt, &fmax))
     }
-    let got = run(&|| go!(rt));
-    let ip = Interpreter::new();
-    let want = run(&|| go!(&ip));
+    let (got, want) = (on(rt, &vals, progs, blk), on(&Interpreter::new(), &vals, progs, blk));
     assert_eq!(got.0, want.0, "atomic_add totals: f32, then f16, then bf16 (masked)");
     // hist[0] records which program saw count 2: any program may, on a GPU.
     let (mut g1, mut w1) = (got.1.clone(), want.1.clone());
