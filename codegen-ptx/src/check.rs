@@ -97,7 +97,7 @@ impl Runtime for PtxCheckRuntime {
             let kernel = (spec.build)()?;
             for &target in &self.targets {
                 let t0 = std::time::Instant::now();
-                let c = compile(&kernel, &facts, &CompileOptions { target, num_warps: self.num_warps, bounds_check: false })?;
+                let c = compile(&kernel, &facts, &CompileOptions { target, num_warps: self.num_warps, bounds_check: false, ..CompileOptions::default() })?;
                 let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
                 let assembled = assemble(&self.ptxas, self.nvdisasm.as_deref(), &c.ptx, target)
                     .map_err(|e| CheckError::Ptxas(format!("kernel `{}`: {e}", kernel.display_name())))?;

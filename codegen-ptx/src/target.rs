@@ -76,11 +76,15 @@ pub struct CompileOptions {
     /// of bounds is skipped and reported (see [`crate::lower`]'s bounds-check ABI). Slower; for tests and
     /// debugging.
     pub bounds_check: bool,
+    /// Shared-memory buffers in the software pipeline of loops that feed `dot` (Triton's `num_stages`):
+    /// with `s >= 2`, the loads of the next `s - 1` iterations are in flight (`cp.async`) while this one
+    /// computes. 1 disables pipelining.
+    pub num_stages: u32,
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { target: Target::Sm90a, num_warps: 4, bounds_check: false }
+        CompileOptions { target: Target::Sm90a, num_warps: 4, bounds_check: false, num_stages: 1 }
     }
 }
 

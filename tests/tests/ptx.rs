@@ -77,7 +77,7 @@ fn sass(k: &Kernel, int_fact: ArgFact, target: Target) -> String {
             _ => ArgFact::None,
         })
         .collect();
-    let c = compile(k, &Specialization { facts }, &CompileOptions { target, num_warps: 4, bounds_check: false }).expect("compiles");
+    let c = compile(k, &Specialization { facts }, &CompileOptions { target, num_warps: 4, bounds_check: false, ..CompileOptions::default() }).expect("compiles");
     let ptxas = find_ptxas().unwrap_or_else(|| panic!("ptxas not found: {INSTALL}"));
     let nvdisasm = find_nvdisasm().unwrap_or_else(|| panic!("nvdisasm not found: {INSTALL}"));
     assemble(&ptxas, Some(&nvdisasm), &c.ptx, target).expect("assembles").sass
@@ -118,7 +118,7 @@ fn bounds_checked_kernels_assemble() {
         let k = k.expect("traces");
         let facts = Specialization::generic(k.params.len());
         for target in [Target::Sm80, Target::Sm90a] {
-            let c = compile(&k, &facts, &CompileOptions { target, num_warps: 4, bounds_check: true }).expect("compiles");
+            let c = compile(&k, &facts, &CompileOptions { target, num_warps: 4, bounds_check: true, ..CompileOptions::default() }).expect("compiles");
             // One hidden length per pointer parameter, and the error record.
             let pointers = k.params.iter().filter(|p| matches!(k.ty(p.value).elem, ElemTy::Ptr { .. })).count();
             let params = c.ptx.matches(".param .").count();
@@ -143,7 +143,7 @@ fn print_and_assert_assemble() {
     let k = debug_ops::<64>::build().expect("traces");
     let ptxas = find_ptxas().unwrap_or_else(|| panic!("ptxas not found: {INSTALL}"));
     for target in [Target::Sm80, Target::Sm90a] {
-        let c = compile(&k, &Specialization::generic(2), &CompileOptions { target, num_warps: 4, bounds_check: false })
+        let c = compile(&k, &Specialization::generic(2), &CompileOptions { target, num_warps: 4, bounds_check: false, ..CompileOptions::default() })
             .expect("compiles");
         assert!(c.ptx.contains("vprintf") && c.ptx.contains("__assertfail"), "{}", c.ptx);
         assemble(&ptxas, None, &c.ptx, target).unwrap_or_else(|e| panic!("{e}"));
@@ -158,7 +158,7 @@ fn half_atomic_adds_are_packed() {
     let ptxas = find_ptxas().unwrap_or_else(|| panic!("ptxas not found: {INSTALL}"));
     for (target, bf16_packed) in [(Target::Sm80, false), (Target::Sm90a, true)] {
         // 256 elements over 128 threads: two consecutive ones per thread.
-        let c = compile(&k, &facts, &CompileOptions { target, num_warps: 4, bounds_check: false }).expect("compiles");
+        let c = compile(&k, &facts, &CompileOptions { target, num_warps: 4, bounds_check: false, ..CompileOptions::default() }).expect("compiles");
         assert!(c.ptx.contains("red.global.add.noftz.f16x2"), "{target}: no packed f16 adds");
         assert_eq!(c.ptx.contains("red.global.add.noftz.bf16x2"), bf16_packed, "{target}: packed bf16 adds");
         assemble(&ptxas, None, &c.ptx, target).unwrap_or_else(|e| panic!("{e}"));

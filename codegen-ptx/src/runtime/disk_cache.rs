@@ -38,6 +38,7 @@ pub struct KeyParts<'a> {
     pub specialization: &'a str,
     pub target: Target,
     pub num_warps: u32,
+    pub num_stages: u32,
     /// Whether accesses are bounds-checked (another ABI and code).
     pub bounds_check: bool,
     /// `crate::compile::llvm_version()`.
@@ -50,7 +51,7 @@ pub struct KeyParts<'a> {
 pub fn cache_key(p: &KeyParts<'_>) -> String {
     let mut h = Sha256::new();
     h.update(MAGIC.as_bytes());
-    let num_warps = p.num_warps.to_string();
+    let num_warps = format!("{} warps {} stages", p.num_warps, p.num_stages);
     let checked = if p.bounds_check { "checked" } else { "unchecked" };
     for part in [p.ir, p.specialization, p.target.cpu(), &num_warps, checked, p.llvm_version, p.crate_version] {
         // Length-prefixed, so no two different part lists hash the same bytes.
@@ -198,6 +199,7 @@ mod tests {
             specialization: "an",
             target: Target::Sm90a,
             num_warps: 4,
+            num_stages: 1,
             bounds_check: false,
             llvm_version: "22.1.0",
             crate_version: "0.1.0",
@@ -215,6 +217,7 @@ mod tests {
             KeyParts { specialization: "nn", ..parts() },
             KeyParts { target: Target::Sm80, ..parts() },
             KeyParts { num_warps: 8, ..parts() },
+            KeyParts { num_stages: 3, ..parts() },
             KeyParts { bounds_check: true, ..parts() },
             KeyParts { llvm_version: "22.1.1", ..parts() },
             KeyParts { crate_version: "0.2.0", ..parts() },

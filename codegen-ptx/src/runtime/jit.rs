@@ -178,6 +178,7 @@ impl Jit {
             specialization: &spec.key(),
             target: opts.target,
             num_warps: opts.num_warps,
+            num_stages: opts.num_stages,
             bounds_check: opts.bounds_check,
             llvm_version: &llvm_version(),
             crate_version: env!("CARGO_PKG_VERSION"),

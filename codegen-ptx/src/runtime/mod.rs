@@ -68,6 +68,7 @@ pub struct CudaRuntime {
     dev: Arc<Device>,
     jit: Jit,
     num_warps: AtomicU32,
+    num_stages: AtomicU32,
     bounds_check: std::sync::atomic::AtomicBool,
     /// The error record of bounds-checked launches (allocated on first use).
     oob_record: std::sync::Mutex<Option<CudaBuffer<u32>>>,
@@ -90,6 +91,7 @@ impl CudaRuntime {
             dev,
             jit: Jit::new(DiskCache::from_env()),
             num_warps: AtomicU32::new(4),
+            num_stages: AtomicU32::new(1),
             bounds_check: std::sync::atomic::AtomicBool::new(checked),
             oob_record: std::sync::Mutex::new(None),
         })
@@ -129,9 +131,24 @@ impl CudaRuntime {
         self.num_warps.load(Ordering::Relaxed)
     }
 
+    /// Pipeline stages for kernels compiled from now on (see [`CompileOptions::num_stages`]; default 1).
+    /// Part of the cache key.
+    pub fn set_num_stages(&self, num_stages: u32) {
+        self.num_stages.store(num_stages.max(1), Ordering::Relaxed);
+    }
+
+    pub fn num_stages(&self) -> u32 {
+        self.num_stages.load(Ordering::Relaxed)
+    }
+
     /// The options the next compile uses.
     pub fn options(&self) -> CompileOptions {
-        CompileOptions { target: self.dev.info.target, num_warps: self.num_warps(), bounds_check: self.bounds_check() }
+        CompileOptions {
+            target: self.dev.info.target,
+            num_warps: self.num_warps(),
+            bounds_check: self.bounds_check(),
+            num_stages: self.num_stages(),
+        }
     }
 
     /// Check every global access of later launches against its buffer's length: an access outside is
