@@ -37,6 +37,7 @@
 //! block of `32 * num_warps` threads with the kernel's dynamic shared memory.
 
 mod args;
+pub mod autotune;
 mod buffer;
 mod device;
 pub mod disk_cache;
@@ -47,6 +48,7 @@ mod jit;
 mod launch;
 mod timing;
 
+pub use autotune::{AutotuneError, Autotuner, Tuned};
 pub use buffer::CudaBuffer;
 pub use device::{device_count, DeviceInfo};
 pub use disk_cache::DiskCache;
