@@ -13,7 +13,10 @@
 //! A scalar (`numel == 1`) is held by every thread and is uniform, which is what lets `if`, loop bounds and
 //! barriers depend on it. Ops whose operands need other elements than a thread holds (`broadcast` of a
 //! non-scalar, `permute`, reductions along an axis, `dot`) exchange them through shared memory.
-//! Tensor-core operand and accumulator layouts will be further variants of this type.
+//!
+//! `dot` results that run on tensor cores live in a second layout, [`MmaLayout`] (the `mma.sync`
+//! accumulator fragments), and so do elementwise ops on them; any other use converts them to the blocked
+//! layout through shared memory (see `lower::mma`).
 
 /// The largest number of consecutive elements a thread holds (8: 16 bytes of f16, two 16-byte accesses
 /// of f32).
@@ -72,9 +75,107 @@ impl Layout {
     }
 }
 
+/// The accumulator layout of `mma.sync.m16n8k*` over a `[m, n]` tile: warps form a `wm x wn` grid, warp
+/// `w` owns the `(m / wm) x (n / wn)` block at `(w / wn, w % wn)`, made of `tm x tn` tiles of 16x8; in each
+/// tile, lane `4 * g + q` holds `(g, 2q)`, `(g, 2q + 1)`, `(g + 8, 2q)`, `(g + 8, 2q + 1)`. Register
+/// `r = (i * tn + j) * 4 + c` is element `c` of tile `(i, j)`. No replicas: every warp has its own block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmaLayout {
+    pub m: usize,
+    pub n: usize,
+    pub wm: usize,
+    pub wn: usize,
+}
+
+impl MmaLayout {
+    /// The layout for a `[m, n]` accumulator on `warps` warps: the warp grid whose blocks are the most
+    /// square (fewest fragment loads per `mma`), or `None` when the 16x8 tiles cannot be split evenly.
+    pub fn choose(m: usize, n: usize, warps: usize) -> Option<MmaLayout> {
+        if m % 16 != 0 || n % 8 != 0 {
+            return None;
+        }
+        (0..=warps.trailing_zeros())
+            .map(|e| (1usize << e, warps >> e))
+            .filter(|&(wm, wn)| wm * wn == warps && (m / 16) % wm == 0 && (n / 8) % wn == 0)
+            .min_by_key(|&(wm, wn)| (m / wm + n / wn, wm))
+            .map(|(wm, wn)| MmaLayout { m, n, wm, wn })
+    }
+
+    /// 16-row tiles per warp.
+    pub fn tm(&self) -> usize {
+        self.m / self.wm / 16
+    }
+
+    /// 8-column tiles per warp.
+    pub fn tn(&self) -> usize {
+        self.n / self.wn / 8
+    }
+
+    /// Registers (elements) per thread.
+    pub fn regs(&self) -> usize {
+        self.tm() * self.tn() * 4
+    }
+
+    /// `(row, col)` of register `r` of thread `t` (host-side twin of the generated code).
+    pub fn element(&self, t: usize, r: usize) -> (usize, usize) {
+        let (w, lane) = (t / 32, t % 32);
+        let (g, q) = (lane / 4, lane % 4);
+        let (tile, c) = (r / 4, r % 4);
+        let (i, j) = (tile / self.tn(), tile % self.tn());
+        let row = (w / self.wn) * (self.m / self.wm) + i * 16 + g + 8 * (c / 2);
+        let col = (w % self.wn) * (self.n / self.wn) + j * 8 + 2 * q + c % 2;
+        (row, col)
+    }
+}
+
+/// Where 16-byte chunk `chunk` of row `row` of a shared-memory tile with `chunks` chunks per row is
+/// stored: XOR-swizzled so that the 8 rows an `ldmatrix` reads at one logical chunk (and the 8 chunks a
+/// quarter warp writes) fall in 8 different 16-byte bank groups. Identity when `chunks` is not a power
+/// of two.
+pub fn swizzle(row: usize, chunk: usize, chunks: usize) -> usize {
+    if !chunks.is_power_of_two() {
+        return chunk;
+    }
+    let lanes = chunks.min(8);
+    chunk ^ ((row / (8 / lanes)) % lanes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mma_layout_covers_each_element_once() {
+        for (m, n, warps) in [(128, 128, 8), (128, 128, 4), (64, 64, 4), (16, 64, 4), (128, 256, 8), (32, 8, 1), (64, 32, 8)] {
+            let l = MmaLayout::choose(m, n, warps).unwrap_or_else(|| panic!("{m}x{n} on {warps} warps"));
+            let mut seen = vec![0u32; m * n];
+            for t in 0..warps * 32 {
+                for r in 0..l.regs() {
+                    let (i, j) = l.element(t, r);
+                    seen[i * n + j] += 1;
+                }
+            }
+            assert!(seen.iter().all(|&c| c == 1), "{l:?}");
+        }
+        assert_eq!(MmaLayout::choose(128, 128, 8).map(|l| (l.wm, l.wn)), Some((2, 4)));
+        assert_eq!(MmaLayout::choose(16, 8, 4), None);
+    }
+
+    #[test]
+    fn swizzle_spreads_ldmatrix_rows_over_bank_groups() {
+        for chunks in [1, 2, 4, 8, 16, 32] {
+            for c in 0..chunks {
+                for r0 in (0..64).step_by(8) {
+                    let groups: std::collections::BTreeSet<usize> =
+                        (r0..r0 + 8).map(|r| (r * chunks + swizzle(r, c, chunks)) % 8).collect();
+                    assert_eq!(groups.len(), 8, "chunks {chunks} c {c} r0 {r0}");
+                }
+                // A permutation within each row.
+                let row: std::collections::BTreeSet<usize> = (0..chunks).map(|c| swizzle(5, c, chunks)).collect();
+                assert_eq!(row.len(), chunks);
+            }
+        }
+    }
 
     /// Every element is held by exactly one owner register, for the sizes kernels use.
     #[test]

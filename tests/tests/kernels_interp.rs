@@ -63,6 +63,7 @@ interp_tests! {
             matmul_e5m2,
             matmul_e4m3_x_e5m2,
             matmul_block_shapes_and_layouts,
+            matmul_tensor_core_tiles,
             matmul_splitk_f32,
             matmul_splitk_low_precision,
             matmul_splitk_accumulates,

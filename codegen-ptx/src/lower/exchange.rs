@@ -63,7 +63,7 @@ impl Lowerer<'_> {
     }
 
     /// The type a tile's registers are stored as in shared memory, and its size.
-    fn smem_type(&self, e: &ElemTy) -> (&'static str, usize) {
+    pub(super) fn smem_type(&self, e: &ElemTy) -> (&'static str, usize) {
         match e {
             ElemTy::Scalar(DType::Bool) => ("i8", 1),
             ElemTy::Scalar(d) => (dtype_lty(*d), d.size_bytes()),

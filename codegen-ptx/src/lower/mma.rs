@@ -1,9 +1,14 @@
 //! `dot` on tensor cores: `mma.sync.aligned.m16n8k16` for f16 and bf16 operands with f32 accumulation.
 //!
-//! First step (issue 4): operands are staged row-major in shared memory and each warp loads its
-//! fragments with plain shared loads; the warp's 16x8 result tiles go back through shared memory into the
-//! accumulator's blocked layout. `ldmatrix`, swizzling, `cp.async` pipelining and tensor-core register
-//! layouts that skip the round trip come next.
+//! Where the accumulator tile splits evenly over the warps ([`MmaLayout::choose`]), the result lives in
+//! the mma accumulator layout: [`plan`] decides, before lowering, which values do (`dot` results,
+//! elementwise ops on them, loop-carried accumulators), so that a GEMM's accumulator stays in registers
+//! across its k loop; other uses convert it to the blocked layout through shared memory
+//! ([`Lowerer::regs_in`]). Operands are staged in shared memory, XOR-swizzled by 16-byte chunk
+//! ([`crate::layout::swizzle`]), and read with `ldmatrix` (`.trans` for `B`, which is `[k, n]`).
+//!
+//! Otherwise (small tiles) the older path below stages operands row-major, reads fragments with plain
+//! shared loads and returns the result in the blocked layout.
 //!
 //! Fragments (PTX ISA, m16n8k16 .f16/.bf16), lane = 4 * group + tig:
 //! A (16x16, row-major): a0 (row group, cols 2tig..+1), a1 (row group+8), a2/a3 the same at cols +8;
@@ -12,8 +17,84 @@
 
 use super::{dtype_lty, Lowerer};
 use crate::compile::CodegenError;
-use dsl_core::ir::ValueId;
-use dsl_core::types::DType;
+use crate::layout::{Layout, MmaLayout};
+use dsl_core::ir::{Block, Kernel, OpKind, ValueId};
+use dsl_core::types::{DType, ElemTy};
+
+/// Which values live in an mma accumulator layout, and which are *splats* (one value in every element:
+/// constants and broadcast scalars, convertible to any layout for free).
+pub(super) struct MmaPlan {
+    pub layout: Vec<Option<MmaLayout>>,
+    pub splat: Vec<bool>,
+}
+
+/// Decides [`MmaPlan`] for a kernel on `warps` warps: `dot` results that run on tensor cores, elementwise
+/// ops whose tile operands are all in one mma layout (or splats), and loop-carried values whose next value
+/// is; iterated to a fixed point (a loop's accumulator depends on its own body).
+pub(super) fn plan(k: &Kernel, warps: usize) -> MmaPlan {
+    let mut p = MmaPlan { layout: vec![None; k.types.len()], splat: vec![false; k.types.len()] };
+    loop {
+        let before = p.layout.clone();
+        plan_block(&k.body, k, warps, &mut p);
+        if p.layout == before {
+            return p;
+        }
+    }
+}
+
+fn plan_block(b: &Block, k: &Kernel, warps: usize, p: &mut MmaPlan) {
+    use OpKind::*;
+    for op in &b.ops {
+        let Some(&r) = op.results.first() else {
+            for nb in op.kind.blocks() {
+                plan_block(nb, k, warps, p);
+            }
+            continue;
+        };
+        let ri = r.0 as usize;
+        let numel = |v: ValueId| k.ty(v).numel();
+        match &op.kind {
+            Constant { .. } => p.splat[ri] = true,
+            Broadcast { src, .. } | ExpandDims { src, .. } | Reshape { src, .. } => {
+                p.splat[ri] = numel(*src) <= 1 || p.splat[src.0 as usize];
+            }
+            Dot { a, b, .. } => {
+                let (sa, sb) = (&k.ty(*a).shape, &k.ty(*b).shape);
+                let (da, db) = (k.ty(*a).dtype(), k.ty(*b).dtype());
+                if let (Some(da), Some(db)) = (da, db) {
+                    if Lowerer::mma_fits(da, db, sa[0], sa[1], sb[1]) {
+                        p.layout[ri] = MmaLayout::choose(sa[0], sb[1], warps);
+                    }
+                }
+            }
+            Cast { .. } | Bitcast { .. } | Unary { .. } | Binary { .. } | Compare { .. } | Select { .. } | Fma { .. } => {
+                let ops = op.kind.operands();
+                let free = |v: &ValueId| p.splat[v.0 as usize] || numel(*v) <= 1;
+                match ops.iter().find_map(|v| p.layout[v.0 as usize]) {
+                    Some(l) if ops.iter().all(|v| p.layout[v.0 as usize] == Some(l) || free(v)) => p.layout[ri] = Some(l),
+                    Some(_) => {}
+                    None => p.splat[ri] = numel(r) > 1 && ops.iter().all(free),
+                }
+            }
+            For { body, .. } => {
+                plan_block(body, k, warps, p);
+                if let Some(OpKind::Yield { values }) = body.ops.last().map(|o| &o.kind) {
+                    for (i, v) in values.iter().enumerate() {
+                        if let Some(l) = p.layout[v.0 as usize] {
+                            p.layout[body.args[i + 1].0 as usize] = Some(l);
+                            p.layout[op.results[i].0 as usize] = Some(l);
+                        }
+                    }
+                }
+            }
+            _ => {
+                for nb in op.kind.blocks() {
+                    plan_block(nb, k, warps, p);
+                }
+            }
+        }
+    }
+}
 
 impl Lowerer<'_> {
     /// True where `dot` of `[m, k] x [k, n]` with these operand types runs on `mma.sync` m16n8k16.
@@ -136,5 +217,235 @@ impl Lowerer<'_> {
                 self.f.inst(format!("fadd float {}, {x}", acc_regs[r]))
             })
             .collect())
+    }
+}
+
+/// The NVVM intrinsic of `mma.sync.m16n8k16` with f32 accumulation for operand type `d`, and the LLVM type
+/// of its A/B operand registers.
+fn mma_intrinsic(d: DType) -> (&'static str, &'static str) {
+    match d {
+        DType::F16 => ("llvm.nvvm.mma.m16n8k16.row.col.f32.f32", "<2 x half>"),
+        _ => ("llvm.nvvm.mma.m16n8k16.row.col.bf16", "i32"),
+    }
+}
+
+impl Lowerer<'_> {
+    /// `v`'s registers in layout `want` (`None`: blocked). Values in another layout are converted through
+    /// shared memory; splats and scalars are free.
+    pub(super) fn regs_in(&mut self, v: ValueId, want: Option<MmaLayout>) -> Vec<String> {
+        let have = self.mma_of(v);
+        let regs = self.val(v).regs().to_vec();
+        if have == want {
+            return regs;
+        }
+        let bl = self.layout(v).expect("an mma tile (128 * warps * k elements) fits the blocked layout");
+        if self.plan.splat[v.0 as usize] || self.ty(v).numel() <= 1 {
+            let count = want.map_or(bl.regs(), |l| l.regs());
+            return vec![regs[0].clone(); count];
+        }
+        let elem = self.ty(v).elem.clone();
+        let (t, size) = self.smem_type(&elem);
+        let is_bool = elem == ElemTy::Scalar(DType::Bool);
+        let regs: Vec<String> =
+            if is_bool { regs.iter().map(|x| self.f.inst(format!("zext i1 {x} to i8"))).collect() } else { regs };
+        self.need_smem(bl.numel * size);
+        self.barrier();
+        match have {
+            None => self.smem_write(&regs, bl, t, size, 0),
+            Some(l) => {
+                for (r, x) in regs.iter().enumerate() {
+                    let e = self.mma_index(l, r);
+                    let a = self.smem_addr(0, &e, size);
+                    self.f.emit(format!("store {t} {x}, ptr addrspace(3) {a}"));
+                }
+            }
+        }
+        self.barrier();
+        let count = want.map_or(bl.regs(), |l| l.regs());
+        (0..count)
+            .map(|r| {
+                let e = match want {
+                    None => self.elem_index(bl, r),
+                    Some(l) => self.mma_index(l, r),
+                };
+                let x = self.smem_read(0, &e, t, size);
+                if is_bool { self.f.inst(format!("icmp ne i8 {x}, 0")) } else { x }
+            })
+            .collect()
+    }
+
+    /// The flat (row-major) element index of register `r` of layout `l` in this thread.
+    fn mma_index(&mut self, l: MmaLayout, r: usize) -> String {
+        let tid = self.tid();
+        let warp = self.f.inst(format!("lshr i32 {tid}, 5"));
+        let lane = self.f.inst(format!("and i32 {tid}, 31"));
+        let g = self.f.inst(format!("lshr i32 {lane}, 2"));
+        let q = self.f.inst(format!("and i32 {lane}, 3"));
+        let wr = self.f.inst(format!("udiv i32 {warp}, {}", l.wn));
+        let wc = self.f.inst(format!("urem i32 {warp}, {}", l.wn));
+        let (tile, c) = (r / 4, r % 4);
+        let (i, j) = (tile / l.tn(), tile % l.tn());
+        let row0 = self.f.inst(format!("mul i32 {wr}, {}", l.m / l.wm));
+        let row = self.f.inst(format!("add i32 {row0}, {g}"));
+        let row = self.f.inst(format!("add i32 {row}, {}", i * 16 + 8 * (c / 2)));
+        let col0 = self.f.inst(format!("mul i32 {wc}, {}", l.n / l.wn));
+        let q2 = self.f.inst(format!("shl i32 {q}, 1"));
+        let col = self.f.inst(format!("add i32 {col0}, {q2}"));
+        let col = self.f.inst(format!("add i32 {col}, {}", j * 8 + c % 2));
+        let rn = self.f.inst(format!("mul i32 {row}, {}", l.n));
+        self.f.inst(format!("add i32 {rn}, {col}"))
+    }
+
+    /// The swizzle key ([`crate::layout::swizzle`]) of shared-memory row `row` (an i32 operand) with `chunks` 16-byte
+    /// chunks per row.
+    fn swizzle_key(&mut self, row: &str, chunks: usize) -> String {
+        if !chunks.is_power_of_two() || chunks == 1 {
+            return "0".into();
+        }
+        let lanes = chunks.min(8);
+        let per = 8 / lanes;
+        let r = self.f.inst(format!("lshr i32 {row}, {}", per.trailing_zeros()));
+        self.f.inst(format!("and i32 {r}, {}", lanes - 1))
+    }
+
+    /// Writes a blocked 16-bit tile with rows of `row_len` elements to shared memory at `base`, each
+    /// 16-byte chunk at its swizzled place ([`crate::layout::swizzle`]); `vec`-element runs are stored as one vector.
+    fn smem_write_swizzled(&mut self, regs: &[String], l: Layout, t: &str, row_len: usize, base: usize) {
+        let owner = self.owner(l);
+        let (go, after) = (self.f.block("swz_write"), self.f.block("swz_written"));
+        self.f.emit(format!("br i1 {owner}, label {}, label {}", self.f.label(go), self.f.label(after)));
+        self.f.switch_to(go);
+        let chunks = row_len / 8;
+        for (c, run) in regs.chunks(l.vec).enumerate() {
+            let e = self.elem_index(l, c * l.vec);
+            let row = self.f.inst(format!("udiv i32 {e}, {row_len}"));
+            let col = self.f.inst(format!("urem i32 {e}, {row_len}"));
+            let ch = self.f.inst(format!("lshr i32 {col}, 3"));
+            let within = self.f.inst(format!("and i32 {col}, 7"));
+            let key = self.swizzle_key(&row, chunks);
+            let phys = self.f.inst(format!("xor i32 {ch}, {key}"));
+            let rb = self.f.inst(format!("mul i32 {row}, {}", row_len * 2));
+            let pb = self.f.inst(format!("shl i32 {phys}, 4"));
+            let wb = self.f.inst(format!("shl i32 {within}, 1"));
+            let off = self.f.inst(format!("add i32 {rb}, {pb}"));
+            let off = self.f.inst(format!("add i32 {off}, {wb}"));
+            let off = self.f.inst(format!("add i32 {off}, {base}"));
+            let addr = self.f.inst(format!("getelementptr i8, ptr addrspace(3) @__smem, i32 {off}"));
+            if run.len() == 1 {
+                self.f.emit(format!("store {t} {}, ptr addrspace(3) {addr}, align 2", run[0]));
+            } else {
+                let vt = format!("<{} x {t}>", run.len());
+                let mut v = "poison".to_string();
+                for (i, x) in run.iter().enumerate() {
+                    v = self.f.inst(format!("insertelement {vt} {v}, {t} {x}, i32 {i}"));
+                }
+                self.f.emit(format!("store {vt} {v}, ptr addrspace(3) {addr}, align {}", 2 * run.len()));
+            }
+        }
+        self.f.emit(format!("br label {}", self.f.label(after)));
+        self.f.switch_to(after);
+    }
+
+    /// `ldmatrix` of `count` (2 or 4) 8x8 16-bit matrices at shared byte offset `off`; `trans` transposes.
+    fn ldmatrix(&mut self, off: &str, count: usize, trans: bool) -> Vec<String> {
+        let name = format!("llvm.nvvm.ldmatrix.sync.aligned.m8n8.x{count}{}.b16", if trans { ".trans" } else { "" });
+        let ret = format!("{{ {} }}", vec!["i32"; count].join(", "));
+        self.declare(format!("declare {ret} @{name}(ptr addrspace(3))"));
+        let addr = self.f.inst(format!("getelementptr i8, ptr addrspace(3) @__smem, i32 {off}"));
+        let res = self.f.inst(format!("call {ret} @{name}(ptr addrspace(3) {addr})"));
+        (0..count).map(|i| self.f.inst(format!("extractvalue {ret} {res}, {i}"))).collect()
+    }
+
+    /// `acc + a · b` with the result in the mma layout `l`: operands staged swizzled in shared memory,
+    /// fragments read with `ldmatrix`, one `mma.sync.m16n8k16` per 16x8 tile and 16-deep step of `k`.
+    pub(super) fn dot_tc(&mut self, a: ValueId, b: ValueId, acc: ValueId, l: MmaLayout) -> Result<Vec<String>, CodegenError> {
+        let (m, k, n) = (self.ty(a).shape[0], self.ty(a).shape[1], self.ty(b).shape[1]);
+        let d = self.dtype(a);
+        let et = dtype_lty(d);
+        let mut accs = self.regs_in(acc, Some(l));
+        let (la, lb) = (self.layout(a)?, self.layout(b)?);
+        let (ca, cb) = (k / 8, n / 8);
+        let b_base = (m * k * 2).next_multiple_of(16);
+        self.need_smem(b_base + k * n * 2);
+        self.barrier();
+        let (ra, rb) = (self.regs(a), self.regs(b));
+        self.smem_write_swizzled(&ra, la, et, k, 0);
+        self.smem_write_swizzled(&rb, lb, et, n, b_base);
+        self.barrier();
+
+        // Lane `l` gives the address of row `l % 16` at chunk offset `l / 16` of each 16x16 block: for A
+        // (x4) the matrices come out as a0..a3, for B (x4.trans) as b0, b1 of two 8-column tiles. Blocks
+        // start at multiples of 16 rows, so the swizzle key depends on `l % 16` alone.
+        let tid = self.tid();
+        let lane = self.f.inst(format!("and i32 {tid}, 31"));
+        let warp = self.f.inst(format!("lshr i32 {tid}, 5"));
+        let lr = self.f.inst(format!("and i32 {lane}, 15"));
+        let lc = self.f.inst(format!("lshr i32 {lane}, 4"));
+        let wr = self.f.inst(format!("udiv i32 {warp}, {}", l.wn));
+        let wc = self.f.inst(format!("urem i32 {warp}, {}", l.wn));
+        let key_a = self.swizzle_key(&lr, ca);
+        let key_b = self.swizzle_key(&lr, cb);
+        let lck_a = self.f.inst(format!("xor i32 {lc}, {key_a}"));
+        let lck_b = self.f.inst(format!("xor i32 {lc}, {key_b}"));
+        // Byte offset of this lane's row in A for m-tile 0, and in B for k-step 0.
+        let arow = self.f.inst(format!("mul i32 {wr}, {}", l.m / l.wm));
+        let arow = self.f.inst(format!("add i32 {arow}, {lr}"));
+        let arow = self.f.inst(format!("mul i32 {arow}, {}", k * 2));
+        let brow = self.f.inst(format!("mul i32 {lr}, {}", n * 2));
+        let brow = self.f.inst(format!("add i32 {brow}, {b_base}"));
+        let bchunk0 = self.f.inst(format!("mul i32 {wc}, {}", l.tn()));
+        let (tm, tn) = (l.tm(), l.tn());
+        let (intr, opty) = mma_intrinsic(d);
+        let ret = "{ float, float, float, float }";
+        self.declare(format!(
+            "declare {ret} @{intr}({opty}, {opty}, {opty}, {opty}, {opty}, {opty}, float, float, float, float)"
+        ));
+        for kt in 0..k / 16 {
+            let mut af = vec![];
+            for i in 0..tm {
+                let ch = self.f.inst(format!("xor i32 {lck_a}, {}", kt * 2));
+                let cbytes = self.f.inst(format!("shl i32 {ch}, 4"));
+                let off = self.f.inst(format!("add i32 {arow}, {}", i * 16 * k * 2));
+                let off = self.f.inst(format!("add i32 {off}, {cbytes}"));
+                af.push(self.ldmatrix(&off, 4, false));
+            }
+            let mut bf: Vec<[String; 2]> = vec![];
+            let row_off = self.f.inst(format!("add i32 {brow}, {}", kt * 16 * n * 2));
+            let mut j = 0;
+            while j < tn {
+                let pair = tn % 2 == 0 && j + 1 < tn;
+                let c = self.f.inst(format!("add i32 {bchunk0}, {j}"));
+                // Pairs start at even chunks (tn even), so adding `l / 16` is an xor.
+                let ch = self.f.inst(format!("xor i32 {c}, {}", if pair { &lck_b } else { &key_b }));
+                let cbytes = self.f.inst(format!("shl i32 {ch}, 4"));
+                let off = self.f.inst(format!("add i32 {row_off}, {cbytes}"));
+                let x = self.ldmatrix(&off, if pair { 4 } else { 2 }, true);
+                bf.push([x[0].clone(), x[1].clone()]);
+                if pair {
+                    bf.push([x[2].clone(), x[3].clone()]);
+                }
+                j += if pair { 2 } else { 1 };
+            }
+            let cast = |s: &mut Self, x: &str| {
+                if opty == "i32" { x.to_string() } else { s.f.inst(format!("bitcast i32 {x} to {opty}")) }
+            };
+            let af: Vec<Vec<String>> = af.iter().map(|f| f.iter().map(|x| cast(self, x)).collect()).collect();
+            let bf: Vec<Vec<String>> = bf.iter().map(|f| f.iter().map(|x| cast(self, x)).collect()).collect();
+            for i in 0..tm {
+                for (j, bfj) in bf.iter().enumerate() {
+                    let base = (i * tn + j) * 4;
+                    let fa = &af[i];
+                    let c = &accs[base..base + 4];
+                    let res = self.f.inst(format!(
+                        "call {ret} @{intr}({opty} {}, {opty} {}, {opty} {}, {opty} {}, {opty} {}, {opty} {}, float {}, float {}, float {}, float {})",
+                        fa[0], fa[1], fa[2], fa[3], bfj[0], bfj[1], c[0], c[1], c[2], c[3]
+                    ));
+                    for q in 0..4 {
+                        accs[base + q] = self.f.inst(format!("extractvalue {ret} {res}, {q}"));
+                    }
+                }
+            }
+        }
+        Ok(accs)
     }
 }

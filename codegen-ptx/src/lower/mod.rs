@@ -25,7 +25,7 @@ mod text;
 
 use crate::axis::AxisAnalysis;
 use crate::compile::CodegenError;
-use crate::layout::Layout;
+use crate::layout::{Layout, MmaLayout};
 use crate::target::{ArgFact, CompileOptions, Specialization};
 use dsl_core::ir::{Block, Const, Kernel, Loc, Op, OpKind, ValueId};
 use dsl_core::scalar::{self, Scalar};
@@ -167,6 +167,8 @@ pub(crate) struct Lowerer<'k> {
     lens: Option<Vec<Option<String>>>,
     /// Which pointer parameter each pointer value derives from (bounds checks).
     prov: Vec<Option<usize>>,
+    /// Which values live in an mma accumulator layout (see [`mma::plan`]).
+    plan: mma::MmaPlan,
 }
 
 /// Lowers a verified kernel to one LLVM module with one `ptx_kernel` function.
@@ -190,6 +192,7 @@ pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
         tid_reg: None,
         lens: None,
         prov: vec![None; k.types.len()],
+        plan: mma::plan(k, threads / 32),
     };
     let entry = entry_name(k);
     let mut params = vec![];
@@ -286,8 +289,22 @@ impl<'k> Lowerer<'k> {
         self.vals[v.0 as usize].as_ref().expect("verified IR: value defined before use")
     }
 
-    fn regs(&self, v: ValueId) -> Vec<String> {
-        self.val(v).regs().to_vec()
+    /// `v`'s registers in the blocked layout (converted if it lives in an mma layout).
+    fn regs(&mut self, v: ValueId) -> Vec<String> {
+        self.regs_in(v, None)
+    }
+
+    /// A loop-carried or branch-merged value in layout `want` (block pointers as they are).
+    fn carried(&mut self, v: ValueId, want: Option<MmaLayout>) -> Val {
+        match self.val(v) {
+            Val::Block { .. } => self.val(v).clone(),
+            Val::Tile(_) => Val::Tile(self.regs_in(v, want)),
+        }
+    }
+
+    /// The mma layout `v` lives in (`None`: the blocked layout).
+    fn mma_of(&self, v: ValueId) -> Option<MmaLayout> {
+        self.plan.layout[v.0 as usize]
     }
 
     fn set(&mut self, v: ValueId, val: Val) {
@@ -380,11 +397,12 @@ impl<'k> Lowerer<'k> {
         self.f.switch_to(cont);
     }
 
-    fn block(&mut self, b: &Block) -> Result<Vec<Val>, CodegenError> {
+    /// Lowers a block's ops; returns the values it yields.
+    fn block(&mut self, b: &Block) -> Result<Vec<ValueId>, CodegenError> {
         for op in &b.ops {
             self.loc = op.loc;
             if let OpKind::Yield { values } = &op.kind {
-                return Ok(values.iter().map(|v| self.val(*v).clone()).collect());
+                return Ok(values.clone());
             }
             self.op(op)?;
         }
@@ -394,6 +412,8 @@ impl<'k> Lowerer<'k> {
     fn op(&mut self, op: &Op) -> Result<(), CodegenError> {
         use OpKind::*;
         let r0 = op.results.first().copied();
+        // Elementwise ops produce (and read their operands in) the layout the plan chose for the result.
+        let want = r0.and_then(|r| self.mma_of(r));
         let out: Option<Val> = match &op.kind {
             ProgramId { axis } => Some(Val::Tile(vec![self.sreg("ctaid", *axis)])),
             NumPrograms { axis } => Some(Val::Tile(vec![self.sreg("nctaid", *axis)])),
@@ -408,50 +428,53 @@ impl<'k> Lowerer<'k> {
                 Some(Val::Tile(regs))
             }
             Constant { value, dtype } => Some(Val::Tile(vec![const_of(*dtype, const_scalar(*value))])),
-            Reshape { src, .. } | ExpandDims { src, .. } => Some(self.val(*src).clone()),
+            Reshape { src, .. } | ExpandDims { src, .. } => Some(Val::Tile(self.regs(*src))),
             Broadcast { src, .. } => Some(Val::Tile(self.broadcast(*src, r0.expect("result"))?)),
             Permute { src, perm } => Some(Val::Tile(self.permute(*src, perm, r0.expect("result"))?)),
             Cast { src, to } => {
                 let from = self.dtype(*src);
-                let regs = self.regs(*src).iter().map(|x| self.cast(from, *to, x)).collect();
+                let regs = self.regs_in(*src, want).iter().map(|x| self.cast(from, *to, x)).collect();
                 Some(Val::Tile(regs))
             }
             Bitcast { src, to } => {
                 let from = self.dtype(*src);
-                let regs = self.regs(*src).iter().map(|x| self.bitcast(from, *to, x)).collect();
+                let regs = self.regs_in(*src, want).iter().map(|x| self.bitcast(from, *to, x)).collect();
                 Some(Val::Tile(regs))
             }
             Unary { op: u, src } => {
                 let d = self.dtype(*src);
-                let regs = self.regs(*src).iter().map(|x| self.unary(*u, d, x)).collect();
+                let regs = self.regs_in(*src, want).iter().map(|x| self.unary(*u, d, x)).collect();
                 Some(Val::Tile(regs))
             }
             Binary { op: b, lhs, rhs } => {
                 let d = self.dtype(*lhs);
-                let (x, y) = (self.regs(*lhs), self.regs(*rhs));
+                let (x, y) = (self.regs_in(*lhs, want), self.regs_in(*rhs, want));
                 let regs = x.iter().zip(&y).map(|(a, c)| self.binary(*b, d, a, c)).collect();
                 Some(Val::Tile(regs))
             }
             Compare { op: c, lhs, rhs } => {
                 let d = self.dtype(*lhs);
-                let (x, y) = (self.regs(*lhs), self.regs(*rhs));
+                let (x, y) = (self.regs_in(*lhs, want), self.regs_in(*rhs, want));
                 let regs = x.iter().zip(&y).map(|(a, b)| self.compare(*c, d, a, b)).collect();
                 Some(Val::Tile(regs))
             }
             Select { cond, on_true, on_false } => {
                 let t = lty(&self.ty(*on_true).elem);
-                let (c, a, b) = (self.regs(*cond), self.regs(*on_true), self.regs(*on_false));
+                let (c, a, b) = (self.regs_in(*cond, want), self.regs_in(*on_true, want), self.regs_in(*on_false, want));
                 let regs = (0..c.len()).map(|i| self.f.inst(format!("select i1 {}, {t} {}, {t} {}", c[i], a[i], b[i]))).collect();
                 Some(Val::Tile(regs))
             }
             Fma { a, b, c } => {
                 let d = self.dtype(*a);
-                let (x, y, z) = (self.regs(*a), self.regs(*b), self.regs(*c));
+                let (x, y, z) = (self.regs_in(*a, want), self.regs_in(*b, want), self.regs_in(*c, want));
                 let regs = (0..x.len()).map(|i| self.fma(d, &x[i], &y[i], &z[i])).collect();
                 Some(Val::Tile(regs))
             }
             Reduce { op: ro, src, axis, .. } => Some(Val::Tile(self.reduce(*ro, *src, *axis, r0.expect("result"))?)),
-            Dot { a, b, acc } => Some(Val::Tile(self.dot(*a, *b, *acc)?)),
+            Dot { a, b, acc } => Some(Val::Tile(match want {
+                Some(l) => self.dot_tc(*a, *b, *acc, l)?,
+                None => self.dot(*a, *b, *acc)?,
+            })),
             AddPtr { ptr, offset } => Some(Val::Tile(self.add_ptr(*ptr, *offset))),
             PtrCast { ptr, .. } => Some(self.val(*ptr).clone()),
             Load { ptr, mask, other, hints } => Some(Val::Tile(self.load(*ptr, *mask, *other, *hints)?)),
@@ -613,6 +636,11 @@ impl<'k> Lowerer<'k> {
         let it = dtype_lty(self.dtype(lo));
         let signed = self.dtype(lo).is_signed_int();
         let (lo_r, hi_r, step_r) = (self.regs(lo)[0].clone(), self.regs(hi)[0].clone(), self.regs(step)[0].clone());
+        // Carried values enter the loop in the layout the plan chose for them (converted before the loop).
+        let carried_tys: Vec<&Type> = init.iter().map(|v| self.ty(*v)).collect();
+        let wants: Vec<Option<MmaLayout>> = body.args[1..].iter().map(|a| self.mma_of(*a)).collect();
+        let init_flat: Vec<Vec<(String, String)>> =
+            init.iter().zip(&carried_tys).zip(&wants).map(|((v, t), w)| self.carried(*v, *w).flat(t)).collect();
         if step_r.parse::<i64>().map_or(true, |s| s <= 0) {
             let ok = self.f.inst(format!("icmp {} {it} {step_r}, 0", if signed { "sgt" } else { "ugt" }));
             self.assert_true(&ok, "a loop step must be positive");
@@ -626,8 +654,6 @@ impl<'k> Lowerer<'k> {
         // Header: phis for the induction variable and every carried register (incoming edges added below).
         self.f.switch_to(header);
         let iv = self.f.tmp();
-        let carried_tys: Vec<&Type> = init.iter().map(|v| self.ty(*v)).collect();
-        let init_flat: Vec<Vec<(String, String)>> = init.iter().zip(&carried_tys).map(|(v, t)| self.val(*v).flat(t)).collect();
         let phi_names: Vec<Vec<String>> = init_flat.iter().map(|f| f.iter().map(|_| self.f.tmp()).collect()).collect();
         let cond = self.f.inst(format!("icmp {} {it} {iv}, {hi_r}", if signed { "slt" } else { "ult" }));
         self.f.emit(format!("br i1 {cond}, label {}, label {}", self.f.label(body_b), self.f.label(exit)));
@@ -637,7 +663,8 @@ impl<'k> Lowerer<'k> {
         for (i, a) in body.args[1..].iter().enumerate() {
             self.set(*a, Val::unflat(carried_tys[i], phi_names[i].clone()));
         }
-        let next_vals = self.block(body)?;
+        let next_ids = self.block(body)?;
+        let next_vals: Vec<Val> = next_ids.iter().zip(&wants).map(|(v, w)| self.carried(*v, *w)).collect();
         let next_iv = self.f.inst(format!("add {it} {iv}, {step_r}"));
         let latch = self.f.current();
         self.f.emit(format!("br label {}", self.f.label(header)));
@@ -671,10 +698,12 @@ impl<'k> Lowerer<'k> {
         self.f.emit(format!("br i1 {c}, label {}, label {}", self.f.label(tb), self.f.label(eb)));
         self.f.switch_to(tb);
         let tv = self.block(then_block)?;
+        let tv: Vec<Val> = tv.iter().map(|v| self.carried(*v, None)).collect();
         let t_end = self.f.current();
         self.f.emit(format!("br label {}", self.f.label(merge)));
         self.f.switch_to(eb);
         let ev = self.block(else_block)?;
+        let ev: Vec<Val> = ev.iter().map(|v| self.carried(*v, None)).collect();
         let e_end = self.f.current();
         self.f.emit(format!("br label {}", self.f.label(merge)));
         self.f.switch_to(merge);

@@ -15,6 +15,7 @@ cases!(
     matmul_e5m2,
     matmul_e4m3_x_e5m2,
     matmul_block_shapes_and_layouts,
+    matmul_tensor_core_tiles,
     matmul_splitk_f32,
     matmul_splitk_low_precision,
     matmul_splitk_accumulates,
@@ -169,6 +170,30 @@ pub fn matmul_block_shapes_and_layouts<R: Runtime>(rt: &R) {
     let p = Problem::<f16, f16>::new(17, 33, 40, true, true, 801);
     run_plain::<R, f16, f16, f32, 16, 32, 32>(rt, &p, false);
     run_plain::<R, f16, f16, f32, 16, 32, 32>(rt, &p, true);
+}
+
+/// Tiles large enough for the tensor-core accumulator layout (the result stays in `mma` registers across
+/// the k loop): several warp grids, ragged edges on every dimension, column-major `A`, f16/bf16 outputs
+/// (cast in that layout), block pointers and split-K (atomic adds from it).
+pub fn matmul_tensor_core_tiles<R: Runtime>(rt: &R) {
+    let p = Problem::<f16, f16>::new(150, 200, 90, false, false, 820);
+    run_plain::<R, f16, f16, f32, 64, 64, 32>(rt, &p, false);
+    run_plain::<R, f16, f16, f16, 128, 128, 32>(rt, &p, false);
+    run_plain::<R, f16, f16, f32, 32, 64, 64>(rt, &p, true);
+    run_plain::<R, f16, f16, f32, 64, 32, 16>(rt, &p, false);
+    let p = Problem::<f16, f16>::new(70, 65, 130, true, true, 821);
+    run_plain::<R, f16, f16, f32, 64, 128, 64>(rt, &p, false);
+    run_plain::<R, f16, f16, f32, 128, 16, 32>(rt, &p, true);
+    let p = Problem::<bf16, bf16>::new(97, 131, 77, false, true, 822);
+    run_plain::<R, bf16, bf16, bf16, 64, 64, 32>(rt, &p, false);
+    run_plain::<R, bf16, bf16, f32, 128, 64, 16>(rt, &p, true);
+    for split_k in [1, 3] {
+        run_splitk::<R, f16, f16, 64, 64, 32>(rt, &p_f16(823), split_k);
+    }
+}
+
+fn p_f16(seed: u64) -> Problem<f16, f16> {
+    Problem::<f16, f16>::new(100, 90, 200, false, false, seed)
 }
 
 fn run_splitk<R, A, B, const BM: i32, const BN: i32, const BK: i32>(rt: &R, p: &Problem<A, B>, split_k: u32)
