@@ -45,6 +45,9 @@ impl AxisInfo {
 /// The analysis result: one entry per value (unknown for values it does not reason about).
 pub struct AxisAnalysis {
     info: Vec<AxisInfo>,
+    /// Values known to be 1 in every element (an `ArgFact::One` argument, the constant 1, and their
+    /// broadcasts): multiplying by them keeps the other operand's runs (`k * stride` with a unit stride).
+    one: Vec<bool>,
 }
 
 impl AxisAnalysis {
@@ -53,7 +56,7 @@ impl AxisAnalysis {
     }
 
     pub fn run(k: &Kernel, spec: &Specialization) -> AxisAnalysis {
-        let mut a = AxisAnalysis { info: vec![AxisInfo::unknown(); k.types.len()] };
+        let mut a = AxisAnalysis { info: vec![AxisInfo::unknown(); k.types.len()], one: vec![false; k.types.len()] };
         for (i, p) in k.params.iter().enumerate() {
             let div = match (spec.fact(i), &k.ty(p.value).elem) {
                 (ArgFact::Aligned16, ElemTy::Ptr { .. }) => 16,
@@ -62,6 +65,7 @@ impl AxisAnalysis {
             };
             // A parameter is a scalar: one constant run.
             a.info[p.value.0 as usize] = AxisInfo { contig: 1, const_run: 1, div };
+            a.one[p.value.0 as usize] = spec.fact(i) == ArgFact::One;
         }
         a.block(k, &k.body);
         a
@@ -79,6 +83,12 @@ impl AxisAnalysis {
             }
             let Some(&r) = op.results.first() else { continue };
             let numel = k.ty(r).numel().max(1) as u64;
+            self.one[r.0 as usize] = match &op.kind {
+                OpKind::Constant { value: Const::I(1), .. } => true,
+                OpKind::Broadcast { src, .. } | OpKind::ExpandDims { src, .. } | OpKind::Reshape { src, .. } => self.one[src.0 as usize],
+                OpKind::Cast { src, to } => to.is_int() && self.one[src.0 as usize],
+                _ => false,
+            };
             let info = self.op(k, &op.kind, numel);
             // A scalar is one constant run.
             let info = if numel == 1 { AxisInfo { contig: 1, const_run: 1, div: info.div } } else { info };
@@ -139,6 +149,8 @@ impl AxisAnalysis {
                         let div = if contig > 1 { gcd(a.div, b.div) } else { gcd(a.elem_div(), b.elem_div()) };
                         AxisInfo { contig, const_run: a.const_run.min(b.const_run), div }
                     }
+                    BinaryOp::Mul if self.one[rhs.0 as usize] => a,
+                    BinaryOp::Mul if self.one[lhs.0 as usize] => b,
                     BinaryOp::Mul => AxisInfo {
                         contig: 1,
                         const_run: a.const_run.min(b.const_run),
@@ -234,6 +246,13 @@ mod tests {
         store(out + i, load(x + (i + i)));
     }
 
+    /// `x[i * s]`: contiguous exactly when the stride `s` is known to be 1.
+    #[kernel]
+    fn strided<const B: i32>(x: Ptr<f32>, out: MutPtr<f32>, s: i32) {
+        let i = arange(0, B);
+        store(out + i, load(x + i * s));
+    }
+
     fn load_ptr_info(k: &Kernel, facts: Vec<ArgFact>) -> AxisInfo {
         let a = AxisAnalysis::run(k, &Specialization { facts });
         let ptr = k.body.ops.iter().find_map(|op| match op.kind {
@@ -262,5 +281,15 @@ mod tests {
         let info = load_ptr_info(&k, vec![ArgFact::Aligned16, ArgFact::Aligned16]);
         assert_eq!(info.contig, 1, "{info:?}");
         assert!(info.div <= 4, "only the f32 size is known: {info:?}");
+    }
+
+    #[test]
+    fn a_unit_stride_argument_keeps_contiguity() {
+        let k = strided::<64>::build().unwrap();
+        let aligned = vec![ArgFact::Aligned16, ArgFact::Aligned16];
+        let info = load_ptr_info(&k, [aligned.clone(), vec![ArgFact::One]].concat());
+        assert_eq!(info.contig, 64, "{info:?}");
+        let info = load_ptr_info(&k, [aligned, vec![ArgFact::Div16]].concat());
+        assert_eq!(info.contig, 1, "{info:?}");
     }
 }

@@ -68,6 +68,11 @@ fn every_kernel_check_lowers_assembles_and_passes() {
 
 /// The SASS of `k` for `target`, with pointers 16-byte aligned and integers carrying `int_fact`.
 fn sass(k: &Kernel, int_fact: ArgFact, target: Target) -> String {
+    assembled(k, int_fact, &CompileOptions { target, num_warps: 4, ..CompileOptions::default() }).sass
+}
+
+/// `k` compiled with `opts` and assembled (pointers 16-byte aligned, integers carrying `int_fact`).
+fn assembled(k: &Kernel, int_fact: ArgFact, opts: &CompileOptions) -> codegen_ptx::ptxas::Assembled {
     let facts = k
         .params
         .iter()
@@ -77,10 +82,41 @@ fn sass(k: &Kernel, int_fact: ArgFact, target: Target) -> String {
             _ => ArgFact::None,
         })
         .collect();
-    let c = compile(k, &Specialization { facts }, &CompileOptions { target, num_warps: 4, bounds_check: false, ..CompileOptions::default() }).expect("compiles");
+    assembled_with(k, Specialization { facts }, opts)
+}
+
+fn assembled_with(k: &Kernel, spec: Specialization, opts: &CompileOptions) -> codegen_ptx::ptxas::Assembled {
+    let c = compile(k, &spec, opts).expect("compiles");
     let ptxas = find_ptxas().unwrap_or_else(|| panic!("ptxas not found: {INSTALL}"));
     let nvdisasm = find_nvdisasm().unwrap_or_else(|| panic!("nvdisasm not found: {INSTALL}"));
-    assemble(&ptxas, Some(&nvdisasm), &c.ptx, target).expect("assembles").sass
+    assemble(&ptxas, Some(&nvdisasm), &c.ptx, opts.target).expect("assembles")
+}
+
+/// The GEMM configurations the benchmarks use: pipelined with `cp.async` (LDGSTS), fragments through
+/// `ldmatrix` (LDSM), tensor cores (HMMA), and no local-memory spills.
+#[test]
+fn pipelined_gemm_uses_cp_async_and_does_not_spill() {
+    let kernels = [
+        (kernels::matmul::matmul::<f16, f16, f16, 128, 128, 32>::build(), 8),
+        (kernels::matmul::matmul::<bf16, bf16, bf16, 128, 64, 32>::build(), 4),
+        (kernels::matmul::matmul::<f16, f16, f16, 64, 64, 64>::build(), 4),
+    ];
+    // Row-major operands: pointers aligned, sizes and leading strides divisible by 16, unit strides 1.
+    use ArgFact::*;
+    let facts = vec![Aligned16, Aligned16, Aligned16, Div16, Div16, Div16, Div16, One, Div16, One, Div16, One];
+    for (k, num_warps) in kernels {
+        let k = k.expect("traces");
+        for target in [Target::Sm80, Target::Sm90a] {
+            let opts = CompileOptions { target, num_warps, num_stages: 3, ..CompileOptions::default() };
+            let a = assembled_with(&k, Specialization { facts: facts.clone() }, &opts);
+            let name = k.display_name();
+            for op in ["LDGSTS.E.BYPASS.128", "LDSM.16.M88.4", "LDSM.16.MT88.4", "HMMA.16816.F32", "LDGDEPBAR", "DEPBAR"] {
+                assert!(a.sass.contains(op), "{name} ({target}, {num_warps} warps): no {op}");
+            }
+            assert_eq!((a.spill_stores, a.spill_loads), (0, 0), "{name} ({target}): spills, {} registers", a.registers);
+            eprintln!("{name} ({target}, {num_warps} warps, 3 stages): {} registers", a.registers);
+        }
+    }
 }
 
 #[test]

@@ -22,14 +22,15 @@ impl Lowerer<'_> {
         self.f.emit("call void asm sideeffect \"bar.sync 0;\", \"~{memory}\"() #1");
     }
 
+    /// Makes the scratch area (after the pipeline stage buffers) at least `bytes` long.
     pub(super) fn need_smem(&mut self, bytes: usize) {
-        self.smem_bytes = self.smem_bytes.max(bytes);
+        self.smem_bytes = self.smem_bytes.max(self.smem_base + bytes);
     }
 
-    /// Address in shared memory of byte offset `base + index * size` (index: an i32 operand).
+    /// Address of byte offset `base + index * size` of the scratch area (index: an i32 operand).
     pub(super) fn smem_addr(&mut self, base: usize, index: &str, size: usize) -> String {
         let b = self.f.inst(format!("mul i32 {index}, {size}"));
-        let b = self.f.inst(format!("add i32 {b}, {base}"));
+        let b = self.f.inst(format!("add i32 {b}, {}", self.smem_base + base));
         self.f.inst(format!("getelementptr i8, ptr addrspace(3) @__smem, i32 {b}"))
     }
 
@@ -133,17 +134,42 @@ impl Lowerer<'_> {
             // Only size-1 dims were added: the same elements in the same order.
             return Ok(self.regs(src));
         }
+        // Offsets and masks built from aranges and scalars: recompute each element instead of exchanging.
+        if self.can_remat(src) {
+            return Ok((0..dl.regs())
+                .map(|r| {
+                    let i = self.elem_index(dl, r);
+                    let j = self.broadcast_source_index(src, dst, &i);
+                    self.remat_at(src, &j)
+                })
+                .collect());
+        }
         let src_shape = self.ty(src).shape.clone();
-        let dst_rank = self.ty(dst).shape.len();
+        let dst_shape = self.ty(dst).shape.clone();
+        self.gather(src, dst, |s, coords| s.broadcast_source_linear(&src_shape, dst_shape.len(), coords))
+    }
+
+    /// The flat index in `src` of flat element `i` (an i32 operand) of its broadcast `dst`.
+    pub(super) fn broadcast_source_index(&mut self, src: ValueId, dst: ValueId, i: &str) -> String {
+        let (src_shape, dst_shape) = (self.ty(src).shape.clone(), self.ty(dst).shape.clone());
+        let st = strides(&dst_shape);
+        let coords: Vec<String> = (0..dst_shape.len())
+            .map(|d| {
+                let c = self.f.inst(format!("udiv i32 {i}, {}", st[d]));
+                self.f.inst(format!("urem i32 {c}, {}", dst_shape[d]))
+            })
+            .collect();
+        self.broadcast_source_linear(&src_shape, dst_shape.len(), &coords)
+    }
+
+    /// The flat index in a source of shape `src_shape` of the element at `coords` of a rank-`dst_rank`
+    /// broadcast (leading dims added, size-1 dims stretched).
+    fn broadcast_source_linear(&mut self, src_shape: &[usize], dst_rank: usize, coords: &[String]) -> String {
         let pad = dst_rank - src_shape.len();
-        let sst = strides(&src_shape);
-        self.gather(src, dst, |s, coords| {
-            let terms: Vec<(String, usize)> = (0..src_shape.len())
-                .filter(|&d| src_shape[d] != 1)
-                .map(|d| (coords[pad + d].clone(), sst[d]))
-                .collect();
-            s.linear(&terms)
-        })
+        let sst = strides(src_shape);
+        let terms: Vec<(String, usize)> =
+            (0..src_shape.len()).filter(|&d| src_shape[d] != 1).map(|d| (coords[pad + d].clone(), sst[d])).collect();
+        self.linear(&terms)
     }
 
     pub(super) fn permute(&mut self, src: ValueId, perm: &[usize], dst: ValueId) -> Result<Vec<String>, CodegenError> {

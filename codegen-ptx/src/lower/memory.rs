@@ -62,7 +62,7 @@ impl Lowerer<'_> {
     }
 
     /// How many consecutive registers of `ptr` one access may cover (1, 2, 4, 8 elements; ≤ 16 bytes).
-    fn vector_width(&self, ptr: ValueId, mask: Option<ValueId>, l: Layout) -> usize {
+    pub(super) fn vector_width(&self, ptr: ValueId, mask: Option<ValueId>, l: Layout) -> usize {
         if l.replicated() || l.numel == 1 {
             return 1;
         }

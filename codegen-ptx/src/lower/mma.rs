@@ -298,7 +298,7 @@ impl Lowerer<'_> {
 
     /// The swizzle key ([`crate::layout::swizzle`]) of shared-memory row `row` (an i32 operand) with `chunks` 16-byte
     /// chunks per row.
-    fn swizzle_key(&mut self, row: &str, chunks: usize) -> String {
+    pub(super) fn swizzle_key(&mut self, row: &str, chunks: usize) -> String {
         if !chunks.is_power_of_two() || chunks == 1 {
             return "0".into();
         }
@@ -308,27 +308,17 @@ impl Lowerer<'_> {
         self.f.inst(format!("and i32 {r}, {}", lanes - 1))
     }
 
-    /// Writes a blocked 16-bit tile with rows of `row_len` elements to shared memory at `base`, each
-    /// 16-byte chunk at its swizzled place ([`crate::layout::swizzle`]); `vec`-element runs are stored as one vector.
+    /// Writes a blocked 16-bit tile with rows of `row_len` elements to shared memory at byte `base`
+    /// (absolute), each 16-byte chunk at its swizzled place ([`crate::layout::swizzle`]); `vec`-element
+    /// runs are stored as one vector.
     fn smem_write_swizzled(&mut self, regs: &[String], l: Layout, t: &str, row_len: usize, base: usize) {
         let owner = self.owner(l);
         let (go, after) = (self.f.block("swz_write"), self.f.block("swz_written"));
         self.f.emit(format!("br i1 {owner}, label {}, label {}", self.f.label(go), self.f.label(after)));
         self.f.switch_to(go);
-        let chunks = row_len / 8;
         for (c, run) in regs.chunks(l.vec).enumerate() {
             let e = self.elem_index(l, c * l.vec);
-            let row = self.f.inst(format!("udiv i32 {e}, {row_len}"));
-            let col = self.f.inst(format!("urem i32 {e}, {row_len}"));
-            let ch = self.f.inst(format!("lshr i32 {col}, 3"));
-            let within = self.f.inst(format!("and i32 {col}, 7"));
-            let key = self.swizzle_key(&row, chunks);
-            let phys = self.f.inst(format!("xor i32 {ch}, {key}"));
-            let rb = self.f.inst(format!("mul i32 {row}, {}", row_len * 2));
-            let pb = self.f.inst(format!("shl i32 {phys}, 4"));
-            let wb = self.f.inst(format!("shl i32 {within}, 1"));
-            let off = self.f.inst(format!("add i32 {rb}, {pb}"));
-            let off = self.f.inst(format!("add i32 {off}, {wb}"));
+            let off = self.swizzled_offset(&e, row_len);
             let off = self.f.inst(format!("add i32 {off}, {base}"));
             let addr = self.f.inst(format!("getelementptr i8, ptr addrspace(3) @__smem, i32 {off}"));
             if run.len() == 1 {
@@ -346,7 +336,8 @@ impl Lowerer<'_> {
         self.f.switch_to(after);
     }
 
-    /// `ldmatrix` of `count` (2 or 4) 8x8 16-bit matrices at shared byte offset `off`; `trans` transposes.
+    /// `ldmatrix` of `count` (2 or 4) 8x8 16-bit matrices at (absolute) shared byte offset `off`; `trans`
+    /// transposes.
     fn ldmatrix(&mut self, off: &str, count: usize, trans: bool) -> Vec<String> {
         let name = format!("llvm.nvvm.ldmatrix.sync.aligned.m8n8.x{count}{}.b16", if trans { ".trans" } else { "" });
         let ret = format!("{{ {} }}", vec!["i32"; count].join(", "));
@@ -363,15 +354,26 @@ impl Lowerer<'_> {
         let d = self.dtype(a);
         let et = dtype_lty(d);
         let mut accs = self.regs_in(acc, Some(l));
-        let (la, lb) = (self.layout(a)?, self.layout(b)?);
         let (ca, cb) = (k / 8, n / 8);
-        let b_base = (m * k * 2).next_multiple_of(16);
-        self.need_smem(b_base + k * n * 2);
-        self.barrier();
-        let (ra, rb) = (self.regs(a), self.regs(b));
-        self.smem_write_swizzled(&ra, la, et, k, 0);
-        self.smem_write_swizzled(&rb, lb, et, n, b_base);
-        self.barrier();
+        // Operands pipelined by `cp.async` are already in their stage buffers; the others are staged
+        // from registers into the scratch area.
+        let (pa, pb) = (self.pipelined_operand(a), self.pipelined_operand(b));
+        if pa.is_none() || pb.is_none() {
+            let b_off = (m * k * 2).next_multiple_of(16);
+            self.need_smem(b_off + k * n * 2);
+            self.barrier();
+            if pa.is_none() {
+                let (la, ra) = (self.layout(a)?, self.regs(a));
+                self.smem_write_swizzled(&ra, la, et, k, self.smem_base);
+            }
+            if pb.is_none() {
+                let (lb, rb) = (self.layout(b)?, self.regs(b));
+                self.smem_write_swizzled(&rb, lb, et, n, self.smem_base + b_off);
+            }
+            self.barrier();
+        }
+        let a_base = pa.unwrap_or_else(|| self.smem_base.to_string());
+        let b_base = pb.unwrap_or_else(|| (self.smem_base + (m * k * 2).next_multiple_of(16)).to_string());
 
         // Lane `l` gives the address of row `l % 16` at chunk offset `l / 16` of each 16x16 block: for A
         // (x4) the matrices come out as a0..a3, for B (x4.trans) as b0, b1 of two 8-column tiles. Blocks
@@ -391,6 +393,7 @@ impl Lowerer<'_> {
         let arow = self.f.inst(format!("mul i32 {wr}, {}", l.m / l.wm));
         let arow = self.f.inst(format!("add i32 {arow}, {lr}"));
         let arow = self.f.inst(format!("mul i32 {arow}, {}", k * 2));
+        let arow = self.f.inst(format!("add i32 {arow}, {a_base}"));
         let brow = self.f.inst(format!("mul i32 {lr}, {}", n * 2));
         let brow = self.f.inst(format!("add i32 {brow}, {b_base}"));
         let bchunk0 = self.f.inst(format!("mul i32 {wc}, {}", l.tn()));

@@ -21,6 +21,8 @@ mod exchange;
 mod math;
 mod memory;
 mod mma;
+mod pipeline;
+mod remat;
 mod text;
 
 use crate::axis::AxisAnalysis;
@@ -169,6 +171,14 @@ pub(crate) struct Lowerer<'k> {
     prov: Vec<Option<usize>>,
     /// Which values live in an mma accumulator layout (see [`mma::plan`]).
     plan: mma::MmaPlan,
+    /// The op that defines each value (none for parameters and block arguments).
+    defs: Vec<Option<&'k Op>>,
+    /// Software pipelines by loop body address (see [`pipeline`]).
+    pipes: std::collections::HashMap<usize, pipeline::PipeLoop>,
+    /// The pipelined loop whose body is being lowered.
+    active: Option<pipeline::ActivePipe<'k>>,
+    /// Where the scratch area of exchanges starts in shared memory (after the pipeline stage buffers).
+    smem_base: usize,
 }
 
 /// Lowers a verified kernel to one LLVM module with one `ptx_kernel` function.
@@ -193,7 +203,16 @@ pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
         lens: None,
         prov: vec![None; k.types.len()],
         plan: mma::plan(k, threads / 32),
+        defs: vec![None; k.types.len()],
+        pipes: Default::default(),
+        active: None,
+        smem_base: 0,
     };
+    record_defs(&k.body, &mut l.defs);
+    if opts.num_stages >= 2 && !opts.bounds_check {
+        l.smem_base = l.plan_pipelines(opts.num_stages as usize);
+        l.smem_bytes = l.smem_base;
+    }
     let entry = entry_name(k);
     let mut params = vec![];
     for (i, p) in k.params.iter().enumerate() {
@@ -259,6 +278,17 @@ pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
         params.join(", ")
     ));
     Ok(Lowered { ir, entry, shared_bytes: l.smem_bytes as u32 })
+}
+
+fn record_defs<'k>(b: &'k Block, defs: &mut [Option<&'k Op>]) {
+    for op in &b.ops {
+        for r in &op.results {
+            defs[r.0 as usize] = Some(op);
+        }
+        for nb in op.kind.blocks() {
+            record_defs(nb, defs);
+        }
+    }
 }
 
 fn count_uses(b: &Block, uses: &mut [u32]) {
@@ -398,7 +428,7 @@ impl<'k> Lowerer<'k> {
     }
 
     /// Lowers a block's ops; returns the values it yields.
-    fn block(&mut self, b: &Block) -> Result<Vec<ValueId>, CodegenError> {
+    fn block(&mut self, b: &'k Block) -> Result<Vec<ValueId>, CodegenError> {
         for op in &b.ops {
             self.loc = op.loc;
             if let OpKind::Yield { values } = &op.kind {
@@ -409,7 +439,7 @@ impl<'k> Lowerer<'k> {
         Ok(vec![])
     }
 
-    fn op(&mut self, op: &Op) -> Result<(), CodegenError> {
+    fn op(&mut self, op: &'k Op) -> Result<(), CodegenError> {
         use OpKind::*;
         let r0 = op.results.first().copied();
         // Elementwise ops produce (and read their operands in) the layout the plan chose for the result.
@@ -477,6 +507,7 @@ impl<'k> Lowerer<'k> {
             })),
             AddPtr { ptr, offset } => Some(Val::Tile(self.add_ptr(*ptr, *offset))),
             PtrCast { ptr, .. } => Some(self.val(*ptr).clone()),
+            Load { .. } if self.pipelined(r0.expect("result")) => Some(Val::Tile(vec![])),
             Load { ptr, mask, other, hints } => Some(Val::Tile(self.load(*ptr, *mask, *other, *hints)?)),
             Store { ptr, value, mask, hints } => {
                 self.store(*ptr, *value, *mask, *hints)?;
@@ -631,7 +662,7 @@ impl<'k> Lowerer<'k> {
         hi: ValueId,
         step: ValueId,
         init: &[ValueId],
-        body: &Block,
+        body: &'k Block,
     ) -> Result<Vec<Val>, CodegenError> {
         let it = dtype_lty(self.dtype(lo));
         let signed = self.dtype(lo).is_signed_int();
@@ -644,6 +675,21 @@ impl<'k> Lowerer<'k> {
         if step_r.parse::<i64>().map_or(true, |s| s <= 0) {
             let ok = self.f.inst(format!("icmp {} {it} {step_r}, 0", if signed { "sgt" } else { "ugt" }));
             self.assert_true(&ok, "a loop step must be positive");
+        }
+        let pipe = self.pipes.get(&(body as *const Block as usize)).cloned();
+        if let Some(p) = &pipe {
+            // Prologue: iterations 0..S-1 in flight before the loop.
+            for s in 0..p.stages - 1 {
+                let ivs = match step_r.parse::<i64>() {
+                    Ok(c) => self.f.inst(format!("add {it} {lo_r}, {}", s as i64 * c)),
+                    Err(_) => {
+                        let m = self.f.inst(format!("mul {it} {step_r}, {s}"));
+                        self.f.inst(format!("add {it} {lo_r}, {m}"))
+                    }
+                };
+                let guard = self.f.inst(format!("icmp {} {it} {ivs}, {hi_r}", if signed { "slt" } else { "ult" }));
+                self.pipe_issue(body, body.args[0], &ivs, &guard, &s.to_string());
+            }
         }
         let pre = self.f.current();
         let header = self.f.block("loop");
@@ -660,17 +706,45 @@ impl<'k> Lowerer<'k> {
 
         self.f.switch_to(body_b);
         self.set(body.args[0], Val::Tile(vec![iv.clone()]));
+        let stage = self.f.tmp();
+        if let Some(p) = &pipe {
+            self.active = Some(pipeline::ActivePipe {
+                pipe: p.clone(),
+                body,
+                iv: body.args[0],
+                iv_reg: iv.clone(),
+                step: step_r.clone(),
+                hi: hi_r.clone(),
+                it,
+                signed,
+                stage: stage.clone(),
+                synced: false,
+                at: Default::default(),
+            });
+        }
         for (i, a) in body.args[1..].iter().enumerate() {
             self.set(*a, Val::unflat(carried_tys[i], phi_names[i].clone()));
         }
         let next_ids = self.block(body)?;
         let next_vals: Vec<Val> = next_ids.iter().zip(&wants).map(|(v, w)| self.carried(*v, *w)).collect();
         let next_iv = self.f.inst(format!("add {it} {iv}, {step_r}"));
+        let next_stage = match &pipe {
+            Some(p) => {
+                self.active = None;
+                let s1 = self.f.inst(format!("add i32 {stage}, 1"));
+                let wrap = self.f.inst(format!("icmp eq i32 {s1}, {}", p.stages));
+                self.f.inst(format!("select i1 {wrap}, i32 0, i32 {s1}"))
+            }
+            None => String::new(),
+        };
         let latch = self.f.current();
         self.f.emit(format!("br label {}", self.f.label(header)));
 
         let (pre_l, latch_l) = (self.f.label(pre), self.f.label(latch));
         self.f.prepend(header, format!("{iv} = phi {it} [ {lo_r}, {pre_l} ], [ {next_iv}, {latch_l} ]"));
+        if pipe.is_some() {
+            self.f.prepend(header, format!("{stage} = phi i32 [ 0, {pre_l} ], [ {next_stage}, {latch_l} ]"));
+        }
         for (i, nv) in next_vals.iter().enumerate() {
             let next_flat = nv.flat(carried_tys[i]);
             for (j, (t, init_r)) in init_flat[i].iter().enumerate() {
@@ -681,14 +755,19 @@ impl<'k> Lowerer<'k> {
             }
         }
         self.f.switch_to(exit);
+        if pipe.is_some() {
+            // No copy may land in a stage buffer after the loop (a later pipeline reuses them).
+            self.pipe_wait(0);
+            self.barrier();
+        }
         Ok(carried_tys.iter().zip(phi_names).map(|(t, names)| Val::unflat(t, names)).collect())
     }
 
     fn lower_if(
         &mut self,
         cond: ValueId,
-        then_block: &Block,
-        else_block: &Block,
+        then_block: &'k Block,
+        else_block: &'k Block,
         results: &[ValueId],
     ) -> Result<Vec<Val>, CodegenError> {
         let c = self.regs(cond)[0].clone();

@@ -248,18 +248,25 @@ fn gemm() -> Res<()> {
         macro_rules! cfg {
             ($($bm:literal, $bn:literal, $bk:literal);*) => {$(
                 for warps in [4u32, 8] {
-                    rt.set_num_warps(warps);
-                    let grid = ((size / $bm) as u32, (size / $bn) as u32);
-                    let ms = median_ms(&rt, 2, 5, || {
-                        kernels::matmul::matmul::<f16, f16, f16, $bm, $bn, $bk>::launch(&rt, grid, &a, &b, &mut c, s, s, s, s, 1, s, 1, s, 1)
-                    })?;
-                    println!("GEMM matmul | {size} | f16 | BM={} BN={} BK={} warps={warps} | {ms:.3} | {:.1}", $bm, $bn, $bk, tflops(ms));
+                    for stages in [1u32, 3, 4] {
+                        rt.set_num_warps(warps);
+                        rt.set_num_stages(stages);
+                        let grid = ((size / $bm) as u32, (size / $bn) as u32);
+                        let res = median_ms(&rt, 2, 5, || {
+                            kernels::matmul::matmul::<f16, f16, f16, $bm, $bn, $bk>::launch(&rt, grid, &a, &b, &mut c, s, s, s, s, 1, s, 1, s, 1)
+                        });
+                        match res {
+                            Ok(ms) => println!("GEMM matmul | {size} | f16 | BM={} BN={} BK={} warps={warps} stages={stages} | {ms:.3} | {:.1}", $bm, $bn, $bk, tflops(ms)),
+                            Err(e) => println!("GEMM matmul | {size} | f16 | BM={} BN={} BK={} warps={warps} stages={stages} | failed: {e}", $bm, $bn, $bk),
+                        }
+                    }
                 }
             )*};
         }
-        cfg!(64, 64, 32; 128, 64, 32; 128, 128, 32; 64, 128, 64);
+        cfg!(64, 64, 32; 128, 64, 32; 64, 128, 32; 128, 128, 32; 128, 128, 64; 128, 256, 32);
     }
     rt.set_num_warps(4);
+    rt.set_num_stages(1);
     Ok(())
 }
 

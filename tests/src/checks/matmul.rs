@@ -41,10 +41,28 @@ impl<A: TestElem, B: TestElem> Problem<A, B> {
     /// A row-major (row stride K + 1: a gap column) unless `a_col_major`; B column-major (a transposed
     /// view, column stride K + 2) when `b_col_major`, else row-major; C row stride N + 3 (gaps poisoned).
     fn new(m: usize, n: usize, k: usize, a_col_major: bool, b_col_major: bool, seed: u64) -> Self {
+        let a = if a_col_major { (1, m + 2, (m + 2) * k) } else { (k + 1, 1, m * (k + 1)) };
+        let b = if b_col_major { (1, k + 2, (k + 2) * n) } else { (n, 1, k * n) };
+        Self::with_strides(m, n, k, a, b, n + 3, seed)
+    }
+
+    /// Row-major A, B and C without gaps: with sizes divisible by 8, every row starts 16-byte aligned (what
+    /// the `cp.async` pipeline needs).
+    fn dense(m: usize, n: usize, k: usize, seed: u64) -> Self {
+        Self::with_strides(m, n, k, (k, 1, m * k), (n, 1, k * n), n, seed)
+    }
+
+    /// `a` and `b` are `(row stride, column stride, buffer length)`; `scm` is C's row stride.
+    fn with_strides(
+        m: usize,
+        n: usize,
+        k: usize,
+        (sam, sak, a_len): (usize, usize, usize),
+        (sbk, sbn, b_len): (usize, usize, usize),
+        scm: usize,
+        seed: u64,
+    ) -> Self {
         let mut r = rng(seed);
-        let (sam, sak, a_len) = if a_col_major { (1, m + 2, (m + 2) * k) } else { (k + 1, 1, m * (k + 1)) };
-        let (sbk, sbn, b_len) = if b_col_major { (1, k + 2, (k + 2) * n) } else { (n, 1, k * n) };
-        let scm = n + 3;
         let (a, af) = rand_elems::<A>(&mut r, a_len, 1.0);
         let (b, bf) = rand_elems::<B>(&mut r, b_len, 1.0);
         let mut want = vec![f64::NAN; m * scm];
@@ -190,6 +208,13 @@ pub fn matmul_tensor_core_tiles<R: Runtime>(rt: &R) {
     for split_k in [1, 3] {
         run_splitk::<R, f16, f16, 64, 64, 32>(rt, &p_f16(823), split_k);
     }
+    // Aligned rows (both operands can be pipelined with cp.async when num_stages >= 2), ragged M and N.
+    let p = Problem::<f16, f16>::dense(136, 88, 256, 824);
+    run_plain::<R, f16, f16, f16, 64, 64, 32>(rt, &p, false);
+    run_plain::<R, f16, f16, f32, 128, 128, 32>(rt, &p, false);
+    let p = Problem::<bf16, bf16>::dense(72, 200, 96, 825);
+    run_plain::<R, bf16, bf16, bf16, 64, 64, 64>(rt, &p, false);
+    run_plain::<R, bf16, bf16, f32, 32, 64, 16>(rt, &p, false);
 }
 
 fn p_f16(seed: u64) -> Problem<f16, f16> {

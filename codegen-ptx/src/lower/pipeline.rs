@@ -1,0 +1,278 @@
+//! Software pipelining of loops that feed `dot` (`CompileOptions::num_stages`, Triton's scheme): the
+//! loads of a `dot` operand are issued `num_stages - 1` iterations ahead with `cp.async` straight into a
+//! ring of shared-memory stage buffers (swizzled as `dot` reads them), so global latency overlaps the
+//! tensor-core work of the iterations in between.
+//!
+//! A load is pipelined when it sits in an innermost loop's body, is used once, by a tensor-core `dot` in
+//! the same body, reads 16-bit elements in accesses of 4, 8 or 16 bytes (proven by [`crate::axis`]), fills
+//! masked-off elements with zero, and its pointer and mask depend only on the induction variable and on
+//! values from outside the loop (never on carried values). Those operand computations (the *slice*) are
+//! lowered again for the iteration being prefetched.
+//!
+//! Per iteration `i` (stage `s = i % S`): wait until the copies of iteration `i` landed
+//! (`cp.async.wait_group S-2`) and barrier (every warp also finished reading iteration `i - 1`'s stage);
+//! issue iteration `i + S - 1`'s copies into that stage and commit; then `dot` reads stage `s` with
+//! `ldmatrix`. The stage buffers sit below the scratch area the other exchanges use.
+
+use super::{Lowerer, Val};
+use dsl_core::ir::{Block, Const, OpKind, ValueId};
+use dsl_core::types::DType;
+use std::collections::{BTreeSet, HashMap};
+
+/// One pipelined load.
+#[derive(Clone, Debug)]
+pub(super) struct PipeLoad {
+    pub result: ValueId,
+    pub ptr: ValueId,
+    pub mask: Option<ValueId>,
+    /// Byte offset of its buffer within a stage.
+    pub offset: usize,
+    /// Elements per `cp.async`.
+    pub width: usize,
+}
+
+/// The pipeline of one loop.
+#[derive(Clone, Debug)]
+pub(super) struct PipeLoop {
+    pub loads: Vec<PipeLoad>,
+    /// Indices (in the body's op list) of the ops that compute the loads' operands, in order.
+    pub slice: Vec<usize>,
+    pub stage_bytes: usize,
+    pub stages: usize,
+}
+
+/// A pipelined loop being lowered.
+pub(super) struct ActivePipe<'k> {
+    pub pipe: PipeLoop,
+    pub body: &'k Block,
+    pub iv: ValueId,
+    pub iv_reg: String,
+    pub step: String,
+    pub hi: String,
+    pub it: &'static str,
+    pub signed: bool,
+    /// The stage iteration `i` reads (an i32 register).
+    pub stage: String,
+    /// The wait, barrier and prefetch of this iteration are emitted.
+    pub synced: bool,
+    /// Byte offset (i32 operand) of each pipelined load's buffer for the stage being read.
+    pub at: HashMap<ValueId, String>,
+}
+
+fn is_zero_splat(l: &Lowerer, v: ValueId) -> bool {
+    let mut v = v;
+    loop {
+        match l.defs[v.0 as usize].map(|o| &o.kind) {
+            Some(OpKind::Constant { value, .. }) => return matches!(value, Const::F(x) if *x == 0.0) || matches!(value, Const::I(0)),
+            Some(OpKind::Broadcast { src, .. } | OpKind::ExpandDims { src, .. } | OpKind::Reshape { src, .. } | OpKind::Cast { src, .. }) => v = *src,
+            _ => return false,
+        }
+    }
+}
+
+impl<'k> Lowerer<'k> {
+    /// Plans the pipelines of every innermost loop of the kernel (with `stages >= 2`); returns the bytes
+    /// of stage buffers the largest needs.
+    pub(super) fn plan_pipelines(&mut self, stages: usize) -> usize {
+        let mut loops = vec![];
+        collect_loops(&self.k.body, &mut loops);
+        let mut most = 0;
+        for body in loops {
+            if let Some(p) = self.plan_loop(body, stages) {
+                most = most.max(p.stage_bytes * p.stages);
+                self.pipes.insert(body as *const Block as usize, p);
+            }
+        }
+        most
+    }
+
+    fn plan_loop(&self, body: &'k Block, stages: usize) -> Option<PipeLoop> {
+        if body.ops.iter().any(|o| !o.kind.blocks().is_empty()) {
+            return None;
+        }
+        let index: HashMap<ValueId, usize> =
+            body.ops.iter().enumerate().flat_map(|(i, o)| o.results.iter().map(move |r| (*r, i))).collect();
+        let mut loads = vec![];
+        let mut slice = BTreeSet::new();
+        let mut offset = 0;
+        for op in &body.ops {
+            let OpKind::Dot { a, b, .. } = op.kind else { continue };
+            if self.mma_of(op.results[0]).is_none() {
+                continue;
+            }
+            for operand in [a, b] {
+                let Some(&li) = index.get(&operand) else { continue };
+                let OpKind::Load { ptr, mask, other, .. } = body.ops[li].kind else { continue };
+                if self.uses[operand.0 as usize] != 1 || !matches!(self.dtype(operand), DType::F16 | DType::BF16) {
+                    continue;
+                }
+                if other.is_some_and(|o| !is_zero_splat(self, o)) {
+                    continue;
+                }
+                let Ok(l) = self.layout(ptr) else { continue };
+                let width = self.vector_width(ptr, mask, l);
+                if l.replicated() || !matches!(width * 2, 4 | 8 | 16) {
+                    continue;
+                }
+                let mut deps = BTreeSet::new();
+                let ok = [Some(ptr), mask].into_iter().flatten().all(|v| slice_of(body, &index, v, &mut deps));
+                if !ok {
+                    continue;
+                }
+                slice.extend(deps);
+                loads.push(PipeLoad { result: operand, ptr, mask, offset, width });
+                offset += (self.ty(operand).numel() * 2).next_multiple_of(128);
+            }
+        }
+        if loads.is_empty() {
+            return None;
+        }
+        Some(PipeLoop { loads, slice: slice.into_iter().collect(), stage_bytes: offset, stages })
+    }
+
+    /// Issues the copies of one iteration (induction variable `iv_reg`; nothing is read where `guard` is
+    /// false) into stage `stage` (an i32 operand), then commits them as one group. Lowers the slice again
+    /// for that iteration first.
+    pub(super) fn pipe_issue(&mut self, body: &'k Block, iv: ValueId, iv_reg: &str, guard: &str, stage: &str) {
+        let pipe = self.pipes[&(body as *const Block as usize)].clone();
+        self.set(iv, Val::Tile(vec![iv_reg.to_string()]));
+        for &i in &pipe.slice {
+            let op = &body.ops[i];
+            self.loc = op.loc;
+            self.op(op).expect("slice ops lowered once already");
+        }
+        let stage_off = self.f.inst(format!("mul i32 {stage}, {}", pipe.stage_bytes));
+        for pl in &pipe.loads {
+            let l = self.layout(pl.ptr).expect("planned");
+            let row_len = self.ty(pl.result).shape[1];
+            let p = self.regs(pl.ptr);
+            let m = pl.mask.map(|m| self.regs(m));
+            let bytes = pl.width * 2;
+            let kind = if bytes == 16 { "cg" } else { "ca" };
+            let name = format!("llvm.nvvm.cp.async.{kind}.shared.global.{bytes}.s");
+            self.declare(format!("declare void @{name}(ptr addrspace(3), ptr addrspace(1), i32)"));
+            for g in (0..p.len()).step_by(pl.width) {
+                let e = self.elem_index(l, g);
+                let off = self.swizzled_offset(&e, row_len);
+                let off = self.f.inst(format!("add i32 {off}, {stage_off}"));
+                let off = self.f.inst(format!("add i32 {off}, {}", pl.offset));
+                let dst = self.f.inst(format!("getelementptr i8, ptr addrspace(3) @__smem, i32 {off}"));
+                let active = match &m {
+                    Some(m) => self.and(&m[g], guard),
+                    None => guard.to_string(),
+                };
+                let size = self.f.inst(format!("select i1 {active}, i32 {bytes}, i32 0"));
+                self.f.emit(format!("call void @{name}(ptr addrspace(3) {dst}, {} {}, i32 {size})", super::PTR, p[g]));
+            }
+        }
+        self.declare("declare void @llvm.nvvm.cp.async.commit.group()");
+        self.f.emit("call void @llvm.nvvm.cp.async.commit.group()");
+    }
+
+    /// `cp.async.wait_group n`.
+    pub(super) fn pipe_wait(&mut self, n: usize) {
+        self.declare("declare void @llvm.nvvm.cp.async.wait.group(i32)");
+        self.f.emit(format!("call void @llvm.nvvm.cp.async.wait.group(i32 {n})"));
+    }
+
+    /// Before the first `dot` that reads a pipelined operand in this iteration: wait for this
+    /// iteration's copies, barrier, and prefetch iteration `i + S - 1` into the stage read last iteration.
+    pub(super) fn pipe_sync(&mut self) {
+        let Some(ap) = self.active.as_mut() else { return };
+        if ap.synced {
+            return;
+        }
+        ap.synced = true;
+        let (stages, body, iv, iv_reg, step, hi, it, signed, stage) =
+            (ap.pipe.stages, ap.body, ap.iv, ap.iv_reg.clone(), ap.step.clone(), ap.hi.clone(), ap.it, ap.signed, ap.stage.clone());
+        self.pipe_wait(stages - 2);
+        self.barrier();
+        let ahead = self.f.inst(format!("mul {it} {step}, {}", stages - 1));
+        let next = self.f.inst(format!("add {it} {iv_reg}, {ahead}"));
+        let guard = self.f.inst(format!("icmp {} {it} {next}, {hi}", if signed { "slt" } else { "ult" }));
+        let s1 = self.f.inst(format!("add i32 {stage}, {}", stages - 1));
+        let ws = self.f.inst(format!("urem i32 {s1}, {stages}"));
+        // The slice's values for this iteration stay what the body computed.
+        let saved: Vec<(usize, Option<Val>)> = self.pipes[&(body as *const Block as usize)]
+            .slice
+            .iter()
+            .flat_map(|&i| body.ops[i].results.iter().map(|r| (r.0 as usize, self.vals[r.0 as usize].clone())))
+            .collect();
+        self.pipe_issue(body, iv, &next, &guard, &ws);
+        for (i, v) in saved {
+            self.vals[i] = v;
+        }
+        self.set(iv, Val::Tile(vec![iv_reg]));
+    }
+
+    /// Byte offset (i32) in a swizzled 16-bit tile with rows of `row_len` elements of flat element `e`.
+    pub(super) fn swizzled_offset(&mut self, e: &str, row_len: usize) -> String {
+        let row = self.f.inst(format!("udiv i32 {e}, {row_len}"));
+        let col = self.f.inst(format!("urem i32 {e}, {row_len}"));
+        let ch = self.f.inst(format!("lshr i32 {col}, 3"));
+        let within = self.f.inst(format!("and i32 {col}, 7"));
+        let key = self.swizzle_key(&row, row_len / 8);
+        let phys = self.f.inst(format!("xor i32 {ch}, {key}"));
+        let rb = self.f.inst(format!("mul i32 {row}, {}", row_len * 2));
+        let pb = self.f.inst(format!("shl i32 {phys}, 4"));
+        let wb = self.f.inst(format!("shl i32 {within}, 1"));
+        let off = self.f.inst(format!("add i32 {rb}, {pb}"));
+        self.f.inst(format!("add i32 {off}, {wb}"))
+    }
+}
+
+/// Bodies of innermost loops, outermost first.
+fn collect_loops<'k>(b: &'k Block, out: &mut Vec<&'k Block>) {
+    for op in &b.ops {
+        if let OpKind::For { body, .. } = &op.kind {
+            out.push(body);
+        }
+        for nb in op.kind.blocks() {
+            collect_loops(nb, out);
+        }
+    }
+}
+
+/// Adds to `deps` the body ops `v` depends on; false when it depends on a carried value or on an op that
+/// is not a pure computation.
+fn slice_of(body: &Block, index: &HashMap<ValueId, usize>, v: ValueId, deps: &mut BTreeSet<usize>) -> bool {
+    use OpKind::*;
+    if body.args[1..].contains(&v) {
+        return false;
+    }
+    let Some(&i) = index.get(&v) else { return true };
+    if deps.contains(&i) {
+        return true;
+    }
+    match &body.ops[i].kind {
+        Load { .. } | Store { .. } | Atomic { .. } | AtomicCas { .. } | Dot { .. } | Print { .. } | Assert { .. } | LoadBlock { .. }
+        | StoreBlock { .. } | MakeBlockPtr { .. } | AdvanceBlockPtr { .. } | Reduce { .. } | For { .. } | If { .. } | Yield { .. } => false,
+        k => {
+            deps.insert(i);
+            k.operands().into_iter().all(|o| slice_of(body, index, o, deps))
+        }
+    }
+}
+
+impl Lowerer<'_> {
+    /// True when `load` (a load's result) is pipelined in the loop being lowered: its elements are
+    /// already on their way to the stage buffer (recorded for the `dot` that reads them), so the load
+    /// itself emits nothing.
+    pub(super) fn pipelined(&mut self, load: ValueId) -> bool {
+        let Some(ap) = &self.active else { return false };
+        let Some(pl) = ap.pipe.loads.iter().find(|l| l.result == load) else { return false };
+        let (stage, bytes, offset) = (ap.stage.clone(), ap.pipe.stage_bytes, pl.offset);
+        let s = self.f.inst(format!("mul i32 {stage}, {bytes}"));
+        let at = self.f.inst(format!("add i32 {s}, {offset}"));
+        self.active.as_mut().expect("active").at.insert(load, at);
+        true
+    }
+
+    /// The stage-buffer byte offset of a pipelined operand of the `dot` being lowered (after syncing the
+    /// pipeline), or `None` when the operand is in registers.
+    pub(super) fn pipelined_operand(&mut self, v: ValueId) -> Option<String> {
+        let at = self.active.as_ref()?.at.get(&v)?.clone();
+        self.pipe_sync();
+        Some(at)
+    }
+}
