@@ -58,6 +58,11 @@ impl Target {
     pub fn has_fp8_cvt(self) -> bool {
         !matches!(self, Target::Sm80)
     }
+
+    /// fp8 `mma.sync` (m16n8k32 e4m3/e5m2): sm_89 and later (on sm_90a ptxas emulates it with f16 HMMA).
+    pub fn has_fp8_mma(self) -> bool {
+        !matches!(self, Target::Sm80)
+    }
 }
 
 impl fmt::Display for Target {

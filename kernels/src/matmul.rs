@@ -143,3 +143,45 @@ pub fn matmul_block_ptr<A, B, O, const BLOCK_M: i32, const BLOCK_N: i32, const B
     let c_blk = make_block_ptr(c, [m, n], [stride_cm, stride_cn], (row0, col0), [BLOCK_M, BLOCK_N], [1, 0]);
     store_block(c_blk, acc.to::<O>());
 }
+
+/// `C = (A · Bᵀ) · scale` for `B` stored `[N, K]` (a linear layer's weight, rows contiguous), accumulated
+/// in f32, scaled once (an fp8 GEMM's per-tensor `scale_a * scale_b`, or 1) and converted to `O` on
+/// store. `A` is `[M, K]` and `C` is `[M, N]`, both with contiguous rows (`stride_am`, `stride_cm`: row
+/// strides in elements).
+///
+/// - Grid: `(cdiv(M, BLOCK_M), cdiv(N, BLOCK_N))`, as [`matmul`]; ragged edges are masked.
+/// - `B`'s tile is loaded as it sits (`[BLOCK_N, BLOCK_K]`, contiguous along `K`) and transposed in
+///   the `dot`: on tensor cores the transpose costs nothing (the tile is staged k-major), which is what
+///   fp8 operands need.
+#[kernel]
+pub fn linear<A, B, O, const BLOCK_M: i32, const BLOCK_N: i32, const BLOCK_K: i32>(
+    a: Ptr<A>,
+    b: Ptr<B>,
+    c: MutPtr<O>,
+    m: i32,
+    n: i32,
+    k: i32,
+    stride_am: i32,
+    stride_bn: i32,
+    stride_cm: i32,
+    scale: f32,
+) where
+    A: Numeric + DotOperands<B>,
+    B: Numeric,
+    O: Numeric,
+{
+    let rm = program_id(0) * BLOCK_M + arange(0, BLOCK_M);
+    let rn = program_id(1) * BLOCK_N + arange(0, BLOCK_N);
+    let rk = arange(0, BLOCK_K);
+    let m_ok = rm.expand_dims(1) < m;
+    let n_ok = rn.expand_dims(1) < n;
+    let mut acc = zeros::<f32>([BLOCK_M, BLOCK_N]);
+    for k0 in (0..k).step_by(BLOCK_K) {
+        let kk = (k0 + rk).expand_dims(0);
+        let a_tile = load_masked(a + (rm.expand_dims(1) * stride_am + kk), m_ok & (kk < k), 0);
+        let b_tile = load_masked(b + (rn.expand_dims(1) * stride_bn + kk), n_ok & (kk < k), 0);
+        acc = dot(a_tile, b_tile.trans(), acc);
+    }
+    let c_offs = rm.expand_dims(1) * stride_cm + rn.expand_dims(0);
+    store_masked(c + c_offs, (acc * scale).to::<O>(), m_ok & (rn.expand_dims(0) < n));
+}

@@ -21,3 +21,4 @@
 //! [trybuild]: https://docs.rs/trybuild
 
 pub mod checks;
+pub mod gemm;

@@ -64,6 +64,8 @@ interp_tests! {
             matmul_e4m3_x_e5m2,
             matmul_block_shapes_and_layouts,
             matmul_tensor_core_tiles,
+            linear_16_bit,
+            linear_fp8,
             matmul_splitk_f32,
             matmul_splitk_low_precision,
             matmul_splitk_accumulates,

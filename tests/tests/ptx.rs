@@ -239,3 +239,62 @@ fn half_precision_dot_uses_tensor_cores() {
         }
     }
 }
+
+/// `linear` (B stored [N, K], transposed in the dot) pipelined: the transpose costs no exchange, and fp8
+/// runs on fp8 tensor cores where they exist (QMMA on sm_89; on sm_90a ptxas emulates mma.sync fp8 with
+/// conversions and HMMA), on CUDA cores on sm_80.
+#[test]
+fn linear_runs_on_tensor_cores_for_16_bit_and_fp8() {
+    use ArgFact::*;
+    let facts = vec![Aligned16, Aligned16, Aligned16, Div16, Div16, Div16, Div16, Div16, Div16, None];
+    let f16k = kernels::matmul::linear::<f16, f16, f16, 128, 128, 32>::build().expect("traces");
+    let fp8k = kernels::matmul::linear::<e4m3, e4m3, bf16, 128, 128, 64>::build().expect("traces");
+    let mixed = kernels::matmul::linear::<e4m3, e5m2, f32, 64, 64, 64>::build().expect("traces");
+    let opts = |target| CompileOptions { target, num_warps: 4, num_stages: 3, ..CompileOptions::default() };
+    for target in [Target::Sm80, Target::Sm90a] {
+        let a = assembled_with(&f16k, Specialization { facts: facts.clone() }, &opts(target));
+        for op in ["LDGSTS.E.BYPASS.128", "LDSM.16.M88.4", "HMMA.16816.F32"] {
+            assert!(a.sass.contains(op), "linear f16 ({target}): no {op}");
+        }
+        assert!(!a.sass.contains("LDSM.16.MT88"), "linear f16 ({target}): B is k-major, no transposed ldmatrix");
+        assert_eq!((a.spill_stores, a.spill_loads), (0, 0), "linear f16 ({target}) spills");
+    }
+    for k in [&fp8k, &mixed] {
+        let name = k.display_name();
+        let a = assembled_with(k, Specialization { facts: facts.clone() }, &opts(Target::Sm89));
+        for op in ["QMMA.16832.F32.E4M3", "LDSM.16.M88.4", "LDGSTS"] {
+            assert!(a.sass.contains(op), "{name} (sm_89): no {op}");
+        }
+        assert_eq!((a.spill_stores, a.spill_loads), (0, 0), "{name} (sm_89) spills");
+        let a = assembled_with(k, Specialization { facts: facts.clone() }, &opts(Target::Sm90a));
+        assert!(a.sass.contains("HMMA.16816.F32") && a.sass.contains("LDGSTS"), "{name} (sm_90a): no emulated fp8 mma");
+        let a = assembled_with(k, Specialization { facts: facts.clone() }, &opts(Target::Sm80));
+        assert!(!a.sass.contains("MMA"), "{name} (sm_80): fp8 has no tensor cores there");
+    }
+}
+
+/// Every committed GEMM winner (`bench/gemm/tuned.tsv`) is applied without measuring, because its
+/// fingerprint matches the kernel as it is now; a winner recorded for another version of the kernel is
+/// refused, not applied.
+#[test]
+fn committed_gemm_winners_match_their_kernels() {
+    use codegen_ptx::runtime::autotune::{parse_records, AutotuneError, Source};
+    use tests::gemm::{Gemm, TUNED};
+    let records = parse_records(TUNED).expect("bench/gemm/tuned.tsv parses");
+    assert!(!records.is_empty(), "no committed winners");
+    let no_search = |_: &codegen_ptx::runtime::autotune::Config| -> Result<f64, String> { Err("measured: the winner was not committed".into()) };
+    for r in &records {
+        let g = Gemm::ALL.into_iter().find(|g| g.name() == r.kernel).unwrap_or_else(|| panic!("unknown kernel {}", r.kernel));
+        let t = g.autotuner().with_cache_dir(None).best(&r.device, &r.key, |c| g.fingerprint(c), no_search).unwrap_or_else(|e| {
+            panic!("{e}\n(the kernel changed since it was tuned: re-tune and commit bench/gemm/tuned.tsv)")
+        });
+        assert!(matches!(t.source, Source::Committed { .. }), "{} {}: not from the committed file", r.kernel, r.key);
+        assert_eq!(t.config, r.config);
+    }
+    // The same record against another kernel's fingerprint: refused loudly.
+    let r = &records[0];
+    let g = Gemm::ALL.into_iter().find(|g| g.name() == r.kernel).expect("known");
+    let other = if g == Gemm::F16 { Gemm::Bf16 } else { Gemm::F16 };
+    let err = g.autotuner().with_cache_dir(None).best(&r.device, &r.key, |c| other.fingerprint(c), no_search).expect_err("stale");
+    assert!(matches!(err, AutotuneError::StaleWinner { .. }), "{err}");
+}

@@ -551,7 +551,7 @@ impl Lowerer<'_> {
         let (sa, sb) = (self.ty(a).shape.clone(), self.ty(b).shape.clone());
         let (m, k, n) = (sa[0], sa[1], sb[1]);
         let (da, db) = (self.dtype(a), self.dtype(b));
-        if Self::mma_fits(da, db, m, k, n) {
+        if Self::mma_fits(self.target, da, db, m, k, n) && da.size_bytes() == 2 {
             return self.dot_mma(a, b, acc);
         }
         let (la, lb, lc) = (self.layout(a)?, self.layout(b)?, self.layout(acc)?);

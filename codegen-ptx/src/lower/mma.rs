@@ -18,6 +18,7 @@
 use super::{dtype_lty, Lowerer};
 use crate::compile::CodegenError;
 use crate::layout::{Layout, MmaLayout};
+use crate::target::Target;
 use dsl_core::ir::{Block, Kernel, OpKind, ValueId};
 use dsl_core::types::{DType, ElemTy};
 
@@ -31,23 +32,23 @@ pub(super) struct MmaPlan {
 /// Decides [`MmaPlan`] for a kernel on `warps` warps: `dot` results that run on tensor cores, elementwise
 /// ops whose tile operands are all in one mma layout (or splats), and loop-carried values whose next value
 /// is; iterated to a fixed point (a loop's accumulator depends on its own body).
-pub(super) fn plan(k: &Kernel, warps: usize) -> MmaPlan {
+pub(super) fn plan(k: &Kernel, warps: usize, target: Target) -> MmaPlan {
     let mut p = MmaPlan { layout: vec![None; k.types.len()], splat: vec![false; k.types.len()] };
     loop {
         let before = p.layout.clone();
-        plan_block(&k.body, k, warps, &mut p);
+        plan_block(&k.body, k, warps, target, &mut p);
         if p.layout == before {
             return p;
         }
     }
 }
 
-fn plan_block(b: &Block, k: &Kernel, warps: usize, p: &mut MmaPlan) {
+fn plan_block(b: &Block, k: &Kernel, warps: usize, target: Target, p: &mut MmaPlan) {
     use OpKind::*;
     for op in &b.ops {
         let Some(&r) = op.results.first() else {
             for nb in op.kind.blocks() {
-                plan_block(nb, k, warps, p);
+                plan_block(nb, k, warps, target, p);
             }
             continue;
         };
@@ -62,7 +63,7 @@ fn plan_block(b: &Block, k: &Kernel, warps: usize, p: &mut MmaPlan) {
                 let (sa, sb) = (&k.ty(*a).shape, &k.ty(*b).shape);
                 let (da, db) = (k.ty(*a).dtype(), k.ty(*b).dtype());
                 if let (Some(da), Some(db)) = (da, db) {
-                    if Lowerer::mma_fits(da, db, sa[0], sa[1], sb[1]) {
+                    if Lowerer::mma_fits(target, da, db, sa[0], sa[1], sb[1]) {
                         p.layout[ri] = MmaLayout::choose(sa[0], sb[1], warps);
                     }
                 }
@@ -77,7 +78,7 @@ fn plan_block(b: &Block, k: &Kernel, warps: usize, p: &mut MmaPlan) {
                 }
             }
             For { body, .. } => {
-                plan_block(body, k, warps, p);
+                plan_block(body, k, warps, target, p);
                 if let Some(OpKind::Yield { values }) = body.ops.last().map(|o| &o.kind) {
                     for (i, v) in values.iter().enumerate() {
                         if let Some(l) = p.layout[v.0 as usize] {
@@ -89,7 +90,7 @@ fn plan_block(b: &Block, k: &Kernel, warps: usize, p: &mut MmaPlan) {
             }
             _ => {
                 for nb in op.kind.blocks() {
-                    plan_block(nb, k, warps, p);
+                    plan_block(nb, k, warps, target, p);
                 }
             }
         }
@@ -98,8 +99,15 @@ fn plan_block(b: &Block, k: &Kernel, warps: usize, p: &mut MmaPlan) {
 
 impl Lowerer<'_> {
     /// True where `dot` of `[m, k] x [k, n]` with these operand types runs on `mma.sync` m16n8k16.
-    pub(super) fn mma_fits(da: DType, db: DType, m: usize, k: usize, n: usize) -> bool {
-        da == db && matches!(da, DType::F16 | DType::BF16) && m % 16 == 0 && n % 8 == 0 && k % 16 == 0
+    /// True where `dot` of `[m, k] x [k, n]` with these operand types runs on `mma.sync`: f16 x f16 and
+    /// bf16 x bf16 (m16n8k16), and fp8 of either kind (m16n8k32, sm_89 and later).
+    pub(super) fn mma_fits(target: Target, da: DType, db: DType, m: usize, k: usize, n: usize) -> bool {
+        let fp8 = |d: DType| matches!(d, DType::F8E4M3 | DType::F8E5M2);
+        let tiles = m % 16 == 0 && n % 8 == 0;
+        if fp8(da) && fp8(db) {
+            return target.has_fp8_mma() && tiles && k % 32 == 0;
+        }
+        da == db && matches!(da, DType::F16 | DType::BF16) && tiles && k % 16 == 0
     }
 
     pub(super) fn dot_mma(&mut self, a: ValueId, b: ValueId, acc: ValueId) -> Result<Vec<String>, CodegenError> {
@@ -220,12 +228,14 @@ impl Lowerer<'_> {
     }
 }
 
-/// The NVVM intrinsic of `mma.sync.m16n8k16` with f32 accumulation for operand type `d`, and the LLVM type
-/// of its A/B operand registers.
-fn mma_intrinsic(d: DType) -> (&'static str, &'static str) {
-    match d {
-        DType::F16 => ("llvm.nvvm.mma.m16n8k16.row.col.f32.f32", "<2 x half>"),
-        _ => ("llvm.nvvm.mma.m16n8k16.row.col.bf16", "i32"),
+/// The NVVM intrinsic of `mma.sync` with f32 accumulation for operand types `a`, `b` (m16n8k16 for
+/// f16/bf16, m16n8k32 for fp8), and the LLVM type of its A/B operand registers.
+fn mma_intrinsic(a: DType, b: DType) -> (String, &'static str) {
+    let fp8 = |d: DType| if d == DType::F8E4M3 { "e4m3" } else { "e5m2" };
+    match a {
+        DType::F16 => ("llvm.nvvm.mma.m16n8k16.row.col.f32.f32".into(), "<2 x half>"),
+        DType::BF16 => ("llvm.nvvm.mma.m16n8k16.row.col.bf16".into(), "i32"),
+        _ => (format!("llvm.nvvm.mma.m16n8k32.row.col.f32.{}.{}.f32", fp8(a), fp8(b)), "i32"),
     }
 }
 
@@ -311,25 +321,25 @@ impl Lowerer<'_> {
     /// Writes a blocked 16-bit tile with rows of `row_len` elements to shared memory at byte `base`
     /// (absolute), each 16-byte chunk at its swizzled place ([`crate::layout::swizzle`]); `vec`-element
     /// runs are stored as one vector.
-    fn smem_write_swizzled(&mut self, regs: &[String], l: Layout, t: &str, row_len: usize, base: usize) {
+    fn smem_write_swizzled(&mut self, regs: &[String], l: Layout, t: &str, row_len: usize, es: usize, base: usize) {
         let owner = self.owner(l);
         let (go, after) = (self.f.block("swz_write"), self.f.block("swz_written"));
         self.f.emit(format!("br i1 {owner}, label {}, label {}", self.f.label(go), self.f.label(after)));
         self.f.switch_to(go);
         for (c, run) in regs.chunks(l.vec).enumerate() {
             let e = self.elem_index(l, c * l.vec);
-            let off = self.swizzled_offset(&e, row_len);
+            let off = self.swizzled_offset(&e, row_len, es);
             let off = self.f.inst(format!("add i32 {off}, {base}"));
             let addr = self.f.inst(format!("getelementptr i8, ptr addrspace(3) @__smem, i32 {off}"));
             if run.len() == 1 {
-                self.f.emit(format!("store {t} {}, ptr addrspace(3) {addr}, align 2", run[0]));
+                self.f.emit(format!("store {t} {}, ptr addrspace(3) {addr}, align {es}", run[0]));
             } else {
                 let vt = format!("<{} x {t}>", run.len());
                 let mut v = "poison".to_string();
                 for (i, x) in run.iter().enumerate() {
                     v = self.f.inst(format!("insertelement {vt} {v}, {t} {x}, i32 {i}"));
                 }
-                self.f.emit(format!("store {vt} {v}, ptr addrspace(3) {addr}, align {}", 2 * run.len()));
+                self.f.emit(format!("store {vt} {v}, ptr addrspace(3) {addr}, align {}", es * run.len()));
             }
         }
         self.f.emit(format!("br label {}", self.f.label(after)));
@@ -347,82 +357,129 @@ impl Lowerer<'_> {
         (0..count).map(|i| self.f.inst(format!("extractvalue {ret} {res}, {i}"))).collect()
     }
 
-    /// `acc + a · b` with the result in the mma layout `l`: operands staged swizzled in shared memory,
-    /// fragments read with `ldmatrix`, one `mma.sync.m16n8k16` per 16x8 tile and 16-deep step of `k`.
+    /// `acc + a · b` with the result in the mma layout `l`: operands in swizzled shared memory (pipelined
+    /// by `cp.async`, or staged here from registers), fragments read with `ldmatrix`, one `mma.sync` per
+    /// 16x8 tile and 32-byte step of `k` (m16n8k16 for 16-bit operands, m16n8k32 for fp8).
+    ///
+    /// A sits as `[m][k]`. B sits as `[n][k]` (*k-major*) when it is a transposed tile (the transpose is
+    /// not lowered: its source is staged as it is) or fp8 (transposed while staging, since `ldmatrix`
+    /// transposes only 16-bit elements); otherwise as `[k][n]`, read with `ldmatrix.trans`.
     pub(super) fn dot_tc(&mut self, a: ValueId, b: ValueId, acc: ValueId, l: MmaLayout) -> Result<Vec<String>, CodegenError> {
         let (m, k, n) = (self.ty(a).shape[0], self.ty(a).shape[1], self.ty(b).shape[1]);
-        let d = self.dtype(a);
-        let et = dtype_lty(d);
+        let (da, db) = (self.dtype(a), self.dtype(b));
+        let es = da.size_bytes();
         let mut accs = self.regs_in(acc, Some(l));
-        let (ca, cb) = (k / 8, n / 8);
-        // Operands pipelined by `cp.async` are already in their stage buffers; the others are staged
-        // from registers into the scratch area.
-        let (pa, pb) = (self.pipelined_operand(a), self.pipelined_operand(b));
+        let b_t = self.kmajor.get(&b).copied();
+        let k_major = b_t.is_some() || es == 1;
+        let a_bytes = (m * k * es).next_multiple_of(128);
+        let (pa, pb) = (self.pipelined_operand(a), self.pipelined_operand(b_t.unwrap_or(b)));
         if pa.is_none() || pb.is_none() {
-            let b_off = (m * k * 2).next_multiple_of(16);
-            self.need_smem(b_off + k * n * 2);
+            self.need_smem(a_bytes + k * n * es);
             self.barrier();
+            let base = self.smem_base;
             if pa.is_none() {
                 let (la, ra) = (self.layout(a)?, self.regs(a));
-                self.smem_write_swizzled(&ra, la, et, k, self.smem_base);
+                self.smem_write_swizzled(&ra, la, dtype_lty(da), k, es, base);
             }
             if pb.is_none() {
-                let (lb, rb) = (self.layout(b)?, self.regs(b));
-                self.smem_write_swizzled(&rb, lb, et, n, self.smem_base + b_off);
+                match b_t {
+                    Some(x) => {
+                        let (lx, rx) = (self.layout(x)?, self.regs(x));
+                        self.smem_write_swizzled(&rx, lx, dtype_lty(db), k, es, base + a_bytes);
+                    }
+                    None if k_major => {
+                        let (lb, rb) = (self.layout(b)?, self.regs(b));
+                        self.smem_write_transposed(&rb, lb, k, n, base + a_bytes);
+                    }
+                    None => {
+                        let (lb, rb) = (self.layout(b)?, self.regs(b));
+                        self.smem_write_swizzled(&rb, lb, dtype_lty(db), n, es, base + a_bytes);
+                    }
+                }
             }
             self.barrier();
         }
         let a_base = pa.unwrap_or_else(|| self.smem_base.to_string());
-        let b_base = pb.unwrap_or_else(|| (self.smem_base + (m * k * 2).next_multiple_of(16)).to_string());
+        let b_base = pb.unwrap_or_else(|| (self.smem_base + a_bytes).to_string());
 
-        // Lane `l` gives the address of row `l % 16` at chunk offset `l / 16` of each 16x16 block: for A
-        // (x4) the matrices come out as a0..a3, for B (x4.trans) as b0, b1 of two 8-column tiles. Blocks
-        // start at multiples of 16 rows, so the swizzle key depends on `l % 16` alone.
+        // Lane roles in `ldmatrix`: lanes 8j..8j+7 give the 8 row addresses of matrix j. The swizzle key
+        // of a row depends on `row % 8` only, and every fragment block starts at a multiple of 8 rows.
         let tid = self.tid();
         let lane = self.f.inst(format!("and i32 {tid}, 31"));
         let warp = self.f.inst(format!("lshr i32 {tid}, 5"));
-        let lr = self.f.inst(format!("and i32 {lane}, 15"));
-        let lc = self.f.inst(format!("lshr i32 {lane}, 4"));
+        let l16 = self.f.inst(format!("and i32 {lane}, 15"));
+        let l8 = self.f.inst(format!("and i32 {lane}, 7"));
+        let hi = self.f.inst(format!("lshr i32 {lane}, 4"));
+        let mid = self.f.inst(format!("lshr i32 {lane}, 3"));
+        let mid = self.f.inst(format!("and i32 {mid}, 1"));
         let wr = self.f.inst(format!("udiv i32 {warp}, {}", l.wn));
         let wc = self.f.inst(format!("urem i32 {warp}, {}", l.wn));
-        let key_a = self.swizzle_key(&lr, ca);
-        let key_b = self.swizzle_key(&lr, cb);
-        let lck_a = self.f.inst(format!("xor i32 {lc}, {key_a}"));
-        let lck_b = self.f.inst(format!("xor i32 {lc}, {key_b}"));
-        // Byte offset of this lane's row in A for m-tile 0, and in B for k-step 0.
+        let (a_row_bytes, kchunks) = (k * es, k * es / 16);
+        // A (x4): row `l % 16` of the 16-row tile, chunk `l / 16` of the 32-byte k step: a0..a3.
+        let key_a = self.swizzle_key(&l8, kchunks);
+        let lck_a = self.f.inst(format!("xor i32 {hi}, {key_a}"));
         let arow = self.f.inst(format!("mul i32 {wr}, {}", l.m / l.wm));
-        let arow = self.f.inst(format!("add i32 {arow}, {lr}"));
-        let arow = self.f.inst(format!("mul i32 {arow}, {}", k * 2));
+        let arow = self.f.inst(format!("add i32 {arow}, {l16}"));
+        let arow = self.f.inst(format!("mul i32 {arow}, {a_row_bytes}"));
         let arow = self.f.inst(format!("add i32 {arow}, {a_base}"));
-        let brow = self.f.inst(format!("mul i32 {lr}, {}", n * 2));
-        let brow = self.f.inst(format!("add i32 {brow}, {b_base}"));
-        let bchunk0 = self.f.inst(format!("mul i32 {wc}, {}", l.tn()));
         let (tm, tn) = (l.tm(), l.tn());
-        let (intr, opty) = mma_intrinsic(d);
+        let bcol0 = self.f.inst(format!("mul i32 {wc}, {}", n / l.wn));
+        // B, k-major (x4 over two n-tiles): row (n) `8 * (l / 16) + l % 8`, chunk `(l / 8) % 2`: b0, b1 of
+        // tile j, then of tile j + 1. x2 (one tile): row `l % 8`.
+        // B, n-major (x4.trans over two n-tiles): row (k) `l % 16`, chunk (n) `l / 16`.
+        let (key_b, lck_b, brow_pair, brow_one) = if k_major {
+            let key = self.swizzle_key(&l8, kchunks);
+            let lck = self.f.inst(format!("xor i32 {mid}, {key}"));
+            let r = self.f.inst(format!("add i32 {bcol0}, {l8}"));
+            let one = self.f.inst(format!("mul i32 {r}, {a_row_bytes}"));
+            let one = self.f.inst(format!("add i32 {one}, {b_base}"));
+            let h8 = self.f.inst(format!("shl i32 {hi}, 3"));
+            let r2 = self.f.inst(format!("add i32 {r}, {h8}"));
+            let pair = self.f.inst(format!("mul i32 {r2}, {a_row_bytes}"));
+            let pair = self.f.inst(format!("add i32 {pair}, {b_base}"));
+            (key, lck, pair, one)
+        } else {
+            let key = self.swizzle_key(&l8, n * es / 16);
+            let lck = self.f.inst(format!("xor i32 {hi}, {key}"));
+            let r = self.f.inst(format!("mul i32 {l16}, {}", n * es));
+            let r = self.f.inst(format!("add i32 {r}, {b_base}"));
+            (key, lck, r.clone(), r)
+        };
+        let (intr, opty) = mma_intrinsic(da, db);
         let ret = "{ float, float, float, float }";
         self.declare(format!(
             "declare {ret} @{intr}({opty}, {opty}, {opty}, {opty}, {opty}, {opty}, float, float, float, float)"
         ));
-        for kt in 0..k / 16 {
+        for kt in 0..k * es / 32 {
             let mut af = vec![];
             for i in 0..tm {
                 let ch = self.f.inst(format!("xor i32 {lck_a}, {}", kt * 2));
                 let cbytes = self.f.inst(format!("shl i32 {ch}, 4"));
-                let off = self.f.inst(format!("add i32 {arow}, {}", i * 16 * k * 2));
+                let off = self.f.inst(format!("add i32 {arow}, {}", i * 16 * a_row_bytes));
                 let off = self.f.inst(format!("add i32 {off}, {cbytes}"));
                 af.push(self.ldmatrix(&off, 4, false));
             }
             let mut bf: Vec<[String; 2]> = vec![];
-            let row_off = self.f.inst(format!("add i32 {brow}, {}", kt * 16 * n * 2));
             let mut j = 0;
             while j < tn {
+                // Pairs start at even tiles (tn even), so adding `l / 16` (n-major) is an xor.
                 let pair = tn % 2 == 0 && j + 1 < tn;
-                let c = self.f.inst(format!("add i32 {bchunk0}, {j}"));
-                // Pairs start at even chunks (tn even), so adding `l / 16` is an xor.
-                let ch = self.f.inst(format!("xor i32 {c}, {}", if pair { &lck_b } else { &key_b }));
-                let cbytes = self.f.inst(format!("shl i32 {ch}, 4"));
-                let off = self.f.inst(format!("add i32 {row_off}, {cbytes}"));
-                let x = self.ldmatrix(&off, if pair { 4 } else { 2 }, true);
+                let x = if k_major {
+                    let ch = self.f.inst(format!("xor i32 {lck_b}, {}", kt * 2));
+                    let cbytes = self.f.inst(format!("shl i32 {ch}, 4"));
+                    let row = if pair { &brow_pair } else { &brow_one };
+                    let off = self.f.inst(format!("add i32 {row}, {}", j * 8 * a_row_bytes));
+                    let off = self.f.inst(format!("add i32 {off}, {cbytes}"));
+                    self.ldmatrix(&off, if pair { 4 } else { 2 }, false)
+                } else {
+                    let c = self.f.inst(format!("udiv i32 {bcol0}, 8"));
+                    let c = self.f.inst(format!("add i32 {c}, {j}"));
+                    let ch = self.f.inst(format!("xor i32 {c}, {}", if pair { &lck_b } else { &key_b }));
+                    let cbytes = self.f.inst(format!("shl i32 {ch}, 4"));
+                    let off = self.f.inst(format!("add i32 {brow_pair}, {}", kt * 16 * n * es));
+                    let off = self.f.inst(format!("add i32 {off}, {cbytes}"));
+                    self.ldmatrix(&off, if pair { 4 } else { 2 }, true)
+                };
                 bf.push([x[0].clone(), x[1].clone()]);
                 if pair {
                     bf.push([x[2].clone(), x[3].clone()]);
@@ -450,5 +507,44 @@ impl Lowerer<'_> {
             }
         }
         Ok(accs)
+    }
+
+    /// Writes a blocked fp8 `[k, n]` tile to shared memory at byte `base` as `[n][k]` (swizzled rows of
+    /// `k` bytes), element by element.
+    fn smem_write_transposed(&mut self, regs: &[String], l: Layout, k: usize, n: usize, base: usize) {
+        let owner = self.owner(l);
+        let (go, after) = (self.f.block("tr_write"), self.f.block("tr_written"));
+        self.f.emit(format!("br i1 {owner}, label {}, label {}", self.f.label(go), self.f.label(after)));
+        self.f.switch_to(go);
+        for (r, x) in regs.iter().enumerate() {
+            let e = self.elem_index(l, r);
+            let kk = self.f.inst(format!("udiv i32 {e}, {n}"));
+            let nn = self.f.inst(format!("urem i32 {e}, {n}"));
+            let t = self.f.inst(format!("mul i32 {nn}, {k}"));
+            let t = self.f.inst(format!("add i32 {t}, {kk}"));
+            let off = self.swizzled_offset(&t, k, 1);
+            let off = self.f.inst(format!("add i32 {off}, {base}"));
+            let addr = self.f.inst(format!("getelementptr i8, ptr addrspace(3) @__smem, i32 {off}"));
+            self.f.emit(format!("store i8 {x}, ptr addrspace(3) {addr}, align 1"));
+        }
+        self.f.emit(format!("br label {}", self.f.label(after)));
+        self.f.switch_to(after);
+    }
+}
+
+impl Lowerer<'_> {
+    /// Fills [`Lowerer::kmajor`]: `dot(a, x.trans())` on tensor cores, where the transpose has no other use.
+    pub(super) fn find_kmajor_operands(&mut self) {
+        for op in self.defs.iter().flatten() {
+            let OpKind::Dot { b, .. } = op.kind else { continue };
+            if self.plan.layout[op.results[0].0 as usize].is_none() || self.uses[b.0 as usize] != 1 {
+                continue;
+            }
+            if let Some(OpKind::Permute { src, perm }) = self.defs[b.0 as usize].map(|o| &o.kind) {
+                if perm == &[1, 0] {
+                    self.kmajor.insert(b, *src);
+                }
+            }
+        }
     }
 }

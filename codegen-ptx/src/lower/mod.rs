@@ -179,6 +179,9 @@ pub(crate) struct Lowerer<'k> {
     active: Option<pipeline::ActivePipe<'k>>,
     /// Where the scratch area of exchanges starts in shared memory (after the pipeline stage buffers).
     smem_base: usize,
+    /// Transposes feeding a tensor-core `dot` as its B operand, by result: their source tile, which the
+    /// `dot` stages as it is (k-major) instead of the transpose being lowered.
+    kmajor: std::collections::HashMap<ValueId, ValueId>,
 }
 
 /// Lowers a verified kernel to one LLVM module with one `ptx_kernel` function.
@@ -202,13 +205,15 @@ pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
         tid_reg: None,
         lens: None,
         prov: vec![None; k.types.len()],
-        plan: mma::plan(k, threads / 32),
+        plan: mma::plan(k, threads / 32, opts.target),
         defs: vec![None; k.types.len()],
         pipes: Default::default(),
         active: None,
         smem_base: 0,
+        kmajor: Default::default(),
     };
     record_defs(&k.body, &mut l.defs);
+    l.find_kmajor_operands();
     if opts.num_stages >= 2 && !opts.bounds_check {
         l.smem_base = l.plan_pipelines(opts.num_stages as usize);
         l.smem_bytes = l.smem_base;
@@ -460,6 +465,7 @@ impl<'k> Lowerer<'k> {
             Constant { value, dtype } => Some(Val::Tile(vec![const_of(*dtype, const_scalar(*value))])),
             Reshape { src, .. } | ExpandDims { src, .. } => Some(Val::Tile(self.regs(*src))),
             Broadcast { src, .. } => Some(Val::Tile(self.broadcast(*src, r0.expect("result"))?)),
+            Permute { .. } if self.kmajor.contains_key(&r0.expect("result")) => Some(Val::Tile(vec![])),
             Permute { src, perm } => Some(Val::Tile(self.permute(*src, perm, r0.expect("result"))?)),
             Cast { src, to } => {
                 let from = self.dtype(*src);

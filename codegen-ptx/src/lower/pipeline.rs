@@ -100,10 +100,18 @@ impl<'k> Lowerer<'k> {
             if self.mma_of(op.results[0]).is_none() {
                 continue;
             }
-            for operand in [a, b] {
+            let fp8 = matches!(self.dtype(a), DType::F8E4M3 | DType::F8E5M2);
+            // B is copied as it sits in memory: its transpose's source ([n][k]), or [k][n] for 16-bit types
+            // (fp8 [k][n] is transposed while staged from registers, so it cannot be copied).
+            let b_src = match self.kmajor.get(&b) {
+                Some(x) => Some(*x),
+                None if fp8 => None,
+                None => Some(b),
+            };
+            for operand in [Some(a), b_src].into_iter().flatten() {
                 let Some(&li) = index.get(&operand) else { continue };
                 let OpKind::Load { ptr, mask, other, .. } = body.ops[li].kind else { continue };
-                if self.uses[operand.0 as usize] != 1 || !matches!(self.dtype(operand), DType::F16 | DType::BF16) {
+                if self.uses[operand.0 as usize] != 1 {
                     continue;
                 }
                 if other.is_some_and(|o| !is_zero_splat(self, o)) {
@@ -111,7 +119,8 @@ impl<'k> Lowerer<'k> {
                 }
                 let Ok(l) = self.layout(ptr) else { continue };
                 let width = self.vector_width(ptr, mask, l);
-                if l.replicated() || !matches!(width * 2, 4 | 8 | 16) {
+                let es = self.dtype(operand).size_bytes();
+                if l.replicated() || !matches!(width * es, 4 | 8 | 16) {
                     continue;
                 }
                 let mut deps = BTreeSet::new();
@@ -121,7 +130,7 @@ impl<'k> Lowerer<'k> {
                 }
                 slice.extend(deps);
                 loads.push(PipeLoad { result: operand, ptr, mask, offset, width });
-                offset += (self.ty(operand).numel() * 2).next_multiple_of(128);
+                offset += (self.ty(operand).numel() * es).next_multiple_of(128);
             }
         }
         if loads.is_empty() {
@@ -145,15 +154,16 @@ impl<'k> Lowerer<'k> {
         for pl in &pipe.loads {
             let l = self.layout(pl.ptr).expect("planned");
             let row_len = self.ty(pl.result).shape[1];
+            let es = self.dtype(pl.result).size_bytes();
             let p = self.regs(pl.ptr);
             let m = pl.mask.map(|m| self.regs(m));
-            let bytes = pl.width * 2;
+            let bytes = pl.width * es;
             let kind = if bytes == 16 { "cg" } else { "ca" };
             let name = format!("llvm.nvvm.cp.async.{kind}.shared.global.{bytes}.s");
             self.declare(format!("declare void @{name}(ptr addrspace(3), ptr addrspace(1), i32)"));
             for g in (0..p.len()).step_by(pl.width) {
                 let e = self.elem_index(l, g);
-                let off = self.swizzled_offset(&e, row_len);
+                let off = self.swizzled_offset(&e, row_len, es);
                 let off = self.f.inst(format!("add i32 {off}, {stage_off}"));
                 let off = self.f.inst(format!("add i32 {off}, {}", pl.offset));
                 let dst = self.f.inst(format!("getelementptr i8, ptr addrspace(3) @__smem, i32 {off}"));
@@ -205,17 +215,19 @@ impl<'k> Lowerer<'k> {
         self.set(iv, Val::Tile(vec![iv_reg]));
     }
 
-    /// Byte offset (i32) in a swizzled 16-bit tile with rows of `row_len` elements of flat element `e`.
-    pub(super) fn swizzled_offset(&mut self, e: &str, row_len: usize) -> String {
+    /// Byte offset (i32) of flat element `e` in a swizzled tile with rows of `row_len` elements of `es`
+    /// bytes.
+    pub(super) fn swizzled_offset(&mut self, e: &str, row_len: usize, es: usize) -> String {
         let row = self.f.inst(format!("udiv i32 {e}, {row_len}"));
         let col = self.f.inst(format!("urem i32 {e}, {row_len}"));
-        let ch = self.f.inst(format!("lshr i32 {col}, 3"));
-        let within = self.f.inst(format!("and i32 {col}, 7"));
-        let key = self.swizzle_key(&row, row_len / 8);
+        let col = self.f.inst(format!("mul i32 {col}, {es}"));
+        let ch = self.f.inst(format!("lshr i32 {col}, 4"));
+        let within = self.f.inst(format!("and i32 {col}, 15"));
+        let key = self.swizzle_key(&row, row_len * es / 16);
         let phys = self.f.inst(format!("xor i32 {ch}, {key}"));
-        let rb = self.f.inst(format!("mul i32 {row}, {}", row_len * 2));
+        let rb = self.f.inst(format!("mul i32 {row}, {}", row_len * es));
         let pb = self.f.inst(format!("shl i32 {phys}, 4"));
-        let wb = self.f.inst(format!("shl i32 {within}, 1"));
+        let wb = within;
         let off = self.f.inst(format!("add i32 {rb}, {pb}"));
         self.f.inst(format!("add i32 {off}, {wb}"))
     }

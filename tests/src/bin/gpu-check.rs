@@ -7,6 +7,9 @@
 //!   (in memory, and from the disk cache in a fresh runtime).
 //! - `gpu-check bench`: copy, vector add, softmax and RMSNorm timings (medians of CUDA-event times after
 //!   warm-up, random data), one line each, for bench/gpu/compare.py to set beside torch's.
+//! - `gpu-check gemm [--write FILE]`: the tuned GEMMs of [`tests::gemm`] (f16, bf16, fp8) at 4096³ and
+//!   8192³: every candidate config timed, the winner checked on sampled elements against float64, the
+//!   winners merged into FILE (`bench/gemm/tuned.tsv` is the committed copy).
 
 use codegen_ptx::runtime::{CudaBuffer, CudaError, CudaRuntime, DiskCache};
 use dsl_core::prelude::*;
@@ -25,9 +28,12 @@ fn main() {
         "test" => test(args.get(1).map(String::as_str).unwrap_or("")),
         "compile" => compile_times(),
         "bench" => bench(),
-        "gemm" => gemm(),
+        "gemm" => gemm(match (args.get(1).map(String::as_str), args.get(2)) {
+            (Some("--write"), Some(f)) => Some(f.as_str()),
+            _ => None,
+        }),
         _ => {
-            eprintln!("usage: gpu-check test [FILTER] | compile | bench | gemm");
+            eprintln!("usage: gpu-check test [FILTER] | compile | bench | gemm [--write TUNED_FILE]");
             std::process::exit(2);
         }
     };
@@ -235,35 +241,117 @@ fn bench() -> Res<()> {
 
 /// f16 GEMM `C = A · B` (row-major, f32 accumulation, f16 out) at 4096³ and 8192³ over a few block
 /// configs: the starting point of issue 4 (tensor cores through shared memory, no pipelining yet).
-fn gemm() -> Res<()> {
+/// The tuned GEMMs ([`tests::gemm`]) at 4096³ and 8192³: every candidate config timed by the autotuner
+/// (fresh: no disk cache, no committed winners), the winner checked against a float64 reference on
+/// sampled elements, and the winners merged into `--write FILE` (the committed-winners format).
+fn gemm(write: Option<&str>) -> Res<()> {
+    use codegen_ptx::runtime::autotune::{key_of, Autotuner, Source};
+    use tests::gemm::{launch_linear_fp8, launch_matmul, Gemm};
     let rt = runtime()?;
-    println!("# name | M=N=K | dtype | config | median ms | TFLOP/s");
-    for size in [4096usize, 8192] {
-        let host: Vec<f16> = rand_f32(size * size, 9).into_iter().map(f16::from_f32).collect();
-        let a = rt.upload(&host)?;
-        let b = rt.upload(&host)?;
-        let mut c: CudaBuffer<f16> = rt.zeros(size * size)?;
-        let s = size as i32;
-        let tflops = |ms: f64| 2.0 * (size as f64).powi(3) / (ms * 1e-3) / 1e12;
-        macro_rules! cfg {
-            ($($bm:literal, $bn:literal, $bk:literal);*) => {$(
-                for warps in [4u32, 8] {
-                    for stages in [1u32, 3, 4] {
-                        rt.set_num_warps(warps);
-                        rt.set_num_stages(stages);
-                        let grid = ((size / $bm) as u32, (size / $bn) as u32);
-                        let res = median_ms(&rt, 2, 5, || {
-                            kernels::matmul::matmul::<f16, f16, f16, $bm, $bn, $bk>::launch(&rt, grid, &a, &b, &mut c, s, s, s, s, 1, s, 1, s, 1)
-                        });
-                        match res {
-                            Ok(ms) => println!("GEMM matmul | {size} | f16 | BM={} BN={} BK={} warps={warps} stages={stages} | {ms:.3} | {:.1}", $bm, $bn, $bk, tflops(ms)),
-                            Err(e) => println!("GEMM matmul | {size} | f16 | BM={} BN={} BK={} warps={warps} stages={stages} | failed: {e}", $bm, $bn, $bk),
-                        }
+    let device = rt.device_name().to_string();
+    println!("# name | M=N=K | config | median ms | TFLOP/s");
+    for g in Gemm::ALL {
+        let tuner = Autotuner::new(g.name(), g.configs()).with_cache_dir(None);
+        for size in [4096usize, 8192] {
+            let tflops = |ms: f64| 2.0 * (size as f64).powi(3) / (ms * 1e-3) / 1e12;
+            let shape = (size, size, size);
+            let (a32, b32) = (rand_f32(size * size, 9), rand_f32(size * size, 10));
+            // One launcher per GEMM kind; returns C as f64 for the sampled check.
+            let mut compile_ms = vec![];
+            let t0 = Instant::now();
+            let key = key_of(&[("M", size as i64), ("N", size as i64), ("K", size as i64)]);
+            let (tuned, c, scale) = match g {
+                Gemm::F16 | Gemm::Bf16 => {
+                    macro_rules! run16 {
+                        ($t:ty) => {{
+                            let a = rt.upload(&a32.iter().map(|&x| <$t>::from_f32(x)).collect::<Vec<_>>())?;
+                            let b = rt.upload(&b32.iter().map(|&x| <$t>::from_f32(x)).collect::<Vec<_>>())?;
+                            let mut c: CudaBuffer<$t> = rt.zeros(size * size)?;
+                            let tuned = tuner.best(&device, &key, |cfg| g.fingerprint(cfg), |cfg| {
+                                launch_matmul(&rt, cfg, &a, &b, &mut c, shape)?;
+                                compile_ms.push(rt.cache_stats().last_compile.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3));
+                                median_ms(&rt, 1, 5, || launch_matmul(&rt, cfg, &a, &b, &mut c, shape).map_err(|e| CudaError::LaunchFailed { kernel: g.name().into(), message: e }))
+                                    .map_err(|e| e.to_string())
+                            })?;
+                            launch_matmul(&rt, &tuned.config, &a, &b, &mut c, shape)?;
+                            let c: Vec<f64> = rt.download(&c)?.into_iter().map(|x| x.to_f64()).collect();
+                            (tuned, c, 1.0f64)
+                        }};
+                    }
+                    if g == Gemm::F16 { run16!(f16) } else { run16!(bf16) }
+                }
+                Gemm::Fp8 => {
+                    // Values of a few units, so e4m3 keeps ~2 significant bits; scale 1/64 like a real
+                    // per-tensor scale pair.
+                    let scale = 1.0f32 / 64.0;
+                    let a = rt.upload(&a32.iter().map(|&x| e4m3::from_f32(4.0 * x)).collect::<Vec<_>>())?;
+                    let b = rt.upload(&b32.iter().map(|&x| e4m3::from_f32(4.0 * x)).collect::<Vec<_>>())?;
+                    let mut c: CudaBuffer<bf16> = rt.zeros(size * size)?;
+                    let tuned = tuner.best(&device, &key, |cfg| g.fingerprint(cfg), |cfg| {
+                        launch_linear_fp8(&rt, cfg, &a, &b, &mut c, shape, scale)?;
+                        compile_ms.push(rt.cache_stats().last_compile.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3));
+                        median_ms(&rt, 1, 5, || {
+                            launch_linear_fp8(&rt, cfg, &a, &b, &mut c, shape, scale)
+                                .map_err(|e| CudaError::LaunchFailed { kernel: g.name().into(), message: e })
+                        })
+                        .map_err(|e| e.to_string())
+                    })?;
+                    launch_linear_fp8(&rt, &tuned.config, &a, &b, &mut c, shape, scale)?;
+                    let c: Vec<f64> = rt.download(&c)?.into_iter().map(|x| x.to_f64()).collect();
+                    (tuned, c, scale as f64)
+                }
+            };
+            let tune_s = t0.elapsed().as_secs_f64();
+            if let Source::Measured { timings } = &tuned.source {
+                for (cfg, r) in timings {
+                    match r {
+                        Ok(ms) => println!("TUNE {} | {size} | {cfg} | {ms:.3} | {:.1}", g.name(), tflops(*ms)),
+                        Err(e) => println!("TUNE {} | {size} | {cfg} | failed: {e}", g.name()),
                     }
                 }
-            )*};
+            }
+            // Sampled float64 check of the winner's output (inputs rounded as the kernel saw them).
+            let round = |x: f32| -> f64 {
+                match g {
+                    Gemm::F16 => f16::from_f32(x).to_f64(),
+                    Gemm::Bf16 => bf16::from_f32(x).to_f64(),
+                    Gemm::Fp8 => e4m3::from_f32(4.0 * x).to_f64(),
+                }
+            };
+            let mut r = rng(11);
+            let mut worst = 0.0f64;
+            for _ in 0..32 {
+                use rand::Rng;
+                let (i, j) = (r.gen_range(0..size), r.gen_range(0..size));
+                let (mut s, mut mag) = (0.0, 0.0);
+                for kk in 0..size {
+                    // matmul: B[k][j]; linear: B stored [N][K], so B[j][k].
+                    let bv = if g == Gemm::Fp8 { b32[j * size + kk] } else { b32[kk * size + j] };
+                    let p = round(a32[i * size + kk]) * round(bv);
+                    s += p;
+                    mag += p.abs();
+                }
+                let err = (c[i * size + j] - s * scale).abs() / (mag * scale);
+                worst = worst.max(err);
+            }
+            compile_ms.sort_by(|a, b| a.total_cmp(b));
+            println!(
+                "GEMM {} | {size} | {} | {:.3} | {:.1} | autotune {tune_s:.1} s ({} configs) | LLVM compile median {:.0} ms max {:.0} ms | sampled error {worst:.1e} of sum|ab|",
+                g.name(),
+                tuned.config,
+                tuned.ms,
+                tflops(tuned.ms),
+                g.configs().len(),
+                compile_ms.get(compile_ms.len() / 2).copied().unwrap_or(f64::NAN),
+                compile_ms.last().copied().unwrap_or(f64::NAN),
+            );
+            if worst > 1e-2 {
+                return Err(format!("{} {size}: sampled error {worst:.2e} too large", g.name()).into());
+            }
         }
-        cfg!(64, 64, 32; 128, 64, 32; 64, 128, 32; 128, 128, 32; 128, 128, 64; 128, 256, 32);
+        if let Some(path) = write {
+            tuner.write_committed(path)?;
+        }
     }
     rt.set_num_warps(4);
     rt.set_num_stages(1);

@@ -3,7 +3,7 @@
 use super::*;
 use dsl_core::lang::{DotOperands, Numeric};
 use dsl_core::prelude::{bf16, e4m3, e5m2, f16, Interpreter, Runtime};
-use kernels::matmul::{matmul, matmul_block_ptr, matmul_splitk};
+use kernels::matmul::{linear, matmul, matmul_block_ptr, matmul_splitk};
 
 cases!(
     "matmul": matmul_f32,
@@ -16,6 +16,8 @@ cases!(
     matmul_e4m3_x_e5m2,
     matmul_block_shapes_and_layouts,
     matmul_tensor_core_tiles,
+    linear_16_bit,
+    linear_fp8,
     matmul_splitk_f32,
     matmul_splitk_low_precision,
     matmul_splitk_accumulates,
@@ -215,6 +217,69 @@ pub fn matmul_tensor_core_tiles<R: Runtime>(rt: &R) {
     let p = Problem::<bf16, bf16>::dense(72, 200, 96, 825);
     run_plain::<R, bf16, bf16, bf16, 64, 64, 64>(rt, &p, false);
     run_plain::<R, bf16, bf16, f32, 32, 64, 16>(rt, &p, false);
+}
+
+/// `linear`: `C = (A · Bᵀ) · scale` with `B` stored `[N, K]` (the problem's column-major `B`). With
+/// `scale = 0.25` the result is scaled back by 4 (exact) before the check.
+fn run_linear<R, A, B, O, const BM: i32, const BN: i32, const BK: i32>(rt: &R, p: &Problem<A, B>, scale: f32)
+where
+    R: Runtime,
+    A: TestElem + Numeric + DotOperands<B>,
+    B: TestElem + Numeric,
+    O: TestElem + Numeric,
+{
+    let [sam, sak, sbk, sbn, scm] = p.strides;
+    assert!(sak == 1 && sbk == 1, "linear needs contiguous rows of A and of B ([N, K])");
+    let (ba, bb) = (upload(rt, &p.a), upload(rt, &p.b));
+    let mut c = poisoned::<R, O>(rt, p.c_len);
+    let grid = (blocks(p.m, BM as usize), blocks(p.n, BN as usize));
+    let [m, n, k] = [p.m, p.n, p.k].map(|x| x as i32);
+    let name = format!("linear<{BM},{BN},{BK}> scale={scale}");
+    let res = linear::<A, B, O, BM, BN, BK>::launch(rt, grid, &ba, &bb, &mut c, m, n, k, sam as i32, sbn as i32, scm as i32, scale);
+    launched(&p.describe::<O>(&name), res);
+    let got: Vec<f64> = download_f64(rt, &c).into_iter().map(|x| x / scale as f64).collect();
+    p.check::<O>(&name, &got);
+}
+
+/// A problem for [`linear`] whose rows all start 16-byte aligned (pipelined with `cp.async`).
+fn dense_nt<A: TestElem, B: TestElem>(m: usize, n: usize, k: usize, seed: u64) -> Problem<A, B> {
+    Problem::with_strides(m, n, k, (k, 1, m * k), (1, k, n * k), n, seed)
+}
+
+pub fn linear_16_bit<R: Runtime>(rt: &R) {
+    let p = Problem::<f16, f16>::new(70, 90, 100, false, true, 830);
+    run_linear::<R, f16, f16, f32, 16, 16, 16>(rt, &p, 1.0);
+    run_linear::<R, f16, f16, f32, 64, 64, 32>(rt, &p, 0.25);
+    run_linear::<R, f16, f16, f16, 32, 64, 64>(rt, &p, 1.0);
+    let p = dense_nt::<f16, f16>(72, 136, 96, 831);
+    run_linear::<R, f16, f16, f16, 64, 64, 32>(rt, &p, 1.0);
+    run_linear::<R, f16, f16, f32, 128, 64, 32>(rt, &p, 0.25);
+    let p = dense_nt::<bf16, bf16>(40, 72, 64, 832);
+    run_linear::<R, bf16, bf16, bf16, 32, 32, 32>(rt, &p, 1.0);
+    run_linear::<R, bf16, bf16, f32, 64, 32, 16>(rt, &p, 1.0);
+}
+
+/// fp8 operands (e4m3, e5m2, mixed) on `mma.sync.m16n8k32` where the target has it: ragged and aligned
+/// (pipelined) problems, several tiles.
+pub fn linear_fp8<R: Runtime>(rt: &R) {
+    let p = Problem::<e4m3, e4m3>::new(70, 90, 100, false, true, 840);
+    run_linear::<R, e4m3, e4m3, f32, 64, 64, 32>(rt, &p, 0.25);
+    run_linear::<R, e4m3, e4m3, bf16, 32, 64, 64>(rt, &p, 1.0);
+    run_linear::<R, e4m3, e4m3, f32, 16, 16, 16>(rt, &p, 1.0);
+    let p = dense_nt::<e4m3, e4m3>(72, 136, 96, 841);
+    run_linear::<R, e4m3, e4m3, f32, 64, 64, 32>(rt, &p, 1.0);
+    run_linear::<R, e4m3, e4m3, f16, 128, 64, 64>(rt, &p, 0.25);
+    let p = dense_nt::<e5m2, e5m2>(40, 72, 64, 842);
+    run_linear::<R, e5m2, e5m2, f32, 32, 32, 32>(rt, &p, 1.0);
+    let p = dense_nt::<e4m3, e5m2>(48, 40, 128, 843);
+    run_linear::<R, e4m3, e5m2, f32, 16, 32, 64>(rt, &p, 1.0);
+    let p = dense_nt::<e5m2, e4m3>(48, 40, 128, 844);
+    run_linear::<R, e5m2, e4m3, f32, 32, 16, 32>(rt, &p, 1.0);
+    // fp8 B stored [K, N] (not transposed): staged transposed from registers.
+    let p = Problem::<e4m3, e4m3>::new(50, 70, 96, false, false, 845);
+    run_plain::<R, e4m3, e4m3, f32, 32, 64, 32>(rt, &p, false);
+    let p = Problem::<e5m2, e4m3>::dense(64, 64, 64, 846);
+    run_plain::<R, e5m2, e4m3, f32, 64, 64, 64>(rt, &p, false);
 }
 
 fn p_f16(seed: u64) -> Problem<f16, f16> {
