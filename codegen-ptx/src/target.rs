@@ -83,13 +83,13 @@ pub struct CompileOptions {
     pub bounds_check: bool,
     /// Shared-memory buffers in the software pipeline of loops that feed `dot` (Triton's `num_stages`):
     /// with `s >= 2`, the loads of the next `s - 1` iterations are in flight (`cp.async`) while this one
-    /// computes. 1 disables pipelining.
+    /// computes. 1 disables pipelining. Default 3 (as Triton).
     pub num_stages: u32,
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { target: Target::Sm90a, num_warps: 4, bounds_check: false, num_stages: 1 }
+        CompileOptions { target: Target::Sm90a, num_warps: 4, bounds_check: false, num_stages: 3 }
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod attention;
 pub mod elementwise;
+pub mod fp8_gemm;
 pub mod matmul;
 pub mod rmsnorm;
 pub mod rope;

@@ -22,3 +22,4 @@
 
 pub mod checks;
 pub mod gemm;
+pub mod fp8_bench;

@@ -73,7 +73,18 @@ interp_tests! {
         interp_only: [matmul_buffer_too_small_is_an_error],
     }
     mod attention {
-        generic: [attention_f32, attention_f32_causal, attention_f16, attention_bf16],
+        generic: [attention_f32, attention_f32_causal, attention_f16, attention_bf16, attention_tensor_core_tiles],
+        interp_only: [],
+    }
+    mod fp8_gemm {
+        generic: [
+            fp8_gemm_scales_and_splits,
+            fp8_gemm_formats,
+            fp8_gemm_tiles,
+            fp8_gemm_is_deterministic,
+            fp8_gemm_rejects_bad_arguments,
+            quantize_rows_e4m3,
+        ],
         interp_only: [],
     }
     mod ops {

@@ -298,3 +298,21 @@ fn committed_gemm_winners_match_their_kernels() {
     let err = g.autotuner().with_cache_dir(None).best(&r.device, &r.key, |c| other.fingerprint(c), no_search).expect_err("stale");
     assert!(matches!(err, AutotuneError::StaleWinner { .. }), "{err}");
 }
+
+/// The committed fp8 split-K winners (`bench/fp8_gemm/tuned.tsv`) still match their kernels and are
+/// applied without measuring.
+#[test]
+fn committed_fp8_winners_match_their_kernels() {
+    use codegen_ptx::runtime::autotune::{parse_records, Source};
+    use tests::fp8_bench::{autotuner, fingerprint_of, TUNED};
+    let records = parse_records(TUNED).expect("bench/fp8_gemm/tuned.tsv parses");
+    assert!(records.len() >= 80, "winners for the issue's shapes are committed ({} records)", records.len());
+    for r in &records {
+        let m: usize = r.key.split(',').find_map(|kv| kv.strip_prefix("M=")).and_then(|v| v.parse().ok()).expect("M in key");
+        let t = autotuner(m)
+            .with_cache_dir(None)
+            .best(&r.device, &r.key, fingerprint_of, |_| -> Result<f64, String> { Err("measured".into()) })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(t.source, Source::Committed { .. }) && t.config == r.config, "{}: {}", r.key, r.config);
+    }
+}

@@ -93,7 +93,7 @@ impl CudaRuntime {
             dev,
             jit: Jit::new(DiskCache::from_env()),
             num_warps: AtomicU32::new(4),
-            num_stages: AtomicU32::new(std::env::var("DSL_NUM_STAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1)),
+            num_stages: AtomicU32::new(std::env::var("DSL_NUM_STAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1)),
             bounds_check: std::sync::atomic::AtomicBool::new(checked),
             oob_record: std::sync::Mutex::new(None),
         })
@@ -133,7 +133,7 @@ impl CudaRuntime {
         self.num_warps.load(Ordering::Relaxed)
     }
 
-    /// Pipeline stages for kernels compiled from now on (see [`CompileOptions::num_stages`]; default 1, or
+    /// Pipeline stages for kernels compiled from now on (see [`CompileOptions::num_stages`]; default 3, or
     /// `DSL_NUM_STAGES`).
     /// Part of the cache key.
     pub fn set_num_stages(&self, num_stages: u32) {

@@ -10,6 +10,8 @@
 //! - `gpu-check gemm [--write FILE]`: the tuned GEMMs of [`tests::gemm`] (f16, bf16, fp8) at 4096³ and
 //!   8192³: every candidate config timed, the winner checked on sampled elements against float64, the
 //!   winners merged into FILE (`bench/gemm/tuned.tsv` is the committed copy).
+//! - `gpu-check fp8 [--write FILE] [--only SHAPE]`: the split-K fp8 GEMM on the Llama 3 shapes
+//!   ([`tests::fp8_bench`]).
 
 use codegen_ptx::runtime::{CudaBuffer, CudaError, CudaRuntime, DiskCache};
 use dsl_core::prelude::*;
@@ -32,8 +34,12 @@ fn main() {
             (Some("--write"), Some(f)) => Some(f.as_str()),
             _ => None,
         }),
+        "fp8" => tests::fp8_bench::run(
+            args.iter().position(|a| a == "--write").and_then(|i| args.get(i + 1)).map(String::as_str),
+            args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(String::as_str),
+        ),
         _ => {
-            eprintln!("usage: gpu-check test [FILTER] | compile | bench | gemm [--write TUNED_FILE]");
+            eprintln!("usage: gpu-check test [FILTER] | compile | bench | gemm [--write TUNED_FILE] | fp8 [--write TUNED_FILE] [--only SHAPE]");
             std::process::exit(2);
         }
     };
@@ -354,7 +360,7 @@ fn gemm(write: Option<&str>) -> Res<()> {
         }
     }
     rt.set_num_warps(4);
-    rt.set_num_stages(1);
+    rt.set_num_stages(3);
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use dsl_core::lang::DotOperands;
 use dsl_core::prelude::{bf16, f16, Float, Runtime};
 use kernels::attention::flash_attention;
 
-cases!("attention": attention_f32, attention_f32_causal, attention_f16, attention_bf16);
+cases!("attention": attention_f32, attention_f32_causal, attention_f16, attention_bf16, attention_tensor_core_tiles);
 
 struct Case {
     bh: usize,
@@ -113,4 +113,13 @@ pub fn attention_f16<R: Runtime>(rt: &R) {
 pub fn attention_bf16<R: Runtime>(rt: &R) {
     check::<R, bf16, false, 16, 16, 32>(rt, Case { bh: 2, seq: 33, d: 32 }, 12);
     check::<R, bf16, true, 32, 16, 64>(rt, Case { bh: 2, seq: 47, d: 64 }, 13);
+}
+
+/// Tiles whose `dot` results live in the tensor-core accumulator layout: `q · kᵀ` with `kᵀ` staged
+/// k-major, row max/sum and rescaling of the mma-layout scores and accumulator, `p` cast and fed back as
+/// the A operand.
+pub fn attention_tensor_core_tiles<R: Runtime>(rt: &R) {
+    check::<R, f16, false, 64, 64, 64>(rt, Case { bh: 2, seq: 150, d: 64 }, 14);
+    check::<R, f16, true, 64, 32, 64>(rt, Case { bh: 2, seq: 97, d: 40 }, 15);
+    check::<R, bf16, true, 64, 64, 128>(rt, Case { bh: 1, seq: 130, d: 128 }, 16);
 }

@@ -37,6 +37,7 @@ macro_rules! cases {
 
 pub mod attention;
 pub mod elementwise;
+pub mod fp8_gemm;
 pub mod matmul;
 pub mod ops;
 pub mod rmsnorm;
@@ -61,6 +62,7 @@ pub fn all_cases<R: Runtime>() -> Vec<Case<R>> {
     v.extend(rope::cases::<R>());
     v.extend(matmul::cases::<R>());
     v.extend(attention::cases::<R>());
+    v.extend(fp8_gemm::cases::<R>());
     v.extend(ops::cases::<R>());
     v
 }

@@ -1,0 +1,241 @@
+//! `kernels::fp8_gemm`: the split-K fp8 GEMM through its host API (every scale mode, bias, split-K in both
+//! combine modes, both fp8 formats and bf16, several tiles), its argument checks, and the activation
+//! quantization.
+
+use super::*;
+use dsl_core::lang::{DotOperands, Numeric};
+use dsl_core::prelude::{bf16, e4m3, e5m2, f16, Runtime};
+use kernels::fp8_gemm::{fp8_gemm, quantize_rows, workspace_len, GemmConfig, GemmError, GemmOptions, Operand, Scale, SplitKMode};
+
+cases!(
+    "fp8_gemm": fp8_gemm_scales_and_splits,
+    fp8_gemm_formats,
+    fp8_gemm_tiles,
+    fp8_gemm_is_deterministic,
+    fp8_gemm_rejects_bad_arguments,
+    quantize_rows_e4m3,
+);
+
+/// One problem: A `[m, k]` (rows `k + 1` apart), B `[n, k]` (rows `k + 3` apart), C rows `n + 2` apart
+/// (gaps poisoned); random scales (positive, per tensor / row / column) and bias.
+struct Problem<A, B> {
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Vec<A>,
+    b: Vec<B>,
+    af: Vec<f64>,
+    bf: Vec<f64>,
+    sa: Vec<f32>,
+    sb: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+const SCM_PAD: usize = 2;
+
+impl<A: TestElem, B: TestElem> Problem<A, B> {
+    fn new(m: usize, n: usize, k: usize, seed: u64) -> Self {
+        let mut r = rng(seed);
+        let (a, af) = rand_elems::<A>(&mut r, m * (k + 1), 2.0);
+        let (b, bf) = rand_elems::<B>(&mut r, n * (k + 3), 2.0);
+        let pos = |r: &mut StdRng, len: usize| (0..len).map(|_| r.gen_range(0.25f32..2.0)).collect::<Vec<_>>();
+        let sa = pos(&mut r, m);
+        let sb = pos(&mut r, n);
+        let bias = randn(&mut r, n, 4.0).into_iter().map(|x| x as f32).collect();
+        Problem { m, n, k, a, b, af, bf, sa, sb, bias }
+    }
+
+    /// The float64 result and per-element error scale for the scale modes and bias chosen.
+    fn reference(&self, row: bool, col: bool, bias: bool) -> (Vec<f64>, Vec<f64>) {
+        let scm = self.n + SCM_PAD;
+        let (mut want, mut mag) = (vec![f64::NAN; self.m * scm], vec![0.0; self.m * scm]);
+        for i in 0..self.m {
+            for j in 0..self.n {
+                let (mut s, mut g) = (0.0, 0.0);
+                for kk in 0..self.k {
+                    let p = self.af[i * (self.k + 1) + kk] * self.bf[j * (self.k + 3) + kk];
+                    s += p;
+                    g += p.abs();
+                }
+                let sc = (if row { self.sa[i] } else { self.sa[0] }) as f64 * (if col { self.sb[j] } else { self.sb[0] }) as f64;
+                let bv = if bias { self.bias[j] as f64 } else { 0.0 };
+                want[i * scm + j] = s * sc + bv;
+                mag[i * scm + j] = g * sc + bv.abs();
+            }
+        }
+        (want, mag)
+    }
+}
+
+/// Runs `fp8_gemm` with the scale modes, bias, config and split mode given and checks it.
+#[allow(clippy::too_many_arguments)]
+fn run<R, A, B, O>(rt: &R, p: &Problem<A, B>, row: bool, col: bool, bias: bool, cfg: Option<GemmConfig>, mode: SplitKMode) -> Vec<f64>
+where
+    R: Runtime,
+    A: TestElem + Numeric + DotOperands<B>,
+    B: TestElem + Numeric,
+    O: TestElem + Numeric,
+{
+    let scm = p.n + SCM_PAD;
+    let (ba, bb) = (upload(rt, &p.a), upload(rt, &p.b));
+    let (sa, sb, bbias) = (upload(rt, &p.sa), upload(rt, &p.sb), upload(rt, &p.bias));
+    let mut c = poisoned::<R, O>(rt, p.m * scm);
+    let split = cfg.map_or(16, |c| c.split_k);
+    let mut ws = filled::<R, f32>(rt, workspace_len(p.m, p.n, split), f32::NAN);
+    let opts = GemmOptions { config: cfg, mode, sm_count: 132 };
+    let a = Operand { buf: &ba, rows: p.m, cols: p.k, row_stride: p.k + 1 };
+    let b = Operand { buf: &bb, rows: p.n, cols: p.k, row_stride: p.k + 3 };
+    let scale_a = if row { Scale::PerRow(&sa) } else { Scale::PerTensor(&sa) };
+    let scale_b = if col { Scale::PerColumn(&sb) } else { Scale::PerTensor(&sb) };
+    let res = fp8_gemm(rt, a, b, scale_a, scale_b, bias.then_some(&bbias), &mut c, scm, Some(&mut ws), &opts);
+    let what = format!(
+        "fp8_gemm {}x{}x{} {}x{}->{} row_scale={row} col_scale={col} bias={bias} {cfg:?} {mode:?}",
+        p.m,
+        p.n,
+        p.k,
+        A::NAME,
+        B::NAME,
+        O::NAME
+    );
+    let used = ok(&what, res);
+    let got = download_f64(rt, &c);
+    let (want, mag) = p.reference(row, col, bias);
+    // f32 accumulation (K <= 512: ~K * 2^-24 of sum|ab|), one rounding to O; atomic adds into a 16-bit C
+    // round each split's partial too.
+    let partial_roundings = if mode == SplitKMode::Atomic && used.split_k > 1 { used.split_k as f64 * O::U } else { 0.0 };
+    let written = |i: usize| i % scm < p.n;
+    assert_close_where(&what, &got, &want, O::U, |i| (3e-5 + partial_roundings) * mag[i] + O::TINY, written);
+    assert_poison_kept(&what, &got, written);
+    got
+}
+
+fn cfg(block_m: u32, block_n: u32, block_k: u32, split_k: u32) -> Option<GemmConfig> {
+    Some(GemmConfig { block_m, block_n, block_k, split_k })
+}
+
+pub fn fp8_gemm_scales_and_splits<R: Runtime>(rt: &R) {
+    for (i, m) in [1, 3, 17].into_iter().enumerate() {
+        let p = Problem::<e4m3, e4m3>::new(m, 70, 200, 900 + i as u64);
+        for split in [1, 2, 4, 8, 16] {
+            run::<R, _, _, bf16>(rt, &p, false, false, false, cfg(16, 64, 256, split), SplitKMode::Deterministic);
+            run::<R, _, _, bf16>(rt, &p, true, true, true, cfg(16, 64, 256, split), SplitKMode::Deterministic);
+        }
+        for split in [2, 4] {
+            run::<R, _, _, f32>(rt, &p, true, false, true, cfg(16, 64, 256, split), SplitKMode::Atomic);
+            run::<R, _, _, bf16>(rt, &p, false, true, false, cfg(16, 64, 256, split), SplitKMode::Atomic);
+        }
+        // The heuristic's own choice.
+        run::<R, _, _, bf16>(rt, &p, true, true, false, None, SplitKMode::Deterministic);
+    }
+}
+
+pub fn fp8_gemm_formats<R: Runtime>(rt: &R) {
+    let p = Problem::<e5m2, e4m3>::new(5, 90, 160, 910);
+    run::<R, _, _, f32>(rt, &p, true, false, false, cfg(16, 128, 128, 2), SplitKMode::Deterministic);
+    let p = Problem::<e4m3, e5m2>::new(9, 40, 96, 911);
+    run::<R, _, _, f16>(rt, &p, false, true, true, cfg(32, 64, 256, 1), SplitKMode::Deterministic);
+    let p = Problem::<e5m2, e5m2>::new(2, 64, 256, 912);
+    run::<R, _, _, bf16>(rt, &p, false, false, true, cfg(16, 64, 256, 4), SplitKMode::Atomic);
+    // The bf16 x bf16 variant of the same kernel.
+    let p = Problem::<bf16, bf16>::new(7, 50, 136, 913);
+    run::<R, _, _, bf16>(rt, &p, true, true, true, cfg(16, 64, 256, 3), SplitKMode::Deterministic);
+    run::<R, _, _, f32>(rt, &p, false, false, false, cfg(64, 64, 128, 1), SplitKMode::Deterministic);
+}
+
+pub fn fp8_gemm_tiles<R: Runtime>(rt: &R) {
+    let p = Problem::<e4m3, e4m3>::new(130, 150, 136, 920);
+    run::<R, _, _, bf16>(rt, &p, true, true, true, cfg(64, 64, 128, 2), SplitKMode::Deterministic);
+    run::<R, _, _, bf16>(rt, &p, false, true, false, cfg(64, 128, 128, 1), SplitKMode::Deterministic);
+    run::<R, _, _, f32>(rt, &p, true, false, false, cfg(128, 128, 64, 2), SplitKMode::Atomic);
+    run::<R, _, _, bf16>(rt, &p, false, false, true, cfg(128, 128, 32, 1), SplitKMode::Deterministic);
+}
+
+/// Deterministic split-K gives identical bits run after run.
+pub fn fp8_gemm_is_deterministic<R: Runtime>(rt: &R) {
+    let p = Problem::<e4m3, e4m3>::new(16, 96, 512, 930);
+    let first = run::<R, _, _, f32>(rt, &p, true, true, false, cfg(16, 64, 256, 16), SplitKMode::Deterministic);
+    for _ in 0..3 {
+        let again = run::<R, _, _, f32>(rt, &p, true, true, false, cfg(16, 64, 256, 16), SplitKMode::Deterministic);
+        let same = first.iter().zip(&again).all(|(x, y)| x.to_bits() == y.to_bits());
+        assert!(same, "deterministic split-K changed bits between runs");
+    }
+}
+
+/// Every argument error is reported, naming what is wrong, before anything is launched.
+pub fn fp8_gemm_rejects_bad_arguments<R: Runtime>(rt: &R) {
+    let (m, n, k) = (4, 32, 64);
+    let a = upload(rt, &vec![e4m3::from_f32(1.0); m * k]);
+    let b = upload(rt, &vec![e4m3::from_f32(1.0); n * k]);
+    let s = upload(rt, &vec![1.0f32; n]);
+    let mut c = poisoned::<R, bf16>(rt, m * n);
+    let opts = GemmOptions::default();
+    let op = |buf, rows, cols, row_stride| Operand { buf, rows, cols, row_stride };
+    // The valid call these variations break: all ones, so every output is k.
+    let res = fp8_gemm(rt, op(&a, m, k, k), op(&b, n, k, k), Scale::PerTensor(&s), Scale::PerTensor(&s), None, &mut c, n, None, &opts);
+    ok("fp8_gemm of ones", res);
+    let got = download_f64(rt, &c);
+    assert!(got.iter().all(|&x| x == k as f64), "fp8_gemm of ones: {:?}", &got[..4]);
+    let mut c = poisoned::<R, bf16>(rt, m * n);
+    macro_rules! err {
+        ($a:expr, $b:expr, $sa:expr, $sb:expr, $c:expr, $ws:expr, $opts:expr) => {
+            match fp8_gemm(rt, $a, $b, $sa, $sb, None, $c, n, $ws, $opts) {
+                Err(e) => e,
+                Ok(_) => panic!("fp8_gemm accepted a bad argument"),
+            }
+        };
+    }
+    let e = err!(op(&a, m, k, k), op(&b, n, k - 16, k), Scale::PerTensor(&s), Scale::PerTensor(&s), &mut c, None, &opts);
+    assert!(matches!(e, GemmError::KMismatch { .. }), "{e}");
+    assert!(e.to_string().contains("K dimensions differ"), "{e}");
+    let e = err!(op(&a, m, k, k - 1), op(&b, n, k, k), Scale::PerTensor(&s), Scale::PerTensor(&s), &mut c, None, &opts);
+    assert!(matches!(e, GemmError::Stride { what: "A", .. }), "{e}");
+    let e = err!(op(&a, m + 1, k, k), op(&b, n, k, k), Scale::PerTensor(&s), Scale::PerTensor(&s), &mut c, None, &opts);
+    assert!(matches!(e, GemmError::TooSmall { what: "A", .. }), "{e}");
+    let e = err!(op(&a, m, k, k), op(&b, n, k, k), Scale::PerColumn(&s), Scale::PerTensor(&s), &mut c, None, &opts);
+    assert!(matches!(e, GemmError::ScaleMode { what: "scale_a", .. }), "{e}");
+    let short = upload(rt, &[1.0f32; 3]);
+    let e = err!(op(&a, m, k, k), op(&b, n, k, k), Scale::PerTensor(&s), Scale::PerColumn(&short), &mut c, None, &opts);
+    assert!(matches!(e, GemmError::TooSmall { .. }), "{e}");
+    let split = GemmOptions { config: cfg(16, 64, 256, 4), ..opts };
+    let e = err!(op(&a, m, k, k), op(&b, n, k, k), Scale::PerTensor(&s), Scale::PerTensor(&s), &mut c, None, &split);
+    assert!(matches!(e, GemmError::Workspace { .. }), "{e}");
+    let odd = GemmOptions { config: cfg(48, 64, 256, 1), ..opts };
+    let e = err!(op(&a, m, k, k), op(&b, n, k, k), Scale::PerTensor(&s), Scale::PerTensor(&s), &mut c, None, &odd);
+    assert!(matches!(e, GemmError::Blocks { .. }), "{e}");
+    let zero = GemmOptions { config: cfg(16, 64, 256, 0), ..opts };
+    let e = err!(op(&a, m, k, k), op(&b, n, k, k), Scale::PerTensor(&s), Scale::PerTensor(&s), &mut c, None, &zero);
+    assert!(matches!(e, GemmError::SplitK(0)), "{e}");
+    let e = err!(op(&a, 0, k, k), op(&b, n, k, k), Scale::PerTensor(&s), Scale::PerTensor(&s), &mut c, None, &opts);
+    assert!(matches!(e, GemmError::Empty { .. }), "{e}");
+    // Nothing was written.
+    let got = download_f64(rt, &c);
+    assert_poison_kept("fp8_gemm after refused calls", &got, |_| false);
+}
+
+/// `quantize_rows`: per-row scale `amax / 448` (1 for a zero row) and `q = e4m3(x / scale)`.
+pub fn quantize_rows_e4m3<R: Runtime>(rt: &R) {
+    let (rows, cols, stride) = (5, 300, 310);
+    let mut r = rng(940);
+    let (mut x, mut xf) = rand_elems::<bf16>(&mut r, rows * stride, 3.0);
+    for c in 0..cols {
+        x[2 * stride + c] = bf16::from_f32(0.0);
+        xf[2 * stride + c] = 0.0;
+    }
+    let bx = upload(rt, &x);
+    let mut q = poisoned::<R, e4m3>(rt, rows * cols);
+    let mut scale = filled::<R, f32>(rt, rows, f32::NAN);
+    launched("quantize_rows", quantize_rows::<bf16, e4m3, 128>::launch(rt, rows as u32, &bx, &mut q, &mut scale, cols as i32, stride as i32, cols as i32));
+    let (q, scale) = (download_f64(rt, &q), download(rt, &scale));
+    for row in 0..rows {
+        let amax = (0..cols).map(|c| xf[row * stride + c].abs()).fold(0.0, f64::max);
+        let want = if amax > 0.0 { amax / 448.0 } else { 1.0 };
+        assert!((scale[row] as f64 - want).abs() <= 1e-6 * want, "row {row}: scale {} want {want}", scale[row]);
+        for c in 0..cols {
+            let exact = xf[row * stride + c] / scale[row] as f64;
+            let got = q[row * cols + c];
+            // e4m3 keeps 3 mantissa bits: half an ulp is 2^-4 relative (2^-10 absolute near zero).
+            assert!((got - exact).abs() <= exact.abs() / 16.0 + 1.0 / 1024.0, "row {row} col {c}: {got} for {exact}");
+            assert!(got.abs() <= 448.0);
+        }
+    }
+}

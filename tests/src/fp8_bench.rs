@@ -1,0 +1,236 @@
+//! `gpu-check fp8`: the split-K fp8 GEMM ([`kernels::fp8_gemm`]) on the Llama 3 shapes of issue 5, timed
+//! as CUDA-graph replays that rotate several weight buffers (so weights stream from HBM, not L2),
+//! autotuned per (M bucket, N, K) with the winners merged into a committed-winners file, beside the
+//! heuristic's choice and the memory roofline. `bench/fp8_gemm/baselines.py` times cuBLAS and Triton the
+//! same way; `bench/fp8_gemm/compare.py` joins the two.
+
+use codegen_ptx::runtime::autotune::{fingerprint, key_of, Autotuner, Config};
+use codegen_ptx::runtime::{CudaBuffer, CudaError, CudaRuntime};
+use dsl_core::prelude::{bf16, e4m3, Runtime};
+use kernels::fp8_gemm::{fp8_gemm, heuristic, GemmConfig, GemmOptions, Operand, Scale, SplitKMode};
+
+/// Llama 3 70B and 8B linear layers: (name, N, K).
+pub const SHAPES: [(&str, usize, usize); 8] = [
+    ("70B.qkv", 10240, 8192),
+    ("70B.o", 8192, 8192),
+    ("70B.gate_up", 28672, 8192),
+    ("70B.down", 8192, 28672),
+    ("8B.qkv", 6144, 4096),
+    ("8B.o", 4096, 4096),
+    ("8B.gate_up", 28672, 4096),
+    ("8B.down", 4096, 14336),
+];
+pub const MS: [usize; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096];
+/// Copy bandwidth of the H100 measured here (read + write), the roofline's denominator.
+pub const COPY_TBPS: f64 = 3.02;
+pub const TUNED_FILE: &str = "bench/fp8_gemm/tuned.tsv";
+pub const TUNED: &str = include_str!("../../bench/fp8_gemm/tuned.tsv");
+
+/// The M buckets autotuning is keyed by, with their candidate configs.
+pub fn bucket(m: usize) -> &'static str {
+    match m {
+        0..=16 => "M<=16",
+        17..=32 => "M<=32",
+        33..=64 => "M<=64",
+        65..=256 => "M<=256",
+        _ => "M>256",
+    }
+}
+
+pub fn candidates(m: usize) -> Vec<Config> {
+    let (tiles, splits): (&[(i64, i64, i64)], &[i64]) = match m {
+        0..=16 => (&[(16, 64, 256), (16, 128, 128)], &[1, 2, 4, 8, 16]),
+        17..=32 => (&[(32, 64, 256), (64, 64, 128)], &[1, 2, 4, 8]),
+        33..=64 => (&[(64, 64, 128), (64, 128, 128), (32, 64, 256)], &[1, 2, 4, 8]),
+        65..=256 => (&[(64, 128, 128), (128, 128, 64), (64, 64, 128)], &[1, 2, 4]),
+        _ => (&[(128, 128, 64), (128, 128, 32), (64, 128, 128)], &[1]),
+    };
+    let mut v = vec![];
+    for &(bm, bn, bk) in tiles {
+        for &split in splits {
+            for stages in [3, 4] {
+                let warps = if bm * bn >= 128 * 128 && m > 256 { [4, 8].as_slice() } else { [4].as_slice() };
+                for &w in warps {
+                    v.push(Config::new(&[
+                        ("BLOCK_M", bm),
+                        ("BLOCK_N", bn),
+                        ("BLOCK_K", bk),
+                        ("split_k", split),
+                        ("num_warps", w),
+                        ("num_stages", stages),
+                    ]));
+                }
+            }
+        }
+    }
+    v
+}
+
+pub fn gemm_config(c: &Config) -> GemmConfig {
+    let g = |k: &str| c.get(k).unwrap_or(1) as u32;
+    GemmConfig { block_m: g("BLOCK_M"), block_n: g("BLOCK_N"), block_k: g("BLOCK_K"), split_k: g("split_k") }
+}
+
+/// The autotuner of one M bucket (its own candidates), with the committed winners.
+pub fn autotuner(m: usize) -> Autotuner {
+    Autotuner::new(&format!("fp8_gemm<e4m3,bf16>/{}", bucket(m)), candidates(m))
+        .with_committed_text(TUNED_FILE, TUNED)
+        .expect("bench/fp8_gemm/tuned.tsv parses")
+        .retune_command("bash bench/gpu/build.sh, then on the GPU: gpu-check fp8 --write bench/fp8_gemm/tuned.tsv")
+}
+
+/// The fingerprint of the kernel a config runs (split-K and the scale flags do not change the main loop;
+/// the per-tensor, deterministic instance stands for them).
+pub fn fingerprint_of(c: &Config) -> Result<String, String> {
+    use kernels::fp8_gemm::scaled_mm;
+    macro_rules! fp {
+        ($($m:literal $n:literal $k:literal),*) => {
+            match (c.get("BLOCK_M"), c.get("BLOCK_N"), c.get("BLOCK_K")) {
+                $((Some($m), Some($n), Some($k)) => scaled_mm::<e4m3, e4m3, f32, $m, $n, $k, false, false, false, false, false>::build(),)*
+                _ => return Err(format!("no tile for {c}")),
+            }
+        };
+    }
+    let k = fp!(16 64 256, 16 128 128, 32 64 256, 64 64 128, 64 128 128, 128 128 64, 128 128 32).map_err(|e| e.to_string())?;
+    Ok(fingerprint(&k))
+}
+
+/// The fewest bytes a GEMM must move (A, B once, C once in bf16) at the measured copy bandwidth, in µs.
+pub fn roofline_us(m: usize, n: usize, k: usize) -> f64 {
+    let bytes = (m * k + n * k) as f64 + 2.0 * (m * n) as f64;
+    bytes / (COPY_TBPS * 1e12) * 1e6
+}
+
+struct Problem {
+    m: usize,
+    n: usize,
+    k: usize,
+    a: CudaBuffer<e4m3>,
+    weights: Vec<CudaBuffer<e4m3>>,
+    scale: CudaBuffer<f32>,
+    out: CudaBuffer<bf16>,
+    ws: CudaBuffer<f32>,
+}
+
+impl Problem {
+    /// µs per GEMM: `reps` launches captured in one graph (cycling through the weights), the median of 3
+    /// timed replays divided by `reps`.
+    fn time_us(&mut self, rt: &CudaRuntime, cfg: GemmConfig) -> Result<f64, String> {
+        let reps = (2 * self.weights.len()).max(20);
+        let opts = GemmOptions { config: Some(cfg), mode: SplitKMode::Deterministic, sm_count: 132 };
+        let (m, n, k) = (self.m, self.n, self.k);
+        let Problem { a, weights, scale, out, ws, .. } = self;
+        let mut once = |rt: &CudaRuntime, i: usize| -> Result<(), String> {
+            let a = Operand { buf: &*a, rows: m, cols: k, row_stride: k };
+            let b = Operand { buf: &weights[i % weights.len()], rows: n, cols: k, row_stride: k };
+            fp8_gemm(rt, a, b, Scale::PerTensor(&*scale), Scale::PerTensor(&*scale), None, &mut *out, n, Some(&mut *ws), &opts)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        once(rt, 0)?; // compiles outside the capture
+        let graph = rt
+            .capture(|rt| -> Result<(), CaptureErr> {
+                for i in 0..reps {
+                    once(rt, i).map_err(CaptureErr)?;
+                }
+                Ok(())
+            })
+            .map_err(|e| e.0)?;
+        graph.replay().map_err(|e| e.to_string())?;
+        let mut t = vec![];
+        for _ in 0..3 {
+            t.push(rt.time(|| graph.replay()).map_err(|e| e.to_string())?);
+        }
+        t.sort_by(|a, b| a.total_cmp(b));
+        Ok(t[1] * 1e3 / reps as f64)
+    }
+}
+
+struct CaptureErr(String);
+impl From<CudaError> for CaptureErr {
+    fn from(e: CudaError) -> Self {
+        CaptureErr(e.to_string())
+    }
+}
+
+/// Runs the sweep; prints one `FP8` line per (shape, M); merges the winners into `write`.
+pub fn run(write: Option<&str>, only: Option<&str>) -> Result<(), Box<dyn std::error::Error>> {
+    let rt = CudaRuntime::new()?;
+    let device = rt.device_name().to_string();
+    let sms = rt.device_info().multiprocessors;
+    println!("device: {device} ({} SMs)", sms);
+    println!("# FP8 | shape | M | N | K | tuned config | tuned us | heuristic config | heuristic us | roofline us | tuned % of roofline");
+    let mut tuners: Vec<(usize, Autotuner)> = vec![];
+    let mut seed = 1u64;
+    for (name, n, k) in SHAPES {
+        if only.is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
+        // Enough weight copies that one graph replay streams well over the 50 MB L2.
+        let copies = (512usize << 20).div_ceil(n * k).clamp(2, 32);
+        let mut host = vec![e4m3::from_f32(0.0); n * k];
+        let mut weights = vec![];
+        for _ in 0..copies {
+            seed += 1;
+            let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15);
+            for v in host.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *v = e4m3::from_f32(((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 8.0);
+            }
+            weights.push(rt.upload(&host)?);
+        }
+        for m in MS {
+            let a_host: Vec<e4m3> = (0..m * k).map(|i| e4m3::from_f32(((i * 7919) % 17) as f32 / 4.0 - 2.0)).collect();
+            let max_split = candidates(m).iter().map(|c| c.get("split_k").unwrap_or(1)).max().unwrap_or(1) as usize;
+            let mut p = Problem {
+                m,
+                n,
+                k,
+                a: rt.upload(&a_host)?,
+                weights: std::mem::take(&mut weights),
+                scale: rt.upload(&[1.0f32 / 64.0])?,
+                out: rt.zeros(m * n)?,
+                ws: rt.zeros(max_split.max(heuristic(m, n, k, sms).split_k as usize) * m * n)?,
+            };
+            let idx = match tuners.iter().position(|(b, _)| bucket(*b) == bucket(m)) {
+                Some(i) => i,
+                None => {
+                    tuners.push((m, autotuner(m).with_cache_dir(None)));
+                    tuners.len() - 1
+                }
+            };
+            let key = key_of(&[("M", m as i64), ("N", n as i64), ("K", k as i64)]);
+            let tuned = tuners[idx].1.best(&device, &key, fingerprint_of, |c| {
+                c.apply_to(&rt);
+                p.time_us(&rt, gemm_config(c)).map(|us| us / 1e3)
+            })?;
+            tuned.config.apply_to(&rt);
+            let tuned_us = p.time_us(&rt, gemm_config(&tuned.config))?;
+            rt.set_num_warps(4);
+            rt.set_num_stages(3);
+            let h = heuristic(m, n, k, sms);
+            let h_us = p.time_us(&rt, h)?;
+            let roof = roofline_us(m, n, k);
+            println!(
+                "FP8 | {name} | {m} | {n} | {k} | {} | {tuned_us:.2} | {}x{}x{} split {} | {h_us:.2} | {roof:.2} | {:.0}%",
+                tuned.config,
+                h.block_m,
+                h.block_n,
+                h.block_k,
+                h.split_k,
+                100.0 * roof / tuned_us
+            );
+            weights = p.weights;
+        }
+    }
+    if let Some(path) = write {
+        for (_, t) in &tuners {
+            t.write_committed(path)?;
+        }
+    }
+    rt.set_num_warps(4);
+    rt.set_num_stages(3);
+    Ok(())
+}
