@@ -278,8 +278,18 @@ pub enum GemmError<E: std::error::Error> {
 }
 
 /// The block sizes [`fp8_gemm`] has kernels for: `(block_m, block_n, block_k)`.
-pub const TILES: [(u32, u32, u32); 7] =
-    [(16, 64, 256), (16, 128, 128), (32, 64, 256), (64, 64, 128), (64, 128, 128), (128, 128, 64), (128, 128, 32)];
+pub const TILES: [(u32, u32, u32); 10] = [
+    (16, 32, 256),
+    (16, 64, 256),
+    (16, 64, 512),
+    (16, 128, 128),
+    (32, 64, 256),
+    (64, 64, 128),
+    (64, 128, 128),
+    (128, 128, 64),
+    (128, 128, 32),
+    (32, 32, 256),
+];
 
 /// Picks blocks and split-K from the problem and the GPU size: the smallest `block_m` that covers `M`
 /// (the tensor cores work on 16 rows; a decode GEMM is bound by reading `B`), long `block_k` for small
@@ -403,7 +413,10 @@ where
     macro_rules! with_tile {
         ($body:ident) => {
             match (cfg.block_m, cfg.block_n, cfg.block_k) {
+                (16, 32, 256) => $body::<R, A, B, O, 16, 32, 256>(rt, &args, cfg, flags, bias, out, ws),
                 (16, 64, 256) => $body::<R, A, B, O, 16, 64, 256>(rt, &args, cfg, flags, bias, out, ws),
+                (16, 64, 512) => $body::<R, A, B, O, 16, 64, 512>(rt, &args, cfg, flags, bias, out, ws),
+                (32, 32, 256) => $body::<R, A, B, O, 32, 32, 256>(rt, &args, cfg, flags, bias, out, ws),
                 (16, 128, 128) => $body::<R, A, B, O, 16, 128, 128>(rt, &args, cfg, flags, bias, out, ws),
                 (32, 64, 256) => $body::<R, A, B, O, 32, 64, 256>(rt, &args, cfg, flags, bias, out, ws),
                 (64, 64, 128) => $body::<R, A, B, O, 64, 64, 128>(rt, &args, cfg, flags, bias, out, ws),

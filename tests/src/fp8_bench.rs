@@ -39,8 +39,8 @@ pub fn bucket(m: usize) -> &'static str {
 
 pub fn candidates(m: usize) -> Vec<Config> {
     let (tiles, splits): (&[(i64, i64, i64)], &[i64]) = match m {
-        0..=16 => (&[(16, 64, 256), (16, 128, 128)], &[1, 2, 4, 8, 16]),
-        17..=32 => (&[(32, 64, 256), (64, 64, 128)], &[1, 2, 4, 8]),
+        0..=16 => (&[(16, 64, 256), (16, 128, 128), (16, 32, 256), (16, 64, 512)], &[1, 2, 4, 8]),
+        17..=32 => (&[(32, 64, 256), (64, 64, 128), (32, 32, 256)], &[1, 2, 4, 8]),
         33..=64 => (&[(64, 64, 128), (64, 128, 128), (32, 64, 256)], &[1, 2, 4, 8]),
         65..=256 => (&[(64, 128, 128), (128, 128, 64), (64, 64, 128)], &[1, 2, 4]),
         _ => (&[(128, 128, 64), (128, 128, 32), (64, 128, 128)], &[1]),
@@ -91,7 +91,8 @@ pub fn fingerprint_of(c: &Config) -> Result<String, String> {
             }
         };
     }
-    let k = fp!(16 64 256, 16 128 128, 32 64 256, 64 64 128, 64 128 128, 128 128 64, 128 128 32).map_err(|e| e.to_string())?;
+    let k = fp!(16 32 256, 16 64 256, 16 64 512, 16 128 128, 32 32 256, 32 64 256, 64 64 128, 64 128 128, 128 128 64, 128 128 32)
+        .map_err(|e| e.to_string())?;
     Ok(fingerprint(&k))
 }
 
@@ -115,9 +116,9 @@ struct Problem {
 impl Problem {
     /// µs per GEMM: `reps` launches captured in one graph (cycling through the weights), the median of 3
     /// timed replays divided by `reps`.
-    fn time_us(&mut self, rt: &CudaRuntime, cfg: GemmConfig) -> Result<f64, String> {
+    fn time_us(&mut self, rt: &CudaRuntime, cfg: GemmConfig, mode: SplitKMode) -> Result<f64, String> {
         let reps = (2 * self.weights.len()).max(20);
-        let opts = GemmOptions { config: Some(cfg), mode: SplitKMode::Deterministic, sm_count: 132 };
+        let opts = GemmOptions { config: Some(cfg), mode, sm_count: 132 };
         let (m, n, k) = (self.m, self.n, self.k);
         let Problem { a, weights, scale, out, ws, .. } = self;
         let mut once = |rt: &CudaRuntime, i: usize| -> Result<(), String> {
@@ -159,7 +160,7 @@ pub fn run(write: Option<&str>, only: Option<&str>) -> Result<(), Box<dyn std::e
     let device = rt.device_name().to_string();
     let sms = rt.device_info().multiprocessors;
     println!("device: {device} ({} SMs)", sms);
-    println!("# FP8 | shape | M | N | K | tuned config | tuned us | heuristic config | heuristic us | roofline us | tuned % of roofline");
+    println!("# FP8 | shape | M | N | K | tuned config | tuned us (deterministic) | heuristic config | heuristic us | roofline us | tuned % of roofline | same config, atomic split-K us");
     let mut tuners: Vec<(usize, Autotuner)> = vec![];
     let mut seed = 1u64;
     for (name, n, k) in SHAPES {
@@ -204,17 +205,18 @@ pub fn run(write: Option<&str>, only: Option<&str>) -> Result<(), Box<dyn std::e
             let key = key_of(&[("M", m as i64), ("N", n as i64), ("K", k as i64)]);
             let tuned = tuners[idx].1.best(&device, &key, fingerprint_of, |c| {
                 c.apply_to(&rt);
-                p.time_us(&rt, gemm_config(c)).map(|us| us / 1e3)
+                p.time_us(&rt, gemm_config(c), SplitKMode::Deterministic).map(|us| us / 1e3)
             })?;
             tuned.config.apply_to(&rt);
-            let tuned_us = p.time_us(&rt, gemm_config(&tuned.config))?;
+            let tuned_us = p.time_us(&rt, gemm_config(&tuned.config), SplitKMode::Deterministic)?;
+            let atomic_us = p.time_us(&rt, gemm_config(&tuned.config), SplitKMode::Atomic)?;
             rt.set_num_warps(4);
             rt.set_num_stages(3);
             let h = heuristic(m, n, k, sms);
-            let h_us = p.time_us(&rt, h)?;
+            let h_us = p.time_us(&rt, h, SplitKMode::Deterministic)?;
             let roof = roofline_us(m, n, k);
             println!(
-                "FP8 | {name} | {m} | {n} | {k} | {} | {tuned_us:.2} | {}x{}x{} split {} | {h_us:.2} | {roof:.2} | {:.0}%",
+                "FP8 | {name} | {m} | {n} | {k} | {} | {tuned_us:.2} | {}x{}x{} split {} | {h_us:.2} | {roof:.2} | {:.0}% | atomic {atomic_us:.2}",
                 tuned.config,
                 h.block_m,
                 h.block_n,
