@@ -19,8 +19,11 @@
 //! layout through shared memory (see `lower::mma`).
 
 /// The largest number of consecutive elements a thread holds (8: 16 bytes of f16, two 16-byte accesses
-/// of f32).
+/// of f32), in kernels without 1-byte tiles.
 pub const MAX_VEC: usize = 8;
+/// The same in kernels that load or store 1-byte elements (fp8, i8): 16, so that one chunk is one
+/// 16-byte access of them.
+pub const MAX_VEC_BYTES: usize = 16;
 
 /// The layout of a tile of `numel` elements over `threads` threads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +38,12 @@ impl Layout {
     /// The layout of every tile of `numel` elements; `None` when `numel > threads` is not a multiple of
     /// `threads` (tiles of power-of-two sizes always fit).
     pub fn of(numel: usize, threads: usize) -> Option<Layout> {
+        Self::with_max_vec(numel, threads, MAX_VEC)
+    }
+
+    /// [`Layout::of`] with another cap on `vec` (one cap for every tile of a kernel keeps elementwise
+    /// ops free).
+    pub fn with_max_vec(numel: usize, threads: usize, max_vec: usize) -> Option<Layout> {
         if numel < threads {
             return Some(Layout { numel, threads, vec: 1 });
         }
@@ -42,7 +51,7 @@ impl Layout {
             return None;
         }
         let per = numel / threads;
-        let vec = (1..=MAX_VEC).rev().find(|v| v.is_power_of_two() && per % v == 0).unwrap_or(1);
+        let vec = (1..=max_vec).rev().find(|v| v.is_power_of_two() && per % v == 0).unwrap_or(1);
         Some(Layout { numel, threads, vec })
     }
 

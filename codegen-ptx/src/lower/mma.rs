@@ -326,8 +326,10 @@ impl Lowerer<'_> {
         let (go, after) = (self.f.block("swz_write"), self.f.block("swz_written"));
         self.f.emit(format!("br i1 {owner}, label {}, label {}", self.f.label(go), self.f.label(after)));
         self.f.switch_to(go);
-        for (c, run) in regs.chunks(l.vec).enumerate() {
-            let e = self.elem_index(l, c * l.vec);
+        // Runs never cross a 16-byte chunk (the swizzle moves whole chunks).
+        let run_len = l.vec.min(16 / es).max(1);
+        for (c, run) in regs.chunks(run_len).enumerate() {
+            let e = self.elem_index(l, c * run_len);
             let off = self.swizzled_offset(&e, row_len, es);
             let off = self.f.inst(format!("add i32 {off}, {base}"));
             let addr = self.f.inst(format!("getelementptr i8, ptr addrspace(3) @__smem, i32 {off}"));

@@ -179,6 +179,8 @@ pub(crate) struct Lowerer<'k> {
     active: Option<pipeline::ActivePipe<'k>>,
     /// Where the scratch area of exchanges starts in shared memory (after the pipeline stage buffers).
     smem_base: usize,
+    /// The cap on consecutive elements per thread for every tile of this kernel (see [`Layout`]).
+    max_vec: usize,
     /// Transposes feeding a tensor-core `dot` as its B operand, by result: their source tile, which the
     /// `dot` stages as it is (k-major) instead of the transpose being lowered.
     kmajor: std::collections::HashMap<ValueId, ValueId>,
@@ -210,6 +212,7 @@ pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
         pipes: Default::default(),
         active: None,
         smem_base: 0,
+        max_vec: if touches_bytes(k) { crate::layout::MAX_VEC_BYTES } else { crate::layout::MAX_VEC },
         kmajor: Default::default(),
     };
     record_defs(&k.body, &mut l.defs);
@@ -285,6 +288,21 @@ pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
     Ok(Lowered { ir, entry, shared_bytes: l.smem_bytes as u32 })
 }
 
+/// True when the kernel loads or stores 1-byte elements (then its chunks are 16 elements: 16-byte accesses).
+fn touches_bytes(k: &Kernel) -> bool {
+    fn walk(k: &Kernel, b: &Block) -> bool {
+        b.ops.iter().any(|op| {
+            let byte = match &op.kind {
+                OpKind::Load { .. } => op.results.first().is_some_and(|r| k.ty(*r).dtype().is_some_and(|d| d.size_bytes() == 1 && d != DType::Bool)),
+                OpKind::Store { value, .. } => k.ty(*value).dtype().is_some_and(|d| d.size_bytes() == 1 && d != DType::Bool),
+                _ => false,
+            };
+            byte || op.kind.blocks().iter().any(|nb| walk(k, nb))
+        })
+    }
+    walk(k, &k.body)
+}
+
 fn record_defs<'k>(b: &'k Block, defs: &mut [Option<&'k Op>]) {
     for op in &b.ops {
         for r in &op.results {
@@ -347,7 +365,7 @@ impl<'k> Lowerer<'k> {
     }
 
     fn layout_of(&self, numel: usize) -> Result<Layout, CodegenError> {
-        Layout::of(numel.max(1), self.threads).ok_or_else(|| {
+        Layout::with_max_vec(numel.max(1), self.threads, self.max_vec).ok_or_else(|| {
             self.unsupported(format!(
                 "a tile of {numel} elements does not fit {} threads evenly: use a power-of-two size or fewer warps",
                 self.threads
