@@ -374,7 +374,7 @@ impl Lowerer<'_> {
         let b_t = self.kmajor.get(&b).copied();
         let k_major = b_t.is_some() || es == 1;
         let a_bytes = (m * k * es).next_multiple_of(128);
-        let (pa, pb) = (self.pipelined_operand(a), self.pipelined_operand(b_t.unwrap_or(b)));
+        let (pa, pb) = (self.pipelined_operand(a)?, self.pipelined_operand(b_t.unwrap_or(b))?);
         if pa.is_none() || pb.is_none() {
             self.need_smem(a_bytes + k * n * es);
             self.barrier();

@@ -712,7 +712,7 @@ impl<'k> Lowerer<'k> {
                     }
                 };
                 let guard = self.f.inst(format!("icmp {} {it} {ivs}, {hi_r}", if signed { "slt" } else { "ult" }));
-                self.pipe_issue(body, body.args[0], &ivs, &guard, &s.to_string());
+                self.pipe_issue(body, body.args[0], &ivs, &guard, &s.to_string())?;
             }
         }
         let pre = self.f.current();

@@ -15,6 +15,7 @@
 //! `ldmatrix`. The stage buffers sit below the scratch area the other exchanges use.
 
 use super::{Lowerer, Val};
+use crate::compile::CodegenError;
 use dsl_core::ir::{Block, Const, OpKind, ValueId};
 use dsl_core::types::DType;
 use std::collections::{BTreeSet, HashMap};
@@ -142,17 +143,24 @@ impl<'k> Lowerer<'k> {
     /// Issues the copies of one iteration (induction variable `iv_reg`; nothing is read where `guard` is
     /// false) into stage `stage` (an i32 operand), then commits them as one group. Lowers the slice again
     /// for that iteration first.
-    pub(super) fn pipe_issue(&mut self, body: &'k Block, iv: ValueId, iv_reg: &str, guard: &str, stage: &str) {
+    pub(super) fn pipe_issue(
+        &mut self,
+        body: &'k Block,
+        iv: ValueId,
+        iv_reg: &str,
+        guard: &str,
+        stage: &str,
+    ) -> Result<(), CodegenError> {
         let pipe = self.pipes[&(body as *const Block as usize)].clone();
         self.set(iv, Val::Tile(vec![iv_reg.to_string()]));
         for &i in &pipe.slice {
             let op = &body.ops[i];
             self.loc = op.loc;
-            self.op(op).expect("slice ops lowered once already");
+            self.op(op)?;
         }
         let stage_off = self.f.inst(format!("mul i32 {stage}, {}", pipe.stage_bytes));
         for pl in &pipe.loads {
-            let l = self.layout(pl.ptr).expect("planned");
+            let l = self.layout(pl.ptr)?;
             let row_len = self.ty(pl.result).shape[1];
             let es = self.dtype(pl.result).size_bytes();
             let p = self.regs(pl.ptr);
@@ -177,6 +185,7 @@ impl<'k> Lowerer<'k> {
         }
         self.declare("declare void @llvm.nvvm.cp.async.commit.group()");
         self.f.emit("call void @llvm.nvvm.cp.async.commit.group()");
+        Ok(())
     }
 
     /// `cp.async.wait_group n`.
@@ -187,10 +196,10 @@ impl<'k> Lowerer<'k> {
 
     /// Before the first `dot` that reads a pipelined operand in this iteration: wait for this
     /// iteration's copies, barrier, and prefetch iteration `i + S - 1` into the stage read last iteration.
-    pub(super) fn pipe_sync(&mut self) {
-        let Some(ap) = self.active.as_mut() else { return };
+    pub(super) fn pipe_sync(&mut self) -> Result<(), CodegenError> {
+        let Some(ap) = self.active.as_mut() else { return Ok(()) };
         if ap.synced {
-            return;
+            return Ok(());
         }
         ap.synced = true;
         let (stages, body, iv, iv_reg, step, hi, it, signed, stage) =
@@ -208,11 +217,12 @@ impl<'k> Lowerer<'k> {
             .iter()
             .flat_map(|&i| body.ops[i].results.iter().map(|r| (r.0 as usize, self.vals[r.0 as usize].clone())))
             .collect();
-        self.pipe_issue(body, iv, &next, &guard, &ws);
+        self.pipe_issue(body, iv, &next, &guard, &ws)?;
         for (i, v) in saved {
             self.vals[i] = v;
         }
         self.set(iv, Val::Tile(vec![iv_reg]));
+        Ok(())
     }
 
     /// Byte offset (i32) of flat element `e` in a swizzled tile with rows of `row_len` elements of `es`
@@ -282,9 +292,9 @@ impl Lowerer<'_> {
 
     /// The stage-buffer byte offset of a pipelined operand of the `dot` being lowered (after syncing the
     /// pipeline), or `None` when the operand is in registers.
-    pub(super) fn pipelined_operand(&mut self, v: ValueId) -> Option<String> {
-        let at = self.active.as_ref()?.at.get(&v)?.clone();
-        self.pipe_sync();
-        Some(at)
+    pub(super) fn pipelined_operand(&mut self, v: ValueId) -> Result<Option<String>, CodegenError> {
+        let Some(at) = self.active.as_ref().and_then(|a| a.at.get(&v)).cloned() else { return Ok(None) };
+        self.pipe_sync()?;
+        Ok(Some(at))
     }
 }
