@@ -125,6 +125,13 @@ impl MmaLayout {
         self.tm() * self.tn() * 4
     }
 
+    /// The flat (row-major) distance of register `r` from register 0 in every thread.
+    pub fn offset(&self, r: usize) -> usize {
+        let (tile, c) = (r / 4, r % 4);
+        let (i, j) = (tile / self.tn(), tile % self.tn());
+        (i * 16 + 8 * (c / 2)) * self.n + j * 8 + c % 2
+    }
+
     /// `(row, col)` of register `r` of thread `t` (host-side twin of the generated code).
     pub fn element(&self, t: usize, r: usize) -> (usize, usize) {
         let (w, lane) = (t / 32, t % 32);
@@ -159,9 +166,11 @@ mod tests {
             let l = MmaLayout::choose(m, n, warps).unwrap_or_else(|| panic!("{m}x{n} on {warps} warps"));
             let mut seen = vec![0u32; m * n];
             for t in 0..warps * 32 {
+                let (i0, j0) = l.element(t, 0);
                 for r in 0..l.regs() {
                     let (i, j) = l.element(t, r);
                     seen[i * n + j] += 1;
+                    assert_eq!(i * n + j, i0 * n + j0 + l.offset(r), "{l:?} t {t} r {r}");
                 }
             }
             assert!(seen.iter().all(|&c| c == 1), "{l:?}");

@@ -370,14 +370,14 @@ where
         return Err(GemmError::KMismatch { m, ka: k, n, kb: b.cols });
     }
     check_operand("out", &Operand { buf: &*out, rows: m, cols: n, row_stride: out_row_stride })?;
-    let row_scale = match scale_a {
-        Scale::PerTensor(s) => check_len("scale_a", s.len(), 1).map(|_| false)?,
-        Scale::PerRow(s) => check_len("scale_a (per row)", s.len(), m).map(|_| true)?,
+    let (sa, row_scale) = match scale_a {
+        Scale::PerTensor(s) => (s, check_len("scale_a", s.len(), 1).map(|_| false)?),
+        Scale::PerRow(s) => (s, check_len("scale_a (per row)", s.len(), m).map(|_| true)?),
         Scale::PerColumn(_) => return Err(GemmError::ScaleMode { what: "scale_a", mode: "per-column" }),
     };
-    let col_scale = match scale_b {
-        Scale::PerTensor(s) => check_len("scale_b", s.len(), 1).map(|_| false)?,
-        Scale::PerColumn(s) => check_len("scale_b (per column)", s.len(), n).map(|_| true)?,
+    let (sb, col_scale) = match scale_b {
+        Scale::PerTensor(s) => (s, check_len("scale_b", s.len(), 1).map(|_| false)?),
+        Scale::PerColumn(s) => (s, check_len("scale_b (per column)", s.len(), n).map(|_| true)?),
         Scale::PerRow(_) => return Err(GemmError::ScaleMode { what: "scale_b", mode: "per-row" }),
     };
     if let Some(bias) = bias {
@@ -403,9 +403,6 @@ where
         }
     } else {
         None
-    };
-    let (sa, sb) = match (scale_a, scale_b) {
-        (Scale::PerTensor(x) | Scale::PerRow(x) | Scale::PerColumn(x), Scale::PerTensor(y) | Scale::PerRow(y) | Scale::PerColumn(y)) => (x, y),
     };
     let args = Args { a: a.buf, b: b.buf, sa, sb, m, n, k, sam: a.row_stride, sbn: b.row_stride, scm: out_row_stride };
     let flags = (row_scale, col_scale, bias.is_some());

@@ -34,28 +34,31 @@ impl Lowerer<'_> {
         self.f.inst(format!("getelementptr i8, ptr addrspace(3) @__smem, i32 {b}"))
     }
 
+    /// Emits `body` so that it runs only where `pred` (an i1 operand) holds; `"true"` needs no branch.
+    pub(super) fn only_where(&mut self, pred: &str, hint: &str, body: impl FnOnce(&mut Self)) {
+        if pred == "true" {
+            return body(self);
+        }
+        let go = self.f.block(hint);
+        let after = self.f.block(&format!("{hint}_done"));
+        self.f.emit(format!("br i1 {pred}, label {}, label {}", self.f.label(go), self.f.label(after)));
+        self.f.switch_to(go);
+        body(self);
+        self.f.emit(format!("br label {}", self.f.label(after)));
+        self.f.switch_to(after);
+    }
+
     /// Writes this thread's registers of a tile (layout `l`, register type `t` of `size` bytes) to
     /// shared memory at `base`, indexed by flat element; replicas do not write.
     pub(super) fn smem_write(&mut self, regs: &[String], l: Layout, t: &str, size: usize, base: usize) {
         let owner = self.owner(l);
-        let write = |s: &mut Self| {
+        self.only_where(&owner, "smem_write", |s| {
             for (r, x) in regs.iter().enumerate() {
                 let i = s.elem_index(l, r);
                 let a = s.smem_addr(base, &i, size);
                 s.f.emit(format!("store {t} {x}, ptr addrspace(3) {a}"));
             }
-        };
-        if owner == "true" {
-            write(self);
-        } else {
-            let go = self.f.block("smem_write");
-            let after = self.f.block("smem_written");
-            self.f.emit(format!("br i1 {owner}, label {}, label {}", self.f.label(go), self.f.label(after)));
-            self.f.switch_to(go);
-            write(self);
-            self.f.emit(format!("br label {}", self.f.label(after)));
-            self.f.switch_to(after);
-        }
+        });
     }
 
     pub(super) fn smem_read(&mut self, base: usize, index: &str, t: &str, size: usize) -> String {
@@ -93,21 +96,26 @@ impl Lowerer<'_> {
         self.smem_write(&regs, sl, t, size, 0);
         self.barrier();
         let shape = self.ty(dst).shape.clone();
-        let st = strides(&shape);
         let mut out = vec![];
         for r in 0..dl.regs() {
             let i = self.elem_index(dl, r);
-            let coords: Vec<String> = (0..shape.len())
-                .map(|d| {
-                    let c = self.f.inst(format!("udiv i32 {i}, {}", st[d]));
-                    self.f.inst(format!("urem i32 {c}, {}", shape[d]))
-                })
-                .collect();
+            let coords = self.coords(&i, &shape);
             let j = src_index(self, &coords);
             let x = self.smem_read(0, &j, t, size);
             out.push(if is_bool { self.f.inst(format!("icmp ne i8 {x}, 0")) } else { x });
         }
         Ok(out)
+    }
+
+    /// The coordinates (i32 operands) of flat row-major index `i` in `shape`.
+    fn coords(&mut self, i: &str, shape: &[usize]) -> Vec<String> {
+        let st = strides(shape);
+        (0..shape.len())
+            .map(|d| {
+                let c = self.f.inst(format!("udiv i32 {i}, {}", st[d]));
+                self.f.inst(format!("urem i32 {c}, {}", shape[d]))
+            })
+            .collect()
     }
 
     /// `sum(coords[i] * strides[i])` as i32.
@@ -152,13 +160,7 @@ impl Lowerer<'_> {
     /// The flat index in `src` of flat element `i` (an i32 operand) of its broadcast `dst`.
     pub(super) fn broadcast_source_index(&mut self, src: ValueId, dst: ValueId, i: &str) -> String {
         let (src_shape, dst_shape) = (self.ty(src).shape.clone(), self.ty(dst).shape.clone());
-        let st = strides(&dst_shape);
-        let coords: Vec<String> = (0..dst_shape.len())
-            .map(|d| {
-                let c = self.f.inst(format!("udiv i32 {i}, {}", st[d]));
-                self.f.inst(format!("urem i32 {c}, {}", dst_shape[d]))
-            })
-            .collect();
+        let coords = self.coords(i, &dst_shape);
         self.broadcast_source_linear(&src_shape, dst_shape.len(), &coords)
     }
 

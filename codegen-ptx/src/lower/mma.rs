@@ -200,21 +200,17 @@ impl Lowerer<'_> {
         });
         // Each warp's valid tiles go to shared memory as f32 [m, n] (a region of their own: no barrier).
         for (j, t) in my_tiles.iter().enumerate() {
-            let go = self.f.block("mma_store");
-            let after = self.f.block("mma_stored");
-            self.f.emit(format!("br i1 {}, label {}, label {}", t.valid, self.f.label(go), self.f.label(after)));
-            self.f.switch_to(go);
-            for (i, (dr, dc)) in [(0, 0), (0, 1), (8, 0), (8, 1)].into_iter().enumerate() {
-                let r = self.f.inst(format!("add i32 {}, {dr}", t.row));
-                let rn = self.f.inst(format!("mul i32 {r}, {n}"));
-                let c = self.f.inst(format!("add i32 {}, {tig2}", t.col));
-                let c = self.f.inst(format!("add i32 {c}, {dc}"));
-                let e = self.f.inst(format!("add i32 {rn}, {c}"));
-                let addr = self.smem_addr(d_base, &e, 4);
-                self.f.emit(format!("store float {}, ptr addrspace(3) {addr}", accs[4 * j + i].0));
-            }
-            self.f.emit(format!("br label {}", self.f.label(after)));
-            self.f.switch_to(after);
+            self.only_where(&t.valid, "mma_store", |s| {
+                for (i, (dr, dc)) in [(0, 0), (0, 1), (8, 0), (8, 1)].into_iter().enumerate() {
+                    let r = s.f.inst(format!("add i32 {}, {dr}", t.row));
+                    let rn = s.f.inst(format!("mul i32 {r}, {n}"));
+                    let c = s.f.inst(format!("add i32 {}, {tig2}", t.col));
+                    let c = s.f.inst(format!("add i32 {c}, {dc}"));
+                    let e = s.f.inst(format!("add i32 {rn}, {c}"));
+                    let addr = s.smem_addr(d_base, &e, 4);
+                    s.f.emit(format!("store float {}, ptr addrspace(3) {addr}", accs[4 * j + i].0));
+                }
+            });
         }
         self.barrier();
         let acc_regs = self.regs(acc);
@@ -263,8 +259,9 @@ impl Lowerer<'_> {
         match have {
             None => self.smem_write(&regs, bl, t, size, 0),
             Some(l) => {
+                let base = self.mma_base(l);
                 for (r, x) in regs.iter().enumerate() {
-                    let e = self.mma_index(l, r);
+                    let e = self.f.inst(format!("add i32 {base}, {}", l.offset(r)));
                     let a = self.smem_addr(0, &e, size);
                     self.f.emit(format!("store {t} {x}, ptr addrspace(3) {a}"));
                 }
@@ -272,11 +269,12 @@ impl Lowerer<'_> {
         }
         self.barrier();
         let count = want.map_or(bl.regs(), |l| l.regs());
+        let base = want.map(|l| self.mma_base(l));
         (0..count)
             .map(|r| {
-                let e = match want {
-                    None => self.elem_index(bl, r),
-                    Some(l) => self.mma_index(l, r),
+                let e = match (want, &base) {
+                    (Some(l), Some(b)) => self.f.inst(format!("add i32 {b}, {}", l.offset(r))),
+                    _ => self.elem_index(bl, r),
                 };
                 let x = self.smem_read(0, &e, t, size);
                 if is_bool { self.f.inst(format!("icmp ne i8 {x}, 0")) } else { x }
@@ -284,8 +282,9 @@ impl Lowerer<'_> {
             .collect()
     }
 
-    /// The flat (row-major) element index of register `r` of layout `l` in this thread.
-    fn mma_index(&mut self, l: MmaLayout, r: usize) -> String {
+    /// The flat (row-major) element index of register 0 of layout `l` in this thread; register `r` is at
+    /// `base + l.offset(r)`.
+    fn mma_base(&mut self, l: MmaLayout) -> String {
         let tid = self.tid();
         let warp = self.f.inst(format!("lshr i32 {tid}, 5"));
         let lane = self.f.inst(format!("and i32 {tid}, 31"));
@@ -293,15 +292,11 @@ impl Lowerer<'_> {
         let q = self.f.inst(format!("and i32 {lane}, 3"));
         let wr = self.f.inst(format!("udiv i32 {warp}, {}", l.wn));
         let wc = self.f.inst(format!("urem i32 {warp}, {}", l.wn));
-        let (tile, c) = (r / 4, r % 4);
-        let (i, j) = (tile / l.tn(), tile % l.tn());
         let row0 = self.f.inst(format!("mul i32 {wr}, {}", l.m / l.wm));
         let row = self.f.inst(format!("add i32 {row0}, {g}"));
-        let row = self.f.inst(format!("add i32 {row}, {}", i * 16 + 8 * (c / 2)));
         let col0 = self.f.inst(format!("mul i32 {wc}, {}", l.n / l.wn));
         let q2 = self.f.inst(format!("shl i32 {q}, 1"));
         let col = self.f.inst(format!("add i32 {col0}, {q2}"));
-        let col = self.f.inst(format!("add i32 {col}, {}", j * 8 + c % 2));
         let rn = self.f.inst(format!("mul i32 {row}, {}", l.n));
         self.f.inst(format!("add i32 {rn}, {col}"))
     }
@@ -318,34 +313,48 @@ impl Lowerer<'_> {
         self.f.inst(format!("and i32 {r}, {}", lanes - 1))
     }
 
-    /// Writes a blocked 16-bit tile with rows of `row_len` elements to shared memory at byte `base`
+    /// Byte offset (i32) of flat element `e` in a swizzled tile with rows of `row_len` elements of `es`
+    /// bytes.
+    pub(super) fn swizzled_offset(&mut self, e: &str, row_len: usize, es: usize) -> String {
+        let row = self.f.inst(format!("udiv i32 {e}, {row_len}"));
+        let col = self.f.inst(format!("urem i32 {e}, {row_len}"));
+        let col = self.f.inst(format!("mul i32 {col}, {es}"));
+        let ch = self.f.inst(format!("lshr i32 {col}, 4"));
+        let within = self.f.inst(format!("and i32 {col}, 15"));
+        let key = self.swizzle_key(&row, row_len * es / 16);
+        let phys = self.f.inst(format!("xor i32 {ch}, {key}"));
+        let rb = self.f.inst(format!("mul i32 {row}, {}", row_len * es));
+        let pb = self.f.inst(format!("shl i32 {phys}, 4"));
+        let wb = within;
+        let off = self.f.inst(format!("add i32 {rb}, {pb}"));
+        self.f.inst(format!("add i32 {off}, {wb}"))
+    }
+
+    /// Writes a blocked tile (elements of `es` bytes) with rows of `row_len` elements to shared memory at byte `base`
     /// (absolute), each 16-byte chunk at its swizzled place ([`crate::layout::swizzle`]); `vec`-element
     /// runs are stored as one vector.
     fn smem_write_swizzled(&mut self, regs: &[String], l: Layout, t: &str, row_len: usize, es: usize, base: usize) {
         let owner = self.owner(l);
-        let (go, after) = (self.f.block("swz_write"), self.f.block("swz_written"));
-        self.f.emit(format!("br i1 {owner}, label {}, label {}", self.f.label(go), self.f.label(after)));
-        self.f.switch_to(go);
-        // Runs never cross a 16-byte chunk (the swizzle moves whole chunks).
-        let run_len = l.vec.min(16 / es).max(1);
-        for (c, run) in regs.chunks(run_len).enumerate() {
-            let e = self.elem_index(l, c * run_len);
-            let off = self.swizzled_offset(&e, row_len, es);
-            let off = self.f.inst(format!("add i32 {off}, {base}"));
-            let addr = self.f.inst(format!("getelementptr i8, ptr addrspace(3) @__smem, i32 {off}"));
-            if run.len() == 1 {
-                self.f.emit(format!("store {t} {}, ptr addrspace(3) {addr}, align {es}", run[0]));
-            } else {
-                let vt = format!("<{} x {t}>", run.len());
-                let mut v = "poison".to_string();
-                for (i, x) in run.iter().enumerate() {
-                    v = self.f.inst(format!("insertelement {vt} {v}, {t} {x}, i32 {i}"));
+        self.only_where(&owner, "swz_write", |s| {
+            // Runs never cross a 16-byte chunk (the swizzle moves whole chunks).
+            let run_len = l.vec.min(16 / es).max(1);
+            for (c, run) in regs.chunks(run_len).enumerate() {
+                let e = s.elem_index(l, c * run_len);
+                let off = s.swizzled_offset(&e, row_len, es);
+                let off = s.f.inst(format!("add i32 {off}, {base}"));
+                let addr = s.f.inst(format!("getelementptr i8, ptr addrspace(3) @__smem, i32 {off}"));
+                if run.len() == 1 {
+                    s.f.emit(format!("store {t} {}, ptr addrspace(3) {addr}, align {es}", run[0]));
+                } else {
+                    let vt = format!("<{} x {t}>", run.len());
+                    let mut v = "poison".to_string();
+                    for (i, x) in run.iter().enumerate() {
+                        v = s.f.inst(format!("insertelement {vt} {v}, {t} {x}, i32 {i}"));
+                    }
+                    s.f.emit(format!("store {vt} {v}, ptr addrspace(3) {addr}, align {}", es * run.len()));
                 }
-                self.f.emit(format!("store {vt} {v}, ptr addrspace(3) {addr}, align {}", es * run.len()));
             }
-        }
-        self.f.emit(format!("br label {}", self.f.label(after)));
-        self.f.switch_to(after);
+        });
     }
 
     /// `ldmatrix` of `count` (2 or 4) 8x8 16-bit matrices at (absolute) shared byte offset `off`; `trans`
@@ -515,26 +524,21 @@ impl Lowerer<'_> {
     /// `k` bytes), element by element.
     fn smem_write_transposed(&mut self, regs: &[String], l: Layout, k: usize, n: usize, base: usize) {
         let owner = self.owner(l);
-        let (go, after) = (self.f.block("tr_write"), self.f.block("tr_written"));
-        self.f.emit(format!("br i1 {owner}, label {}, label {}", self.f.label(go), self.f.label(after)));
-        self.f.switch_to(go);
-        for (r, x) in regs.iter().enumerate() {
-            let e = self.elem_index(l, r);
-            let kk = self.f.inst(format!("udiv i32 {e}, {n}"));
-            let nn = self.f.inst(format!("urem i32 {e}, {n}"));
-            let t = self.f.inst(format!("mul i32 {nn}, {k}"));
-            let t = self.f.inst(format!("add i32 {t}, {kk}"));
-            let off = self.swizzled_offset(&t, k, 1);
-            let off = self.f.inst(format!("add i32 {off}, {base}"));
-            let addr = self.f.inst(format!("getelementptr i8, ptr addrspace(3) @__smem, i32 {off}"));
-            self.f.emit(format!("store i8 {x}, ptr addrspace(3) {addr}, align 1"));
-        }
-        self.f.emit(format!("br label {}", self.f.label(after)));
-        self.f.switch_to(after);
+        self.only_where(&owner, "tr_write", |s| {
+            for (r, x) in regs.iter().enumerate() {
+                let e = s.elem_index(l, r);
+                let kk = s.f.inst(format!("udiv i32 {e}, {n}"));
+                let nn = s.f.inst(format!("urem i32 {e}, {n}"));
+                let t = s.f.inst(format!("mul i32 {nn}, {k}"));
+                let t = s.f.inst(format!("add i32 {t}, {kk}"));
+                let off = s.swizzled_offset(&t, k, 1);
+                let off = s.f.inst(format!("add i32 {off}, {base}"));
+                let addr = s.f.inst(format!("getelementptr i8, ptr addrspace(3) @__smem, i32 {off}"));
+                s.f.emit(format!("store i8 {x}, ptr addrspace(3) {addr}, align 1"));
+            }
+        });
     }
-}
 
-impl Lowerer<'_> {
     /// Fills [`Lowerer::kmajor`]: `dot(a, x.trans())` on tensor cores, where the transpose has no other use.
     pub(super) fn find_kmajor_operands(&mut self) {
         for op in self.defs.iter().flatten() {

@@ -712,7 +712,7 @@ impl<'k> Lowerer<'k> {
                     }
                 };
                 let guard = self.f.inst(format!("icmp {} {it} {ivs}, {hi_r}", if signed { "slt" } else { "ult" }));
-                self.pipe_issue(body, body.args[0], &ivs, &guard, &s.to_string())?;
+                self.pipe_issue(body, &ivs, &guard, &s.to_string())?;
             }
         }
         let pre = self.f.current();
@@ -735,7 +735,6 @@ impl<'k> Lowerer<'k> {
             self.active = Some(pipeline::ActivePipe {
                 pipe: p.clone(),
                 body,
-                iv: body.args[0],
                 iv_reg: iv.clone(),
                 step: step_r.clone(),
                 hi: hi_r.clone(),

@@ -46,7 +46,7 @@ pub(super) struct PipeLoop {
 pub(super) struct ActivePipe<'k> {
     pub pipe: PipeLoop,
     pub body: &'k Block,
-    pub iv: ValueId,
+    /// The induction variable's register in this iteration (the value is `body.args[0]`).
     pub iv_reg: String,
     pub step: String,
     pub hi: String,
@@ -143,16 +143,9 @@ impl<'k> Lowerer<'k> {
     /// Issues the copies of one iteration (induction variable `iv_reg`; nothing is read where `guard` is
     /// false) into stage `stage` (an i32 operand), then commits them as one group. Lowers the slice again
     /// for that iteration first.
-    pub(super) fn pipe_issue(
-        &mut self,
-        body: &'k Block,
-        iv: ValueId,
-        iv_reg: &str,
-        guard: &str,
-        stage: &str,
-    ) -> Result<(), CodegenError> {
+    pub(super) fn pipe_issue(&mut self, body: &'k Block, iv_reg: &str, guard: &str, stage: &str) -> Result<(), CodegenError> {
         let pipe = self.pipes[&(body as *const Block as usize)].clone();
-        self.set(iv, Val::Tile(vec![iv_reg.to_string()]));
+        self.set(body.args[0], Val::Tile(vec![iv_reg.to_string()]));
         for &i in &pipe.slice {
             let op = &body.ops[i];
             self.loc = op.loc;
@@ -202,8 +195,9 @@ impl<'k> Lowerer<'k> {
             return Ok(());
         }
         ap.synced = true;
-        let (stages, body, iv, iv_reg, step, hi, it, signed, stage) =
-            (ap.pipe.stages, ap.body, ap.iv, ap.iv_reg.clone(), ap.step.clone(), ap.hi.clone(), ap.it, ap.signed, ap.stage.clone());
+        let (stages, body, iv_reg, step, hi, it, signed, stage) =
+            (ap.pipe.stages, ap.body, ap.iv_reg.clone(), ap.step.clone(), ap.hi.clone(), ap.it, ap.signed, ap.stage.clone());
+        let slice = ap.pipe.slice.clone();
         self.pipe_wait(stages - 2);
         self.barrier();
         let ahead = self.f.inst(format!("mul {it} {step}, {}", stages - 1));
@@ -212,34 +206,16 @@ impl<'k> Lowerer<'k> {
         let s1 = self.f.inst(format!("add i32 {stage}, {}", stages - 1));
         let ws = self.f.inst(format!("urem i32 {s1}, {stages}"));
         // The slice's values for this iteration stay what the body computed.
-        let saved: Vec<(usize, Option<Val>)> = self.pipes[&(body as *const Block as usize)]
-            .slice
+        let saved: Vec<(usize, Option<Val>)> = slice
             .iter()
             .flat_map(|&i| body.ops[i].results.iter().map(|r| (r.0 as usize, self.vals[r.0 as usize].clone())))
             .collect();
-        self.pipe_issue(body, iv, &next, &guard, &ws)?;
+        self.pipe_issue(body, &next, &guard, &ws)?;
         for (i, v) in saved {
             self.vals[i] = v;
         }
-        self.set(iv, Val::Tile(vec![iv_reg]));
+        self.set(body.args[0], Val::Tile(vec![iv_reg]));
         Ok(())
-    }
-
-    /// Byte offset (i32) of flat element `e` in a swizzled tile with rows of `row_len` elements of `es`
-    /// bytes.
-    pub(super) fn swizzled_offset(&mut self, e: &str, row_len: usize, es: usize) -> String {
-        let row = self.f.inst(format!("udiv i32 {e}, {row_len}"));
-        let col = self.f.inst(format!("urem i32 {e}, {row_len}"));
-        let col = self.f.inst(format!("mul i32 {col}, {es}"));
-        let ch = self.f.inst(format!("lshr i32 {col}, 4"));
-        let within = self.f.inst(format!("and i32 {col}, 15"));
-        let key = self.swizzle_key(&row, row_len * es / 16);
-        let phys = self.f.inst(format!("xor i32 {ch}, {key}"));
-        let rb = self.f.inst(format!("mul i32 {row}, {}", row_len * es));
-        let pb = self.f.inst(format!("shl i32 {phys}, 4"));
-        let wb = within;
-        let off = self.f.inst(format!("add i32 {rb}, {pb}"));
-        self.f.inst(format!("add i32 {off}, {wb}"))
     }
 }
 
