@@ -15,6 +15,11 @@
 //!   ([`scaled_mm`] without `EPILOGUE`), then [`splitk_reduce`] adds the chunks in order and applies the
 //!   epilogue: identical bits every run.
 //!
+//! Stream-K ([`scaled_mm_streamk`], [`GemmConfig::stream`]): a fixed number of programs (one to three
+//! per SM) each take an equal, contiguous share of all (tile, K block) iterations, so no SM idles in a
+//! partial last wave; partial products go to workspace slots that [`streamk_reduce`] adds in order
+//! (deterministic too).
+//!
 //! With `split_k == 1` [`scaled_mm`] applies the epilogue and stores `C` directly. [`quantize_rows`] is the
 //! activation quantization that precedes each fp8 GEMM of a layer (bf16 → e4m3 with a per-row scale).
 //!
@@ -151,6 +156,102 @@ pub fn splitk_reduce<O: Numeric, const BLOCK_M: i32, const BLOCK_N: i32, const R
     store_masked(c + rm.expand_dims(1) * stride_cm + rn.expand_dims(0), out.to::<O>(), ok);
 }
 
+/// Stream-K (a persistent schedule): the `tiles * iters` (output tile, K block) iterations of the whole
+/// GEMM, tile by tile, are cut into `num_programs(0)` contiguous shares of equal length, so every SM gets
+/// the same amount of work whatever the tile count (a split-K grid leaves a partial last wave). A share
+/// may start or end inside a tile: each program stores the raw f32 partial product of every tile its
+/// share touches into slot `p - first(t)` of the workspace (`first(t)`: the program whose share holds the
+/// tile's first K block), and [`streamk_reduce`] adds a tile's slots in order.
+///
+/// - Grid: `programs` (1-D). `segments`: the most tiles one share touches (see [`stream_k_shape`]).
+/// - `workspace`: `[slots, M, N]` f32, rows `N` apart; `A`, `B` as in [`scaled_mm`].
+#[kernel]
+pub fn scaled_mm_streamk<A, B, const BLOCK_M: i32, const BLOCK_N: i32, const BLOCK_K: i32>(
+    a: Ptr<A>,
+    b: Ptr<B>,
+    workspace: MutPtr<f32>,
+    m: i32,
+    n: i32,
+    k: i32,
+    stride_am: i32,
+    stride_bn: i32,
+    segments: i32,
+) where
+    A: Numeric + DotOperands<B>,
+    B: Numeric,
+{
+    let p = program_id(0);
+    let programs = num_programs(0);
+    let iters = cdiv(k, BLOCK_K);
+    let tiles_n = cdiv(n, BLOCK_N);
+    let work = cdiv(m, BLOCK_M) * tiles_n * iters;
+    let lo = p * work / programs;
+    let hi = (p + 1) * work / programs;
+    let rk = arange(0, BLOCK_K);
+    for seg in 0..segments {
+        let t = lo / iters + seg;
+        let u_lo = maximum(lo, t * iters);
+        let u_hi = minimum(hi, t * iters + iters);
+        let tm = t / tiles_n;
+        let rm = tm * BLOCK_M + arange(0, BLOCK_M);
+        let rn = (t - tm * tiles_n) * BLOCK_N + arange(0, BLOCK_N);
+        let m_ok = rm.expand_dims(1) < m;
+        let n_ok = rn.expand_dims(1) < n;
+        let mut acc = zeros::<f32>([BLOCK_M, BLOCK_N]);
+        // Empty when this segment lies past the share (`u_lo >= u_hi`).
+        for u in u_lo..u_hi {
+            let kk = ((u - t * iters) * BLOCK_K + rk).expand_dims(0);
+            let k_ok = kk < k;
+            let a_tile = load_masked(a + (rm.expand_dims(1) * stride_am + kk), m_ok & k_ok, 0);
+            let b_tile = load_masked(b + (rn.expand_dims(1) * stride_bn + kk), n_ok & k_ok, 0);
+            acc = dot(a_tile, b_tile.trans(), acc);
+        }
+        let first = ((t * iters + 1) * programs - 1) / work;
+        let ok = m_ok & (rn.expand_dims(0) < n) & (u_lo < u_hi);
+        let offs = (p - first) * (m * n) + rm.expand_dims(1) * n + rn.expand_dims(0);
+        store_masked(workspace + offs, acc, ok);
+    }
+}
+
+/// The stream-K combine: `C = epilogue(sum of the tile's slots)`, slots added in order (identical bits
+/// every run). The GEMM's tiling (`gemm_block_m x gemm_block_n`, `iters` K blocks per tile, `programs`)
+/// gives each element's tile and how many programs' shares cover it.
+///
+/// - Grid: `(cdiv(M, BLOCK_M), cdiv(N, BLOCK_N))`; `slots`: the most programs sharing one tile.
+#[kernel]
+pub fn streamk_reduce<O: Numeric, const BLOCK_M: i32, const BLOCK_N: i32, const ROW_SCALE: bool, const COL_SCALE: bool, const BIAS: bool>(
+    workspace: Ptr<f32>,
+    c: MutPtr<O>,
+    scale_a: Ptr<f32>,
+    scale_b: Ptr<f32>,
+    bias: Ptr<f32>,
+    m: i32,
+    n: i32,
+    stride_cm: i32,
+    gemm_block_m: i32,
+    gemm_block_n: i32,
+    iters: i32,
+    programs: i32,
+    slots: i32,
+) {
+    let rm = program_id(0) * BLOCK_M + arange(0, BLOCK_M);
+    let rn = program_id(1) * BLOCK_N + arange(0, BLOCK_N);
+    let ok = (rm.expand_dims(1) < m) & (rn.expand_dims(0) < n);
+    let offs = rm.expand_dims(1) * n + rn.expand_dims(0);
+    let tiles_n = cdiv(n, gemm_block_n);
+    let work = cdiv(m, gemm_block_m) * tiles_n * iters;
+    let t = (rm / gemm_block_m).expand_dims(1) * tiles_n + (rn / gemm_block_n).expand_dims(0);
+    // The programs holding the tile's first and last K blocks, and every one between, wrote a slot.
+    let first = ((t * iters + 1) * programs - 1) / work;
+    let last = ((t + 1) * iters * programs - 1) / work;
+    let mut acc = zeros::<f32>([BLOCK_M, BLOCK_N]);
+    for s in 0..slots {
+        acc = acc + load_masked(workspace + s * (m * n) + offs, ok & (first + s <= last), 0.0);
+    }
+    let out = epilogue::<O, ROW_SCALE, COL_SCALE, BIAS>(acc, scale_a, scale_b, bias, rm, rn, m, n, m > 0);
+    store_masked(c + rm.expand_dims(1) * stride_cm + rn.expand_dims(0), out.to::<O>(), ok);
+}
+
 /// Dynamic per-row fp8 quantization: `scale[r] = max(|x[r, :]|) / 448` (e4m3's largest finite value;
 /// 1 for an all-zero row) and `q[r, c] = e4m3(x[r, c] / scale[r])`, saturating.
 ///
@@ -227,13 +328,66 @@ pub enum SplitKMode {
     Atomic,
 }
 
-/// Block sizes and split-K factor of one launch.
+/// Block sizes and schedule of one launch: a split-K grid (`stream_k == 0`: `split_k` chunks of `K` per
+/// output tile), or stream-K over `stream_k` persistent programs ([`scaled_mm_streamk`]; `split_k` is
+/// unused), which always combines through the workspace in a fixed order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GemmConfig {
     pub block_m: u32,
     pub block_n: u32,
     pub block_k: u32,
     pub split_k: u32,
+    pub stream_k: u32,
+}
+
+impl GemmConfig {
+    /// A split-K grid.
+    pub fn split(block_m: u32, block_n: u32, block_k: u32, split_k: u32) -> GemmConfig {
+        GemmConfig { block_m, block_n, block_k, split_k, stream_k: 0 }
+    }
+
+    /// Stream-K over `programs` programs.
+    pub fn stream(block_m: u32, block_n: u32, block_k: u32, programs: u32) -> GemmConfig {
+        GemmConfig { block_m, block_n, block_k, split_k: 1, stream_k: programs }
+    }
+}
+
+/// How a stream-K launch divides a problem (the kernel computes the same from its arguments).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamK {
+    /// Programs launched: the requested count, at most one per iteration (so that every share is
+    /// non-empty and every program between a tile's first and last writes a slot of it).
+    pub programs: usize,
+    /// Output tiles and K blocks per tile.
+    pub tiles: usize,
+    pub iters: usize,
+    /// The most tiles one program's share touches.
+    pub segments: usize,
+    /// The most programs whose shares touch one tile: the workspace's slots.
+    pub slots: usize,
+}
+
+/// The stream-K division of an `m x n x k` problem with `cfg`'s blocks over `programs` programs (the
+/// kernels' integer formulas, evaluated exactly).
+pub fn stream_k_shape(m: usize, n: usize, k: usize, cfg: &GemmConfig, programs: usize) -> StreamK {
+    let tiles = m.div_ceil(cfg.block_m as usize) * n.div_ceil(cfg.block_n as usize);
+    let iters = k.div_ceil(cfg.block_k as usize);
+    let work = tiles * iters;
+    let p = programs.clamp(1, work.max(1));
+    let mut segments = 0;
+    for i in 0..p {
+        let (lo, hi) = (i * work / p, (i + 1) * work / p);
+        if hi > lo {
+            segments = segments.max((hi - 1) / iters - lo / iters + 1);
+        }
+    }
+    let mut slots = 0;
+    for t in 0..tiles {
+        let first = ((t * iters + 1) * p - 1) / work;
+        let last = ((t + 1) * iters * p - 1) / work;
+        slots = slots.max(last - first + 1);
+    }
+    StreamK { programs: p, tiles, iters, segments, slots }
 }
 
 /// Options of [`fp8_gemm`].
@@ -271,48 +425,62 @@ pub enum GemmError<E: std::error::Error> {
     Blocks { block_m: u32, block_n: u32, block_k: u32, supported: String },
     #[error("fp8_gemm: split_k {0} must be between 1 and 64")]
     SplitK(u32),
-    #[error("fp8_gemm: deterministic split-K ({split_k} splits) needs an f32 workspace of {need} elements ({have})")]
-    Workspace { split_k: u32, need: usize, have: String },
+    #[error("fp8_gemm: stream_k {0} must be between 1 and 65536 programs (0: a split-K grid)")]
+    StreamKPrograms(u32),
+    #[error("fp8_gemm: stream-K combines through the workspace in a fixed order; atomic mode applies to split-K grids")]
+    StreamKAtomic,
+    #[error("fp8_gemm: the deterministic combine ({parts} partial products per output) needs an f32 workspace of {need} elements ({have})")]
+    Workspace { parts: u32, need: usize, have: String },
     #[error(transparent)]
     Runtime(E),
 }
 
-/// The block sizes [`fp8_gemm`] has kernels for: `(block_m, block_n, block_k)`.
-pub const TILES: [(u32, u32, u32); 10] = [
-    (16, 32, 256),
-    (16, 64, 256),
-    (16, 64, 512),
-    (16, 128, 128),
-    (32, 64, 256),
-    (64, 64, 128),
-    (64, 128, 128),
-    (128, 128, 64),
-    (128, 128, 32),
-    (32, 32, 256),
-];
-
-/// Picks blocks and split-K from the problem and the GPU size: the smallest `block_m` that covers `M`
-/// (the tensor cores work on 16 rows; a decode GEMM is bound by reading `B`), long `block_k` for small
-/// `M` (more bytes in flight per stage), and enough splits of `K` that about two programs run per SM,
-/// keeping at least 4 blocks of `K` per split.
-pub fn heuristic(m: usize, n: usize, k: usize, sm_count: u32) -> GemmConfig {
-    let (block_m, block_n, block_k) = match m {
-        0..=16 => (16, 64, 256),
-        17..=32 => (32, 64, 256),
-        33..=64 => (64, 64, 128),
-        65..=256 => (64, 128, 128),
-        _ => (128, 128, 64),
+/// Calls `$callback!` with the block sizes [`fp8_gemm`] has kernels for, as `BM BN BK` literal triples
+/// separated by commas: the one list that the host dispatch, [`TILES`] and the benchmark's
+/// fingerprints expand (const generics need literal instances).
+#[macro_export]
+macro_rules! fp8_gemm_tiles {
+    ($callback:ident) => {
+        $callback!(16 32 256, 16 64 256, 16 64 512, 16 128 128, 32 32 256, 32 32 512, 32 64 256, 64 64 128, 64 128 128, 128 128 64, 128 128 32)
     };
-    let tiles = m.div_ceil(block_m as usize) * n.div_ceil(block_n as usize);
-    let want = (2 * sm_count as usize).div_ceil(tiles.max(1));
-    let most = (k / (4 * block_k as usize)).max(1);
-    let split_k = want.min(most).clamp(1, 16).next_power_of_two().min(16) as u32;
-    GemmConfig { block_m, block_n, block_k, split_k }
 }
 
-/// Elements of the f32 workspace deterministic split-K needs.
-pub fn workspace_len(m: usize, n: usize, split_k: u32) -> usize {
-    split_k as usize * m * n
+macro_rules! tile_list {
+    ($($m:literal $n:literal $k:literal),*) => {
+        [$(($m, $n, $k)),*]
+    };
+}
+
+/// The block sizes [`fp8_gemm`] has kernels for: `(block_m, block_n, block_k)`.
+pub const TILES: [(u32, u32, u32); 11] = fp8_gemm_tiles!(tile_list);
+
+/// Picks blocks and split-K from the problem and the GPU size: the smallest `block_m` that covers `M`
+/// (the tensor cores work on 16 rows; a decode GEMM is bound by reading `B`), narrow tiles with a long
+/// `block_k` for small `M` (many small programs keep bytes in flight on every SM), and enough splits of
+/// `K` that about 1.5 programs run per SM, keeping at least 4 blocks of `K` per split. (The autotuned
+/// winners of bench/fp8_gemm, H100: these tiles at every M; split-K within a factor of 2.)
+pub fn heuristic(m: usize, n: usize, k: usize, sm_count: u32) -> GemmConfig {
+    let (block_m, block_n, block_k) = match m {
+        0..=16 => (16, 32, 256),
+        17..=32 => (32, 32, 256),
+        33..=256 => (64, 64, 128),
+        _ => (128, 128, 32),
+    };
+    let tiles = m.div_ceil(block_m as usize) * n.div_ceil(block_n as usize);
+    let want = (3 * sm_count as usize).div_ceil(2 * tiles.max(1));
+    let most = (k / (4 * block_k as usize)).max(1);
+    let split_k = want.min(most).clamp(1, 16).next_power_of_two().min(16) as u32;
+    GemmConfig::split(block_m, block_n, block_k, split_k)
+}
+
+/// Elements of the f32 workspace a deterministic combine with `cfg` needs for an `m x n x k` problem:
+/// `split_k * M * N` for a split-K grid (0 with one split), `slots * M * N` for stream-K.
+pub fn workspace_len(m: usize, n: usize, k: usize, cfg: &GemmConfig) -> usize {
+    match cfg.stream_k {
+        0 if cfg.split_k > 1 => cfg.split_k as usize * m * n,
+        0 => 0,
+        p => stream_k_shape(m, n, k, cfg, p as usize).slots * m * n,
+    }
 }
 
 fn check_operand<E: std::error::Error, B: AnyBuffer>(what: &'static str, o: &Operand<B>) -> Result<(), GemmError<E>> {
@@ -343,7 +511,7 @@ fn check_len<E: std::error::Error>(what: &'static str, len: usize, need: usize) 
 ///
 /// `A`, `B`: fp8 (e4m3 / e5m2, mixed allowed) or both bf16; `O`: bf16, f16 or f32. `out`'s rows are
 /// `out_row_stride` apart. `workspace` (f32, [`workspace_len`] elements) is needed for deterministic
-/// split-K with `split_k > 1`. Returns the configuration launched.
+/// split-K with `split_k > 1` and for stream-K. Returns the configuration launched.
 #[allow(clippy::too_many_arguments)]
 pub fn fp8_gemm<R, A, B, O>(
     rt: &R,
@@ -391,44 +559,53 @@ where
         let supported = TILES.iter().map(|(m, n, k)| format!("{m}x{n}x{k}")).collect::<Vec<_>>().join(", ");
         return Err(GemmError::Blocks { block_m: cfg.block_m, block_n: cfg.block_n, block_k: cfg.block_k, supported });
     }
-    let deterministic_split = cfg.split_k > 1 && opts.mode == SplitKMode::Deterministic;
-    let ws = if deterministic_split {
-        let need = workspace_len(m, n, cfg.split_k);
+    let stream = match cfg.stream_k {
+        0 => None,
+        p if p > 65536 => return Err(GemmError::StreamKPrograms(p)),
+        _ if opts.mode == SplitKMode::Atomic => return Err(GemmError::StreamKAtomic),
+        p => {
+            let s = stream_k_shape(m, n, k, &cfg, p as usize);
+            // The kernels compute (t * iters + 1) * programs in 32 bits.
+            let span = (s.tiles * s.iters + 1) * s.programs;
+            if span > i32::MAX as usize {
+                return Err(GemmError::TooLarge { what: "stream-K iterations x programs", elems: span });
+            }
+            Some(s)
+        }
+    };
+    let parts = stream.map_or(cfg.split_k as usize, |s| s.slots);
+    // Stream-K always goes through the workspace (C may be 16-bit); split-K only when deterministic.
+    let ws = if stream.is_some() || (parts > 1 && opts.mode == SplitKMode::Deterministic) {
+        let need = workspace_len(m, n, k, &cfg);
+        if need > i32::MAX as usize {
+            return Err(GemmError::TooLarge { what: "workspace", elems: need });
+        }
         match workspace {
             Some(w) if w.len() >= need => Some(w),
             other => {
                 let have = other.map_or("none given".to_string(), |w| format!("{} given", w.len()));
-                return Err(GemmError::Workspace { split_k: cfg.split_k, need, have });
+                return Err(GemmError::Workspace { parts: parts as u32, need, have });
             }
         }
     } else {
         None
     };
-    let args = Args { a: a.buf, b: b.buf, sa, sb, m, n, k, sam: a.row_stride, sbn: b.row_stride, scm: out_row_stride };
+    let args = Args { a: a.buf, b: b.buf, sa, sb, m, n, k, sam: a.row_stride, sbn: b.row_stride, scm: out_row_stride, stream };
     let flags = (row_scale, col_scale, bias.is_some());
     let run = |r: Result<(), R::Error>| r.map_err(GemmError::Runtime);
-    macro_rules! with_tile {
-        ($body:ident) => {
+    macro_rules! dispatch {
+        ($($m:literal $n:literal $k:literal),*) => {
             match (cfg.block_m, cfg.block_n, cfg.block_k) {
-                (16, 32, 256) => $body::<R, A, B, O, 16, 32, 256>(rt, &args, cfg, flags, bias, out, ws),
-                (16, 64, 256) => $body::<R, A, B, O, 16, 64, 256>(rt, &args, cfg, flags, bias, out, ws),
-                (16, 64, 512) => $body::<R, A, B, O, 16, 64, 512>(rt, &args, cfg, flags, bias, out, ws),
-                (32, 32, 256) => $body::<R, A, B, O, 32, 32, 256>(rt, &args, cfg, flags, bias, out, ws),
-                (16, 128, 128) => $body::<R, A, B, O, 16, 128, 128>(rt, &args, cfg, flags, bias, out, ws),
-                (32, 64, 256) => $body::<R, A, B, O, 32, 64, 256>(rt, &args, cfg, flags, bias, out, ws),
-                (64, 64, 128) => $body::<R, A, B, O, 64, 64, 128>(rt, &args, cfg, flags, bias, out, ws),
-                (64, 128, 128) => $body::<R, A, B, O, 64, 128, 128>(rt, &args, cfg, flags, bias, out, ws),
-                (128, 128, 64) => $body::<R, A, B, O, 128, 128, 64>(rt, &args, cfg, flags, bias, out, ws),
-                (128, 128, 32) => $body::<R, A, B, O, 128, 128, 32>(rt, &args, cfg, flags, bias, out, ws),
+                $(($m, $n, $k) => launch_tile::<R, A, B, O, $m, $n, $k>(rt, &args, cfg, flags, bias, out, ws),)*
                 _ => unreachable!("checked against TILES"),
             }
         };
     }
-    if opts.mode == SplitKMode::Atomic && cfg.split_k > 1 {
+    if opts.mode == SplitKMode::Atomic && cfg.split_k > 1 && stream.is_none() {
         let grid = (m.div_ceil(32) as u32, n.div_ceil(64) as u32);
         run(zero_fill::<O, 32, 64>::launch(rt, grid, &mut *out, m as i32, n as i32, out_row_stride as i32))?;
     }
-    run(with_tile!(launch_tile))?;
+    run(fp8_gemm_tiles!(dispatch))?;
     Ok(cfg)
 }
 
@@ -444,6 +621,7 @@ struct Args<'a, Buf, BufB, BufS> {
     sam: usize,
     sbn: usize,
     scm: usize,
+    stream: Option<StreamK>,
 }
 
 #[allow(clippy::type_complexity)]
@@ -464,6 +642,30 @@ where
 {
     let grid = (x.m.div_ceil(BM as usize) as u32, x.n.div_ceil(BN as usize) as u32, cfg.split_k);
     let (m, n, k, sam, sbn, scm) = (x.m as i32, x.n as i32, x.k as i32, x.sam as i32, x.sbn as i32, x.scm as i32);
+    if let Some(s) = x.stream {
+        // Stream-K: raw partials into the tiles' slots, then the ordered combine with the epilogue.
+        let ws = ws.expect("fp8_gemm checked the workspace");
+        let programs = s.programs as u32;
+        scaled_mm_streamk::<A, B, BM, BN, BK>::launch(rt, programs, x.a, x.b, &mut *ws, m, n, k, sam, sbn, s.segments as i32)?;
+        let g2 = (x.m.div_ceil(32) as u32, x.n.div_ceil(64) as u32);
+        let (iters, p, slots) = (s.iters as i32, programs as i32, s.slots as i32);
+        macro_rules! reduce {
+            ($r:literal, $c:literal, $b:literal, $bias:expr) => {
+                streamk_reduce::<O, 32, 64, $r, $c, $b>::launch(rt, g2, &*ws, out, x.sa, x.sb, $bias, m, n, scm, BM, BN, iters, p, slots)
+            };
+        }
+        let dummy = bias.unwrap_or(x.sa);
+        return match (row, col, has_bias) {
+            (false, false, false) => reduce!(false, false, false, dummy),
+            (false, false, true) => reduce!(false, false, true, dummy),
+            (false, true, false) => reduce!(false, true, false, dummy),
+            (false, true, true) => reduce!(false, true, true, dummy),
+            (true, false, false) => reduce!(true, false, false, dummy),
+            (true, false, true) => reduce!(true, false, true, dummy),
+            (true, true, false) => reduce!(true, true, false, dummy),
+            (true, true, true) => reduce!(true, true, true, dummy),
+        };
+    }
     if let Some(ws) = ws {
         // Deterministic split-K: raw partials, then the ordered combine with the epilogue.
         scaled_mm::<A, B, f32, BM, BN, BK, false, false, false, false, false>::launch(
@@ -508,5 +710,48 @@ where
         (true, false, true) => main!(true, false, true),
         (true, true, false) => main!(true, true, false),
         (true, true, true) => main!(true, true, true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Replays the kernels' stream-K formulas: every (tile, K block) iteration is done by exactly one
+    /// program, in a segment below `segments`, writing a slot below `slots` that no other program of
+    /// the tile writes; the reduce's count of slots per tile matches.
+    #[test]
+    fn stream_k_shares_cover_every_iteration_once() {
+        for (m, n, k, bm, bn, bk) in [(1, 150, 600, 16, 128, 128), (17, 70, 200, 16, 64, 256), (130, 8192, 8192, 64, 64, 128), (3, 10, 5000, 16, 32, 256)] {
+            let cfg = GemmConfig::stream(bm, bn, bk, 1);
+            for programs in [1, 2, 3, 7, 64, 132, 264, 1000] {
+                let s = stream_k_shape(m, n, k, &cfg, programs);
+                let (work, programs) = (s.tiles * s.iters, s.programs);
+                let mut done = vec![0u8; work];
+                let mut writers = vec![vec![]; s.tiles];
+                for p in 0..programs {
+                    let (lo, hi) = (p * work / programs, (p + 1) * work / programs);
+                    for seg in 0..s.segments {
+                        let t = lo / s.iters + seg;
+                        let (u_lo, u_hi) = (lo.max(t * s.iters), hi.min(t * s.iters + s.iters));
+                        if u_lo >= u_hi {
+                            continue;
+                        }
+                        (u_lo..u_hi).for_each(|u| done[u] += 1);
+                        let first = ((t * s.iters + 1) * programs - 1) / work;
+                        assert!(p >= first && p - first < s.slots, "{m}x{n}x{k} P={programs}: program {p} slot {}", p - first);
+                        writers[t].push(p - first);
+                    }
+                    assert!(hi == lo || (hi - 1) / s.iters < lo / s.iters + s.segments, "share of {p} needs more segments");
+                }
+                assert!(done.iter().all(|&d| d == 1), "{m}x{n}x{k} P={programs}: iterations not covered once");
+                for (t, w) in writers.iter().enumerate() {
+                    let first = ((t * s.iters + 1) * programs - 1) / work;
+                    let last = ((t + 1) * s.iters * programs - 1) / work;
+                    let want: Vec<usize> = (0..=last - first).collect();
+                    assert_eq!(w, &want, "{m}x{n}x{k} P={programs}: tile {t}'s slots");
+                }
+            }
+        }
     }
 }

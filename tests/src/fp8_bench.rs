@@ -4,10 +4,10 @@
 //! heuristic's choice and the memory roofline. `bench/fp8_gemm/baselines.py` times cuBLAS and Triton the
 //! same way; `bench/fp8_gemm/compare.py` joins the two.
 
-use codegen_ptx::runtime::autotune::{fingerprint, key_of, Autotuner, Config};
+use codegen_ptx::runtime::autotune::{fingerprint, key_of, Autotuner, Config, Source};
 use codegen_ptx::runtime::{CudaBuffer, CudaError, CudaRuntime};
 use dsl_core::prelude::{bf16, e4m3, Runtime};
-use kernels::fp8_gemm::{fp8_gemm, heuristic, GemmConfig, GemmOptions, Operand, Scale, SplitKMode};
+use kernels::fp8_gemm::{fp8_gemm, heuristic, workspace_len, GemmConfig, GemmOptions, Operand, Scale, SplitKMode};
 
 /// Llama 3 70B and 8B linear layers: (name, N, K).
 pub const SHAPES: [(&str, usize, usize); 8] = [
@@ -39,13 +39,30 @@ pub fn bucket(m: usize) -> &'static str {
 
 pub fn candidates(m: usize) -> Vec<Config> {
     let (tiles, splits): (&[(i64, i64, i64)], &[i64]) = match m {
-        0..=16 => (&[(16, 64, 256), (16, 128, 128), (16, 32, 256), (16, 64, 512)], &[1, 2, 4, 8]),
-        17..=32 => (&[(32, 64, 256), (64, 64, 128), (32, 32, 256)], &[1, 2, 4, 8]),
-        33..=64 => (&[(64, 64, 128), (64, 128, 128), (32, 64, 256)], &[1, 2, 4, 8]),
+        0..=16 => (&[(16, 32, 256), (16, 64, 256), (16, 128, 128), (16, 64, 512)], &[1, 2, 4, 8]),
+        17..=32 => (&[(32, 32, 256), (32, 64, 256), (32, 32, 512), (64, 64, 128)], &[1, 2, 4, 8]),
+        33..=64 => (&[(64, 64, 128), (32, 64, 256), (64, 128, 128)], &[1, 2, 4, 8]),
         65..=256 => (&[(64, 128, 128), (128, 128, 64), (64, 64, 128)], &[1, 2, 4]),
         _ => (&[(128, 128, 64), (128, 128, 32), (64, 128, 128)], &[1]),
     };
     let mut v = vec![];
+    // Stream-K over 1-3 programs per SM of an H100 (132 SMs; winners are kept per device).
+    if m <= 64 {
+        for &(bm, bn, bk) in &tiles[..2] {
+            for programs in [132, 264, 396] {
+                for stages in [3, 4] {
+                    v.push(Config::new(&[
+                        ("BLOCK_M", bm),
+                        ("BLOCK_N", bn),
+                        ("BLOCK_K", bk),
+                        ("stream_k", programs),
+                        ("num_warps", 4),
+                        ("num_stages", stages),
+                    ]));
+                }
+            }
+        }
+    }
     for &(bm, bn, bk) in tiles {
         for &split in splits {
             for stages in [3, 4] {
@@ -68,32 +85,57 @@ pub fn candidates(m: usize) -> Vec<Config> {
 
 pub fn gemm_config(c: &Config) -> GemmConfig {
     let g = |k: &str| c.get(k).unwrap_or(1) as u32;
-    GemmConfig { block_m: g("BLOCK_M"), block_n: g("BLOCK_N"), block_k: g("BLOCK_K"), split_k: g("split_k") }
+    let stream_k = c.get("stream_k").unwrap_or(0) as u32;
+    GemmConfig { block_m: g("BLOCK_M"), block_n: g("BLOCK_N"), block_k: g("BLOCK_K"), split_k: g("split_k"), stream_k }
+}
+
+/// The autotuner of one M bucket (its own candidates), without committed winners.
+pub fn fresh_autotuner(m: usize) -> Autotuner {
+    Autotuner::new(&format!("fp8_gemm<e4m3,bf16>/{}", bucket(m)), candidates(m))
+}
+
+/// `16x64x256 split 2` or `16x64x256 stream-K 264`.
+pub fn describe(c: &GemmConfig) -> String {
+    match c.stream_k {
+        0 => format!("{}x{}x{} split {}", c.block_m, c.block_n, c.block_k, c.split_k),
+        p => format!("{}x{}x{} stream-K {p}", c.block_m, c.block_n, c.block_k),
+    }
 }
 
 /// The autotuner of one M bucket (its own candidates), with the committed winners.
 pub fn autotuner(m: usize) -> Autotuner {
-    Autotuner::new(&format!("fp8_gemm<e4m3,bf16>/{}", bucket(m)), candidates(m))
+    fresh_autotuner(m)
         .with_committed_text(TUNED_FILE, TUNED)
         .expect("bench/fp8_gemm/tuned.tsv parses")
         .retune_command("bash bench/gpu/build.sh, then on the GPU: gpu-check fp8 --write bench/fp8_gemm/tuned.tsv")
 }
 
 /// The fingerprint of the kernel a config runs (split-K and the scale flags do not change the main loop;
-/// the per-tensor, deterministic instance stands for them).
+/// the per-tensor, deterministic instance stands for them; stream-K configs run `scaled_mm_streamk`).
 pub fn fingerprint_of(c: &Config) -> Result<String, String> {
-    use kernels::fp8_gemm::scaled_mm;
+    use kernels::fp8_gemm::{scaled_mm, scaled_mm_streamk};
+    let stream = c.get("stream_k").is_some_and(|p| p > 0);
     macro_rules! fp {
         ($($m:literal $n:literal $k:literal),*) => {
             match (c.get("BLOCK_M"), c.get("BLOCK_N"), c.get("BLOCK_K")) {
+                $((Some($m), Some($n), Some($k)) if stream => scaled_mm_streamk::<e4m3, e4m3, $m, $n, $k>::build(),)*
                 $((Some($m), Some($n), Some($k)) => scaled_mm::<e4m3, e4m3, f32, $m, $n, $k, false, false, false, false, false>::build(),)*
                 _ => return Err(format!("no tile for {c}")),
             }
         };
     }
-    let k = fp!(16 32 256, 16 64 256, 16 64 512, 16 128 128, 32 32 256, 32 64 256, 64 64 128, 64 128 128, 128 128 64, 128 128 32)
-        .map_err(|e| e.to_string())?;
+    let k = kernels::fp8_gemm_tiles!(fp).map_err(|e| e.to_string())?;
     Ok(fingerprint(&k))
+}
+
+/// The three fastest candidates, and the fastest stream-K one (µs), for the notes.
+fn runners_up(timings: &[(Config, Result<f64, String>)]) -> String {
+    let mut ok: Vec<(&Config, f64)> = timings.iter().filter_map(|(c, t)| Some((c, *t.as_ref().ok()? * 1e3))).collect();
+    ok.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let show = |(c, us): &(&Config, f64)| format!("{} {us:.2}", describe(&gemm_config(c)) + &format!(" s{}", c.get("num_stages").unwrap_or(0)));
+    let top: Vec<String> = ok.iter().take(3).map(show).collect();
+    let stream = ok.iter().find(|(c, _)| c.get("stream_k").is_some_and(|p| p > 0)).map_or("none".to_string(), show);
+    format!("fastest: {} | fastest stream-K: {stream}", top.join("; "))
 }
 
 /// The fewest bytes a GEMM must move (A, B once, C once in bf16) at the measured copy bandwidth, in µs.
@@ -184,7 +226,8 @@ pub fn run(write: Option<&str>, only: Option<&str>) -> Result<(), Box<dyn std::e
         }
         for m in MS {
             let a_host: Vec<e4m3> = (0..m * k).map(|i| e4m3::from_f32(((i * 7919) % 17) as f32 / 4.0 - 2.0)).collect();
-            let max_split = candidates(m).iter().map(|c| c.get("split_k").unwrap_or(1)).max().unwrap_or(1) as usize;
+            let heur = heuristic(m, n, k, sms);
+            let ws_len = candidates(m).iter().map(|c| workspace_len(m, n, k, &gemm_config(c))).chain([workspace_len(m, n, k, &heur)]).max();
             let mut p = Problem {
                 m,
                 n,
@@ -193,12 +236,14 @@ pub fn run(write: Option<&str>, only: Option<&str>) -> Result<(), Box<dyn std::e
                 weights: std::mem::take(&mut weights),
                 scale: rt.upload(&[1.0f32 / 64.0])?,
                 out: rt.zeros(m * n)?,
-                ws: rt.zeros(max_split.max(heuristic(m, n, k, sms).split_k as usize) * m * n)?,
+                ws: rt.zeros(ws_len.unwrap_or(0).max(1))?,
             };
             let idx = match tuners.iter().position(|(b, _)| bucket(*b) == bucket(m)) {
                 Some(i) => i,
                 None => {
-                    tuners.push((m, autotuner(m).with_cache_dir(None)));
+                    // Writing winners means searching afresh: committed winners are not consulted.
+                    let tuner = if write.is_some() { fresh_autotuner(m) } else { autotuner(m) };
+                    tuners.push((m, tuner.with_cache_dir(None)));
                     tuners.len() - 1
                 }
             };
@@ -209,21 +254,25 @@ pub fn run(write: Option<&str>, only: Option<&str>) -> Result<(), Box<dyn std::e
             })?;
             tuned.config.apply_to(&rt);
             let tuned_us = p.time_us(&rt, gemm_config(&tuned.config), SplitKMode::Deterministic)?;
-            let atomic_us = p.time_us(&rt, gemm_config(&tuned.config), SplitKMode::Atomic)?;
+            let tuned_cfg = gemm_config(&tuned.config);
+            let atomic = match tuned_cfg.stream_k {
+                0 => format!("{:.2}", p.time_us(&rt, tuned_cfg, SplitKMode::Atomic)?),
+                _ => "n/a (stream-K)".to_string(),
+            };
             rt.set_num_warps(4);
             rt.set_num_stages(3);
-            let h = heuristic(m, n, k, sms);
+            let h = heur;
             let h_us = p.time_us(&rt, h, SplitKMode::Deterministic)?;
             let roof = roofline_us(m, n, k);
             println!(
-                "FP8 | {name} | {m} | {n} | {k} | {} | {tuned_us:.2} | {}x{}x{} split {} | {h_us:.2} | {roof:.2} | {:.0}% | atomic {atomic_us:.2}",
+                "FP8 | {name} | {m} | {n} | {k} | {} | {tuned_us:.2} | {} | {h_us:.2} | {roof:.2} | {:.0}% | atomic {atomic}",
                 tuned.config,
-                h.block_m,
-                h.block_n,
-                h.block_k,
-                h.split_k,
+                describe(&h),
                 100.0 * roof / tuned_us
             );
+            if let Source::Measured { timings } = &tuned.source {
+                println!("#   {}", runners_up(timings));
+            }
             weights = p.weights;
         }
     }

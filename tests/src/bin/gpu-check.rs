@@ -11,7 +11,8 @@
 //!   8192³: every candidate config timed, the winner checked on sampled elements against float64, the
 //!   winners merged into FILE (`bench/gemm/tuned.tsv` is the committed copy).
 //! - `gpu-check fp8 [--write FILE] [--only SHAPE]`: the split-K fp8 GEMM on the Llama 3 shapes
-//!   ([`tests::fp8_bench`]).
+//!   ([`tests::fp8_bench`]); with `--write`, every candidate is searched afresh (committed winners are
+//!   not consulted) and the winners are merged into FILE.
 
 use codegen_ptx::runtime::{CudaBuffer, CudaError, CudaRuntime, DiskCache};
 use dsl_core::prelude::*;

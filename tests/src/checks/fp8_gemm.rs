@@ -11,6 +11,7 @@ cases!(
     "fp8_gemm": fp8_gemm_scales_and_splits,
     fp8_gemm_formats,
     fp8_gemm_tiles,
+    fp8_gemm_stream_k,
     fp8_gemm_is_deterministic,
     fp8_gemm_rejects_bad_arguments,
     quantize_rows_e4m3,
@@ -80,8 +81,8 @@ where
     let (ba, bb) = (upload(rt, &p.a), upload(rt, &p.b));
     let (sa, sb, bbias) = (upload(rt, &p.sa), upload(rt, &p.sb), upload(rt, &p.bias));
     let mut c = poisoned::<R, O>(rt, p.m * scm);
-    let split = cfg.map_or(16, |c| c.split_k);
-    let mut ws = filled::<R, f32>(rt, workspace_len(p.m, p.n, split), f32::NAN);
+    let ws_len = cfg.map_or(16 * p.m * p.n, |c| workspace_len(p.m, p.n, p.k, &c)).max(1);
+    let mut ws = filled::<R, f32>(rt, ws_len, f32::NAN);
     let opts = GemmOptions { config: cfg, mode, sm_count: 132 };
     let a = Operand { buf: &ba, rows: p.m, cols: p.k, row_stride: p.k + 1 };
     let b = Operand { buf: &bb, rows: p.n, cols: p.k, row_stride: p.k + 3 };
@@ -110,7 +111,11 @@ where
 }
 
 fn cfg(block_m: u32, block_n: u32, block_k: u32, split_k: u32) -> Option<GemmConfig> {
-    Some(GemmConfig { block_m, block_n, block_k, split_k })
+    Some(GemmConfig::split(block_m, block_n, block_k, split_k))
+}
+
+fn stream(block_m: u32, block_n: u32, block_k: u32, programs: u32) -> Option<GemmConfig> {
+    Some(GemmConfig::stream(block_m, block_n, block_k, programs))
 }
 
 pub fn fp8_gemm_scales_and_splits<R: Runtime>(rt: &R) {
@@ -148,6 +153,28 @@ pub fn fp8_gemm_tiles<R: Runtime>(rt: &R) {
     run::<R, _, _, bf16>(rt, &p, false, true, false, cfg(64, 128, 128, 1), SplitKMode::Deterministic);
     run::<R, _, _, f32>(rt, &p, true, false, false, cfg(128, 128, 64, 2), SplitKMode::Atomic);
     run::<R, _, _, bf16>(rt, &p, false, false, true, cfg(128, 128, 32, 1), SplitKMode::Deterministic);
+    let p = Problem::<e4m3, e4m3>::new(40, 70, 1100, 921);
+    run::<R, _, _, bf16>(rt, &p, true, false, false, cfg(32, 32, 512, 2), SplitKMode::Deterministic);
+    run::<R, _, _, f32>(rt, &p, false, true, true, cfg(16, 32, 256, 1), SplitKMode::Deterministic);
+}
+
+/// Stream-K: shares that start and end inside tiles (programs not dividing the iterations), one program
+/// for everything, more programs than iterations (empty shares), tiles of several rows and columns.
+pub fn fp8_gemm_stream_k<R: Runtime>(rt: &R) {
+    for (i, m) in [1, 3, 17].into_iter().enumerate() {
+        // 2 x 5 K blocks of 128 (the last one ragged) per 16 x 128 tile column; 2 tiles across N.
+        let p = Problem::<e4m3, e4m3>::new(m, 150, 600, 950 + i as u64);
+        for programs in [1, 2, 3, 7, 64] {
+            run::<R, _, _, bf16>(rt, &p, false, false, false, stream(16, 128, 128, programs), SplitKMode::Deterministic);
+        }
+        run::<R, _, _, f32>(rt, &p, true, true, true, stream(16, 64, 256, 5), SplitKMode::Deterministic);
+        run::<R, _, _, f16>(rt, &p, false, true, true, stream(32, 64, 256, 4), SplitKMode::Deterministic);
+        run::<R, _, _, bf16>(rt, &p, true, false, false, stream(16, 32, 256, 9), SplitKMode::Deterministic);
+    }
+    let p = Problem::<e5m2, e4m3>::new(130, 90, 300, 955);
+    run::<R, _, _, bf16>(rt, &p, true, false, true, stream(64, 64, 128, 6), SplitKMode::Deterministic);
+    let p = Problem::<bf16, bf16>::new(7, 50, 400, 956);
+    run::<R, _, _, bf16>(rt, &p, true, true, false, stream(16, 64, 256, 3), SplitKMode::Deterministic);
 }
 
 /// Deterministic split-K gives identical bits run after run.
@@ -202,6 +229,11 @@ pub fn fp8_gemm_rejects_bad_arguments<R: Runtime>(rt: &R) {
     let odd = GemmOptions { config: cfg(48, 64, 256, 1), ..opts };
     let e = err!(op(&a, m, k, k), op(&b, n, k, k), Scale::PerTensor(&s), Scale::PerTensor(&s), &mut c, None, &odd);
     assert!(matches!(e, GemmError::Blocks { .. }), "{e}");
+    let e = err!(op(&a, m, k, k), op(&b, n, k, k), Scale::PerTensor(&s), Scale::PerTensor(&s), &mut c, None, &GemmOptions { config: stream(16, 64, 256, 3), ..opts });
+    assert!(matches!(e, GemmError::Workspace { .. }), "{e}");
+    let atomic = GemmOptions { config: stream(16, 64, 256, 3), mode: SplitKMode::Atomic, ..opts };
+    let e = err!(op(&a, m, k, k), op(&b, n, k, k), Scale::PerTensor(&s), Scale::PerTensor(&s), &mut c, None, &atomic);
+    assert!(matches!(e, GemmError::StreamKAtomic), "{e}");
     let zero = GemmOptions { config: cfg(16, 64, 256, 0), ..opts };
     let e = err!(op(&a, m, k, k), op(&b, n, k, k), Scale::PerTensor(&s), Scale::PerTensor(&s), &mut c, None, &zero);
     assert!(matches!(e, GemmError::SplitK(0)), "{e}");
