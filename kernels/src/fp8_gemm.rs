@@ -215,9 +215,10 @@ pub fn scaled_mm_streamk<A, B, const BLOCK_M: i32, const BLOCK_N: i32, const BLO
 
 /// The stream-K combine: `C = epilogue(sum of the tile's slots)`, slots added in order (identical bits
 /// every run). The GEMM's tiling (`gemm_block_m x gemm_block_n`, `iters` K blocks per tile, `programs`)
-/// gives each element's tile and how many programs' shares cover it.
+/// gives the GEMM tile this block lies in and how many programs' shares cover it.
 ///
-/// - Grid: `(cdiv(M, BLOCK_M), cdiv(N, BLOCK_N))`; `slots`: the most programs sharing one tile.
+/// - Grid: `(cdiv(M, BLOCK_M), cdiv(N, BLOCK_N))`, blocks that divide the GEMM's (so each lies in one
+///   GEMM tile).
 #[kernel]
 pub fn streamk_reduce<O: Numeric, const BLOCK_M: i32, const BLOCK_N: i32, const ROW_SCALE: bool, const COL_SCALE: bool, const BIAS: bool>(
     workspace: Ptr<f32>,
@@ -232,21 +233,21 @@ pub fn streamk_reduce<O: Numeric, const BLOCK_M: i32, const BLOCK_N: i32, const 
     gemm_block_n: i32,
     iters: i32,
     programs: i32,
-    slots: i32,
 ) {
-    let rm = program_id(0) * BLOCK_M + arange(0, BLOCK_M);
-    let rn = program_id(1) * BLOCK_N + arange(0, BLOCK_N);
+    let (i, j) = (program_id(0), program_id(1));
+    let rm = i * BLOCK_M + arange(0, BLOCK_M);
+    let rn = j * BLOCK_N + arange(0, BLOCK_N);
     let ok = (rm.expand_dims(1) < m) & (rn.expand_dims(0) < n);
     let offs = rm.expand_dims(1) * n + rn.expand_dims(0);
     let tiles_n = cdiv(n, gemm_block_n);
     let work = cdiv(m, gemm_block_m) * tiles_n * iters;
-    let t = (rm / gemm_block_m).expand_dims(1) * tiles_n + (rn / gemm_block_n).expand_dims(0);
+    let t = (i * BLOCK_M / gemm_block_m) * tiles_n + j * BLOCK_N / gemm_block_n;
     // The programs holding the tile's first and last K blocks, and every one between, wrote a slot.
     let first = ((t * iters + 1) * programs - 1) / work;
     let last = ((t + 1) * iters * programs - 1) / work;
     let mut acc = zeros::<f32>([BLOCK_M, BLOCK_N]);
-    for s in 0..slots {
-        acc = acc + load_masked(workspace + s * (m * n) + offs, ok & (first + s <= last), 0.0);
+    for s in 0..last - first + 1 {
+        acc = acc + load_masked(workspace + s * (m * n) + offs, ok, 0.0);
     }
     let out = epilogue::<O, ROW_SCALE, COL_SCALE, BIAS>(acc, scale_a, scale_b, bias, rm, rn, m, n, m > 0);
     store_masked(c + rm.expand_dims(1) * stride_cm + rn.expand_dims(0), out.to::<O>(), ok);
@@ -647,11 +648,12 @@ where
         let ws = ws.expect("fp8_gemm checked the workspace");
         let programs = s.programs as u32;
         scaled_mm_streamk::<A, B, BM, BN, BK>::launch(rt, programs, x.a, x.b, &mut *ws, m, n, k, sam, sbn, s.segments as i32)?;
-        let g2 = (x.m.div_ceil(32) as u32, x.n.div_ceil(64) as u32);
-        let (iters, p, slots) = (s.iters as i32, programs as i32, s.slots as i32);
+        // 16 x 32 blocks divide every tile of TILES.
+        let g2 = (x.m.div_ceil(16) as u32, x.n.div_ceil(32) as u32);
+        let (iters, p) = (s.iters as i32, programs as i32);
         macro_rules! reduce {
             ($r:literal, $c:literal, $b:literal, $bias:expr) => {
-                streamk_reduce::<O, 32, 64, $r, $c, $b>::launch(rt, g2, &*ws, out, x.sa, x.sb, $bias, m, n, scm, BM, BN, iters, p, slots)
+                streamk_reduce::<O, 16, 32, $r, $c, $b>::launch(rt, g2, &*ws, out, x.sa, x.sb, $bias, m, n, scm, BM, BN, iters, p)
             };
         }
         let dummy = bias.unwrap_or(x.sa);
@@ -716,6 +718,12 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `streamk_reduce` runs 16 x 32 blocks, each inside one GEMM tile.
+    #[test]
+    fn reduce_blocks_divide_every_tile() {
+        assert!(TILES.iter().all(|&(m, n, _)| m % 16 == 0 && n % 32 == 0));
+    }
 
     /// Replays the kernels' stream-K formulas: every (tile, K block) iteration is done by exactly one
     /// program, in a segment below `segments`, writing a slot below `slots` that no other program of
