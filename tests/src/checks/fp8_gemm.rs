@@ -156,6 +156,8 @@ pub fn fp8_gemm_tiles<R: Runtime>(rt: &R) {
     let p = Problem::<e4m3, e4m3>::new(40, 70, 1100, 921);
     run::<R, _, _, bf16>(rt, &p, true, false, false, cfg(32, 32, 512, 2), SplitKMode::Deterministic);
     run::<R, _, _, f32>(rt, &p, false, true, true, cfg(16, 32, 256, 1), SplitKMode::Deterministic);
+    run::<R, _, _, bf16>(rt, &p, false, false, false, cfg(16, 64, 512, 2), SplitKMode::Deterministic);
+    run::<R, _, _, bf16>(rt, &p, true, true, false, cfg(32, 32, 256, 3), SplitKMode::Deterministic);
 }
 
 /// Stream-K: shares that start and end inside tiles (programs not dividing the iterations), one program
