@@ -81,6 +81,7 @@ interp_tests! {
             fp8_gemm_scales_and_splits,
             fp8_gemm_formats,
             fp8_gemm_tiles,
+            fp8_gemm_stream_k,
             fp8_gemm_is_deterministic,
             fp8_gemm_rejects_bad_arguments,
             quantize_rows_e4m3,
