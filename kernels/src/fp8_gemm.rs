@@ -577,7 +577,7 @@ where
     let parts = stream.map_or(cfg.split_k as usize, |s| s.slots);
     // Stream-K always goes through the workspace (C may be 16-bit); split-K only when deterministic.
     let ws = if stream.is_some() || (parts > 1 && opts.mode == SplitKMode::Deterministic) {
-        let need = workspace_len(m, n, k, &cfg);
+        let need = parts * m * n; // = workspace_len(m, n, k, &cfg), without dividing the problem again
         if need > i32::MAX as usize {
             return Err(GemmError::TooLarge { what: "workspace", elems: need });
         }
@@ -625,12 +625,29 @@ struct Args<'a, Buf, BufB, BufS> {
     stream: Option<StreamK>,
 }
 
+/// Calls `$launch!(ROW_SCALE, COL_SCALE, BIAS)` with the epilogue flags `(row, col, bias)` as the
+/// literals const generics need.
+macro_rules! with_flags {
+    ($flags:expr, $launch:ident) => {
+        match $flags {
+            (false, false, false) => $launch!(false, false, false),
+            (false, false, true) => $launch!(false, false, true),
+            (false, true, false) => $launch!(false, true, false),
+            (false, true, true) => $launch!(false, true, true),
+            (true, false, false) => $launch!(true, false, false),
+            (true, false, true) => $launch!(true, false, true),
+            (true, true, false) => $launch!(true, true, false),
+            (true, true, true) => $launch!(true, true, true),
+        }
+    };
+}
+
 #[allow(clippy::type_complexity)]
 fn launch_tile<R, A, B, O, const BM: i32, const BN: i32, const BK: i32>(
     rt: &R,
     x: &Args<R::Buffer<A>, R::Buffer<B>, R::Buffer<f32>>,
     cfg: GemmConfig,
-    (row, col, has_bias): (bool, bool, bool),
+    flags: (bool, bool, bool),
     bias: Option<&R::Buffer<f32>>,
     out: &mut R::Buffer<O>,
     ws: Option<&mut R::Buffer<f32>>,
@@ -643,6 +660,8 @@ where
 {
     let grid = (x.m.div_ceil(BM as usize) as u32, x.n.div_ceil(BN as usize) as u32, cfg.split_k);
     let (m, n, k, sam, sbn, scm) = (x.m as i32, x.n as i32, x.k as i32, x.sam as i32, x.sbn as i32, x.scm as i32);
+    // Without a bias, scale_a stands in for the (unread) bias parameter.
+    let dummy = bias.unwrap_or(x.sa);
     if let Some(s) = x.stream {
         // Stream-K: raw partials into the tiles' slots, then the ordered combine with the epilogue.
         let ws = ws.expect("fp8_gemm checked the workspace");
@@ -652,21 +671,11 @@ where
         let g2 = (x.m.div_ceil(16) as u32, x.n.div_ceil(32) as u32);
         let (iters, p) = (s.iters as i32, programs as i32);
         macro_rules! reduce {
-            ($r:literal, $c:literal, $b:literal, $bias:expr) => {
-                streamk_reduce::<O, 16, 32, $r, $c, $b>::launch(rt, g2, &*ws, out, x.sa, x.sb, $bias, m, n, scm, BM, BN, iters, p)
+            ($r:literal, $c:literal, $b:literal) => {
+                streamk_reduce::<O, 16, 32, $r, $c, $b>::launch(rt, g2, &*ws, out, x.sa, x.sb, dummy, m, n, scm, BM, BN, iters, p)
             };
         }
-        let dummy = bias.unwrap_or(x.sa);
-        return match (row, col, has_bias) {
-            (false, false, false) => reduce!(false, false, false, dummy),
-            (false, false, true) => reduce!(false, false, true, dummy),
-            (false, true, false) => reduce!(false, true, false, dummy),
-            (false, true, true) => reduce!(false, true, true, dummy),
-            (true, false, false) => reduce!(true, false, false, dummy),
-            (true, false, true) => reduce!(true, false, true, dummy),
-            (true, true, false) => reduce!(true, true, false, dummy),
-            (true, true, true) => reduce!(true, true, true, dummy),
-        };
+        return with_flags!(flags, reduce);
     }
     if let Some(ws) = ws {
         // Deterministic split-K: raw partials, then the ordered combine with the epilogue.
@@ -676,24 +685,12 @@ where
         let g2 = (x.m.div_ceil(32) as u32, x.n.div_ceil(64) as u32);
         let split = cfg.split_k as i32;
         macro_rules! reduce {
-            ($r:literal, $c:literal, $b:literal, $bias:expr) => {
-                splitk_reduce::<O, 32, 64, $r, $c, $b>::launch(rt, g2, &*ws, out, x.sa, x.sb, $bias, m, n, split, scm)
+            ($r:literal, $c:literal, $b:literal) => {
+                splitk_reduce::<O, 32, 64, $r, $c, $b>::launch(rt, g2, &*ws, out, x.sa, x.sb, dummy, m, n, split, scm)
             };
         }
-        let dummy = bias.unwrap_or(x.sa);
-        return match (row, col, has_bias) {
-            (false, false, false) => reduce!(false, false, false, dummy),
-            (false, false, true) => reduce!(false, false, true, dummy),
-            (false, true, false) => reduce!(false, true, false, dummy),
-            (false, true, true) => reduce!(false, true, true, dummy),
-            (true, false, false) => reduce!(true, false, false, dummy),
-            (true, false, true) => reduce!(true, false, true, dummy),
-            (true, true, false) => reduce!(true, true, false, dummy),
-            (true, true, true) => reduce!(true, true, true, dummy),
-        };
+        return with_flags!(flags, reduce);
     }
-    // Without a bias, scale_a stands in for the (unread) bias parameter.
-    let dummy = bias.unwrap_or(x.sa);
     macro_rules! main {
         ($r:literal, $c:literal, $b:literal) => {
             if cfg.split_k > 1 {
@@ -703,16 +700,7 @@ where
             }
         };
     }
-    match (row, col, has_bias) {
-        (false, false, false) => main!(false, false, false),
-        (false, false, true) => main!(false, false, true),
-        (false, true, false) => main!(false, true, false),
-        (false, true, true) => main!(false, true, true),
-        (true, false, false) => main!(true, false, false),
-        (true, false, true) => main!(true, false, true),
-        (true, true, false) => main!(true, true, false),
-        (true, true, true) => main!(true, true, true),
-    }
+    with_flags!(flags, main)
 }
 
 #[cfg(test)]
