@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine from the repository root with .gpu/gpu-check.xz carried (bash bench/gpu/build.sh
 # here first). `run.sh check`: the fp8 GEMM checks (plain, bounds-checked, sm_80 code, compute-sanitizer);
-# `run.sh bench`: the autotuned sweep (winners written to $OUT/tuned.tsv), the cuBLAS/Triton baselines
-# and the joined table. Outputs go to $OUT (or bench/fp8_gemm/results/latest).
+# `run.sh bench [SHAPE]`: the autotuned sweep (winners written to $OUT/tuned.tsv), the cuBLAS/Triton
+# baselines and the joined table, for every shape or those whose name contains SHAPE (`70B`, `8B`);
+# `run.sh probe`: M = 1 and 16 on two shapes, with and without programmatic dependent
+# launch. Outputs go to $OUT (or bench/fp8_gemm/results/latest).
 set -uo pipefail
 OUT=${OUT:-bench/fp8_gemm/results/latest}
 mkdir -p "$OUT" /tmp/g
@@ -16,10 +18,21 @@ check)
     grep -E "passed|rc=" "$OUT/test.txt"; grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer.txt"
     ;;
 bench)
-    $G fp8 --write "$OUT/tuned.tsv" > "$OUT/ours.txt" 2>&1; echo "fp8 rc=$?"
-    python3 bench/fp8_gemm/baselines.py > "$OUT/baselines.txt" 2>&1; echo "baselines rc=$?"
+    # The roofline's denominator, measured on this GPU (3.02 TB/s on the H100 of the first runs).
+    export COPY_TBPS=${COPY_TBPS:-$(python3 bench/fp8_gemm/copy_bw.py)}
+    echo "copy bandwidth: $COPY_TBPS TB/s" | tee "$OUT/copy_bw.txt"
+    ONLY=${2:-}
+    $G fp8 --write "$OUT/tuned.tsv" ${ONLY:+--only "$ONLY"} > "$OUT/ours.txt" 2>&1; echo "fp8 rc=$?"
+    python3 bench/fp8_gemm/baselines.py $ONLY > "$OUT/baselines.txt" 2>&1; echo "baselines rc=$?"
     python3 bench/fp8_gemm/compare.py "$OUT/ours.txt" "$OUT/baselines.txt" > "$OUT/summary.md" 2>&1
     cat "$OUT/summary.md"
     ;;
-*) echo "usage: run.sh check|bench"; exit 2 ;;
+probe)
+    # A quick look: copy bandwidth, then M = 1 and 16 on two shapes (tuned afresh; programmatic launch
+    # on and off in the `serial` column).
+    export COPY_TBPS=${COPY_TBPS:-$(python3 bench/fp8_gemm/copy_bw.py)}
+    echo "copy bandwidth: $COPY_TBPS TB/s" | tee "$OUT/copy_bw.txt"
+    for s in 70B.o 8B.o; do FP8_BENCH_MS=1,16 $G fp8 --write /tmp/probe.tsv --only $s; done 2>&1 | tee "$OUT/probe.txt"
+    ;;
+*) echo "usage: run.sh check|bench|probe"; exit 2 ;;
 esac

@@ -72,6 +72,10 @@ pub fn trace(
     let mut kernel = b.kernel;
     let mut blocks = b.blocks;
     kernel.body = blocks.pop().expect("body block");
+    // A misplaced gdc_wait is the user's error (the verifier repeats the check for backends).
+    if let Err(e) = crate::ir::verify::grid_dep_rules(&kernel.body) {
+        return Err(CompileError { kernel: display, loc: e.loc, message: e.message });
+    }
     if let Err(e) = verify(&kernel) {
         return Err(CompileError { kernel: display, loc: e.loc, message: format!("internal error: {}", e.message) });
     }

@@ -477,3 +477,30 @@ fn device_assert_fails_the_launch_with_its_message_and_line() {
     assert!(msg.contains("device_assert failed at element 2: inputs must be non-negative"), "{msg}");
     assert_eq!(line, line_of("MARK-ASSERT"));
 }
+
+// ---------------------------------------------------------------- prefetch and grid dependency control
+
+#[kernel]
+fn prefetch_then_copy<const BLOCK: i32>(x: Ptr<f32>, out: MutPtr<f32>, n: i32, reach: i32) {
+    let offs = program_id(0) * BLOCK + arange(0, BLOCK);
+    gdc_launch_dependents();
+    prefetch_l2(x + offs, offs < reach); // MARK-PREFETCH
+    gdc_wait();
+    let m = offs < n;
+    store_masked(out + offs, load_masked(x + offs, m, 0.0), m);
+}
+
+#[test]
+fn prefetch_changes_nothing_but_is_bounds_checked() {
+    let rt = Interpreter::new();
+    let data: Vec<f32> = (0..50).map(|i| i as f32 * 0.75 - 9.0).collect();
+    let x = HostBuffer::from_slice(&data);
+    let mut out = HostBuffer::filled(50, f32::NAN);
+    prefetch_then_copy::<32>::launch(&rt, 2, &x, &mut out, 50, 50).unwrap();
+    assert_eq!(out.to_vec(), data);
+    // A mask that lets the prefetch past the buffer is an error at its line, like a load's.
+    let (msg, line, program) = fault(prefetch_then_copy::<32>::launch(&rt, 2, &x, &mut out, 50, 64));
+    assert!(msg.contains("out-of-bounds prefetch") && msg.contains("element 50 of `x`"), "{msg}");
+    assert_eq!(line, line_of("MARK-PREFETCH"));
+    assert_eq!(program, [1, 0, 0]);
+}

@@ -216,3 +216,67 @@ fn promotion_rules_follow_the_documented_table() {
     assert_eq!(out::<bf16, dsl_core::lang::FloatLit>(), DType::BF16);
     assert_eq!(out::<u8, dsl_core::lang::IntLit>(), DType::U8);
 }
+
+// ---------------------------------------------------------------- grid dependency control
+
+#[kernel]
+fn waits_right(x: Ptr<f32>, w: Ptr<f32>, out: MutPtr<f32>) {
+    let offs = arange(0, 16);
+    gdc_launch_dependents();
+    prefetch_l2(w + offs, offs < 16);
+    gdc_wait();
+    store(out + offs, load(x + offs) + load(w + offs));
+}
+
+#[kernel]
+fn writes_then_waits(x: Ptr<f32>, out: MutPtr<f32>) {
+    let offs = arange(0, 16);
+    store(out + offs, load(x + offs)); // MARK-EARLY-STORE
+    gdc_wait(); // MARK-LATE-WAIT
+}
+
+#[kernel]
+fn waits_in_a_loop(out: MutPtr<f32>, n: i32) {
+    for _i in 0..n {
+        gdc_wait(); // MARK-LOOP-WAIT
+    }
+    store(out, 1.0);
+}
+
+#[kernel]
+fn waits_twice(out: MutPtr<f32>) {
+    gdc_wait();
+    gdc_wait(); // MARK-SECOND-WAIT
+    store(out, 1.0);
+}
+
+#[kernel]
+fn atomic_in_a_branch_then_waits(out: MutPtr<f32>, n: i32) {
+    if n > 0 {
+        atomic_add(out, 1.0, true); // MARK-BRANCH-ATOMIC
+    }
+    gdc_wait();
+}
+
+#[test]
+fn gdc_wait_must_come_once_at_top_level_before_any_write() {
+    let k = waits_right::build().expect("a well-placed gdc_wait");
+    let text = dsl_core::ir::print::print(&k, false);
+    assert!(text.contains("gdc_launch_dependents") && text.contains("prefetch_l2") && text.contains("gdc_wait"), "{text}");
+
+    let e = compile_err(writes_then_waits::build());
+    assert_eq!(e.loc.line, line_of("MARK-LATE-WAIT"));
+    assert!(e.message.contains("gdc_wait after a write to memory") && e.message.contains(&format!(":{}:", line_of("MARK-EARLY-STORE"))), "{}", e.message);
+    assert!(!e.message.contains("internal error"), "{}", e.message);
+
+    let e = compile_err(waits_in_a_loop::build());
+    assert_eq!(e.loc.line, line_of("MARK-LOOP-WAIT"));
+    assert!(e.message.contains("top level"), "{}", e.message);
+
+    let e = compile_err(waits_twice::build());
+    assert_eq!(e.loc.line, line_of("MARK-SECOND-WAIT"));
+    assert!(e.message.contains("twice"), "{}", e.message);
+
+    let e = compile_err(atomic_in_a_branch_then_waits::build());
+    assert!(e.message.contains(&format!(":{}:", line_of("MARK-BRANCH-ATOMIC"))), "{}", e.message);
+}

@@ -21,8 +21,11 @@ pub const SHAPES: [(&str, usize, usize); 8] = [
     ("8B.down", 4096, 14336),
 ];
 pub const MS: [usize; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096];
-/// Copy bandwidth of the H100 measured here (read + write), the roofline's denominator.
-pub const COPY_TBPS: f64 = 3.02;
+/// Copy bandwidth (read + write) in TB/s, the roofline's denominator: `$COPY_TBPS` (run.sh measures it
+/// on the GPU with a large device-to-device copy), else the H100's 3.02 measured there.
+pub fn copy_tbps() -> f64 {
+    std::env::var("COPY_TBPS").ok().and_then(|v| v.parse().ok()).filter(|v: &f64| *v > 0.0).unwrap_or(3.02)
+}
 pub const TUNED_FILE: &str = "bench/fp8_gemm/tuned.tsv";
 pub const TUNED: &str = include_str!("../../bench/fp8_gemm/tuned.tsv");
 
@@ -132,7 +135,7 @@ pub fn fingerprint_of(c: &Config) -> Result<String, String> {
 fn runners_up(timings: &[(Config, Result<f64, String>)]) -> String {
     let mut ok: Vec<(&Config, f64)> = timings.iter().filter_map(|(c, t)| Some((c, *t.as_ref().ok()? * 1e3))).collect();
     ok.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let show = |(c, us): &(&Config, f64)| format!("{} {us:.2}", describe(&gemm_config(c)) + &format!(" s{}", c.get("num_stages").unwrap_or(0)));
+    let show = |(c, us): &(&Config, f64)| format!("{} s{} {us:.2}", describe(&gemm_config(c)), c.get("num_stages").unwrap_or(0));
     let top: Vec<String> = ok.iter().take(3).map(show).collect();
     let stream = ok.iter().find(|(c, _)| c.get("stream_k").is_some_and(|p| p > 0)).map_or("none".to_string(), show);
     format!("fastest: {} | fastest stream-K: {stream}", top.join("; "))
@@ -141,7 +144,7 @@ fn runners_up(timings: &[(Config, Result<f64, String>)]) -> String {
 /// The fewest bytes a GEMM must move (A, B once, C once in bf16) at the measured copy bandwidth, in µs.
 pub fn roofline_us(m: usize, n: usize, k: usize) -> f64 {
     let bytes = (m * k + n * k) as f64 + 2.0 * (m * n) as f64;
-    bytes / (COPY_TBPS * 1e12) * 1e6
+    bytes / (copy_tbps() * 1e12) * 1e6
 }
 
 struct Problem {
@@ -199,10 +202,15 @@ impl From<CudaError> for CaptureErr {
 /// Runs the sweep; prints one `FP8` line per (shape, M); merges the winners into `write`.
 pub fn run(write: Option<&str>, only: Option<&str>) -> Result<(), Box<dyn std::error::Error>> {
     let rt = CudaRuntime::new()?;
+    // Tuned and timed with programmatic dependent launch (for kernels that call gdc_wait); the `serial`
+    // column times the winner without it.
+    rt.set_programmatic_launch(true);
     let device = rt.device_name().to_string();
     let sms = rt.device_info().multiprocessors;
     println!("device: {device} ({} SMs)", sms);
-    println!("# FP8 | shape | M | N | K | tuned config | tuned us (deterministic) | heuristic config | heuristic us | roofline us | tuned % of roofline | same config, atomic split-K us");
+    println!("# FP8 | shape | M | N | K | tuned config | tuned us (deterministic) | heuristic config | heuristic us | roofline us | tuned % of roofline | same config, atomic split-K us | same config, no programmatic launch us");
+    // `FP8_BENCH_MS=1,16`: only these M (for quick probes).
+    let ms_filter: Option<Vec<usize>> = std::env::var("FP8_BENCH_MS").ok().map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect());
     let mut tuners: Vec<(usize, Autotuner)> = vec![];
     let mut seed = 1u64;
     for (name, n, k) in SHAPES {
@@ -225,6 +233,9 @@ pub fn run(write: Option<&str>, only: Option<&str>) -> Result<(), Box<dyn std::e
             weights.push(rt.upload(&host)?);
         }
         for m in MS {
+            if ms_filter.as_ref().is_some_and(|ms| !ms.contains(&m)) {
+                continue;
+            }
             let a_host: Vec<e4m3> = (0..m * k).map(|i| e4m3::from_f32(((i * 7919) % 17) as f32 / 4.0 - 2.0)).collect();
             let heur = heuristic(m, n, k, sms);
             let ws_len = candidates(m).iter().map(|c| workspace_len(m, n, k, &gemm_config(c))).chain([workspace_len(m, n, k, &heur)]).max();
@@ -253,21 +264,24 @@ pub fn run(write: Option<&str>, only: Option<&str>) -> Result<(), Box<dyn std::e
                 p.time_us(&rt, gemm_config(c), SplitKMode::Deterministic).map(|us| us / 1e3)
             })?;
             tuned.config.apply_to(&rt);
-            let tuned_us = p.time_us(&rt, gemm_config(&tuned.config), SplitKMode::Deterministic)?;
             let tuned_cfg = gemm_config(&tuned.config);
+            let tuned_us = p.time_us(&rt, tuned_cfg, SplitKMode::Deterministic)?;
             let atomic = match tuned_cfg.stream_k {
                 0 => format!("{:.2}", p.time_us(&rt, tuned_cfg, SplitKMode::Atomic)?),
                 _ => "n/a (stream-K)".to_string(),
             };
+            // The same config with every kernel waiting for the one ahead (no programmatic launch).
+            rt.set_programmatic_launch(false);
+            let serial_us = p.time_us(&rt, tuned_cfg, SplitKMode::Deterministic)?;
+            rt.set_programmatic_launch(true);
             rt.set_num_warps(4);
             rt.set_num_stages(3);
-            let h = heur;
-            let h_us = p.time_us(&rt, h, SplitKMode::Deterministic)?;
+            let h_us = p.time_us(&rt, heur, SplitKMode::Deterministic)?;
             let roof = roofline_us(m, n, k);
             println!(
-                "FP8 | {name} | {m} | {n} | {k} | {} | {tuned_us:.2} | {} | {h_us:.2} | {roof:.2} | {:.0}% | atomic {atomic}",
+                "FP8 | {name} | {m} | {n} | {k} | {} | {tuned_us:.2} | {} | {h_us:.2} | {roof:.2} | {:.0}% | atomic {atomic} | serial {serial_us:.2}",
                 tuned.config,
-                describe(&h),
+                describe(&heur),
                 100.0 * roof / tuned_us
             );
             if let Source::Measured { timings } = &tuned.source {

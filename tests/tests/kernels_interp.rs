@@ -85,6 +85,7 @@ interp_tests! {
             fp8_gemm_is_deterministic,
             fp8_gemm_rejects_bad_arguments,
             quantize_rows_e4m3,
+            fp8_layer_chain,
         ],
         interp_only: [],
     }

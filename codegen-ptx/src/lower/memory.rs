@@ -222,6 +222,22 @@ impl Lowerer<'_> {
         Ok(())
     }
 
+    /// One `prefetch.global.L2` per element where `mask` holds (a replicated tile's owners only); the
+    /// caller picks one element per 128-byte line.
+    pub(super) fn prefetch_l2(&mut self, ptr: ValueId, mask: ValueId) -> Result<(), CodegenError> {
+        let d = pointee(&self.ty(ptr).elem);
+        let l = self.layout(ptr)?;
+        let (p, m) = (self.regs(ptr), self.regs(mask));
+        let owner = self.owner(l);
+        for (addr, on) in p.iter().zip(&m) {
+            let pred = self.and(on, &owner);
+            let ok = self.in_bounds(ptr, addr, 1, d.size_bytes(), &pred);
+            let pred = self.and(&pred, &ok);
+            self.f.emit(format!("call void asm sideeffect \"@$1 prefetch.global.L2 [$0];\", \"l,b\"({PTR} {addr}, i1 {pred})"));
+        }
+        Ok(())
+    }
+
     /// Runs `body` (which emits code returning one value of type `t`) only where `pred` holds;
     /// elsewhere the result is `alt`.
     fn guarded(&mut self, pred: &str, t: &str, alt: &str, body: impl FnOnce(&mut Self) -> String) -> String {

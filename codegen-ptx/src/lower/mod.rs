@@ -586,6 +586,21 @@ impl<'k> Lowerer<'k> {
                 None
             }
             Yield { .. } => unreachable!("handled by block()"),
+            PrefetchL2 { ptr, mask } => {
+                self.prefetch_l2(*ptr, *mask)?;
+                None
+            }
+            // Programmatic dependent launch exists from sm_90 on; elsewhere kernels run one after another
+            // and there is nothing to wait for or to release.
+            GridDepWait if self.target == crate::target::Target::Sm90a => {
+                self.f.emit("call void asm sideeffect \"griddepcontrol.wait;\", \"~{memory}\"()".to_string());
+                None
+            }
+            GridDepLaunch if self.target == crate::target::Target::Sm90a => {
+                self.f.emit("call void asm sideeffect \"griddepcontrol.launch_dependents;\", \"~{memory}\"()".to_string());
+                None
+            }
+            GridDepWait | GridDepLaunch => None,
             Print { prefix, args } => {
                 self.print(prefix, args)?;
                 None

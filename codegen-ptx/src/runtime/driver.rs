@@ -44,6 +44,7 @@ const REQUIRED_SYMBOLS: &[&str] = &[
     "cuFuncGetAttribute",
     "cuFuncSetAttribute",
     "cuLaunchKernel",
+    "cuLaunchKernelEx",
     "cuEventCreate",
     "cuEventRecord",
     "cuEventSynchronize",
@@ -286,27 +287,44 @@ pub(crate) fn set_function_attribute(
     unsafe { cudarc::driver::result::function::set_function_attribute(f, attr, value) }
 }
 
-/// Launches `f` with one pointer per parameter in `params`.
+/// Launches `f` with one pointer per parameter in `params`. With `programmatic`, the launch may start
+/// before the kernel ahead of it on the stream has finished (programmatic stream serialization: the
+/// kernel waits for it with `griddepcontrol.wait`).
 ///
 /// # Safety
 /// `f` is loaded; `params` has exactly one pointer per kernel parameter, each to a value of at least the
-/// parameter's size; device pointers among them point to live memory used on `stream`.
+/// parameter's size; device pointers among them point to live memory used on `stream`. With
+/// `programmatic`, `f` executes `griddepcontrol.wait` before touching memory the kernel ahead may use.
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn launch(
     f: sys::CUfunction,
     grid: [u32; 3],
     block: u32,
     shared_bytes: u32,
     stream: sys::CUstream,
+    programmatic: bool,
     params: &mut [*mut c_void],
 ) -> Result<(), DriverError> {
-    cudarc::driver::result::launch_kernel(
-        f,
-        (grid[0], grid[1], grid[2]),
-        (block, 1, 1),
-        shared_bytes,
-        stream,
-        params,
-    )
+    if !programmatic {
+        return cudarc::driver::result::launch_kernel(f, (grid[0], grid[1], grid[2]), (block, 1, 1), shared_bytes, stream, params);
+    }
+    // SAFETY: an all-zero attribute is a valid (ignored) value; the fields set below are the ones read.
+    let mut attr: sys::CUlaunchAttribute = std::mem::zeroed();
+    attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+    attr.value.programmaticStreamSerializationAllowed = 1;
+    let config = sys::CUlaunchConfig {
+        gridDimX: grid[0],
+        gridDimY: grid[1],
+        gridDimZ: grid[2],
+        blockDimX: block,
+        blockDimY: 1,
+        blockDimZ: 1,
+        sharedMemBytes: shared_bytes,
+        hStream: stream,
+        attrs: &mut attr,
+        numAttrs: 1,
+    };
+    sys::cuLaunchKernelEx(&config, f, params.as_mut_ptr(), std::ptr::null_mut()).result()
 }
 
 /// Milliseconds between two recorded events (`cuEventElapsedTime_v2` on CUDA 13 drivers, the original

@@ -25,6 +25,8 @@ pub(crate) struct KernelInfo {
     /// `Kernel::display_name()`, e.g. `add<BLOCK=64>`.
     pub(crate) name: Arc<str>,
     pub(crate) params: Vec<ParamSig>,
+    /// The kernel calls `gdc_wait`, so it may be launched before the kernel ahead of it has finished.
+    pub(crate) waits_for_grids: bool,
     /// The IR text for the disk cache key, printed on first need.
     ir_text: OnceLock<String>,
 }
@@ -130,6 +132,7 @@ impl Jit {
         let info = Arc::new(KernelInfo {
             name: kernel.display_name().into(),
             params: signature(&kernel),
+            waits_for_grids: kernel.body.ops.iter().any(|op| matches!(op.kind, dsl_core::ir::OpKind::GridDepWait)),
             kernel,
             ir_text: OnceLock::new(),
         });

@@ -81,7 +81,8 @@ impl CudaRuntime {
         let mut params: Vec<*mut c_void> = words.iter_mut().map(|w| w as *mut u64 as *mut c_void).collect();
         // SAFETY: `params` has one slot per kernel parameter (checked against the kernel's signature), each
         // a u64 holding a live device address of this context or a scalar's bytes; the function is loaded.
-        unsafe { driver::launch(loaded.func, grid.0, loaded.num_threads, loaded.shared_bytes, dev.cu_stream, &mut params) }
+        let overlap = info.waits_for_grids && self.programmatic_launch();
+        unsafe { driver::launch(loaded.func, grid.0, loaded.num_threads, loaded.shared_bytes, dev.cu_stream, overlap, &mut params) }
             .map_err(|e| {
                 if is_kernel_fault(e) {
                     // An earlier kernel faulted; this launch only saw the sticky error.

@@ -72,6 +72,7 @@ pub struct CudaRuntime {
     num_warps: AtomicU32,
     num_stages: AtomicU32,
     bounds_check: std::sync::atomic::AtomicBool,
+    programmatic_launch: std::sync::atomic::AtomicBool,
     /// The error record of bounds-checked launches (allocated on first use).
     oob_record: std::sync::Mutex<Option<CudaBuffer<u32>>>,
 }
@@ -89,12 +90,14 @@ impl CudaRuntime {
         let sync = std::env::var("DSL_SYNC_LAUNCH").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
         dev.sync_launches.store(sync, Ordering::Relaxed);
         let checked = std::env::var("DSL_CHECK_BOUNDS").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+        let pdl = std::env::var("DSL_PDL").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
         Ok(CudaRuntime {
             dev,
             jit: Jit::new(DiskCache::from_env()),
             num_warps: AtomicU32::new(4),
             num_stages: AtomicU32::new(std::env::var("DSL_NUM_STAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1)),
             bounds_check: std::sync::atomic::AtomicBool::new(checked),
+            programmatic_launch: std::sync::atomic::AtomicBool::new(pdl),
             oob_record: std::sync::Mutex::new(None),
         })
     }
@@ -165,6 +168,20 @@ impl CudaRuntime {
 
     pub fn bounds_check(&self) -> bool {
         self.bounds_check.load(Ordering::Relaxed)
+    }
+
+    /// Launch kernels that call `gdc_wait` with programmatic dependent launch (sm_90 and later; also set
+    /// by `DSL_PDL=1`): their programs may start while the kernel ahead of them on the stream finishes,
+    /// and run up to `gdc_wait` (see `dsl_core::lang::gdc_wait`). Results do not change; back-to-back
+    /// kernels can hide the gap between them. Kernels without `gdc_wait` always wait for the one ahead.
+    /// Off by default until it has been measured on a GPU (`bench/fp8_gemm/NOTES.md`).
+    pub fn set_programmatic_launch(&self, on: bool) {
+        self.programmatic_launch.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether the next launch of a kernel that calls `gdc_wait` overlaps the kernel ahead of it.
+    pub fn programmatic_launch(&self) -> bool {
+        self.programmatic_launch.load(Ordering::Relaxed) && self.dev.info.target == Target::Sm90a
     }
 
     /// Synchronize after every launch (and graph replay), so a kernel fault is reported by the launch that

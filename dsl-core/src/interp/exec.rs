@@ -284,6 +284,17 @@ impl Exec<'_, '_, '_> {
                 }
                 Ok(None)
             }
+            PrefetchL2 { ptr, mask } => {
+                // Reads no values, but an address outside its buffer is as wrong as a load's.
+                let ptrs = self.data(*ptr).p().to_vec();
+                let mask = self.data(*mask).b().to_vec();
+                for (p, _) in ptrs.iter().zip(&mask).filter(|(_, on)| **on) {
+                    self.mem.check_prefetch(*p, pointee(self.ty(*ptr)))?;
+                }
+                Ok(None)
+            }
+            // Programs of one launch run after the previous launch has finished: nothing to wait for.
+            GridDepWait | GridDepLaunch => Ok(None),
             Print { prefix, args } => {
                 let [x, y, z] = self.pid;
                 let parts: Vec<String> = args.iter().map(|a| format_data(self.data(*a), self.dtype(*a))).collect();

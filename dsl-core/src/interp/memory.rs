@@ -130,6 +130,11 @@ impl<'a> Memory<'a> {
         Ok(())
     }
 
+    /// Bounds and alignment of a prefetch (which reads nothing, so takes no part in race checks).
+    pub fn check_prefetch(&self, p: PtrVal, d: DType) -> Result<(), String> {
+        self.check(p, d, "prefetch").map(|_| ())
+    }
+
     pub fn load(&mut self, p: PtrVal, d: DType) -> Result<Scalar, String> {
         let (start, size) = self.check(p, d, "load")?;
         self.track(p, start, size, Access::Load)?;

@@ -376,6 +376,13 @@ pub fn infer(kind: &OpKind, ty: &dyn Fn(ValueId) -> Type) -> Result<Vec<Type>, S
             }
             Ok(t)
         }
+        PrefetchL2 { ptr, mask } => {
+            let p = ty(*ptr);
+            pointee_of(&p, false, "prefetch_l2")?;
+            check_mask(Some(*mask), &p.shape, ty)?;
+            Ok(vec![])
+        }
+        GridDepWait | GridDepLaunch => Ok(vec![]),
         Yield { .. } => Ok(vec![]),
         Print { .. } => Ok(vec![]),
         Assert { cond, .. } => {

@@ -281,6 +281,15 @@ pub enum OpKind {
     LoadBlock { ptr: ValueId, padding: Padding, hints: MemHints },
     /// Stores the block; elements outside the tensor are skipped.
     StoreBlock { ptr: ValueId, value: ValueId, hints: MemHints },
+    /// Asks for the 128-byte lines holding the elements of `ptr` where `mask` holds to be brought into L2;
+    /// reads no values (a hint: no effect on results).
+    PrefetchL2 { ptr: ValueId, mask: ValueId },
+    // ---- grid dependency control (programmatic dependent launch)
+    /// Waits until the kernels launched before this one on the stream have completed and their writes are
+    /// visible. At most once, at the top level of the kernel, after no store or atomic.
+    GridDepWait,
+    /// Lets the next kernel on the stream start its programs (up to its `GridDepWait`) before this one ends.
+    GridDepLaunch,
     // ---- control flow
     /// `for iv in (lo..hi).step_by(step)` carrying `init` through `body`; `body.args` = `[iv, carried..]`;
     /// the body ends with `Yield` of the next carried values; results are the final carried values.
@@ -331,6 +340,8 @@ impl OpKind {
             }
             LoadBlock { ptr, .. } => vec![*ptr],
             StoreBlock { ptr, value, .. } => vec![*ptr, *value],
+            PrefetchL2 { ptr, mask } => vec![*ptr, *mask],
+            GridDepWait | GridDepLaunch => vec![],
             For { lo, hi, step, init, .. } => {
                 let mut v = vec![*lo, *hi, *step];
                 v.extend(init);
@@ -360,6 +371,9 @@ impl OpKind {
                 | OpKind::Atomic { .. }
                 | OpKind::AtomicCas { .. }
                 | OpKind::StoreBlock { .. }
+                | OpKind::PrefetchL2 { .. }
+                | OpKind::GridDepWait
+                | OpKind::GridDepLaunch
                 | OpKind::Print { .. }
                 | OpKind::Assert { .. }
                 | OpKind::For { .. }

@@ -1,7 +1,7 @@
 //! The verifier: a finished kernel is well-formed SSA and every op is well-typed, so backends can trust it.
 
 use super::infer::{infer, yield_types};
-use super::{Block, Kernel, Loc, OpKind, ValueId};
+use super::{Block, Kernel, Loc, Op, OpKind, ValueId};
 use crate::types::Type;
 use std::collections::HashSet;
 
@@ -26,7 +26,42 @@ pub fn verify(k: &Kernel) -> Result<(), VerifyError> {
     for p in &k.params {
         v.define(p.value, Loc::UNKNOWN)?;
     }
-    v.block(&k.body, false)
+    v.block(&k.body, false)?;
+    grid_dep_rules(&k.body)
+}
+
+/// `gdc_wait` (see `lang::gdc_wait`): at most once, at the top level, and after no write, since the
+/// kernels it waits for may still read or write whatever this one writes before it.
+pub fn grid_dep_rules(body: &Block) -> Result<(), VerifyError> {
+    /// Where `op`, or an op nested in it, first does what `hit` matches.
+    fn find(op: &Op, hit: &dyn Fn(&OpKind) -> bool) -> Option<Loc> {
+        if hit(&op.kind) {
+            return Some(op.loc);
+        }
+        op.kind.blocks().into_iter().flat_map(|b| &b.ops).find_map(|o| find(o, hit))
+    }
+    let is_write = |k: &OpKind| matches!(k, OpKind::Store { .. } | OpKind::Atomic { .. } | OpKind::AtomicCas { .. } | OpKind::StoreBlock { .. });
+    let is_wait = |k: &OpKind| matches!(k, OpKind::GridDepWait);
+    let err = |loc, message: String| Err(VerifyError { loc, message });
+    let (mut waited, mut wrote): (Option<Loc>, Option<Loc>) = (None, None);
+    for op in &body.ops {
+        if is_wait(&op.kind) {
+            if let Some(first) = waited {
+                return err(op.loc, format!("gdc_wait appears twice (first at {first})"));
+            }
+            if let Some(w) = wrote {
+                return err(
+                    op.loc,
+                    format!("gdc_wait after a write to memory (at {w}): the kernels it waits for may still use that memory; write after gdc_wait"),
+                );
+            }
+            waited = Some(op.loc);
+        } else if let Some(loc) = op.kind.blocks().into_iter().flat_map(|b| &b.ops).find_map(|o| find(o, &is_wait)) {
+            return err(loc, "gdc_wait must be at the top level of the kernel, not in a loop or branch".into());
+        }
+        wrote = wrote.or_else(|| find(op, &is_write));
+    }
+    Ok(())
 }
 
 struct Verifier<'a> {

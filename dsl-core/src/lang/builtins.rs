@@ -345,6 +345,18 @@ pub fn store_with<P: Writable>(ptr: P, value: impl IntoTile<P::Elem>, mask: impl
     builder::emit_effect(OpKind::Store { ptr: p, value: v, mask: Some(m), hints }, loc);
 }
 
+/// Brings the 128-byte lines holding the elements of `ptr` where `mask` is true into the L2 cache, for a
+/// later load; reads no values and changes no result (the addresses must still be in bounds: the
+/// interpreter checks). One element per line is enough. Before [`gdc_wait`], it starts streaming data
+/// that the kernels ahead of this one do not write (weights) while they finish.
+#[track_caller]
+pub fn prefetch_l2<P: Pointer>(ptr: P, mask: impl IntoMask) {
+    let loc = Loc::caller();
+    let mut m = mask.mask_value(loc);
+    let p = mem_operands(ptr.ptr_id(), &mut [&mut m], loc);
+    builder::emit_effect(OpKind::PrefetchL2 { ptr: p, mask: m }, loc);
+}
+
 #[track_caller]
 fn atomic<P: Writable>(op: AtomicOp, ptr: P, value: impl IntoTile<P::Elem>, mask: impl IntoMask) -> Tile<P::Elem> {
     let loc = Loc::caller();
@@ -489,6 +501,32 @@ pub fn store_block<T: Elem>(block: MutBlockPtr<T>, value: impl IntoTile<T>) {
     let loc = Loc::caller();
     let v = value.into_value(loc);
     builder::emit_effect(OpKind::StoreBlock { ptr: block.id, value: v, hints: MemHints::default() }, loc);
+}
+
+// ---------------------------------------------------------------- grid dependency control
+
+/// Waits until the kernels launched before this one on the stream have completed and their writes are
+/// visible. With programmatic dependent launch (sm_90 and later; `CudaRuntime::set_programmatic_launch`
+/// turns it on for every kernel that calls `gdc_wait`), a kernel's programs may start while the kernel
+/// ahead of it is still running, once that one calls [`gdc_launch_dependents`] or its programs end; what
+/// comes before `gdc_wait` overlaps it.
+///
+/// Before `gdc_wait` a kernel may compute, [`prefetch_l2`] and load only memory that the kernels ahead of
+/// it do not write (weights, not activations), and may write nothing (the verifier rejects a store or an
+/// atomic before it). At most once, at the top level of the kernel. Elsewhere (the interpreter, older
+/// GPUs, a launch without the attribute) it does nothing. Triton: `tl.extra.cuda.gdc_wait`.
+#[track_caller]
+pub fn gdc_wait() {
+    builder::emit_effect(OpKind::GridDepWait, Loc::caller());
+}
+
+/// Lets the next kernel on the stream (if it uses [`gdc_wait`]) start its programs before this one ends;
+/// it still waits at its `gdc_wait` for this kernel to complete. Calling it early hides the next
+/// kernel's launch and start-up behind this one's last programs. No effect on results.
+/// Triton: `tl.extra.cuda.gdc_launch_dependents`.
+#[track_caller]
+pub fn gdc_launch_dependents() {
+    builder::emit_effect(OpKind::GridDepLaunch, Loc::caller());
 }
 
 // ---------------------------------------------------------------- debugging

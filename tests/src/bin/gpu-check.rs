@@ -100,6 +100,18 @@ fn test(filter: &str) -> Res<()> {
     if filter.is_empty() || "graph".contains(filter) {
         tally.record("graph::capture_replay", graph_check(&rt).map_err(|e| e.to_string()));
     }
+    // Without a wait after each launch, and with programmatic dependent launch, so that kernels that
+    // call gdc_wait overlap the one ahead.
+    rt.set_sync_launches(false);
+    rt.set_programmatic_launch(true);
+    if "fp8_gemm::layer_chain_overlapped".contains(filter) {
+        let chain: fn(&CudaRuntime) = |rt| checks::fp8_gemm::fp8_layer_chain_sized(rt, (16, 4096, 2048, 1024), 4);
+        tally.record("fp8_gemm::layer_chain_overlapped", run_case(&rt, chain));
+        let graph: fn(&CudaRuntime) = |rt| layer_chain_graph_check(rt).unwrap_or_else(|e| panic!("{e}"));
+        tally.record("fp8_gemm::layer_chain_overlapped_in_a_graph", run_case(&rt, graph));
+    }
+    rt.set_programmatic_launch(false);
+    rt.set_sync_launches(true);
     let s = rt.cache_stats();
     println!(
         "{} passed, {} failed in {:.1} s ({} compiles, {} memory hits)",
@@ -168,6 +180,31 @@ fn graph_check(rt: &CudaRuntime) -> Res<()> {
                 return Err(format!("round {round}: element {i} is {} after replay, want {want}", got[i]).into());
             }
         }
+    }
+    Ok(())
+}
+
+/// Two fp8 layers ([`checks::fp8_gemm::LayerChain`]) captured in one graph, replayed on new inputs
+/// written into the same input buffer: each replay must give the bits of the chain run one kernel at a
+/// time (a kernel that started reading before the one ahead finished would not).
+fn layer_chain_graph_check(rt: &CudaRuntime) -> Res<()> {
+    let (m, k0) = (8, 4096);
+    let mut chain = checks::fp8_gemm::LayerChain::new(rt, (m, k0, 4096, 1024), 970);
+    let mut x = rt.alloc::<bf16>(m * k0)?;
+    let mut r = rng(971);
+    x.copy_from(&vec![bf16::from_f32(1.0); m * k0])?;
+    chain.run(rt, &x)?; // compiles outside the capture
+    let graph = rt.capture(|rt| chain.run(rt, &x).map_err(Box::<dyn std::error::Error>::from))?;
+    for round in 0..4 {
+        let xs: Vec<bf16> = randn(&mut r, m * k0, 1.0 + round as f64).into_iter().map(bf16::from_f64).collect();
+        x.copy_from(&xs)?;
+        graph.replay()?;
+        let replayed = rt.download(&chain.y2)?;
+        let stepped = chain.stepped(rt, &xs);
+        if let Some(i) = replayed.iter().zip(&stepped.y[1]).position(|(a, b)| a.to_bits() != b.to_bits()) {
+            return Err(format!("round {round}: element {i} is {} after replay, {} one kernel at a time", replayed[i], stepped.y[1][i]).into());
+        }
+        chain.check_gemms(&format!("graph round {round}"), &stepped);
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ cases!(
     fp8_gemm_is_deterministic,
     fp8_gemm_rejects_bad_arguments,
     quantize_rows_e4m3,
+    fp8_layer_chain,
 );
 
 /// One problem: A `[m, k]` (rows `k + 1` apart), B `[n, k]` (rows `k + 3` apart), C rows `n + 2` apart
@@ -271,5 +272,149 @@ pub fn quantize_rows_e4m3<R: Runtime>(rt: &R) {
             assert!((got - exact).abs() <= exact.abs() / 16.0 + 1.0 / 1024.0, "row {row} col {c}: {got} for {exact}");
             assert!(got.abs() <= 448.0);
         }
+    }
+}
+
+/// Two fp8 layers of a decode step, `x [m, k0] -> quantize_rows -> fp8_gemm with W1 [n1, k0] (split-K 4,
+/// deterministic) -> y1 -> quantize_rows -> fp8_gemm with W2 [n2, n1] (split-K 2) -> y2`, every kernel
+/// reading what the one before it wrote. [`LayerChain::run`] launches the four steps back to back with
+/// no wait between them (what a graph or programmatic launch overlaps); [`LayerChain::stepped`] runs the
+/// same steps one at a time, each on fresh uploads of the step before's downloaded result.
+pub struct LayerChain<R: Runtime> {
+    pub dims: (usize, usize, usize, usize),
+    /// The weights as float64 (for references) and on the device.
+    pub w_host: [Vec<f64>; 2],
+    w: [R::Buffer<e4m3>; 2],
+    sb: R::Buffer<f32>,
+    q: [R::Buffer<e4m3>; 2],
+    s: [R::Buffer<f32>; 2],
+    y1: R::Buffer<bf16>,
+    /// The chain's output, `[m, n2]`.
+    pub y2: R::Buffer<bf16>,
+    ws: R::Buffer<f32>,
+}
+
+/// The intermediates and output of [`LayerChain::stepped`].
+pub struct Stepped {
+    pub q: [Vec<e4m3>; 2],
+    pub s: [Vec<f32>; 2],
+    pub y: [Vec<bf16>; 2],
+}
+
+const CHAIN_SCALE_B: f32 = 0.25;
+
+impl<R: Runtime> LayerChain<R> {
+    /// Random weights; the intermediate buffers and `y2` poisoned.
+    pub fn new(rt: &R, (m, k0, n1, n2): (usize, usize, usize, usize), seed: u64) -> Self {
+        let mut r = rng(seed);
+        let (w1, w1f) = rand_elems::<e4m3>(&mut r, n1 * k0, 2.0);
+        let (w2, w2f) = rand_elems::<e4m3>(&mut r, n2 * n1, 2.0);
+        LayerChain {
+            dims: (m, k0, n1, n2),
+            w_host: [w1f, w2f],
+            w: [upload(rt, &w1), upload(rt, &w2)],
+            sb: upload(rt, &[CHAIN_SCALE_B]),
+            q: [poisoned(rt, m * k0), poisoned(rt, m * n1)],
+            s: [filled(rt, m, f32::NAN), filled(rt, m, f32::NAN)],
+            y1: poisoned(rt, m * n1),
+            y2: poisoned(rt, m * n2),
+            ws: filled(rt, Self::ws_len((m, k0, n1, n2)), f32::NAN),
+        }
+    }
+
+    fn ws_len((m, _, n1, n2): (usize, usize, usize, usize)) -> usize {
+        4 * m * n1.max(n2)
+    }
+
+    fn opts(split: u32) -> GemmOptions {
+        GemmOptions { config: cfg(16, 32, 256, split), mode: SplitKMode::Deterministic, sm_count: 132 }
+    }
+
+    fn quantize(rt: &R, x: &R::Buffer<bf16>, q: &mut R::Buffer<e4m3>, s: &mut R::Buffer<f32>, rows: usize, cols: usize) -> Result<(), String> {
+        let c = cols as i32;
+        quantize_rows::<bf16, e4m3, 128>::launch(rt, rows as u32, x, q, s, c, c, c).map_err(|e| format!("quantize_rows: {e}"))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn gemm(rt: &R, (m, k, n): (usize, usize, usize), q: &R::Buffer<e4m3>, s: &R::Buffer<f32>, w: &R::Buffer<e4m3>, sb: &R::Buffer<f32>, y: &mut R::Buffer<bf16>, ws: &mut R::Buffer<f32>, split: u32) -> Result<(), String> {
+        let a = Operand { buf: q, rows: m, cols: k, row_stride: k };
+        let b = Operand { buf: w, rows: n, cols: k, row_stride: k };
+        fp8_gemm(rt, a, b, Scale::PerRow(s), Scale::PerTensor(sb), None, y, n, Some(ws), &Self::opts(split)).map(|_| ()).map_err(|e| format!("fp8_gemm: {e}"))
+    }
+
+    /// The four steps back to back on `x` (`[m, k0]`), into this chain's buffers; `y2` holds the result.
+    pub fn run(&mut self, rt: &R, x: &R::Buffer<bf16>) -> Result<(), String> {
+        let (m, k0, n1, n2) = self.dims;
+        let ([q1, q2], [s1, s2]) = (&mut self.q, &mut self.s);
+        Self::quantize(rt, x, q1, s1, m, k0)?;
+        Self::gemm(rt, (m, k0, n1), q1, s1, &self.w[0], &self.sb, &mut self.y1, &mut self.ws, 4)?;
+        Self::quantize(rt, &self.y1, q2, s2, m, n1)?;
+        Self::gemm(rt, (m, n1, n2), q2, s2, &self.w[1], &self.sb, &mut self.y2, &mut self.ws, 2)
+    }
+
+    /// The same steps one at a time: each step's inputs are fresh uploads of the previous step's
+    /// downloaded results, its outputs fresh poisoned buffers.
+    pub fn stepped(&self, rt: &R, x: &[bf16]) -> Stepped {
+        let (m, k0, n1, n2) = self.dims;
+        let (mut q1, mut s1) = (poisoned::<R, e4m3>(rt, m * k0), filled::<R, f32>(rt, m, f32::NAN));
+        ok("chain step 1", Self::quantize(rt, &upload(rt, x), &mut q1, &mut s1, m, k0));
+        let (q1, s1) = (download(rt, &q1), download(rt, &s1));
+        let (mut y1, mut ws) = (poisoned::<R, bf16>(rt, m * n1), filled::<R, f32>(rt, Self::ws_len(self.dims), f32::NAN));
+        ok("chain step 2", Self::gemm(rt, (m, k0, n1), &upload(rt, &q1), &upload(rt, &s1), &self.w[0], &self.sb, &mut y1, &mut ws, 4));
+        let y1 = download(rt, &y1);
+        let (mut q2, mut s2) = (poisoned::<R, e4m3>(rt, m * n1), filled::<R, f32>(rt, m, f32::NAN));
+        ok("chain step 3", Self::quantize(rt, &upload(rt, &y1), &mut q2, &mut s2, m, n1));
+        let (q2, s2) = (download(rt, &q2), download(rt, &s2));
+        let mut y2 = poisoned::<R, bf16>(rt, m * n2);
+        ok("chain step 4", Self::gemm(rt, (m, n1, n2), &upload(rt, &q2), &upload(rt, &s2), &self.w[1], &self.sb, &mut y2, &mut ws, 2));
+        Stepped { q: [q1, q2], s: [s1, s2], y: [y1, download(rt, &y2)] }
+    }
+
+    /// Checks each GEMM of `st` against float64 from its own (quantized) inputs.
+    pub fn check_gemms(&self, what: &str, st: &Stepped) {
+        let (m, k0, n1, n2) = self.dims;
+        for (layer, k, n) in [(0, k0, n1), (1, n1, n2)] {
+            let (q, s, w) = (&st.q[layer], &st.s[layer], &self.w_host[layer]);
+            let (mut want, mut mag) = (vec![0.0; m * n], vec![0.0; m * n]);
+            for i in 0..m {
+                for j in 0..n {
+                    for kk in 0..k {
+                        let p = q[i * k + kk].to_f64() * w[j * k + kk];
+                        want[i * n + j] += p;
+                        mag[i * n + j] += p.abs();
+                    }
+                    let sc = s[i] as f64 * CHAIN_SCALE_B as f64;
+                    want[i * n + j] *= sc;
+                    mag[i * n + j] *= sc;
+                }
+            }
+            let got: Vec<f64> = st.y[layer].iter().map(|v| v.to_f64()).collect();
+            // f32 accumulation over K <= 4096 in any order, one rounding to bf16.
+            assert_close_where(&format!("{what}, layer {}", layer + 1), &got, &want, bf16::U, |i| 3e-4 * mag[i] + bf16::TINY, |_| true);
+        }
+    }
+}
+
+/// Two fp8 layers back to back ([`LayerChain`]) for several inputs that reuse the chain's buffers, so a
+/// kernel that read before the one ahead of it finished (a misplaced `gdc_wait` under programmatic
+/// launch) would see the last round's values or the poison: bit for bit the one-at-a-time chain, whose
+/// GEMMs are checked against float64.
+pub fn fp8_layer_chain<R: Runtime>(rt: &R) {
+    // Ragged splits: K = 600 in chunks of 256, 256, 88 and an empty fourth; K = 520 as 512 + 8.
+    fp8_layer_chain_sized(rt, (3, 600, 520, 96), 3);
+}
+
+/// [`fp8_layer_chain`] with `dims = (m, k0, n1, n2)` for `rounds` inputs.
+pub fn fp8_layer_chain_sized<R: Runtime>(rt: &R, dims: (usize, usize, usize, usize), rounds: u64) {
+    let mut chain = LayerChain::new(rt, dims, 960);
+    let mut r = rng(961);
+    for round in 0..rounds {
+        let (x, _) = rand_elems::<bf16>(&mut r, dims.0 * dims.1, 3.0 + round as f64);
+        ok("the chain", chain.run(rt, &upload(rt, &x)));
+        let chained = download(rt, &chain.y2);
+        let stepped = chain.stepped(rt, &x);
+        let differ = chained.iter().zip(&stepped.y[1]).position(|(a, b)| a.to_bits() != b.to_bits());
+        assert!(differ.is_none(), "round {round}: the back-to-back chain differs from one-at-a-time at element {differ:?}");
+        chain.check_gemms(&format!("chain round {round}"), &stepped);
     }
 }
