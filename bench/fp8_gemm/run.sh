@@ -20,6 +20,7 @@ check)
 bench)
     # The roofline's denominator, measured on this GPU (3.02 TB/s on the H100 of the first runs).
     export COPY_TBPS=${COPY_TBPS:-$(python3 bench/fp8_gemm/copy_bw.py)}
+    [ -n "$COPY_TBPS" ] || { echo "error: could not measure the copy bandwidth (torch?)"; exit 1; }
     echo "copy bandwidth: $COPY_TBPS TB/s" | tee "$OUT/copy_bw.txt"
     ONLY=${2:-}
     $G fp8 --write "$OUT/tuned.tsv" ${ONLY:+--only "$ONLY"} > "$OUT/ours.txt" 2>&1; echo "fp8 rc=$?"
@@ -31,6 +32,7 @@ probe)
     # A quick look: copy bandwidth, then M = 1 and 16 on two shapes (tuned afresh; programmatic launch
     # on and off in the `serial` column).
     export COPY_TBPS=${COPY_TBPS:-$(python3 bench/fp8_gemm/copy_bw.py)}
+    [ -n "$COPY_TBPS" ] || { echo "error: could not measure the copy bandwidth (torch?)"; exit 1; }
     echo "copy bandwidth: $COPY_TBPS TB/s" | tee "$OUT/copy_bw.txt"
     for s in 70B.o 8B.o; do FP8_BENCH_MS=1,16 $G fp8 --write /tmp/probe.tsv --only $s; done 2>&1 | tee "$OUT/probe.txt"
     ;;

@@ -278,5 +278,6 @@ fn gdc_wait_must_come_once_at_top_level_before_any_write() {
     assert!(e.message.contains("twice"), "{}", e.message);
 
     let e = compile_err(atomic_in_a_branch_then_waits::build());
+    assert!(e.message.contains("gdc_wait after a write to memory"), "{}", e.message);
     assert!(e.message.contains(&format!(":{}:", line_of("MARK-BRANCH-ATOMIC"))), "{}", e.message);
 }

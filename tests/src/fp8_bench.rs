@@ -207,7 +207,7 @@ pub fn run(write: Option<&str>, only: Option<&str>) -> Result<(), Box<dyn std::e
     rt.set_programmatic_launch(true);
     let device = rt.device_name().to_string();
     let sms = rt.device_info().multiprocessors;
-    println!("device: {device} ({} SMs)", sms);
+    println!("device: {device} ({} SMs); roofline at {:.3} TB/s copy bandwidth", sms, copy_tbps());
     println!("# FP8 | shape | M | N | K | tuned config | tuned us (deterministic) | heuristic config | heuristic us | roofline us | tuned % of roofline | same config, atomic split-K us | same config, no programmatic launch us");
     // `FP8_BENCH_MS=1,16`: only these M (for quick probes).
     let ms_filter: Option<Vec<usize>> = std::env::var("FP8_BENCH_MS").ok().map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect());

@@ -89,6 +89,10 @@ interp_tests! {
         ],
         interp_only: [],
     }
+    mod grid_dep {
+        generic: [chained_adds],
+        interp_only: [],
+    }
     mod ops {
         generic: [int_arith, float_arith_f32, float_arith_f16, float_arith_bf16, casts, reductions, shapes, atomics],
         interp_only: [],

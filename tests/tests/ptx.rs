@@ -317,23 +317,12 @@ fn committed_fp8_winners_match_their_kernels() {
     }
 }
 
-/// `out = x + w`, `w` a weight that the kernel ahead does not write: released, prefetched, then waited.
-#[kernel]
-fn overlapped_add<const BLOCK: i32>(x: Ptr<f32>, w: Ptr<f32>, out: MutPtr<f32>, n: i32) {
-    let offs = program_id(0) * BLOCK + arange(0, BLOCK);
-    let m = offs < n;
-    gdc_launch_dependents();
-    prefetch_l2(w + offs, m);
-    gdc_wait();
-    store_masked(out + offs, load_masked(x + offs, m, 0.0) + load_masked(w + offs, m, 0.0), m);
-}
-
 /// Grid dependency control on sm_90a: the kernel releases the next one, prefetches its weight and waits,
 /// in that order, before its first global load; older targets keep the prefetch (one per element a
 /// thread holds) but have no grid dependency control. Plain and bounds-checked builds assemble.
 #[test]
 fn grid_dependency_control_orders_prefetch_and_wait_before_the_loads() {
-    let k = overlapped_add::<1024>::build().expect("traces");
+    let k = checks::grid_dep::overlapped_add::<1024>::build().expect("traces");
     let spec = Specialization { facts: vec![ArgFact::None; k.params.len()] };
     for target in [Target::Sm80, Target::Sm89, Target::Sm90a] {
         for bounds_check in [false, true] {

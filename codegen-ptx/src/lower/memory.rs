@@ -233,7 +233,11 @@ impl Lowerer<'_> {
             let pred = self.and(on, &owner);
             let ok = self.in_bounds(ptr, addr, 1, d.size_bytes(), &pred);
             let pred = self.and(&pred, &ok);
-            self.f.emit(format!("call void asm sideeffect \"@$1 prefetch.global.L2 [$0];\", \"l,b\"({PTR} {addr}, i1 {pred})"));
+            if pred == "true" {
+                self.f.emit(format!("call void asm sideeffect \"prefetch.global.L2 [$0];\", \"l\"({PTR} {addr})"));
+            } else {
+                self.f.emit(format!("call void asm sideeffect \"@$1 prefetch.global.L2 [$0];\", \"l,b\"({PTR} {addr}, i1 {pred})"));
+            }
         }
         Ok(())
     }

@@ -92,6 +92,9 @@ impl CudaRuntime {
                 }
             })?;
         *lock(&dev.last_kernel) = Some(loaded.name.clone());
+        if overlap {
+            self.programmatic_launches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         if record.is_some() {
             self.check_oob_record(&info, args)?;
         }

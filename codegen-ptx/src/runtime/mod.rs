@@ -73,6 +73,8 @@ pub struct CudaRuntime {
     num_stages: AtomicU32,
     bounds_check: std::sync::atomic::AtomicBool,
     programmatic_launch: std::sync::atomic::AtomicBool,
+    /// Launches made with programmatic stream serialization (for tests that must know they overlapped).
+    programmatic_launches: std::sync::atomic::AtomicU64,
     /// The error record of bounds-checked launches (allocated on first use).
     oob_record: std::sync::Mutex<Option<CudaBuffer<u32>>>,
 }
@@ -98,6 +100,7 @@ impl CudaRuntime {
             num_stages: AtomicU32::new(std::env::var("DSL_NUM_STAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1)),
             bounds_check: std::sync::atomic::AtomicBool::new(checked),
             programmatic_launch: std::sync::atomic::AtomicBool::new(pdl),
+            programmatic_launches: std::sync::atomic::AtomicU64::new(0),
             oob_record: std::sync::Mutex::new(None),
         })
     }
@@ -170,11 +173,13 @@ impl CudaRuntime {
         self.bounds_check.load(Ordering::Relaxed)
     }
 
-    /// Launch kernels that call `gdc_wait` with programmatic dependent launch (sm_90 and later; also set
-    /// by `DSL_PDL=1`): their programs may start while the kernel ahead of them on the stream finishes,
-    /// and run up to `gdc_wait` (see `dsl_core::lang::gdc_wait`). Results do not change; back-to-back
-    /// kernels can hide the gap between them. Kernels without `gdc_wait` always wait for the one ahead.
-    /// Off by default until it has been measured on a GPU (`bench/fp8_gemm/NOTES.md`).
+    /// Launch kernels that call `gdc_wait` with programmatic dependent launch (Hopper, the sm_90a target;
+    /// also set by `DSL_PDL=1`): their programs may start while the kernel ahead of them on the stream
+    /// finishes, and run up to `gdc_wait` (see `dsl_core::lang::gdc_wait`). Back-to-back kernels can
+    /// hide the gap between them; results do not change as long as what a kernel loads before its
+    /// `gdc_wait` is not written by the kernels ahead (the kernel author's promise: weights, not
+    /// activations). Kernels without `gdc_wait` always wait for the one ahead. Off by default until it
+    /// has been measured on a GPU (`bench/fp8_gemm/NOTES.md`).
     pub fn set_programmatic_launch(&self, on: bool) {
         self.programmatic_launch.store(on, Ordering::Relaxed);
     }
@@ -182,6 +187,11 @@ impl CudaRuntime {
     /// Whether the next launch of a kernel that calls `gdc_wait` overlaps the kernel ahead of it.
     pub fn programmatic_launch(&self) -> bool {
         self.programmatic_launch.load(Ordering::Relaxed) && self.dev.info.target == Target::Sm90a
+    }
+
+    /// How many launches so far were made with programmatic stream serialization.
+    pub fn programmatic_launch_count(&self) -> u64 {
+        self.programmatic_launches.load(Ordering::Relaxed)
     }
 
     /// Synchronize after every launch (and graph replay), so a kernel fault is reported by the launch that

@@ -506,15 +506,15 @@ pub fn store_block<T: Elem>(block: MutBlockPtr<T>, value: impl IntoTile<T>) {
 // ---------------------------------------------------------------- grid dependency control
 
 /// Waits until the kernels launched before this one on the stream have completed and their writes are
-/// visible. With programmatic dependent launch (sm_90 and later; `CudaRuntime::set_programmatic_launch`
+/// visible. With programmatic dependent launch (Hopper; `CudaRuntime::set_programmatic_launch`
 /// turns it on for every kernel that calls `gdc_wait`), a kernel's programs may start while the kernel
 /// ahead of it is still running, once that one calls [`gdc_launch_dependents`] or its programs end; what
 /// comes before `gdc_wait` overlaps it.
 ///
 /// Before `gdc_wait` a kernel may compute, [`prefetch_l2`] and load only memory that the kernels ahead of
 /// it do not write (weights, not activations), and may write nothing (the verifier rejects a store or an
-/// atomic before it). At most once, at the top level of the kernel. Elsewhere (the interpreter, older
-/// GPUs, a launch without the attribute) it does nothing. Triton: `tl.extra.cuda.gdc_wait`.
+/// atomic before it). At most once, at the top level of the kernel. Elsewhere (the interpreter, other
+/// targets than sm_90a, a launch without programmatic launch) it does nothing. Triton: `tl.extra.cuda.gdc_wait`.
 #[track_caller]
 pub fn gdc_wait() {
     builder::emit_effect(OpKind::GridDepWait, Loc::caller());

@@ -104,11 +104,14 @@ fn test(filter: &str) -> Res<()> {
     // call gdc_wait overlap the one ahead.
     rt.set_sync_launches(false);
     rt.set_programmatic_launch(true);
-    if "fp8_gemm::layer_chain_overlapped".contains(filter) {
+    if "grid_dep::chained_adds_overlapped".contains(filter) || filter.is_empty() {
+        tally.record("grid_dep::chained_adds_overlapped", overlapped_chain_check(&rt).map_err(|e| e.to_string()));
+    }
+    if "fp8_gemm::fp8_layer_chain_overlapped".contains(filter) || filter.is_empty() {
         let chain: fn(&CudaRuntime) = |rt| checks::fp8_gemm::fp8_layer_chain_sized(rt, (16, 4096, 2048, 1024), 4);
-        tally.record("fp8_gemm::layer_chain_overlapped", run_case(&rt, chain));
+        tally.record("fp8_gemm::fp8_layer_chain_overlapped", run_case(&rt, chain));
         let graph: fn(&CudaRuntime) = |rt| layer_chain_graph_check(rt).unwrap_or_else(|e| panic!("{e}"));
-        tally.record("fp8_gemm::layer_chain_overlapped_in_a_graph", run_case(&rt, graph));
+        tally.record("fp8_gemm::fp8_layer_chain_overlapped_in_a_graph", run_case(&rt, graph));
     }
     rt.set_programmatic_launch(false);
     rt.set_sync_launches(true);
@@ -180,6 +183,37 @@ fn graph_check(rt: &CudaRuntime) -> Res<()> {
                 return Err(format!("round {round}: element {i} is {} after replay, want {want}", got[i]).into());
             }
         }
+    }
+    Ok(())
+}
+
+/// [`checks::grid_dep::launch_chain`] with programmatic launch on (the caller's setting) and no wait
+/// between launches, eagerly and captured in a graph replayed on new inputs: exact results, and every
+/// launch went through programmatic stream serialization (on sm_90a; elsewhere none may).
+fn overlapped_chain_check(rt: &CudaRuntime) -> Res<()> {
+    use checks::grid_dep::{chain_inputs, check_chain, launch_chain, CHAIN};
+    let (x0, w0) = chain_inputs(990);
+    let (mut x, mut w) = (rt.upload(&x0)?, rt.upload(&w0)?);
+    let (mut a, mut b) = (rt.upload(&vec![f32::NAN; x0.len()])?, rt.upload(&vec![f32::NAN; x0.len()])?);
+    let before = rt.programmatic_launch_count();
+    launch_chain(rt, &x, &w, &mut a, &mut b)?;
+    let made = rt.programmatic_launch_count() - before;
+    let want = if rt.programmatic_launch() { CHAIN as u64 } else { 0 };
+    if made != want {
+        return Err(format!("{made} of {CHAIN} launches used programmatic serialization, want {want}").into());
+    }
+    let run = |what: &str, a: &CudaBuffer<f32>, x: &[f32], w: &[f32]| -> Res<()> {
+        let got = rt.download(a)?;
+        std::panic::catch_unwind(|| check_chain(what, &got, x, w)).map_err(|_| format!("{what}: wrong results (see above)").into())
+    };
+    run("eager", &a, &x0, &w0)?;
+    let graph = rt.capture(|rt| launch_chain(rt, &x, &w, &mut a, &mut b))?;
+    for round in 0..3 {
+        let (x1, w1) = chain_inputs(991 + round);
+        x.copy_from(&x1)?;
+        w.copy_from(&w1)?;
+        graph.replay()?;
+        run(&format!("graph replay {round}"), &a, &x1, &w1)?;
     }
     Ok(())
 }

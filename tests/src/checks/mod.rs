@@ -38,6 +38,7 @@ macro_rules! cases {
 pub mod attention;
 pub mod elementwise;
 pub mod fp8_gemm;
+pub mod grid_dep;
 pub mod matmul;
 pub mod ops;
 pub mod rmsnorm;
@@ -63,6 +64,7 @@ pub fn all_cases<R: Runtime>() -> Vec<Case<R>> {
     v.extend(matmul::cases::<R>());
     v.extend(attention::cases::<R>());
     v.extend(fp8_gemm::cases::<R>());
+    v.extend(grid_dep::cases::<R>());
     v.extend(ops::cases::<R>());
     v
 }
