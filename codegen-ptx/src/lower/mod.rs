@@ -592,15 +592,13 @@ impl<'k> Lowerer<'k> {
             }
             // Programmatic dependent launch exists from sm_90 on; elsewhere kernels run one after another
             // and there is nothing to wait for or to release.
-            GridDepWait if self.target == crate::target::Target::Sm90a => {
-                self.f.emit("call void asm sideeffect \"griddepcontrol.wait;\", \"~{memory}\"()".to_string());
+            GridDepWait | GridDepLaunch => {
+                if self.target == crate::target::Target::Sm90a {
+                    let inst = if matches!(op.kind, GridDepWait) { "wait" } else { "launch_dependents" };
+                    self.f.emit(format!("call void asm sideeffect \"griddepcontrol.{inst};\", \"~{{memory}}\"()"));
+                }
                 None
             }
-            GridDepLaunch if self.target == crate::target::Target::Sm90a => {
-                self.f.emit("call void asm sideeffect \"griddepcontrol.launch_dependents;\", \"~{memory}\"()".to_string());
-                None
-            }
-            GridDepWait | GridDepLaunch => None,
             Print { prefix, args } => {
                 self.print(prefix, args)?;
                 None

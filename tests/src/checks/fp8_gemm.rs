@@ -53,12 +53,7 @@ impl<A: TestElem, B: TestElem> Problem<A, B> {
         let (mut want, mut mag) = (vec![f64::NAN; self.m * scm], vec![0.0; self.m * scm]);
         for i in 0..self.m {
             for j in 0..self.n {
-                let (mut s, mut g) = (0.0, 0.0);
-                for kk in 0..self.k {
-                    let p = self.af[i * (self.k + 1) + kk] * self.bf[j * (self.k + 3) + kk];
-                    s += p;
-                    g += p.abs();
-                }
+                let (s, g) = dot_f64(&self.af[i * (self.k + 1)..][..self.k], &self.bf[j * (self.k + 3)..][..self.k]);
                 let sc = (if row { self.sa[i] } else { self.sa[0] }) as f64 * (if col { self.sb[j] } else { self.sb[0] }) as f64;
                 let bv = if bias { self.bias[j] as f64 } else { 0.0 };
                 want[i * scm + j] = s * sc + bv;
@@ -67,6 +62,11 @@ impl<A: TestElem, B: TestElem> Problem<A, B> {
         }
         (want, mag)
     }
+}
+
+/// `(Σ a·b, Σ |a·b|)` over two equally long rows, in float64.
+fn dot_f64(a: &[f64], b: &[f64]) -> (f64, f64) {
+    a.iter().zip(b).fold((0.0, 0.0), |(s, g), (x, y)| (s + x * y, g + (x * y).abs()))
 }
 
 /// Runs `fp8_gemm` with the scale modes, bias, config and split mode given and checks it.
@@ -374,18 +374,13 @@ impl<R: Runtime> LayerChain<R> {
     pub fn check_gemms(&self, what: &str, st: &Stepped) {
         let (m, k0, n1, n2) = self.dims;
         for (layer, k, n) in [(0, k0, n1), (1, n1, n2)] {
-            let (q, s, w) = (&st.q[layer], &st.s[layer], &self.w_host[layer]);
+            let q: Vec<f64> = st.q[layer].iter().map(|v| v.to_f64()).collect();
             let (mut want, mut mag) = (vec![0.0; m * n], vec![0.0; m * n]);
             for i in 0..m {
+                let sc = st.s[layer][i] as f64 * CHAIN_SCALE_B as f64;
                 for j in 0..n {
-                    for kk in 0..k {
-                        let p = q[i * k + kk].to_f64() * w[j * k + kk];
-                        want[i * n + j] += p;
-                        mag[i * n + j] += p.abs();
-                    }
-                    let sc = s[i] as f64 * CHAIN_SCALE_B as f64;
-                    want[i * n + j] *= sc;
-                    mag[i * n + j] *= sc;
+                    let (d, g) = dot_f64(&q[i * k..][..k], &self.w_host[layer][j * k..][..k]);
+                    (want[i * n + j], mag[i * n + j]) = (d * sc, g * sc);
                 }
             }
             let got: Vec<f64> = st.y[layer].iter().map(|v| v.to_f64()).collect();
