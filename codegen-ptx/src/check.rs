@@ -8,7 +8,7 @@ use crate::ptxas::{assemble, find_nvdisasm, find_ptxas, Assembled};
 use crate::target::{ArgFact, CompileOptions, Specialization, Target};
 use dsl_core::error::CompileError;
 use dsl_core::interp::{HostBuffer, InterpError, Interpreter};
-use dsl_core::runtime::{Arg, Grid, KernelSpec, Runtime};
+use dsl_core::runtime::{Arg, KernelSpec, Launch, Runtime};
 use dsl_core::types::Elem;
 use std::any::TypeId;
 use std::collections::HashSet;
@@ -22,6 +22,8 @@ pub struct Report {
     pub kernel: String,
     pub facts: String,
     pub target: Target,
+    pub num_warps: u32,
+    pub num_stages: u32,
     pub assembled: Assembled,
     pub compile_ms: f64,
 }
@@ -48,12 +50,14 @@ pub struct PtxCheckRuntime {
     num_warps: u32,
     ptxas: PathBuf,
     nvdisasm: Option<PathBuf>,
-    seen: Mutex<HashSet<(TypeId, Specialization)>>,
+    /// What was assembled already: the specialization, its argument facts, and the launch's warps and stages.
+    seen: Mutex<HashSet<(TypeId, Specialization, u32, u32)>>,
     reports: Mutex<Vec<Report>>,
 }
 
 impl PtxCheckRuntime {
-    /// Checks every launch for sm_80 and sm_90a with 4 warps; `None` when `ptxas` is not installed.
+    /// Checks every launch for sm_80 and sm_90a, with the launch's warps and stages (default 4 warps and
+    /// [`CompileOptions::default`]'s stages); `None` when `ptxas` is not installed.
     pub fn new() -> Option<PtxCheckRuntime> {
         Some(PtxCheckRuntime {
             interp: Interpreter::new(),
@@ -90,23 +94,27 @@ impl Runtime for PtxCheckRuntime {
     type Buffer<T: Elem> = HostBuffer<T>;
     type Error = CheckError;
 
-    fn launch(&self, spec: &KernelSpec, grid: Grid, args: &mut [Arg<'_>]) -> Result<(), CheckError> {
+    fn launch(&self, spec: &KernelSpec, launch: &Launch, args: &mut [Arg<'_>]) -> Result<(), CheckError> {
         let facts = facts_of(args);
-        let first = self.seen.lock().map(|mut s| s.insert((spec.id, facts.clone()))).unwrap_or(true);
-        if first {
+        let num_warps = launch.options.num_warps.unwrap_or(self.num_warps);
+        let num_stages = launch.options.num_stages.unwrap_or(CompileOptions::default().num_stages);
+        let first = self.seen.lock().map(|mut s| s.insert((spec.id, facts.clone(), num_warps, num_stages))).unwrap_or(true);
+        if first && launch.options.check().is_ok() {
             let kernel = (spec.build)()?;
             for &target in &self.targets {
                 let t0 = std::time::Instant::now();
-                let c = compile(&kernel, &facts, &CompileOptions { target, num_warps: self.num_warps, bounds_check: false, ..CompileOptions::default() })?;
+                let options = CompileOptions { target, num_warps, num_stages, bounds_check: false };
+                let c = compile(&kernel, &facts, &options)?;
                 let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
                 let assembled = assemble(&self.ptxas, self.nvdisasm.as_deref(), &c.ptx, target)
                     .map_err(|e| CheckError::Ptxas(format!("kernel `{}`: {e}", kernel.display_name())))?;
                 if let Ok(mut r) = self.reports.lock() {
-                    r.push(Report { kernel: kernel.display_name(), facts: facts.key(), target, assembled, compile_ms });
+                    r.push(Report { kernel: kernel.display_name(), facts: facts.key(), target, num_warps, num_stages, assembled, compile_ms });
                 }
             }
         }
-        Ok(self.interp.launch(spec, grid, args)?)
+        // The interpreter checks the options (and refuses bad ones) as every backend does.
+        Ok(self.interp.launch(spec, launch, args)?)
     }
 
     fn upload<T: Elem>(&self, values: &[T]) -> Result<HostBuffer<T>, CheckError> {

@@ -14,6 +14,7 @@ pub mod ir;
 pub mod lang;
 pub mod runtime;
 pub mod scalar;
+pub mod tune;
 pub mod types;
 
 pub use dsl_macros::{kernel, kernel_fn};
@@ -30,7 +31,7 @@ pub mod prelude {
         num_programs, prefetch_l2, program_id, reduce, rsqrt, sigmoid, sin, sqrt, static_range, store, store_block,
         store_masked, store_with, sum, tanh, where_, zeros, BlockPtr, DotOperands, MutBlockPtr, MutPtr, Numeric, Ptr, Tile,
     };
-    pub use crate::runtime::{Grid, Runtime};
+    pub use crate::runtime::{Grid, Launch, LaunchOptions, Runtime};
     pub use crate::types::{bf16, e4m3, e5m2, f16, Elem, Float, Int};
     pub use crate::{kernel, kernel_fn};
 }

@@ -7,6 +7,7 @@
 //! parse (syn) → check (`check.rs`, spanned errors) → rewrite control flow (`transform.rs`) → quote.
 
 mod check;
+mod instances;
 mod transform;
 
 use check::Checker;
@@ -52,12 +53,14 @@ enum Kind {
 
 fn expand(attr: TokenStream, item: TokenStream, kind: Kind) -> TokenStream {
     let attr = TokenStream2::from(attr);
-    let result = if !attr.is_empty() {
-        Err(syn::Error::new(attr.span(), "this attribute takes no arguments; compile options are given at launch"))
+    let result = if kind == Kind::Helper && !attr.is_empty() {
+        Err(syn::Error::new(attr.span(), "`#[kernel_fn]` takes no arguments"))
     } else {
-        syn::parse::<ItemFn>(item).and_then(|f| match kind {
-            Kind::Kernel => expand_kernel(f),
-            Kind::Helper => expand_helper(f),
+        instances::parse_attr(attr).and_then(|declared| {
+            syn::parse::<ItemFn>(item).and_then(|f| match kind {
+                Kind::Kernel => expand_kernel(f, declared),
+                Kind::Helper => expand_helper(f),
+            })
         })
     };
     match result {
@@ -150,7 +153,7 @@ fn param_kind(ty: &Type) -> syn::Result<ParamKind> {
     ))
 }
 
-fn expand_kernel(mut f: ItemFn) -> syn::Result<TokenStream2> {
+fn expand_kernel(mut f: ItemFn, declared: Option<(Vec<Vec<(syn::Ident, instances::Value, Span)>>, Span)>) -> syn::Result<TokenStream2> {
     let mut checker = Checker::new();
     check_common(&f, "kernel", &mut checker);
     if let ReturnType::Type(..) = &f.sig.output {
@@ -177,6 +180,16 @@ fn expand_kernel(mut f: ItemFn) -> syn::Result<TokenStream2> {
         }
     }
     checker.finish()?;
+    let consts: Vec<instances::Constexpr> = f
+        .sig
+        .generics
+        .const_params()
+        .map(|c| instances::Constexpr { ident: c.ident.clone(), ty: c.ty.clone(), is_bool: matches!(&c.ty, Type::Path(p) if p.path.is_ident("bool")) })
+        .collect();
+    let rows = match declared {
+        Some((set, span)) => Some(instances::resolve(set, &consts, span)?),
+        None => None,
+    };
     transform::Rewriter.visit_block_mut(&mut f.block);
 
     let vis = &f.vis;
@@ -245,7 +258,21 @@ fn expand_kernel(mut f: ItemFn) -> syn::Result<TokenStream2> {
     let body = &f.block;
     let phantom = quote!(::core::marker::PhantomData<fn() -> (#(#type_params,)*)>);
     let body_fn = format_ident!("__{}_body", name, span = Span::mixed_site());
-    let launch_doc = format!("Launches `{name_str}` on `grid` through runtime `rt` (the interpreter, or a GPU runtime).");
+    let instance_code = rows.map(|rows| {
+        let sig = instances::KernelSig {
+            vis,
+            name,
+            type_params: generics.type_params().collect(),
+            where_preds: &where_preds,
+            launch_params: &launch_params,
+            launch_args: &launch_args,
+        };
+        instances::generate(&sig, &consts, &rows)
+    });
+    let launch_doc = format!(
+        "Launches `{name_str}` through runtime `rt` (the interpreter, or a GPU runtime) on a grid, with launch options if \
+         given: `launch` is a grid (`n`, `(x, y)`, `(x, y, z)`) or a `Launch` (`Grid::with(options)`, `Launch::num_warps`...)."
+    );
 
     Ok(quote! {
         #(#docs)*
@@ -277,14 +304,16 @@ fn expand_kernel(mut f: ItemFn) -> syn::Result<TokenStream2> {
             #[allow(clippy::too_many_arguments)]
             pub fn launch<__R: ::dsl_core::runtime::Runtime>(
                 rt: &__R,
-                grid: impl ::core::convert::Into<::dsl_core::runtime::Grid>,
+                launch: impl ::core::convert::Into<::dsl_core::runtime::Launch>,
                 #(#launch_params),*
             ) -> ::core::result::Result<(), __R::Error> {
-                rt.launch(&Self::spec(), grid.into(), &mut [#(#launch_args),*])
+                rt.launch(&Self::spec(), &launch.into(), &mut [#(#launch_args),*])
             }
 
             #[allow(unused_mut, clippy::all)]
             fn #body_fn(#(#body_params),*) #body
         }
+
+        #instance_code
     })
 }

@@ -21,7 +21,7 @@ use dsl_core::prelude::*;
 ///   tile of `C` at rows `i * BLOCK_M..`, columns `j * BLOCK_N..`.
 /// - Ragged edges (`M`, `N`, `K` not multiples of the blocks) are masked: out-of-range `A`/`B` elements
 ///   load as zero and out-of-range `C` elements are not written.
-#[kernel]
+#[kernel(instances((BLOCK_M, BLOCK_N, BLOCK_K) in [(128, 128, 32), (128, 128, 64), (128, 64, 32), (64, 128, 32), (128, 256, 32)]))]
 pub fn matmul<A, B, O, const BLOCK_M: i32, const BLOCK_N: i32, const BLOCK_K: i32>(
     a: Ptr<A>,
     b: Ptr<B>,
@@ -153,7 +153,7 @@ pub fn matmul_block_ptr<A, B, O, const BLOCK_M: i32, const BLOCK_N: i32, const B
 /// - `B`'s tile is loaded as it sits (`[BLOCK_N, BLOCK_K]`, contiguous along `K`) and transposed in
 ///   the `dot`: on tensor cores the transpose costs nothing (the tile is staged k-major), which is what
 ///   fp8 operands need.
-#[kernel]
+#[kernel(instances((BLOCK_M, BLOCK_N, BLOCK_K) in [(128, 128, 64), (128, 64, 64), (64, 64, 64), (128, 256, 32), (128, 128, 32)]))]
 pub fn linear<A, B, O, const BLOCK_M: i32, const BLOCK_N: i32, const BLOCK_K: i32>(
     a: Ptr<A>,
     b: Ptr<B>,
@@ -184,4 +184,30 @@ pub fn linear<A, B, O, const BLOCK_M: i32, const BLOCK_N: i32, const BLOCK_K: i3
     }
     let c_offs = rm.expand_dims(1) * stride_cm + rn.expand_dims(0);
     store_masked(c + c_offs, (acc * scale).to::<O>(), m_ok & (rn.expand_dims(0) < n));
+}
+
+/// Tuning of [`matmul`] and [`linear`] as plain data (the runtime's autotuner times them): every declared
+/// instance with 4 and 8 warps and 3 and 4 pipeline stages. The key is the shape, bucketed.
+pub mod tuning {
+    use super::{LinearInstance, MatmulInstance};
+    use dsl_core::tune::{key_of, Config};
+
+    fn with_launch_options(tiles: impl Iterator<Item = Config>) -> Vec<Config> {
+        tiles.flat_map(|t| [4, 8].into_iter().flat_map(move |w| [3, 4].map(|s| t.clone().with("num_warps", w).with("num_stages", s)))).collect()
+    }
+
+    /// The candidates of [`matmul`](super::matmul).
+    pub fn matmul_candidates() -> Vec<Config> {
+        with_launch_options(MatmulInstance::ALL.iter().map(|i| i.config()))
+    }
+
+    /// The candidates of [`linear`](super::linear).
+    pub fn linear_candidates() -> Vec<Config> {
+        with_launch_options(LinearInstance::ALL.iter().map(|i| i.config()))
+    }
+
+    /// The key winners are filed under: `M=..,N=..,K=..`, each a power of two.
+    pub fn key(m: usize, n: usize, k: usize) -> String {
+        key_of(&[("M", m as i64), ("N", n as i64), ("K", k as i64)])
+    }
 }

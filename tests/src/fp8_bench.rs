@@ -4,9 +4,10 @@
 //! heuristic's choice and the memory roofline. `bench/fp8_gemm/baselines.py` times cuBLAS and Triton the
 //! same way; `bench/fp8_gemm/compare.py` joins the two.
 
-use codegen_ptx::runtime::autotune::{fingerprint, key_of, Autotuner, Config, Source};
+use codegen_ptx::runtime::autotune::{fingerprint, Autotuner, Config, Source};
 use codegen_ptx::runtime::{CudaBuffer, CudaError, CudaRuntime};
 use dsl_core::prelude::{bf16, e4m3, Runtime};
+use kernels::fp8_gemm::tuning::{self, bucket, candidates, describe, gemm_config, key};
 use kernels::fp8_gemm::{fp8_gemm, heuristic, workspace_len, GemmConfig, GemmOptions, Operand, Scale, SplitKMode};
 
 /// Llama 3 70B and 8B linear layers: (name, N, K).
@@ -29,83 +30,13 @@ pub fn copy_tbps() -> f64 {
 pub const TUNED_FILE: &str = "bench/fp8_gemm/tuned.tsv";
 pub const TUNED: &str = include_str!("../../bench/fp8_gemm/tuned.tsv");
 
-/// The M buckets autotuning is keyed by, with their candidate configs.
-pub fn bucket(m: usize) -> &'static str {
-    match m {
-        0..=16 => "M<=16",
-        17..=32 => "M<=32",
-        33..=64 => "M<=64",
-        65..=256 => "M<=256",
-        _ => "M>256",
-    }
-}
-
-pub fn candidates(m: usize) -> Vec<Config> {
-    let (tiles, splits): (&[(i64, i64, i64)], &[i64]) = match m {
-        0..=16 => (&[(16, 32, 256), (16, 64, 256), (16, 128, 128), (16, 64, 512)], &[1, 2, 4, 8]),
-        17..=32 => (&[(32, 32, 256), (32, 64, 256), (32, 32, 512), (64, 64, 128)], &[1, 2, 4, 8]),
-        33..=64 => (&[(64, 64, 128), (32, 64, 256), (64, 128, 128)], &[1, 2, 4, 8]),
-        65..=256 => (&[(64, 128, 128), (128, 128, 64), (64, 64, 128)], &[1, 2, 4]),
-        _ => (&[(128, 128, 64), (128, 128, 32), (64, 128, 128)], &[1]),
-    };
-    let mut v = vec![];
-    // Stream-K over 1-3 programs per SM of an H100 (132 SMs; winners are kept per device).
-    if m <= 64 {
-        for &(bm, bn, bk) in &tiles[..2] {
-            for programs in [132, 264, 396] {
-                for stages in [3, 4] {
-                    v.push(Config::new(&[
-                        ("BLOCK_M", bm),
-                        ("BLOCK_N", bn),
-                        ("BLOCK_K", bk),
-                        ("stream_k", programs),
-                        ("num_warps", 4),
-                        ("num_stages", stages),
-                    ]));
-                }
-            }
-        }
-    }
-    for &(bm, bn, bk) in tiles {
-        for &split in splits {
-            for stages in [3, 4] {
-                let warps = if bm * bn >= 128 * 128 && m > 256 { [4, 8].as_slice() } else { [4].as_slice() };
-                for &w in warps {
-                    v.push(Config::new(&[
-                        ("BLOCK_M", bm),
-                        ("BLOCK_N", bn),
-                        ("BLOCK_K", bk),
-                        ("split_k", split),
-                        ("num_warps", w),
-                        ("num_stages", stages),
-                    ]));
-                }
-            }
-        }
-    }
-    v
-}
-
-pub fn gemm_config(c: &Config) -> GemmConfig {
-    let g = |k: &str| c.get(k).unwrap_or(1) as u32;
-    let stream_k = c.get("stream_k").unwrap_or(0) as u32;
-    GemmConfig { block_m: g("BLOCK_M"), block_n: g("BLOCK_N"), block_k: g("BLOCK_K"), split_k: g("split_k"), stream_k }
-}
-
-/// The autotuner of one M bucket (its own candidates), without committed winners.
+/// The autotuner of one M bucket (its candidates from `kernels::fp8_gemm::tuning`), without committed
+/// winners.
 pub fn fresh_autotuner(m: usize) -> Autotuner {
-    Autotuner::new(&format!("fp8_gemm<e4m3,bf16>/{}", bucket(m)), candidates(m))
+    Autotuner::new(&tuning::tuner_name("e4m3,bf16", m), candidates(m))
 }
 
-/// `16x64x256 split 2` or `16x64x256 stream-K 264`.
-pub fn describe(c: &GemmConfig) -> String {
-    match c.stream_k {
-        0 => format!("{}x{}x{} split {}", c.block_m, c.block_n, c.block_k, c.split_k),
-        p => format!("{}x{}x{} stream-K {p}", c.block_m, c.block_n, c.block_k),
-    }
-}
-
-/// The autotuner of one M bucket (its own candidates), with the committed winners.
+/// The autotuner of one M bucket, with the committed winners.
 pub fn autotuner(m: usize) -> Autotuner {
     fresh_autotuner(m)
         .with_committed_text(TUNED_FILE, TUNED)
@@ -113,29 +44,22 @@ pub fn autotuner(m: usize) -> Autotuner {
         .retune_command("bash bench/gpu/build.sh, then on the GPU: gpu-check fp8 --write bench/fp8_gemm/tuned.tsv")
 }
 
-/// The fingerprint of the kernel a config runs (split-K and the scale flags do not change the main loop;
-/// the per-tensor, deterministic instance stands for them; stream-K configs run `scaled_mm_streamk`).
+/// The fingerprint of the main kernel a config runs.
 pub fn fingerprint_of(c: &Config) -> Result<String, String> {
-    use kernels::fp8_gemm::{scaled_mm, scaled_mm_streamk};
-    let stream = c.get("stream_k").is_some_and(|p| p > 0);
-    macro_rules! fp {
-        ($($m:literal $n:literal $k:literal),*) => {
-            match (c.get("BLOCK_M"), c.get("BLOCK_N"), c.get("BLOCK_K")) {
-                $((Some($m), Some($n), Some($k)) if stream => scaled_mm_streamk::<e4m3, e4m3, $m, $n, $k>::build(),)*
-                $((Some($m), Some($n), Some($k)) => scaled_mm::<e4m3, e4m3, f32, $m, $n, $k, false, false, false, false, false>::build(),)*
-                _ => return Err(format!("no tile for {c}")),
-            }
-        };
-    }
-    let k = kernels::fp8_gemm_tiles!(fp).map_err(|e| e.to_string())?;
-    Ok(fingerprint(&k))
+    let spec = tuning::main_spec::<e4m3, e4m3>(c).map_err(|e| e.to_string())?;
+    Ok(fingerprint(&(spec.build)().map_err(|e| e.to_string())?))
+}
+
+/// A tuning config as the host API's config (candidates are declared: they convert).
+fn gemm_cfg(c: &Config) -> GemmConfig {
+    gemm_config(c).expect("candidates convert (kernels' tuning tests)")
 }
 
 /// The three fastest candidates, and the fastest stream-K one (µs), for the notes.
 fn runners_up(timings: &[(Config, Result<f64, String>)]) -> String {
     let mut ok: Vec<(&Config, f64)> = timings.iter().filter_map(|(c, t)| Some((c, *t.as_ref().ok()? * 1e3))).collect();
     ok.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let show = |(c, us): &(&Config, f64)| format!("{} s{} {us:.2}", describe(&gemm_config(c)), c.get("num_stages").unwrap_or(0));
+    let show = |(c, us): &(&Config, f64)| format!("{} s{} {us:.2}", describe(&gemm_cfg(c)), c.get("num_stages").unwrap_or(0));
     let top: Vec<String> = ok.iter().take(3).map(show).collect();
     let stream = ok.iter().find(|(c, _)| c.get("stream_k").is_some_and(|p| p > 0)).map_or("none".to_string(), show);
     format!("fastest: {} | fastest stream-K: {stream}", top.join("; "))
@@ -238,7 +162,7 @@ pub fn run(write: Option<&str>, only: Option<&str>) -> Result<(), Box<dyn std::e
             }
             let a_host: Vec<e4m3> = (0..m * k).map(|i| e4m3::from_f32(((i * 7919) % 17) as f32 / 4.0 - 2.0)).collect();
             let heur = heuristic(m, n, k, sms);
-            let ws_len = candidates(m).iter().map(|c| workspace_len(m, n, k, &gemm_config(c))).chain([workspace_len(m, n, k, &heur)]).max();
+            let ws_len = candidates(m).iter().map(|c| workspace_len(m, n, k, &gemm_cfg(c))).chain([workspace_len(m, n, k, &heur)]).max();
             let mut p = Problem {
                 m,
                 n,
@@ -258,13 +182,12 @@ pub fn run(write: Option<&str>, only: Option<&str>) -> Result<(), Box<dyn std::e
                     tuners.len() - 1
                 }
             };
-            let key = key_of(&[("M", m as i64), ("N", n as i64), ("K", k as i64)]);
+            let key = key(m, n, k);
+            // Each config carries its warps and stages to its launches (per-launch options).
             let tuned = tuners[idx].1.best(&device, &key, fingerprint_of, |c| {
-                c.apply_to(&rt);
-                p.time_us(&rt, gemm_config(c), SplitKMode::Deterministic).map(|us| us / 1e3)
+                p.time_us(&rt, gemm_cfg(c), SplitKMode::Deterministic).map(|us| us / 1e3)
             })?;
-            tuned.config.apply_to(&rt);
-            let tuned_cfg = gemm_config(&tuned.config);
+            let tuned_cfg = gemm_cfg(&tuned.config);
             let tuned_us = p.time_us(&rt, tuned_cfg, SplitKMode::Deterministic)?;
             let atomic = match tuned_cfg.stream_k {
                 0 => format!("{:.2}", p.time_us(&rt, tuned_cfg, SplitKMode::Atomic)?),
@@ -274,8 +197,6 @@ pub fn run(write: Option<&str>, only: Option<&str>) -> Result<(), Box<dyn std::e
             rt.set_programmatic_launch(false);
             let serial_us = p.time_us(&rt, tuned_cfg, SplitKMode::Deterministic)?;
             rt.set_programmatic_launch(true);
-            rt.set_num_warps(4);
-            rt.set_num_stages(3);
             let h_us = p.time_us(&rt, heur, SplitKMode::Deterministic)?;
             let roof = roofline_us(m, n, k);
             println!(
@@ -295,7 +216,5 @@ pub fn run(write: Option<&str>, only: Option<&str>) -> Result<(), Box<dyn std::e
             t.write_committed(path)?;
         }
     }
-    rt.set_num_warps(4);
-    rt.set_num_stages(3);
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! like the case: `softmax::softmax_f32` is `softmax::softmax_f32` here too).
 
 use dsl_core::interp::{HostBuffer, InterpError, Interpreter};
-use dsl_core::runtime::{Arg, Grid, KernelSpec, Runtime};
+use dsl_core::runtime::{Arg, KernelSpec, Launch, Runtime};
 use dsl_core::types::Elem;
 use tests::checks;
 
@@ -133,8 +133,8 @@ struct WrongOnce {
 impl Runtime for WrongOnce {
     type Buffer<T: Elem> = HostBuffer<T>;
     type Error = InterpError;
-    fn launch(&self, kernel: &KernelSpec, grid: Grid, args: &mut [Arg<'_>]) -> Result<(), InterpError> {
-        self.rt.launch(kernel, grid, args)
+    fn launch(&self, kernel: &KernelSpec, launch: &Launch, args: &mut [Arg<'_>]) -> Result<(), InterpError> {
+        self.rt.launch(kernel, launch, args)
     }
     fn upload<T: Elem>(&self, values: &[T]) -> Result<HostBuffer<T>, InterpError> {
         self.rt.upload(values)

@@ -43,6 +43,7 @@
 #![allow(clippy::result_large_err)]
 
 use super::{CudaError, CudaRuntime};
+pub use dsl_core::tune::{bucket, key_of, Config};
 use dsl_core::runtime::KernelSpec;
 use dsl_core::CompileError;
 use sha2::{Digest, Sha256};
@@ -54,97 +55,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 const MAGIC: &str = "# tile-dsl autotune v1";
-
-/// One launch configuration: named integer parameters in declaration order. Displays as
-/// `BLOCK_M=128,BLOCK_N=64,num_warps=4` and parses back from that ([`std::str::FromStr`]).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Config {
-    params: Vec<(String, i64)>,
-}
-
-impl Config {
-    /// # Panics
-    /// If a name is empty, repeated, or not made of ASCII letters, digits and `_` (configs are declared
-    /// in code; use `str::parse` for text).
-    pub fn new(params: &[(&str, i64)]) -> Config {
-        let c = Config { params: params.iter().map(|&(n, v)| (n.to_string(), v)).collect() };
-        if let Err(e) = c.check() {
-            panic!("invalid autotune config `{c}`: {e}");
-        }
-        c
-    }
-
-    fn check(&self) -> Result<(), String> {
-        for (i, (n, _)) in self.params.iter().enumerate() {
-            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                return Err(format!("bad parameter name `{n}`"));
-            }
-            if self.params[..i].iter().any(|(m, _)| m == n) {
-                return Err(format!("parameter `{n}` given twice"));
-            }
-        }
-        Ok(())
-    }
-
-    /// The value of parameter `name`.
-    pub fn get(&self, name: &str) -> Option<i64> {
-        self.params.iter().find(|(n, _)| n == name).map(|&(_, v)| v)
-    }
-
-    pub fn params(&self) -> &[(String, i64)] {
-        &self.params
-    }
-
-    /// Sets `num_warps` and `num_stages` on `rt` for the kernels it compiles next, where this config
-    /// has them (block sizes are the kernel's const generics: the caller dispatches on them).
-    pub fn apply_to(&self, rt: &CudaRuntime) {
-        if let Some(w) = self.get("num_warps") {
-            rt.set_num_warps(u32::try_from(w).expect("num_warps out of range"));
-        }
-        if let Some(s) = self.get("num_stages") {
-            rt.set_num_stages(u32::try_from(s).expect("num_stages out of range"));
-        }
-    }
-}
-
-impl fmt::Display for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, (n, v)) in self.params.iter().enumerate() {
-            write!(f, "{}{n}={v}", if i > 0 { "," } else { "" })?;
-        }
-        Ok(())
-    }
-}
-
-impl std::str::FromStr for Config {
-    type Err = String;
-    /// Parses the [`Display`](fmt::Display) form; the empty string is the empty config.
-    fn from_str(s: &str) -> Result<Config, String> {
-        let mut params = Vec::new();
-        for part in s.split(',').filter(|_| !s.is_empty()) {
-            let (n, v) = part.split_once('=').ok_or_else(|| format!("`{part}` is not NAME=VALUE"))?;
-            let v = v.parse().map_err(|_| format!("`{v}` is not an integer (in `{part}`)"))?;
-            params.push((n.to_string(), v));
-        }
-        let c = Config { params };
-        c.check()?;
-        Ok(c)
-    }
-}
-
-/// The shape bucket of a size: the next power of two (1 for `x <= 1`).
-pub fn bucket(x: i64) -> i64 {
-    if x <= 1 {
-        1
-    } else {
-        (x as u64).next_power_of_two() as i64
-    }
-}
-
-/// A key from named sizes, each [`bucket`]ed: `key_of(&[("M", 9), ("N", 8192)])` is `"M=16,N=8192"`.
-pub fn key_of(dims: &[(&str, i64)]) -> String {
-    dims.iter().map(|&(n, x)| format!("{n}={}", bucket(x))).collect::<Vec<_>>().join(",")
-}
 
 /// SHA-256 (hex) of a kernel's IR printed without source locations.
 pub fn fingerprint(kernel: &dsl_core::ir::Kernel) -> String {

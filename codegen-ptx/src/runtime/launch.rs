@@ -6,7 +6,7 @@ use super::device::lock;
 use super::driver;
 use super::error::{describe, is_kernel_fault, CudaError};
 use super::CudaRuntime;
-use dsl_core::runtime::{Arg, Grid, KernelSpec};
+use dsl_core::runtime::{Arg, KernelSpec, Launch};
 use std::ffi::c_void;
 
 impl CudaRuntime {
@@ -48,7 +48,9 @@ impl CudaRuntime {
         })
     }
 
-    pub(crate) fn launch_spec(&self, spec: &KernelSpec, grid: Grid, args: &mut [Arg<'_>]) -> Result<(), CudaError> {
+    pub(crate) fn launch_spec(&self, spec: &KernelSpec, launch: &Launch, args: &mut [Arg<'_>]) -> Result<(), CudaError> {
+        let (grid, options) = (launch.grid, &launch.options);
+        options.check().map_err(|message| CudaError::BadLaunch { kernel: spec.name.to_string(), message })?;
         let dev = &self.dev;
         dev.bind()?;
         let info = self.jit.info(spec)?;
@@ -63,7 +65,7 @@ impl CudaRuntime {
                 message: format!("grid {:?} exceeds this GPU's limit of {:?} programs per axis", grid.0, dev.info.max_grid),
             });
         }
-        let mut opts = self.options();
+        let mut opts = self.options_for(options);
         opts.bounds_check &= !dev.is_capturing();
         let record = if opts.bounds_check { Some(self.oob_record_ptr()?) } else { None };
         if let Some(rec) = record {
@@ -81,7 +83,7 @@ impl CudaRuntime {
         let mut params: Vec<*mut c_void> = words.iter_mut().map(|w| w as *mut u64 as *mut c_void).collect();
         // SAFETY: `params` has one slot per kernel parameter (checked against the kernel's signature), each
         // a u64 holding a live device address of this context or a scalar's bytes; the function is loaded.
-        let overlap = info.waits_for_grids && self.programmatic_launch();
+        let overlap = info.waits_for_grids && self.programmatic_for(options);
         unsafe { driver::launch(loaded.func, grid.0, loaded.num_threads, loaded.shared_bytes, dev.cu_stream, overlap, &mut params) }
             .map_err(|e| {
                 if is_kernel_fault(e) {

@@ -58,7 +58,7 @@ pub use jit::CacheStats;
 
 use crate::target::{CompileOptions, Target};
 use device::Device;
-use dsl_core::runtime::{Arg, Grid, KernelSpec, Runtime};
+use dsl_core::runtime::{Arg, KernelSpec, Launch, LaunchOptions, Runtime};
 use dsl_core::types::Elem;
 use jit::Jit;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -129,8 +129,9 @@ impl CudaRuntime {
         &self.dev.info
     }
 
-    /// Warps per program for kernels compiled from now on (default 4; a power of two up to 32). Part of
-    /// the cache key: kernels already compiled with another value stay cached.
+    /// The default warps per program of launches that do not give `num_warps` themselves (default 4; a
+    /// power of two up to 32). Part of the cache key: kernels already compiled with another value stay
+    /// cached. Prefer the per-launch option (`Launch::num_warps`): this is shared state.
     pub fn set_num_warps(&self, num_warps: u32) {
         self.num_warps.store(num_warps, Ordering::Relaxed);
     }
@@ -139,9 +140,8 @@ impl CudaRuntime {
         self.num_warps.load(Ordering::Relaxed)
     }
 
-    /// Pipeline stages for kernels compiled from now on (see [`CompileOptions::num_stages`]; default 3, or
-    /// `DSL_NUM_STAGES`).
-    /// Part of the cache key.
+    /// The default pipeline depth of launches that do not give `num_stages` themselves (see
+    /// [`CompileOptions::num_stages`]; default 3, or `DSL_NUM_STAGES`). Part of the cache key.
     pub fn set_num_stages(&self, num_stages: u32) {
         self.num_stages.store(num_stages.max(1), Ordering::Relaxed);
     }
@@ -150,13 +150,19 @@ impl CudaRuntime {
         self.num_stages.load(Ordering::Relaxed)
     }
 
-    /// The options the next compile uses.
+    /// The options a launch with no launch options of its own compiles with.
     pub fn options(&self) -> CompileOptions {
+        self.options_for(&LaunchOptions::default())
+    }
+
+    /// The compile options of a launch with `launch`'s options: each one it gives, else this runtime's
+    /// default.
+    pub fn options_for(&self, launch: &LaunchOptions) -> CompileOptions {
         CompileOptions {
             target: self.dev.info.target,
-            num_warps: self.num_warps(),
+            num_warps: launch.num_warps.unwrap_or_else(|| self.num_warps()),
             bounds_check: self.bounds_check(),
-            num_stages: self.num_stages(),
+            num_stages: launch.num_stages.unwrap_or_else(|| self.num_stages()).max(1),
         }
     }
 
@@ -173,8 +179,8 @@ impl CudaRuntime {
         self.bounds_check.load(Ordering::Relaxed)
     }
 
-    /// Launch kernels that call `gdc_wait` with programmatic dependent launch (Hopper, the sm_90a target;
-    /// also set by `DSL_PDL=1`): their programs may start while the kernel ahead of them on the stream
+    /// The default for launches that do not say (`Launch::programmatic`): launch kernels that call
+    /// `gdc_wait` with programmatic dependent launch (Hopper, the sm_90a target; also set by `DSL_PDL=1`): their programs may start while the kernel ahead of them on the stream
     /// finishes, and run up to `gdc_wait` (see `dsl_core::lang::gdc_wait`). Back-to-back kernels can
     /// hide the gap between them; results do not change as long as what a kernel loads before its
     /// `gdc_wait` is not written by the kernels ahead (the kernel author's promise: weights, not
@@ -184,9 +190,16 @@ impl CudaRuntime {
         self.programmatic_launch.store(on, Ordering::Relaxed);
     }
 
-    /// Whether the next launch of a kernel that calls `gdc_wait` overlaps the kernel ahead of it.
+    /// Whether a launch of a kernel that calls `gdc_wait` with no option of its own overlaps the kernel
+    /// ahead of it.
     pub fn programmatic_launch(&self) -> bool {
-        self.programmatic_launch.load(Ordering::Relaxed) && self.dev.info.target == Target::Sm90a
+        self.programmatic_for(&LaunchOptions::default())
+    }
+
+    /// Whether a launch with `launch`'s options, of a kernel that calls `gdc_wait`, overlaps the kernel
+    /// ahead of it (never off Hopper).
+    pub fn programmatic_for(&self, launch: &LaunchOptions) -> bool {
+        launch.programmatic.unwrap_or_else(|| self.programmatic_launch.load(Ordering::Relaxed)) && self.dev.info.target == Target::Sm90a
     }
 
     /// How many launches so far were made with programmatic stream serialization.
@@ -242,12 +255,12 @@ impl CudaRuntime {
         Ok(())
     }
 
-    /// The disk cache key a launch of `spec` with argument facts `facts` uses under the current options
-    /// (traces the kernel if needed). For tools that inspect or seed the cache.
-    pub fn disk_cache_key(&self, spec: &KernelSpec, facts: &[crate::target::ArgFact]) -> Result<String, CudaError> {
+    /// The disk cache key a launch of `spec` with argument facts `facts` and launch options `launch`
+    /// uses (traces the kernel if needed). For tools that inspect or seed the cache.
+    pub fn disk_cache_key(&self, spec: &KernelSpec, facts: &[crate::target::ArgFact], launch: &LaunchOptions) -> Result<String, CudaError> {
         let info = self.jit.info(spec)?;
         let spec = crate::target::Specialization { facts: facts.to_vec() };
-        Ok(Jit::disk_key(&info, &spec, self.options()))
+        Ok(Jit::disk_key(&info, &spec, self.options_for(launch)))
     }
 }
 
@@ -272,8 +285,8 @@ impl Runtime for CudaRuntime {
     type Buffer<T: Elem> = CudaBuffer<T>;
     type Error = CudaError;
 
-    fn launch(&self, kernel: &KernelSpec, grid: Grid, args: &mut [Arg<'_>]) -> Result<(), CudaError> {
-        self.launch_spec(kernel, grid, args)
+    fn launch(&self, kernel: &KernelSpec, launch: &Launch, args: &mut [Arg<'_>]) -> Result<(), CudaError> {
+        self.launch_spec(kernel, launch, args)
     }
 
     fn upload<T: Elem>(&self, values: &[T]) -> Result<CudaBuffer<T>, CudaError> {

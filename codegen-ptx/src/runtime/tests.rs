@@ -143,7 +143,7 @@ DONE:
         let rt = CudaRuntime::new().expect("these tests need a GPU").with_disk_cache(Some(DiskCache::new(&dir)));
         let text = ptx(rt.target().cpu());
         for f in facts {
-            let key = rt.disk_cache_key(&spec, f).unwrap();
+            let key = rt.disk_cache_key(&spec, f, &LaunchOptions::default()).unwrap();
             let c = disk_cache::CachedPtx { entry: entry.into(), num_threads: 128, shared_bytes: 0, ptx: text.clone() };
             rt.disk_cache().unwrap().store(&key, &c).unwrap();
         }
@@ -247,7 +247,7 @@ DONE:
 
         // Bad arguments name the kernel and the parameter; a host buffer is refused.
         let host = dsl_core::interp::HostBuffer::from_slice(&[0f32]);
-        let e = rt.launch(&smoke_add::<128>::spec(), Grid::from(1), &mut [Arg::Buffer(&host), Arg::BufferMut(&mut y), Arg::scalar(1i32)]);
+        let e = rt.launch(&smoke_add::<128>::spec(), &Launch::from(1), &mut [Arg::Buffer(&host), Arg::BufferMut(&mut y), Arg::scalar(1i32)]);
         let e = e.unwrap_err().to_string();
         assert!(e.contains("smoke_add<BLOCK=128>") && e.contains("`x`") && e.contains("not a CudaBuffer"), "{e}");
 

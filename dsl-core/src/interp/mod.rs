@@ -11,7 +11,7 @@ pub mod value;
 
 use crate::error::CompileError;
 use crate::ir::{Kernel, Loc};
-use crate::runtime::{AnyBuffer, Arg, Grid, KernelSpec, Runtime};
+use crate::runtime::{AnyBuffer, Arg, Grid, KernelSpec, Launch, Runtime};
 use crate::scalar::normalize;
 use crate::types::{DType, Elem, ElemTy};
 use memory::{BufData, Memory};
@@ -217,9 +217,11 @@ impl Runtime for Interpreter {
     type Buffer<T: Elem> = HostBuffer<T>;
     type Error = InterpError;
 
-    fn launch(&self, spec: &KernelSpec, grid: Grid, args: &mut [Arg<'_>]) -> Result<(), InterpError> {
+    /// Runs every program in order; the launch options are checked, then ignored (they change speed only).
+    fn launch(&self, spec: &KernelSpec, launch: &Launch, args: &mut [Arg<'_>]) -> Result<(), InterpError> {
+        launch.options.check().map_err(|message| InterpError::BadLaunch { kernel: spec.name.to_string(), message })?;
         let k = self.kernel(spec)?;
-        self.run(&k, grid, args)
+        self.run(&k, launch.grid, args)
     }
 
     fn upload<T: Elem>(&self, values: &[T]) -> Result<HostBuffer<T>, InterpError> {

@@ -215,6 +215,40 @@ macro_rules! literal_into_tile {
 }
 literal_into_tile!(Float: f64 => F, f64, f32 => F, f64);
 literal_into_tile!(Numeric: i32 => I, i64, i64 => I, i64, u32 => I, i64);
+/// An element value of a type with no Rust literal (`f16::ZERO`, `bf16::from_f32(0.5)`, `e4m3::MAX`,
+/// `-1i8`) works wherever a literal does: as a tile of its own type (`other`, `full`, `where_`), and as
+/// an operand of arithmetic (`x * f16::ONE`, `f16::ONE - x`). The value is exact in its type.
+macro_rules! element_value {
+    ($($t:ty),*) => {$(
+        impl IntoTile<$t> for $t {
+            fn into_value(self, loc: Loc) -> ValueId {
+                element_constant(self, <$t as Elem>::DTYPE, loc)
+            }
+        }
+        impl Operand for $t {
+            type Kind = $t;
+            fn value_as(self, d: DType, loc: Loc) -> ValueId {
+                let v = element_constant(self, <$t as Elem>::DTYPE, loc);
+                builder::cast_to(v, d, loc)
+            }
+        }
+    )*};
+}
+element_value!(crate::types::f16, crate::types::bf16, crate::types::e4m3, crate::types::e5m2, i8, i16, u8);
+
+/// The constant `v` of dtype `d` (the exact value, read back from its memory encoding).
+fn element_constant<T: Elem>(v: T, d: DType, loc: Loc) -> ValueId {
+    let mut bytes = [0u8; 8];
+    let n = d.size_bytes();
+    v.write_le(&mut bytes[..n]);
+    let c = match crate::scalar::read_mem(d, &bytes[..n]) {
+        crate::scalar::Scalar::F(x) => Const::F(x),
+        crate::scalar::Scalar::I(x) => Const::I(x),
+        crate::scalar::Scalar::B(x) => Const::B(x),
+    };
+    builder::constant(c, d, loc)
+}
+
 impl IntoTile<bool> for bool {
     fn into_value(self, loc: Loc) -> ValueId {
         builder::constant(Const::B(self), DType::Bool, loc)

@@ -96,6 +96,7 @@ macro_rules! literal_lhs {
     )*};
 }
 literal_lhs!(f64, f32, i32, i64, u32);
+literal_lhs!(crate::types::f16, crate::types::bf16, crate::types::e4m3, crate::types::e5m2, i8, i16, u8);
 
 impl<T: Elem> ops::Neg for Tile<T>
 where

@@ -100,6 +100,9 @@ fn test(filter: &str) -> Res<()> {
     if filter.is_empty() || "graph".contains(filter) {
         tally.record("graph::capture_replay", graph_check(&rt).map_err(|e| e.to_string()));
     }
+    if filter.is_empty() || "graph::mixed_launch_options".contains(filter) {
+        tally.record("graph::mixed_launch_options", mixed_options_graph_check(&rt).map_err(|e| e.to_string()));
+    }
     // Without a wait after each launch, and with programmatic dependent launch, so that kernels that
     // call gdc_wait overlap the one ahead.
     rt.set_sync_launches(false);
@@ -184,6 +187,70 @@ fn graph_check(rt: &CudaRuntime) -> Res<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// One tensor-core GEMM launched with five different (warps, stages) per-launch options, each its own
+/// compiled kernel: captured in one graph and replayed, every output is bit for bit what the same
+/// launch gave eagerly, and each is within f32 rounding of a float64 reference; the runtime-wide
+/// defaults are untouched.
+fn mixed_options_graph_check(rt: &CudaRuntime) -> Res<()> {
+    use kernels::matmul::matmul;
+    let (m, n, k) = (96usize, 80usize, 200usize);
+    let mut r = rng(21);
+    let a: Vec<f16> = randn(&mut r, m * k, 1.0).into_iter().map(|v| f16::from_f64(v)).collect();
+    let b: Vec<f16> = randn(&mut r, k * n, 1.0).into_iter().map(|v| f16::from_f64(v)).collect();
+    let (da, db) = (rt.upload(&a)?, rt.upload(&b)?);
+    let options = [(4u32, 1u32), (4, 3), (8, 2), (8, 4), (2, 3)];
+    let defaults = (rt.num_warps(), rt.num_stages());
+    let grid = Grid::from((m.div_ceil(64) as u32, n.div_ceil(64) as u32));
+    let run_all = |rt: &CudaRuntime, outs: &mut [CudaBuffer<f32>]| -> Result<(), CudaError> {
+        for (o, &(w, s)) in outs.iter_mut().zip(&options) {
+            let (mi, ni, ki) = (m as i32, n as i32, k as i32);
+            matmul::<f16, f16, f32, 64, 64, 32>::launch(rt, Launch::from(grid).num_warps(w).num_stages(s), &da, &db, o, mi, ni, ki, ki, 1, ni, 1, ni, 1)?;
+        }
+        Ok(())
+    };
+    let poisoned = || -> Result<Vec<CudaBuffer<f32>>, CudaError> { options.iter().map(|_| rt.upload(&vec![f32::NAN; m * n])).collect() };
+    let mut eager = poisoned()?;
+    let compiles = rt.cache_stats().compiles;
+    run_all(rt, &mut eager)?;
+    let keys: std::collections::HashSet<String> = options
+        .iter()
+        .map(|&(w, s)| {
+            let o = LaunchOptions { num_warps: Some(w), num_stages: Some(s), ..LaunchOptions::default() };
+            rt.disk_cache_key(&matmul::<f16, f16, f32, 64, 64, 32>::spec(), &[], &o)
+        })
+        .collect::<Result<_, _>>()?;
+    if keys.len() != options.len() {
+        return Err(format!("{} launch options gave {} cache keys", options.len(), keys.len()).into());
+    }
+    let mut graphed = poisoned()?;
+    let graph = rt.capture(|rt| run_all(rt, &mut graphed))?;
+    graph.replay()?;
+    for (i, (e, g)) in eager.iter().zip(&graphed).enumerate() {
+        let (e, g) = (rt.download(e)?, rt.download(g)?);
+        let (w, s) = options[i];
+        if let Some(j) = (0..m * n).find(|&j| e[j].to_bits() != g[j].to_bits()) {
+            return Err(format!("warps {w} stages {s}: element {j} is {} replayed, {} eager", g[j], e[j]).into());
+        }
+        for (j, &got) in e.iter().enumerate() {
+            let (row, col) = (j / n, j % n);
+            let (mut want, mut mag) = (0.0f64, 0.0f64);
+            for kk in 0..k {
+                let p = a[row * k + kk].to_f64() * b[kk * n + col].to_f64();
+                want += p;
+                mag += p.abs();
+            }
+            if (got as f64 - want).abs() > 1e-5 * mag + 1e-6 || !got.is_finite() {
+                return Err(format!("warps {w} stages {s}: element ({row}, {col}) is {got}, float64 says {want}").into());
+            }
+        }
+    }
+    if (rt.num_warps(), rt.num_stages()) != defaults {
+        return Err("per-launch options changed the runtime's defaults".into());
+    }
+    println!("#   mixed launch options: {} kernels compiled for {} option sets", rt.cache_stats().compiles - compiles, options.len());
     Ok(())
 }
 
@@ -273,12 +340,12 @@ fn bench() -> Res<()> {
     let mut out: CudaBuffer<f32> = rt.zeros(n)?;
     let gb = |bytes: usize, ms: f64| bytes as f64 / (ms * 1e-3) / 1e9;
     for warps in [4u32, 8] {
-        rt.set_num_warps(warps);
         macro_rules! copy_block {
             ($($b:literal),*) => {$(
-                let ms = median_ms(&rt, 5, 30, || copy::<f32, $b>::launch(&rt, (n / $b) as u32, &x, &mut out, n as i32))?;
+                let l = Launch::from((n / $b) as u32).num_warps(warps);
+                let ms = median_ms(&rt, 5, 30, || copy::<f32, $b>::launch(&rt, l, &x, &mut out, n as i32))?;
                 println!("BENCH copy | {n} | f32 | BLOCK={} warps={warps} | {ms:.4} | {:.1}", $b, gb(2 * 4 * n, ms));
-                let ms = median_ms(&rt, 5, 30, || add::<$b>::launch(&rt, (n / $b) as u32, &x, &y, &mut out, n as i32))?;
+                let ms = median_ms(&rt, 5, 30, || add::<$b>::launch(&rt, l, &x, &y, &mut out, n as i32))?;
                 println!("BENCH add | {n} | f32 | BLOCK={} warps={warps} | {ms:.4} | {:.1}", $b, gb(3 * 4 * n, ms));
             )*};
         }
@@ -300,11 +367,11 @@ fn bench() -> Res<()> {
             let w = rt.upload(&host[..cols])?;
             let mut o: CudaBuffer<$t> = rt.zeros(rows * cols)?;
             for warps in $warps {
-                rt.set_num_warps(warps);
-                let ms = median_ms(&rt, 5, 30, || softmax::<$t, $cols>::launch(&rt, rows as u32, &x, &mut o, cols as i32, cols as i32, cols as i32))?;
+                let l = Launch::from(rows as u32).num_warps(warps);
+                let ms = median_ms(&rt, 5, 30, || softmax::<$t, $cols>::launch(&rt, l, &x, &mut o, cols as i32, cols as i32, cols as i32))?;
                 let bytes = 2 * rows * cols * std::mem::size_of::<$t>();
                 println!("BENCH softmax | {rows}x{cols} | {} | BLOCK={} warps={warps} | {ms:.4} | {:.1}", $name, $cols, gb(bytes, ms));
-                let ms = median_ms(&rt, 5, 30, || rmsnorm::<$t, $cols>::launch(&rt, rows as u32, &x, &w, &mut o, cols as i32, cols as i32, cols as i32, 1e-6))?;
+                let ms = median_ms(&rt, 5, 30, || rmsnorm::<$t, $cols>::launch(&rt, l, &x, &w, &mut o, cols as i32, cols as i32, cols as i32, 1e-6))?;
                 println!("BENCH rmsnorm | {rows}x{cols} | {} | BLOCK={} warps={warps} | {ms:.4} | {:.1}", $name, $cols, gb(bytes, ms));
             }
         }};
@@ -323,7 +390,7 @@ fn bench() -> Res<()> {
 /// (fresh: no disk cache, no committed winners), the winner checked against a float64 reference on
 /// sampled elements, and the winners merged into `--write FILE` (the committed-winners format).
 fn gemm(write: Option<&str>) -> Res<()> {
-    use codegen_ptx::runtime::autotune::{key_of, Autotuner, Source};
+    use codegen_ptx::runtime::autotune::{Autotuner, Source};
     use tests::gemm::{launch_linear_fp8, launch_matmul, Gemm};
     let rt = runtime()?;
     let device = rt.device_name().to_string();
@@ -337,7 +404,7 @@ fn gemm(write: Option<&str>) -> Res<()> {
             // One launcher per GEMM kind; returns C as f64 for the sampled check.
             let mut compile_ms = vec![];
             let t0 = Instant::now();
-            let key = key_of(&[("M", size as i64), ("N", size as i64), ("K", size as i64)]);
+            let key = kernels::matmul::tuning::key(size, size, size);
             let (tuned, c, scale) = match g {
                 Gemm::F16 | Gemm::Bf16 => {
                     macro_rules! run16 {
@@ -431,8 +498,6 @@ fn gemm(write: Option<&str>) -> Res<()> {
             tuner.write_committed(path)?;
         }
     }
-    rt.set_num_warps(4);
-    rt.set_num_stages(3);
     Ok(())
 }
 

@@ -1,0 +1,440 @@
+//! The host API of the fp8 GEMM: argument checks, the configuration (heuristic or the caller's), and the
+//! launches of the kernels' declared instances.
+
+use super::{ScaledMmInstance, ScaledMmStreamkInstance, SplitkReduceInstance, StreamkReduceInstance, ZeroFillInstance};
+use dsl_core::lang::{DotOperands, Numeric};
+use dsl_core::runtime::{AnyBuffer, Grid, LaunchOptions, Runtime};
+use dsl_core::types::Elem;
+
+/// A row-major matrix in a buffer: `rows x cols`, rows `row_stride` elements apart.
+pub struct Operand<'a, Buf> {
+    pub buf: &'a Buf,
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+}
+
+/// How a scale applies: one value for the whole tensor, one per row of `A` (per token), or one per
+/// column of the output (per output channel, i.e. per row of `B`). f32 buffers.
+pub enum Scale<'a, Buf> {
+    PerTensor(&'a Buf),
+    PerRow(&'a Buf),
+    PerColumn(&'a Buf),
+}
+
+/// How split-K partial products are combined (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SplitKMode {
+    /// Through an f32 workspace, added in order by a second kernel: identical bits every run. The
+    /// default: reproducible, no rounding of partials to 16 bits, and no slower at small M (the
+    /// workspace is `split_k * M * N * 4` bytes against the weight's `N * K`; see bench/fp8_gemm).
+    #[default]
+    Deterministic,
+    /// Atomic adds into `C` (zeroed first): one GEMM kernel, run-to-run variation in the last bits.
+    Atomic,
+}
+
+/// Block sizes and schedule of one launch: a split-K grid (`stream_k == 0`: `split_k` chunks of `K` per
+/// output tile), or stream-K over `stream_k` persistent programs ([`scaled_mm_streamk`](super::scaled_mm_streamk);
+/// `split_k` is unused), which always combines through the workspace in a fixed order. `options` (warps,
+/// pipeline stages, programmatic launch) apply to the GEMM kernel's launch; unset ones take the runtime's
+/// defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmConfig {
+    pub block_m: u32,
+    pub block_n: u32,
+    pub block_k: u32,
+    pub split_k: u32,
+    pub stream_k: u32,
+    pub options: LaunchOptions,
+}
+
+impl GemmConfig {
+    /// A split-K grid.
+    pub fn split(block_m: u32, block_n: u32, block_k: u32, split_k: u32) -> GemmConfig {
+        GemmConfig { block_m, block_n, block_k, split_k, stream_k: 0, options: LaunchOptions::default() }
+    }
+
+    /// Stream-K over `programs` programs.
+    pub fn stream(block_m: u32, block_n: u32, block_k: u32, programs: u32) -> GemmConfig {
+        GemmConfig { block_m, block_n, block_k, split_k: 1, stream_k: programs, options: LaunchOptions::default() }
+    }
+}
+
+/// How a stream-K launch divides a problem (the kernel computes the same from its arguments).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamK {
+    /// Programs launched: the requested count, at most one per iteration (so that every share is
+    /// non-empty and every program between a tile's first and last writes a slot of it).
+    pub programs: usize,
+    /// Output tiles and K blocks per tile.
+    pub tiles: usize,
+    pub iters: usize,
+    /// The most tiles one program's share touches.
+    pub segments: usize,
+    /// The most programs whose shares touch one tile: the workspace's slots.
+    pub slots: usize,
+}
+
+/// The stream-K division of an `m x n x k` problem with `cfg`'s blocks over `programs` programs (the
+/// kernels' integer formulas, evaluated exactly).
+pub fn stream_k_shape(m: usize, n: usize, k: usize, cfg: &GemmConfig, programs: usize) -> StreamK {
+    let tiles = m.div_ceil(cfg.block_m as usize) * n.div_ceil(cfg.block_n as usize);
+    let iters = k.div_ceil(cfg.block_k as usize);
+    let work = tiles * iters;
+    let p = programs.clamp(1, work.max(1));
+    let mut segments = 0;
+    for i in 0..p {
+        let (lo, hi) = (i * work / p, (i + 1) * work / p);
+        if hi > lo {
+            segments = segments.max((hi - 1) / iters - lo / iters + 1);
+        }
+    }
+    let mut slots = 0;
+    for t in 0..tiles {
+        let first = ((t * iters + 1) * p - 1) / work;
+        let last = ((t + 1) * iters * p - 1) / work;
+        slots = slots.max(last - first + 1);
+    }
+    StreamK { programs: p, tiles, iters, segments, slots }
+}
+
+/// Options of [`fp8_gemm`].
+#[derive(Clone, Copy, Debug)]
+pub struct GemmOptions {
+    /// `None`: [`heuristic`].
+    pub config: Option<GemmConfig>,
+    pub mode: SplitKMode,
+    /// Streaming multiprocessors of the GPU (the heuristic fills them); 132 on an H100 SXM.
+    pub sm_count: u32,
+}
+
+impl Default for GemmOptions {
+    fn default() -> Self {
+        GemmOptions { config: None, mode: SplitKMode::Deterministic, sm_count: 132 }
+    }
+}
+
+/// A problem [`fp8_gemm`] refuses, or the runtime's error.
+#[derive(Debug, thiserror::Error)]
+pub enum GemmError<E: std::error::Error> {
+    #[error("fp8_gemm: A is {m}x{ka} but B is {n}x{kb} ([N, K]): the K dimensions differ")]
+    KMismatch { m: usize, ka: usize, n: usize, kb: usize },
+    #[error("fp8_gemm: {what} is empty ({rows}x{cols})")]
+    Empty { what: &'static str, rows: usize, cols: usize },
+    #[error("fp8_gemm: {what}: row stride {stride} is smaller than its {cols} columns")]
+    Stride { what: &'static str, stride: usize, cols: usize },
+    #[error("fp8_gemm: {what} needs at least {need} elements, its buffer has {len}")]
+    TooSmall { what: &'static str, need: usize, len: usize },
+    #[error("fp8_gemm: {what}: {mode} scales are not supported (A takes per-tensor or per-row scales, B per-tensor or per-column)")]
+    ScaleMode { what: &'static str, mode: &'static str },
+    #[error("fp8_gemm: {what} spans {elems} elements, over the 2^31 that 32-bit offsets address")]
+    TooLarge { what: &'static str, elems: usize },
+    #[error("fp8_gemm: no {schedule} kernel for blocks {block_m}x{block_n}x{block_k} (declared: {supported})")]
+    Blocks { schedule: &'static str, block_m: u32, block_n: u32, block_k: u32, supported: String },
+    #[error("fp8_gemm: split_k {0} must be between 1 and 64")]
+    SplitK(u32),
+    #[error("fp8_gemm: stream_k {0} must be between 1 and 65536 programs (0: a split-K grid)")]
+    StreamKPrograms(u32),
+    #[error("fp8_gemm: stream-K combines through the workspace in a fixed order; atomic mode applies to split-K grids")]
+    StreamKAtomic,
+    #[error("fp8_gemm: the deterministic combine ({parts} partial products per output) needs an f32 workspace of {need} elements ({have})")]
+    Workspace { parts: u32, need: usize, have: String },
+    #[error(transparent)]
+    Runtime(E),
+}
+
+/// The block sizes of the split-K GEMM's declared instances ([`ScaledMmInstance::ALL`]), each once.
+pub fn split_k_tiles() -> Vec<(u32, u32, u32)> {
+    tiles_of(ScaledMmInstance::ALL.iter().map(|i| (i.block_m, i.block_n, i.block_k)))
+}
+
+/// The block sizes of the stream-K GEMM's declared instances ([`ScaledMmStreamkInstance::ALL`]).
+pub fn stream_k_tiles() -> Vec<(u32, u32, u32)> {
+    tiles_of(ScaledMmStreamkInstance::ALL.iter().map(|i| (i.block_m, i.block_n, i.block_k)))
+}
+
+fn tiles_of(it: impl Iterator<Item = (i32, i32, i32)>) -> Vec<(u32, u32, u32)> {
+    let mut v: Vec<(u32, u32, u32)> = vec![];
+    for (m, n, k) in it {
+        let t = (m as u32, n as u32, k as u32);
+        if !v.contains(&t) {
+            v.push(t);
+        }
+    }
+    v
+}
+
+/// Picks blocks and split-K from the problem and the GPU size: the smallest `block_m` that covers `M`
+/// (the tensor cores work on 16 rows; a decode GEMM is bound by reading `B`), narrow tiles with a long
+/// `block_k` for small `M` (many small programs keep bytes in flight on every SM), and enough splits of
+/// `K` that about 1.5 programs run per SM, keeping at least 4 blocks of `K` per split. (The autotuned
+/// winners of bench/fp8_gemm, H100: these tiles at every M; split-K within a factor of 2.)
+pub fn heuristic(m: usize, n: usize, k: usize, sm_count: u32) -> GemmConfig {
+    let (block_m, block_n, block_k) = match m {
+        0..=16 => (16, 32, 256),
+        17..=32 => (32, 32, 256),
+        33..=256 => (64, 64, 128),
+        _ => (128, 128, 32),
+    };
+    let tiles = m.div_ceil(block_m as usize) * n.div_ceil(block_n as usize);
+    let want = (3 * sm_count as usize).div_ceil(2 * tiles.max(1));
+    let most = (k / (4 * block_k as usize)).max(1);
+    let split_k = want.min(most).clamp(1, 16).next_power_of_two().min(16) as u32;
+    GemmConfig::split(block_m, block_n, block_k, split_k)
+}
+
+/// Elements of the f32 workspace a deterministic combine with `cfg` needs for an `m x n x k` problem:
+/// `split_k * M * N` for a split-K grid (0 with one split), `slots * M * N` for stream-K.
+pub fn workspace_len(m: usize, n: usize, k: usize, cfg: &GemmConfig) -> usize {
+    match cfg.stream_k {
+        0 if cfg.split_k > 1 => cfg.split_k as usize * m * n,
+        0 => 0,
+        p => stream_k_shape(m, n, k, cfg, p as usize).slots * m * n,
+    }
+}
+
+fn check_operand<E: std::error::Error, B: AnyBuffer>(what: &'static str, o: &Operand<B>) -> Result<(), GemmError<E>> {
+    if o.rows == 0 || o.cols == 0 {
+        return Err(GemmError::Empty { what, rows: o.rows, cols: o.cols });
+    }
+    if o.row_stride < o.cols {
+        return Err(GemmError::Stride { what, stride: o.row_stride, cols: o.cols });
+    }
+    let need = (o.rows - 1) * o.row_stride + o.cols;
+    if need > i32::MAX as usize {
+        return Err(GemmError::TooLarge { what, elems: need });
+    }
+    if o.buf.len() < need {
+        return Err(GemmError::TooSmall { what, need, len: o.buf.len() });
+    }
+    Ok(())
+}
+
+fn check_len<E: std::error::Error>(what: &'static str, len: usize, need: usize) -> Result<(), GemmError<E>> {
+    if len < need {
+        return Err(GemmError::TooSmall { what, need, len });
+    }
+    Ok(())
+}
+
+/// `out[M, N] = (A[M, K] · B[N, K]ᵀ) * scale_a * scale_b (+ bias)`, rounded once to `O`.
+///
+/// `A`, `B`: fp8 (e4m3 / e5m2, mixed allowed) or both bf16; `O`: bf16, f16 or f32. `out`'s rows are
+/// `out_row_stride` apart. `workspace` (f32, [`workspace_len`] elements) is needed for deterministic
+/// split-K with `split_k > 1` and for stream-K. Returns the configuration launched.
+#[allow(clippy::too_many_arguments)]
+pub fn fp8_gemm<R, A, B, O>(
+    rt: &R,
+    a: Operand<R::Buffer<A>>,
+    b: Operand<R::Buffer<B>>,
+    scale_a: Scale<R::Buffer<f32>>,
+    scale_b: Scale<R::Buffer<f32>>,
+    bias: Option<&R::Buffer<f32>>,
+    out: &mut R::Buffer<O>,
+    out_row_stride: usize,
+    workspace: Option<&mut R::Buffer<f32>>,
+    opts: &GemmOptions,
+) -> Result<GemmConfig, GemmError<R::Error>>
+where
+    R: Runtime,
+    A: Numeric + DotOperands<B> + Elem,
+    B: Numeric + Elem,
+    O: Numeric + Elem,
+{
+    check_operand("A", &a)?;
+    check_operand("B", &b)?;
+    let (m, n, k) = (a.rows, b.rows, a.cols);
+    if b.cols != k {
+        return Err(GemmError::KMismatch { m, ka: k, n, kb: b.cols });
+    }
+    check_operand("out", &Operand { buf: &*out, rows: m, cols: n, row_stride: out_row_stride })?;
+    let (sa, row_scale) = match scale_a {
+        Scale::PerTensor(s) => (s, check_len("scale_a", s.len(), 1).map(|_| false)?),
+        Scale::PerRow(s) => (s, check_len("scale_a (per row)", s.len(), m).map(|_| true)?),
+        Scale::PerColumn(_) => return Err(GemmError::ScaleMode { what: "scale_a", mode: "per-column" }),
+    };
+    let (sb, col_scale) = match scale_b {
+        Scale::PerTensor(s) => (s, check_len("scale_b", s.len(), 1).map(|_| false)?),
+        Scale::PerColumn(s) => (s, check_len("scale_b (per column)", s.len(), n).map(|_| true)?),
+        Scale::PerRow(_) => return Err(GemmError::ScaleMode { what: "scale_b", mode: "per-row" }),
+    };
+    if let Some(bias) = bias {
+        check_len("bias", bias.len(), n)?;
+    }
+    let cfg = opts.config.unwrap_or_else(|| heuristic(m, n, k, opts.sm_count));
+    if !(1..=64).contains(&cfg.split_k) {
+        return Err(GemmError::SplitK(cfg.split_k));
+    }
+    let tiles = if cfg.stream_k > 0 { stream_k_tiles() } else { split_k_tiles() };
+    if !tiles.contains(&(cfg.block_m, cfg.block_n, cfg.block_k)) {
+        let supported = tiles.iter().map(|(m, n, k)| format!("{m}x{n}x{k}")).collect::<Vec<_>>().join(", ");
+        let schedule = if cfg.stream_k > 0 { "stream-K" } else { "split-K" };
+        return Err(GemmError::Blocks { schedule, block_m: cfg.block_m, block_n: cfg.block_n, block_k: cfg.block_k, supported });
+    }
+    let stream = match cfg.stream_k {
+        0 => None,
+        p if p > 65536 => return Err(GemmError::StreamKPrograms(p)),
+        _ if opts.mode == SplitKMode::Atomic => return Err(GemmError::StreamKAtomic),
+        p => {
+            let s = stream_k_shape(m, n, k, &cfg, p as usize);
+            // The kernels compute (t * iters + 1) * programs in 32 bits.
+            let span = (s.tiles * s.iters + 1) * s.programs;
+            if span > i32::MAX as usize {
+                return Err(GemmError::TooLarge { what: "stream-K iterations x programs", elems: span });
+            }
+            Some(s)
+        }
+    };
+    let parts = stream.map_or(cfg.split_k as usize, |s| s.slots);
+    // Stream-K always goes through the workspace (C may be 16-bit); split-K only when deterministic.
+    let ws = if stream.is_some() || (parts > 1 && opts.mode == SplitKMode::Deterministic) {
+        let need = parts * m * n; // = workspace_len(m, n, k, &cfg), without dividing the problem again
+        if need > i32::MAX as usize {
+            return Err(GemmError::TooLarge { what: "workspace", elems: need });
+        }
+        match workspace {
+            Some(w) if w.len() >= need => Some(w),
+            other => {
+                let have = other.map_or("none given".to_string(), |w| format!("{} given", w.len()));
+                return Err(GemmError::Workspace { parts: parts as u32, need, have });
+            }
+        }
+    } else {
+        None
+    };
+    let args = Args { a: a.buf, b: b.buf, sa, sb, m, n, k, sam: a.row_stride, sbn: b.row_stride, scm: out_row_stride, stream };
+    let flags = (row_scale, col_scale, bias.is_some());
+    let run = |r: Result<(), R::Error>| r.map_err(GemmError::Runtime);
+    if opts.mode == SplitKMode::Atomic && cfg.split_k > 1 && stream.is_none() {
+        let zero = ZeroFillInstance { block_m: 32, block_n: 64 };
+        let grid = (m.div_ceil(32) as u32, n.div_ceil(64) as u32);
+        run(zero.launch::<O, R>(rt, grid, &mut *out, m as i32, n as i32, out_row_stride as i32))?;
+    }
+    run(launch_all(rt, &args, cfg, flags, bias, out, ws))?;
+    Ok(cfg)
+}
+
+/// The buffers and sizes every launch of one [`fp8_gemm`] shares.
+struct Args<'a, Buf, BufB, BufS> {
+    a: &'a Buf,
+    b: &'a BufB,
+    sa: &'a BufS,
+    sb: &'a BufS,
+    m: usize,
+    n: usize,
+    k: usize,
+    sam: usize,
+    sbn: usize,
+    scm: usize,
+    stream: Option<StreamK>,
+}
+
+/// The launches of one GEMM: its main kernel, then the ordered combine where there is one.
+#[allow(clippy::type_complexity)]
+fn launch_all<R, A, B, O>(
+    rt: &R,
+    x: &Args<R::Buffer<A>, R::Buffer<B>, R::Buffer<f32>>,
+    cfg: GemmConfig,
+    (row_scale, col_scale, with_bias): (bool, bool, bool),
+    bias: Option<&R::Buffer<f32>>,
+    out: &mut R::Buffer<O>,
+    ws: Option<&mut R::Buffer<f32>>,
+) -> Result<(), R::Error>
+where
+    R: Runtime,
+    A: Numeric + DotOperands<B> + Elem,
+    B: Numeric + Elem,
+    O: Numeric + Elem,
+{
+    let (bm, bn, bk) = (cfg.block_m as i32, cfg.block_n as i32, cfg.block_k as i32);
+    let grid = Grid::from((x.m.div_ceil(bm as usize) as u32, x.n.div_ceil(bn as usize) as u32, cfg.split_k)).with(cfg.options);
+    let (m, n, k, sam, sbn, scm) = (x.m as i32, x.n as i32, x.k as i32, x.sam as i32, x.sbn as i32, x.scm as i32);
+    // Without a bias, scale_a stands in for the (unread) bias parameter.
+    let dummy = bias.unwrap_or(x.sa);
+    if let Some(s) = x.stream {
+        // Stream-K: raw partials into the tiles' slots, then the ordered combine with the epilogue.
+        let ws = ws.expect("fp8_gemm checked the workspace");
+        let programs = Grid::from(s.programs as u32).with(cfg.options);
+        let main = ScaledMmStreamkInstance { block_m: bm, block_n: bn, block_k: bk };
+        main.launch::<A, B, R>(rt, programs, x.a, x.b, &mut *ws, m, n, k, sam, sbn, s.segments as i32)?;
+        // 16 x 32 blocks divide every declared tile (a unit test checks it).
+        let reduce = StreamkReduceInstance { block_m: 16, block_n: 32, row_scale, col_scale, bias: with_bias };
+        let g2 = (x.m.div_ceil(16) as u32, x.n.div_ceil(32) as u32);
+        let (iters, p) = (s.iters as i32, s.programs as i32);
+        return reduce.launch::<O, R>(rt, g2, &*ws, out, x.sa, x.sb, dummy, m, n, scm, bm, bn, iters, p);
+    }
+    let main = |epilogue: bool, atomic: bool| {
+        let (row_scale, col_scale, bias) = if epilogue { (row_scale, col_scale, with_bias) } else { (false, false, false) };
+        ScaledMmInstance { block_m: bm, block_n: bn, block_k: bk, row_scale, col_scale, bias, epilogue, atomic }
+    };
+    if let Some(ws) = ws {
+        // Deterministic split-K: raw partials, then the ordered combine with the epilogue.
+        main(false, false).launch::<A, B, f32, R>(rt, grid, x.a, x.b, ws, x.sa, x.sb, x.sa, m, n, k, sam, sbn, n)?;
+        let reduce = SplitkReduceInstance { block_m: 32, block_n: 64, row_scale, col_scale, bias: with_bias };
+        let g2 = (x.m.div_ceil(32) as u32, x.n.div_ceil(64) as u32);
+        return reduce.launch::<O, R>(rt, g2, &*ws, out, x.sa, x.sb, dummy, m, n, cfg.split_k as i32, scm);
+    }
+    main(true, cfg.split_k > 1).launch::<A, B, O, R>(rt, grid, x.a, x.b, out, x.sa, x.sb, dummy, m, n, k, sam, sbn, scm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `streamk_reduce` runs 16 x 32 blocks, each inside one GEMM tile.
+    #[test]
+    fn reduce_blocks_divide_every_tile() {
+        assert!(!stream_k_tiles().is_empty());
+        assert!(stream_k_tiles().iter().all(|&(m, n, _)| m % 16 == 0 && n % 32 == 0));
+    }
+
+    /// Every tile stream-K declares is a split-K tile too (the tuner and the heuristic may switch a
+    /// tile's schedule), and a tile outside the declared set is refused with the declared list.
+    #[test]
+    fn stream_k_tiles_are_split_k_tiles() {
+        let split = split_k_tiles();
+        assert!(stream_k_tiles().iter().all(|t| split.contains(t)), "{:?} vs {split:?}", stream_k_tiles());
+        let bad = ScaledMmInstance { block_m: 8, block_n: 32, block_k: 256, row_scale: false, col_scale: false, bias: false, epilogue: true, atomic: false };
+        let e = bad.check().unwrap_err().to_string();
+        assert!(e.contains("no declared instance BLOCK_M=8,BLOCK_N=32,BLOCK_K=256") && e.contains("BLOCK_M=16,BLOCK_N=32,BLOCK_K=256"), "{e}");
+    }
+
+    /// Replays the kernels' stream-K formulas: every (tile, K block) iteration is done by exactly one
+    /// program, in a segment below `segments`, writing a slot below `slots` that no other program of
+    /// the tile writes; the reduce's count of slots per tile matches.
+    #[test]
+    fn stream_k_shares_cover_every_iteration_once() {
+        for (m, n, k, bm, bn, bk) in [(1, 150, 600, 16, 128, 128), (17, 70, 200, 16, 64, 256), (130, 8192, 8192, 64, 64, 128), (3, 10, 5000, 16, 32, 256)] {
+            let cfg = GemmConfig::stream(bm, bn, bk, 1);
+            for programs in [1, 2, 3, 7, 64, 132, 264, 1000] {
+                let s = stream_k_shape(m, n, k, &cfg, programs);
+                let (work, programs) = (s.tiles * s.iters, s.programs);
+                let mut done = vec![0u8; work];
+                let mut writers = vec![vec![]; s.tiles];
+                for p in 0..programs {
+                    let (lo, hi) = (p * work / programs, (p + 1) * work / programs);
+                    for seg in 0..s.segments {
+                        let t = lo / s.iters + seg;
+                        let (u_lo, u_hi) = (lo.max(t * s.iters), hi.min(t * s.iters + s.iters));
+                        if u_lo >= u_hi {
+                            continue;
+                        }
+                        (u_lo..u_hi).for_each(|u| done[u] += 1);
+                        let first = ((t * s.iters + 1) * programs - 1) / work;
+                        assert!(p >= first && p - first < s.slots, "{m}x{n}x{k} P={programs}: program {p} slot {}", p - first);
+                        writers[t].push(p - first);
+                    }
+                    assert!(hi == lo || (hi - 1) / s.iters < lo / s.iters + s.segments, "share of {p} needs more segments");
+                }
+                assert!(done.iter().all(|&d| d == 1), "{m}x{n}x{k} P={programs}: iterations not covered once");
+                for (t, w) in writers.iter().enumerate() {
+                    let first = ((t * s.iters + 1) * programs - 1) / work;
+                    let last = ((t + 1) * s.iters * programs - 1) / work;
+                    let want: Vec<usize> = (0..=last - first).collect();
+                    assert_eq!(w, &want, "{m}x{n}x{k} P={programs}: tile {t}'s slots");
+                }
+            }
+        }
+    }
+}
