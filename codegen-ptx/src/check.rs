@@ -3,7 +3,8 @@
 //! run by the interpreter, so a test suite written against `Runtime` both checks results and proves
 //! that every kernel specialization it launches lowers and assembles.
 
-use crate::compile::{compile, CodegenError};
+use crate::compile::compile;
+use crate::error::CodegenError;
 use crate::ptxas::{assemble, find_nvdisasm, find_ptxas, Assembled};
 use crate::target::{ArgFact, CompileOptions, Specialization, Target};
 use dsl_core::error::CompileError;
@@ -24,6 +25,8 @@ pub struct Report {
     pub target: Target,
     pub num_warps: u32,
     pub num_stages: u32,
+    /// Threads per program of the compiled kernel (`32 * num_warps`).
+    pub num_threads: u32,
     pub assembled: Assembled,
     pub compile_ms: f64,
 }
@@ -109,7 +112,7 @@ impl Runtime for PtxCheckRuntime {
                 let assembled = assemble(&self.ptxas, self.nvdisasm.as_deref(), &c.ptx, target)
                     .map_err(|e| CheckError::Ptxas(format!("kernel `{}`: {e}", kernel.display_name())))?;
                 if let Ok(mut r) = self.reports.lock() {
-                    r.push(Report { kernel: kernel.display_name(), facts: facts.key(), target, num_warps, num_stages, assembled, compile_ms });
+                    r.push(Report { kernel: kernel.display_name(), facts: facts.key(), target, num_warps, num_stages, num_threads: c.num_threads, assembled, compile_ms });
                 }
             }
         }

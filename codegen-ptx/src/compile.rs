@@ -3,13 +3,15 @@
 
 use crate::lower;
 use crate::target::{CompileOptions, Specialization};
-use dsl_core::ir::{Kernel, Loc};
+use dsl_core::ir::Kernel;
 use inkwell::context::Context;
 use inkwell::memory_buffer::MemoryBuffer;
 use inkwell::passes::PassBuilderOptions;
 use inkwell::targets::{CodeModel, FileType, InitializationConfig, RelocMode, Target as LlvmTarget, TargetTriple};
 use inkwell::OptimizationLevel;
 use std::sync::Once;
+
+pub use crate::error::CodegenError;
 
 /// The PTX ISA version we emit (`+ptx84`: fp8 `mma.sync` and conversions need 8.4 or later; the H100
 /// driver and ptxas 12.4+ accept it).
@@ -28,20 +30,6 @@ pub struct Compiled {
     pub num_threads: u32,
     /// Dynamic shared memory the kernel needs, in bytes.
     pub shared_bytes: u32,
-}
-
-/// Why a kernel did not compile.
-#[derive(Debug, thiserror::Error)]
-pub enum CodegenError {
-    /// The kernel uses something this backend cannot lower (yet).
-    #[error("error: {what}\n  --> {loc}\n  in kernel `{kernel}` (PTX backend)")]
-    Unsupported { kernel: String, loc: Loc, what: String },
-    /// Bad compile options (for example `num_warps` not a power of two).
-    #[error("bad compile options for kernel `{kernel}`: {message}")]
-    Options { kernel: String, message: String },
-    /// LLVM rejected our IR or failed to emit PTX: a bug in this backend.
-    #[error("internal error: LLVM failed on kernel `{kernel}`: {message}")]
-    Llvm { kernel: String, message: String },
 }
 
 /// Compiles `kernel` for `opts.target` with the argument facts `spec`.

@@ -12,7 +12,10 @@
 pub mod axis;
 pub mod check;
 pub mod compile;
+pub mod error;
 pub mod layout;
+#[cfg(test)]
+mod layers;
 pub mod lower;
 pub mod ptxas;
 pub mod runtime;

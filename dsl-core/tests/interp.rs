@@ -504,3 +504,117 @@ fn prefetch_changes_nothing_but_is_bounds_checked() {
     assert_eq!(line, line_of("MARK-PREFETCH"));
     assert_eq!(program, [1, 0, 0]);
 }
+
+// ---------------------------------------------------------------- declared instances and launch options
+
+/// `out = x * (SCALE ? 2 : 1) + OFFSET` over blocks of `BLOCK`.
+#[kernel(instances(BLOCK in [16, 32], (SCALE, OFFSET) in [(false, 0), (true, -3)] | (SCALE in bool, OFFSET = 7)))]
+fn scaled_copy<T: Float, const BLOCK: i32, const SCALE: bool, const OFFSET: i32>(x: Ptr<T>, out: MutPtr<f32>, n: i32) {
+    let offs = program_id(0) * BLOCK + arange(0, BLOCK);
+    let m = offs < n;
+    let v = load_masked(x + offs, m, 0.0).to::<f32>();
+    let v = if SCALE { v * 2.0 } else { v };
+    store_masked(out + offs, v + OFFSET, m);
+}
+
+#[test]
+fn declared_instances_are_listed_converted_and_launched() {
+    // The product of BLOCK with the union: (false, 0), (true, -3), (false, 7), (true, 7).
+    assert_eq!(ScaledCopyInstance::ALL.len(), 8);
+    assert_eq!(ScaledCopyInstance::NAMES, ["BLOCK", "SCALE", "OFFSET"]);
+    let inst = ScaledCopyInstance { block: 32, scale: true, offset: -3 };
+    assert!(ScaledCopyInstance::ALL.contains(&inst));
+    assert_eq!(inst.to_string(), "BLOCK=32,SCALE=1,OFFSET=-3");
+    let cfg = inst.config().with("num_warps", 8);
+    assert_eq!(ScaledCopyInstance::from_config(&cfg).unwrap(), inst);
+
+    // Launching the instance runs the same specialization as the static launch.
+    let rt = Interpreter::new();
+    let data: Vec<f32> = (0..70).map(|i| i as f32 * 0.25 - 4.0).collect();
+    let x = HostBuffer::from_slice(&data);
+    let mut a = HostBuffer::filled(70, f32::NAN);
+    let mut b = HostBuffer::filled(70, f32::NAN);
+    inst.launch::<f32, _>(&rt, 3, &x, &mut a, 70).unwrap();
+    scaled_copy::<f32, 32, true, -3>::launch(&rt, 3, &x, &mut b, 70).unwrap();
+    assert_eq!(a.to_vec(), data.iter().map(|v| v * 2.0 - 3.0).collect::<Vec<_>>());
+    assert_eq!(a.to_vec(), b.to_vec());
+    assert_eq!(inst.spec::<f32>().unwrap().id, scaled_copy::<f32, 32, true, -3>::spec().id);
+}
+
+#[test]
+fn an_undeclared_instance_is_an_error_listing_the_declared() {
+    let rt = Interpreter::new();
+    let x = HostBuffer::from_slice(&[1.0f32; 8]);
+    let mut out = HostBuffer::filled(8, f32::NAN);
+    let bad = ScaledCopyInstance { block: 64, scale: true, offset: 7 };
+    let e = bad.launch::<f32, _>(&rt, 1, &x, &mut out, 8).unwrap_err().to_string();
+    assert!(e.contains("`scaled_copy` has no declared instance BLOCK=64,SCALE=1,OFFSET=7"), "{e}");
+    assert!(e.contains("BLOCK=16,SCALE=0,OFFSET=0") && e.contains("BLOCK=32,SCALE=1,OFFSET=7"), "{e}");
+    assert!(out.to_vec().iter().all(|v| v.is_nan()), "nothing ran");
+    // A config missing a constexpr, or with one out of range, names it.
+    let e = ScaledCopyInstance::from_config(&dsl_core::tune::Config::new(&[("BLOCK", 16), ("SCALE", 1)])).unwrap_err();
+    assert!(e.message.contains("no value for constexpr `OFFSET`"), "{e}");
+    let e = ScaledCopyInstance::from_config(&dsl_core::tune::Config::new(&[("BLOCK", 16), ("SCALE", 2), ("OFFSET", 0)])).unwrap_err();
+    assert!(e.message.contains("SCALE=2 is out of range"), "{e}");
+}
+
+#[test]
+fn launch_options_are_checked_and_do_not_change_results() {
+    let rt = Interpreter::new();
+    let data: Vec<f32> = (0..50).map(|i| i as f32 - 20.0).collect();
+    let x = HostBuffer::from_slice(&data);
+    let mut out = HostBuffer::filled(50, f32::NAN);
+    let launch = Launch::from(4).num_warps(8).num_stages(2).programmatic(true);
+    copy_masked::<16>::launch(&rt, launch, &x, &mut out, 50).unwrap();
+    assert_eq!(out.to_vec(), data);
+    for (bad, why) in [
+        (Launch::from(4).num_warps(3), "num_warps 3 must be a power of two"),
+        (Launch::from(4).num_warps(64), "num_warps 64 must be a power of two"),
+        (Launch::from(4).num_stages(0), "num_stages 0 must be between 1 and 8"),
+        (Grid::from(4).with(LaunchOptions { cluster: Some([2, 1, 1]), ..LaunchOptions::default() }), "cluster launch"),
+    ] {
+        let e = copy_masked::<16>::launch(&rt, bad, &x, &mut out, 50).unwrap_err().to_string();
+        assert!(e.contains("bad launch of kernel `copy_masked`") && e.contains(why), "{e}");
+    }
+    let c: dsl_core::tune::Config = "BLOCK_M=64,num_warps=8,num_stages=4,programmatic=1".parse().unwrap();
+    let o = LaunchOptions::from_config(&c).unwrap();
+    assert_eq!((o.num_warps, o.num_stages, o.programmatic), (Some(8), Some(4), Some(true)));
+    assert!(LaunchOptions::from_config(&"num_warps=6".parse().unwrap()).unwrap_err().contains("num_warps=6"));
+    // Options given later replace earlier ones; unset ones keep them.
+    let l = Launch::from(1).num_warps(2).options(LaunchOptions { num_stages: Some(5), ..LaunchOptions::default() });
+    assert_eq!((l.options.num_warps, l.options.num_stages), (Some(2), Some(5)));
+}
+
+// ---------------------------------------------------------------- element values as constants
+
+/// Values of types without Rust literals, wherever a literal goes: `other`, `full`, `where_`, both
+/// sides of arithmetic.
+#[kernel]
+fn half_consts<const BLOCK: i32>(x: Ptr<f16>, out: MutPtr<f16>, q: MutPtr<e4m3>, n: i32) {
+    let offs = arange(0, BLOCK);
+    let m = offs < n;
+    let v = load_masked(x + offs, m, f16::ZERO);
+    let two = full([BLOCK], f16::from_f32(2.0));
+    let y = where_(v > f16::ZERO, v * two, f16::NEG_ONE) + f16::ONE;
+    let y = f16::from_f32(0.5) * y - f16::from_f32(0.25);
+    store_masked(out + offs, y, m);
+    store_masked(q + offs, full([BLOCK], e4m3::from_f32(-1.5)), m);
+}
+
+#[test]
+fn element_values_work_where_literals_do() {
+    let rt = Interpreter::new();
+    let data: Vec<f16> = (0..13).map(|i| f16::from_f32(i as f32 * 0.5 - 3.0)).collect();
+    let x = HostBuffer::from_slice(&data);
+    let mut out = HostBuffer::filled(16, f16::NAN);
+    let mut q = HostBuffer::filled(16, e4m3::NAN);
+    half_consts::<16>::launch(&rt, 1, &x, &mut out, &mut q, 13).unwrap();
+    let out = out.to_vec();
+    for (i, &v) in data.iter().enumerate() {
+        let v = v.to_f64();
+        let want = 0.5 * (if v > 0.0 { 2.0 * v } else { -1.0 } + 1.0) - 0.25;
+        assert_eq!(out[i].to_f64(), want, "element {i}");
+    }
+    assert!(out[13..].iter().all(|v| v.is_nan()), "masked-off elements stay poisoned");
+    assert!(q.to_vec()[..13].iter().all(|v| v.to_f32() == -1.5));
+}

@@ -225,3 +225,21 @@ fn item_head(i: &syn::Item) -> proc_macro2::TokenStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The builtins kernels may not shadow are exactly the functions the prelude exports from
+    /// `dsl_core::lang` (a proc-macro crate cannot import dsl-core, so this test ties the two lists).
+    #[test]
+    fn builtins_are_the_preludes_functions() {
+        let lib = include_str!("../../dsl-core/src/lib.rs");
+        let start = lib.find("pub use crate::lang::{").expect("the prelude's lang list") + "pub use crate::lang::{".len();
+        let list = &lib[start..start + lib[start..].find('}').expect("end of the list")];
+        let mut prelude: Vec<&str> =
+            list.split(',').map(str::trim).filter(|n| n.starts_with(|c: char| c.is_ascii_lowercase())).collect();
+        let mut builtins = super::BUILTINS.to_vec();
+        prelude.sort_unstable();
+        builtins.sort_unstable();
+        assert_eq!(builtins, prelude, "dsl-macros' BUILTINS vs the prelude's functions");
+    }
+}

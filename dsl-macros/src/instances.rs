@@ -200,9 +200,9 @@ pub fn resolve(set: Vec<Assignment>, consts: &[Constexpr], span: Span) -> syn::R
     let mut out: Vec<Vec<Value>> = vec![];
     for inst in set {
         let mut row = vec![];
-        for (n, _, s) in &inst {
+        for (n, _, _) in &inst {
             if !consts.iter().any(|c| c.ident == *n) {
-                return Err(syn::Error::new(*s, format!("`{n}` is not a constexpr of this kernel (they are {})", names(consts))));
+                return Err(syn::Error::new(n.span(), format!("`{n}` is not a constexpr of this kernel (they are {})", names(consts))));
             }
             if inst.iter().filter(|(m, _, _)| m == n).count() > 1 {
                 return Err(syn::Error::new(n.span(), format!("`{n}` is given twice in one instance")));

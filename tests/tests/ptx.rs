@@ -343,3 +343,43 @@ fn grid_dependency_control_orders_prefetch_and_wait_before_the_loads() {
         }
     }
 }
+
+/// Per-launch options reach the compiler: one tensor-core GEMM launched with two (warps, stages) pairs
+/// through the checking runtime is compiled once for each, with the launch's thread count, pipelined
+/// (`LDGSTS`) only where it asked for stages, and the disk-cache keys of the two differ; the results
+/// are the interpreter's either way.
+#[test]
+fn launch_options_reach_the_compiler() {
+    use codegen_ptx::runtime::disk_cache::{cache_key, KeyParts};
+    let rt = PtxCheckRuntime::new().unwrap_or_else(|| panic!("ptxas not found: {INSTALL}"));
+    let (m, n, k) = (64usize, 64usize, 64usize);
+    let a = HostBuffer::from_slice(&(0..m * k).map(|i| f16::from_f32((i % 7) as f32 - 3.0)).collect::<Vec<_>>());
+    let b = HostBuffer::from_slice(&(0..k * n).map(|i| f16::from_f32((i % 5) as f32 - 2.0)).collect::<Vec<_>>());
+    let mut outs = vec![];
+    for (w, s) in [(8u32, 1u32), (4, 3)] {
+        let mut c = HostBuffer::filled(m * n, f32::NAN);
+        let (mi, ni, ki) = (m as i32, n as i32, k as i32);
+        kernels::matmul::matmul::<f16, f16, f32, 64, 64, 32>::launch(&rt, Launch::from((1, 1)).num_warps(w).num_stages(s), &a, &b, &mut c, mi, ni, ki, ki, 1, ni, 1, ni, 1)
+            .expect("launches");
+        outs.push(c.to_vec());
+    }
+    assert_eq!(outs[0], outs[1], "launch options changed the results");
+    assert!(outs[0].iter().all(|v| v.is_finite()));
+    let reports: Vec<_> = rt.reports().into_iter().filter(|r| r.kernel.starts_with("matmul<")).collect();
+    for target in [Target::Sm80, Target::Sm90a] {
+        let mut got: Vec<(u32, u32, u32, bool)> = reports
+            .iter()
+            .filter(|r| r.target == target)
+            .map(|r| (r.num_warps, r.num_stages, r.num_threads, r.assembled.sass.contains("LDGSTS")))
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, vec![(4, 3, 128, true), (8, 1, 256, false)], "{target}");
+    }
+    let ir = dsl_core::ir::print::print(&kernels::matmul::matmul::<f16, f16, f32, 64, 64, 32>::build().expect("traces"), true);
+    let key = |num_warps, num_stages| {
+        cache_key(&KeyParts { ir: &ir, specialization: "", target: Target::Sm90a, num_warps, num_stages, bounds_check: false, llvm_version: "", crate_version: "" })
+    };
+    assert_ne!(key(8, 1), key(4, 3));
+    assert_ne!(key(4, 1), key(4, 3));
+    assert_ne!(key(8, 3), key(4, 3));
+}

@@ -7,7 +7,7 @@
 //! the same in every thread.
 
 use super::{dtype_lty, lty, Lowerer};
-use crate::compile::CodegenError;
+use crate::error::CodegenError;
 use crate::layout::Layout;
 use dsl_core::ir::{ReduceOp, ValueId};
 use dsl_core::types::{DType, ElemTy};

@@ -5,7 +5,7 @@
 //! hints and eviction priorities exactly as asked. They are `sideeffect` so LLVM keeps their order.
 
 use super::{dtype_lty, Lowerer, Val, PTR};
-use crate::compile::CodegenError;
+use crate::error::CodegenError;
 use crate::layout::Layout;
 use dsl_core::ir::{AtomicOp, CacheHint, Eviction, MemHints, Padding, ValueId};
 use dsl_core::scalar::Scalar;

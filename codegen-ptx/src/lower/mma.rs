@@ -16,7 +16,7 @@
 //! c2,c3 (row group+8). The lower-indexed element of a pair sits in the low 16 bits.
 
 use super::{dtype_lty, Lowerer};
-use crate::compile::CodegenError;
+use crate::error::CodegenError;
 use crate::layout::{Layout, MmaLayout};
 use crate::target::Target;
 use dsl_core::ir::{Block, Kernel, OpKind, ValueId};

@@ -26,7 +26,7 @@ mod remat;
 mod text;
 
 use crate::axis::AxisAnalysis;
-use crate::compile::CodegenError;
+use crate::error::CodegenError;
 use crate::layout::{Layout, MmaLayout};
 use crate::target::{ArgFact, CompileOptions, Specialization};
 use dsl_core::ir::{Block, Const, Kernel, Loc, Op, OpKind, ValueId};

@@ -15,8 +15,8 @@
 //! `ldmatrix`. The stage buffers sit below the scratch area the other exchanges use.
 
 use super::{Lowerer, Val};
-use crate::compile::CodegenError;
-use dsl_core::ir::{Block, Const, OpKind, ValueId};
+use crate::error::CodegenError;
+use dsl_core::ir::{Block, Const, Effect, OpKind, ValueId};
 use dsl_core::types::DType;
 use std::collections::{BTreeSet, HashMap};
 
@@ -242,14 +242,14 @@ fn slice_of(body: &Block, index: &HashMap<ValueId, usize>, v: ValueId, deps: &mu
     if deps.contains(&i) {
         return true;
     }
-    match &body.ops[i].kind {
-        Load { .. } | Store { .. } | Atomic { .. } | AtomicCas { .. } | Dot { .. } | Print { .. } | Assert { .. } | LoadBlock { .. }
-        | StoreBlock { .. } | MakeBlockPtr { .. } | AdvanceBlockPtr { .. } | Reduce { .. } | For { .. } | If { .. } | Yield { .. } => false,
-        k => {
-            deps.insert(i);
-            k.operands().into_iter().all(|o| slice_of(body, index, o, deps))
-        }
+    let k = &body.ops[i].kind;
+    // Only pure ops are recomputed ahead (the op table, `OpKind::effect`, says which are); of those, the
+    // costly ones and block pointers (structured values the slice does not rebuild) stay out.
+    if k.effect() != Effect::Pure || matches!(k, Dot { .. } | Reduce { .. } | MakeBlockPtr { .. } | AdvanceBlockPtr { .. }) {
+        return false;
     }
+    deps.insert(i);
+    k.operands().into_iter().all(|o| slice_of(body, index, o, deps))
 }
 
 impl Lowerer<'_> {

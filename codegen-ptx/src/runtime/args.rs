@@ -5,7 +5,8 @@
 //! The ABI (what [`crate::compile`] emits): one `.entry` parameter per kernel parameter, in order; a
 //! pointer is the buffer's u64 device address, a scalar is its dtype's little-endian bytes.
 
-use super::buffer::{device_mem, DeviceMem};
+use super::buffer::device_mem;
+use super::device::DeviceMem;
 use super::error::CudaError;
 use crate::target::ArgFact;
 use dsl_core::ir::Kernel;

@@ -4,7 +4,7 @@
 //! reference, so the memory outlives every graph that can still touch it. Freeing is stream-ordered (after
 //! the work queued before it), and deferred while a graph is being captured.
 
-use super::device::{lock, Device};
+use super::device::{Device, DeviceMem};
 use super::driver;
 use super::error::CudaError;
 use dsl_core::runtime::AnyBuffer;
@@ -12,58 +12,6 @@ use dsl_core::types::{DType, Elem};
 use std::any::Any;
 use std::marker::PhantomData;
 use std::sync::Arc;
-
-/// One device allocation.
-pub(crate) struct DeviceMem {
-    /// Device address (0 for an empty buffer, which allocates nothing).
-    pub(crate) ptr: u64,
-    pub(crate) bytes: usize,
-    pub(crate) dev: Arc<Device>,
-}
-
-impl DeviceMem {
-    pub(crate) fn alloc(dev: &Arc<Device>, bytes: usize) -> Result<DeviceMem, CudaError> {
-        dev.not_capturing("alloc")?;
-        dev.bind()?;
-        let ptr = if bytes == 0 {
-            0
-        } else {
-            driver::alloc(bytes, dev.cu_stream, dev.info.memory_pools).map_err(|e| {
-                if e.0 == cudarc::driver::sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY {
-                    let detail = match dev.memory_info() {
-                        Ok((free, total)) => format!(" ({free} of {total} bytes free)"),
-                        Err(_) => String::new(),
-                    };
-                    CudaError::OutOfMemory { bytes, detail }
-                } else {
-                    dev.sync_error("alloc", e)
-                }
-            })?
-        };
-        Ok(DeviceMem { ptr, bytes, dev: dev.clone() })
-    }
-}
-
-impl Drop for DeviceMem {
-    fn drop(&mut self) {
-        if self.ptr == 0 {
-            return;
-        }
-        if self.dev.is_capturing() {
-            lock(&self.dev.deferred_frees).push(self.ptr);
-            return;
-        }
-        free_now(&self.dev, self.ptr);
-    }
-}
-
-/// Frees `ptr` on the device's stream; errors cannot be reported from a drop (a dead context frees all).
-pub(crate) fn free_now(dev: &Device, ptr: u64) {
-    if dev.ctx.bind_to_thread().is_ok() {
-        // SAFETY: `ptr` came from `driver::alloc` on this stream and is freed once (its DeviceMem is gone).
-        let _ = unsafe { driver::free(ptr, dev.cu_stream, dev.info.memory_pools) };
-    }
-}
 
 /// A buffer of `len` values of `T` in GPU memory, owned by one [`super::CudaRuntime`].
 ///

@@ -1,6 +1,7 @@
 //! One opened GPU: its context, the runtime's stream, the limits launches are checked against, and the
 //! state that buffers and graphs share with the runtime (capture in progress, deferred frees, the last
-//! kernel launched). Buffers and graphs hold an `Arc<Device>`, so the context outlives them.
+//! kernel launched), and its untyped allocations ([`DeviceMem`]; typed buffers are `super::buffer`'s).
+//! Buffers and graphs hold an `Arc<Device>`, so the context outlives them.
 
 use super::driver::{self, check_driver, device_attribute, init_and_count, no_panic};
 use super::error::{driver as drv, is_kernel_fault, describe, CudaError};
@@ -31,11 +32,12 @@ pub struct DeviceInfo {
 /// Default dynamic shared memory a kernel may use without opting in.
 pub(crate) const SHARED_DEFAULT_LIMIT: u32 = 48 * 1024;
 
-/// State of a capture in progress: what the graph must keep alive.
+/// State of a capture in progress: what the graph must keep alive. The loaded kernels are held without
+/// their type (the JIT sits above this layer), with their names for the graph's messages.
 #[derive(Default)]
 pub(crate) struct CaptureState {
-    pub(crate) buffers: Vec<Arc<super::buffer::DeviceMem>>,
-    pub(crate) kernels: Vec<Arc<super::jit::Loaded>>,
+    pub(crate) buffers: Vec<Arc<DeviceMem>>,
+    pub(crate) kernels: Vec<(Arc<str>, Arc<dyn std::any::Any + Send + Sync>)>,
     pub(crate) launches: usize,
 }
 
@@ -137,7 +139,7 @@ impl Device {
         }
         let ptrs = std::mem::take(&mut *lock(&self.deferred_frees));
         for p in ptrs {
-            super::buffer::free_now(self, p);
+            free_now(self, p);
         }
     }
 
@@ -200,4 +202,56 @@ fn target_override(native: Target) -> Result<Target, CudaError> {
         return Err(CudaError::Driver { op: "DSL_TARGET", message: format!("{name} is newer than this device ({native})") });
     }
     Ok(t)
+}
+
+/// One device allocation.
+pub(crate) struct DeviceMem {
+    /// Device address (0 for an empty buffer, which allocates nothing).
+    pub(crate) ptr: u64,
+    pub(crate) bytes: usize,
+    pub(crate) dev: Arc<Device>,
+}
+
+impl DeviceMem {
+    pub(crate) fn alloc(dev: &Arc<Device>, bytes: usize) -> Result<DeviceMem, CudaError> {
+        dev.not_capturing("alloc")?;
+        dev.bind()?;
+        let ptr = if bytes == 0 {
+            0
+        } else {
+            driver::alloc(bytes, dev.cu_stream, dev.info.memory_pools).map_err(|e| {
+                if e.0 == cudarc::driver::sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY {
+                    let detail = match dev.memory_info() {
+                        Ok((free, total)) => format!(" ({free} of {total} bytes free)"),
+                        Err(_) => String::new(),
+                    };
+                    CudaError::OutOfMemory { bytes, detail }
+                } else {
+                    dev.sync_error("alloc", e)
+                }
+            })?
+        };
+        Ok(DeviceMem { ptr, bytes, dev: dev.clone() })
+    }
+}
+
+impl Drop for DeviceMem {
+    fn drop(&mut self) {
+        if self.ptr == 0 {
+            return;
+        }
+        if self.dev.is_capturing() {
+            lock(&self.dev.deferred_frees).push(self.ptr);
+            return;
+        }
+        free_now(&self.dev, self.ptr);
+    }
+}
+
+/// Frees `ptr` on the device's stream; errors cannot be reported from a drop (a dead context frees all).
+pub(crate) fn free_now(dev: &Device, ptr: u64) {
+    if dev.ctx.bind_to_thread().is_ok() {
+        // SAFETY: `ptr` came from `driver::alloc` on this stream and is freed once (its DeviceMem is gone).
+        let _ = unsafe { driver::free(ptr, dev.cu_stream, dev.info.memory_pools) };
+    }
 }

@@ -1,7 +1,7 @@
 //! [`CudaError`]: every way the CUDA runtime can fail, each with the context a user needs (the kernel,
 //! the bytes, the limit, the driver's own message).
 
-use crate::compile::CodegenError;
+use crate::error::CodegenError;
 use cudarc::driver::result::DriverError;
 use cudarc::driver::sys::CUresult;
 use dsl_core::CompileError;

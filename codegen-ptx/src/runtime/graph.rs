@@ -158,9 +158,9 @@ impl CudaRuntime {
         let exec = GraphExec::instantiate(graph)
             .map_err(|e| CudaError::Capture(format!("cannot instantiate the captured graph: {}", describe(e))))?;
         let mut names: Vec<&str> = Vec::new();
-        for k in &keep.kernels {
-            if !names.contains(&&*k.name) {
-                names.push(&k.name);
+        for (name, _) in &keep.kernels {
+            if !names.contains(&&**name) {
+                names.push(name);
             }
         }
         let label = format!("CUDA graph of {} launches: {}", keep.launches, names.join(", "));

@@ -103,7 +103,7 @@ impl CudaRuntime {
         if dev.is_capturing() {
             if let Some(state) = lock(&dev.capture).as_mut() {
                 state.buffers.extend(mems.into_iter().cloned());
-                state.kernels.push(loaded.clone());
+                state.kernels.push((loaded.name.clone(), loaded.clone()));
                 state.launches += 1;
             }
         } else if dev.sync_launches() {

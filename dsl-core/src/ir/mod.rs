@@ -219,6 +219,20 @@ pub enum Const {
     B(bool),
 }
 
+/// What an op does besides computing its result ([`OpKind::effect`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// A function of its operands alone: may be removed when unused, recomputed or moved freely.
+    Pure,
+    /// Reads global memory: its result depends on when it runs relative to writes.
+    ReadsMemory,
+    /// Writes memory, synchronizes or is observable (prints, asserts, prefetches, grid-dependency
+    /// control): never removed, duplicated or reordered.
+    Writes,
+    /// Control flow (loops, branches, their yields).
+    Control,
+}
+
 /// Every operation of the language. Operands are `ValueId`s; result types follow [`infer::infer`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum OpKind {
@@ -363,22 +377,29 @@ impl OpKind {
         }
     }
 
-    /// True for ops that write memory or have another effect, so that they are never removed.
+    /// What this op does besides computing its result: the one place every pass that removes,
+    /// duplicates or moves ops (the pipeliner's prefetch slice, rematerialization) asks. The match is
+    /// exhaustive on purpose: a new op gets no default, so it cannot be taken for pure by omission.
+    pub fn effect(&self) -> Effect {
+        use OpKind::*;
+        match self {
+            ProgramId { .. } | NumPrograms { .. } | Arange { .. } | Constant { .. } => Effect::Pure,
+            Broadcast { .. } | Reshape { .. } | ExpandDims { .. } | Permute { .. } => Effect::Pure,
+            Cast { .. } | Bitcast { .. } | Unary { .. } | Binary { .. } | Compare { .. } | Select { .. } | Fma { .. } => Effect::Pure,
+            Reduce { .. } | Dot { .. } => Effect::Pure,
+            AddPtr { .. } | PtrCast { .. } | MakeBlockPtr { .. } | AdvanceBlockPtr { .. } => Effect::Pure,
+            Load { .. } | LoadBlock { .. } => Effect::ReadsMemory,
+            Store { .. } | Atomic { .. } | AtomicCas { .. } | StoreBlock { .. } => Effect::Writes,
+            // A prefetch reads no value but asks the memory system for lines; the grid-dependency ops
+            // synchronize with other kernels; printing and asserting are observable.
+            PrefetchL2 { .. } | GridDepWait | GridDepLaunch | Print { .. } | Assert { .. } => Effect::Writes,
+            For { .. } | If { .. } | Yield { .. } => Effect::Control,
+        }
+    }
+
+    /// True for ops that write memory, have another effect, or steer control flow, so that they are
+    /// never removed or duplicated.
     pub fn has_effect(&self) -> bool {
-        matches!(
-            self,
-            OpKind::Store { .. }
-                | OpKind::Atomic { .. }
-                | OpKind::AtomicCas { .. }
-                | OpKind::StoreBlock { .. }
-                | OpKind::PrefetchL2 { .. }
-                | OpKind::GridDepWait
-                | OpKind::GridDepLaunch
-                | OpKind::Print { .. }
-                | OpKind::Assert { .. }
-                | OpKind::For { .. }
-                | OpKind::If { .. }
-                | OpKind::Yield { .. }
-        )
+        matches!(self.effect(), Effect::Writes | Effect::Control)
     }
 }
