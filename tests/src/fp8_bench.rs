@@ -126,8 +126,8 @@ impl From<CudaError> for CaptureErr {
 /// Runs the sweep; prints one `FP8` line per (shape, M); merges the winners into `write`.
 pub fn run(write: Option<&str>, only: Option<&str>) -> Result<(), Box<dyn std::error::Error>> {
     let rt = CudaRuntime::new()?;
-    // Tuned and timed with programmatic dependent launch (for kernels that call gdc_wait); the `serial`
-    // column times the winner without it.
+    // Tuned and timed with programmatic dependent launch (for kernels that call gdc_wait) as the
+    // runtime's default; the `serial` column times the winner with it off for its launches.
     rt.set_programmatic_launch(true);
     let device = rt.device_name().to_string();
     let sms = rt.device_info().multiprocessors;
@@ -194,9 +194,9 @@ pub fn run(write: Option<&str>, only: Option<&str>) -> Result<(), Box<dyn std::e
                 _ => "n/a (stream-K)".to_string(),
             };
             // The same config with every kernel waiting for the one ahead (no programmatic launch).
-            rt.set_programmatic_launch(false);
-            let serial_us = p.time_us(&rt, tuned_cfg, SplitKMode::Deterministic)?;
-            rt.set_programmatic_launch(true);
+            let mut serial = tuned_cfg;
+            serial.options.programmatic = Some(false);
+            let serial_us = p.time_us(&rt, serial, SplitKMode::Deterministic)?;
             let h_us = p.time_us(&rt, heur, SplitKMode::Deterministic)?;
             let roof = roofline_us(m, n, k);
             println!(

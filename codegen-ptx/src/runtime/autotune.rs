@@ -268,7 +268,8 @@ impl Autotuner {
     /// The best config for `key` on `device` (see the module docs for the order of lookups).
     /// `fingerprint(config)` identifies the kernel built with `config` (called for the winner only);
     /// `measure(config)` runs it and returns milliseconds (called for every candidate, only when nothing
-    /// valid is remembered). Errors of either are reported as text.
+    /// valid is remembered). Errors of either are reported as text. A tool that means to search calls
+    /// this; a user's run calls [`Self::lookup`].
     pub fn best<E1: fmt::Display, E2: fmt::Display>(
         &self,
         device: &str,
@@ -276,8 +277,29 @@ impl Autotuner {
         mut fingerprint: impl FnMut(&Config) -> Result<String, E1>,
         mut measure: impl FnMut(&Config) -> Result<f64, E2>,
     ) -> Result<Arc<Tuned>, AutotuneError> {
+        if let Some(t) = self.lookup(device, key, &mut fingerprint)? {
+            return Ok(t);
+        }
+        let mut fp = |c: &Config| {
+            fingerprint(c).map_err(|e| AutotuneError::Fingerprint { kernel: self.kernel.clone(), config: c.clone(), message: e.to_string() })
+        };
+        let t = self.measure_all(device, key, &mut fp, &mut measure)?;
+        self.store_in_cache(device, key, &t);
+        Ok(self.remember(device, key, t))
+    }
+
+    /// The winner for `key` on `device` that is already known — in this process's memory, the
+    /// committed file or the disk cache, as for [`Self::best`] (a stale committed winner is the same
+    /// error) — or `None`. Never measures: what a user's program calls, using the kernel's heuristic on
+    /// `None`, so that no search starts unasked (on a GPU with no committed winner, for instance).
+    pub fn lookup<E1: fmt::Display>(
+        &self,
+        device: &str,
+        key: &str,
+        mut fingerprint: impl FnMut(&Config) -> Result<String, E1>,
+    ) -> Result<Option<Arc<Tuned>>, AutotuneError> {
         if let Some(t) = self.memory.lock().unwrap_or_else(|e| e.into_inner()).get(device).and_then(|m| m.get(key)) {
-            return Ok(t.clone());
+            return Ok(Some(t.clone()));
         }
         for (what, value) in [("device", device), ("key", key)] {
             if value.contains(['\t', '\n', '\r']) || (what == "device" && value.is_empty()) {
@@ -287,19 +309,19 @@ impl Autotuner {
         let mut fp = |c: &Config| {
             fingerprint(c).map_err(|e| AutotuneError::Fingerprint { kernel: self.kernel.clone(), config: c.clone(), message: e.to_string() })
         };
-        let tuned = if let Some(t) = self.committed_winner(device, key, &mut fp)? {
-            t
-        } else if let Some(t) = self.cached_winner(device, key, &mut fp)? {
-            t
-        } else {
-            let t = self.measure_all(device, key, &mut fp, &mut measure)?;
-            self.store_in_cache(device, key, &t);
-            t
+        let found = match self.committed_winner(device, key, &mut fp)? {
+            Some(t) => Some(t),
+            None => self.cached_winner(device, key, &mut fp)?,
         };
+        Ok(found.map(|t| self.remember(device, key, t)))
+    }
+
+    /// Keeps `tuned` in memory; another thread may have tuned the same key meanwhile: every caller gets
+    /// the first winner.
+    fn remember(&self, device: &str, key: &str, tuned: Tuned) -> Arc<Tuned> {
         let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
         let slot = memory.entry(device.to_string()).or_default().entry(key.to_string());
-        // Another thread may have tuned the same key meanwhile: every caller gets the first winner.
-        Ok(slot.or_insert_with(|| Arc::new(tuned)).clone())
+        slot.or_insert_with(|| Arc::new(tuned)).clone()
     }
 
     fn committed_winner(
@@ -502,6 +524,22 @@ mod tests {
         let Source::Measured { timings } = &t.source else { panic!("{:?}", t.source) };
         let got: Vec<_> = timings.iter().map(|(c, r)| (c.clone(), r.clone().unwrap())).collect();
         assert_eq!(got, vec![(cfg(64, 4), 2.0), (cfg(128, 4), 0.5), (cfg(128, 8), 0.5)]);
+    }
+
+    /// `lookup` finds committed and remembered winners, and otherwise answers `None` without measuring.
+    #[test]
+    fn lookup_never_measures() {
+        let at = tuner();
+        assert!(at.lookup(H100, "M=16", fp("v1")).unwrap().is_none());
+        let calls = Cell::new(0);
+        let t = at.best(H100, "M=16", fp("v1"), table(&[Some(2.0), Some(0.5), Some(3.0)], &calls)).unwrap();
+        assert!(Arc::ptr_eq(&t, &at.lookup(H100, "M=16", fp("v1")).unwrap().unwrap()));
+        let text = committed_text(&[&format!("matmul\t{H100}\tM=32\tBLOCK_M=128,BLOCK_N=128,num_warps=8,num_stages=3,split_k=1\t0.2\tv1-128")]);
+        let at = tuner().with_committed_text("tuned.tsv", &text).unwrap();
+        assert_eq!(at.lookup(H100, "M=32", fp("v1")).unwrap().unwrap().config, cfg(128, 8));
+        assert!(at.lookup("NVIDIA A100", "M=32", fp("v1")).unwrap().is_none(), "another GPU: no winner, no search");
+        let fresh = tuner().with_committed_text("tuned.tsv", &text).unwrap();
+        assert!(matches!(fresh.lookup(H100, "M=32", fp("v2")), Err(AutotuneError::StaleWinner { .. })));
     }
 
     #[test]

@@ -308,7 +308,8 @@ where
     let run = |r: Result<(), R::Error>| r.map_err(GemmError::Runtime);
     if opts.mode == SplitKMode::Atomic && cfg.split_k > 1 && stream.is_none() {
         let zero = ZeroFillInstance { block_m: 32, block_n: 64 };
-        let grid = (m.div_ceil(32) as u32, n.div_ceil(64) as u32);
+        let options = LaunchOptions { programmatic: cfg.options.programmatic, ..LaunchOptions::default() };
+        let grid = Grid::from((m.div_ceil(32) as u32, n.div_ceil(64) as u32)).with(options);
         run(zero.launch::<O, R>(rt, grid, &mut *out, m as i32, n as i32, out_row_stride as i32))?;
     }
     run(launch_all(rt, &args, cfg, flags, bias, out, ws))?;
@@ -350,6 +351,9 @@ where
     let (bm, bn, bk) = (cfg.block_m as i32, cfg.block_n as i32, cfg.block_k as i32);
     let grid = Grid::from((x.m.div_ceil(bm as usize) as u32, x.n.div_ceil(bn as usize) as u32, cfg.split_k)).with(cfg.options);
     let (m, n, k, sam, sbn, scm) = (x.m as i32, x.n as i32, x.k as i32, x.sam as i32, x.sbn as i32, x.scm as i32);
+    // The combines take the runtime's warps and stages (they have no `dot`), and the GEMM's choice of
+    // programmatic launch, so that a config turns it on or off for the whole GEMM.
+    let combine = LaunchOptions { programmatic: cfg.options.programmatic, ..LaunchOptions::default() };
     // Without a bias, scale_a stands in for the (unread) bias parameter.
     let dummy = bias.unwrap_or(x.sa);
     if let Some(s) = x.stream {
@@ -360,7 +364,7 @@ where
         main.launch::<A, B, R>(rt, programs, x.a, x.b, &mut *ws, m, n, k, sam, sbn, s.segments as i32)?;
         // 16 x 32 blocks divide every declared tile (a unit test checks it).
         let reduce = StreamkReduceInstance { block_m: 16, block_n: 32, row_scale, col_scale, bias: with_bias };
-        let g2 = (x.m.div_ceil(16) as u32, x.n.div_ceil(32) as u32);
+        let g2 = Grid::from((x.m.div_ceil(16) as u32, x.n.div_ceil(32) as u32)).with(combine);
         let (iters, p) = (s.iters as i32, s.programs as i32);
         return reduce.launch::<O, R>(rt, g2, &*ws, out, x.sa, x.sb, dummy, m, n, scm, bm, bn, iters, p);
     }
@@ -372,7 +376,7 @@ where
         // Deterministic split-K: raw partials, then the ordered combine with the epilogue.
         main(false, false).launch::<A, B, f32, R>(rt, grid, x.a, x.b, ws, x.sa, x.sb, x.sa, m, n, k, sam, sbn, n)?;
         let reduce = SplitkReduceInstance { block_m: 32, block_n: 64, row_scale, col_scale, bias: with_bias };
-        let g2 = (x.m.div_ceil(32) as u32, x.n.div_ceil(64) as u32);
+        let g2 = Grid::from((x.m.div_ceil(32) as u32, x.n.div_ceil(64) as u32)).with(combine);
         return reduce.launch::<O, R>(rt, g2, &*ws, out, x.sa, x.sb, dummy, m, n, cfg.split_k as i32, scm);
     }
     main(true, cfg.split_k > 1).launch::<A, B, O, R>(rt, grid, x.a, x.b, out, x.sa, x.sb, dummy, m, n, k, sam, sbn, scm)

@@ -148,17 +148,25 @@ pub fn fp8_gemm_formats<R: Runtime>(rt: &R) {
     run::<R, _, _, f32>(rt, &p, false, false, false, cfg(64, 64, 128, 1), SplitKMode::Deterministic);
 }
 
+/// Every declared split-K tile (`split_k_tiles()`, from the kernel's instances: a tile added there is
+/// checked here with no second list), ragged in M, N and K, with the scale flags, bias, split-K factor,
+/// combine mode and output type varied from tile to tile.
 pub fn fp8_gemm_tiles<R: Runtime>(rt: &R) {
-    let p = Problem::<e4m3, e4m3>::new(130, 150, 136, 920);
-    run::<R, _, _, bf16>(rt, &p, true, true, true, cfg(64, 64, 128, 2), SplitKMode::Deterministic);
-    run::<R, _, _, bf16>(rt, &p, false, true, false, cfg(64, 128, 128, 1), SplitKMode::Deterministic);
-    run::<R, _, _, f32>(rt, &p, true, false, false, cfg(128, 128, 64, 2), SplitKMode::Atomic);
-    run::<R, _, _, bf16>(rt, &p, false, false, true, cfg(128, 128, 32, 1), SplitKMode::Deterministic);
-    let p = Problem::<e4m3, e4m3>::new(40, 70, 1100, 921);
-    run::<R, _, _, bf16>(rt, &p, true, false, false, cfg(32, 32, 512, 2), SplitKMode::Deterministic);
-    run::<R, _, _, f32>(rt, &p, false, true, true, cfg(16, 32, 256, 1), SplitKMode::Deterministic);
-    run::<R, _, _, bf16>(rt, &p, false, false, false, cfg(16, 64, 512, 2), SplitKMode::Deterministic);
-    run::<R, _, _, bf16>(rt, &p, true, true, false, cfg(32, 32, 256, 3), SplitKMode::Deterministic);
+    let wide = Problem::<e4m3, e4m3>::new(130, 150, 136, 920);
+    let long = Problem::<e4m3, e4m3>::new(40, 70, 1100, 921);
+    let tiles = kernels::fp8_gemm::split_k_tiles();
+    assert!(tiles.len() >= 8, "the kernel declares {} tiles", tiles.len());
+    for (i, (bm, bn, bk)) in tiles.into_iter().enumerate() {
+        let p = if bm >= 64 { &wide } else { &long };
+        let (row, col, bias) = (i % 2 == 0, i % 3 == 0, i % 4 == 1);
+        let split = 1 + i as u32 % 3;
+        let mode = if i % 4 == 2 { SplitKMode::Atomic } else { SplitKMode::Deterministic };
+        if i % 3 == 1 {
+            run::<R, _, _, f32>(rt, p, row, col, bias, cfg(bm, bn, bk, split), mode);
+        } else {
+            run::<R, _, _, bf16>(rt, p, row, col, bias, cfg(bm, bn, bk, split), mode);
+        }
+    }
 }
 
 /// Stream-K: shares that start and end inside tiles (programs not dividing the iterations), one program
