@@ -3,6 +3,7 @@
 
 
 pub mod attention;
+pub mod decode_attention;
 pub mod elementwise;
 pub mod fp8_gemm;
 pub mod matmul;

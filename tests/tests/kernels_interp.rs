@@ -76,6 +76,10 @@ interp_tests! {
         generic: [attention_f32, attention_f32_causal, attention_f16, attention_bf16, attention_tensor_core_tiles],
         interp_only: [],
     }
+    mod decode_attention {
+        generic: [decode_gqa_ragged_f16, decode_groups_bf16, decode_empty_splits_f16, append_then_decode_bf16, decode_bad_shapes],
+        interp_only: [],
+    }
     mod fp8_gemm {
         generic: [
             fp8_gemm_scales_and_splits,

@@ -10,6 +10,8 @@
 //! - `gpu-check gemm [--write FILE]`: the tuned GEMMs of [`tests::gemm`] (f16, bf16, fp8) at 4096³ and
 //!   8192³: every candidate config timed, the winner checked on sampled elements against float64, the
 //!   winners merged into FILE (`bench/gemm/tuned.tsv` is the committed copy).
+//! - `gpu-check decode`: split-KV decode attention (`kernels::decode_attention`) at the issue-13 shapes,
+//!   as CUDA-graph replays over cache copies larger than L2, beside the KV-read floor at `$COPY_TBPS`.
 //! - `gpu-check fp8 [--write FILE] [--only SHAPE]`: the split-K fp8 GEMM on the Llama 3 shapes
 //!   ([`tests::fp8_bench`]); with `--write`, every candidate is searched afresh (committed winners are
 //!   not consulted) and the winners are merged into FILE.
@@ -35,12 +37,13 @@ fn main() {
             (Some("--write"), Some(f)) => Some(f.as_str()),
             _ => None,
         }),
+        "decode" => decode_bench(),
         "fp8" => tests::fp8_bench::run(
             args.iter().position(|a| a == "--write").and_then(|i| args.get(i + 1)).map(String::as_str),
             args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(String::as_str),
         ),
         _ => {
-            eprintln!("usage: gpu-check test [FILTER] | compile | bench | gemm [--write TUNED_FILE] | fp8 [--write TUNED_FILE] [--only SHAPE]");
+            eprintln!("usage: gpu-check test [FILTER] | compile | bench | decode | gemm [--write TUNED_FILE] | fp8 [--write TUNED_FILE] [--only SHAPE]");
             std::process::exit(2);
         }
     };
@@ -327,6 +330,69 @@ fn median_ms(rt: &CudaRuntime, warm: usize, reps: usize, mut f: impl FnMut() -> 
 fn rand_f32(n: usize, seed: u64) -> Vec<f32> {
     let mut r = rng(seed);
     randn(&mut r, n, 1.0).into_iter().map(|v| v as f32).collect()
+}
+
+/// Decode attention: µs per step (one graph of 10 steps, each on the next of several cache copies so
+/// that reads come from HBM), against the floor of reading K and V once.
+fn decode_bench() -> Res<()> {
+    use kernels::decode_attention::{decode_splits, decode_step, workspace_lens, DecodeBuffers, DecodeShape};
+    let rt = runtime()?;
+    let sms = rt.device_info().multiprocessors;
+    let tbps: f64 = std::env::var("COPY_TBPS").ok().and_then(|v| v.parse().ok()).unwrap_or(4.2);
+    println!("# DECODE | model | batch | ctx | q heads / kv heads | head_dim | splits | us | floor us | floor / us");
+    for (model, kv_heads, group, d) in [("llama3", 8usize, 4usize, 128usize), ("smollm2", 3, 3, 64)] {
+        // (16, 131072) for llama3 is 2^31 cache elements: over what the host API's 32-bit check allows.
+        for (batch, ctx) in [(1usize, 512usize), (1, 4096), (1, 32768), (1, 131072), (16, 512), (16, 4096), (16, 32768), (16, 131072)] {
+            if batch * kv_heads * ctx * d > i32::MAX as usize {
+                println!("DECODE | {model} | {batch} | {ctx} | {} / {kv_heads} | {d} | - | not run: cache over 2^31 elements | | ", kv_heads * group);
+                continue;
+            }
+            let shape = DecodeShape { batch, kv_heads, group, head_dim: d, max_ctx: ctx };
+            let cache = batch * kv_heads * ctx * d;
+            let bytes = 2 * cache * 2;
+            let copies = (768usize << 20).div_ceil(bytes).clamp(1, 10);
+            // The timing does not depend on the values: zero caches (one upload-free fill each).
+            let caches: Vec<(CudaBuffer<bf16>, CudaBuffer<bf16>)> = (0..copies).map(|_| Ok((rt.zeros(cache)?, rt.zeros(cache)?))).collect::<Res<_>>()?;
+            let rows = batch * kv_heads * group;
+            let q = rt.upload(&rand_f32(rows * d, 5).into_iter().map(bf16::from_f32).collect::<Vec<_>>())?;
+            let lens = rt.upload(&vec![ctx as i32; batch])?;
+            let splits = decode_splits(&shape, sms);
+            let (po, pm) = workspace_lens(&shape, splits);
+            let (mut o, mut m, mut l) = (rt.alloc::<f32>(po)?, rt.alloc::<f32>(pm)?, rt.alloc::<f32>(pm)?);
+            let mut out = rt.alloc::<bf16>(rows * d)?;
+            let scale = 1.0 / (d as f32).sqrt();
+            let mut step = |rt: &CudaRuntime, i: usize| -> Result<(), String> {
+                let (k, v) = &caches[i % copies];
+                let bufs = DecodeBuffers { q: &q, k_cache: k, v_cache: v, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, out: &mut out };
+                decode_step(rt, &shape, splits, scale, bufs).map_err(|e| e.to_string())
+            };
+            step(&rt, 0)?;
+            let reps = 10 * copies.max(1);
+            let graph = rt.capture(|rt| -> Result<(), GraphErr> {
+                for i in 0..reps {
+                    step(rt, i).map_err(GraphErr)?;
+                }
+                Ok(())
+            }).map_err(|e| e.0)?;
+            graph.replay()?;
+            let mut t = vec![];
+            for _ in 0..5 {
+                t.push(rt.time(|| graph.replay())?);
+            }
+            t.sort_by(|a, b| a.total_cmp(b));
+            let us = t[2] * 1e3 / reps as f64;
+            let floor = bytes as f64 / (tbps * 1e12) * 1e6;
+            println!("DECODE | {model} | {batch} | {ctx} | {} / {kv_heads} | {d} | {splits} | {us:.2} | {floor:.2} | {:.2}", kv_heads * group, floor / us);
+        }
+    }
+    Ok(())
+}
+
+struct GraphErr(String);
+impl From<CudaError> for GraphErr {
+    fn from(e: CudaError) -> Self {
+        GraphErr(e.to_string())
+    }
 }
 
 fn bench() -> Res<()> {

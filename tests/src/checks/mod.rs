@@ -36,6 +36,7 @@ macro_rules! cases {
 }
 
 pub mod attention;
+pub mod decode_attention;
 pub mod elementwise;
 pub mod fp8_gemm;
 pub mod grid_dep;
@@ -63,6 +64,7 @@ pub fn all_cases<R: Runtime>() -> Vec<Case<R>> {
     v.extend(rope::cases::<R>());
     v.extend(matmul::cases::<R>());
     v.extend(attention::cases::<R>());
+    v.extend(decode_attention::cases::<R>());
     v.extend(fp8_gemm::cases::<R>());
     v.extend(grid_dep::cases::<R>());
     v.extend(ops::cases::<R>());

@@ -1,0 +1,183 @@
+//! `kernels::decode_attention`: split-KV decode attention with grouped-query heads over a KV cache, and
+//! the KV-cache append, against float64.
+
+use super::*;
+use dsl_core::lang::DotOperands;
+use dsl_core::prelude::{bf16, f16, Float};
+use kernels::decode_attention::{append_kv, decode_splits, decode_step, workspace_lens, DecodeBuffers, DecodeShape};
+
+cases!(
+    "decode_attention":
+    decode_gqa_ragged_f16,
+    decode_groups_bf16,
+    decode_empty_splits_f16,
+    append_then_decode_bf16,
+    decode_bad_shapes,
+);
+
+/// One decode step on random caches and queries, contexts `ctx` per sequence; checks every output
+/// element against float64 and that the output's padding stays poisoned.
+fn check<R, T>(rt: &R, shape: DecodeShape, ctx: &[usize], splits: usize, seed: u64)
+where
+    R: Runtime,
+    T: TestElem + Float + DotOperands<T>,
+{
+    let DecodeShape { batch, kv_heads, group, head_dim: d, max_ctx } = shape;
+    assert_eq!(ctx.len(), batch);
+    let mut r = rng(seed);
+    let rows = batch * kv_heads * group;
+    let cache = batch * kv_heads * max_ctx * d;
+    let (q, qf) = rand_elems::<T>(&mut r, rows * d, 1.0);
+    let (k, kf) = rand_elems::<T>(&mut r, cache, 1.0);
+    let (v, vf) = rand_elems::<T>(&mut r, cache, 1.0);
+    let lens: Vec<i32> = ctx.iter().map(|&c| c as i32).collect();
+    let scale = 1.0 / (d as f32).sqrt();
+    let (po, pm) = workspace_lens(&shape, splits);
+    let pad = 5; // output padding that must stay poisoned
+    let (bq, bk, bv, bl) = (upload(rt, &q), upload(rt, &k), upload(rt, &v), upload(rt, &lens));
+    let (mut part_o, mut part_m, mut part_l) = (filled(rt, po, f32::NAN), filled(rt, pm, f32::NAN), filled(rt, pm, f32::NAN));
+    let mut out = poisoned::<R, T>(rt, rows * d + pad);
+    let what = format!("decode_attention<{}> {shape:?} ctx {ctx:?} splits {splits}", T::NAME);
+    let bufs = DecodeBuffers { q: &bq, k_cache: &bk, v_cache: &bv, ctx_lens: &bl, part_o: &mut part_o, part_m: &mut part_m, part_l: &mut part_l, out: &mut out };
+    launched(&what, decode_step(rt, &shape, splits, scale, bufs));
+    let got = download_f64(rt, &out);
+
+    let mut want = vec![f64::NAN; rows * d + pad];
+    let mut mag = vec![0.0; rows * d + pad];
+    for b in 0..batch {
+        for h in 0..kv_heads {
+            let base = (b * kv_heads + h) * max_ctx * d;
+            for g in 0..group {
+                let row = (b * kv_heads + h) * group + g;
+                let x: Vec<f64> =
+                    (0..ctx[b]).map(|j| (0..d).map(|e| qf[row * d + e] * kf[base + j * d + e]).sum::<f64>() * scale as f64).collect();
+                let mx = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let p: Vec<f64> = x.iter().map(|x| (x - mx).exp()).collect();
+                let l: f64 = p.iter().sum();
+                for e in 0..d {
+                    want[row * d + e] = (0..ctx[b]).map(|j| p[j] * vf[base + j * d + e]).sum::<f64>() / l;
+                    mag[row * d + e] = (0..ctx[b]).map(|j| p[j] * vf[base + j * d + e].abs()).sum::<f64>() / l;
+                }
+            }
+        }
+    }
+    // As flash attention: f32 scores and softmax (1e-5 of sum p|v|), P rounded to T for P·V (T::U of
+    // each term), the split combine in f32, one rounding of the output to T.
+    let written = |i: usize| i < rows * d;
+    assert_close_where(&what, &got, &want, T::U, |i| (T::U + 1e-5) * mag[i] + T::TINY, written);
+    assert_poison_kept(&what, &got, written);
+}
+
+fn shape(batch: usize, kv_heads: usize, group: usize, head_dim: usize, max_ctx: usize) -> DecodeShape {
+    DecodeShape { batch, kv_heads, group, head_dim, max_ctx }
+}
+
+/// Contexts of 1 key, a ragged count, and the whole cache; 4 query heads per KV head; a split that ends
+/// inside a sequence's context and one past it.
+pub fn decode_gqa_ragged_f16<R: Runtime>(rt: &R) {
+    check::<R, f16>(rt, shape(3, 2, 4, 64, 300), &[1, 77, 300], 3, 1);
+    check::<R, f16>(rt, shape(1, 1, 4, 64, 70), &[70], 1, 2);
+}
+
+/// Groups 1, 3 and 8, head_dim 128 and a head_dim that is not a power of two.
+pub fn decode_groups_bf16<R: Runtime>(rt: &R) {
+    check::<R, bf16>(rt, shape(2, 3, 1, 128, 100), &[100, 33], 2, 3);
+    check::<R, bf16>(rt, shape(2, 1, 3, 128, 90), &[45, 90], 4, 4);
+    check::<R, bf16>(rt, shape(1, 2, 8, 80, 129), &[129], 5, 5);
+}
+
+/// More splits than a short context fills: the empty splits must weigh nothing.
+pub fn decode_empty_splits_f16<R: Runtime>(rt: &R) {
+    check::<R, f16>(rt, shape(2, 2, 2, 64, 256), &[3, 200], 8, 6);
+    // The split count a 132-SM GPU gets for this capacity, with a one-key context.
+    let s = shape(1, 8, 4, 64, 1024);
+    let splits = decode_splits(&s, 132);
+    assert!((2..=64).contains(&splits), "splits {splits}");
+    check::<R, f16>(rt, s, &[1], splits, 7);
+}
+
+/// The step's keys and values appended at positions read from a device buffer, then attended with the
+/// context including them: the appended rows are in the cache, every other cache element unchanged,
+/// and the attention equals float64 over the updated cache.
+pub fn append_then_decode_bf16<R: Runtime>(rt: &R) {
+    let s = shape(2, 2, 4, 64, 96);
+    let (batch, kv_heads, d, max_ctx) = (s.batch, s.kv_heads, s.head_dim, s.max_ctx);
+    let mut r = rng(8);
+    let cache = batch * kv_heads * max_ctx * d;
+    let (k0, k0f) = rand_elems::<bf16>(&mut r, cache, 1.0);
+    let (v0, v0f) = rand_elems::<bf16>(&mut r, cache, 1.0);
+    let (kn, knf) = rand_elems::<bf16>(&mut r, batch * kv_heads * d, 1.0);
+    let (vn, vnf) = rand_elems::<bf16>(&mut r, batch * kv_heads * d, 1.0);
+    let pos = [41i32, 95];
+    let (mut kc, mut vc) = (upload(rt, &k0), upload(rt, &v0));
+    launched("kv_append", append_kv(rt, &s, &upload(rt, &kn), &upload(rt, &vn), &upload(rt, &pos), &mut kc, &mut vc));
+    let (kg, vg) = (download_f64(rt, &kc), download_f64(rt, &vc));
+    for b in 0..batch {
+        for h in 0..kv_heads {
+            for j in 0..max_ctx {
+                for e in 0..d {
+                    let i = ((b * kv_heads + h) * max_ctx + j) * d + e;
+                    let new = j == pos[b] as usize;
+                    let (wk, wv) = if new { (knf[(b * kv_heads + h) * d + e], vnf[(b * kv_heads + h) * d + e]) } else { (k0f[i], v0f[i]) };
+                    assert_eq!((kg[i], vg[i]), (wk, wv), "cache element {i} (b {b}, h {h}, key {j}, dim {e})");
+                }
+            }
+        }
+    }
+    // Attend the updated cache (its values as just checked) with contexts pos + 1.
+    let ctx: Vec<usize> = pos.iter().map(|&p| p as usize + 1).collect();
+    let (kb, vb) = (kc, vc);
+    let mut r = rng(9);
+    let rows = batch * kv_heads * s.group;
+    let (q, qf) = rand_elems::<bf16>(&mut r, rows * d, 1.0);
+    let lens: Vec<i32> = ctx.iter().map(|&c| c as i32).collect();
+    let splits = 3;
+    let (po, pm) = workspace_lens(&s, splits);
+    let (mut part_o, mut part_m, mut part_l) = (filled(rt, po, f32::NAN), filled(rt, pm, f32::NAN), filled(rt, pm, f32::NAN));
+    let mut out = poisoned::<R, bf16>(rt, rows * d);
+    let (bq, bl) = (upload(rt, &q), upload(rt, &lens));
+    let bufs = DecodeBuffers { q: &bq, k_cache: &kb, v_cache: &vb, ctx_lens: &bl, part_o: &mut part_o, part_m: &mut part_m, part_l: &mut part_l, out: &mut out };
+    let scale = 0.125f32;
+    launched("decode after append", decode_step(rt, &s, splits, scale, bufs));
+    let got = download_f64(rt, &out);
+    let mut want = vec![0.0; rows * d];
+    let mut mag = vec![0.0; rows * d];
+    for row in 0..rows {
+        let (b, h) = (row / (kv_heads * s.group), row / s.group % kv_heads);
+        let base = (b * kv_heads + h) * max_ctx * d;
+        let x: Vec<f64> = (0..ctx[b]).map(|j| (0..d).map(|e| qf[row * d + e] * kg[base + j * d + e]).sum::<f64>() * scale as f64).collect();
+        let mx = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let p: Vec<f64> = x.iter().map(|x| (x - mx).exp()).collect();
+        let l: f64 = p.iter().sum();
+        for e in 0..d {
+            want[row * d + e] = (0..ctx[b]).map(|j| p[j] * vg[base + j * d + e]).sum::<f64>() / l;
+            mag[row * d + e] = (0..ctx[b]).map(|j| p[j] * vg[base + j * d + e].abs()).sum::<f64>() / l;
+        }
+    }
+    let u = <bf16 as TestElem>::U;
+    assert_close_where("decode after append", &got, &want, u, |i| (u + 1e-5) * mag[i] + <bf16 as TestElem>::TINY, |_| true);
+}
+
+/// Shapes and buffers the host API refuses, each with its reason and before any launch (after one
+/// valid step of the same shape).
+pub fn decode_bad_shapes<R: Runtime>(rt: &R) {
+    let s = shape(1, 1, 4, 64, 64);
+    check::<R, f16>(rt, s, &[37], 2, 10);
+    let (po, pm) = workspace_lens(&s, 2);
+    let q = filled(rt, 4 * 64, f16::ZERO);
+    let kv = filled(rt, 64 * 64, f16::ZERO);
+    let lens = upload(rt, &[1i32]);
+    let run = |shape: DecodeShape, splits: usize, po: usize| -> String {
+        let (mut o, mut m, mut l) = (filled(rt, po, 0.0f32), filled(rt, pm, 0.0f32), filled(rt, pm, 0.0f32));
+        let mut out = poisoned::<R, f16>(rt, 4 * 64);
+        let bufs = DecodeBuffers { q: &q, k_cache: &kv, v_cache: &kv, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, out: &mut out };
+        let e = decode_step(rt, &shape, splits, 0.125, bufs).map(|_| "launched".to_string()).unwrap_or_else(|e| e.to_string());
+        assert!(download_f64(rt, &out).iter().all(|v| v.is_nan()), "nothing ran");
+        e
+    };
+    assert!(run(shape(1, 1, 17, 64, 64), 2, po).contains("group 17"));
+    assert!(run(shape(1, 1, 4, 8, 64), 2, po).contains("head_dim 8"));
+    assert!(run(s, 65, po).contains("splits 65"));
+    assert!(run(s, 2, po - 1).contains(&format!("part_o needs at least {po} elements, its buffer has {}", po - 1)));
+    assert!(run(shape(1, 1, 4, 64, 65), 2, po).contains("k_cache needs at least"));
+}
