@@ -60,7 +60,7 @@ pub fn kv_append<T: Float, const BLOCK_D: i32>(
 ///   unnormalized `sum_j exp(x_j - m) v_j` (f32, `head_dim` values, rows `head_dim` apart, splits
 ///   `splits * head_dim` apart), `part_m[r, s]` the max `m` of the scores `x_j = scale · q · k_j`, and
 ///   `part_l[r, s]` the sum `sum_j exp(x_j - m)`. A split with no keys writes `m = -inf`, `l = 0`, `o = 0`.
-#[kernel(instances(BLOCK_G = 16, BLOCK_N = 32, BLOCK_D in [16, 32, 64, 128, 256]))]
+#[kernel(instances(BLOCK_G = 16, BLOCK_N in [32, 64], BLOCK_D in [16, 32, 64, 128, 256]))]
 pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D: i32>(
     q: Ptr<T>,
     k_cache: Ptr<T>,
@@ -170,8 +170,20 @@ pub struct DecodeShape {
     pub max_ctx: usize,
 }
 
-/// Keys one decode program visits per step of its loop.
-pub const BLOCK_N: usize = 32;
+/// How a decode step is cut: `splits` programs per (sequence, KV head), each visiting `block_n` keys
+/// per step of its loop (32 or 64, the declared instances).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeConfig {
+    pub splits: usize,
+    pub block_n: usize,
+}
+
+impl DecodeConfig {
+    /// `splits` splits of 32-key steps.
+    pub fn splits(splits: usize) -> DecodeConfig {
+        DecodeConfig { splits, block_n: 32 }
+    }
+}
 
 /// The number of splits of the context: enough programs for about two per SM over all (sequence, KV
 /// head) pairs, each split at least 256 keys (shorter ones cost more in launch and combine than they
@@ -183,9 +195,10 @@ pub fn decode_splits(shape: &DecodeShape, sm_count: u32) -> usize {
     want.clamp(1, 64).min(most)
 }
 
-/// Keys per split for `splits` splits: a multiple of [`BLOCK_N`].
-pub fn split_len(shape: &DecodeShape, splits: usize) -> usize {
-    shape.max_ctx.div_ceil(splits.max(1)).div_ceil(BLOCK_N) * BLOCK_N
+/// Keys per split: a multiple of the config's `block_n`.
+pub fn split_len(shape: &DecodeShape, cfg: &DecodeConfig) -> usize {
+    let b = cfg.block_n.max(1);
+    shape.max_ctx.div_ceil(cfg.splits.max(1)).div_ceil(b) * b
 }
 
 /// Elements of each f32 workspace buffer: `part_o` needs `rows * splits * head_dim`, `part_m` and
@@ -225,16 +238,17 @@ fn need<E: std::error::Error>(what: &'static str, len: usize, need: usize) -> Re
     Ok(())
 }
 
-/// Decode attention over the cache for every sequence and query head: [`decode_attention`] over
-/// `splits` splits (from [`decode_splits`]), then [`decode_combine`]. `scale` is usually
+/// Decode attention over the cache for every sequence and query head: [`decode_attention`] cut as
+/// `cfg` says (e.g. `DecodeConfig::splits(decode_splits(..))`), then [`decode_combine`]. `scale` is usually
 /// `1 / sqrt(head_dim)`. Checks shapes and buffer sizes; the contexts are device data (each in
 /// `1..=max_ctx`, the caller's promise, as for positions).
-pub fn decode_step<R, T>(rt: &R, shape: &DecodeShape, splits: usize, scale: f32, bufs: DecodeBuffers<'_, R, T>) -> Result<(), DecodeError<R::Error>>
+pub fn decode_step<R, T>(rt: &R, shape: &DecodeShape, cfg: DecodeConfig, scale: f32, bufs: DecodeBuffers<'_, R, T>) -> Result<(), DecodeError<R::Error>>
 where
     R: Runtime,
     T: Float + DotOperands<T> + Elem,
 {
     let DecodeShape { batch, kv_heads, group, head_dim, max_ctx } = *shape;
+    let splits = cfg.splits;
     if batch == 0 || kv_heads == 0 || max_ctx == 0 {
         return Err(DecodeError::Shape(format!("empty problem: batch {batch}, kv_heads {kv_heads}, max_ctx {max_ctx}")));
     }
@@ -261,11 +275,12 @@ where
     need("part_m", bufs.part_m.len(), pm)?;
     need("part_l", bufs.part_l.len(), pm)?;
     need("out", bufs.out.len(), rows * head_dim)?;
-    let len = split_len(shape, splits) as i32;
+    let len = split_len(shape, &cfg) as i32;
     let (kh, g, d, mc) = (kv_heads as i32, group as i32, head_dim as i32, max_ctx as i32);
     let grid = ((batch * kv_heads) as u32, splits as u32);
     let run = |r: Result<(), R::Error>| r.map_err(DecodeError::Runtime);
-    let main = DecodeAttentionInstance { block_g: 16, block_n: BLOCK_N as i32, block_d: head_dim.next_power_of_two() as i32 };
+    let main = DecodeAttentionInstance { block_g: 16, block_n: cfg.block_n as i32, block_d: head_dim.next_power_of_two() as i32 };
+    main.check().map_err(|e| DecodeError::Shape(e.message))?;
     run(main.launch::<T, R>(rt, grid, bufs.q, bufs.k_cache, bufs.v_cache, bufs.ctx_lens, &mut *bufs.part_o, &mut *bufs.part_m, &mut *bufs.part_l, kh, g, d, mc, len, scale))?;
     let combine = DecodeCombineInstance { block_s: 64, block_d: 64 };
     run(combine.launch::<T, R>(rt, rows as u32, &*bufs.part_o, &*bufs.part_m, &*bufs.part_l, bufs.out, splits as i32, d))

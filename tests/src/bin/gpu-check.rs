@@ -335,11 +335,11 @@ fn rand_f32(n: usize, seed: u64) -> Vec<f32> {
 /// Decode attention: µs per step (one graph of 10 steps, each on the next of several cache copies so
 /// that reads come from HBM), against the floor of reading K and V once.
 fn decode_bench() -> Res<()> {
-    use kernels::decode_attention::{decode_splits, decode_step, workspace_lens, DecodeBuffers, DecodeShape};
+    use kernels::decode_attention::{decode_splits, decode_step, workspace_lens, DecodeBuffers, DecodeConfig, DecodeShape};
     let rt = runtime()?;
     let sms = rt.device_info().multiprocessors;
     let tbps: f64 = std::env::var("COPY_TBPS").ok().and_then(|v| v.parse().ok()).unwrap_or(4.2);
-    println!("# DECODE | model | batch | ctx | q heads / kv heads | head_dim | splits | us | floor us | floor / us");
+    println!("# DECODE | model | batch | ctx | q heads / kv heads | head_dim | splits (heuristic) | us | floor us | floor / us | best variant");
     for (model, kv_heads, group, d) in [("llama3", 8usize, 4usize, 128usize), ("smollm2", 3, 3, 64)] {
         // (16, 131072) for llama3 is 2^31 cache elements: over what the host API's 32-bit check allows.
         for (batch, ctx) in [(1usize, 512usize), (1, 4096), (1, 32768), (1, 131072), (16, 512), (16, 4096), (16, 32768), (16, 131072)] {
@@ -356,33 +356,60 @@ fn decode_bench() -> Res<()> {
             let rows = batch * kv_heads * group;
             let q = rt.upload(&rand_f32(rows * d, 5).into_iter().map(bf16::from_f32).collect::<Vec<_>>())?;
             let lens = rt.upload(&vec![ctx as i32; batch])?;
-            let splits = decode_splits(&shape, sms);
-            let (po, pm) = workspace_lens(&shape, splits);
+            let heur = decode_splits(&shape, sms);
+            // The heuristic's split count, then more splits and 64-key steps: which way the kernel gains.
+            let mut variants = vec![DecodeConfig::splits(heur)];
+            for block_n in [32, 64] {
+                for splits in [heur, 2 * heur, 4 * heur, 64] {
+                    let c = DecodeConfig { splits: splits.min(64), block_n };
+                    if !variants.contains(&c) {
+                        variants.push(c);
+                    }
+                }
+            }
+            let most = variants.iter().map(|c| c.splits).max().unwrap_or(1);
+            let (po, pm) = workspace_lens(&shape, most);
             let (mut o, mut m, mut l) = (rt.alloc::<f32>(po)?, rt.alloc::<f32>(pm)?, rt.alloc::<f32>(pm)?);
             let mut out = rt.alloc::<bf16>(rows * d)?;
             let scale = 1.0 / (d as f32).sqrt();
-            let mut step = |rt: &CudaRuntime, i: usize| -> Result<(), String> {
-                let (k, v) = &caches[i % copies];
-                let bufs = DecodeBuffers { q: &q, k_cache: k, v_cache: v, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, out: &mut out };
-                decode_step(rt, &shape, splits, scale, bufs).map_err(|e| e.to_string())
-            };
-            step(&rt, 0)?;
-            let reps = 10 * copies.max(1);
-            let graph = rt.capture(|rt| -> Result<(), GraphErr> {
-                for i in 0..reps {
-                    step(rt, i).map_err(GraphErr)?;
-                }
-                Ok(())
-            }).map_err(|e| e.0)?;
-            graph.replay()?;
-            let mut t = vec![];
-            for _ in 0..5 {
-                t.push(rt.time(|| graph.replay())?);
-            }
-            t.sort_by(|a, b| a.total_cmp(b));
-            let us = t[2] * 1e3 / reps as f64;
             let floor = bytes as f64 / (tbps * 1e12) * 1e6;
-            println!("DECODE | {model} | {batch} | {ctx} | {} / {kv_heads} | {d} | {splits} | {us:.2} | {floor:.2} | {:.2}", kv_heads * group, floor / us);
+            let mut timed = vec![];
+            for cfg in variants {
+                let mut step = |rt: &CudaRuntime, i: usize| -> Result<(), String> {
+                    let (k, v) = &caches[i % copies];
+                    let bufs = DecodeBuffers { q: &q, k_cache: k, v_cache: v, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, out: &mut out };
+                    decode_step(rt, &shape, cfg, scale, bufs).map_err(|e| e.to_string())
+                };
+                step(&rt, 0)?;
+                let reps = 10 * copies.max(1);
+                let graph = rt
+                    .capture(|rt| -> Result<(), GraphErr> {
+                        for i in 0..reps {
+                            step(rt, i).map_err(GraphErr)?;
+                        }
+                        Ok(())
+                    })
+                    .map_err(|e| e.0)?;
+                graph.replay()?;
+                let mut t = vec![];
+                for _ in 0..5 {
+                    t.push(rt.time(|| graph.replay())?);
+                }
+                t.sort_by(|a, b| a.total_cmp(b));
+                timed.push((cfg, t[2] * 1e3 / reps as f64));
+            }
+            let (hc, hus) = timed[0];
+            let &(bc, bus) = timed.iter().min_by(|a, b| a.1.total_cmp(&b.1)).expect("timed");
+            println!(
+                "DECODE | {model} | {batch} | {ctx} | {} / {kv_heads} | {d} | {} | {hus:.2} | {floor:.2} | {:.2} | best: splits {} block_n {} {bus:.2} us ({:.2} of floor)",
+                kv_heads * group,
+                hc.splits,
+                floor / hus,
+                bc.splits,
+                bc.block_n,
+                floor / bus
+            );
+            println!("#   {}", timed.iter().map(|(c, us)| format!("s{} n{} {us:.2}", c.splits, c.block_n)).collect::<Vec<_>>().join("; "));
         }
     }
     Ok(())

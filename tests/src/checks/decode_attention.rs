@@ -4,7 +4,7 @@
 use super::*;
 use dsl_core::lang::DotOperands;
 use dsl_core::prelude::{bf16, f16, Float};
-use kernels::decode_attention::{append_kv, decode_splits, decode_step, workspace_lens, DecodeBuffers, DecodeShape};
+use kernels::decode_attention::{append_kv, decode_splits, decode_step, workspace_lens, DecodeBuffers, DecodeConfig, DecodeShape};
 
 cases!(
     "decode_attention":
@@ -22,6 +22,15 @@ where
     R: Runtime,
     T: TestElem + Float + DotOperands<T>,
 {
+    check_with::<R, T>(rt, shape, ctx, DecodeConfig::splits(splits), seed)
+}
+
+/// [`check`] with the whole config.
+fn check_with<R, T>(rt: &R, shape: DecodeShape, ctx: &[usize], cfg: DecodeConfig, seed: u64)
+where
+    R: Runtime,
+    T: TestElem + Float + DotOperands<T>,
+{
     let DecodeShape { batch, kv_heads, group, head_dim: d, max_ctx } = shape;
     assert_eq!(ctx.len(), batch);
     let mut r = rng(seed);
@@ -32,14 +41,15 @@ where
     let (v, vf) = rand_elems::<T>(&mut r, cache, 1.0);
     let lens: Vec<i32> = ctx.iter().map(|&c| c as i32).collect();
     let scale = 1.0 / (d as f32).sqrt();
+    let splits = cfg.splits;
     let (po, pm) = workspace_lens(&shape, splits);
     let pad = 5; // output padding that must stay poisoned
     let (bq, bk, bv, bl) = (upload(rt, &q), upload(rt, &k), upload(rt, &v), upload(rt, &lens));
     let (mut part_o, mut part_m, mut part_l) = (filled(rt, po, f32::NAN), filled(rt, pm, f32::NAN), filled(rt, pm, f32::NAN));
     let mut out = poisoned::<R, T>(rt, rows * d + pad);
-    let what = format!("decode_attention<{}> {shape:?} ctx {ctx:?} splits {splits}", T::NAME);
+    let what = format!("decode_attention<{}> {shape:?} ctx {ctx:?} {cfg:?}", T::NAME);
     let bufs = DecodeBuffers { q: &bq, k_cache: &bk, v_cache: &bv, ctx_lens: &bl, part_o: &mut part_o, part_m: &mut part_m, part_l: &mut part_l, out: &mut out };
-    launched(&what, decode_step(rt, &shape, splits, scale, bufs));
+    launched(&what, decode_step(rt, &shape, cfg, scale, bufs));
     let got = download_f64(rt, &out);
 
     let mut want = vec![f64::NAN; rows * d + pad];
@@ -77,6 +87,8 @@ fn shape(batch: usize, kv_heads: usize, group: usize, head_dim: usize, max_ctx: 
 pub fn decode_gqa_ragged_f16<R: Runtime>(rt: &R) {
     check::<R, f16>(rt, shape(3, 2, 4, 64, 300), &[1, 77, 300], 3, 1);
     check::<R, f16>(rt, shape(1, 1, 4, 64, 70), &[70], 1, 2);
+    // 64-key steps: a split of 128 keys ending inside the context.
+    check_with::<R, f16>(rt, shape(2, 2, 4, 64, 300), &[300, 130], DecodeConfig { splits: 3, block_n: 64 }, 11);
 }
 
 /// Groups 1, 3 and 8, head_dim 128 and a head_dim that is not a power of two.
@@ -138,7 +150,7 @@ pub fn append_then_decode_bf16<R: Runtime>(rt: &R) {
     let (bq, bl) = (upload(rt, &q), upload(rt, &lens));
     let bufs = DecodeBuffers { q: &bq, k_cache: &kb, v_cache: &vb, ctx_lens: &bl, part_o: &mut part_o, part_m: &mut part_m, part_l: &mut part_l, out: &mut out };
     let scale = 0.125f32;
-    launched("decode after append", decode_step(rt, &s, splits, scale, bufs));
+    launched("decode after append", decode_step(rt, &s, DecodeConfig::splits(splits), scale, bufs));
     let got = download_f64(rt, &out);
     let mut want = vec![0.0; rows * d];
     let mut mag = vec![0.0; rows * d];
@@ -171,7 +183,7 @@ pub fn decode_bad_shapes<R: Runtime>(rt: &R) {
         let (mut o, mut m, mut l) = (filled(rt, po, 0.0f32), filled(rt, pm, 0.0f32), filled(rt, pm, 0.0f32));
         let mut out = poisoned::<R, f16>(rt, 4 * 64);
         let bufs = DecodeBuffers { q: &q, k_cache: &kv, v_cache: &kv, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, out: &mut out };
-        let e = decode_step(rt, &shape, splits, 0.125, bufs).map(|_| "launched".to_string()).unwrap_or_else(|e| e.to_string());
+        let e = decode_step(rt, &shape, DecodeConfig::splits(splits), 0.125, bufs).map(|_| "launched".to_string()).unwrap_or_else(|e| e.to_string());
         assert!(download_f64(rt, &out).iter().all(|v| v.is_nan()), "nothing ran");
         e
     };
@@ -180,4 +192,10 @@ pub fn decode_bad_shapes<R: Runtime>(rt: &R) {
     assert!(run(s, 65, po).contains("splits 65"));
     assert!(run(s, 2, po - 1).contains(&format!("part_o needs at least {po} elements, its buffer has {}", po - 1)));
     assert!(run(shape(1, 1, 4, 64, 65), 2, po).contains("k_cache needs at least"));
+    // A step size the kernel does not declare: the declared list, nothing launched.
+    let (mut o, mut m, mut l) = (filled(rt, po, 0.0f32), filled(rt, pm, 0.0f32), filled(rt, pm, 0.0f32));
+    let mut out = poisoned::<R, f16>(rt, 4 * 64);
+    let bufs = DecodeBuffers { q: &q, k_cache: &kv, v_cache: &kv, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, out: &mut out };
+    let e = decode_step(rt, &s, DecodeConfig { splits: 2, block_n: 48 }, 0.125, bufs).unwrap_err().to_string();
+    assert!(e.contains("no declared instance") && e.contains("BLOCK_N=64"), "{e}");
 }
