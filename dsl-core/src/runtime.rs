@@ -59,19 +59,18 @@ impl LaunchOptions {
     /// `programmatic`: 0 or 1); other entries (block sizes, split-K) are the kernel's and are ignored.
     /// A value out of range is an error naming it.
     pub fn from_config(c: &crate::tune::Config) -> Result<LaunchOptions, String> {
-        let get = |name: &str, ok: fn(i64) -> bool| -> Result<Option<u32>, String> {
-            match c.get(name) {
-                None => Ok(None),
-                Some(v) if ok(v) => Ok(Some(v as u32)),
-                Some(v) => Err(format!("config {c}: {name}={v} is out of range")),
-            }
+        let get = |name: &str| -> Result<Option<u32>, String> {
+            c.get(name).map(|v| u32::try_from(v).map_err(|_| format!("config {c}: {name}={v} is out of range"))).transpose()
         };
-        Ok(LaunchOptions {
-            num_warps: get("num_warps", |v| (1..=32).contains(&v) && (v as u32).is_power_of_two())?,
-            num_stages: get("num_stages", |v| (1..=8).contains(&v))?,
-            programmatic: get("programmatic", |v| v == 0 || v == 1)?.map(|v| v == 1),
-            cluster: None,
-        })
+        let programmatic = match get("programmatic")? {
+            None => None,
+            Some(v @ (0 | 1)) => Some(v == 1),
+            Some(v) => return Err(format!("config {c}: programmatic={v} is not 0 or 1")),
+        };
+        let o = LaunchOptions { num_warps: get("num_warps")?, num_stages: get("num_stages")?, programmatic, cluster: None };
+        // The ranges are `check`'s, the one place that defines them.
+        o.check().map_err(|e| format!("config {c}: {e}"))?;
+        Ok(o)
     }
 
     /// Why these options cannot be launched on any backend (every backend checks them, the interpreter

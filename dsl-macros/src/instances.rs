@@ -48,7 +48,7 @@ impl Value {
 }
 
 /// One instance: a value for some constexprs (all of them, once the product is complete).
-type Assignment = Vec<(Ident, Value, Span)>;
+pub type Assignment = Vec<(Ident, Value, Span)>;
 
 fn parse_value(input: ParseStream) -> syn::Result<(Value, Span)> {
     let neg: Option<Token![-]> = input.parse()?;

@@ -153,7 +153,7 @@ fn param_kind(ty: &Type) -> syn::Result<ParamKind> {
     ))
 }
 
-fn expand_kernel(mut f: ItemFn, declared: Option<(Vec<Vec<(syn::Ident, instances::Value, Span)>>, Span)>) -> syn::Result<TokenStream2> {
+fn expand_kernel(mut f: ItemFn, declared: Option<(Vec<instances::Assignment>, Span)>) -> syn::Result<TokenStream2> {
     let mut checker = Checker::new();
     check_common(&f, "kernel", &mut checker);
     if let ReturnType::Type(..) = &f.sig.output {

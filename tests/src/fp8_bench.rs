@@ -5,7 +5,7 @@
 //! same way; `bench/fp8_gemm/compare.py` joins the two.
 
 use codegen_ptx::runtime::autotune::{fingerprint, Autotuner, Config, Source};
-use codegen_ptx::runtime::{CudaBuffer, CudaError, CudaRuntime};
+use codegen_ptx::runtime::{CudaBuffer, CudaRuntime};
 use dsl_core::prelude::{bf16, e4m3, Runtime};
 use kernels::fp8_gemm::tuning::{self, bucket, candidates, describe, gemm_config, key};
 use kernels::fp8_gemm::{fp8_gemm, heuristic, workspace_len, GemmConfig, GemmOptions, Operand, Scale, SplitKMode};
@@ -90,36 +90,14 @@ impl Problem {
         let opts = GemmOptions { config: Some(cfg), mode, sm_count: 132 };
         let (m, n, k) = (self.m, self.n, self.k);
         let Problem { a, weights, scale, out, ws, .. } = self;
-        let mut once = |rt: &CudaRuntime, i: usize| -> Result<(), String> {
+        let once = |rt: &CudaRuntime, i: usize| -> Result<(), String> {
             let a = Operand { buf: &*a, rows: m, cols: k, row_stride: k };
             let b = Operand { buf: &weights[i % weights.len()], rows: n, cols: k, row_stride: k };
             fp8_gemm(rt, a, b, Scale::PerTensor(&*scale), Scale::PerTensor(&*scale), None, &mut *out, n, Some(&mut *ws), &opts)
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         };
-        once(rt, 0)?; // compiles outside the capture
-        let graph = rt
-            .capture(|rt| -> Result<(), CaptureErr> {
-                for i in 0..reps {
-                    once(rt, i).map_err(CaptureErr)?;
-                }
-                Ok(())
-            })
-            .map_err(|e| e.0)?;
-        graph.replay().map_err(|e| e.to_string())?;
-        let mut t = vec![];
-        for _ in 0..3 {
-            t.push(rt.time(|| graph.replay()).map_err(|e| e.to_string())?);
-        }
-        t.sort_by(|a, b| a.total_cmp(b));
-        Ok(t[1] * 1e3 / reps as f64)
-    }
-}
-
-struct CaptureErr(String);
-impl From<CudaError> for CaptureErr {
-    fn from(e: CudaError) -> Self {
-        CaptureErr(e.to_string())
+        crate::graph_timing::graph_us(rt, reps, 3, once)
     }
 }
 

@@ -305,14 +305,7 @@ where
     };
     let args = Args { a: a.buf, b: b.buf, sa, sb, m, n, k, sam: a.row_stride, sbn: b.row_stride, scm: out_row_stride, stream };
     let flags = (row_scale, col_scale, bias.is_some());
-    let run = |r: Result<(), R::Error>| r.map_err(GemmError::Runtime);
-    if opts.mode == SplitKMode::Atomic && cfg.split_k > 1 && stream.is_none() {
-        let zero = ZeroFillInstance { block_m: 32, block_n: 64 };
-        let options = LaunchOptions { programmatic: cfg.options.programmatic, ..LaunchOptions::default() };
-        let grid = Grid::from((m.div_ceil(32) as u32, n.div_ceil(64) as u32)).with(options);
-        run(zero.launch::<O, R>(rt, grid, &mut *out, m as i32, n as i32, out_row_stride as i32))?;
-    }
-    run(launch_all(rt, &args, cfg, flags, bias, out, ws))?;
+    launch_all(rt, &args, cfg, flags, bias, out, ws).map_err(GemmError::Runtime)?;
     Ok(cfg)
 }
 
@@ -331,7 +324,8 @@ struct Args<'a, Buf, BufB, BufS> {
     stream: Option<StreamK>,
 }
 
-/// The launches of one GEMM: its main kernel, then the ordered combine where there is one.
+/// The launches of one GEMM: its main kernel, then the ordered combine where there is one (or, for
+/// atomic split-K, the zero fill of `C` before it).
 #[allow(clippy::type_complexity)]
 fn launch_all<R, A, B, O>(
     rt: &R,
@@ -379,7 +373,13 @@ where
         let g2 = Grid::from((x.m.div_ceil(32) as u32, x.n.div_ceil(64) as u32)).with(combine);
         return reduce.launch::<O, R>(rt, g2, &*ws, out, x.sa, x.sb, dummy, m, n, cfg.split_k as i32, scm);
     }
-    main(true, cfg.split_k > 1).launch::<A, B, O, R>(rt, grid, x.a, x.b, out, x.sa, x.sb, dummy, m, n, k, sam, sbn, scm)
+    // No workspace: one split stores C, several add into it atomically (C zeroed first).
+    let atomic = cfg.split_k > 1;
+    if atomic {
+        let g0 = Grid::from((x.m.div_ceil(32) as u32, x.n.div_ceil(64) as u32)).with(combine);
+        ZeroFillInstance { block_m: 32, block_n: 64 }.launch::<O, R>(rt, g0, &mut *out, m, n, scm)?;
+    }
+    main(true, atomic).launch::<A, B, O, R>(rt, grid, x.a, x.b, out, x.sa, x.sb, dummy, m, n, k, sam, sbn, scm)
 }
 
 #[cfg(test)]

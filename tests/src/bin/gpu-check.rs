@@ -375,28 +375,13 @@ fn decode_bench() -> Res<()> {
             let floor = bytes as f64 / (tbps * 1e12) * 1e6;
             let mut timed = vec![];
             for cfg in variants {
-                let mut step = |rt: &CudaRuntime, i: usize| -> Result<(), String> {
+                let step = |rt: &CudaRuntime, i: usize| -> Result<(), String> {
                     let (k, v) = &caches[i % copies];
                     let bufs = DecodeBuffers { q: &q, k_cache: k, v_cache: v, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, out: &mut out };
                     decode_step(rt, &shape, cfg, scale, bufs).map_err(|e| e.to_string())
                 };
-                step(&rt, 0)?;
-                let reps = 10 * copies.max(1);
-                let graph = rt
-                    .capture(|rt| -> Result<(), GraphErr> {
-                        for i in 0..reps {
-                            step(rt, i).map_err(GraphErr)?;
-                        }
-                        Ok(())
-                    })
-                    .map_err(|e| e.0)?;
-                graph.replay()?;
-                let mut t = vec![];
-                for _ in 0..5 {
-                    t.push(rt.time(|| graph.replay())?);
-                }
-                t.sort_by(|a, b| a.total_cmp(b));
-                timed.push((cfg, t[2] * 1e3 / reps as f64));
+                let us = tests::graph_timing::graph_us(&rt, 10 * copies.max(1), 5, step)?;
+                timed.push((cfg, us));
             }
             let (hc, hus) = timed[0];
             let &(bc, bus) = timed.iter().min_by(|a, b| a.1.total_cmp(&b.1)).expect("timed");
@@ -413,13 +398,6 @@ fn decode_bench() -> Res<()> {
         }
     }
     Ok(())
-}
-
-struct GraphErr(String);
-impl From<CudaError> for GraphErr {
-    fn from(e: CudaError) -> Self {
-        GraphErr(e.to_string())
-    }
 }
 
 fn bench() -> Res<()> {

@@ -52,30 +52,35 @@ where
     launched(&what, decode_step(rt, &shape, cfg, scale, bufs));
     let got = download_f64(rt, &out);
 
-    let mut want = vec![f64::NAN; rows * d + pad];
-    let mut mag = vec![0.0; rows * d + pad];
-    for b in 0..batch {
-        for h in 0..kv_heads {
-            let base = (b * kv_heads + h) * max_ctx * d;
-            for g in 0..group {
-                let row = (b * kv_heads + h) * group + g;
-                let x: Vec<f64> =
-                    (0..ctx[b]).map(|j| (0..d).map(|e| qf[row * d + e] * kf[base + j * d + e]).sum::<f64>() * scale as f64).collect();
-                let mx = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let p: Vec<f64> = x.iter().map(|x| (x - mx).exp()).collect();
-                let l: f64 = p.iter().sum();
-                for e in 0..d {
-                    want[row * d + e] = (0..ctx[b]).map(|j| p[j] * vf[base + j * d + e]).sum::<f64>() / l;
-                    mag[row * d + e] = (0..ctx[b]).map(|j| p[j] * vf[base + j * d + e].abs()).sum::<f64>() / l;
-                }
-            }
-        }
-    }
+    let (mut want, mut mag) = reference(&shape, ctx, scale, &qf, &kf, &vf);
+    want.resize(rows * d + pad, f64::NAN);
+    mag.resize(rows * d + pad, 0.0);
     // As flash attention: f32 scores and softmax (1e-5 of sum p|v|), P rounded to T for P·V (T::U of
     // each term), the split combine in f32, one rounding of the output to T.
     let written = |i: usize| i < rows * d;
     assert_close_where(&what, &got, &want, T::U, |i| (T::U + 1e-5) * mag[i] + T::TINY, written);
     assert_poison_kept(&what, &got, written);
+}
+
+/// The float64 attention of every query head row over its sequence's first `ctx[b]` keys, and the error
+/// scale `sum_j p_j |v_j|` of each output element: `(want, mag)`, `rows * head_dim` each.
+fn reference(shape: &DecodeShape, ctx: &[usize], scale: f32, qf: &[f64], kf: &[f64], vf: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let DecodeShape { batch, kv_heads, group, head_dim: d, max_ctx } = *shape;
+    let rows = batch * kv_heads * group;
+    let (mut want, mut mag) = (vec![0.0; rows * d], vec![0.0; rows * d]);
+    for row in 0..rows {
+        let (b, h) = (row / (kv_heads * group), row / group % kv_heads);
+        let base = (b * kv_heads + h) * max_ctx * d;
+        let x: Vec<f64> = (0..ctx[b]).map(|j| (0..d).map(|e| qf[row * d + e] * kf[base + j * d + e]).sum::<f64>() * scale as f64).collect();
+        let mx = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let p: Vec<f64> = x.iter().map(|x| (x - mx).exp()).collect();
+        let l: f64 = p.iter().sum();
+        for e in 0..d {
+            want[row * d + e] = (0..ctx[b]).map(|j| p[j] * vf[base + j * d + e]).sum::<f64>() / l;
+            mag[row * d + e] = (0..ctx[b]).map(|j| p[j] * vf[base + j * d + e].abs()).sum::<f64>() / l;
+        }
+    }
+    (want, mag)
 }
 
 fn shape(batch: usize, kv_heads: usize, group: usize, head_dim: usize, max_ctx: usize) -> DecodeShape {
@@ -152,20 +157,7 @@ pub fn append_then_decode_bf16<R: Runtime>(rt: &R) {
     let scale = 0.125f32;
     launched("decode after append", decode_step(rt, &s, DecodeConfig::splits(splits), scale, bufs));
     let got = download_f64(rt, &out);
-    let mut want = vec![0.0; rows * d];
-    let mut mag = vec![0.0; rows * d];
-    for row in 0..rows {
-        let (b, h) = (row / (kv_heads * s.group), row / s.group % kv_heads);
-        let base = (b * kv_heads + h) * max_ctx * d;
-        let x: Vec<f64> = (0..ctx[b]).map(|j| (0..d).map(|e| qf[row * d + e] * kg[base + j * d + e]).sum::<f64>() * scale as f64).collect();
-        let mx = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let p: Vec<f64> = x.iter().map(|x| (x - mx).exp()).collect();
-        let l: f64 = p.iter().sum();
-        for e in 0..d {
-            want[row * d + e] = (0..ctx[b]).map(|j| p[j] * vg[base + j * d + e]).sum::<f64>() / l;
-            mag[row * d + e] = (0..ctx[b]).map(|j| p[j] * vg[base + j * d + e].abs()).sum::<f64>() / l;
-        }
-    }
+    let (want, mag) = reference(&s, &ctx, scale, &qf, &kg, &vg);
     let u = <bf16 as TestElem>::U;
     assert_close_where("decode after append", &got, &want, u, |i| (u + 1e-5) * mag[i] + <bf16 as TestElem>::TINY, |_| true);
 }
