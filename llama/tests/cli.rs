@@ -41,8 +41,8 @@ fn bad_input_exits_non_zero_with_a_message() {
     assert_eq!(rc, 1);
     assert!(err.contains("prompt is empty"), "{err}");
     let (rc, _, err) = llama(&["generate", "hi", "--device", "cuda"]);
-    assert_eq!(rc, 1);
-    assert!(err.contains("CUDA backend is not built yet"), "{err}");
+    // Without a GPU (CI) a clear error; with one, the prompt is generated.
+    assert!(rc == 0 || (rc == 1 && err.contains("--device cuda: ")), "{rc} {err}");
     let (rc, _, err) = llama(&["generate", "hi", "--model", "/nonexistent/m.gguf"]);
     assert_eq!(rc, 1);
     assert!(err.contains("does not exist"), "{err}");

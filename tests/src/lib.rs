@@ -24,3 +24,4 @@ pub mod checks;
 pub mod gemm;
 pub mod fp8_bench;
 pub mod graph_timing;
+pub mod llama_gpu;

@@ -5,6 +5,7 @@
 //! only ship token ids in and logits out.
 
 pub mod cpu;
+pub mod gpu;
 pub mod kernels;
 
 use crate::config::LlamaConfig;
@@ -37,7 +38,9 @@ pub trait Backend: Send {
 pub enum Device {
     Cpu,
     Cuda,
-    /// The best available device (today: the CPU).
+    /// The GPU backend's code on the reference interpreter (CPU, slow: for checking it).
+    Interp,
+    /// The GPU when a driver and a device are present, else the CPU.
     Auto,
 }
 
@@ -48,23 +51,44 @@ impl std::str::FromStr for Device {
             "cpu" => Ok(Device::Cpu),
             "cuda" | "gpu" => Ok(Device::Cuda),
             "auto" => Ok(Device::Auto),
+            "interp" => Ok(Device::Interp),
             other => Err(LlamaError::Invalid(format!(
-                "unknown device `{other}` (expected cpu, cuda or auto)"
+                "unknown device `{other}` (expected cpu, cuda, auto or interp)"
             ))),
         }
     }
 }
 
-/// Creates a backend for `weights` with room for `capacity` positions.
+/// Creates a backend for `weights` with room for `capacity` positions. `Auto` says on stderr which
+/// device it picked, and why not the GPU when it falls back to the CPU.
 pub fn create_backend(
     device: Device,
     weights: Arc<LlamaWeights>,
     capacity: usize,
 ) -> Result<Box<dyn Backend>> {
     match device {
-        Device::Cpu | Device::Auto => Ok(Box::new(cpu::CpuBackend::new(weights, capacity)?)),
-        Device::Cuda => Err(LlamaError::Backend(
-            "the CUDA backend is not built yet; use --device cpu (or auto)".into(),
-        )),
+        Device::Cpu => Ok(Box::new(cpu::CpuBackend::new(weights, capacity)?)),
+        Device::Cuda => cuda_backend(&weights, capacity),
+        Device::Interp => {
+            let rt = dsl_core::interp::Interpreter::new();
+            Ok(Box::new(gpu::GpuBackend::new(rt, "interp", 132, &weights, capacity)?))
+        }
+        Device::Auto => match codegen_ptx::runtime::CudaRuntime::new() {
+            Ok(rt) => {
+                eprintln!("device: cuda ({}, {})", rt.device_name(), rt.target());
+                let sms = rt.device_info().multiprocessors;
+                Ok(Box::new(gpu::GpuBackend::new(rt, "cuda", sms, &weights, capacity)?))
+            }
+            Err(e) => {
+                eprintln!("device: cpu (no usable GPU: {e})");
+                Ok(Box::new(cpu::CpuBackend::new(weights, capacity)?))
+            }
+        },
     }
+}
+
+fn cuda_backend(weights: &LlamaWeights, capacity: usize) -> Result<Box<dyn Backend>> {
+    let rt = codegen_ptx::runtime::CudaRuntime::new().map_err(|e| LlamaError::Backend(format!("--device cuda: {e}")))?;
+    let sms = rt.device_info().multiprocessors;
+    Ok(Box::new(gpu::GpuBackend::new(rt, "cuda", sms, weights, capacity)?))
 }

@@ -24,9 +24,14 @@ fn check(s: &Spec, tol: f64) {
 }
 
 fn check_loaded(s: &Spec, lw: LlamaWeights, w: crate::common::Weights, tol: f64) {
+    check_on(Device::Cpu, s, lw, w, tol)
+}
+
+/// [`check`] of the backend `device` creates.
+fn check_on(device: Device, s: &Spec, lw: LlamaWeights, w: crate::common::Weights, tol: f64) {
     assert_eq!(lw.tied_embeddings, s.tied);
     let want = reference_forward(s, &w, &TOKENS);
-    let mut b = create_backend(Device::Cpu, Arc::new(lw), s.ctx).unwrap();
+    let mut b = create_backend(device, Arc::new(lw), s.ctx).unwrap();
     let all = b.forward(&TOKENS, true).unwrap();
     for (t, row) in all.chunks(s.vocab).enumerate() {
         let e = rel_err(row, &want[t]);
@@ -109,17 +114,35 @@ fn context_overflow_is_an_error() {
     );
 }
 
+/// `--device cuda` without a GPU (CI) is a clear error naming the device; with one, the GPU backend.
 #[test]
-fn cuda_is_not_built() {
+fn cuda_without_a_gpu_is_an_error() {
     let s = Spec::new(4, 2);
     let (lw, _) = load(&s);
-    let e = create_backend(Device::Cuda, Arc::new(lw), 8)
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(e.contains("CUDA backend is not built yet"), "{e}");
+    match create_backend(Device::Cuda, Arc::new(lw), 8) {
+        Ok(b) => assert_eq!(b.name(), "cuda"),
+        Err(e) => assert!(e.to_string().contains("--device cuda: "), "{e}"),
+    }
     assert_eq!("auto".parse::<Device>().unwrap(), Device::Auto);
+    assert_eq!("interp".parse::<Device>().unwrap(), Device::Interp);
     assert!("tpu".parse::<Device>().is_err());
+}
+
+/// The GPU backend's launches on the interpreter, on the same tiny GGUF models (llama.cpp's interleaved
+/// RoPE rows: the backend reorders Q/K for its half-split kernel) against the f64 reference: MHA, GQA,
+/// MQA with Llama 3.1 scaling, tied embeddings, F16/BF16 files. bf16 weights and GEMM inputs: 5e-2.
+#[test]
+fn gpu_backend_on_the_interpreter_matches_the_reference() {
+    let specs = [
+        Spec::new(4, 4),
+        Spec { tied: true, ..Spec::new(4, 2) },
+        Spec { rope_base: 500000.0, llama3_scaling: Some((8.0, 1.0, 4.0, 64.0)), ..Spec::new(4, 1) },
+        Spec { dtype: DType::BF16, tied: true, ..Spec::new(2, 1) },
+    ];
+    for s in &specs {
+        let (lw, w) = load(s);
+        check_on(Device::Interp, s, lw, w, 5e-2);
+    }
 }
 
 #[test]

@@ -10,8 +10,12 @@
 //! - `gpu-check gemm [--write FILE]`: the tuned GEMMs of [`tests::gemm`] (f16, bf16, fp8) at 4096³ and
 //!   8192³: every candidate config timed, the winner checked on sampled elements against float64, the
 //!   winners merged into FILE (`bench/gemm/tuned.tsv` is the committed copy).
-//! - `gpu-check decode`: split-KV decode attention (`kernels::decode_attention`) at the issue-13 shapes,
+//! - `gpu-check decode`: split-KV decode attention (`kernels::kv_attention::decode`) at the issue-13 shapes,
 //!   as CUDA-graph replays over cache copies larger than L2, beside the KV-read floor at `$COPY_TBPS`.
+//! - `gpu-check prefill`: prefill attention over the cache (`kernels::kv_attention::prefill`), TFLOP/s at
+//!   the issue-13 shapes for a sweep of tiles beside the heuristic's.
+//! - `gpu-check smollm2 MODEL.gguf GOLDENS_DIR`: the Llama runtime's GPU backend against its CPU backend
+//!   and the transformers goldens ([`tests::llama_gpu`]).
 //! - `gpu-check fp8 [--write FILE] [--only SHAPE]`: the split-K fp8 GEMM on the Llama 3 shapes
 //!   ([`tests::fp8_bench`]); with `--write`, every candidate is searched afresh (committed winners are
 //!   not consulted) and the winners are merged into FILE.
@@ -38,12 +42,17 @@ fn main() {
             _ => None,
         }),
         "decode" => decode_bench(),
+        "prefill" => prefill_bench(),
+        "smollm2" => match (args.get(1), args.get(2)) {
+            (Some(m), Some(g)) => tests::llama_gpu::run(std::path::Path::new(m), std::path::Path::new(g)),
+            _ => Err("usage: gpu-check smollm2 MODEL.gguf GOLDENS_DIR".into()),
+        },
         "fp8" => tests::fp8_bench::run(
             args.iter().position(|a| a == "--write").and_then(|i| args.get(i + 1)).map(String::as_str),
             args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(String::as_str),
         ),
         _ => {
-            eprintln!("usage: gpu-check test [FILTER] | compile | bench | decode | gemm [--write TUNED_FILE] | fp8 [--write TUNED_FILE] [--only SHAPE]");
+            eprintln!("usage: gpu-check test [FILTER] | compile | bench | decode | prefill | smollm2 MODEL GOLDENS | gemm [--write TUNED_FILE] | fp8 [--write TUNED_FILE] [--only SHAPE]");
             std::process::exit(2);
         }
     };
@@ -335,7 +344,8 @@ fn rand_f32(n: usize, seed: u64) -> Vec<f32> {
 /// Decode attention: µs per step (one graph of 10 steps, each on the next of several cache copies so
 /// that reads come from HBM), against the floor of reading K and V once.
 fn decode_bench() -> Res<()> {
-    use kernels::decode_attention::{decode_splits, decode_step, workspace_lens, DecodeBuffers, DecodeConfig, DecodeShape};
+    use kernels::kv_attention::decode::{decode_step, workspace_lens, DecodeBuffers, DecodeConfig};
+    use kernels::kv_attention::CacheShape;
     let rt = runtime()?;
     let sms = rt.device_info().multiprocessors;
     let tbps: f64 = std::env::var("COPY_TBPS").ok().and_then(|v| v.parse().ok()).unwrap_or(4.2);
@@ -347,7 +357,7 @@ fn decode_bench() -> Res<()> {
                 println!("DECODE | {model} | {batch} | {ctx} | {} / {kv_heads} | {d} | - | not run: cache over 2^31 elements | | ", kv_heads * group);
                 continue;
             }
-            let shape = DecodeShape { batch, kv_heads, group, head_dim: d, max_ctx: ctx };
+            let shape = CacheShape { batch, kv_heads, group, head_dim: d, max_ctx: ctx };
             let cache = batch * kv_heads * ctx * d;
             let bytes = 2 * cache * 2;
             let copies = (768usize << 20).div_ceil(bytes).clamp(1, 10);
@@ -356,11 +366,12 @@ fn decode_bench() -> Res<()> {
             let rows = batch * kv_heads * group;
             let q = rt.upload(&rand_f32(rows * d, 5).into_iter().map(bf16::from_f32).collect::<Vec<_>>())?;
             let lens = rt.upload(&vec![ctx as i32; batch])?;
-            let heur = decode_splits(&shape, sms);
-            // The heuristic's split count, then more splits and 64-key steps: which way the kernel gains.
-            let mut variants = vec![DecodeConfig::splits(heur)];
+            let heuristic = DecodeConfig::for_shape(&shape, sms);
+            let heur = heuristic.splits;
+            // The heuristic's config, then fewer and more splits and both step sizes: which way the kernel gains.
+            let mut variants = vec![heuristic];
             for block_n in [32, 64] {
-                for splits in [heur, 2 * heur, 4 * heur, 64] {
+                for splits in [heur.div_ceil(2), heur, 2 * heur, 4 * heur, 64] {
                     let c = DecodeConfig { splits: splits.min(64), block_n };
                     if !variants.contains(&c) {
                         variants.push(c);
@@ -395,6 +406,59 @@ fn decode_bench() -> Res<()> {
                 floor / bus
             );
             println!("#   {}", timed.iter().map(|(c, us)| format!("s{} n{} {us:.2}", c.splits, c.block_n)).collect::<Vec<_>>().join("; "));
+        }
+    }
+    Ok(())
+}
+
+/// Prefill attention: TFLOP/s of one whole-prompt chunk (start 0) over a cache holding it, for each
+/// config of a small sweep beside the heuristic's (medians of CUDA-event times).
+fn prefill_bench() -> Res<()> {
+    use kernels::kv_attention::prefill::{prefill_step, Chunk, PrefillBuffers, PrefillConfig, QueriesAt};
+    use kernels::kv_attention::CacheShape;
+    let rt = runtime()?;
+    println!("# PREFILL | model | q heads / kv heads | head_dim | seq | causal | heuristic config | TFLOP/s | best config | TFLOP/s");
+    for (model, kv_heads, group, d) in [("llama3-mha", 32usize, 1usize, 128usize), ("llama3", 8, 4, 128), ("smollm2", 3, 3, 64)] {
+        for seq in [1024usize, 4096, 16384] {
+            let shape = CacheShape { batch: 1, kv_heads, group, head_dim: d, max_ctx: seq };
+            let row = shape.q_heads() * d;
+            let q = rt.upload(&rand_f32(seq * row, 1).into_iter().map(bf16::from_f32).collect::<Vec<_>>())?;
+            let k = rt.upload(&rand_f32(shape.cache_len(), 2).into_iter().map(bf16::from_f32).collect::<Vec<_>>())?;
+            let v = rt.upload(&rand_f32(shape.cache_len(), 3).into_iter().map(bf16::from_f32).collect::<Vec<_>>())?;
+            let mut out = rt.alloc::<bf16>(seq * row)?;
+            let scale = 1.0 / (d as f32).sqrt();
+            for causal in [true, false] {
+                let chunk = Chunk { q_len: seq, start: 0, causal };
+                let flops = 4.0 * (seq * seq * d * shape.q_heads()) as f64 / if causal { 2.0 } else { 1.0 };
+                let heuristic = PrefillConfig::for_chunk(&shape, &chunk);
+                let mut configs = vec![heuristic];
+                for block_m in [64, 128] {
+                    for block_n in [32, 64] {
+                        for num_warps in [4, 8] {
+                            let c = PrefillConfig { block_m, block_n, num_warps };
+                            if !configs.contains(&c) {
+                                configs.push(c);
+                            }
+                        }
+                    }
+                }
+                let mut timed = vec![];
+                for cfg in configs {
+                    let ms = median_ms(&rt, 2, 5, || {
+                        let bufs = PrefillBuffers { q: &q, k_cache: &k, v_cache: &v, out: &mut out };
+                        prefill_step(&rt, &shape, chunk, QueriesAt { off: 0, stride: row }, cfg, scale, bufs).map_err(|e| match e {
+                            kernels::kv_attention::AttnError::Runtime(e) => e,
+                            other => panic!("prefill bench: {other}"),
+                        })
+                    })?;
+                    timed.push((cfg, flops / (ms * 1e-3) / 1e12));
+                }
+                let (hc, ht) = timed[0];
+                let &(bc, bt) = timed.iter().max_by(|a, b| a.1.total_cmp(&b.1)).expect("timed");
+                let name = |c: PrefillConfig| format!("m{} n{} w{}", c.block_m, c.block_n, c.num_warps);
+                println!("PREFILL | {model} | {} / {kv_heads} | {d} | {seq} | {causal} | {} | {ht:.1} | {} | {bt:.1}", shape.q_heads(), name(hc), name(bc));
+                println!("#   {}", timed.iter().map(|&(c, t)| format!("{} {t:.1}", name(c))).collect::<Vec<_>>().join("; "));
+            }
         }
     }
     Ok(())

@@ -4,7 +4,9 @@
 use super::*;
 use dsl_core::lang::DotOperands;
 use dsl_core::prelude::{bf16, f16, Float};
-use kernels::decode_attention::{append_kv, decode_splits, decode_step, workspace_lens, DecodeBuffers, DecodeConfig, DecodeShape};
+use kernels::kv_attention::cache::append_kv;
+use kernels::kv_attention::decode::{decode_splits, decode_step, workspace_lens, DecodeBuffers, DecodeConfig};
+use kernels::kv_attention::CacheShape;
 
 cases!(
     "decode_attention":
@@ -17,7 +19,7 @@ cases!(
 
 /// One decode step on random caches and queries, contexts `ctx` per sequence; checks every output
 /// element against float64 and that the output's padding stays poisoned.
-fn check<R, T>(rt: &R, shape: DecodeShape, ctx: &[usize], splits: usize, seed: u64)
+fn check<R, T>(rt: &R, shape: CacheShape, ctx: &[usize], splits: usize, seed: u64)
 where
     R: Runtime,
     T: TestElem + Float + DotOperands<T>,
@@ -26,12 +28,12 @@ where
 }
 
 /// [`check`] with the whole config.
-fn check_with<R, T>(rt: &R, shape: DecodeShape, ctx: &[usize], cfg: DecodeConfig, seed: u64)
+fn check_with<R, T>(rt: &R, shape: CacheShape, ctx: &[usize], cfg: DecodeConfig, seed: u64)
 where
     R: Runtime,
     T: TestElem + Float + DotOperands<T>,
 {
-    let DecodeShape { batch, kv_heads, group, head_dim: d, max_ctx } = shape;
+    let CacheShape { batch, kv_heads, group, head_dim: d, max_ctx } = shape;
     assert_eq!(ctx.len(), batch);
     let mut r = rng(seed);
     let rows = batch * kv_heads * group;
@@ -64,8 +66,8 @@ where
 
 /// The float64 attention of every query head row over its sequence's first `ctx[b]` keys, and the error
 /// scale `sum_j p_j |v_j|` of each output element: `(want, mag)`, `rows * head_dim` each.
-fn reference(shape: &DecodeShape, ctx: &[usize], scale: f32, qf: &[f64], kf: &[f64], vf: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let DecodeShape { batch, kv_heads, group, head_dim: d, max_ctx } = *shape;
+fn reference(shape: &CacheShape, ctx: &[usize], scale: f32, qf: &[f64], kf: &[f64], vf: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let CacheShape { batch, kv_heads, group, head_dim: d, max_ctx } = *shape;
     let rows = batch * kv_heads * group;
     let (mut want, mut mag) = (vec![0.0; rows * d], vec![0.0; rows * d]);
     for row in 0..rows {
@@ -83,8 +85,8 @@ fn reference(shape: &DecodeShape, ctx: &[usize], scale: f32, qf: &[f64], kf: &[f
     (want, mag)
 }
 
-fn shape(batch: usize, kv_heads: usize, group: usize, head_dim: usize, max_ctx: usize) -> DecodeShape {
-    DecodeShape { batch, kv_heads, group, head_dim, max_ctx }
+fn shape(batch: usize, kv_heads: usize, group: usize, head_dim: usize, max_ctx: usize) -> CacheShape {
+    CacheShape { batch, kv_heads, group, head_dim, max_ctx }
 }
 
 /// Contexts of 1 key, a ragged count, and the whole cache; 4 query heads per KV head; a split that ends
@@ -96,11 +98,13 @@ pub fn decode_gqa_ragged_f16<R: Runtime>(rt: &R) {
     check_with::<R, f16>(rt, shape(2, 2, 4, 64, 300), &[300, 130], DecodeConfig { splits: 3, block_n: 64 }, 11);
 }
 
-/// Groups 1, 3 and 8, head_dim 128 and a head_dim that is not a power of two.
+/// Groups 1, 3 and 8, head_dim 128, a head_dim that is not a power of two and one of 8.
 pub fn decode_groups_bf16<R: Runtime>(rt: &R) {
     check::<R, bf16>(rt, shape(2, 3, 1, 128, 100), &[100, 33], 2, 3);
     check::<R, bf16>(rt, shape(2, 1, 3, 128, 90), &[45, 90], 4, 4);
     check::<R, bf16>(rt, shape(1, 2, 8, 80, 129), &[129], 5, 5);
+    // A head smaller than the 16-wide tile (the tiny test models' 8).
+    check::<R, bf16>(rt, shape(1, 1, 4, 8, 40), &[40], 2, 12);
 }
 
 /// More splits than a short context fills: the empty splits must weigh nothing.
@@ -108,9 +112,9 @@ pub fn decode_empty_splits_f16<R: Runtime>(rt: &R) {
     check::<R, f16>(rt, shape(2, 2, 2, 64, 256), &[3, 200], 8, 6);
     // The split count a 132-SM GPU gets for this capacity, with a one-key context.
     let s = shape(1, 8, 4, 64, 1024);
-    let splits = decode_splits(&s, 132);
-    assert!((2..=64).contains(&splits), "splits {splits}");
-    check::<R, f16>(rt, s, &[1], splits, 7);
+    let cfg = DecodeConfig::for_shape(&s, 132);
+    assert!((2..=64).contains(&cfg.splits) && cfg.splits == decode_splits(&s, 132), "{cfg:?}");
+    check_with::<R, f16>(rt, s, &[1], cfg, 7);
 }
 
 /// The step's keys and values appended at positions read from a device buffer, then attended with the
@@ -171,7 +175,7 @@ pub fn decode_bad_shapes<R: Runtime>(rt: &R) {
     let q = filled(rt, 4 * 64, f16::ZERO);
     let kv = filled(rt, 64 * 64, f16::ZERO);
     let lens = upload(rt, &[1i32]);
-    let run = |shape: DecodeShape, splits: usize, po: usize| -> String {
+    let run = |shape: CacheShape, splits: usize, po: usize| -> String {
         let (mut o, mut m, mut l) = (filled(rt, po, 0.0f32), filled(rt, pm, 0.0f32), filled(rt, pm, 0.0f32));
         let mut out = poisoned::<R, f16>(rt, 4 * 64);
         let bufs = DecodeBuffers { q: &q, k_cache: &kv, v_cache: &kv, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, out: &mut out };
@@ -180,7 +184,8 @@ pub fn decode_bad_shapes<R: Runtime>(rt: &R) {
         e
     };
     assert!(run(shape(1, 1, 17, 64, 64), 2, po).contains("group 17"));
-    assert!(run(shape(1, 1, 4, 8, 64), 2, po).contains("head_dim 8"));
+    assert!(run(shape(1, 1, 4, 300, 64), 2, po).contains("head_dim 300"));
+    assert!(run(shape(1, 1, 4, 63, 64), 2, po).contains("head_dim 63 must be even"));
     assert!(run(s, 65, po).contains("splits 65"));
     assert!(run(s, 2, po - 1).contains(&format!("part_o needs at least {po} elements, its buffer has {}", po - 1)));
     assert!(run(shape(1, 1, 4, 64, 65), 2, po).contains("k_cache needs at least"));

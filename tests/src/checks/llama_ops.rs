@@ -1,0 +1,96 @@
+//! `kernels::llama_ops`: the embedding lookup, RMSNorm from f32 rows to bf16/f16, the residual add and
+//! the SwiGLU of a fused gate/up buffer, against float64 on ragged sizes with poisoned outputs.
+
+use super::*;
+use dsl_core::prelude::{bf16, f16};
+use kernels::llama_ops::{add_into, embed_rows, rmsnorm_to, silu_mul_halves};
+
+cases!(
+    "llama_ops":
+    embed_rows_bf16,
+    rmsnorm_to_bf16_and_f16,
+    add_into_bf16,
+    silu_mul_halves_bf16,
+);
+
+/// Rows of a bf16 table picked by ids (repeats, the last row), exact in f32; nothing past `tokens * d`.
+pub fn embed_rows_bf16<R: Runtime>(rt: &R) {
+    let (vocab, d) = (37, 300);
+    let (table, tf) = rand_elems::<bf16>(&mut rng(1), vocab * d, 1.0);
+    let ids = [5i32, 36, 0, 5];
+    let mut out = poisoned::<R, f32>(rt, ids.len() * d + 3);
+    launched("embed_rows", embed_rows::<bf16, 128>::launch(rt, (ids.len() as u32, blocks(d, 128)), &upload(rt, &table), &upload(rt, &ids), &mut out, d as i32));
+    let got = download_f64(rt, &out);
+    for (t, &id) in ids.iter().enumerate() {
+        for c in 0..d {
+            assert_eq!(got[t * d + c], tf[id as usize * d + c], "token {t} (id {id}) column {c}");
+        }
+    }
+    assert_poison_kept("embed_rows", &got, |i| i < ids.len() * d);
+}
+
+/// Rows `row0..` of an f32 matrix normalized into a packed 16-bit output; f32 math (sum of squares to
+/// about cols * 2^-24 relative), one rounding to the output type.
+fn rmsnorm_case<R: Runtime, O: TestElem + dsl_core::prelude::Float>(rt: &R, rows: usize, cols: usize, row0: usize, seed: u64) {
+    let mut r = rng(seed);
+    let stride = cols + 5;
+    let total = row0 + rows;
+    let (x, xf) = rand_elems::<f32>(&mut r, total * stride, 2.0);
+    let (w, wf) = rand_elems::<f32>(&mut r, cols, 1.0);
+    let eps = 1e-5f32;
+    let mut out = poisoned::<R, O>(rt, rows * cols + 4);
+    let what = format!("rmsnorm_to<{}> rows {rows} cols {cols} row0 {row0}", O::NAME);
+    launched(&what, rmsnorm_to::<O, 128>::launch(rt, rows as u32, &upload(rt, &x), &upload(rt, &w), &mut out, cols as i32, stride as i32, row0 as i32, eps));
+    let got = download_f64(rt, &out);
+    let mut want = vec![f64::NAN; rows * cols + 4];
+    for rr in 0..rows {
+        let xr = &xf[(row0 + rr) * stride..][..cols];
+        let ms = xr.iter().map(|v| v * v).sum::<f64>() / cols as f64;
+        let inv = 1.0 / (ms + eps as f64).sqrt();
+        for c in 0..cols {
+            want[rr * cols + c] = xr[c] * inv * wf[c];
+        }
+    }
+    assert_close_where(&what, &got, &want, O::U + cols as f64 * 1e-7, |_| O::TINY, |i| i < rows * cols);
+    assert_poison_kept(&what, &got, |i| i < rows * cols);
+}
+
+pub fn rmsnorm_to_bf16_and_f16<R: Runtime>(rt: &R) {
+    rmsnorm_case::<R, bf16>(rt, 3, 300, 0, 2);
+    rmsnorm_case::<R, f16>(rt, 1, 77, 4, 3);
+}
+
+/// `x += y` over a ragged length: one f32 rounding of an exact sum; past `n` untouched.
+pub fn add_into_bf16<R: Runtime>(rt: &R) {
+    let n = 1000;
+    let mut r = rng(4);
+    let (x, xf) = rand_elems::<f32>(&mut r, n + 7, 1.0);
+    let (y, yf) = rand_elems::<bf16>(&mut r, n, 1.0);
+    let mut bx = upload(rt, &x);
+    launched("add_into", add_into::<bf16, 256>::launch(rt, blocks(n, 256), &mut bx, &upload(rt, &y), n as i32));
+    let got = download_f64(rt, &bx);
+    for i in 0..n + 7 {
+        let want = if i < n { ((xf[i] + yf[i]) as f32) as f64 } else { xf[i] };
+        assert_eq!(got[i], want, "element {i}");
+    }
+}
+
+/// SwiGLU of `[tokens, 2 f]` gate/up rows: f32 math (sigmoid through the GPU's exp: a few ulp), one
+/// rounding to bf16.
+pub fn silu_mul_halves_bf16<R: Runtime>(rt: &R) {
+    let (tokens, f) = (3, 200);
+    let (gu, guf) = rand_elems::<bf16>(&mut rng(5), tokens * 2 * f, 2.0);
+    let mut out = poisoned::<R, bf16>(rt, tokens * f + 2);
+    launched("silu_mul_halves", silu_mul_halves::<bf16, 128>::launch(rt, (tokens as u32, blocks(f, 128)), &upload(rt, &gu), &mut out, f as i32));
+    let got = download_f64(rt, &out);
+    let mut want = vec![f64::NAN; tokens * f + 2];
+    for t in 0..tokens {
+        for j in 0..f {
+            let (g, u) = (guf[t * 2 * f + j], guf[t * 2 * f + f + j]);
+            want[t * f + j] = g / (1.0 + (-g).exp()) * u;
+        }
+    }
+    let u = <bf16 as TestElem>::U;
+    assert_close_where("silu_mul_halves", &got, &want, u + 1e-6, |_| <bf16 as TestElem>::TINY, |i| i < tokens * f);
+    assert_poison_kept("silu_mul_halves", &got, |i| i < tokens * f);
+}
