@@ -80,12 +80,12 @@ interp_tests! {
         generic: [decode_gqa_ragged_f16, decode_groups_bf16, decode_empty_splits_f16, append_then_decode_bf16, decode_bad_shapes],
         interp_only: [],
     }
-    mod llama_ops {
-        generic: [embed_rows_bf16, rmsnorm_to_bf16_and_f16, add_into_bf16, silu_mul_halves_bf16],
-        interp_only: [],
-    }
     mod prefill_attention {
         generic: [prefill_groups_f16, prefill_head_dims_bf16, prefill_tiles_f16, chunked_prefill_then_decode_bf16, prefill_bad_shapes],
+        interp_only: [],
+    }
+    mod llama_ops {
+        generic: [embed_rows_bf16, rmsnorm_to_bf16_and_f16, add_into_bf16, silu_mul_halves_bf16],
         interp_only: [],
     }
     mod fp8_gemm {

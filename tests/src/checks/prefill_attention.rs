@@ -194,9 +194,12 @@ pub fn chunked_prefill_then_decode_bf16<R: Runtime>(rt: &R) {
     }
 }
 
-/// Chunks, configs and buffers the host API refuses, each with its reason and before any launch.
+/// Chunks, configs and buffers the host API refuses, each with its reason and before any launch (after
+/// one valid chunk of the same shape).
 pub fn prefill_bad_shapes<R: Runtime>(rt: &R) {
     let s = shape(1, 1, 4, 64, 64);
+    // One valid chunk of the same shape first, checked against float64.
+    check::<R, f16>(rt, s, causal(10, 0), None, 16);
     let row = s.q_heads() * s.head_dim;
     let q = filled(rt, 10 * row, f16::ZERO);
     let kv = filled(rt, s.cache_len(), f16::ZERO);
