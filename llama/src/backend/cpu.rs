@@ -275,27 +275,13 @@ impl Backend for CpuBackend {
         let w = self.w.clone();
         let c = &w.config;
         let n = tokens.len();
-        if n == 0 {
-            return Err(LlamaError::Invalid("forward called with no tokens".into()));
-        }
-        if self.pos + n > self.capacity {
-            return Err(LlamaError::Invalid(format!(
-                "context full: {} positions used + {n} new > capacity {}",
-                self.pos, self.capacity
-            )));
-        }
+        super::check_batch(c, self.pos, self.capacity, tokens)?;
         let (d, qd, kvd, hd) = (c.d_model, c.q_dim(), c.kv_dim(), c.head_dim);
         let group = c.n_heads / c.n_kv_heads;
 
         // Embeddings.
         let mut x = vec![0f32; n * d];
         for (t, row) in tokens.iter().zip(x.chunks_exact_mut(d)) {
-            if *t as usize >= c.vocab_size {
-                return Err(LlamaError::Invalid(format!(
-                    "token id {t} out of range (vocab {})",
-                    c.vocab_size
-                )));
-            }
             w.tok_embd.dequantize_rows(*t as usize, row)?;
         }
 

@@ -33,6 +33,22 @@ pub trait Backend: Send {
     fn forward(&mut self, tokens: &[u32], all_logits: bool) -> Result<Vec<f32>>;
 }
 
+/// The checks every backend's `forward` makes before any work: at least one token, room in the cache
+/// for them after `pos` (of `capacity`), every id inside the vocabulary.
+pub fn check_batch(c: &LlamaConfig, pos: usize, capacity: usize, tokens: &[u32]) -> Result<()> {
+    let n = tokens.len();
+    if n == 0 {
+        return Err(LlamaError::Invalid("forward called with no tokens".into()));
+    }
+    if pos + n > capacity {
+        return Err(LlamaError::Invalid(format!("context full: {pos} positions used + {n} new > capacity {capacity}")));
+    }
+    if let Some(t) = tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
+        return Err(LlamaError::Invalid(format!("token id {t} out of range (vocab {})", c.vocab_size)));
+    }
+    Ok(())
+}
+
 /// Which device to run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Device {

@@ -27,6 +27,11 @@ fn rel_to_max(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale
 }
 
+/// The goldens' logits, one row per position.
+fn logits_of(g: &Value) -> Vec<Vec<f32>> {
+    g["logits"].as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()).collect()
+}
+
 fn argmax(v: &[f32]) -> u32 {
     v.iter().enumerate().fold((0, f32::MIN), |best, (i, &x)| if x > best.1 { (i, x) } else { best }).0 as u32
 }
@@ -39,12 +44,7 @@ fn tiny_random_llamas_match_transformers() {
         let vocab = w.config.vocab_size;
         let g = read_json(dir.join("goldens.json"));
         let ids = ids_of(&g["ids"]);
-        let want: Vec<Vec<f32>> = g["logits"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect())
-            .collect();
+        let want = logits_of(&g);
         let w = Arc::new(w);
         // Batched (prefill) path: logits of every position.
         let mut b = create_backend(Device::Cpu, w.clone(), 32).unwrap();
@@ -130,12 +130,7 @@ fn tiny_random_llamas_on_the_gpu_backend_in_the_interpreter() {
         let vocab = w.config.vocab_size;
         let g = read_json(dir.join("goldens.json"));
         let ids = ids_of(&g["ids"]);
-        let want: Vec<Vec<f32>> = g["logits"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect())
-            .collect();
+        let want = logits_of(&g);
         let mut b = create_backend(Device::Interp, w.clone(), 32).unwrap();
         assert_eq!(b.name(), "interp");
         let pre = b.forward(&ids, true).unwrap();

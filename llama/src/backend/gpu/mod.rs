@@ -159,15 +159,7 @@ where
     fn forward(&mut self, tokens: &[u32], all_logits: bool) -> Result<Vec<f32>> {
         let c = self.config.clone();
         let n = tokens.len();
-        if n == 0 {
-            return Err(LlamaError::Invalid("forward called with no tokens".into()));
-        }
-        if self.pos + n > self.capacity {
-            return Err(LlamaError::Invalid(format!("context full: {} positions used + {n} new > capacity {}", self.pos, self.capacity)));
-        }
-        if let Some(t) = tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
-            return Err(LlamaError::Invalid(format!("token id {t} out of range (vocab {})", c.vocab_size)));
-        }
+        super::check_batch(&c, self.pos, self.capacity, tokens)?;
         let (d, qd, kvd, f) = (c.d_model, c.q_dim(), c.kv_dim(), c.ffn_dim);
         let width = qd + 2 * kvd;
         let start = self.pos;
