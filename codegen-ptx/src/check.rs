@@ -127,4 +127,8 @@ impl Runtime for PtxCheckRuntime {
     fn download<T: Elem>(&self, buffer: &HostBuffer<T>) -> Result<Vec<T>, CheckError> {
         Ok(self.interp.download(buffer)?)
     }
+
+    fn write<T: Elem>(&self, buffer: &mut HostBuffer<T>, values: &[T]) -> Result<(), CheckError> {
+        Ok(self.interp.write(buffer, values)?)
+    }
 }

@@ -201,4 +201,8 @@ pub trait Runtime {
     fn upload<T: Elem>(&self, values: &[T]) -> Result<Self::Buffer<T>, Self::Error>;
     /// A buffer's contents, copied back to the host (after every launch before it has finished).
     fn download<T: Elem>(&self, buffer: &Self::Buffer<T>) -> Result<Vec<T>, Self::Error>;
+    /// Overwrites `buffer` (same length) with `values`, in place: the buffer keeps its address, so a
+    /// recorded launch sequence (a CUDA graph) that uses it reads the new values. Ordered after every
+    /// launch before it.
+    fn write<T: Elem>(&self, buffer: &mut Self::Buffer<T>, values: &[T]) -> Result<(), Self::Error>;
 }

@@ -44,6 +44,34 @@ pub enum Command {
         #[arg(long)]
         tensors: bool,
     },
+    /// Measure prefill and decode speed (tokens/s), like llama.cpp's llama-bench: of a model file,
+    /// or of a named architecture with random weights made on the GPU (no file needed).
+    Bench {
+        /// Model: a GGUF file or a Hugging Face directory (default: as for `generate`).
+        #[arg(long, short = 'm', conflicts_with = "arch")]
+        model: Option<PathBuf>,
+        /// Instead of a model file, an architecture with random weights made on the device:
+        /// llama-3-8b, llama-3-70b, llama-2-7b or smollm2-135m (GPU or interp only).
+        #[arg(long)]
+        arch: Option<String>,
+        /// Prompt tokens: the prefill measured, and the context the decode steps start at.
+        #[arg(long, short = 'p', default_value_t = 512)]
+        prompt: usize,
+        /// Decode steps measured per repetition.
+        #[arg(long, short = 'n', default_value_t = 128)]
+        gen: usize,
+        /// Repetitions of each measurement (the median is reported).
+        #[arg(long, short = 'r', default_value_t = 3)]
+        reps: usize,
+        #[command(flatten)]
+        gpu: GpuArgs,
+        /// Where to run: cpu, cuda, auto or interp (as for `generate`).
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// KV-cache size in tokens (default: prompt + gen + 2).
+        #[arg(long)]
+        ctx_size: Option<usize>,
+    },
     /// Write a model (e.g. a GGUF file) out as a Hugging Face directory.
     Convert {
         /// Output directory (created).
@@ -96,4 +124,21 @@ pub struct RunArgs {
     /// KV-cache size in tokens (default: the model's context length, at most 4096).
     #[arg(long)]
     pub ctx_size: Option<usize>,
+    #[command(flatten)]
+    pub gpu: GpuArgs,
+}
+
+/// Options of the GPU backend (ignored on the CPU).
+#[derive(Args, Debug, Clone)]
+pub struct GpuArgs {
+    /// Weights on the GPU: bf16 (the default: the model's values rounded once, the closest to the
+    /// CPU path) or fp8 (e4m3 with one scale per output channel, activations quantized per token
+    /// before each GEMM: half the bytes per token, so faster where the weights' bytes bound a step,
+    /// with a small loss of accuracy; the LM head stays bf16).
+    #[arg(long, default_value = "bf16")]
+    pub weights: String,
+    /// Launch each decode step's kernels one by one instead of replaying one recorded CUDA graph per
+    /// token (slower: for comparison and debugging).
+    #[arg(long)]
+    pub no_cuda_graph: bool,
 }

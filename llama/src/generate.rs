@@ -74,8 +74,19 @@ pub fn generate(
         prefill_tokens: prompt.len() - cached,
         ..Default::default()
     };
+    // Plain greedy decoding lets the backend pick each token (on the GPU: one id copied back per
+    // step instead of the logits); anything else samples from the logits here.
+    let on_device = sampler.is_plain_greedy();
+    let mut step = |backend: &mut dyn Backend, tokens: &[u32], history: &[u32]| -> Result<u32> {
+        if on_device {
+            backend.forward_greedy(tokens)
+        } else {
+            let logits = backend.forward(tokens, false)?;
+            Ok(sampler.sample(&logits, history))
+        }
+    };
     let t0 = Instant::now();
-    let mut logits = backend.forward(&prompt[cached..], false)?;
+    let mut next = step(backend, &prompt[cached..], prompt)?;
     stats.prefill_secs = t0.elapsed().as_secs_f64();
 
     let mut history: Vec<u32> = prompt.to_vec();
@@ -85,7 +96,6 @@ pub fn generate(
     let max_tokens = max_tokens.min(cap - prompt.len());
     let t1 = Instant::now();
     while out.len() < max_tokens {
-        let next = sampler.sample(&logits, &history);
         if tok.is_stop(next) {
             stopped = true;
             break;
@@ -96,7 +106,7 @@ pub fn generate(
         if out.len() >= max_tokens || backend.position() >= cap {
             break;
         }
-        logits = backend.forward(&[next], false)?;
+        next = step(backend, &[next], &history)?;
         stats.decode_tokens += 1;
     }
     stats.decode_secs = t1.elapsed().as_secs_f64();

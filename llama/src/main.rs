@@ -4,8 +4,9 @@ mod cli;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use cli::{Cli, Command, RunArgs};
+use cli::{Cli, Command, GpuArgs, RunArgs};
 use indicatif::{ProgressBar, ProgressStyle};
+use llama::backend::gpu::{GpuBackend, GpuOptions, WeightSource};
 use llama::backend::{create_backend, Backend, Device};
 use llama::chat::{self, Message};
 use llama::generate::generate;
@@ -41,7 +42,102 @@ fn run(cli: Cli) -> Result<()> {
             model,
             dtype,
         } => cmd_convert(model, &output, &dtype),
+        Command::Bench {
+            model,
+            arch,
+            prompt,
+            gen,
+            reps,
+            gpu,
+            device,
+            ctx_size,
+        } => cmd_bench(model, arch.as_deref(), prompt, gen, reps, &gpu, &device, ctx_size),
     }
+}
+
+fn gpu_options(g: &GpuArgs) -> Result<GpuOptions> {
+    Ok(GpuOptions {
+        weights: g.weights.parse()?,
+        graphs: !g.no_cuda_graph,
+    })
+}
+
+/// A progress bar on stderr (hidden when not a tty) over `total` steps.
+fn progress_bar(total: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(total);
+    pb.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cmd_bench(
+    model: Option<PathBuf>,
+    arch: Option<&str>,
+    prompt: usize,
+    gen: usize,
+    reps: usize,
+    gpu: &GpuArgs,
+    device: &str,
+    ctx_size: Option<usize>,
+) -> Result<()> {
+    let device: Device = device.parse()?;
+    let opts = gpu_options(gpu)?;
+    let ctx = ctx_size.unwrap_or(prompt + gen + 2);
+    let (name, mut backend): (String, Box<dyn Backend>) = match arch {
+        Some(a) => {
+            let config = llama::arch::by_name(a)?;
+            if ctx > config.context_length {
+                bail!("--ctx-size {ctx} is more than {a}'s context of {}", config.context_length);
+            }
+            let pb = progress_bar(config.n_layers as u64, &format!("making random {a} weights"));
+            let source = WeightSource::Random { config: &config, seed: 1 };
+            let mut tick = |l: usize| pb.set_position(l as u64);
+            let b: Box<dyn Backend> = match device {
+                Device::Cuda | Device::Auto => {
+                    let rt = llama::backend::cuda_runtime()?;
+                    eprintln!("device: cuda ({}, {})", rt.device_name(), rt.target());
+                    let sms = rt.device_info().multiprocessors;
+                    Box::new(GpuBackend::with_progress(rt, "cuda", sms, source, ctx, opts, &mut tick)?)
+                }
+                Device::Interp => Box::new(GpuBackend::with_progress(
+                    dsl_core::interp::Interpreter::new(),
+                    "interp",
+                    132,
+                    source,
+                    ctx,
+                    opts,
+                    &mut tick,
+                )?),
+                Device::Cpu => bail!("--arch makes its weights on the GPU: use --device cuda or interp, or --model on the CPU"),
+            };
+            pb.finish_and_clear();
+            (format!("{a} (random)"), b)
+        }
+        None => {
+            let path = model_path(model)?;
+            let m = load_model(&path)?;
+            let name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+            (name, create_backend(device, Arc::new(m.weights), ctx, opts)?)
+        }
+    };
+    let spec = llama::bench::BenchSpec { prompt, gen, reps };
+    let pb = progress_bar(3 * reps as u64, "measuring");
+    let r = llama::bench::run(backend.as_mut(), spec, &mut |d, _| pb.set_position(d as u64))?;
+    pb.finish_and_clear();
+    let w = if backend.name() == "cpu" { "-".to_string() } else { format!("{:?}", opts.weights).to_lowercase() };
+    let graph = if backend.name() == "cuda" && opts.graphs { "graph" } else { "eager" };
+    println!("| model | device | weights | decode | test | tokens/s |");
+    println!("| --- | --- | --- | --- | --- | ---: |");
+    let row = |test: String, v: f64| println!("| {name} | {} | {w} | {graph} | {test} | {v:.1} |", backend.name());
+    row(format!("pp{prompt}"), r.prefill_tok_s);
+    row(format!("tg{gen} @ ctx {prompt}"), r.decode_tok_s);
+    row(format!("tg{gen} @ ctx {prompt}, logits to host"), r.decode_host_tok_s);
+    Ok(())
 }
 
 fn model_path(p: Option<PathBuf>) -> Result<PathBuf> {
@@ -122,7 +218,7 @@ fn setup(run: &RunArgs) -> Result<(LoadedModel, Box<dyn Backend>, Sampler)> {
         .config
         .context_length
         .min(run.ctx_size.unwrap_or(4096));
-    let backend = create_backend(device, Arc::new(m.weights.clone()), ctx)?;
+    let backend = create_backend(device, Arc::new(m.weights.clone()), ctx, gpu_options(&run.gpu)?)?;
     let sampler = Sampler::new(SamplerConfig {
         temperature: run.temperature,
         top_k: run.top_k,

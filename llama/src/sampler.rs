@@ -78,6 +78,12 @@ impl Sampler {
         }
     }
 
+    /// True when every choice is the plain argmax of the logits (greedy, no repetition penalty): what a
+    /// backend can pick on the device.
+    pub fn is_plain_greedy(&self) -> bool {
+        (self.cfg.greedy || self.cfg.temperature <= 0.0) && (self.cfg.repeat_penalty == 1.0 || self.cfg.repeat_penalty <= 0.0)
+    }
+
     /// Picks the next token from `logits` given the tokens so far.
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
         if logits.is_empty() {

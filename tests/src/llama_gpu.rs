@@ -1,8 +1,11 @@
 //! `gpu-check smollm2 MODEL.gguf GOLDENS_DIR`: the Llama runtime's GPU backend on a real model against
 //! its CPU backend and the transformers goldens (`llama/tests/fixtures/goldens/smollm2.json`): first-step
 //! logits, 32-token greedy continuations (how many tokens match, and the logit margin where they part),
-//! and decode speed beside the CPU's.
+//! FP8 weights against bf16 (first-step logits, teacher-forced top-1 agreement and perplexity on a fixed
+//! text), 1,000 decode steps replayed as a CUDA graph against eager launches (the tokens must be
+//! identical), and decode speed (graph, eager, CPU).
 
+use llama::backend::gpu::{GpuOptions, WeightFormat};
 use llama::backend::{create_backend, Backend, Device};
 use serde_json::Value;
 use std::path::Path;
@@ -51,8 +54,8 @@ pub fn run(model: &Path, goldens: &Path) -> Res<()> {
         let ids = ids_of(&case["ids"]);
         let want = ids_of(&case["greedy32"]);
         let golden = &first[i * vocab..(i + 1) * vocab];
-        let mut gpu = create_backend(Device::Cuda, w.clone(), 256)?;
-        let mut cpu = create_backend(Device::Cpu, w.clone(), 256)?;
+        let mut gpu = create_backend(Device::Cuda, w.clone(), 256, GpuOptions::default())?;
+        let mut cpu = create_backend(Device::Cpu, w.clone(), 256, GpuOptions::default())?;
         let lg = gpu.forward(&ids, false)?;
         let lc = cpu.forward(&ids, false)?;
         let (e_gc, e_gt, e_ct) = (rel_to_max(&lg, &lc), rel_to_max(&lg, golden), rel_to_max(&lc, golden));
@@ -73,16 +76,87 @@ pub fn run(model: &Path, goldens: &Path) -> Res<()> {
             same(&tc, &want)
         );
     }
-    // Decode speed: eager launches, one token per step, after a short prompt.
-    for (device, steps) in [(Device::Cuda, 128usize), (Device::Cpu, 64)] {
-        let mut b = create_backend(device, w.clone(), 512)?;
-        let mut logits = b.forward(&[1, 2, 3, 4], false)?;
+    fp8_against_bf16(&m, &w)?;
+    graph_against_eager(&w)?;
+    // Decode speed: one token per step after a short prompt, the greedy choice made on the device.
+    let bf16_graph = GpuOptions::default();
+    let eager = GpuOptions { graphs: false, ..bf16_graph };
+    let fp8 = GpuOptions { weights: WeightFormat::Fp8, ..bf16_graph };
+    for (label, device, opts, steps) in [
+        ("cuda bf16 graph", Device::Cuda, bf16_graph, 256usize),
+        ("cuda bf16 eager", Device::Cuda, eager, 256),
+        ("cuda fp8 graph", Device::Cuda, fp8, 256),
+        ("cpu", Device::Cpu, bf16_graph, 64),
+    ] {
+        let mut b = create_backend(device, w.clone(), 512, opts)?;
+        let mut t = b.forward_greedy(&[1, 2, 3, 4])?;
+        t = b.forward_greedy(&[t])?;
         let t0 = Instant::now();
         for _ in 0..steps {
-            logits = b.forward(&[argmax(&logits)], false)?;
+            t = b.forward_greedy(&[t])?;
         }
         let s = t0.elapsed().as_secs_f64();
-        println!("SMOLLM2-SPEED | {} | {steps} decode steps | {:.1} tokens/s", b.name(), steps as f64 / s);
+        println!("SMOLLM2-SPEED | {label} | {steps} decode steps | {:.1} tokens/s", steps as f64 / s);
     }
+    Ok(())
+}
+
+/// A fixed English text for teacher-forced agreement and perplexity.
+const TEXT: &str = "The history of the city goes back more than two thousand years. It was founded on the banks of a wide river, where traders from the north and the south met to exchange grain, wool and salt. Over the centuries it grew into a busy port, and its markets became famous across the region. Today the old town is a maze of narrow streets, small squares and churches, and the river is crossed by seven bridges. Visitors come for the museums, the food and the long summer evenings, when the whole city seems to be outside.";
+
+/// log-softmax of `logits` at `t`, in f64.
+fn log_prob(logits: &[f32], t: u32) -> f64 {
+    let m = logits.iter().fold(f32::MIN, |a, &b| a.max(b)) as f64;
+    let z: f64 = logits.iter().map(|&x| (x as f64 - m).exp()).sum();
+    logits[t as usize] as f64 - m - z.ln()
+}
+
+/// FP8 weights against bf16 on the GPU: first-step logits, then one forward of `TEXT` with every
+/// position's logits: top-1 agreement and each format's perplexity (the CPU's too).
+fn fp8_against_bf16(m: &llama::loader::LoadedModel, w: &Arc<llama::model::LlamaWeights>) -> Res<()> {
+    let ids = m.tokenizer.encode(TEXT, m.tokenizer.add_bos)?;
+    let n = ids.len();
+    let vocab = w.config.vocab_size;
+    let mut all = vec![];
+    for (device, opts) in [(Device::Cuda, GpuOptions::default()), (Device::Cuda, GpuOptions { weights: WeightFormat::Fp8, ..GpuOptions::default() }), (Device::Cpu, GpuOptions::default())] {
+        let mut b = create_backend(device, w.clone(), n + 8, opts)?;
+        all.push(b.forward(&ids, true)?);
+    }
+    let ppl = |l: &[f32]| (-(0..n - 1).map(|p| log_prob(&l[p * vocab..(p + 1) * vocab], ids[p + 1])).sum::<f64>() / (n - 1) as f64).exp();
+    let top1 = |a: &[f32], b: &[f32]| (0..n - 1).filter(|&p| argmax(&a[p * vocab..(p + 1) * vocab]) == argmax(&b[p * vocab..(p + 1) * vocab])).count();
+    let (bf, f8, cpu) = (&all[0], &all[1], &all[2]);
+    let (pb, pf, pc) = (ppl(bf), ppl(f8), ppl(cpu));
+    println!(
+        "SMOLLM2-FP8 | {} tokens | top-1 fp8=bf16 {}/{} ({:.1}%), bf16=cpu {}/{} | perplexity bf16 {pb:.3}, fp8 {pf:.3} ({:+.2}%), cpu {pc:.3} | logits fp8~bf16 {:.2e}",
+        n,
+        top1(f8, bf),
+        n - 1,
+        100.0 * top1(f8, bf) as f64 / (n - 1) as f64,
+        top1(bf, cpu),
+        n - 1,
+        100.0 * (pf / pb - 1.0),
+        rel_to_max(f8, bf)
+    );
+    Ok(())
+}
+
+/// 1,000 greedy decode steps replayed as one recorded graph per step against the same steps launched
+/// eagerly: the tokens must be the same, every one.
+fn graph_against_eager(w: &Arc<llama::model::LlamaWeights>) -> Res<()> {
+    let steps = 1000;
+    let mut runs = vec![];
+    for graphs in [true, false] {
+        let mut b = create_backend(Device::Cuda, w.clone(), steps + 16, GpuOptions { graphs, ..GpuOptions::default() })?;
+        let mut t = b.forward_greedy(&[1, 504, 3458, 314])?;
+        let mut toks = vec![t];
+        for _ in 0..steps {
+            t = b.forward_greedy(&[t])?;
+            toks.push(t);
+        }
+        runs.push(toks);
+    }
+    let same = runs[0].iter().zip(&runs[1]).filter(|(a, b)| a == b).count();
+    let first = runs[0].iter().zip(&runs[1]).position(|(a, b)| a != b);
+    println!("SMOLLM2-GRAPH | {steps} decode steps | graph = eager: {same}/{} tokens | first difference: {first:?} | {}", runs[0].len(), if same == runs[0].len() { "PASS" } else { "FAIL" });
     Ok(())
 }

@@ -85,7 +85,7 @@ interp_tests! {
         interp_only: [],
     }
     mod llama_ops {
-        generic: [embed_rows_bf16, rmsnorm_to_bf16_and_f16, add_into_bf16, silu_mul_halves_bf16],
+        generic: [embed_rows_bf16, rmsnorm_to_bf16_and_f16, add_into_bf16, silu_mul_halves_bf16, argmax_rows_first_of_ties, fill_uniform_matches_the_host],
         interp_only: [],
     }
     mod fp8_gemm {
@@ -150,6 +150,9 @@ impl Runtime for WrongOnce {
     }
     fn upload<T: Elem>(&self, values: &[T]) -> Result<HostBuffer<T>, InterpError> {
         self.rt.upload(values)
+    }
+    fn write<T: Elem>(&self, buffer: &mut HostBuffer<T>, values: &[T]) -> Result<(), InterpError> {
+        self.rt.write(buffer, values)
     }
     fn download<T: Elem>(&self, buffer: &HostBuffer<T>) -> Result<Vec<T>, InterpError> {
         let mut v = self.rt.download(buffer)?;

@@ -298,6 +298,10 @@ impl Runtime for CudaRuntime {
     fn download<T: Elem>(&self, buffer: &CudaBuffer<T>) -> Result<Vec<T>, CudaError> {
         buffer.to_vec()
     }
+
+    fn write<T: Elem>(&self, buffer: &mut CudaBuffer<T>, values: &[T]) -> Result<(), CudaError> {
+        buffer.copy_from(values)
+    }
 }
 
 #[cfg(test)]

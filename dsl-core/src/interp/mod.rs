@@ -32,6 +32,9 @@ pub enum InterpError {
     /// The arguments do not match the kernel's parameters.
     #[error("bad launch of kernel `{kernel}`: {message}")]
     BadLaunch { kernel: String, message: String },
+    /// A write of another number of values than the buffer holds.
+    #[error("cannot write {got} values into a buffer of {expected}")]
+    LengthMismatch { expected: usize, got: usize },
 }
 
 /// A buffer in host memory, typed by its element.
@@ -230,5 +233,13 @@ impl Runtime for Interpreter {
 
     fn download<T: Elem>(&self, buffer: &HostBuffer<T>) -> Result<Vec<T>, InterpError> {
         Ok(buffer.to_vec())
+    }
+
+    fn write<T: Elem>(&self, buffer: &mut HostBuffer<T>, values: &[T]) -> Result<(), InterpError> {
+        if values.len() != buffer.len() {
+            return Err(InterpError::LengthMismatch { expected: buffer.len(), got: values.len() });
+        }
+        *buffer = HostBuffer::from_slice(values);
+        Ok(())
     }
 }

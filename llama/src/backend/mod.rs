@@ -31,6 +31,11 @@ pub trait Backend: Send {
     /// cache. Returns the logits of the last token (`vocab_size` values), or
     /// of every token (`tokens.len() * vocab_size`) when `all_logits`.
     fn forward(&mut self, tokens: &[u32], all_logits: bool) -> Result<Vec<f32>>;
+    /// [`Backend::forward`] of `tokens`, then the most likely next token (the first on ties): greedy
+    /// decoding. A GPU backend picks it on the device and copies back one id instead of the logits.
+    fn forward_greedy(&mut self, tokens: &[u32]) -> Result<u32> {
+        Ok(crate::sampler::argmax(&self.forward(tokens, false)?))
+    }
 }
 
 /// The checks every backend's `forward` makes before any work: at least one token, room in the cache
@@ -75,25 +80,32 @@ impl std::str::FromStr for Device {
     }
 }
 
-/// Creates a backend for `weights` with room for `capacity` positions. `Auto` says on stderr which
-/// device it picked, and why not the GPU when it falls back to the CPU.
+/// Creates a backend for `weights` with room for `capacity` positions; `gpu` applies to the GPU
+/// backend (on CUDA and on the interpreter). `Auto` says on stderr which device it picked, and why not
+/// the GPU when it falls back to the CPU.
 pub fn create_backend(
     device: Device,
     weights: Arc<LlamaWeights>,
     capacity: usize,
+    gpu: gpu::GpuOptions,
 ) -> Result<Box<dyn Backend>> {
+    let source = gpu::WeightSource::Loaded(&weights);
     match device {
         Device::Cpu => Ok(Box::new(cpu::CpuBackend::new(weights, capacity)?)),
-        Device::Cuda => cuda_backend(&weights, capacity),
+        Device::Cuda => {
+            let rt = cuda_runtime()?;
+            let sms = rt.device_info().multiprocessors;
+            Ok(Box::new(gpu::GpuBackend::new(rt, "cuda", sms, source, capacity, gpu)?))
+        }
         Device::Interp => {
             let rt = dsl_core::interp::Interpreter::new();
-            Ok(Box::new(gpu::GpuBackend::new(rt, "interp", 132, &weights, capacity)?))
+            Ok(Box::new(gpu::GpuBackend::new(rt, "interp", 132, source, capacity, gpu)?))
         }
         Device::Auto => match codegen_ptx::runtime::CudaRuntime::new() {
             Ok(rt) => {
                 eprintln!("device: cuda ({}, {})", rt.device_name(), rt.target());
                 let sms = rt.device_info().multiprocessors;
-                Ok(Box::new(gpu::GpuBackend::new(rt, "cuda", sms, &weights, capacity)?))
+                Ok(Box::new(gpu::GpuBackend::new(rt, "cuda", sms, source, capacity, gpu)?))
             }
             Err(e) => {
                 eprintln!("device: cpu (no usable GPU: {e})");
@@ -103,8 +115,7 @@ pub fn create_backend(
     }
 }
 
-fn cuda_backend(weights: &LlamaWeights, capacity: usize) -> Result<Box<dyn Backend>> {
-    let rt = codegen_ptx::runtime::CudaRuntime::new().map_err(|e| LlamaError::Backend(format!("--device cuda: {e}")))?;
-    let sms = rt.device_info().multiprocessors;
-    Ok(Box::new(gpu::GpuBackend::new(rt, "cuda", sms, weights, capacity)?))
+/// The CUDA runtime, or a clear error when there is no driver or no device.
+pub fn cuda_runtime() -> Result<codegen_ptx::runtime::CudaRuntime> {
+    codegen_ptx::runtime::CudaRuntime::new().map_err(|e| LlamaError::Backend(format!("--device cuda: {e}")))
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 const TOKENS: [u32; 6] = [1, 7, 30, 2, 2, 19];
 
 fn logits(w: LlamaWeights) -> Vec<f32> {
-    let mut b = create_backend(Device::Cpu, Arc::new(w), 32).unwrap();
+    let mut b = create_backend(Device::Cpu, Arc::new(w), 32, Default::default()).unwrap();
     b.forward(&TOKENS, true).unwrap()
 }
 

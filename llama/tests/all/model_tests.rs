@@ -31,7 +31,7 @@ fn check_loaded(s: &Spec, lw: LlamaWeights, w: crate::common::Weights, tol: f64)
 fn check_on(device: Device, s: &Spec, lw: LlamaWeights, w: crate::common::Weights, tol: f64) {
     assert_eq!(lw.tied_embeddings, s.tied);
     let want = reference_forward(s, &w, &TOKENS);
-    let mut b = create_backend(device, Arc::new(lw), s.ctx).unwrap();
+    let mut b = create_backend(device, Arc::new(lw), s.ctx, Default::default()).unwrap();
     let all = b.forward(&TOKENS, true).unwrap();
     for (t, row) in all.chunks(s.vocab).enumerate() {
         let e = rel_err(row, &want[t]);
@@ -105,7 +105,7 @@ fn context_overflow_is_an_error() {
         ..Spec::new(4, 2)
     };
     let (lw, _) = load(&s);
-    let mut b = create_backend(Device::Cpu, Arc::new(lw), 8).unwrap();
+    let mut b = create_backend(Device::Cpu, Arc::new(lw), 8, Default::default()).unwrap();
     assert!(b.forward(&TOKENS, false).is_err());
     assert!(b.forward(&[], false).is_err());
     assert!(
@@ -119,7 +119,7 @@ fn context_overflow_is_an_error() {
 fn cuda_without_a_gpu_is_an_error() {
     let s = Spec::new(4, 2);
     let (lw, _) = load(&s);
-    match create_backend(Device::Cuda, Arc::new(lw), 8) {
+    match create_backend(Device::Cuda, Arc::new(lw), 8, Default::default()) {
         Ok(b) => assert_eq!(b.name(), "cuda"),
         Err(e) => assert!(e.to_string().contains("--device cuda: "), "{e}"),
     }

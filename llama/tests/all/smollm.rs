@@ -52,7 +52,7 @@ fn smollm2_end_to_end() {
     let w = Arc::new(m.weights.clone());
     let prompt = tok.encode("The capital of France is", false).unwrap();
     let run = || {
-        let mut b = create_backend(Device::Cpu, w.clone(), 64).unwrap();
+        let mut b = create_backend(Device::Cpu, w.clone(), 64, Default::default()).unwrap();
         let mut s = Sampler::new(SamplerConfig {
             greedy: true,
             ..Default::default()
@@ -68,7 +68,7 @@ fn smollm2_end_to_end() {
     );
 
     // Batched prefill (matrix-matrix) agrees with token-by-token decode.
-    let mut be = create_backend(Device::Cpu, w.clone(), 64).unwrap();
+    let mut be = create_backend(Device::Cpu, w.clone(), 64, Default::default()).unwrap();
     let all = be.forward(&prompt, true).unwrap();
     be.rewind(0);
     let v = m.weights.config.vocab_size;
@@ -95,7 +95,7 @@ fn smollm2_end_to_end() {
 fn generate_rejects_bad_prompts() {
     let Some(m) = model() else { return };
     let w = Arc::new(m.weights.clone());
-    let mut b = create_backend(Device::Cpu, w, 8).unwrap();
+    let mut b = create_backend(Device::Cpu, w, 8, Default::default()).unwrap();
     let mut s = Sampler::new(SamplerConfig::default());
     assert!(generate(b.as_mut(), &m.tokenizer, &[], 4, &mut s, |_| Ok(())).is_err());
     let long = vec![42u32; 20];
@@ -124,7 +124,7 @@ fn smollm2_converted_to_hf_gives_same_logits() {
         "tokenizer.json matches the GGUF tokenizer"
     );
     let run = |w: llama::model::LlamaWeights| {
-        let mut b = create_backend(Device::Cpu, Arc::new(w), 64).unwrap();
+        let mut b = create_backend(Device::Cpu, Arc::new(w), 64, Default::default()).unwrap();
         b.forward(&ids, false).unwrap()
     };
     let (a, b) = (run(m.weights.clone()), run(hf.weights));

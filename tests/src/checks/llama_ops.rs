@@ -1,9 +1,14 @@
 //! `kernels::llama_ops`: the embedding lookup, RMSNorm from f32 rows to bf16/f16, the residual add and
-//! the SwiGLU of a fused gate/up buffer, against float64 on ragged sizes with poisoned outputs.
+//! the SwiGLU of a fused gate/up buffer, against float64 on ragged sizes with poisoned outputs; and the
+//! other kernels of the Llama runtime: greedy argmax (`kernels::greedy`) and the device's random
+//! weights (`kernels::random`).
 
 use super::*;
 use dsl_core::prelude::{bf16, f16};
+use dsl_core::prelude::e4m3;
+use kernels::greedy::{argmax_rows, partials_len, CHUNK};
 use kernels::llama_ops::{add_into, embed_rows, rmsnorm_to, silu_mul_halves};
+use kernels::random::{fill_uniform, uniform_value};
 
 cases!(
     "llama_ops":
@@ -11,6 +16,8 @@ cases!(
     rmsnorm_to_bf16_and_f16,
     add_into_bf16,
     silu_mul_halves_bf16,
+    argmax_rows_first_of_ties,
+    fill_uniform_matches_the_host,
 );
 
 /// Rows of a bf16 table picked by ids (repeats, the last row), exact in f32; nothing past `tokens * d`.
@@ -93,4 +100,58 @@ pub fn silu_mul_halves_bf16<R: Runtime>(rt: &R) {
     let u = <bf16 as TestElem>::U;
     assert_close_where("silu_mul_halves", &got, &want, u + 1e-6, |_| <bf16 as TestElem>::TINY, |i| i < tokens * f);
     assert_poison_kept("silu_mul_halves", &got, |i| i < tokens * f);
+}
+
+/// Greedy argmax over ragged rows (not a multiple of the chunk): equal maxima in two chunks and twice in
+/// one chunk (the first index wins), a maximum in the last element, an all-negative row; the output is
+/// poisoned past `rows`.
+pub fn argmax_rows_first_of_ties<R: Runtime>(rt: &R) {
+    let (rows, n) = (4, 2 * CHUNK + 333);
+    let (mut x, _) = rand_elems::<f32>(&mut rng(6), rows * n, 1.0);
+    let big = 9.5f32;
+    x[n + CHUNK + 7] = big; // row 1: chunk 1, then chunk 2 and again in chunk 1
+    x[n + 2 * CHUNK + 1] = big;
+    x[n + CHUNK + 900] = big;
+    x[2 * n + n - 1] = big; // row 2: the last element
+    for v in &mut x[3 * n..4 * n] {
+        *v = -v.abs() - 1.0; // row 3: every value negative
+    }
+    let want: Vec<i32> = (0..rows)
+        .map(|r| {
+            let row = &x[r * n..(r + 1) * n];
+            (0..n).fold(0, |b, i| if row[i] > row[b] { i } else { b }) as i32
+        })
+        .collect();
+    assert_eq!(&want[1..3], &[(CHUNK + 7) as i32, (n - 1) as i32]);
+    let mut pv = filled::<R, f32>(rt, partials_len(rows, n), f32::NAN);
+    let mut pi = filled::<R, i32>(rt, partials_len(rows, n), -7);
+    let mut out = filled::<R, i32>(rt, rows + 2, -7);
+    launched("argmax_rows", argmax_rows(rt, &upload(rt, &x), rows, n, &mut pv, &mut pi, &mut out));
+    let got = download(rt, &out);
+    assert_eq!(&got[..rows], &want[..], "argmax per row");
+    assert_eq!(&got[rows..], &[-7, -7], "past the rows");
+}
+
+/// The device's random values equal the host twin's (rounded once to the buffer's type), cover
+/// `[-scale, scale)` and change with the seed; nothing past `n` is written.
+pub fn fill_uniform_matches_the_host<R: Runtime>(rt: &R) {
+    let n = 3000;
+    let mut a = poisoned::<R, bf16>(rt, n + 5);
+    launched("fill_uniform bf16", fill_uniform::<bf16, 256>::launch(rt, blocks(n, 256), &mut a, n as i32, 7u32, 0.5f32));
+    let got = download_f64(rt, &a);
+    for i in 0..n {
+        let want = bf16::from_f32(uniform_value(7, i as u32, 0.5)).to_f64();
+        assert_eq!(got[i], want, "bf16 element {i}");
+    }
+    assert_poison_kept("fill_uniform", &got, |i| i < n);
+    let (lo, hi) = got[..n].iter().fold((f64::MAX, f64::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+    assert!(lo < -0.49 && hi > 0.49 && lo >= -0.5 && hi <= 0.5, "range [{lo}, {hi}]");
+    let mut b = poisoned::<R, e4m3>(rt, n);
+    launched("fill_uniform e4m3", fill_uniform::<e4m3, 256>::launch(rt, blocks(n, 256), &mut b, n as i32, 8u32, 448.0f32));
+    let got8 = download_f64(rt, &b);
+    let same = (0..n).filter(|&i| got8[i] == e4m3::from_f32(uniform_value(7, i as u32, 448.0)).to_f64()).count();
+    for i in 0..n {
+        assert_eq!(got8[i], e4m3::from_f32(uniform_value(8, i as u32, 448.0)).to_f64(), "e4m3 element {i}");
+    }
+    assert!(same < n / 4, "another seed gives other values ({same} of {n} equal)");
 }

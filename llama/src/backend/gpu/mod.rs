@@ -1,141 +1,203 @@
 //! GPU backend: the forward pass as launches of the `kernels` crate's kernels, generic over
-//! [`Runtime`], so the same code runs on a GPU (`CudaRuntime`) and on the reference interpreter (what
-//! CI runs on the tiny models).
+//! [`StepRuntime`] (a [`dsl_core::runtime::Runtime`] that may record graphs), so the same code runs on
+//! a GPU (`CudaRuntime`) and on the reference interpreter (what CI runs on the tiny models).
 //!
-//! Weights (bf16, [`weights`]), activations and the KV cache stay on the device; token ids go in and
-//! logits come out. A layer: RMSNorm (f32 residual → bf16), the fused QKV GEMM, RoPE of Q and K in
-//! place, K and V appended to the cache from the QKV buffer, attention (prefill over the cache for a
-//! chunk, split-KV decode for one token), the output GEMM and the residual add; then RMSNorm, the fused
-//! gate/up GEMM, SwiGLU, the down GEMM and the residual add. GEMMs are the split-K GEMM of
-//! `kernels::fp8_gemm` with bf16 operands.
+//! Weights ([`weights`]: bf16, or FP8 with per-channel scales), activations and the KV cache stay on
+//! the device; token ids go in and logits, or the greedy token, come out. A layer ([`step`]): RMSNorm
+//! (f32 residual → bf16), the fused QKV GEMM, RoPE of Q and K in place, K and V appended to the cache
+//! from the QKV buffer, attention (prefill over the cache for a chunk, split-KV decode for one token),
+//! the output GEMM and the residual add; then RMSNorm, the fused gate/up GEMM, SwiGLU, the down GEMM
+//! and the residual add. GEMMs are the split-K GEMM of `kernels::fp8_gemm`.
+//!
+//! A decode step runs eagerly once (which compiles its kernels and sizes its workspace), is then
+//! recorded as a graph ([`graph`]) and replayed for every later token; its inputs are written into
+//! the same device buffers before each replay.
 
+pub mod graph;
+pub mod step;
 pub mod weights;
 
 use super::Backend;
 use crate::config::LlamaConfig;
 use crate::error::{LlamaError, Result};
 use crate::model::LlamaWeights;
-use dsl_core::lang::Numeric;
-use dsl_core::prelude::bf16;
-use dsl_core::runtime::{AnyBuffer, Runtime};
-use dsl_core::types::Elem;
-use kernels::fp8_gemm::{fp8_gemm, heuristic, workspace_len, GemmOptions, Operand, Scale};
-use kernels::kv_attention::cache::{append_rows, RowsAt};
-use kernels::kv_attention::decode::{decode_step, workspace_lens, DecodeBuffers, DecodeConfig};
-use kernels::kv_attention::prefill::{prefill_step, Chunk, PrefillBuffers, PrefillConfig, QueriesAt};
+pub use graph::StepRuntime;
 use kernels::kv_attention::CacheShape;
-use kernels::llama_ops::{add_into, embed_rows, rmsnorm_to, silu_mul_halves};
-use kernels::rope::rope_inplace;
-use weights::{dev, Matrix, WeightsOnDevice};
+use step::{Activations, Model, StepShape};
+use weights::{dev, WeightsOnDevice};
 
-/// Elements per program of the row kernels (embedding, norms, adds, SwiGLU).
-const BLOCK: usize = 256;
+/// How the GPU backend stores the linear layers' weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightFormat {
+    /// bf16 (the file's values rounded once): the default, the closest to the model as trained.
+    #[default]
+    Bf16,
+    /// FP8 e4m3 with one scale per output channel, and activations quantized per token before each
+    /// GEMM: half the bytes per token (the LM head stays bf16).
+    Fp8,
+}
 
-/// Runs a [`LlamaWeights`] on a [`Runtime`].
-pub struct GpuBackend<R: Runtime> {
+impl std::str::FromStr for WeightFormat {
+    type Err = LlamaError;
+    fn from_str(s: &str) -> Result<WeightFormat> {
+        match s.to_ascii_lowercase().as_str() {
+            "bf16" => Ok(WeightFormat::Bf16),
+            "fp8" | "e4m3" => Ok(WeightFormat::Fp8),
+            other => Err(LlamaError::Invalid(format!("unknown weight format `{other}` (expected bf16 or fp8)"))),
+        }
+    }
+}
+
+/// Options of the GPU backend.
+#[derive(Debug, Clone, Copy)]
+pub struct GpuOptions {
+    pub weights: WeightFormat,
+    /// Replay each decode step as one recorded graph (where the runtime records); off: launch eagerly.
+    pub graphs: bool,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        GpuOptions { weights: WeightFormat::Bf16, graphs: true }
+    }
+}
+
+/// Where the weights come from.
+pub enum WeightSource<'a> {
+    Loaded(&'a LlamaWeights),
+    /// Made on the device from a seed, for the architecture `config` (benchmarks).
+    Random { config: &'a LlamaConfig, seed: u32 },
+}
+
+/// Runs a model on a [`StepRuntime`].
+pub struct GpuBackend<R: StepRuntime> {
     rt: R,
     name: &'static str,
-    config: LlamaConfig,
-    w: WeightsOnDevice<R>,
-    /// Per layer, `[1, kv_heads, capacity, head_dim]` bf16.
-    k_cache: Vec<R::Buffer<bf16>>,
-    v_cache: Vec<R::Buffer<bf16>>,
-    shape: CacheShape,
-    decode: DecodeConfig,
-    part: (R::Buffer<f32>, R::Buffer<f32>, R::Buffer<f32>),
-    gemm: Gemm<R>,
+    model: Model<R>,
+    /// The one-token step's buffers: fixed for the backend's life (the graph holds their addresses).
+    decode: Activations<R>,
+    /// A chunk's buffers, grown to the largest chunk seen.
+    prefill: Option<Activations<R>>,
+    graph: Option<R::Graph>,
+    /// The workspace generation the graph was recorded with.
+    graph_moved: u64,
+    /// The decode step has run eagerly once.
+    warm: bool,
+    opts: GpuOptions,
+    sm_count: u32,
     capacity: usize,
     pos: usize,
 }
 
-/// What every GEMM of a step shares: the split-K workspace (grown on demand), the unit scale, the GPU's
-/// size.
-struct Gemm<R: Runtime> {
-    ws: R::Buffer<f32>,
-    one: R::Buffer<f32>,
-    sm_count: u32,
-}
+const GIB: f64 = (1u64 << 30) as f64;
 
-/// `out[m, w.rows] = a[m, w.cols] · wᵀ` (bf16 operands, f32 accumulation, rounded to `O`).
-fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: &R::Buffer<bf16>, m: usize, w: &Matrix<R>, out: &mut R::Buffer<O>) -> Result<()> {
-    let (n, k) = (w.rows, w.cols);
-    let cfg = heuristic(m, n, k, g.sm_count);
-    let need = workspace_len(m, n, k, &cfg);
-    if g.ws.len() < need {
-        g.ws = zeros(rt, need, "allocating the GEMM workspace")?;
+impl<R: StepRuntime> GpuBackend<R> {
+    /// Uploads (or makes) the weights and allocates caches for `capacity` positions (clamped to the
+    /// model's context). `name` is what [`Backend::name`] reports; `sm_count` sizes the GEMM and decode
+    /// splits. Fails with the bytes needed and free when the model does not fit in device memory.
+    pub fn new(rt: R, name: &'static str, sm_count: u32, source: WeightSource<'_>, capacity: usize, opts: GpuOptions) -> Result<GpuBackend<R>> {
+        Self::with_progress(rt, name, sm_count, source, capacity, opts, &mut |_| {})
     }
-    let opts = GemmOptions { config: Some(cfg), sm_count: g.sm_count, ..GemmOptions::default() };
-    let a = Operand { buf: a, rows: m, cols: k, row_stride: k };
-    let b = Operand { buf: &w.buf, rows: n, cols: k, row_stride: k };
-    fp8_gemm(rt, a, b, Scale::PerTensor(&g.one), Scale::PerTensor(&g.one), None, out, n, Some(&mut g.ws), &opts).map_err(dev("GEMM"))?;
-    Ok(())
-}
 
-fn zeros<R: Runtime, T: Elem + Default + Copy>(rt: &R, n: usize, what: &str) -> Result<R::Buffer<T>> {
-    rt.upload(&vec![T::default(); n.max(1)]).map_err(dev(what))
-}
-
-impl<R: Runtime> GpuBackend<R> {
-    /// Uploads `w` and allocates caches for `capacity` positions (clamped to the model's context).
-    /// `name` is what [`Backend::name`] reports; `sm_count` sizes the GEMM and decode splits.
-    pub fn new(rt: R, name: &'static str, sm_count: u32, w: &LlamaWeights, capacity: usize) -> Result<GpuBackend<R>> {
-        w.validate()?;
-        let c = w.config.clone();
+    /// [`GpuBackend::new`], calling `progress(layer)` as the layers' weights are made.
+    pub fn with_progress(rt: R, name: &'static str, sm_count: u32, source: WeightSource<'_>, capacity: usize, opts: GpuOptions, progress: &mut dyn FnMut(usize)) -> Result<GpuBackend<R>> {
+        let c = match &source {
+            WeightSource::Loaded(w) => {
+                w.validate()?;
+                w.config.clone()
+            }
+            WeightSource::Random { config, .. } => {
+                config.validate()?;
+                (*config).clone()
+            }
+        };
         let capacity = capacity.clamp(1, c.context_length);
         if c.n_heads % c.n_kv_heads != 0 {
             return Err(LlamaError::Backend(format!("{} query heads over {} KV heads is not a whole group", c.n_heads, c.n_kv_heads)));
         }
         let shape = CacheShape { batch: 1, kv_heads: c.n_kv_heads, group: c.n_heads / c.n_kv_heads, head_dim: c.head_dim, max_ctx: capacity };
         shape.check::<R::Error>().map_err(|e| LlamaError::Backend(format!("this model's attention does not fit the GPU kernels: {e}")))?;
-        let weights = weights::upload(&rt, w, capacity)?;
-        let mut k_cache = vec![];
-        let mut v_cache = vec![];
-        for _ in 0..c.n_layers {
-            k_cache.push(zeros(&rt, shape.cache_len(), "allocating the KV cache")?);
-            v_cache.push(zeros(&rt, shape.cache_len(), "allocating the KV cache")?);
-        }
-        let decode = DecodeConfig::for_shape(&shape, sm_count);
-        let (po, pm) = workspace_lens(&shape, decode.splits);
-        let part = (zeros(&rt, po, "allocating")?, zeros(&rt, pm, "allocating")?, zeros(&rt, pm, "allocating")?);
-        let gemm = Gemm { ws: zeros(&rt, 1, "allocating")?, one: rt.upload(&[1.0f32]).map_err(dev("allocating"))?, sm_count };
-        Ok(GpuBackend { name, config: c, w: weights, k_cache, v_cache, shape, decode, part, gemm, capacity, pos: 0, rt })
+        check_memory(rt.memory(), &c, &shape, opts.weights, capacity)?;
+        let w: WeightsOnDevice<R> = match source {
+            WeightSource::Loaded(w) => weights::upload(&rt, w, opts.weights, capacity, progress)?,
+            WeightSource::Random { seed, .. } => weights::random(&rt, &c, opts.weights, capacity, seed, progress)?,
+        };
+        let model = Model::new(&rt, c.clone(), w, shape, sm_count)?;
+        let decode = Activations::new(&rt, &c, 1, 1, sm_count)?;
+        Ok(GpuBackend { rt, name, model, decode, prefill: None, graph: None, graph_moved: 0, warm: false, opts, sm_count, capacity, pos: 0 })
     }
 
-    /// RMSNorm of rows `row0..row0 + rows` of the residual `x` into `out` (bf16).
-    fn norm(&self, x: &R::Buffer<f32>, w: &R::Buffer<f32>, row0: usize, rows: usize, out: &mut R::Buffer<bf16>) -> Result<()> {
-        let d = self.config.d_model as i32;
-        rmsnorm_to::<bf16, { BLOCK as i32 }>::launch(&self.rt, rows as u32, x, w, out, d, d, row0 as i32, self.config.rms_eps).map_err(dev("RMSNorm"))
+    /// The runtime the backend launches on.
+    pub fn runtime(&self) -> &R {
+        &self.rt
     }
 
-    /// RoPE of Q's and K's heads in place in the QKV buffer (K's heads follow Q's in each row).
-    fn rope(&self, qkv: &mut R::Buffer<bf16>, pos: &R::Buffer<i32>, n: usize) -> Result<()> {
-        let c = &self.config;
-        let width = (c.q_dim() + 2 * c.kv_dim()) as i32;
-        let grid = (n as u32, (c.n_heads + c.n_kv_heads) as u32);
-        let (rd, hd, half) = (c.rope_dim as i32, c.head_dim as i32, (c.rope_dim / 2) as i32);
-        let (cos, sin) = (&self.w.cos, &self.w.sin);
-        macro_rules! go {
-            ($hb:literal) => {
-                rope_inplace::<bf16, $hb>::launch(&self.rt, grid, qkv, cos, sin, pos, rd, width, hd, half)
-            };
-        }
-        match (c.rope_dim / 2).next_power_of_two() {
-            0..=4 => go!(4),
-            8 => go!(8),
-            16 => go!(16),
-            32 => go!(32),
-            64 => go!(64),
-            _ => go!(128),
-        }
-        .map_err(dev("RoPE"))
+    /// Kernel launches in the recorded decode graph (0 before it is recorded, or without graphs).
+    pub fn graph_launches(&self) -> usize {
+        self.graph.as_ref().map_or(0, R::launches)
     }
 
-    fn upload<T: Elem>(&self, v: &[T], what: &str) -> Result<R::Buffer<T>> {
-        self.rt.upload(v).map_err(dev(what))
+    /// Runs `tokens` from the current position; the last `out_rows` get logits and greedy tokens.
+    /// A one-token step with one output row runs in the decode buffers, any other in the chunk's.
+    fn step(&mut self, tokens: &[u32], out_rows: usize) -> Result<()> {
+        super::check_batch(&self.model.config, self.pos, self.capacity, tokens)?;
+        let n = tokens.len();
+        let s = StepShape { n, start: self.pos, out_rows };
+        let rt = &self.rt;
+        if n == 1 && out_rows == 1 {
+            let a = &mut self.decode;
+            a.write_inputs(rt, tokens, s.start)?;
+            let model = &mut self.model;
+            if self.graph.is_some() && self.graph_moved != a.gemm.moved {
+                self.graph = None;
+            }
+            if self.opts.graphs && self.warm && self.graph.is_none() {
+                self.graph = rt.record(&mut |rt| step::launch_step(rt, model, a, s))?;
+                self.graph_moved = a.gemm.moved;
+            }
+            match &self.graph {
+                Some(g) if self.graph_moved == a.gemm.moved => rt.replay(g)?,
+                _ => step::launch_step(rt, model, a, s)?,
+            }
+            self.warm = true;
+        } else {
+            if self.prefill.as_ref().is_none_or(|a| a.rows < n || a.head.rows < out_rows) {
+                let rows = n.max(self.prefill.as_ref().map_or(0, |a| a.rows));
+                let out = out_rows.max(self.prefill.as_ref().map_or(1, |a| a.head.rows));
+                self.prefill = None;
+                self.prefill = Some(Activations::new(rt, &self.model.config, rows, out, self.sm_count)?);
+            }
+            let a = self.prefill.as_mut().expect("allocated above");
+            a.write_inputs(rt, tokens, s.start)?;
+            step::launch_step(rt, &mut self.model, a, s)?;
+        }
+        self.pos += n;
+        Ok(())
     }
 }
 
-impl<R: Runtime> Backend for GpuBackend<R>
+/// Refuses a model whose weights and cache do not fit in the device's free memory (with 5% and
+/// 512 MiB left for activations, workspaces and kernels), saying how much each needs.
+/// `memory` is the device's `(free, total)` bytes (`None`: no limit known).
+fn check_memory(memory: Option<(u64, u64)>, c: &LlamaConfig, shape: &CacheShape, format: WeightFormat, capacity: usize) -> Result<()> {
+    let Some((free, total)) = memory else { return Ok(()) };
+    let weights = weights::weight_bytes(c, format, capacity);
+    let cache = 2 * 2 * c.n_layers as u64 * shape.cache_len() as u64;
+    let margin = (free / 20).max(512 << 20);
+    if weights + cache + margin > free {
+        return Err(LlamaError::Backend(format!(
+            "the model does not fit in GPU memory: {:.2} GiB of {format:?} weights + {:.2} GiB of KV cache ({capacity} positions) + {:.2} GiB of room for activations, but {:.2} GiB of {:.2} GiB are free (try --weights fp8 or a smaller --ctx-size)",
+            weights as f64 / GIB,
+            cache as f64 / GIB,
+            margin as f64 / GIB,
+            free as f64 / GIB,
+            total as f64 / GIB
+        )));
+    }
+    Ok(())
+}
+
+impl<R: StepRuntime> Backend for GpuBackend<R>
 where
     GpuBackend<R>: Send,
 {
@@ -143,7 +205,7 @@ where
         self.name
     }
     fn config(&self) -> &LlamaConfig {
-        &self.config
+        &self.model.config
     }
     fn position(&self) -> usize {
         self.pos
@@ -157,68 +219,43 @@ where
     }
 
     fn forward(&mut self, tokens: &[u32], all_logits: bool) -> Result<Vec<f32>> {
-        let c = self.config.clone();
-        let n = tokens.len();
-        super::check_batch(&c, self.pos, self.capacity, tokens)?;
-        let (d, qd, kvd, f) = (c.d_model, c.q_dim(), c.kv_dim(), c.ffn_dim);
-        let width = qd + 2 * kvd;
-        let start = self.pos;
-        let ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
-        let positions: Vec<i32> = (start..start + n).map(|p| p as i32).collect();
-        let ids = self.upload(&ids, "uploading token ids")?;
-        let pos = self.upload(&positions, "uploading positions")?;
-        let start_buf = self.upload(&[start as i32], "uploading positions")?;
-        let ctx_lens = self.upload(&[(start + n) as i32], "uploading positions")?;
+        let rows = if all_logits { tokens.len() } else { 1 };
+        let vocab = self.model.config.vocab_size;
+        self.step(tokens, rows)?;
+        let head = if tokens.len() == 1 { &self.decode.head } else { &self.prefill.as_ref().expect("a chunk ran").head };
+        let mut v = self.rt.download(&head.logits).map_err(dev("downloading logits"))?;
+        v.truncate(rows * vocab);
+        Ok(v)
+    }
 
-        let mut x: R::Buffer<f32> = zeros(&self.rt, n * d, "allocating activations")?;
-        let grid = (n as u32, d.div_ceil(BLOCK) as u32);
-        embed_rows::<bf16, { BLOCK as i32 }>::launch(&self.rt, grid, &self.w.tok_embd, &ids, &mut x, d as i32).map_err(dev("embedding"))?;
-        let mut h: R::Buffer<bf16> = zeros(&self.rt, n * d, "allocating activations")?;
-        let mut qkv: R::Buffer<bf16> = zeros(&self.rt, n * width, "allocating activations")?;
-        let mut att: R::Buffer<bf16> = zeros(&self.rt, n * qd, "allocating activations")?;
-        let mut proj: R::Buffer<bf16> = zeros(&self.rt, n * d, "allocating activations")?;
-        let mut gu: R::Buffer<bf16> = zeros(&self.rt, n * 2 * f, "allocating activations")?;
-        let mut act: R::Buffer<bf16> = zeros(&self.rt, n * f, "allocating activations")?;
-        let scale = 1.0 / (c.head_dim as f32).sqrt();
-        let shape = self.shape;
-        let attn = |e: kernels::kv_attention::AttnError<R::Error>| LlamaError::Backend(e.to_string());
+    fn forward_greedy(&mut self, tokens: &[u32]) -> Result<u32> {
+        self.step(tokens, 1)?;
+        let head = if tokens.len() == 1 { &self.decode.head } else { &self.prefill.as_ref().expect("a chunk ran").head };
+        let t = self.rt.download(&head.tokens).map_err(dev("downloading the token"))?;
+        Ok(t[0] as u32)
+    }
+}
 
-        for li in 0..c.n_layers {
-            let l = &self.w.layers[li];
-            self.norm(&x, &l.attn_norm, 0, n, &mut h)?;
-            linear(&self.rt, &mut self.gemm, &h, n, &self.w.layers[li].qkv, &mut qkv)?;
-            self.rope(&mut qkv, &pos, n)?;
-            let at = RowsAt { k_off: qd, v_off: qd + kvd, stride: width };
-            append_rows(&self.rt, &shape, n, &qkv, &qkv, at, &start_buf, &mut self.k_cache[li], &mut self.v_cache[li]).map_err(attn)?;
-            if n == 1 {
-                let (po, pm, pl) = &mut self.part;
-                let bufs = DecodeBuffers { q: &qkv, k_cache: &self.k_cache[li], v_cache: &self.v_cache[li], ctx_lens: &ctx_lens, part_o: po, part_m: pm, part_l: pl, out: &mut att };
-                decode_step(&self.rt, &shape, self.decode, scale, bufs).map_err(attn)?;
-            } else {
-                let chunk = Chunk { q_len: n, start, causal: true };
-                let bufs = PrefillBuffers { q: &qkv, k_cache: &self.k_cache[li], v_cache: &self.v_cache[li], out: &mut att };
-                prefill_step(&self.rt, &shape, chunk, QueriesAt { off: 0, stride: width }, PrefillConfig::for_chunk(&shape, &chunk), scale, bufs).map_err(attn)?;
-            }
-            linear(&self.rt, &mut self.gemm, &att, n, &self.w.layers[li].wo, &mut proj)?;
-            let blocks = (n * d).div_ceil(BLOCK) as u32;
-            add_into::<bf16, { BLOCK as i32 }>::launch(&self.rt, blocks, &mut x, &proj, (n * d) as i32).map_err(dev("residual add"))?;
-            self.norm(&x, &self.w.layers[li].ffn_norm, 0, n, &mut h)?;
-            linear(&self.rt, &mut self.gemm, &h, n, &self.w.layers[li].gate_up, &mut gu)?;
-            let grid = (n as u32, f.div_ceil(BLOCK) as u32);
-            silu_mul_halves::<bf16, { BLOCK as i32 }>::launch(&self.rt, grid, &gu, &mut act, f as i32).map_err(dev("SwiGLU"))?;
-            linear(&self.rt, &mut self.gemm, &act, n, &self.w.layers[li].down, &mut proj)?;
-            add_into::<bf16, { BLOCK as i32 }>::launch(&self.rt, blocks, &mut x, &proj, (n * d) as i32).map_err(dev("residual add"))?;
-        }
-        self.pos += n;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-        let rows = if all_logits { n } else { 1 };
-        let mut hn: R::Buffer<bf16> = zeros(&self.rt, rows * d, "allocating activations")?;
-        self.norm(&x, &self.w.norm, n - rows, rows, &mut hn)?;
-        let mut logits: R::Buffer<f32> = zeros(&self.rt, rows * c.vocab_size, "allocating logits")?;
-        linear(&self.rt, &mut self.gemm, &hn, rows, &self.w.output, &mut logits)?;
-        self.rt.download(&logits).map(|mut v| {
-            v.truncate(rows * c.vocab_size);
-            v
-        }).map_err(dev("downloading logits"))
+    /// On an 80 GB GPU (79 GiB free): Llama-3-70B does not fit in bf16 (141 GB of weights) and the
+    /// error says what it needs and what to try; in FP8 (71 GB) it fits, as does Llama-3-8B in bf16.
+    #[test]
+    fn the_memory_check_refuses_what_does_not_fit() {
+        let h100 = Some((79u64 << 30, 80u64 << 30));
+        let check = |arch: &str, format| {
+            let c = crate::arch::by_name(arch).unwrap();
+            let shape = CacheShape { batch: 1, kv_heads: c.n_kv_heads, group: c.n_heads / c.n_kv_heads, head_dim: c.head_dim, max_ctx: 4096 };
+            check_memory(h100, &c, &shape, format, 4096)
+        };
+        let e = check("llama-3-70b", WeightFormat::Bf16).unwrap_err().to_string();
+        assert!(e.contains("does not fit") && e.contains("GiB of Bf16 weights") && e.contains("79.00 GiB of 80.00 GiB are free") && e.contains("--weights fp8"), "{e}");
+        let w = weights::weight_bytes(&crate::arch::by_name("llama-3-70b").unwrap(), WeightFormat::Bf16, 4096) as f64 / 1e9;
+        assert!((w - 141.1).abs() < 1.0, "{w} GB");
+        check("llama-3-70b", WeightFormat::Fp8).unwrap();
+        check("llama-3-8b", WeightFormat::Bf16).unwrap();
+        assert!(check_memory(None, &crate::arch::by_name("llama-3-70b").unwrap(), &CacheShape { batch: 1, kv_heads: 8, group: 8, head_dim: 128, max_ctx: 8 }, WeightFormat::Bf16, 8).is_ok());
     }
 }

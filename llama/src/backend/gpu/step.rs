@@ -1,0 +1,270 @@
+//! One forward step as launches: the buffers a step works in ([`Activations`]) and the sequence of
+//! kernels over them ([`launch_step`]). Every buffer is allocated once and overwritten in place, and
+//! every per-step value the kernels need (token ids, positions, the context length) is read from a
+//! device buffer, so the launches of a decode step are the same at every position: what lets one
+//! recorded graph serve every token.
+
+use super::weights::{dev, Matrix, Weight, WeightsOnDevice};
+use crate::config::LlamaConfig;
+use crate::error::{LlamaError, Result};
+use dsl_core::lang::Numeric;
+use dsl_core::prelude::{bf16, e4m3};
+use dsl_core::runtime::{AnyBuffer, Runtime};
+use dsl_core::types::Elem;
+use kernels::fp8_gemm::{fp8_gemm, heuristic, quantize_rows, workspace_len, GemmOptions, Operand, Scale};
+use kernels::greedy::{argmax_rows, partials_len};
+use kernels::kv_attention::cache::{append_rows, RowsAt};
+use kernels::kv_attention::decode::{decode_step, workspace_lens, DecodeBuffers, DecodeConfig};
+use kernels::kv_attention::prefill::{prefill_step, Chunk, PrefillBuffers, PrefillConfig, QueriesAt};
+use kernels::kv_attention::{AttnError, CacheShape};
+use kernels::llama_ops::{add_into, embed_rows, rmsnorm_to, silu_mul_halves};
+use kernels::rope::rope_inplace;
+
+/// Elements per program of the row kernels (embedding, norms, adds, SwiGLU).
+const BLOCK: usize = 256;
+/// Elements per step of the activation quantization.
+const QUANT_BLOCK: i32 = 1024;
+
+pub(super) fn zeros<R: Runtime, T: Elem + Default + Copy>(rt: &R, n: usize, what: &str) -> Result<R::Buffer<T>> {
+    rt.upload(&vec![T::default(); n.max(1)]).map_err(dev(what))
+}
+
+/// The model on the device: weights, the KV cache and the decode kernel's partials.
+pub struct Model<R: Runtime> {
+    pub config: LlamaConfig,
+    pub w: WeightsOnDevice<R>,
+    /// Per layer, `[1, kv_heads, capacity, head_dim]` bf16.
+    pub k_cache: Vec<R::Buffer<bf16>>,
+    pub v_cache: Vec<R::Buffer<bf16>>,
+    pub shape: CacheShape,
+    pub decode: DecodeConfig,
+    pub part: (R::Buffer<f32>, R::Buffer<f32>, R::Buffer<f32>),
+}
+
+impl<R: Runtime> Model<R> {
+    pub fn new(rt: &R, config: LlamaConfig, w: WeightsOnDevice<R>, shape: CacheShape, sm_count: u32) -> Result<Model<R>> {
+        let mut k_cache = vec![];
+        let mut v_cache = vec![];
+        for _ in 0..config.n_layers {
+            k_cache.push(zeros(rt, shape.cache_len(), "allocating the KV cache")?);
+            v_cache.push(zeros(rt, shape.cache_len(), "allocating the KV cache")?);
+        }
+        let decode = DecodeConfig::for_shape(&shape, sm_count);
+        let (po, pm) = workspace_lens(&shape, decode.splits);
+        let part = (zeros(rt, po, "allocating")?, zeros(rt, pm, "allocating")?, zeros(rt, pm, "allocating")?);
+        Ok(Model { config, w, k_cache, v_cache, shape, decode, part })
+    }
+}
+
+/// What every GEMM of a step shares: the split-K workspace (grown on demand), the unit scale, the FP8
+/// activations and their per-token scales, the GPU's size.
+pub struct Gemm<R: Runtime> {
+    ws: R::Buffer<f32>,
+    one: R::Buffer<f32>,
+    /// `[rows, max K]` e4m3 activations and `[rows]` scales (FP8 weights only).
+    aq: R::Buffer<e4m3>,
+    a_scale: R::Buffer<f32>,
+    sm_count: u32,
+    /// Bumped when the workspace moves (a recorded graph holds its address).
+    pub moved: u64,
+}
+
+/// `out[m, w.rows] = a[m, w.cols] · wᵀ` in f32, rounded to `O`: bf16 operands, or, for FP8 weights,
+/// `a` quantized per token to e4m3 first and both scales applied in the GEMM's epilogue.
+fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: &R::Buffer<bf16>, m: usize, w: &Matrix<R>, out: &mut R::Buffer<O>) -> Result<()> {
+    let (n, k) = (w.rows, w.cols);
+    let cfg = heuristic(m, n, k, g.sm_count);
+    let need = workspace_len(m, n, k, &cfg);
+    if g.ws.len() < need {
+        g.ws = zeros(rt, need, "allocating the GEMM workspace")?;
+        g.moved += 1;
+    }
+    let opts = GemmOptions { config: Some(cfg), sm_count: g.sm_count, ..GemmOptions::default() };
+    let gemm = |e| LlamaError::Backend(format!("GEMM {m}x{n}x{k}: {e}"));
+    match &w.w {
+        Weight::Bf16(b) => {
+            let a = Operand { buf: a, rows: m, cols: k, row_stride: k };
+            let b = Operand { buf: b, rows: n, cols: k, row_stride: k };
+            fp8_gemm(rt, a, b, Scale::PerTensor(&g.one), Scale::PerTensor(&g.one), None, out, n, Some(&mut g.ws), &opts).map_err(gemm)?;
+        }
+        Weight::Fp8 { q, scale } => {
+            let kk = k as i32;
+            quantize_rows::<bf16, e4m3, QUANT_BLOCK>::launch(rt, m as u32, a, &mut g.aq, &mut g.a_scale, kk, kk, kk).map_err(dev("quantizing activations"))?;
+            let a = Operand { buf: &g.aq, rows: m, cols: k, row_stride: k };
+            let b = Operand { buf: q, rows: n, cols: k, row_stride: k };
+            fp8_gemm(rt, a, b, Scale::PerRow(&g.a_scale), Scale::PerColumn(scale), None, out, n, Some(&mut g.ws), &opts).map_err(gemm)?;
+        }
+    }
+    Ok(())
+}
+
+/// The output rows of a step: the last norm, the logits and the greedy choice of each row.
+pub struct Head<R: Runtime> {
+    pub rows: usize,
+    hn: R::Buffer<bf16>,
+    pub logits: R::Buffer<f32>,
+    part_v: R::Buffer<f32>,
+    part_i: R::Buffer<i32>,
+    pub tokens: R::Buffer<i32>,
+}
+
+impl<R: Runtime> Head<R> {
+    pub fn new(rt: &R, c: &LlamaConfig, rows: usize) -> Result<Head<R>> {
+        let what = "allocating the logits";
+        Ok(Head {
+            rows,
+            hn: zeros(rt, rows * c.d_model, what)?,
+            logits: zeros(rt, rows * c.vocab_size, what)?,
+            part_v: zeros(rt, partials_len(rows, c.vocab_size), what)?,
+            part_i: zeros(rt, partials_len(rows, c.vocab_size), what)?,
+            tokens: zeros(rt, rows, what)?,
+        })
+    }
+}
+
+/// The buffers of a step of up to `rows` tokens.
+pub struct Activations<R: Runtime> {
+    pub rows: usize,
+    pub ids: R::Buffer<i32>,
+    pub pos: R::Buffer<i32>,
+    /// The step's first position (where its keys go) and the context length after it (what decode
+    /// attends to): one value each.
+    pub start: R::Buffer<i32>,
+    pub ctx_len: R::Buffer<i32>,
+    x: R::Buffer<f32>,
+    h: R::Buffer<bf16>,
+    qkv: R::Buffer<bf16>,
+    att: R::Buffer<bf16>,
+    proj: R::Buffer<bf16>,
+    gu: R::Buffer<bf16>,
+    act: R::Buffer<bf16>,
+    pub gemm: Gemm<R>,
+    pub head: Head<R>,
+}
+
+impl<R: Runtime> Activations<R> {
+    /// Buffers for `rows` tokens, of which `out_rows` get logits.
+    pub fn new(rt: &R, c: &LlamaConfig, rows: usize, out_rows: usize, sm_count: u32) -> Result<Activations<R>> {
+        let (d, qd, kvd, f) = (c.d_model, c.q_dim(), c.kv_dim(), c.ffn_dim);
+        let what = "allocating activations";
+        let max_k = d.max(qd).max(f);
+        Ok(Activations {
+            rows,
+            ids: zeros(rt, rows, what)?,
+            pos: zeros(rt, rows, what)?,
+            start: zeros(rt, 1, what)?,
+            ctx_len: zeros(rt, 1, what)?,
+            x: zeros(rt, rows * d, what)?,
+            h: zeros(rt, rows * d, what)?,
+            qkv: zeros(rt, rows * (qd + 2 * kvd), what)?,
+            att: zeros(rt, rows * qd, what)?,
+            proj: zeros(rt, rows * d, what)?,
+            gu: zeros(rt, rows * 2 * f, what)?,
+            act: zeros(rt, rows * f, what)?,
+            gemm: Gemm {
+                ws: zeros(rt, 1, what)?,
+                one: rt.upload(&[1.0f32]).map_err(dev(what))?,
+                aq: zeros(rt, rows * max_k, what)?,
+                a_scale: zeros(rt, rows, what)?,
+                sm_count,
+                moved: 0,
+            },
+            head: Head::new(rt, c, out_rows)?,
+        })
+    }
+
+    /// Writes the inputs of a step of `tokens` at positions `start..`: ids and positions (padded to
+    /// the buffers' rows), the start and the context length after the step.
+    pub fn write_inputs(&mut self, rt: &R, tokens: &[u32], start: usize) -> Result<()> {
+        let what = "uploading token ids";
+        let mut ids = vec![0i32; self.rows];
+        let mut pos = vec![0i32; self.rows];
+        for (i, &t) in tokens.iter().enumerate() {
+            ids[i] = t as i32;
+            pos[i] = (start + i) as i32;
+        }
+        rt.write(&mut self.ids, &ids).map_err(dev(what))?;
+        rt.write(&mut self.pos, &pos).map_err(dev(what))?;
+        rt.write(&mut self.start, &[start as i32]).map_err(dev(what))?;
+        rt.write(&mut self.ctx_len, &[(start + tokens.len()) as i32]).map_err(dev(what))
+    }
+}
+
+/// What a step computes: `n` tokens from position `start` (`n` > 1: through the prefill kernel, which
+/// takes `start` from the host; `n` = 1: through the split-KV decode kernel, which reads the context
+/// length from `Activations::ctx_len`), with logits and greedy tokens for the last `out_rows`.
+#[derive(Clone, Copy, Debug)]
+pub struct StepShape {
+    pub n: usize,
+    pub start: usize,
+    pub out_rows: usize,
+}
+
+/// Launches the forward pass of one step (inputs already written by [`Activations::write_inputs`]).
+pub fn launch_step<R: Runtime>(rt: &R, m: &mut Model<R>, a: &mut Activations<R>, s: StepShape) -> Result<()> {
+    let c = &m.config;
+    let StepShape { n, start, out_rows } = s;
+    debug_assert!(n <= a.rows && out_rows <= a.head.rows && out_rows <= n);
+    let (d, qd, kvd, f) = (c.d_model, c.q_dim(), c.kv_dim(), c.ffn_dim);
+    let width = qd + 2 * kvd;
+    let scale = 1.0 / (c.head_dim as f32).sqrt();
+    let shape = m.shape;
+    let attn = |e: AttnError<R::Error>| LlamaError::Backend(e.to_string());
+    let norm = |rt: &R, x: &R::Buffer<f32>, w: &R::Buffer<f32>, row0: usize, rows: usize, out: &mut R::Buffer<bf16>| {
+        let d = d as i32;
+        rmsnorm_to::<bf16, { BLOCK as i32 }>::launch(rt, rows as u32, x, w, out, d, d, row0 as i32, c.rms_eps).map_err(dev("RMSNorm"))
+    };
+
+    embed_rows::<bf16, { BLOCK as i32 }>::launch(rt, (n as u32, d.div_ceil(BLOCK) as u32), &m.w.tok_embd, &a.ids, &mut a.x, d as i32).map_err(dev("embedding"))?;
+    for li in 0..c.n_layers {
+        let l = &m.w.layers[li];
+        norm(rt, &a.x, &l.attn_norm, 0, n, &mut a.h)?;
+        linear(rt, &mut a.gemm, &a.h, n, &l.qkv, &mut a.qkv)?;
+        rope(rt, c, &m.w, &mut a.qkv, &a.pos, n)?;
+        let at = RowsAt { k_off: qd, v_off: qd + kvd, stride: width };
+        append_rows(rt, &shape, n, &a.qkv, &a.qkv, at, &a.start, &mut m.k_cache[li], &mut m.v_cache[li]).map_err(attn)?;
+        if n == 1 {
+            let (po, pm, pl) = &mut m.part;
+            let bufs = DecodeBuffers { q: &a.qkv, k_cache: &m.k_cache[li], v_cache: &m.v_cache[li], ctx_lens: &a.ctx_len, part_o: po, part_m: pm, part_l: pl, out: &mut a.att };
+            decode_step(rt, &shape, m.decode, scale, bufs).map_err(attn)?;
+        } else {
+            let chunk = Chunk { q_len: n, start, causal: true };
+            let bufs = PrefillBuffers { q: &a.qkv, k_cache: &m.k_cache[li], v_cache: &m.v_cache[li], out: &mut a.att };
+            prefill_step(rt, &shape, chunk, QueriesAt { off: 0, stride: width }, PrefillConfig::for_chunk(&shape, &chunk), scale, bufs).map_err(attn)?;
+        }
+        linear(rt, &mut a.gemm, &a.att, n, &l.wo, &mut a.proj)?;
+        let blocks = (n * d).div_ceil(BLOCK) as u32;
+        add_into::<bf16, { BLOCK as i32 }>::launch(rt, blocks, &mut a.x, &a.proj, (n * d) as i32).map_err(dev("residual add"))?;
+        norm(rt, &a.x, &l.ffn_norm, 0, n, &mut a.h)?;
+        linear(rt, &mut a.gemm, &a.h, n, &l.gate_up, &mut a.gu)?;
+        silu_mul_halves::<bf16, { BLOCK as i32 }>::launch(rt, (n as u32, f.div_ceil(BLOCK) as u32), &a.gu, &mut a.act, f as i32).map_err(dev("SwiGLU"))?;
+        linear(rt, &mut a.gemm, &a.act, n, &l.down, &mut a.proj)?;
+        add_into::<bf16, { BLOCK as i32 }>::launch(rt, blocks, &mut a.x, &a.proj, (n * d) as i32).map_err(dev("residual add"))?;
+    }
+    let h = &mut a.head;
+    norm(rt, &a.x, &m.w.norm, n - out_rows, out_rows, &mut h.hn)?;
+    linear(rt, &mut a.gemm, &h.hn, out_rows, &m.w.output, &mut h.logits)?;
+    argmax_rows(rt, &h.logits, out_rows, c.vocab_size, &mut h.part_v, &mut h.part_i, &mut h.tokens).map_err(dev("argmax"))
+}
+
+/// RoPE of Q's and K's heads in place in the QKV buffer (K's heads follow Q's in each row).
+fn rope<R: Runtime>(rt: &R, c: &LlamaConfig, w: &WeightsOnDevice<R>, qkv: &mut R::Buffer<bf16>, pos: &R::Buffer<i32>, n: usize) -> Result<()> {
+    let width = (c.q_dim() + 2 * c.kv_dim()) as i32;
+    let grid = (n as u32, (c.n_heads + c.n_kv_heads) as u32);
+    let (rd, hd, half) = (c.rope_dim as i32, c.head_dim as i32, (c.rope_dim / 2) as i32);
+    let (cos, sin) = (&w.cos, &w.sin);
+    macro_rules! go {
+        ($hb:literal) => {
+            rope_inplace::<bf16, $hb>::launch(rt, grid, qkv, cos, sin, pos, rd, width, hd, half)
+        };
+    }
+    match (c.rope_dim / 2).next_power_of_two() {
+        0..=4 => go!(4),
+        8 => go!(8),
+        16 => go!(16),
+        32 => go!(32),
+        64 => go!(64),
+        _ => go!(128),
+    }
+    .map_err(dev("RoPE"))
+}
