@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Issue 14's benchmark on the device machine, in phases (one device call each, under 10 minutes):
+#   bash bench/llama_gpu/bench.sh speed      # llama bench: Llama-3-8B bf16/fp8 at ctx 128 and 4096, pp512,
+#                                            # eager vs graph, Llama-3-70B fp8 (and bf16: must be refused)
+#   bash bench/llama_gpu/bench.sh smollm2    # gpu-check smollm2 (needs /tmp/m/smollm2.gguf) + generate
+#   bash bench/llama_gpu/bench.sh profile    # ncu per-kernel times of 1-token steps, sanitizers
+#   bash bench/llama_gpu/bench.sh hf         # transformers side by side (transformers_baseline.py)
+# Needs /tmp/g/llama and /tmp/g/gpu-check (carried as .gpu/*.xz, see NOTES.md). Outputs under $OUT.
+set -uo pipefail
+OUT=${OUT:-bench/llama_gpu/results/latest}
+mkdir -p "$OUT"
+L=/tmp/g/llama
+B() { # one llama bench run, its table rows appended to speed.md, stderr kept
+    echo "## llama bench $*" >> "$OUT/speed-log.txt"
+    timeout 300 $L bench "$@" > "$OUT/tmp.md" 2>> "$OUT/speed-log.txt"; echo "rc=$?" >> "$OUT/speed-log.txt"
+    if [ ! -s "$OUT/speed.md" ]; then head -2 "$OUT/tmp.md" > "$OUT/speed.md"; fi
+    tail -n +3 "$OUT/tmp.md" >> "$OUT/speed.md"; rm -f "$OUT/tmp.md"
+}
+case "${1:-}" in
+speed)
+    nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv > "$OUT/gpu.txt"
+    B --arch smollm2-135m --device cuda -p 128 -n 128 -r 3
+    for w in fp8 bf16; do
+        B --arch llama-3-8b --device cuda --weights $w -p 128 -n 128 -r 3
+        B --arch llama-3-8b --device cuda --weights $w -p 4096 -n 128 -r 3
+        B --arch llama-3-8b --device cuda --weights $w -p 512 -n 32 -r 3
+    done
+    B --arch llama-3-8b --device cuda --weights fp8 -p 128 -n 64 -r 3 --no-cuda-graph
+    B --arch llama-3-70b --device cuda --weights fp8 -p 128 -n 64 -r 3
+    B --arch llama-3-70b --device cuda --weights bf16 -p 128 -n 64 -r 1
+    cat "$OUT/speed.md"; grep -v "^\s*$" "$OUT/speed-log.txt" | grep -iv "making random\|measuring" | tail -40
+    ;;
+smollm2)
+    M=/tmp/m/smollm2.gguf
+    /tmp/g/gpu-check test llama_ops 2>&1 | tail -3 | tee "$OUT/test-llama-ops.txt"
+    timeout 400 /tmp/g/gpu-check smollm2 "$M" llama/tests/fixtures/goldens 2>&1 | tee "$OUT/smollm2.txt"
+    for dev in auto cpu; do
+        $L generate --model "$M" --device $dev --greedy -n 64 "The capital of France is" > "$OUT/generate-$dev.txt" 2>&1
+        echo "rc=$?" >> "$OUT/generate-$dev.txt"
+    done
+    cat "$OUT"/generate-*.txt
+    ;;
+profile)
+    # Every kernel of a run of 1-token forwards (-p 1): a decode step's kernels, timed one by one by ncu
+    # (eager launches: ncu serializes them anyway). bench_breakdown.py groups them by step.
+    for w in fp8 bf16; do
+        timeout 280 ncu --clock-control none --metrics gpu__time_duration.sum --csv \
+            $L bench --arch llama-3-8b --device cuda --weights $w -p 1 -n 1 -r 1 --no-cuda-graph \
+            > "$OUT/ncu-8b-$w.csv" 2> "$OUT/ncu-8b-$w.err"; echo "ncu $w rc=$?"
+        python3 bench/llama_gpu/breakdown.py "$OUT/ncu-8b-$w.csv" | tee "$OUT/breakdown-8b-$w.md"
+    done
+    M=/tmp/m/smollm2.gguf
+    for tool in memcheck racecheck; do
+        timeout 120 compute-sanitizer --tool $tool $L generate --model "$M" --device cuda --greedy -n 8 \
+            "The capital of France is" > "$OUT/$tool.txt" 2>&1; echo "$tool rc=$?"; tail -2 "$OUT/$tool.txt"
+    done
+    ;;
+hf)
+    timeout 560 python3 bench/llama_gpu/transformers_baseline.py --gen 64 --prompt 512 2>&1 \
+        | grep -v Warning | tee "$OUT/transformers.txt"
+    ;;
+*) echo "usage: bench.sh speed|smollm2|profile|hf"; exit 2 ;;
+esac
