@@ -27,7 +27,7 @@ speed)
     done
     B --arch llama-3-8b --device cuda --weights fp8 -p 128 -n 64 -r 3 --no-cuda-graph
     B --arch llama-3-70b --device cuda --weights fp8 -p 128 -n 64 -r 3
-    B --arch llama-3-70b --device cuda --weights bf16 -p 128 -n 64 -r 1
+    [ -n "${WITH_70B_BF16:-}" ] && B --arch llama-3-70b --device cuda --weights bf16 -p 128 -n 64 -r 1
     cat "$OUT/speed.md"; grep -v "^\s*$" "$OUT/speed-log.txt" | grep -iv "making random\|measuring" | tail -40
     ;;
 smollm2)
@@ -49,10 +49,13 @@ profile)
             > "$OUT/ncu-8b-$w.csv" 2> "$OUT/ncu-8b-$w.err"; echo "ncu $w rc=$?"
         python3 bench/llama_gpu/breakdown.py "$OUT/ncu-8b-$w.csv" | tee "$OUT/breakdown-8b-$w.md"
     done
-    M=/tmp/m/smollm2.gguf
-    for tool in memcheck racecheck; do
-        timeout 120 compute-sanitizer --tool $tool $L generate --model "$M" --device cuda --greedy -n 8 \
-            "The capital of France is" > "$OUT/$tool.txt" 2>&1; echo "$tool rc=$?"; tail -2 "$OUT/$tool.txt"
+    # The sanitizers on the same kernels with no model file: SmolLM2's shapes, random weights, both
+    # weight formats; memcheck through the recorded graph, racecheck on eager launches (it is slow).
+    for w in bf16 fp8; do
+        timeout 100 compute-sanitizer --tool memcheck $L bench --arch smollm2-135m --device cuda --weights $w \
+            -p 8 -n 4 -r 1 > "$OUT/memcheck-$w.txt" 2>&1; echo "memcheck $w rc=$?"; tail -1 "$OUT/memcheck-$w.txt"
+        timeout 100 compute-sanitizer --tool racecheck $L bench --arch smollm2-135m --device cuda --weights $w \
+            -p 4 -n 1 -r 1 --no-cuda-graph > "$OUT/racecheck-$w.txt" 2>&1; echo "racecheck $w rc=$?"; tail -1 "$OUT/racecheck-$w.txt"
     done
     ;;
 hf)

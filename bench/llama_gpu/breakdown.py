@@ -26,7 +26,8 @@ step = rows[starts[4]:starts[5]]
 
 
 def family(k):
-    for key, name in [("gemm", "GEMM"), ("splitk", "GEMM"), ("reduce", "GEMM"), ("quant", "activation quantization"),
+    for key, name in [("rmsnorm_quant", "RMSNorm + quantization (fused)"), ("silu_mul_quant", "SiLU*mul + quantization (fused)"),
+                      ("scaled_mm", "GEMM"), ("gemm", "GEMM"), ("splitk", "GEMM"), ("reduce", "GEMM"), ("quant", "activation quantization"),
                       ("decode", "attention"), ("append", "KV append"), ("rope", "RoPE"), ("rmsnorm", "RMSNorm"),
                       ("argmax", "argmax"), ("silu", "SiLU*mul"), ("add", "residual add"), ("embed", "embedding")]:
         if key in k.lower():

@@ -7,7 +7,7 @@ use super::*;
 use dsl_core::prelude::{bf16, f16};
 use dsl_core::prelude::e4m3;
 use kernels::greedy::{argmax_rows, partials_len, CHUNK};
-use kernels::llama_ops::{add_into, embed_rows, rmsnorm_to, silu_mul_halves};
+use kernels::llama_ops::{add_into, embed_rows, rmsnorm_quant, rmsnorm_to, silu_mul_halves, silu_mul_quant};
 use kernels::random::{fill_uniform, uniform_value};
 
 cases!(
@@ -16,6 +16,8 @@ cases!(
     rmsnorm_to_bf16_and_f16,
     add_into_bf16,
     silu_mul_halves_bf16,
+    rmsnorm_quant_e4m3,
+    silu_mul_quant_e4m3,
     argmax_rows_first_of_ties,
     fill_uniform_matches_the_host,
 );
@@ -100,6 +102,71 @@ pub fn silu_mul_halves_bf16<R: Runtime>(rt: &R) {
     let u = <bf16 as TestElem>::U;
     assert_close_where("silu_mul_halves", &got, &want, u + 1e-6, |_| <bf16 as TestElem>::TINY, |i| i < tokens * f);
     assert_poison_kept("silu_mul_halves", &got, |i| i < tokens * f);
+}
+
+/// A fused per-row fp8 quantization against float64 rows `want` (`rows x cols`): `scale[r] =
+/// max|want[r, :]| / 448` (1 for a zero row) to f32 math's error, `q = e4m3(want / scale)` to half an
+/// e4m3 ulp (2^-4 relative, 2^-10 absolute near zero); `q` poisoned past `rows * cols`.
+fn assert_quantized(what: &str, q: &[f64], scale: &[f32], want: &[f64], rows: usize, cols: usize) {
+    for r in 0..rows {
+        let amax = want[r * cols..][..cols].iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let s_want = if amax > 0.0 { amax / 448.0 } else { 1.0 };
+        let s = scale[r] as f64;
+        assert!((s - s_want).abs() <= 2e-5 * s_want, "{what}: row {r} scale {s}, want {s_want}");
+        for c in 0..cols {
+            let exact = want[r * cols + c] / s;
+            let got = q[r * cols + c];
+            assert!((got - exact).abs() <= exact.abs() * (1.0 / 16.0 + 1e-4) + 1.0 / 1024.0, "{what}: row {r} col {c}: {got} for {exact}");
+            assert!(got.abs() <= 448.0, "{what}: row {r} col {c}: {got} past e4m3's range");
+        }
+    }
+    assert_poison_kept(what, q, |i| i < rows * cols);
+}
+
+/// RMSNorm fused with per-row fp8 quantization, on ragged rows (3 steps of 128, the last partial) and
+/// an all-zero row, against float64 RMSNorm then quantization.
+pub fn rmsnorm_quant_e4m3<R: Runtime>(rt: &R) {
+    let (rows, cols) = (4, 300);
+    let mut r = rng(21);
+    let (mut x, mut xf) = rand_elems::<f32>(&mut r, rows * cols, 2.0);
+    let (w, wf) = rand_elems::<f32>(&mut r, cols, 1.0);
+    for c in 0..cols {
+        (x[2 * cols + c], xf[2 * cols + c]) = (0.0, 0.0);
+    }
+    let eps = 1e-5f32;
+    let mut q = poisoned::<R, e4m3>(rt, rows * cols + 3);
+    let mut scale = filled::<R, f32>(rt, rows, f32::NAN);
+    launched("rmsnorm_quant", rmsnorm_quant::<e4m3, 128>::launch(rt, rows as u32, &upload(rt, &x), &upload(rt, &w), &mut q, &mut scale, cols as i32, eps));
+    let mut want = vec![0.0; rows * cols];
+    for rr in 0..rows {
+        let xr = &xf[rr * cols..][..cols];
+        let inv = 1.0 / (xr.iter().map(|v| v * v).sum::<f64>() / cols as f64 + eps as f64).sqrt();
+        for c in 0..cols {
+            want[rr * cols + c] = xr[c] * inv * wf[c];
+        }
+    }
+    assert_quantized("rmsnorm_quant", &download_f64(rt, &q), &download(rt, &scale), &want, rows, cols);
+}
+
+/// SwiGLU fused with per-row fp8 quantization (no bf16 rounding in between), ragged `f`, an all-zero
+/// token, against float64.
+pub fn silu_mul_quant_e4m3<R: Runtime>(rt: &R) {
+    let (tokens, f) = (3, 200);
+    let (mut gu, mut guf) = rand_elems::<bf16>(&mut rng(22), tokens * 2 * f, 2.0);
+    for j in 0..2 * f {
+        (gu[2 * f + j], guf[2 * f + j]) = (bf16::from_f32(0.0), 0.0);
+    }
+    let mut q = poisoned::<R, e4m3>(rt, tokens * f + 2);
+    let mut scale = filled::<R, f32>(rt, tokens, f32::NAN);
+    launched("silu_mul_quant", silu_mul_quant::<bf16, e4m3, 128>::launch(rt, tokens as u32, &upload(rt, &gu), &mut q, &mut scale, f as i32));
+    let mut want = vec![0.0; tokens * f];
+    for t in 0..tokens {
+        for j in 0..f {
+            let (g, u) = (guf[t * 2 * f + j], guf[t * 2 * f + f + j]);
+            want[t * f + j] = g / (1.0 + (-g).exp()) * u;
+        }
+    }
+    assert_quantized("silu_mul_quant", &download_f64(rt, &q), &download(rt, &scale), &want, tokens, f);
 }
 
 /// Greedy argmax over ragged rows (not a multiple of the chunk): equal maxima in two chunks and twice in

@@ -9,7 +9,7 @@ use crate::config::LlamaConfig;
 use crate::error::{LlamaError, Result};
 use dsl_core::lang::Numeric;
 use dsl_core::prelude::{bf16, e4m3};
-use dsl_core::runtime::{AnyBuffer, Runtime};
+use dsl_core::runtime::{AnyBuffer, Launch, Runtime};
 use dsl_core::types::Elem;
 use kernels::fp8_gemm::{fp8_gemm, heuristic, quantize_rows, workspace_len, GemmOptions, Operand, Scale};
 use kernels::greedy::{argmax_rows, partials_len};
@@ -17,13 +17,44 @@ use kernels::kv_attention::cache::{append_rows, RowsAt};
 use kernels::kv_attention::decode::{decode_step, workspace_lens, DecodeBuffers, DecodeConfig};
 use kernels::kv_attention::prefill::{prefill_step, Chunk, PrefillBuffers, PrefillConfig, QueriesAt};
 use kernels::kv_attention::{AttnError, CacheShape};
-use kernels::llama_ops::{add_into, embed_rows, rmsnorm_to, silu_mul_halves};
+use kernels::llama_ops::{add_into, embed_rows, rmsnorm_quant, rmsnorm_to, silu_mul_halves, silu_mul_quant};
 use kernels::rope::rope_inplace;
 
-/// Elements per program of the row kernels (embedding, norms, adds, SwiGLU).
+/// Elements per program of the elementwise kernels (embedding, adds, SwiGLU).
 const BLOCK: usize = 256;
-/// Elements per step of the activation quantization.
-const QUANT_BLOCK: i32 = 1024;
+
+/// Elements per step of the kernels where one program walks a whole row (norms, quantization): the
+/// row in one or a few steps, because each step waits on its loads. At 256, RMSNorm of a 4096-wide
+/// row took 14 µs on the H200 (32 dependent loads); see bench/llama_gpu/NOTES.md.
+fn row_block(cols: usize) -> (i32, u32) {
+    match cols {
+        0..=256 => (256, 4),
+        257..=1024 => (1024, 4),
+        _ => (4096, 8),
+    }
+}
+
+/// Runs `$e` with `$b` the const [`row_block`] picks for `$cols`, `$l` the launch of `$grid` programs.
+macro_rules! by_row_block {
+    ($cols:expr, $grid:expr, $b:ident, $l:ident => $e:expr) => {{
+        let (block, warps) = row_block($cols);
+        let $l = Launch::from($grid).num_warps(warps);
+        match block {
+            256 => {
+                const $b: i32 = 256;
+                $e
+            }
+            1024 => {
+                const $b: i32 = 1024;
+                $e
+            }
+            _ => {
+                const $b: i32 = 4096;
+                $e
+            }
+        }
+    }};
+}
 
 pub(super) fn zeros<R: Runtime, T: Elem + Default + Copy>(rt: &R, n: usize, what: &str) -> Result<R::Buffer<T>> {
     rt.upload(&vec![T::default(); n.max(1)]).map_err(dev(what))
@@ -69,9 +100,28 @@ pub struct Gemm<R: Runtime> {
     pub moved: u64,
 }
 
+/// A linear layer's input rows: bf16, or already quantized per token into [`Gemm::aq`] and
+/// [`Gemm::a_scale`] by a fused kernel (FP8 weights only).
+enum Input<'a, R: Runtime> {
+    Bf16(&'a R::Buffer<bf16>),
+    Quantized,
+}
+
+impl<'a, R: Runtime> Input<'a, R> {
+    /// What a norm left for the next GEMM: quantized rows, or bf16 rows in `h`.
+    fn after_norm(quantized: bool, h: &'a R::Buffer<bf16>) -> Input<'a, R> {
+        if quantized {
+            Input::Quantized
+        } else {
+            Input::Bf16(h)
+        }
+    }
+}
+
 /// `out[m, w.rows] = a[m, w.cols] · wᵀ` in f32, rounded to `O`: bf16 operands, or, for FP8 weights,
-/// `a` quantized per token to e4m3 first and both scales applied in the GEMM's epilogue.
-fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: &R::Buffer<bf16>, m: usize, w: &Matrix<R>, out: &mut R::Buffer<O>) -> Result<()> {
+/// `a` quantized per token to e4m3 (here, unless the input comes quantized) and both scales applied
+/// in the GEMM's epilogue.
+fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: Input<'_, R>, m: usize, w: &Matrix<R>, out: &mut R::Buffer<O>) -> Result<()> {
     let (n, k) = (w.rows, w.cols);
     let cfg = heuristic(m, n, k, g.sm_count);
     let need = workspace_len(m, n, k, &cfg);
@@ -81,15 +131,21 @@ fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: &R::Buffer<
     }
     let opts = GemmOptions { config: Some(cfg), sm_count: g.sm_count, ..GemmOptions::default() };
     let gemm = |e| LlamaError::Backend(format!("GEMM {m}x{n}x{k}: {e}"));
-    match &w.w {
-        Weight::Bf16(b) => {
+    match (&w.w, a) {
+        (Weight::Bf16(b), Input::Bf16(a)) => {
             let a = Operand { buf: a, rows: m, cols: k, row_stride: k };
             let b = Operand { buf: b, rows: n, cols: k, row_stride: k };
             fp8_gemm(rt, a, b, Scale::PerTensor(&g.one), Scale::PerTensor(&g.one), None, out, n, Some(&mut g.ws), &opts).map_err(gemm)?;
         }
-        Weight::Fp8 { q, scale } => {
-            let kk = k as i32;
-            quantize_rows::<bf16, e4m3, QUANT_BLOCK>::launch(rt, m as u32, a, &mut g.aq, &mut g.a_scale, kk, kk, kk).map_err(dev("quantizing activations"))?;
+        (Weight::Bf16(_), Input::Quantized) => {
+            return Err(LlamaError::Backend("internal: fp8 activations for a bf16 weight".into()));
+        }
+        (Weight::Fp8 { q, scale }, a) => {
+            if let Input::Bf16(a) = a {
+                let kk = k as i32;
+                by_row_block!(k, m as u32, B, lc => quantize_rows::<bf16, e4m3, B>::launch(rt, lc, a, &mut g.aq, &mut g.a_scale, kk, kk, kk))
+                    .map_err(dev("quantizing activations"))?;
+            }
             let a = Operand { buf: &g.aq, rows: m, cols: k, row_stride: k };
             let b = Operand { buf: q, rows: n, cols: k, row_stride: k };
             fp8_gemm(rt, a, b, Scale::PerRow(&g.a_scale), Scale::PerColumn(scale), None, out, n, Some(&mut g.ws), &opts).map_err(gemm)?;
@@ -211,15 +267,25 @@ pub fn launch_step<R: Runtime>(rt: &R, m: &mut Model<R>, a: &mut Activations<R>,
     let shape = m.shape;
     let attn = |e: AttnError<R::Error>| LlamaError::Backend(e.to_string());
     let norm = |rt: &R, x: &R::Buffer<f32>, w: &R::Buffer<f32>, row0: usize, rows: usize, out: &mut R::Buffer<bf16>| {
-        let d = d as i32;
-        rmsnorm_to::<bf16, { BLOCK as i32 }>::launch(rt, rows as u32, x, w, out, d, d, row0 as i32, c.rms_eps).map_err(dev("RMSNorm"))
+        let di = d as i32;
+        by_row_block!(d, rows as u32, B, lc => rmsnorm_to::<bf16, B>::launch(rt, lc, x, w, out, di, di, row0 as i32, c.rms_eps)).map_err(dev("RMSNorm"))
+    };
+    // RMSNorm into a GEMM's input: bf16 rows in `a.h`, or, for FP8 weights, fused with the quantization.
+    let norm_into = |rt: &R, x: &R::Buffer<f32>, w: &R::Buffer<f32>, fp8: bool, h: &mut R::Buffer<bf16>, g: &mut Gemm<R>| -> Result<bool> {
+        if !fp8 {
+            return norm(rt, x, w, 0, n, h).map(|_| false);
+        }
+        let di = d as i32;
+        by_row_block!(d, n as u32, B, lc => rmsnorm_quant::<e4m3, B>::launch(rt, lc, x, w, &mut g.aq, &mut g.a_scale, di, c.rms_eps))
+            .map_err(dev("RMSNorm"))?;
+        Ok(true)
     };
 
     embed_rows::<bf16, { BLOCK as i32 }>::launch(rt, (n as u32, d.div_ceil(BLOCK) as u32), &m.w.tok_embd, &a.ids, &mut a.x, d as i32).map_err(dev("embedding"))?;
     for li in 0..c.n_layers {
         let l = &m.w.layers[li];
-        norm(rt, &a.x, &l.attn_norm, 0, n, &mut a.h)?;
-        linear(rt, &mut a.gemm, &a.h, n, &l.qkv, &mut a.qkv)?;
+        let q = norm_into(rt, &a.x, &l.attn_norm, l.qkv.is_fp8(), &mut a.h, &mut a.gemm)?;
+        linear(rt, &mut a.gemm, Input::after_norm(q, &a.h), n, &l.qkv, &mut a.qkv)?;
         rope(rt, c, &m.w, &mut a.qkv, &a.pos, n)?;
         let at = RowsAt { k_off: qd, v_off: qd + kvd, stride: width };
         append_rows(rt, &shape, n, &a.qkv, &a.qkv, at, &a.start, &mut m.k_cache[li], &mut m.v_cache[li]).map_err(attn)?;
@@ -232,18 +298,25 @@ pub fn launch_step<R: Runtime>(rt: &R, m: &mut Model<R>, a: &mut Activations<R>,
             let bufs = PrefillBuffers { q: &a.qkv, k_cache: &m.k_cache[li], v_cache: &m.v_cache[li], out: &mut a.att };
             prefill_step(rt, &shape, chunk, QueriesAt { off: 0, stride: width }, PrefillConfig::for_chunk(&shape, &chunk), scale, bufs).map_err(attn)?;
         }
-        linear(rt, &mut a.gemm, &a.att, n, &l.wo, &mut a.proj)?;
+        linear(rt, &mut a.gemm, Input::Bf16(&a.att), n, &l.wo, &mut a.proj)?;
         let blocks = (n * d).div_ceil(BLOCK) as u32;
         add_into::<bf16, { BLOCK as i32 }>::launch(rt, blocks, &mut a.x, &a.proj, (n * d) as i32).map_err(dev("residual add"))?;
-        norm(rt, &a.x, &l.ffn_norm, 0, n, &mut a.h)?;
-        linear(rt, &mut a.gemm, &a.h, n, &l.gate_up, &mut a.gu)?;
-        silu_mul_halves::<bf16, { BLOCK as i32 }>::launch(rt, (n as u32, f.div_ceil(BLOCK) as u32), &a.gu, &mut a.act, f as i32).map_err(dev("SwiGLU"))?;
-        linear(rt, &mut a.gemm, &a.act, n, &l.down, &mut a.proj)?;
+        let q = norm_into(rt, &a.x, &l.ffn_norm, l.gate_up.is_fp8(), &mut a.h, &mut a.gemm)?;
+        linear(rt, &mut a.gemm, Input::after_norm(q, &a.h), n, &l.gate_up, &mut a.gu)?;
+        if l.down.is_fp8() {
+            let g = &mut a.gemm;
+            by_row_block!(f, n as u32, B, lc => silu_mul_quant::<bf16, e4m3, B>::launch(rt, lc, &a.gu, &mut g.aq, &mut g.a_scale, f as i32))
+                .map_err(dev("SwiGLU"))?;
+            linear(rt, &mut a.gemm, Input::Quantized, n, &l.down, &mut a.proj)?;
+        } else {
+            silu_mul_halves::<bf16, { BLOCK as i32 }>::launch(rt, (n as u32, f.div_ceil(BLOCK) as u32), &a.gu, &mut a.act, f as i32).map_err(dev("SwiGLU"))?;
+            linear(rt, &mut a.gemm, Input::Bf16(&a.act), n, &l.down, &mut a.proj)?;
+        }
         add_into::<bf16, { BLOCK as i32 }>::launch(rt, blocks, &mut a.x, &a.proj, (n * d) as i32).map_err(dev("residual add"))?;
     }
     let h = &mut a.head;
     norm(rt, &a.x, &m.w.norm, n - out_rows, out_rows, &mut h.hn)?;
-    linear(rt, &mut a.gemm, &h.hn, out_rows, &m.w.output, &mut h.logits)?;
+    linear(rt, &mut a.gemm, Input::Bf16(&h.hn), out_rows, &m.w.output, &mut h.logits)?;
     argmax_rows(rt, &h.logits, out_rows, c.vocab_size, &mut h.part_v, &mut h.part_i, &mut h.tokens).map_err(dev("argmax"))
 }
 

@@ -30,6 +30,13 @@ pub struct Matrix<R: Runtime> {
     pub cols: usize,
 }
 
+impl<R: Runtime> Matrix<R> {
+    /// Whether the GEMM reads this weight as fp8 (and so its input quantized per token).
+    pub fn is_fp8(&self) -> bool {
+        matches!(self.w, Weight::Fp8 { .. })
+    }
+}
+
 /// One transformer block's weights.
 pub struct LayerOnDevice<R: Runtime> {
     pub attn_norm: R::Buffer<f32>,
