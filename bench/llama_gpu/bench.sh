@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 14's benchmark on the device machine, in phases (one device call each, under 10 minutes):
 #   bash bench/llama_gpu/bench.sh speed      # llama bench: Llama-3-8B bf16/fp8 at ctx 128 and 4096, pp512,
-#                                            # eager vs graph, Llama-3-70B fp8 (and bf16: must be refused)
+#                                            # eager vs graph, PDL or not, Llama-3-70B fp8 (bf16 with WITH_70B_BF16)
 #   bash bench/llama_gpu/bench.sh smollm2    # gpu-check smollm2 (needs /tmp/m/smollm2.gguf) + generate
 #   bash bench/llama_gpu/bench.sh profile    # ncu per-kernel times of 1-token steps, sanitizers
 #   bash bench/llama_gpu/bench.sh hf         # transformers side by side (transformers_baseline.py)
@@ -26,6 +26,9 @@ speed)
         B --arch llama-3-8b --device cuda --weights $w -p 512 -n 32 -r 3
     done
     B --arch llama-3-8b --device cuda --weights fp8 -p 128 -n 64 -r 3 --no-cuda-graph
+    for w in fp8 bf16; do # what programmatic dependent launch is worth, same run
+        B --arch llama-3-8b --device cuda --weights $w -p 128 -n 128 -r 3 --no-programmatic-launch
+    done
     B --arch llama-3-70b --device cuda --weights fp8 -p 128 -n 64 -r 3
     [ -n "${WITH_70B_BF16:-}" ] && B --arch llama-3-70b --device cuda --weights bf16 -p 128 -n 64 -r 1
     cat "$OUT/speed.md"; grep -v "^\s*$" "$OUT/speed-log.txt" | grep -iv "making random\|measuring" | tail -40

@@ -1,11 +1,27 @@
 //! The small kernels of a Llama forward pass that the other modules do not cover: the embedding
 //! lookup, RMSNorm from the f32 residual stream to the GEMMs' input type, the residual add, and the
-//! SwiGLU product of a fused gate-and-up projection; and, for FP8 weights, RMSNorm and SwiGLU fused
-//! with the per-token fp8 quantization of their output (what the next GEMM reads), which saves a
-//! launch and a round trip of the bf16 row each. Each is one program per row (or row block) and does
-//! its math in f32.
+//! SwiGLU product of a fused gate-and-up projection; and, for FP8 weights, the per-token fp8
+//! quantization of what the next GEMM reads: fused into RMSNorm (one program per row), and after the
+//! SwiGLU over many programs (block maxima, then the quantization). Math in f32.
+//!
+//! Every kernel here first lets the next kernel start and then waits for the one ahead
+//! (`gdc_launch_dependents`, `gdc_wait`): under programmatic dependent launch (Hopper) a step's
+//! launches overlap the end of the kernel before them; elsewhere both do nothing.
 
+use crate::fp8_gemm::{fp8_row_scale, fp8_saturate};
 use dsl_core::prelude::*;
+
+/// `1 / sqrt(mean(x_row[..cols]^2) + eps)`, the row walked `BLOCK` at a time.
+#[kernel_fn]
+fn inv_rms<const BLOCK: i32>(x_row: Ptr<f32>, cols: Tile<i32>, eps: Tile<f32>) -> Tile<f32> {
+    let mut sq = zeros::<f32>([BLOCK]);
+    for c0 in (0..cols).step_by(BLOCK) {
+        let offs = c0 + arange(0, BLOCK);
+        let v = load_masked(x_row + offs, offs < cols, 0.0);
+        sq = sq + v * v;
+    }
+    1.0 / sqrt(sum(sq, 0) / cols.to::<f32>() + eps)
+}
 
 /// `out[t, :] = table[ids[t], :]` as f32 (the residual stream starts in f32).
 ///
@@ -13,6 +29,8 @@ use dsl_core::prelude::*;
 ///   `vocab` (the host checks token ids before upload).
 #[kernel]
 pub fn embed_rows<T: Float, const BLOCK: i32>(table: Ptr<T>, ids: Ptr<i32>, out: MutPtr<f32>, d: i32) {
+    gdc_launch_dependents();
+    gdc_wait();
     let t = program_id(0).to::<i64>();
     let offs = program_id(1) * BLOCK + arange(0, BLOCK);
     let ok = offs < d;
@@ -29,15 +47,11 @@ pub fn embed_rows<T: Float, const BLOCK: i32>(table: Ptr<T>, ids: Ptr<i32>, out:
 ///   `cols` f32 values. Any `cols`: walked `BLOCK` at a time, twice (sum of squares, then scale).
 #[kernel]
 pub fn rmsnorm_to<O: Float, const BLOCK: i32>(x: Ptr<f32>, w: Ptr<f32>, out: MutPtr<O>, cols: i32, x_row_stride: i32, x_row0: i32, eps: f32) {
+    gdc_launch_dependents();
+    gdc_wait();
     let row = program_id(0).to::<i64>();
     let x_row = x + (row + x_row0) * x_row_stride;
-    let mut sq = zeros::<f32>([BLOCK]);
-    for c0 in (0..cols).step_by(BLOCK) {
-        let offs = c0 + arange(0, BLOCK);
-        let v = load_masked(x_row + offs, offs < cols, 0.0);
-        sq = sq + v * v;
-    }
-    let inv_rms = 1.0 / sqrt(sum(sq, 0) / cols.to::<f32>() + eps);
+    let inv_rms = inv_rms::<BLOCK>(x_row, cols, eps);
     for c0 in (0..cols).step_by(BLOCK) {
         let offs = c0 + arange(0, BLOCK);
         let ok = offs < cols;
@@ -57,15 +71,11 @@ pub fn rmsnorm_to<O: Float, const BLOCK: i32>(x: Ptr<f32>, w: Ptr<f32>, out: Mut
 ///   the first.
 #[kernel]
 pub fn rmsnorm_quant<Q: Numeric, const BLOCK: i32>(x: Ptr<f32>, w: Ptr<f32>, q: MutPtr<Q>, scale: MutPtr<f32>, cols: i32, eps: f32) {
+    gdc_launch_dependents();
+    gdc_wait();
     let row = program_id(0).to::<i64>();
     let x_row = x + row * cols;
-    let mut sq = zeros::<f32>([BLOCK]);
-    for c0 in (0..cols).step_by(BLOCK) {
-        let offs = c0 + arange(0, BLOCK);
-        let v = load_masked(x_row + offs, offs < cols, 0.0);
-        sq = sq + v * v;
-    }
-    let inv_rms = 1.0 / sqrt(sum(sq, 0) / cols.to::<f32>() + eps);
+    let inv_rms = inv_rms::<BLOCK>(x_row, cols, eps);
     let mut amax = zeros::<f32>([BLOCK]);
     for c0 in (0..cols).step_by(BLOCK) {
         let offs = c0 + arange(0, BLOCK);
@@ -73,48 +83,68 @@ pub fn rmsnorm_quant<Q: Numeric, const BLOCK: i32>(x: Ptr<f32>, w: Ptr<f32>, q: 
         let y = load_masked(x_row + offs, ok, 0.0) * inv_rms * load_masked(w + offs, ok, 0.0);
         amax = maximum(amax, abs(y));
     }
-    let m = max(amax, 0);
-    let s = where_(m > 0.0, m / 448.0, 1.0);
+    let s = fp8_row_scale(max(amax, 0));
     store(scale + row, s);
     let inv_s = 1.0 / s;
     for c0 in (0..cols).step_by(BLOCK) {
         let offs = c0 + arange(0, BLOCK);
         let ok = offs < cols;
         let y = load_masked(x_row + offs, ok, 0.0) * inv_rms * load_masked(w + offs, ok, 0.0);
-        store_masked(q + row * cols + offs, minimum(maximum(y * inv_s, -448.0), 448.0).to::<Q>(), ok);
+        store_masked(q + row * cols + offs, fp8_saturate::<Q>(y, inv_s), ok);
     }
 }
 
-/// SwiGLU of a fused gate-and-up projection quantized per row to fp8, as [`silu_mul_halves`] then
-/// [`quantize_rows`](crate::fp8_gemm::quantize_rows) would but with no rounding in between: `y[t, j] =
-/// silu(gu[t, j]) * gu[t, f + j]`, `scale[t] = max_j |y[t, j]| / 448` (1 for an all-zero row), `q[t, j] =
-/// Q(y[t, j] / scale[t])` saturated to ±448.
+/// SwiGLU as [`silu_mul_halves`], and each program's largest magnitude of what it stored: `part_max[t
+/// * blocks + b] = max_j |out[t, j]|` over its block `b` (`blocks = num_programs(1)`). With
+/// [`quantize_blocks`], the per-token fp8 quantization of the down projection's input over many
+/// programs: at decode one row is 14336 wide, and one program walking it (SiLU and quantization fused)
+/// took 14.9 µs on the H200 against ~2 µs for a launch (bench/llama_gpu/NOTES.md).
 ///
-/// - Grid: `tokens` programs; `gu` is `[tokens, 2 f]`, `q` is `[tokens, f]`. Two passes over each row
-///   (largest magnitude, quantize), `BLOCK` at a time.
+/// - Grid: `(tokens, cdiv(f, BLOCK))`; `gu` is `[tokens, 2 f]`, `out` is `[tokens, f]`, `part_max`
+///   is `[tokens, blocks]`.
 #[kernel]
-pub fn silu_mul_quant<T: Float, Q: Numeric, const BLOCK: i32>(gu: Ptr<T>, q: MutPtr<Q>, scale: MutPtr<f32>, f: i32) {
+pub fn silu_mul_block_max<T: Float, const BLOCK: i32>(gu: Ptr<T>, out: MutPtr<T>, part_max: MutPtr<f32>, f: i32) {
+    gdc_launch_dependents();
+    gdc_wait();
     let t = program_id(0).to::<i64>();
-    let g_row = gu + t * 2 * f;
-    let mut amax = zeros::<f32>([BLOCK]);
-    for c0 in (0..f).step_by(BLOCK) {
-        let offs = c0 + arange(0, BLOCK);
-        let ok = offs < f;
-        let g = load_masked(g_row + offs, ok, 0.0).to::<f32>();
-        let u = load_masked(g_row + f + offs, ok, 0.0).to::<f32>();
-        amax = maximum(amax, abs(g * sigmoid(g) * u));
+    let b = program_id(1);
+    let offs = b * BLOCK + arange(0, BLOCK);
+    let ok = offs < f;
+    let g = load_masked(gu + t * 2 * f + offs, ok, 0.0).to::<f32>();
+    let u = load_masked(gu + t * 2 * f + f + offs, ok, 0.0).to::<f32>();
+    let y = (g * sigmoid(g) * u).to::<T>();
+    store_masked(out + t * f + offs, y, ok);
+    // Masked lanes hold silu(0) * 0 = 0, which never raises the maximum.
+    store(part_max + t * num_programs(1) + b, max(abs(y.to::<f32>()), 0));
+}
+
+/// Per-row fp8 quantization over many programs, given each row's block maxima (as
+/// [`silu_mul_block_max`] leaves them): the values of [`quantize_rows`](crate::fp8_gemm::quantize_rows),
+/// `scale[t] = max |x[t, :]| / 448` (1 for an all-zero row) and `q[t, c] = Q(x[t, c] / scale[t])`
+/// saturated to ±448.
+///
+/// - Grid: `(tokens, cdiv(cols, BLOCK))`; `x` and `q` are `[tokens, cols]`, `part_max` is `[tokens,
+///   blocks]` (`blocks = num_programs(1)`), read `PARTS` at a time by every program; program `(t, 0)`
+///   stores `scale[t]`.
+#[kernel]
+pub fn quantize_blocks<T: Float, Q: Numeric, const BLOCK: i32, const PARTS: i32>(x: Ptr<T>, part_max: Ptr<f32>, q: MutPtr<Q>, scale: MutPtr<f32>, cols: i32) {
+    gdc_launch_dependents();
+    gdc_wait();
+    let t = program_id(0).to::<i64>();
+    let b = program_id(1);
+    let blocks = num_programs(1);
+    let mut amax = zeros::<f32>([PARTS]);
+    for p0 in (0..blocks).step_by(PARTS) {
+        let ps = p0 + arange(0, PARTS);
+        amax = maximum(amax, load_masked(part_max + t * blocks + ps, ps < blocks, 0.0));
     }
-    let m = max(amax, 0);
-    let s = where_(m > 0.0, m / 448.0, 1.0);
-    store(scale + t, s);
-    let inv_s = 1.0 / s;
-    for c0 in (0..f).step_by(BLOCK) {
-        let offs = c0 + arange(0, BLOCK);
-        let ok = offs < f;
-        let g = load_masked(g_row + offs, ok, 0.0).to::<f32>();
-        let u = load_masked(g_row + f + offs, ok, 0.0).to::<f32>();
-        store_masked(q + t * f + offs, minimum(maximum(g * sigmoid(g) * u * inv_s, -448.0), 448.0).to::<Q>(), ok);
-    }
+    let s = fp8_row_scale(max(amax, 0));
+    let first = arange(0, 1);
+    store_masked(scale + t + first, zeros::<f32>([1]) + s, first + b == 0);
+    let offs = b * BLOCK + arange(0, BLOCK);
+    let ok = offs < cols;
+    let v = load_masked(x + t * cols + offs, ok, 0.0).to::<f32>();
+    store_masked(q + t * cols + offs, fp8_saturate::<Q>(v, 1.0 / s), ok);
 }
 
 /// The residual add `x[i] += y[i]` (f32 `x`, `y` of any float type) for `i < n`.
@@ -122,6 +152,8 @@ pub fn silu_mul_quant<T: Float, Q: Numeric, const BLOCK: i32>(gu: Ptr<T>, q: Mut
 /// - Grid: `cdiv(n, BLOCK)`.
 #[kernel]
 pub fn add_into<T: Float, const BLOCK: i32>(x: MutPtr<f32>, y: Ptr<T>, n: i32) {
+    gdc_launch_dependents();
+    gdc_wait();
     let offs = program_id(0) * BLOCK + arange(0, BLOCK);
     let ok = offs < n;
     let a = load_masked(x + offs, ok, 0.0);
@@ -135,6 +167,8 @@ pub fn add_into<T: Float, const BLOCK: i32>(x: MutPtr<f32>, y: Ptr<T>, n: i32) {
 /// - Grid: `(tokens, cdiv(f, BLOCK))`; `out` is `[tokens, f]`.
 #[kernel]
 pub fn silu_mul_halves<T: Float, const BLOCK: i32>(gu: Ptr<T>, out: MutPtr<T>, f: i32) {
+    gdc_launch_dependents();
+    gdc_wait();
     let t = program_id(0).to::<i64>();
     let offs = program_id(1) * BLOCK + arange(0, BLOCK);
     let ok = offs < f;

@@ -141,4 +141,9 @@ pub struct GpuArgs {
     /// token (slower: for comparison and debugging).
     #[arg(long)]
     pub no_cuda_graph: bool,
+    /// Start each kernel of a step only once the one before it has finished, instead of letting it
+    /// launch while that one ends (programmatic dependent launch, Hopper only: the kernels wait for
+    /// their inputs inside). For comparison and debugging.
+    #[arg(long)]
+    pub no_programmatic_launch: bool,
 }

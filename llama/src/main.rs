@@ -59,6 +59,7 @@ fn gpu_options(g: &GpuArgs) -> Result<GpuOptions> {
     Ok(GpuOptions {
         weights: g.weights.parse()?,
         graphs: !g.no_cuda_graph,
+        programmatic: !g.no_programmatic_launch,
     })
 }
 
@@ -99,7 +100,7 @@ fn cmd_bench(
             let mut tick = |l: usize| pb.set_position(l as u64);
             let b: Box<dyn Backend> = match device {
                 Device::Cuda | Device::Auto => {
-                    let rt = llama::backend::cuda_runtime()?;
+                    let rt = llama::backend::cuda_runtime(&opts)?;
                     eprintln!("device: cuda ({}, {})", rt.device_name(), rt.target());
                     let sms = rt.device_info().multiprocessors;
                     Box::new(GpuBackend::with_progress(rt, "cuda", sms, source, ctx, opts, &mut tick)?)
@@ -130,7 +131,7 @@ fn cmd_bench(
     let r = llama::bench::run(backend.as_mut(), spec, &mut |d, _| pb.set_position(d as u64))?;
     pb.finish_and_clear();
     let w = if backend.name() == "cpu" { "-".to_string() } else { format!("{:?}", opts.weights).to_lowercase() };
-    let graph = if backend.name() == "cuda" && opts.graphs { "graph" } else { "eager" };
+    let graph = backend.launch_mode();
     println!("| model | device | weights | decode | test | tokens/s |");
     println!("| --- | --- | --- | --- | --- | ---: |");
     let row = |test: String, v: f64| println!("| {name} | {} | {w} | {graph} | {test} | {v:.1} |", backend.name());

@@ -107,11 +107,15 @@ pub struct GemmOptions {
     pub mode: SplitKMode,
     /// Streaming multiprocessors of the GPU (the heuristic fills them); 132 on an H100 SXM.
     pub sm_count: u32,
+    /// `out += result` instead of `out = result` (a transformer's residual add, fused): the combine
+    /// adds into `out`, and a single split adds atomically (one add per element: still the same bits
+    /// every run). Takes the same workspace.
+    pub accumulate: bool,
 }
 
 impl Default for GemmOptions {
     fn default() -> Self {
-        GemmOptions { config: None, mode: SplitKMode::Deterministic, sm_count: 132 }
+        GemmOptions { config: None, mode: SplitKMode::Deterministic, sm_count: 132, accumulate: false }
     }
 }
 
@@ -218,7 +222,8 @@ fn check_len<E: std::error::Error>(what: &'static str, len: usize, need: usize) 
     Ok(())
 }
 
-/// `out[M, N] = (A[M, K] · B[N, K]ᵀ) * scale_a * scale_b (+ bias)`, rounded once to `O`.
+/// `out[M, N] = (A[M, K] · B[N, K]ᵀ) * scale_a * scale_b (+ bias)`, rounded once to `O` (with
+/// [`GemmOptions::accumulate`], `out += ...`).
 ///
 /// `A`, `B`: fp8 (e4m3 / e5m2, mixed allowed) or both bf16; `O`: bf16, f16 or f32. `out`'s rows are
 /// `out_row_stride` apart. `workspace` (f32, [`workspace_len`] elements) is needed for deterministic
@@ -304,7 +309,7 @@ where
         None
     };
     let args = Args { a: a.buf, b: b.buf, sa, sb, m, n, k, sam: a.row_stride, sbn: b.row_stride, scm: out_row_stride, stream };
-    let flags = (row_scale, col_scale, bias.is_some());
+    let flags = Flags { row_scale, col_scale, bias: bias.is_some(), accumulate: opts.accumulate };
     launch_all(rt, &args, cfg, flags, bias, out, ws).map_err(GemmError::Runtime)?;
     Ok(cfg)
 }
@@ -324,14 +329,23 @@ struct Args<'a, Buf, BufB, BufS> {
     stream: Option<StreamK>,
 }
 
+/// The epilogue's choices of one [`fp8_gemm`].
+#[derive(Clone, Copy)]
+struct Flags {
+    row_scale: bool,
+    col_scale: bool,
+    bias: bool,
+    accumulate: bool,
+}
+
 /// The launches of one GEMM: its main kernel, then the ordered combine where there is one (or, for
-/// atomic split-K, the zero fill of `C` before it).
+/// atomic split-K, the zero fill of `C` before it, unless the GEMM accumulates into `C`).
 #[allow(clippy::type_complexity)]
 fn launch_all<R, A, B, O>(
     rt: &R,
     x: &Args<R::Buffer<A>, R::Buffer<B>, R::Buffer<f32>>,
     cfg: GemmConfig,
-    (row_scale, col_scale, with_bias): (bool, bool, bool),
+    Flags { row_scale, col_scale, bias: with_bias, accumulate }: Flags,
     bias: Option<&R::Buffer<f32>>,
     out: &mut R::Buffer<O>,
     ws: Option<&mut R::Buffer<f32>>,
@@ -357,7 +371,7 @@ where
         let main = ScaledMmStreamkInstance { block_m: bm, block_n: bn, block_k: bk };
         main.launch::<A, B, R>(rt, programs, x.a, x.b, &mut *ws, m, n, k, sam, sbn, s.segments as i32)?;
         // 16 x 32 blocks divide every declared tile (a unit test checks it).
-        let reduce = StreamkReduceInstance { block_m: 16, block_n: 32, row_scale, col_scale, bias: with_bias };
+        let reduce = StreamkReduceInstance { block_m: 16, block_n: 32, row_scale, col_scale, bias: with_bias, accumulate };
         let g2 = Grid::from((x.m.div_ceil(16) as u32, x.n.div_ceil(32) as u32)).with(combine);
         let (iters, p) = (s.iters as i32, s.programs as i32);
         return reduce.launch::<O, R>(rt, g2, &*ws, out, x.sa, x.sb, dummy, m, n, scm, bm, bn, iters, p);
@@ -369,13 +383,14 @@ where
     if let Some(ws) = ws {
         // Deterministic split-K: raw partials, then the ordered combine with the epilogue.
         main(false, false).launch::<A, B, f32, R>(rt, grid, x.a, x.b, ws, x.sa, x.sb, x.sa, m, n, k, sam, sbn, n)?;
-        let reduce = SplitkReduceInstance { block_m: 32, block_n: 64, row_scale, col_scale, bias: with_bias };
+        let reduce = SplitkReduceInstance { block_m: 32, block_n: 64, row_scale, col_scale, bias: with_bias, accumulate };
         let g2 = Grid::from((x.m.div_ceil(32) as u32, x.n.div_ceil(64) as u32)).with(combine);
         return reduce.launch::<O, R>(rt, g2, &*ws, out, x.sa, x.sb, dummy, m, n, cfg.split_k as i32, scm);
     }
-    // No workspace: one split stores C, several add into it atomically (C zeroed first).
-    let atomic = cfg.split_k > 1;
-    if atomic {
+    // No workspace: one split stores C, several add into it atomically (C zeroed first); accumulating,
+    // every split adds into C as it is.
+    let atomic = cfg.split_k > 1 || accumulate;
+    if atomic && !accumulate {
         let g0 = Grid::from((x.m.div_ceil(32) as u32, x.n.div_ceil(64) as u32)).with(combine);
         ZeroFillInstance { block_m: 32, block_n: 64 }.launch::<O, R>(rt, g0, &mut *out, m, n, scm)?;
     }

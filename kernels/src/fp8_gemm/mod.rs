@@ -138,12 +138,21 @@ pub fn scaled_mm<
 }
 
 /// The deterministic split-K combine: `C = epilogue(sum over s of workspace[s])`, the chunks added in
-/// order `s = 0, 1, ...` (identical bits every run). `workspace` is `[split_k, M, N]` f32 (rows `N`
-/// apart) as [`scaled_mm`] without `EPILOGUE` wrote it.
+/// order `s = 0, 1, ...` (identical bits every run); with `ACCUMULATE`, `C += epilogue(...)` (the
+/// residual add of a transformer layer fused into its last GEMM). `workspace` is `[split_k, M, N]` f32
+/// (rows `N` apart) as [`scaled_mm`] without `EPILOGUE` wrote it.
 ///
 /// - Grid: `(cdiv(M, BLOCK_M), cdiv(N, BLOCK_N))`.
-#[kernel(instances((BLOCK_M, BLOCK_N) = (32, 64), ROW_SCALE in bool, COL_SCALE in bool, BIAS in bool))]
-pub fn splitk_reduce<O: Numeric, const BLOCK_M: i32, const BLOCK_N: i32, const ROW_SCALE: bool, const COL_SCALE: bool, const BIAS: bool>(
+#[kernel(instances((BLOCK_M, BLOCK_N) = (32, 64), ROW_SCALE in bool, COL_SCALE in bool, BIAS in bool, ACCUMULATE in bool))]
+pub fn splitk_reduce<
+    O: Numeric,
+    const BLOCK_M: i32,
+    const BLOCK_N: i32,
+    const ROW_SCALE: bool,
+    const COL_SCALE: bool,
+    const BIAS: bool,
+    const ACCUMULATE: bool,
+>(
     workspace: Ptr<f32>,
     c: MutPtr<O>,
     scale_a: Ptr<f32>,
@@ -154,6 +163,8 @@ pub fn splitk_reduce<O: Numeric, const BLOCK_M: i32, const BLOCK_N: i32, const R
     split_k: i32,
     stride_cm: i32,
 ) {
+    gdc_launch_dependents();
+    gdc_wait();
     let rm = program_id(0) * BLOCK_M + arange(0, BLOCK_M);
     let rn = program_id(1) * BLOCK_N + arange(0, BLOCK_N);
     let ok = (rm.expand_dims(1) < m) & (rn.expand_dims(0) < n);
@@ -163,7 +174,9 @@ pub fn splitk_reduce<O: Numeric, const BLOCK_M: i32, const BLOCK_N: i32, const R
         acc = acc + load_masked(workspace + s * (m * n) + offs, ok, 0.0);
     }
     let out = epilogue::<O, ROW_SCALE, COL_SCALE, BIAS>(acc, scale_a, scale_b, bias, rm, rn, m, n, m > 0);
-    store_masked(c + rm.expand_dims(1) * stride_cm + rn.expand_dims(0), out.to::<O>(), ok);
+    let c_offs = rm.expand_dims(1) * stride_cm + rn.expand_dims(0);
+    let out = if ACCUMULATE { out + load_masked(c + c_offs, ok, 0).to::<f32>() } else { out };
+    store_masked(c + c_offs, out.to::<O>(), ok);
 }
 
 /// Stream-K (a persistent schedule): the `tiles * iters` (output tile, K block) iterations of the whole
@@ -226,13 +239,22 @@ pub fn scaled_mm_streamk<A, B, const BLOCK_M: i32, const BLOCK_N: i32, const BLO
 }
 
 /// The stream-K combine: `C = epilogue(sum of the tile's slots)`, slots added in order (identical bits
-/// every run). The GEMM's tiling (`gemm_block_m x gemm_block_n`, `iters` K blocks per tile, `programs`)
-/// gives the GEMM tile this block lies in and how many programs' shares cover it.
+/// every run); with `ACCUMULATE`, `C += epilogue(...)`. The GEMM's tiling (`gemm_block_m x
+/// gemm_block_n`, `iters` K blocks per tile, `programs`) gives the GEMM tile this block lies in and how
+/// many programs' shares cover it.
 ///
 /// - Grid: `(cdiv(M, BLOCK_M), cdiv(N, BLOCK_N))`, blocks that divide the GEMM's (so each lies in one
 ///   GEMM tile).
-#[kernel(instances((BLOCK_M, BLOCK_N) = (16, 32), ROW_SCALE in bool, COL_SCALE in bool, BIAS in bool))]
-pub fn streamk_reduce<O: Numeric, const BLOCK_M: i32, const BLOCK_N: i32, const ROW_SCALE: bool, const COL_SCALE: bool, const BIAS: bool>(
+#[kernel(instances((BLOCK_M, BLOCK_N) = (16, 32), ROW_SCALE in bool, COL_SCALE in bool, BIAS in bool, ACCUMULATE in bool))]
+pub fn streamk_reduce<
+    O: Numeric,
+    const BLOCK_M: i32,
+    const BLOCK_N: i32,
+    const ROW_SCALE: bool,
+    const COL_SCALE: bool,
+    const BIAS: bool,
+    const ACCUMULATE: bool,
+>(
     workspace: Ptr<f32>,
     c: MutPtr<O>,
     scale_a: Ptr<f32>,
@@ -246,6 +268,8 @@ pub fn streamk_reduce<O: Numeric, const BLOCK_M: i32, const BLOCK_N: i32, const 
     iters: i32,
     programs: i32,
 ) {
+    gdc_launch_dependents();
+    gdc_wait();
     let (i, j) = (program_id(0), program_id(1));
     let rm = i * BLOCK_M + arange(0, BLOCK_M);
     let rn = j * BLOCK_N + arange(0, BLOCK_N);
@@ -262,7 +286,23 @@ pub fn streamk_reduce<O: Numeric, const BLOCK_M: i32, const BLOCK_N: i32, const 
         acc = acc + load_masked(workspace + s * (m * n) + offs, ok, 0.0);
     }
     let out = epilogue::<O, ROW_SCALE, COL_SCALE, BIAS>(acc, scale_a, scale_b, bias, rm, rn, m, n, m > 0);
-    store_masked(c + rm.expand_dims(1) * stride_cm + rn.expand_dims(0), out.to::<O>(), ok);
+    let c_offs = rm.expand_dims(1) * stride_cm + rn.expand_dims(0);
+    let out = if ACCUMULATE { out + load_masked(c + c_offs, ok, 0).to::<f32>() } else { out };
+    store_masked(c + c_offs, out.to::<O>(), ok);
+}
+
+/// The per-row fp8 scale of a row whose largest magnitude is `amax`: `amax / 448` (e4m3's largest
+/// finite value), or 1 for an all-zero row (so that dividing by it is safe).
+#[kernel_fn]
+pub fn fp8_row_scale(amax: Tile<f32>) -> Tile<f32> {
+    where_(amax > 0.0, amax / 448.0, 1.0)
+}
+
+/// `v * inv_scale` saturated to ±448 and rounded to the fp8 type `Q` (out-of-range values clamp
+/// instead of becoming NaN).
+#[kernel_fn]
+pub fn fp8_saturate<Q: Numeric>(v: Tile<f32>, inv_scale: Tile<f32>) -> Tile<Q> {
+    minimum(maximum(v * inv_scale, -448.0), 448.0).to::<Q>()
 }
 
 /// Dynamic per-row fp8 quantization: `scale[r] = max(|x[r, :]|) / 448` (e4m3's largest finite value;
@@ -279,6 +319,8 @@ pub fn quantize_rows<T: Float, Q: Numeric, const BLOCK: i32>(
     x_stride: i32,
     q_stride: i32,
 ) {
+    gdc_launch_dependents();
+    gdc_wait();
     let row = program_id(0).to::<i64>();
     let mut amax = zeros::<f32>([BLOCK]);
     for c0 in (0..cols).step_by(BLOCK) {
@@ -286,15 +328,14 @@ pub fn quantize_rows<T: Float, Q: Numeric, const BLOCK: i32>(
         let v = load_masked(x + row * x_stride + offs, offs < cols, 0.0).to::<f32>();
         amax = maximum(amax, abs(v));
     }
-    let m = max(amax, 0);
-    let s = where_(m > 0.0, m / 448.0, 1.0);
+    let s = fp8_row_scale(max(amax, 0));
     store(scale + row, s);
     let inv = 1.0 / s;
     for c0 in (0..cols).step_by(BLOCK) {
         let offs = c0 + arange(0, BLOCK);
         let mask = offs < cols;
         let v = load_masked(x + row * x_stride + offs, mask, 0.0).to::<f32>();
-        store_masked(q + row * q_stride + offs, minimum(maximum(v * inv, -448.0), 448.0).to::<Q>(), mask);
+        store_masked(q + row * q_stride + offs, fp8_saturate::<Q>(v, inv), mask);
     }
 }
 
@@ -302,6 +343,8 @@ pub fn quantize_rows<T: Float, Q: Numeric, const BLOCK: i32>(
 /// BLOCK_M), cdiv(N, BLOCK_N))`.
 #[kernel(instances((BLOCK_M, BLOCK_N) = (32, 64)))]
 pub fn zero_fill<O: Numeric, const BLOCK_M: i32, const BLOCK_N: i32>(c: MutPtr<O>, m: i32, n: i32, stride_cm: i32) {
+    gdc_launch_dependents();
+    gdc_wait();
     let rm = program_id(0) * BLOCK_M + arange(0, BLOCK_M);
     let rn = program_id(1) * BLOCK_N + arange(0, BLOCK_N);
     let ok = (rm.expand_dims(1) < m) & (rn.expand_dims(0) < n);

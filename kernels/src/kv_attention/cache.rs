@@ -28,6 +28,8 @@ pub fn kv_append<T: Float, const BLOCK_D: i32>(
     head_dim: i32,
     max_ctx: i32,
 ) {
+    gdc_launch_dependents();
+    gdc_wait();
     let bh = program_id(0);
     let t = program_id(1);
     let tokens = num_programs(1);

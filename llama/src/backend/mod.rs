@@ -36,6 +36,11 @@ pub trait Backend: Send {
     fn forward_greedy(&mut self, tokens: &[u32]) -> Result<u32> {
         Ok(crate::sampler::argmax(&self.forward(tokens, false)?))
     }
+    /// How a decode step's kernels are launched ("graph", "eager", "+ PDL" where launches overlap);
+    /// "-" where there are no kernels.
+    fn launch_mode(&self) -> String {
+        "-".into()
+    }
 }
 
 /// The checks every backend's `forward` makes before any work: at least one token, room in the cache
@@ -93,7 +98,7 @@ pub fn create_backend(
     match device {
         Device::Cpu => Ok(Box::new(cpu::CpuBackend::new(weights, capacity)?)),
         Device::Cuda => {
-            let rt = cuda_runtime()?;
+            let rt = cuda_runtime(&gpu)?;
             let sms = rt.device_info().multiprocessors;
             Ok(Box::new(gpu::GpuBackend::new(rt, "cuda", sms, source, capacity, gpu)?))
         }
@@ -103,6 +108,7 @@ pub fn create_backend(
         }
         Device::Auto => match codegen_ptx::runtime::CudaRuntime::new() {
             Ok(rt) => {
+                rt.set_programmatic_launch(gpu.programmatic);
                 eprintln!("device: cuda ({}, {})", rt.device_name(), rt.target());
                 let sms = rt.device_info().multiprocessors;
                 Ok(Box::new(gpu::GpuBackend::new(rt, "cuda", sms, source, capacity, gpu)?))
@@ -115,7 +121,9 @@ pub fn create_backend(
     }
 }
 
-/// The CUDA runtime, or a clear error when there is no driver or no device.
-pub fn cuda_runtime() -> Result<codegen_ptx::runtime::CudaRuntime> {
-    codegen_ptx::runtime::CudaRuntime::new().map_err(|e| LlamaError::Backend(format!("--device cuda: {e}")))
+/// The CUDA runtime set up for `gpu`'s options, or a clear error when there is no driver or no device.
+pub fn cuda_runtime(gpu: &gpu::GpuOptions) -> Result<codegen_ptx::runtime::CudaRuntime> {
+    let rt = codegen_ptx::runtime::CudaRuntime::new().map_err(|e| LlamaError::Backend(format!("--device cuda: {e}")))?;
+    rt.set_programmatic_launch(gpu.programmatic);
+    Ok(rt)
 }

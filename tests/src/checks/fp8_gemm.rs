@@ -14,6 +14,7 @@ cases!(
     fp8_gemm_stream_k,
     fp8_gemm_is_deterministic,
     fp8_gemm_rejects_bad_arguments,
+    fp8_gemm_accumulates_into_out,
     quantize_rows_e4m3,
     fp8_layer_chain,
 );
@@ -84,7 +85,7 @@ where
     let mut c = poisoned::<R, O>(rt, p.m * scm);
     let ws_len = cfg.map_or(16 * p.m * p.n, |c| workspace_len(p.m, p.n, p.k, &c)).max(1);
     let mut ws = filled::<R, f32>(rt, ws_len, f32::NAN);
-    let opts = GemmOptions { config: cfg, mode, sm_count: 132 };
+    let opts = GemmOptions { config: cfg, mode, sm_count: 132, accumulate: false };
     let a = Operand { buf: &ba, rows: p.m, cols: p.k, row_stride: p.k + 1 };
     let b = Operand { buf: &bb, rows: p.n, cols: p.k, row_stride: p.k + 3 };
     let scale_a = if row { Scale::PerRow(&sa) } else { Scale::PerTensor(&sa) };
@@ -132,6 +133,40 @@ pub fn fp8_gemm_scales_and_splits<R: Runtime>(rt: &R) {
         }
         // The heuristic's own choice.
         run::<R, _, _, bf16>(rt, &p, true, true, false, None, SplitKMode::Deterministic);
+    }
+}
+
+/// `GemmOptions::accumulate` (the residual add fused into a layer's last GEMM): `out += A·Bᵀ * scales +
+/// bias` into an f32 `out` holding random values, through every way the partials combine (one split:
+/// atomic, one add per element; split-K through the workspace; atomic split-K; stream-K). Pad columns
+/// hold poison and must keep it.
+pub fn fp8_gemm_accumulates_into_out<R: Runtime>(rt: &R) {
+    let p = Problem::<e4m3, e4m3>::new(3, 70, 600, 930);
+    let scm = p.n + SCM_PAD;
+    let written = |i: usize| i % scm < p.n;
+    let mut r = rng(931);
+    let init: Vec<f32> = (0..p.m * scm).map(|i| if written(i) { (4.0 * normal(&mut r)) as f32 } else { f32::NAN }).collect();
+    let (want, mag) = p.reference(true, true, true);
+    let (ba, bb) = (upload(rt, &p.a), upload(rt, &p.b));
+    let (sa, sb, bbias) = (upload(rt, &p.sa), upload(rt, &p.sb), upload(rt, &p.bias));
+    for (cfg, mode) in [
+        (cfg(16, 64, 256, 1), SplitKMode::Deterministic),
+        (cfg(16, 64, 256, 2), SplitKMode::Deterministic),
+        (cfg(16, 32, 256, 3), SplitKMode::Atomic),
+        (stream(16, 32, 256, 5), SplitKMode::Deterministic),
+    ] {
+        let mut c = upload(rt, &init);
+        let mut ws = filled::<R, f32>(rt, workspace_len(p.m, p.n, p.k, &cfg.unwrap()).max(1), f32::NAN);
+        let opts = GemmOptions { config: cfg, mode, sm_count: 132, accumulate: true };
+        let a = Operand { buf: &ba, rows: p.m, cols: p.k, row_stride: p.k + 1 };
+        let b = Operand { buf: &bb, rows: p.n, cols: p.k, row_stride: p.k + 3 };
+        let what = format!("fp8_gemm accumulating {cfg:?} {mode:?}");
+        ok(&what, fp8_gemm(rt, a, b, Scale::PerRow(&sa), Scale::PerColumn(&sb), Some(&bbias), &mut c, scm, Some(&mut ws), &opts));
+        let got = download_f64(rt, &c);
+        let want: Vec<f64> = want.iter().zip(&init).map(|(w, &x)| w + x as f64).collect();
+        // f32 accumulation, the add into `out`, and atomic splits each rounding once in f32.
+        assert_close_where(&what, &got, &want, 4.0 * f32::EPSILON as f64, |i| 3e-5 * mag[i] + 1e-6, written);
+        assert_poison_kept(&what, &got, written);
     }
 }
 
@@ -335,7 +370,7 @@ impl<R: Runtime> LayerChain<R> {
     }
 
     fn opts(split: u32) -> GemmOptions {
-        GemmOptions { config: cfg(16, 32, 256, split), mode: SplitKMode::Deterministic, sm_count: 132 }
+        GemmOptions { config: cfg(16, 32, 256, split), mode: SplitKMode::Deterministic, sm_count: 132, accumulate: false }
     }
 
     fn quantize(rt: &R, x: &R::Buffer<bf16>, q: &mut R::Buffer<e4m3>, s: &mut R::Buffer<f32>, rows: usize, cols: usize) -> Result<(), String> {

@@ -7,7 +7,7 @@ use super::*;
 use dsl_core::prelude::{bf16, f16};
 use dsl_core::prelude::e4m3;
 use kernels::greedy::{argmax_rows, partials_len, CHUNK};
-use kernels::llama_ops::{add_into, embed_rows, rmsnorm_quant, rmsnorm_to, silu_mul_halves, silu_mul_quant};
+use kernels::llama_ops::{add_into, embed_rows, quantize_blocks, rmsnorm_quant, rmsnorm_to, silu_mul_block_max, silu_mul_halves};
 use kernels::random::{fill_uniform, uniform_value};
 
 cases!(
@@ -17,7 +17,7 @@ cases!(
     add_into_bf16,
     silu_mul_halves_bf16,
     rmsnorm_quant_e4m3,
-    silu_mul_quant_e4m3,
+    silu_mul_then_quantize_blocks_e4m3,
     argmax_rows_first_of_ties,
     fill_uniform_matches_the_host,
 );
@@ -148,17 +148,22 @@ pub fn rmsnorm_quant_e4m3<R: Runtime>(rt: &R) {
     assert_quantized("rmsnorm_quant", &download_f64(rt, &q), &download(rt, &scale), &want, rows, cols);
 }
 
-/// SwiGLU fused with per-row fp8 quantization (no bf16 rounding in between), ragged `f`, an all-zero
-/// token, against float64.
-pub fn silu_mul_quant_e4m3<R: Runtime>(rt: &R) {
-    let (tokens, f) = (3, 200);
+/// SwiGLU then per-row fp8 quantization over many programs (`silu_mul_block_max`, `quantize_blocks`):
+/// ragged `f` (4 blocks of 64, the last partial), the block maxima read 2 at a time (two steps), an
+/// all-zero token. The SwiGLU against float64 within its bf16 rounding; each block maximum exactly that
+/// of what its block stored; the quantization against float64 of the stored values.
+pub fn silu_mul_then_quantize_blocks_e4m3<R: Runtime>(rt: &R) {
+    let (tokens, f, block) = (3usize, 200usize, 64usize);
+    let blocks = f.div_ceil(block);
     let (mut gu, mut guf) = rand_elems::<bf16>(&mut rng(22), tokens * 2 * f, 2.0);
     for j in 0..2 * f {
         (gu[2 * f + j], guf[2 * f + j]) = (bf16::from_f32(0.0), 0.0);
     }
-    let mut q = poisoned::<R, e4m3>(rt, tokens * f + 2);
-    let mut scale = filled::<R, f32>(rt, tokens, f32::NAN);
-    launched("silu_mul_quant", silu_mul_quant::<bf16, e4m3, 128>::launch(rt, tokens as u32, &upload(rt, &gu), &mut q, &mut scale, f as i32));
+    let mut act = poisoned::<R, bf16>(rt, tokens * f + 2);
+    let mut part = filled::<R, f32>(rt, tokens * blocks + 2, f32::NAN);
+    let grid = (tokens as u32, blocks as u32);
+    launched("silu_mul_block_max", silu_mul_block_max::<bf16, 64>::launch(rt, grid, &upload(rt, &gu), &mut act, &mut part, f as i32));
+    let y = download_f64(rt, &act);
     let mut want = vec![0.0; tokens * f];
     for t in 0..tokens {
         for j in 0..f {
@@ -166,7 +171,22 @@ pub fn silu_mul_quant_e4m3<R: Runtime>(rt: &R) {
             want[t * f + j] = g / (1.0 + (-g).exp()) * u;
         }
     }
-    assert_quantized("silu_mul_quant", &download_f64(rt, &q), &download(rt, &scale), &want, tokens, f);
+    want.resize(y.len(), f64::NAN);
+    let u = <bf16 as TestElem>::U;
+    assert_close_where("silu_mul_block_max", &y, &want, u + 1e-6, |_| <bf16 as TestElem>::TINY, |i| i < tokens * f);
+    assert_poison_kept("silu_mul_block_max", &y, |i| i < tokens * f);
+    let got_part = download(rt, &part);
+    for t in 0..tokens {
+        for b in 0..blocks {
+            let m = y[t * f + b * block..t * f + ((b + 1) * block).min(f)].iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            assert_eq!(got_part[t * blocks + b] as f64, m, "silu_mul_block_max: token {t} block {b}'s maximum");
+        }
+    }
+    assert!(got_part[tokens * blocks..].iter().all(|v| v.is_nan()), "silu_mul_block_max wrote past its maxima");
+    let mut q = poisoned::<R, e4m3>(rt, tokens * f + 2);
+    let mut scale = filled::<R, f32>(rt, tokens, f32::NAN);
+    launched("quantize_blocks", quantize_blocks::<bf16, e4m3, 64, 2>::launch(rt, grid, &act, &part, &mut q, &mut scale, f as i32));
+    assert_quantized("quantize_blocks", &download_f64(rt, &q), &download(rt, &scale), &y[..tokens * f], tokens, f);
 }
 
 /// Greedy argmax over ragged rows (not a multiple of the chunk): equal maxima in two chunks and twice in

@@ -21,6 +21,9 @@ pub trait StepRuntime: Runtime {
     fn memory(&self) -> Option<(u64, u64)>;
     /// Launches of a step so far recorded in `graph`.
     fn launches(graph: &Self::Graph) -> usize;
+    /// Whether kernels that wait for their inputs inside (`gdc_wait`) start while the kernel ahead
+    /// of them ends (programmatic dependent launch).
+    fn overlaps_launches(&self) -> bool;
 }
 
 impl StepRuntime for Interpreter {
@@ -36,6 +39,9 @@ impl StepRuntime for Interpreter {
     }
     fn launches(_graph: &()) -> usize {
         0
+    }
+    fn overlaps_launches(&self) -> bool {
+        false
     }
 }
 
@@ -68,5 +74,8 @@ impl StepRuntime for CudaRuntime {
     }
     fn launches(graph: &CudaGraph) -> usize {
         graph.num_launches()
+    }
+    fn overlaps_launches(&self) -> bool {
+        self.programmatic_launch()
     }
 }

@@ -54,11 +54,14 @@ pub struct GpuOptions {
     pub weights: WeightFormat,
     /// Replay each decode step as one recorded graph (where the runtime records); off: launch eagerly.
     pub graphs: bool,
+    /// Programmatic dependent launch on Hopper (each kernel of a step may start while the one before
+    /// it ends; `CudaRuntime::set_programmatic_launch`). Applied where the CUDA runtime is made.
+    pub programmatic: bool,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { weights: WeightFormat::Bf16, graphs: true }
+        GpuOptions { weights: WeightFormat::Bf16, graphs: true, programmatic: true }
     }
 }
 
@@ -216,6 +219,15 @@ where
     fn rewind(&mut self, pos: usize) {
         // Positions past `pos` are overwritten before they are attended again.
         self.pos = self.pos.min(pos);
+    }
+    fn launch_mode(&self) -> String {
+        // The interpreter cannot record, so it always launches eagerly.
+        let mode = if self.opts.graphs && self.name == "cuda" { "graph" } else { "eager" };
+        if self.rt.overlaps_launches() {
+            format!("{mode} + PDL")
+        } else {
+            mode.to_string()
+        }
     }
 
     fn forward(&mut self, tokens: &[u32], all_logits: bool) -> Result<Vec<f32>> {

@@ -17,11 +17,16 @@ use kernels::kv_attention::cache::{append_rows, RowsAt};
 use kernels::kv_attention::decode::{decode_step, workspace_lens, DecodeBuffers, DecodeConfig};
 use kernels::kv_attention::prefill::{prefill_step, Chunk, PrefillBuffers, PrefillConfig, QueriesAt};
 use kernels::kv_attention::{AttnError, CacheShape};
-use kernels::llama_ops::{add_into, embed_rows, rmsnorm_quant, rmsnorm_to, silu_mul_halves, silu_mul_quant};
+use kernels::llama_ops::{embed_rows, quantize_blocks, rmsnorm_quant, rmsnorm_to, silu_mul_block_max, silu_mul_halves};
 use kernels::rope::rope_inplace;
 
-/// Elements per program of the elementwise kernels (embedding, adds, SwiGLU).
+/// Elements per program of the elementwise kernels (embedding, SwiGLU).
 const BLOCK: usize = 256;
+
+/// Elements per program of the SwiGLU and quantization before an fp8 down projection, and how many of
+/// the row's block maxima each quantizing program reads at a time.
+const QUANT_BLOCK: usize = 1024;
+const QUANT_PARTS: i32 = 16;
 
 /// Elements per step of the kernels where one program walks a whole row (norms, quantization): the
 /// row in one or a few steps, because each step waits on its loads. At 256, RMSNorm of a 4096-wide
@@ -118,10 +123,19 @@ impl<'a, R: Runtime> Input<'a, R> {
     }
 }
 
-/// `out[m, w.rows] = a[m, w.cols] · wᵀ` in f32, rounded to `O`: bf16 operands, or, for FP8 weights,
-/// `a` quantized per token to e4m3 (here, unless the input comes quantized) and both scales applied
-/// in the GEMM's epilogue.
-fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: Input<'_, R>, m: usize, w: &Matrix<R>, out: &mut R::Buffer<O>) -> Result<()> {
+/// How a linear layer's result lands in its output.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Out {
+    /// `out = a · wᵀ`.
+    Store,
+    /// `out += a · wᵀ` (the residual add, fused into the GEMM's combine).
+    Add,
+}
+
+/// `out[m, w.rows] = a[m, w.cols] · wᵀ` (or `+=`) in f32, rounded to `O`: bf16 operands, or, for FP8
+/// weights, `a` quantized per token to e4m3 (here, unless the input comes quantized) and both scales
+/// applied in the GEMM's epilogue.
+fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: Input<'_, R>, m: usize, w: &Matrix<R>, out: &mut R::Buffer<O>, into: Out) -> Result<()> {
     let (n, k) = (w.rows, w.cols);
     let cfg = heuristic(m, n, k, g.sm_count);
     let need = workspace_len(m, n, k, &cfg);
@@ -129,7 +143,7 @@ fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: Input<'_, R
         g.ws = zeros(rt, need, "allocating the GEMM workspace")?;
         g.moved += 1;
     }
-    let opts = GemmOptions { config: Some(cfg), sm_count: g.sm_count, ..GemmOptions::default() };
+    let opts = GemmOptions { config: Some(cfg), sm_count: g.sm_count, accumulate: into == Out::Add, ..GemmOptions::default() };
     let gemm = |e| LlamaError::Backend(format!("GEMM {m}x{n}x{k}: {e}"));
     match (&w.w, a) {
         (Weight::Bf16(b), Input::Bf16(a)) => {
@@ -191,9 +205,10 @@ pub struct Activations<R: Runtime> {
     h: R::Buffer<bf16>,
     qkv: R::Buffer<bf16>,
     att: R::Buffer<bf16>,
-    proj: R::Buffer<bf16>,
     gu: R::Buffer<bf16>,
     act: R::Buffer<bf16>,
+    /// The largest magnitude of each `QUANT_BLOCK` of `act` (FP8 down projections).
+    act_max: R::Buffer<f32>,
     pub gemm: Gemm<R>,
     pub head: Head<R>,
 }
@@ -214,9 +229,9 @@ impl<R: Runtime> Activations<R> {
             h: zeros(rt, rows * d, what)?,
             qkv: zeros(rt, rows * (qd + 2 * kvd), what)?,
             att: zeros(rt, rows * qd, what)?,
-            proj: zeros(rt, rows * d, what)?,
             gu: zeros(rt, rows * 2 * f, what)?,
             act: zeros(rt, rows * f, what)?,
+            act_max: zeros(rt, rows * f.div_ceil(QUANT_BLOCK), what)?,
             gemm: Gemm {
                 ws: zeros(rt, 1, what)?,
                 one: rt.upload(&[1.0f32]).map_err(dev(what))?,
@@ -285,7 +300,7 @@ pub fn launch_step<R: Runtime>(rt: &R, m: &mut Model<R>, a: &mut Activations<R>,
     for li in 0..c.n_layers {
         let l = &m.w.layers[li];
         let q = norm_into(rt, &a.x, &l.attn_norm, l.qkv.is_fp8(), &mut a.h, &mut a.gemm)?;
-        linear(rt, &mut a.gemm, Input::after_norm(q, &a.h), n, &l.qkv, &mut a.qkv)?;
+        linear(rt, &mut a.gemm, Input::after_norm(q, &a.h), n, &l.qkv, &mut a.qkv, Out::Store)?;
         rope(rt, c, &m.w, &mut a.qkv, &a.pos, n)?;
         let at = RowsAt { k_off: qd, v_off: qd + kvd, stride: width };
         append_rows(rt, &shape, n, &a.qkv, &a.qkv, at, &a.start, &mut m.k_cache[li], &mut m.v_cache[li]).map_err(attn)?;
@@ -298,25 +313,26 @@ pub fn launch_step<R: Runtime>(rt: &R, m: &mut Model<R>, a: &mut Activations<R>,
             let bufs = PrefillBuffers { q: &a.qkv, k_cache: &m.k_cache[li], v_cache: &m.v_cache[li], out: &mut a.att };
             prefill_step(rt, &shape, chunk, QueriesAt { off: 0, stride: width }, PrefillConfig::for_chunk(&shape, &chunk), scale, bufs).map_err(attn)?;
         }
-        linear(rt, &mut a.gemm, Input::Bf16(&a.att), n, &l.wo, &mut a.proj)?;
-        let blocks = (n * d).div_ceil(BLOCK) as u32;
-        add_into::<bf16, { BLOCK as i32 }>::launch(rt, blocks, &mut a.x, &a.proj, (n * d) as i32).map_err(dev("residual add"))?;
+        linear(rt, &mut a.gemm, Input::Bf16(&a.att), n, &l.wo, &mut a.x, Out::Add)?;
         let q = norm_into(rt, &a.x, &l.ffn_norm, l.gate_up.is_fp8(), &mut a.h, &mut a.gemm)?;
-        linear(rt, &mut a.gemm, Input::after_norm(q, &a.h), n, &l.gate_up, &mut a.gu)?;
+        linear(rt, &mut a.gemm, Input::after_norm(q, &a.h), n, &l.gate_up, &mut a.gu, Out::Store)?;
         if l.down.is_fp8() {
-            let g = &mut a.gemm;
-            by_row_block!(f, n as u32, B, lc => silu_mul_quant::<bf16, e4m3, B>::launch(rt, lc, &a.gu, &mut g.aq, &mut g.a_scale, f as i32))
-                .map_err(dev("SwiGLU"))?;
-            linear(rt, &mut a.gemm, Input::Quantized, n, &l.down, &mut a.proj)?;
+            // SwiGLU and the quantization over many programs: one program per 14336-wide row took
+            // 14.9 µs (bench/llama_gpu/NOTES.md).
+            let (g, grid) = (&mut a.gemm, (n as u32, f.div_ceil(QUANT_BLOCK) as u32));
+            let fi = f as i32;
+            silu_mul_block_max::<bf16, { QUANT_BLOCK as i32 }>::launch(rt, grid, &a.gu, &mut a.act, &mut a.act_max, fi).map_err(dev("SwiGLU"))?;
+            quantize_blocks::<bf16, e4m3, { QUANT_BLOCK as i32 }, QUANT_PARTS>::launch(rt, grid, &a.act, &a.act_max, &mut g.aq, &mut g.a_scale, fi)
+                .map_err(dev("quantizing the SwiGLU"))?;
+            linear(rt, &mut a.gemm, Input::Quantized, n, &l.down, &mut a.x, Out::Add)?;
         } else {
             silu_mul_halves::<bf16, { BLOCK as i32 }>::launch(rt, (n as u32, f.div_ceil(BLOCK) as u32), &a.gu, &mut a.act, f as i32).map_err(dev("SwiGLU"))?;
-            linear(rt, &mut a.gemm, Input::Bf16(&a.act), n, &l.down, &mut a.proj)?;
+            linear(rt, &mut a.gemm, Input::Bf16(&a.act), n, &l.down, &mut a.x, Out::Add)?;
         }
-        add_into::<bf16, { BLOCK as i32 }>::launch(rt, blocks, &mut a.x, &a.proj, (n * d) as i32).map_err(dev("residual add"))?;
     }
     let h = &mut a.head;
     norm(rt, &a.x, &m.w.norm, n - out_rows, out_rows, &mut h.hn)?;
-    linear(rt, &mut a.gemm, Input::Bf16(&h.hn), out_rows, &m.w.output, &mut h.logits)?;
+    linear(rt, &mut a.gemm, Input::Bf16(&h.hn), out_rows, &m.w.output, &mut h.logits, Out::Store)?;
     argmax_rows(rt, &h.logits, out_rows, c.vocab_size, &mut h.part_v, &mut h.part_i, &mut h.tokens).map_err(dev("argmax"))
 }
 
