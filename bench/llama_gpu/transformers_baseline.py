@@ -45,7 +45,15 @@ with torch.no_grad():
         kw = dict(do_sample=False, pad_token_id=0)
         if mode == "compiled":
             model.generation_config.cache_implementation = "static"
-            model.forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
+            compiled = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
+
+            def forward(*args, **kwargs):
+                # Each call is a new CUDA-graph step: without this, the static cache's index_copy_
+                # read an output of the previous replay ("overwritten", 2026-12-03).
+                torch.compiler.cudagraph_mark_step_begin()
+                return compiled(*args, **kwargs)
+
+            model.forward = forward
         for ctx in (128, 4096):
             x = ids(ctx)
             gen = lambda n: model.generate(x, max_new_tokens=n, min_new_tokens=n, **kw)

@@ -1,7 +1,7 @@
 //! The host API of the fp8 GEMM: argument checks, the configuration (heuristic or the caller's), and the
 //! launches of the kernels' declared instances.
 
-use super::{ScaledMmInstance, ScaledMmOverlappedInstance, ScaledMmStreamkInstance, SplitkReduceInstance, StreamkReduceInstance, ZeroFillInstance};
+use super::{ScaledMmInstance, ScaledMmStreamkInstance, SplitkReduceInstance, StreamkReduceInstance, ZeroFillInstance};
 use dsl_core::lang::{DotOperands, Numeric};
 use dsl_core::runtime::{AnyBuffer, Grid, LaunchOptions, Runtime};
 use dsl_core::types::Elem;
@@ -111,15 +111,11 @@ pub struct GemmOptions {
     /// adds into `out`, and a single split adds atomically (one add per element: still the same bits
     /// every run). Takes the same workspace.
     pub accumulate: bool,
-    /// Run the split-K GEMM as [`scaled_mm_overlapped`](super::scaled_mm_overlapped): under programmatic
-    /// launch it starts while the kernel ahead ends and streams its first weight blocks meanwhile. `B`
-    /// must not be written by the kernels ahead.
-    pub overlap: bool,
 }
 
 impl Default for GemmOptions {
     fn default() -> Self {
-        GemmOptions { config: None, mode: SplitKMode::Deterministic, sm_count: 132, accumulate: false, overlap: false }
+        GemmOptions { config: None, mode: SplitKMode::Deterministic, sm_count: 132, accumulate: false }
     }
 }
 
@@ -313,7 +309,7 @@ where
         None
     };
     let args = Args { a: a.buf, b: b.buf, sa, sb, m, n, k, sam: a.row_stride, sbn: b.row_stride, scm: out_row_stride, stream };
-    let flags = Flags { row_scale, col_scale, bias: bias.is_some(), accumulate: opts.accumulate, overlap: opts.overlap };
+    let flags = Flags { row_scale, col_scale, bias: bias.is_some(), accumulate: opts.accumulate };
     launch_all(rt, &args, cfg, flags, bias, out, ws).map_err(GemmError::Runtime)?;
     Ok(cfg)
 }
@@ -340,7 +336,6 @@ struct Flags {
     col_scale: bool,
     bias: bool,
     accumulate: bool,
-    overlap: bool,
 }
 
 /// The launches of one GEMM: its main kernel, then the ordered combine where there is one (or, for
@@ -350,7 +345,7 @@ fn launch_all<R, A, B, O>(
     rt: &R,
     x: &Args<R::Buffer<A>, R::Buffer<B>, R::Buffer<f32>>,
     cfg: GemmConfig,
-    Flags { row_scale, col_scale, bias: with_bias, accumulate, overlap }: Flags,
+    Flags { row_scale, col_scale, bias: with_bias, accumulate }: Flags,
     bias: Option<&R::Buffer<f32>>,
     out: &mut R::Buffer<O>,
     ws: Option<&mut R::Buffer<f32>>,
@@ -381,24 +376,13 @@ where
         let (iters, p) = (s.iters as i32, s.programs as i32);
         return reduce.launch::<O, R>(rt, g2, &*ws, out, x.sa, x.sb, dummy, m, n, scm, bm, bn, iters, p);
     }
-    // The split-K kernel, plain or overlapped (the same declared instances, the same arguments).
-    macro_rules! main {
-        ($epilogue:expr, $atomic:expr, $o:ty, $c:expr, $bias:expr, $scm:expr) => {{
-            let (epilogue, atomic) = ($epilogue, $atomic);
-            let (row_scale, col_scale, bias) = if epilogue { (row_scale, col_scale, with_bias) } else { (false, false, false) };
-            let (block_m, block_n, block_k) = (bm, bn, bk);
-            if overlap {
-                ScaledMmOverlappedInstance { block_m, block_n, block_k, row_scale, col_scale, bias, epilogue, atomic }
-                    .launch::<A, B, $o, R>(rt, grid, x.a, x.b, $c, x.sa, x.sb, $bias, m, n, k, sam, sbn, $scm)
-            } else {
-                ScaledMmInstance { block_m, block_n, block_k, row_scale, col_scale, bias, epilogue, atomic }
-                    .launch::<A, B, $o, R>(rt, grid, x.a, x.b, $c, x.sa, x.sb, $bias, m, n, k, sam, sbn, $scm)
-            }
-        }};
-    }
+    let main = |epilogue: bool, atomic: bool| {
+        let (row_scale, col_scale, bias) = if epilogue { (row_scale, col_scale, with_bias) } else { (false, false, false) };
+        ScaledMmInstance { block_m: bm, block_n: bn, block_k: bk, row_scale, col_scale, bias, epilogue, atomic }
+    };
     if let Some(ws) = ws {
         // Deterministic split-K: raw partials, then the ordered combine with the epilogue.
-        main!(false, false, f32, &mut *ws, x.sa, n)?;
+        main(false, false).launch::<A, B, f32, R>(rt, grid, x.a, x.b, ws, x.sa, x.sb, x.sa, m, n, k, sam, sbn, n)?;
         let reduce = SplitkReduceInstance { block_m: 32, block_n: 64, row_scale, col_scale, bias: with_bias, accumulate };
         let g2 = Grid::from((x.m.div_ceil(32) as u32, x.n.div_ceil(64) as u32)).with(combine);
         return reduce.launch::<O, R>(rt, g2, &*ws, out, x.sa, x.sb, dummy, m, n, cfg.split_k as i32, scm);
@@ -410,7 +394,7 @@ where
         let g0 = Grid::from((x.m.div_ceil(32) as u32, x.n.div_ceil(64) as u32)).with(combine);
         ZeroFillInstance { block_m: 32, block_n: 64 }.launch::<O, R>(rt, g0, &mut *out, m, n, scm)?;
     }
-    main!(true, atomic, O, out, dummy, scm)
+    main(true, atomic).launch::<A, B, O, R>(rt, grid, x.a, x.b, out, x.sa, x.sb, dummy, m, n, k, sam, sbn, scm)
 }
 
 #[cfg(test)]

@@ -55,71 +55,6 @@ fn epilogue<O: Numeric, const ROW_SCALE: bool, const COL_SCALE: bool, const BIAS
     }
 }
 
-/// The work of one program of [`scaled_mm`] and [`scaled_mm_overlapped`].
-#[kernel_fn]
-fn split_k_program<
-    A,
-    B,
-    O,
-    const BLOCK_M: i32,
-    const BLOCK_N: i32,
-    const BLOCK_K: i32,
-    const ROW_SCALE: bool,
-    const COL_SCALE: bool,
-    const BIAS: bool,
-    const EPILOGUE: bool,
-    const ATOMIC: bool,
->(
-    a: Ptr<A>,
-    b: Ptr<B>,
-    c: MutPtr<O>,
-    scale_a: Ptr<f32>,
-    scale_b: Ptr<f32>,
-    bias: Ptr<f32>,
-    m: Tile<i32>,
-    n: Tile<i32>,
-    k: Tile<i32>,
-    stride_am: Tile<i32>,
-    stride_bn: Tile<i32>,
-    stride_cm: Tile<i32>,
-) where
-    A: Numeric + DotOperands<B>,
-    B: Numeric,
-    O: Numeric,
-{
-    let rm = program_id(0) * BLOCK_M + arange(0, BLOCK_M);
-    let rn = program_id(1) * BLOCK_N + arange(0, BLOCK_N);
-    let rk = arange(0, BLOCK_K);
-    let split = program_id(2);
-    let chunk = cdiv(cdiv(k, num_programs(2)), BLOCK_K) * BLOCK_K;
-    let k_lo = split * chunk;
-    let k_hi = minimum(k_lo + chunk, k);
-    let m_ok = rm.expand_dims(1) < m;
-    let n_ok = rn.expand_dims(1) < n;
-    let mut acc = zeros::<f32>([BLOCK_M, BLOCK_N]);
-    for k0 in (k_lo..k_hi).step_by(BLOCK_K) {
-        // Chunks are multiples of BLOCK_K, so only the end of K itself can cut a block: `kk < k` (with
-        // `k` divisible by 16 the mask is constant over 16-byte runs, and the loads become cp.async).
-        let kk = (k0 + rk).expand_dims(0);
-        let k_ok = kk < k;
-        let a_tile = load_masked(a + (rm.expand_dims(1) * stride_am + kk), m_ok & k_ok, 0);
-        let b_tile = load_masked(b + (rn.expand_dims(1) * stride_bn + kk), n_ok & k_ok, 0);
-        acc = dot(a_tile, b_tile.trans(), acc);
-    }
-    let c_ok = m_ok & (rn.expand_dims(0) < n);
-    let c_offs = rm.expand_dims(1) * stride_cm + rn.expand_dims(0);
-    if EPILOGUE {
-        let out = epilogue::<O, ROW_SCALE, COL_SCALE, BIAS>(acc, scale_a, scale_b, bias, rm, rn, m, n, split == 0);
-        if ATOMIC {
-            atomic_add(c + c_offs, out.to::<O>(), c_ok);
-        } else {
-            store_masked(c + c_offs, out.to::<O>(), c_ok);
-        }
-    } else {
-        store_masked(c + split * (m * stride_cm) + c_offs, acc.to::<O>(), c_ok);
-    }
-}
-
 /// One split of `C = epilogue(A · Bᵀ)`.
 ///
 /// - `A`: `[M, K]`, rows `stride_am` apart; `B`: `[N, K]` (a weight, rows `stride_bn` apart); elements
@@ -169,69 +104,38 @@ pub fn scaled_mm<
     B: Numeric,
     O: Numeric,
 {
-    split_k_program::<A, B, O, BLOCK_M, BLOCK_N, BLOCK_K, ROW_SCALE, COL_SCALE, BIAS, EPILOGUE, ATOMIC>(
-        a, b, c, scale_a, scale_b, bias, m, n, k, stride_am, stride_bn, stride_cm,
-    );
-}
-
-/// [`scaled_mm`] for a launch that may start while the kernel ahead of it ends (programmatic dependent
-/// launch): each program first lets the next kernel start, then fetches its first two `BLOCK_K` blocks
-/// of `B` into L2, and only then waits for the kernel ahead (`gdc_wait`) before it reads `A`, the
-/// scales or `C`. `B` must not be written by the kernels ahead (it is a weight). Launched
-/// one after another, the results are [`scaled_mm`]'s.
-#[kernel(instances(
-    (BLOCK_M, BLOCK_N, BLOCK_K) in [
-        (16, 32, 256), (16, 64, 256), (16, 64, 512), (16, 128, 128), (32, 32, 256), (32, 32, 512),
-        (32, 64, 256), (64, 64, 128), (64, 128, 128), (128, 128, 64), (128, 128, 32),
-    ],
-    // The epilogue in the kernel (stored, or added atomically), or a raw f32 partial for a combine.
-    (EPILOGUE = true, ATOMIC in bool, ROW_SCALE in bool, COL_SCALE in bool, BIAS in bool)
-        | (EPILOGUE = false, ATOMIC = false, ROW_SCALE = false, COL_SCALE = false, BIAS = false),
-))]
-pub fn scaled_mm_overlapped<
-    A,
-    B,
-    O,
-    const BLOCK_M: i32,
-    const BLOCK_N: i32,
-    const BLOCK_K: i32,
-    const ROW_SCALE: bool,
-    const COL_SCALE: bool,
-    const BIAS: bool,
-    const EPILOGUE: bool,
-    const ATOMIC: bool,
->(
-    a: Ptr<A>,
-    b: Ptr<B>,
-    c: MutPtr<O>,
-    scale_a: Ptr<f32>,
-    scale_b: Ptr<f32>,
-    bias: Ptr<f32>,
-    m: i32,
-    n: i32,
-    k: i32,
-    stride_am: i32,
-    stride_bn: i32,
-    stride_cm: i32,
-) where
-    A: Numeric + DotOperands<B>,
-    B: Numeric,
-    O: Numeric,
-{
-    gdc_launch_dependents();
-    // One address per 64 elements reaches every 128-byte line of a 1- or 2-byte weight row.
+    let rm = program_id(0) * BLOCK_M + arange(0, BLOCK_M);
     let rn = program_id(1) * BLOCK_N + arange(0, BLOCK_N);
+    let rk = arange(0, BLOCK_K);
+    let split = program_id(2);
     let chunk = cdiv(cdiv(k, num_programs(2)), BLOCK_K) * BLOCK_K;
-    let k_lo = program_id(2) * chunk;
-    let kp = k_lo + arange(0, 2 * BLOCK_K / 64) * 64;
-    let first_blocks = (rn.expand_dims(1) < n) & (kp.expand_dims(0) < minimum(k_lo + chunk, k));
-    prefetch_l2(b + (rn.expand_dims(1) * stride_bn + kp.expand_dims(0)), first_blocks);
-    gdc_wait();
-    split_k_program::<A, B, O, BLOCK_M, BLOCK_N, BLOCK_K, ROW_SCALE, COL_SCALE, BIAS, EPILOGUE, ATOMIC>(
-        a, b, c, scale_a, scale_b, bias, m, n, k, stride_am, stride_bn, stride_cm,
-    );
+    let k_lo = split * chunk;
+    let k_hi = minimum(k_lo + chunk, k);
+    let m_ok = rm.expand_dims(1) < m;
+    let n_ok = rn.expand_dims(1) < n;
+    let mut acc = zeros::<f32>([BLOCK_M, BLOCK_N]);
+    for k0 in (k_lo..k_hi).step_by(BLOCK_K) {
+        // Chunks are multiples of BLOCK_K, so only the end of K itself can cut a block: `kk < k` (with
+        // `k` divisible by 16 the mask is constant over 16-byte runs, and the loads become cp.async).
+        let kk = (k0 + rk).expand_dims(0);
+        let k_ok = kk < k;
+        let a_tile = load_masked(a + (rm.expand_dims(1) * stride_am + kk), m_ok & k_ok, 0);
+        let b_tile = load_masked(b + (rn.expand_dims(1) * stride_bn + kk), n_ok & k_ok, 0);
+        acc = dot(a_tile, b_tile.trans(), acc);
+    }
+    let c_ok = m_ok & (rn.expand_dims(0) < n);
+    let c_offs = rm.expand_dims(1) * stride_cm + rn.expand_dims(0);
+    if EPILOGUE {
+        let out = epilogue::<O, ROW_SCALE, COL_SCALE, BIAS>(acc, scale_a, scale_b, bias, rm, rn, m, n, split == 0);
+        if ATOMIC {
+            atomic_add(c + c_offs, out.to::<O>(), c_ok);
+        } else {
+            store_masked(c + c_offs, out.to::<O>(), c_ok);
+        }
+    } else {
+        store_masked(c + split * (m * stride_cm) + c_offs, acc.to::<O>(), c_ok);
+    }
 }
-
 
 /// The deterministic split-K combine: `C = epilogue(sum over s of workspace[s])`, the chunks added in
 /// order `s = 0, 1, ...` (identical bits every run); with `ACCUMULATE`, `C += epilogue(...)` (the

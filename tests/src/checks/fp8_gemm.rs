@@ -85,7 +85,7 @@ where
     let mut c = poisoned::<R, O>(rt, p.m * scm);
     let ws_len = cfg.map_or(16 * p.m * p.n, |c| workspace_len(p.m, p.n, p.k, &c)).max(1);
     let mut ws = filled::<R, f32>(rt, ws_len, f32::NAN);
-    let opts = GemmOptions { config: cfg, mode, sm_count: 132, accumulate: false, overlap: false };
+    let opts = GemmOptions { config: cfg, mode, sm_count: 132, accumulate: false };
     let a = Operand { buf: &ba, rows: p.m, cols: p.k, row_stride: p.k + 1 };
     let b = Operand { buf: &bb, rows: p.n, cols: p.k, row_stride: p.k + 3 };
     let scale_a = if row { Scale::PerRow(&sa) } else { Scale::PerTensor(&sa) };
@@ -157,7 +157,7 @@ pub fn fp8_gemm_accumulates_into_out<R: Runtime>(rt: &R) {
     ] {
         let mut c = upload(rt, &init);
         let mut ws = filled::<R, f32>(rt, workspace_len(p.m, p.n, p.k, &cfg.unwrap()).max(1), f32::NAN);
-        let opts = GemmOptions { config: cfg, mode, sm_count: 132, accumulate: true, overlap: false };
+        let opts = GemmOptions { config: cfg, mode, sm_count: 132, accumulate: true };
         let a = Operand { buf: &ba, rows: p.m, cols: p.k, row_stride: p.k + 1 };
         let b = Operand { buf: &bb, rows: p.n, cols: p.k, row_stride: p.k + 3 };
         let what = format!("fp8_gemm accumulating {cfg:?} {mode:?}");
@@ -320,8 +320,7 @@ pub fn quantize_rows_e4m3<R: Runtime>(rt: &R) {
 
 /// Two fp8 layers of a decode step, `x [m, k0] -> quantize_rows -> fp8_gemm with W1 [n1, k0] (split-K 4,
 /// deterministic) -> y1 -> quantize_rows -> fp8_gemm with W2 [n2, n1] (split-K 2) -> y2`, every kernel
-/// reading what the one before it wrote; the GEMMs are the overlapped kind (`GemmOptions::overlap`: they
-/// prefetch their weights before waiting for the kernel ahead). [`LayerChain::run`] launches the four steps back to back with
+/// reading what the one before it wrote. [`LayerChain::run`] launches the four steps back to back with
 /// no wait between them (what a graph or programmatic launch overlaps); [`LayerChain::stepped`] runs the
 /// same steps one at a time, each on fresh uploads of the step before's downloaded result.
 pub struct LayerChain<R: Runtime> {
@@ -371,7 +370,7 @@ impl<R: Runtime> LayerChain<R> {
     }
 
     fn opts(split: u32) -> GemmOptions {
-        GemmOptions { config: cfg(16, 32, 256, split), mode: SplitKMode::Deterministic, sm_count: 132, accumulate: false, overlap: true }
+        GemmOptions { config: cfg(16, 32, 256, split), mode: SplitKMode::Deterministic, sm_count: 132, accumulate: false }
     }
 
     fn quantize(rt: &R, x: &R::Buffer<bf16>, q: &mut R::Buffer<e4m3>, s: &mut R::Buffer<f32>, rows: usize, cols: usize) -> Result<(), String> {

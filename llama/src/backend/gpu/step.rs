@@ -143,8 +143,7 @@ fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: Input<'_, R
         g.ws = zeros(rt, need, "allocating the GEMM workspace")?;
         g.moved += 1;
     }
-    // Weights are never written by a step: every GEMM may stream its first blocks before it waits.
-    let opts = GemmOptions { config: Some(cfg), sm_count: g.sm_count, accumulate: into == Out::Add, overlap: true, ..GemmOptions::default() };
+    let opts = GemmOptions { config: Some(cfg), sm_count: g.sm_count, accumulate: into == Out::Add, ..GemmOptions::default() };
     let gemm = |e| LlamaError::Backend(format!("GEMM {m}x{n}x{k}: {e}"));
     match (&w.w, a) {
         (Weight::Bf16(b), Input::Bf16(a)) => {
