@@ -1,8 +1,9 @@
 //! The small kernels of a Llama forward pass that the other modules do not cover: the embedding
-//! lookup, RMSNorm from the f32 residual stream to the GEMMs' input type, the residual add, and the
-//! SwiGLU product of a fused gate-and-up projection; and, for FP8 weights, the per-token fp8
-//! quantization of what the next GEMM reads: fused into RMSNorm (one program per row), and after the
-//! SwiGLU over many programs (block maxima, then the quantization). Math in f32.
+//! lookup, RMSNorm from the f32 residual stream to the GEMMs' input type (the residual add is in the
+//! GEMMs' combine: `fp8_gemm`'s `GemmOptions::accumulate`), and the SwiGLU product of a fused
+//! gate-and-up projection; and, for FP8 weights, the per-token fp8 quantization of what the next GEMM
+//! reads: fused into RMSNorm (one program per row), and after the SwiGLU over many programs (block
+//! maxima, then the quantization). Math in f32.
 //!
 //! Every kernel here first lets the next kernel start and then waits for the one ahead
 //! (`gdc_launch_dependents`, `gdc_wait`): under programmatic dependent launch (Hopper) a step's
@@ -21,6 +22,20 @@ fn inv_rms<const BLOCK: i32>(x_row: Ptr<f32>, cols: Tile<i32>, eps: Tile<f32>) -
         sq = sq + v * v;
     }
     1.0 / sqrt(sum(sq, 0) / cols.to::<f32>() + eps)
+}
+
+/// `out[t, j] = silu(gu[t, j]) * gu[t, f + j]` over block `program_id(1)` of token `program_id(0)`'s
+/// row, rounded to `T`; returns the block (0 where masked off).
+#[kernel_fn]
+fn swiglu_block<T: Float, const BLOCK: i32>(gu: Ptr<T>, out: MutPtr<T>, f: Tile<i32>) -> Tile<T> {
+    let t = program_id(0).to::<i64>();
+    let offs = program_id(1) * BLOCK + arange(0, BLOCK);
+    let ok = offs < f;
+    let g = load_masked(gu + t * 2 * f + offs, ok, 0.0).to::<f32>();
+    let u = load_masked(gu + t * 2 * f + f + offs, ok, 0.0).to::<f32>();
+    let y = (g * sigmoid(g) * u).to::<T>();
+    store_masked(out + t * f + offs, y, ok);
+    y
 }
 
 /// `out[t, :] = table[ids[t], :]` as f32 (the residual stream starts in f32).
@@ -106,15 +121,9 @@ pub fn rmsnorm_quant<Q: Numeric, const BLOCK: i32>(x: Ptr<f32>, w: Ptr<f32>, q: 
 pub fn silu_mul_block_max<T: Float, const BLOCK: i32>(gu: Ptr<T>, out: MutPtr<T>, part_max: MutPtr<f32>, f: i32) {
     gdc_launch_dependents();
     gdc_wait();
-    let t = program_id(0).to::<i64>();
-    let b = program_id(1);
-    let offs = b * BLOCK + arange(0, BLOCK);
-    let ok = offs < f;
-    let g = load_masked(gu + t * 2 * f + offs, ok, 0.0).to::<f32>();
-    let u = load_masked(gu + t * 2 * f + f + offs, ok, 0.0).to::<f32>();
-    let y = (g * sigmoid(g) * u).to::<T>();
-    store_masked(out + t * f + offs, y, ok);
+    let y = swiglu_block::<T, BLOCK>(gu, out, f);
     // Masked lanes hold silu(0) * 0 = 0, which never raises the maximum.
+    let (t, b) = (program_id(0).to::<i64>(), program_id(1));
     store(part_max + t * num_programs(1) + b, max(abs(y.to::<f32>()), 0));
 }
 
@@ -147,20 +156,6 @@ pub fn quantize_blocks<T: Float, Q: Numeric, const BLOCK: i32, const PARTS: i32>
     store_masked(q + t * cols + offs, fp8_saturate::<Q>(v, 1.0 / s), ok);
 }
 
-/// The residual add `x[i] += y[i]` (f32 `x`, `y` of any float type) for `i < n`.
-///
-/// - Grid: `cdiv(n, BLOCK)`.
-#[kernel]
-pub fn add_into<T: Float, const BLOCK: i32>(x: MutPtr<f32>, y: Ptr<T>, n: i32) {
-    gdc_launch_dependents();
-    gdc_wait();
-    let offs = program_id(0) * BLOCK + arange(0, BLOCK);
-    let ok = offs < n;
-    let a = load_masked(x + offs, ok, 0.0);
-    let b = load_masked(y + offs, ok, 0.0).to::<f32>();
-    store_masked(x + offs, a + b, ok);
-}
-
 /// SwiGLU of a fused gate-and-up projection: `out[t, j] = silu(gu[t, j]) * gu[t, f + j]` for `j < f`
 /// (`gu` is `[tokens, 2 f]`: the gate's `f` columns, then the up projection's), rounded once to `T`.
 ///
@@ -169,10 +164,5 @@ pub fn add_into<T: Float, const BLOCK: i32>(x: MutPtr<f32>, y: Ptr<T>, n: i32) {
 pub fn silu_mul_halves<T: Float, const BLOCK: i32>(gu: Ptr<T>, out: MutPtr<T>, f: i32) {
     gdc_launch_dependents();
     gdc_wait();
-    let t = program_id(0).to::<i64>();
-    let offs = program_id(1) * BLOCK + arange(0, BLOCK);
-    let ok = offs < f;
-    let g = load_masked(gu + t * 2 * f + offs, ok, 0.0).to::<f32>();
-    let u = load_masked(gu + t * 2 * f + f + offs, ok, 0.0).to::<f32>();
-    store_masked(out + t * f + offs, (g * sigmoid(g) * u).to::<T>(), ok);
+    swiglu_block::<T, BLOCK>(gu, out, f);
 }

@@ -85,7 +85,7 @@ interp_tests! {
         interp_only: [],
     }
     mod llama_ops {
-        generic: [embed_rows_bf16, rmsnorm_to_bf16_and_f16, add_into_bf16, silu_mul_halves_bf16, rmsnorm_quant_e4m3, silu_mul_then_quantize_blocks_e4m3, argmax_rows_first_of_ties, fill_uniform_matches_the_host],
+        generic: [embed_rows_bf16, rmsnorm_to_bf16_and_f16, silu_mul_halves_bf16, rmsnorm_quant_e4m3, silu_mul_then_quantize_blocks_e4m3, argmax_rows_first_of_ties, fill_uniform_matches_the_host],
         interp_only: [],
     }
     mod fp8_gemm {

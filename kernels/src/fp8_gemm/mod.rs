@@ -137,6 +137,28 @@ pub fn scaled_mm<
     }
 }
 
+/// The end of both combines: `C = epilogue(acc)` (`C += ...` with `ACCUMULATE`) where `ok`, for the
+/// output block at rows `rm`, columns `rn`.
+#[kernel_fn]
+fn store_combined<O: Numeric, const ROW_SCALE: bool, const COL_SCALE: bool, const BIAS: bool, const ACCUMULATE: bool>(
+    acc: Tile<f32>,
+    c: MutPtr<O>,
+    scale_a: Ptr<f32>,
+    scale_b: Ptr<f32>,
+    bias: Ptr<f32>,
+    rm: Tile<i32>,
+    rn: Tile<i32>,
+    m: Tile<i32>,
+    n: Tile<i32>,
+    stride_cm: Tile<i32>,
+    ok: Tile<bool>,
+) {
+    let out = epilogue::<O, ROW_SCALE, COL_SCALE, BIAS>(acc, scale_a, scale_b, bias, rm, rn, m, n, m > 0);
+    let c_offs = rm.expand_dims(1) * stride_cm + rn.expand_dims(0);
+    let out = if ACCUMULATE { out + load_masked(c + c_offs, ok, 0).to::<f32>() } else { out };
+    store_masked(c + c_offs, out.to::<O>(), ok);
+}
+
 /// The deterministic split-K combine: `C = epilogue(sum over s of workspace[s])`, the chunks added in
 /// order `s = 0, 1, ...` (identical bits every run); with `ACCUMULATE`, `C += epilogue(...)` (the
 /// residual add of a transformer layer fused into its last GEMM). `workspace` is `[split_k, M, N]` f32
@@ -173,10 +195,7 @@ pub fn splitk_reduce<
     for s in 0..split_k {
         acc = acc + load_masked(workspace + s * (m * n) + offs, ok, 0.0);
     }
-    let out = epilogue::<O, ROW_SCALE, COL_SCALE, BIAS>(acc, scale_a, scale_b, bias, rm, rn, m, n, m > 0);
-    let c_offs = rm.expand_dims(1) * stride_cm + rn.expand_dims(0);
-    let out = if ACCUMULATE { out + load_masked(c + c_offs, ok, 0).to::<f32>() } else { out };
-    store_masked(c + c_offs, out.to::<O>(), ok);
+    store_combined::<O, ROW_SCALE, COL_SCALE, BIAS, ACCUMULATE>(acc, c, scale_a, scale_b, bias, rm, rn, m, n, stride_cm, ok);
 }
 
 /// Stream-K (a persistent schedule): the `tiles * iters` (output tile, K block) iterations of the whole
@@ -285,10 +304,7 @@ pub fn streamk_reduce<
     for s in 0..last - first + 1 {
         acc = acc + load_masked(workspace + s * (m * n) + offs, ok, 0.0);
     }
-    let out = epilogue::<O, ROW_SCALE, COL_SCALE, BIAS>(acc, scale_a, scale_b, bias, rm, rn, m, n, m > 0);
-    let c_offs = rm.expand_dims(1) * stride_cm + rn.expand_dims(0);
-    let out = if ACCUMULATE { out + load_masked(c + c_offs, ok, 0).to::<f32>() } else { out };
-    store_masked(c + c_offs, out.to::<O>(), ok);
+    store_combined::<O, ROW_SCALE, COL_SCALE, BIAS, ACCUMULATE>(acc, c, scale_a, scale_b, bias, rm, rn, m, n, stride_cm, ok);
 }
 
 /// The per-row fp8 scale of a row whose largest magnitude is `amax`: `amax / 448` (e4m3's largest
