@@ -26,7 +26,7 @@ pub mod prelude {
     pub use crate::ir::{CacheHint, Eviction, MemHints, Padding, ReduceOp};
     pub use crate::lang::{
         abs, arange, argmax, argmin, atomic_add, atomic_cas, atomic_max, atomic_min, atomic_xchg, cdiv, ceil, cos,
-        device_assert, device_print, dot, exp, exp2, floor, fma, full, gdc_launch_dependents, gdc_wait, load,
+        device_assert, device_print, dot, exp, exp2, floor, fma, full, fence, gdc_launch_dependents, gdc_wait, load,
         load_block, load_block_padded, load_masked, load_with, log, log2, make_block_ptr, max, maximum, min, minimum,
         num_programs, prefetch_l2, program_id, reduce, rsqrt, sigmoid, sin, sqrt, static_range, store, store_block,
         store_masked, store_with, sum, tanh, where_, zeros, BlockPtr, DotOperands, MutBlockPtr, MutPtr, Numeric, Ptr, Tile,

@@ -505,6 +505,54 @@ fn prefetch_changes_nothing_but_is_bounds_checked() {
     assert_eq!(program, [1, 0, 0]);
 }
 
+// ---------------------------------------------------------------- fences: the last program reads the others' stores
+
+/// Each program stores its block's sum into `parts[p]`, then takes a ticket; the program that takes the
+/// last one adds every part into `total` and resets the counter. `RELEASE` / `ACQUIRE` leave out the
+/// fence on either side, which the race checker must then refuse.
+#[kernel]
+fn last_program_sums<const BLOCK: i32, const RELEASE: bool, const ACQUIRE: bool>(x: Ptr<f32>, parts: MutPtr<f32>, ticket: MutPtr<i32>, total: MutPtr<f32>) {
+    let p = program_id(0);
+    let offs = p * BLOCK + arange(0, BLOCK);
+    store(parts + p, sum(load(x + offs), 0));
+    if RELEASE {
+        fence();
+    }
+    let t = atomic_add(ticket, 1, true);
+    if t == num_programs(0) - 1 {
+        if ACQUIRE {
+            fence();
+        }
+        let mut acc = zeros::<f32>([1]);
+        for i in 0..num_programs(0) {
+            acc = acc + load(parts + i + arange(0, 1)); // MARK-ACQUIRED
+        }
+        store(total + arange(0, 1), acc);
+        atomic_xchg(ticket, 0, true);
+    }
+}
+
+#[test]
+fn a_fence_orders_other_programs_stores_before_the_last_ticket() {
+    let rt = Interpreter::new();
+    let data: Vec<f32> = (0..64).map(|i| (i as f32 * 0.37).sin()).collect();
+    let x = HostBuffer::from_slice(&data);
+    let (mut parts, mut ticket, mut total) = (HostBuffer::filled(4, f32::NAN), HostBuffer::from_slice(&[0i32]), HostBuffer::filled(1, f32::NAN));
+    for _ in 0..2 {
+        last_program_sums::<16, true, true>::launch(&rt, 4, &x, &mut parts, &mut ticket, &mut total).unwrap();
+        let want: f32 = (0..4).map(|p| data[p * 16..][..16].iter().sum::<f32>()).sum();
+        assert!((total.to_vec()[0] - want).abs() <= 1e-5, "{:?} vs {want}", total.to_vec());
+        assert_eq!(ticket.to_vec(), vec![0], "the last program resets the ticket");
+    }
+    for (release, acquire) in [(false, true), (true, false)] {
+        let r = if release { last_program_sums::<16, true, false>::launch(&rt, 4, &x, &mut parts, &mut ticket, &mut total) } else { last_program_sums::<16, false, true>::launch(&rt, 4, &x, &mut parts, &mut ticket, &mut total) };
+        let (msg, line, program) = fault(r);
+        assert!(msg.contains("data race") && msg.contains("element 0 of `parts`"), "release {release}, acquire {acquire}: {msg}");
+        assert_eq!((line, program), (line_of("MARK-ACQUIRED"), [3, 0, 0]));
+        ticket = HostBuffer::from_slice(&[0i32]);
+    }
+}
+
 // ---------------------------------------------------------------- declared instances and launch options
 
 /// `out = x * (SCALE ? 2 : 1) + OFFSET` over blocks of `BLOCK`.

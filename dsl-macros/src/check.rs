@@ -12,7 +12,7 @@ pub const BUILTINS: &[&str] = &[
     "reduce", "sum", "max", "min", "argmax", "argmin", "dot", "load", "load_masked", "load_with", "store",
     "store_masked", "store_with", "atomic_add", "atomic_max", "atomic_min", "atomic_xchg", "atomic_cas",
     "make_block_ptr", "load_block", "load_block_padded", "store_block", "device_print", "device_assert",
-    "prefetch_l2", "gdc_wait", "gdc_launch_dependents",
+    "prefetch_l2", "gdc_wait", "gdc_launch_dependents", "fence",
 ];
 
 /// The methods of tiles, pointers and block pointers.

@@ -146,4 +146,13 @@ pub struct GpuArgs {
     /// their inputs inside). For comparison and debugging.
     #[arg(long)]
     pub no_programmatic_launch: bool,
+    /// Run every GEMM with the heuristic's configuration instead of this GPU's committed autotune
+    /// winners (bench/fp8_gemm/tuned.tsv; FP8 weights only, and only on a GPU tuned there). For
+    /// comparison.
+    #[arg(long)]
+    pub no_tuned_configs: bool,
+    /// Combine a split-K GEMM's partial products with a second kernel instead of in the GEMM's last
+    /// program per tile (the same bits, one launch more). For comparison.
+    #[arg(long)]
+    pub no_fused_combine: bool,
 }

@@ -60,6 +60,8 @@ fn gpu_options(g: &GpuArgs) -> Result<GpuOptions> {
         weights: g.weights.parse()?,
         graphs: !g.no_cuda_graph,
         programmatic: !g.no_programmatic_launch,
+        tuned_configs: !g.no_tuned_configs,
+        fused_combine: !g.no_fused_combine,
     })
 }
 

@@ -140,6 +140,42 @@ fn fp8_against_bf16(m: &llama::loader::LoadedModel, w: &Arc<llama::model::LlamaW
     Ok(())
 }
 
+/// `gpu-check graph-eager ARCH WEIGHTS STEPS`: [`graph_against_eager`]'s check on an architecture with
+/// random weights made on the device (`llama-3-8b`, `smollm2-135m`...), bf16 or fp8: the decode graph,
+/// with this GPU's GEMM configurations (tuned winners, fused split-K combines), replayed `steps` times
+/// gives exactly the tokens of eager launches.
+pub fn graph_against_eager_random(arch: &str, weights: &str, steps: usize) -> Res<()> {
+    use llama::backend::gpu::{GpuBackend, WeightSource};
+    let config = llama::arch::by_name(arch)?;
+    let mut runs = vec![];
+    let mut mode = String::new();
+    for graphs in [true, false] {
+        let rt = llama::backend::cuda_runtime(&GpuOptions::default())?;
+        let sms = rt.device_info().multiprocessors;
+        let opts = GpuOptions { graphs, weights: weights.parse()?, ..GpuOptions::default() };
+        let mut b = GpuBackend::new(rt, "cuda", sms, WeightSource::Random { config: &config, seed: 7 }, steps + 16, opts)?;
+        if graphs {
+            mode = b.launch_mode();
+        }
+        let mut t = b.forward_greedy(&[1, 504, 3458, 314])?;
+        let mut toks = vec![t];
+        for _ in 0..steps {
+            t = b.forward_greedy(&[t])?;
+            toks.push(t);
+        }
+        runs.push(toks);
+    }
+    let same = runs[0].iter().zip(&runs[1]).filter(|(a, b)| a == b).count();
+    let first = runs[0].iter().zip(&runs[1]).position(|(a, b)| a != b);
+    let distinct = runs[0].iter().collect::<std::collections::HashSet<_>>().len();
+    let verdict = if same == runs[0].len() { "PASS" } else { "FAIL" };
+    println!("GRAPH-EAGER | {arch} {weights} (random) | {mode} | {steps} decode steps | graph = eager: {same}/{} tokens ({distinct} distinct) | first difference: {first:?} | {verdict}", runs[0].len());
+    if verdict == "FAIL" {
+        return Err("the decode graph's tokens differ from eager launches".into());
+    }
+    Ok(())
+}
+
 /// 1,000 greedy decode steps replayed as one recorded graph per step against the same steps launched
 /// eagerly: the tokens must be the same, every one.
 fn graph_against_eager(w: &Arc<llama::model::LlamaWeights>) -> Res<()> {

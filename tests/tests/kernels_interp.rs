@@ -94,6 +94,7 @@ interp_tests! {
             fp8_gemm_formats,
             fp8_gemm_tiles,
             fp8_gemm_stream_k,
+            fp8_gemm_fused_combine,
             fp8_gemm_is_deterministic,
             fp8_gemm_rejects_bad_arguments,
             fp8_gemm_accumulates_into_out,

@@ -599,6 +599,15 @@ impl<'k> Lowerer<'k> {
                 }
                 None
             }
+            // Every thread's earlier accesses reach the barrier, the fence orders them at device scope
+            // before what follows (an owner thread's atomic: a release), and the second barrier keeps the
+            // other threads' later loads behind the fence (after an owner's atomic: an acquire).
+            Fence => {
+                self.barrier();
+                self.f.emit("call void asm sideeffect \"fence.acq_rel.gpu;\", \"~{memory}\"()");
+                self.barrier();
+                None
+            }
             Print { prefix, args } => {
                 self.print(prefix, args)?;
                 None

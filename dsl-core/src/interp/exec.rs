@@ -295,6 +295,10 @@ impl Exec<'_, '_, '_> {
             }
             // Programs of one launch run after the previous launch has finished: nothing to wait for.
             GridDepWait | GridDepLaunch => Ok(None),
+            Fence => {
+                self.mem.fence();
+                Ok(None)
+            }
             Print { prefix, args } => {
                 let [x, y, z] = self.pid;
                 let parts: Vec<String> = args.iter().map(|a| format_data(self.data(*a), self.dtype(*a))).collect();

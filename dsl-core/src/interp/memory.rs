@@ -1,9 +1,11 @@
 //! The interpreter's view of launch buffers: bounds and alignment checks on every access, and the race
-//! detector (two programs touching one byte, at least one writing, without both using atomics).
+//! detector (two programs touching one byte, at least one writing, without both using atomics, and not
+//! ordered by a release and an acquire, see [`Order`]).
 
 use super::value::PtrVal;
 use crate::scalar::{read_mem, write_mem, Scalar};
 use crate::types::DType;
+use std::collections::{HashMap, HashSet};
 
 pub(crate) enum BufData<'a> {
     ReadOnly(&'a [u8]),
@@ -35,14 +37,62 @@ pub(crate) enum Access {
     Atomic,
 }
 
+/// Which programs of a launch are ordered before the one running, through `fence` and atomics (programs
+/// run one after another, so everything a releasing program did has happened). A program *releases* on
+/// an address when it updates it atomically after a fence; it *acquires* from the programs that
+/// released on an address when it fences after updating that address atomically itself. A program
+/// acquired from counts as ordered before this one for all its accesses (those after its release too: a
+/// program should do nothing after its ticket but what the ticket grants).
+#[derive(Default)]
+pub(crate) struct Order {
+    /// Per atomic address (buffer, byte): the programs that released on it, and those they had acquired from.
+    releases: HashMap<(u32, usize), Vec<u32>>,
+    /// The running program has fenced.
+    fenced: bool,
+    /// The addresses the running program updated atomically.
+    atomics: Vec<(u32, usize)>,
+    /// The programs ordered before the running one.
+    acquired: HashSet<u32>,
+}
+
 pub(crate) struct Memory<'a> {
     pub bufs: Vec<Buf<'a>>,
     /// Linear id of the program now running, and its grid coordinates (for messages).
     pub program: u32,
     pub pid_of: Box<dyn Fn(u32) -> [u32; 3]>,
+    pub order: Order,
 }
 
 impl<'a> Memory<'a> {
+    /// Starts program `lin`: nothing is ordered before it yet.
+    pub fn start_program(&mut self, lin: u32) {
+        self.program = lin;
+        let o = &mut self.order;
+        (o.fenced, o.atomics, o.acquired) = (false, vec![], HashSet::new());
+    }
+
+    /// A `fence` of the running program: it acquires from the programs that released on the addresses
+    /// it updated atomically, and its later atomics release.
+    pub fn fence(&mut self) {
+        let o = &mut self.order;
+        o.fenced = true;
+        for a in &o.atomics {
+            if let Some(ps) = o.releases.get(a) {
+                o.acquired.extend(ps.iter().copied());
+            }
+        }
+    }
+
+    fn note_atomic(&mut self, buf: u32, byte: usize) {
+        let (me, o) = (self.program, &mut self.order);
+        o.atomics.push((buf, byte));
+        if o.fenced {
+            let r = o.releases.entry((buf, byte)).or_default();
+            r.push(me);
+            r.extend(o.acquired.iter().copied());
+        }
+    }
+
     pub fn add(&mut self, name: String, dtype: DType, data: BufData<'a>, track_races: bool) {
         let races = match (&data, track_races) {
             (BufData::Writable(b), true) => {
@@ -93,7 +143,8 @@ impl<'a> Memory<'a> {
         let describe = self.describe(p);
         let b = &mut self.bufs[p.buf as usize];
         let Some(r) = b.races.as_mut() else { return Ok(()) };
-        let other = |x: u32| x != NONE && x != me;
+        let acquired = &self.order.acquired;
+        let other = |x: u32| x != NONE && x != me && !acquired.contains(&x);
         for i in start..start + size {
             let conflict = match access {
                 Access::Load => [(r.writer[i], "stored to"), (r.atomic[i], "atomically updated")].into_iter().find(|c| other(c.0)),
@@ -162,6 +213,7 @@ impl<'a> Memory<'a> {
     pub fn atomic(&mut self, p: PtrVal, d: DType, f: impl FnOnce(Scalar) -> Option<Scalar>) -> Result<Scalar, String> {
         let (start, size) = self.check(p, d, "atomic")?;
         self.track(p, start, size, Access::Atomic)?;
+        self.note_atomic(p.buf, start);
         let old = match &self.bufs[p.buf as usize].data {
             BufData::ReadOnly(b) => read_mem(d, &b[start..start + size]),
             BufData::Writable(b) => read_mem(d, &b[start..start + size]),

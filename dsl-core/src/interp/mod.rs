@@ -166,7 +166,7 @@ impl Interpreter {
         }
         let [gx, gy, _] = grid.0;
         let pid_of = move |lin: u32| [lin % gx, (lin / gx) % gy, lin / (gx * gy)];
-        let mut mem = Memory { bufs: vec![], program: 0, pid_of: Box::new(pid_of) };
+        let mut mem = Memory { bufs: vec![], program: 0, pid_of: Box::new(pid_of), order: Default::default() };
         let mut env: Vec<Option<Val>> = vec![None; kernel.types.len()];
         for (i, (param, arg)) in kernel.params.iter().zip(args.iter_mut()).enumerate() {
             let ty = kernel.ty(param.value);
@@ -202,7 +202,7 @@ impl Interpreter {
         let total = grid.num_programs();
         for lin in 0..total {
             let lin = lin as u32;
-            mem.program = lin;
+            mem.start_program(lin);
             let pid = (mem.pid_of)(lin);
             let mut ex = exec::Exec { k: kernel, env: env.clone(), mem: &mut mem, pid, grid: grid.0 };
             ex.block(&kernel.body).map_err(|(message, loc)| InterpError::Fault {

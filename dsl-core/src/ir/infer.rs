@@ -382,7 +382,7 @@ pub fn infer(kind: &OpKind, ty: &dyn Fn(ValueId) -> Type) -> Result<Vec<Type>, S
             check_mask(Some(*mask), &p.shape, ty)?;
             Ok(vec![])
         }
-        GridDepWait | GridDepLaunch => Ok(vec![]),
+        GridDepWait | GridDepLaunch | Fence => Ok(vec![]),
         Yield { .. } => Ok(vec![]),
         Print { .. } => Ok(vec![]),
         Assert { cond, .. } => {

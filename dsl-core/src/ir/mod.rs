@@ -304,6 +304,12 @@ pub enum OpKind {
     GridDepWait,
     /// Lets the next kernel on the stream start its programs (up to its `GridDepWait`) before this one ends.
     GridDepLaunch,
+    // ---- memory ordering between programs
+    /// A device-scope acquire-release fence for the whole program: every access any of its threads made
+    /// before it is ordered before every access any of them makes after it, as seen by the other
+    /// programs that synchronize with this one through an atomic (a fence then an atomic releases; an
+    /// atomic then a fence acquires).
+    Fence,
     // ---- control flow
     /// `for iv in (lo..hi).step_by(step)` carrying `init` through `body`; `body.args` = `[iv, carried..]`;
     /// the body ends with `Yield` of the next carried values; results are the final carried values.
@@ -355,7 +361,7 @@ impl OpKind {
             LoadBlock { ptr, .. } => vec![*ptr],
             StoreBlock { ptr, value, .. } => vec![*ptr, *value],
             PrefetchL2 { ptr, mask } => vec![*ptr, *mask],
-            GridDepWait | GridDepLaunch => vec![],
+            GridDepWait | GridDepLaunch | Fence => vec![],
             For { lo, hi, step, init, .. } => {
                 let mut v = vec![*lo, *hi, *step];
                 v.extend(init);
@@ -391,8 +397,8 @@ impl OpKind {
             Load { .. } | LoadBlock { .. } => Effect::ReadsMemory,
             Store { .. } | Atomic { .. } | AtomicCas { .. } | StoreBlock { .. } => Effect::Writes,
             // A prefetch reads no value but asks the memory system for lines; the grid-dependency ops
-            // synchronize with other kernels; printing and asserting are observable.
-            PrefetchL2 { .. } | GridDepWait | GridDepLaunch | Print { .. } | Assert { .. } => Effect::Writes,
+            // synchronize with other kernels, a fence with other programs; printing and asserting are observable.
+            PrefetchL2 { .. } | GridDepWait | GridDepLaunch | Fence | Print { .. } | Assert { .. } => Effect::Writes,
             For { .. } | If { .. } | Yield { .. } => Effect::Control,
         }
     }

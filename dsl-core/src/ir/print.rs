@@ -82,6 +82,7 @@ fn op(k: &Kernel, op: &Op, depth: usize, locs: bool, s: &mut String) {
         PrefetchL2 { ptr, mask } => format!("prefetch_l2 {ptr}, mask {mask}"),
         GridDepWait => "gdc_wait".to_string(),
         GridDepLaunch => "gdc_launch_dependents".to_string(),
+        Fence => "fence".to_string(),
         For { lo, hi, step, init, .. } => format!("for {lo}..{hi} step {step} iter_args({})", list(init)),
         If { cond, .. } => format!("if {cond}"),
         Yield { values } => format!("yield {}", list(values)),

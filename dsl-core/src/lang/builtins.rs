@@ -529,6 +529,24 @@ pub fn gdc_launch_dependents() {
     builder::emit_effect(OpKind::GridDepLaunch, Loc::caller());
 }
 
+// ---------------------------------------------------------------- memory ordering between programs
+
+/// A device-scope acquire-release fence for the whole program. Every access that any thread of this
+/// program made before the fence is ordered before every access any of them makes after it, as seen by
+/// the programs that synchronize with this one through an atomic:
+/// - *release*: stores, then `fence()`, then an atomic (e.g. `atomic_add` on a counter);
+/// - *acquire*: an atomic that reads what a release wrote, then `fence()`, then loads, which see
+///   everything the releasing program stored before its fence.
+///
+/// This is how the last program to finish a piece of work (an atomic ticket) can read what the others
+/// wrote in the same launch. On the GPU: a barrier of the program's threads, `fence.acq_rel.gpu`, and
+/// another barrier. The interpreter checks it: a load of what another program stored in this launch is
+/// a data race unless such a release and acquire order them. Triton: atomics' `sem="acq_rel"`.
+#[track_caller]
+pub fn fence() {
+    builder::emit_effect(OpKind::Fence, Loc::caller());
+}
+
 // ---------------------------------------------------------------- debugging
 
 /// Prints `prefix` and the values of `x` from every program (the interpreter prints to stdout with the

@@ -1,7 +1,10 @@
 //! The host API of the fp8 GEMM: argument checks, the configuration (heuristic or the caller's), and the
 //! launches of the kernels' declared instances.
 
-use super::{ScaledMmInstance, ScaledMmStreamkInstance, SplitkReduceInstance, StreamkReduceInstance, ZeroFillInstance};
+use super::{
+    ScaledMmFusedCombineInstance, ScaledMmInstance, ScaledMmStreamkInstance, SplitkReduceInstance, StreamkReduceInstance,
+    ZeroFillInstance,
+};
 use dsl_core::lang::{DotOperands, Numeric};
 use dsl_core::runtime::{AnyBuffer, Grid, LaunchOptions, Runtime};
 use dsl_core::types::Elem;
@@ -46,18 +49,43 @@ pub struct GemmConfig {
     pub block_k: u32,
     pub split_k: u32,
     pub stream_k: u32,
+    /// A deterministic split-K (`split_k > 1`) combined by the last program of each tile
+    /// ([`scaled_mm_fused_combine`](super::scaled_mm_fused_combine): one launch, the same bits), instead
+    /// of by a second kernel. Needs [`Workspace::tickets`].
+    pub fused_combine: bool,
     pub options: LaunchOptions,
 }
 
 impl GemmConfig {
     /// A split-K grid.
     pub fn split(block_m: u32, block_n: u32, block_k: u32, split_k: u32) -> GemmConfig {
-        GemmConfig { block_m, block_n, block_k, split_k, stream_k: 0, options: LaunchOptions::default() }
+        GemmConfig { block_m, block_n, block_k, split_k, stream_k: 0, fused_combine: false, options: LaunchOptions::default() }
     }
 
     /// Stream-K over `programs` programs.
     pub fn stream(block_m: u32, block_n: u32, block_k: u32, programs: u32) -> GemmConfig {
-        GemmConfig { block_m, block_n, block_k, split_k: 1, stream_k: programs, options: LaunchOptions::default() }
+        GemmConfig { block_m, block_n, block_k, split_k: 1, stream_k: programs, fused_combine: false, options: LaunchOptions::default() }
+    }
+
+    /// This split-K grid with its combine fused into the GEMM (where it has one: `split_k > 1`).
+    pub fn with_fused_combine(self) -> GemmConfig {
+        GemmConfig { fused_combine: self.stream_k == 0 && self.split_k > 1, ..self }
+    }
+}
+
+/// The scratch memory of [`fp8_gemm`]'s combines, shared by every GEMM of a stream.
+pub struct Workspace<'a, F, T> {
+    /// f32 partial products, [`workspace_len`] elements.
+    pub partials: &'a mut F,
+    /// One i32 ticket counter per output tile ([`tickets_len`]), for [`GemmConfig::fused_combine`]:
+    /// zero before the first GEMM that uses it; every GEMM leaves it zero.
+    pub tickets: Option<&'a mut T>,
+}
+
+impl<'a, F, T> Workspace<'a, F, T> {
+    /// Partials only (no fused combine).
+    pub fn partials(partials: &'a mut F) -> Self {
+        Workspace { partials, tickets: None }
     }
 }
 
@@ -144,6 +172,10 @@ pub enum GemmError<E: std::error::Error> {
     StreamKAtomic,
     #[error("fp8_gemm: the deterministic combine ({parts} partial products per output) needs an f32 workspace of {need} elements ({have})")]
     Workspace { parts: u32, need: usize, have: String },
+    #[error("fp8_gemm: the fused combine needs {need} zeroed i32 ticket counters, one per output tile ({have})")]
+    Tickets { need: usize, have: String },
+    #[error("fp8_gemm: a fused combine applies to deterministic split-K grids with split_k > 1 (this config: {0})")]
+    FusedCombine(String),
     #[error(transparent)]
     Runtime(E),
 }
@@ -151,6 +183,11 @@ pub enum GemmError<E: std::error::Error> {
 /// The block sizes of the split-K GEMM's declared instances ([`ScaledMmInstance::ALL`]), each once.
 pub fn split_k_tiles() -> Vec<(u32, u32, u32)> {
     tiles_of(ScaledMmInstance::ALL.iter().map(|i| (i.block_m, i.block_n, i.block_k)))
+}
+
+/// The block sizes of the fused-combine GEMM's declared instances ([`ScaledMmFusedCombineInstance::ALL`]).
+pub fn fused_combine_tiles() -> Vec<(u32, u32, u32)> {
+    tiles_of(ScaledMmFusedCombineInstance::ALL.iter().map(|i| (i.block_m, i.block_n, i.block_k)))
 }
 
 /// The block sizes of the stream-K GEMM's declared instances ([`ScaledMmStreamkInstance::ALL`]).
@@ -186,6 +223,15 @@ pub fn heuristic(m: usize, n: usize, k: usize, sm_count: u32) -> GemmConfig {
     let most = (k / (4 * block_k as usize)).max(1);
     let split_k = want.min(most).clamp(1, 16).next_power_of_two().min(16) as u32;
     GemmConfig::split(block_m, block_n, block_k, split_k)
+}
+
+/// The ticket counters (i32) a fused combine with `cfg` needs for an `m x n` output: one per output tile
+/// (0 without a fused combine).
+pub fn tickets_len(m: usize, n: usize, cfg: &GemmConfig) -> usize {
+    match cfg.fused_combine && cfg.stream_k == 0 && cfg.split_k > 1 {
+        true => m.div_ceil(cfg.block_m as usize) * n.div_ceil(cfg.block_n as usize),
+        false => 0,
+    }
 }
 
 /// Elements of the f32 workspace a deterministic combine with `cfg` needs for an `m x n x k` problem:
@@ -226,8 +272,9 @@ fn check_len<E: std::error::Error>(what: &'static str, len: usize, need: usize) 
 /// [`GemmOptions::accumulate`], `out += ...`).
 ///
 /// `A`, `B`: fp8 (e4m3 / e5m2, mixed allowed) or both bf16; `O`: bf16, f16 or f32. `out`'s rows are
-/// `out_row_stride` apart. `workspace` (f32, [`workspace_len`] elements) is needed for deterministic
-/// split-K with `split_k > 1` and for stream-K. Returns the configuration launched.
+/// `out_row_stride` apart. `workspace` ([`Workspace`]: [`workspace_len`] f32 partials; with a fused
+/// combine, [`tickets_len`] ticket counters too) is needed for deterministic split-K with `split_k > 1`
+/// and for stream-K. Returns the configuration launched.
 #[allow(clippy::too_many_arguments)]
 pub fn fp8_gemm<R, A, B, O>(
     rt: &R,
@@ -238,7 +285,7 @@ pub fn fp8_gemm<R, A, B, O>(
     bias: Option<&R::Buffer<f32>>,
     out: &mut R::Buffer<O>,
     out_row_stride: usize,
-    workspace: Option<&mut R::Buffer<f32>>,
+    workspace: Option<Workspace<'_, R::Buffer<f32>, R::Buffer<i32>>>,
     opts: &GemmOptions,
 ) -> Result<GemmConfig, GemmError<R::Error>>
 where
@@ -292,19 +339,30 @@ where
         }
     };
     let parts = stream.map_or(cfg.split_k as usize, |s| s.slots);
+    if cfg.fused_combine && (stream.is_some() || parts < 2 || opts.mode != SplitKMode::Deterministic) {
+        return Err(GemmError::FusedCombine(format!("{}, {:?}", super::tuning::describe(&cfg), opts.mode)));
+    }
     // Stream-K always goes through the workspace (C may be 16-bit); split-K only when deterministic.
     let ws = if stream.is_some() || (parts > 1 && opts.mode == SplitKMode::Deterministic) {
         let need = parts * m * n; // = workspace_len(m, n, k, &cfg), without dividing the problem again
         if need > i32::MAX as usize {
             return Err(GemmError::TooLarge { what: "workspace", elems: need });
         }
-        match workspace {
-            Some(w) if w.len() >= need => Some(w),
-            other => {
-                let have = other.map_or("none given".to_string(), |w| format!("{} given", w.len()));
-                return Err(GemmError::Workspace { parts: parts as u32, need, have });
-            }
+        let Some(Workspace { partials, tickets }) = workspace else {
+            return Err(GemmError::Workspace { parts: parts as u32, need, have: "none given".into() });
+        };
+        if partials.len() < need {
+            return Err(GemmError::Workspace { parts: parts as u32, need, have: format!("{} given", partials.len()) });
         }
+        let tickets = match (cfg.fused_combine, tickets) {
+            (false, _) => None,
+            (true, Some(t)) if t.len() >= tickets_len(m, n, &cfg) => Some(t),
+            (true, t) => {
+                let have = t.map_or("none given".to_string(), |t| format!("{} given", t.len()));
+                return Err(GemmError::Tickets { need: tickets_len(m, n, &cfg), have });
+            }
+        };
+        Some((partials, tickets))
     } else {
         None
     };
@@ -348,7 +406,7 @@ fn launch_all<R, A, B, O>(
     Flags { row_scale, col_scale, bias: with_bias, accumulate }: Flags,
     bias: Option<&R::Buffer<f32>>,
     out: &mut R::Buffer<O>,
-    ws: Option<&mut R::Buffer<f32>>,
+    ws: Option<(&mut R::Buffer<f32>, Option<&mut R::Buffer<i32>>)>,
 ) -> Result<(), R::Error>
 where
     R: Runtime,
@@ -366,7 +424,7 @@ where
     let dummy = bias.unwrap_or(x.sa);
     if let Some(s) = x.stream {
         // Stream-K: raw partials into the tiles' slots, then the ordered combine with the epilogue.
-        let ws = ws.expect("fp8_gemm checked the workspace");
+        let ws = ws.expect("fp8_gemm checked the workspace").0;
         let programs = Grid::from(s.programs as u32).with(cfg.options);
         let main = ScaledMmStreamkInstance { block_m: bm, block_n: bn, block_k: bk };
         main.launch::<A, B, R>(rt, programs, x.a, x.b, &mut *ws, m, n, k, sam, sbn, s.segments as i32)?;
@@ -380,7 +438,12 @@ where
         let (row_scale, col_scale, bias) = if epilogue { (row_scale, col_scale, with_bias) } else { (false, false, false) };
         ScaledMmInstance { block_m: bm, block_n: bn, block_k: bk, row_scale, col_scale, bias, epilogue, atomic }
     };
-    if let Some(ws) = ws {
+    if let Some((ws, Some(tickets))) = ws {
+        // Deterministic split-K whose last program per tile combines.
+        let fused = ScaledMmFusedCombineInstance { block_m: bm, block_n: bn, block_k: bk, row_scale, col_scale, bias: with_bias, accumulate };
+        return fused.launch::<A, B, O, R>(rt, grid, x.a, x.b, out, ws, tickets, x.sa, x.sb, dummy, m, n, k, sam, sbn, scm);
+    }
+    if let Some((ws, None)) = ws {
         // Deterministic split-K: raw partials, then the ordered combine with the epilogue.
         main(false, false).launch::<A, B, f32, R>(rt, grid, x.a, x.b, ws, x.sa, x.sb, x.sa, m, n, k, sam, sbn, n)?;
         let reduce = SplitkReduceInstance { block_m: 32, block_n: 64, row_scale, col_scale, bias: with_bias, accumulate };

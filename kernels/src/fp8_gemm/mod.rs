@@ -13,7 +13,8 @@
 //!   of additions (and so the last bits) varies between runs, and 16-bit outputs round each partial;
 //! - *deterministic*: each program stores its raw f32 partial into a workspace `[split_k, M, N]`
 //!   ([`scaled_mm`] without `EPILOGUE`), then [`splitk_reduce`] adds the chunks in order and applies the
-//!   epilogue: identical bits every run.
+//!   epilogue: identical bits every run; or [`scaled_mm_fused_combine`], the same combine done by the
+//!   last program of each tile to finish (an atomic ticket), in one launch.
 //!
 //! Stream-K ([`scaled_mm_streamk`], [`GemmConfig::stream`]): a fixed number of programs (one to three
 //! per SM) each take an equal, contiguous share of all (tile, K block) iterations, so no SM idles in a
@@ -53,6 +54,40 @@ fn epilogue<O: Numeric, const ROW_SCALE: bool, const COL_SCALE: bool, const BIAS
     } else {
         out
     }
+}
+
+/// The main loop of one split-K program: `A[rm, k_lo..k_hi] · B[rn, k_lo..k_hi]ᵀ` in f32 (rows outside
+/// `m_ok` / `n_ok` read as zero).
+#[kernel_fn]
+fn split_k_product<A, B, const BLOCK_M: i32, const BLOCK_N: i32, const BLOCK_K: i32>(
+    a: Ptr<A>,
+    b: Ptr<B>,
+    rm: Tile<i32>,
+    rn: Tile<i32>,
+    rk: Tile<i32>,
+    k_lo: Tile<i32>,
+    k_hi: Tile<i32>,
+    k: Tile<i32>,
+    stride_am: Tile<i32>,
+    stride_bn: Tile<i32>,
+    m_ok: Tile<bool>,
+    n_ok: Tile<bool>,
+) -> Tile<f32>
+where
+    A: Numeric + DotOperands<B>,
+    B: Numeric,
+{
+    let mut acc = zeros::<f32>([BLOCK_M, BLOCK_N]);
+    for k0 in (k_lo..k_hi).step_by(BLOCK_K) {
+        // Chunks are multiples of BLOCK_K, so only the end of K itself can cut a block: `kk < k` (with
+        // `k` divisible by 16 the mask is constant over 16-byte runs, and the loads become cp.async).
+        let kk = (k0 + rk).expand_dims(0);
+        let k_ok = kk < k;
+        let a_tile = load_masked(a + (rm.expand_dims(1) * stride_am + kk), m_ok & k_ok, 0);
+        let b_tile = load_masked(b + (rn.expand_dims(1) * stride_bn + kk), n_ok & k_ok, 0);
+        acc = dot(a_tile, b_tile.trans(), acc);
+    }
+    acc
 }
 
 /// One split of `C = epilogue(A · Bᵀ)`.
@@ -113,16 +148,7 @@ pub fn scaled_mm<
     let k_hi = minimum(k_lo + chunk, k);
     let m_ok = rm.expand_dims(1) < m;
     let n_ok = rn.expand_dims(1) < n;
-    let mut acc = zeros::<f32>([BLOCK_M, BLOCK_N]);
-    for k0 in (k_lo..k_hi).step_by(BLOCK_K) {
-        // Chunks are multiples of BLOCK_K, so only the end of K itself can cut a block: `kk < k` (with
-        // `k` divisible by 16 the mask is constant over 16-byte runs, and the loads become cp.async).
-        let kk = (k0 + rk).expand_dims(0);
-        let k_ok = kk < k;
-        let a_tile = load_masked(a + (rm.expand_dims(1) * stride_am + kk), m_ok & k_ok, 0);
-        let b_tile = load_masked(b + (rn.expand_dims(1) * stride_bn + kk), n_ok & k_ok, 0);
-        acc = dot(a_tile, b_tile.trans(), acc);
-    }
+    let acc = split_k_product::<A, B, BLOCK_M, BLOCK_N, BLOCK_K>(a, b, rm, rn, rk, k_lo, k_hi, k, stride_am, stride_bn, m_ok, n_ok);
     let c_ok = m_ok & (rn.expand_dims(0) < n);
     let c_offs = rm.expand_dims(1) * stride_cm + rn.expand_dims(0);
     if EPILOGUE {
@@ -137,7 +163,82 @@ pub fn scaled_mm<
     }
 }
 
-/// The end of both combines: `C = epilogue(acc)` (`C += ...` with `ACCUMULATE`) where `ok`, for the
+/// Split-K with the combine in the same launch: each program stores its raw f32 partial product into
+/// `workspace[s]` and takes a ticket for its output tile (an atomic count, after a release `fence`);
+/// the program that takes the tile's last ticket (its last split to finish) acquires the others'
+/// partials, adds them in order `s = 0, 1, ...`, applies the epilogue (with `ACCUMULATE`, adds into
+/// `C`) and resets the tile's count to 0. The bits of [`scaled_mm`] then [`splitk_reduce`], in one
+/// launch: no combine kernel to launch and wait for.
+///
+/// - Grid, `A`, `B`, `C` as [`scaled_mm`]'s, with `split_k > 1` programs along axis 2.
+/// - `workspace`: `[split_k, M, N]` f32, rows `N` apart. `tickets`: one i32 per output tile
+///   (`cdiv(M, BLOCK_M) * cdiv(N, BLOCK_N)`), zero before the launch and left zero after it, so one
+///   buffer serves every GEMM of a stream.
+#[kernel(instances(
+    (BLOCK_M, BLOCK_N, BLOCK_K) in [(16, 32, 256), (16, 64, 256), (16, 64, 512), (16, 128, 128), (32, 32, 256), (32, 64, 256)],
+    ROW_SCALE in bool, COL_SCALE in bool, BIAS in bool, ACCUMULATE in bool,
+))]
+pub fn scaled_mm_fused_combine<
+    A,
+    B,
+    O,
+    const BLOCK_M: i32,
+    const BLOCK_N: i32,
+    const BLOCK_K: i32,
+    const ROW_SCALE: bool,
+    const COL_SCALE: bool,
+    const BIAS: bool,
+    const ACCUMULATE: bool,
+>(
+    a: Ptr<A>,
+    b: Ptr<B>,
+    c: MutPtr<O>,
+    workspace: MutPtr<f32>,
+    tickets: MutPtr<i32>,
+    scale_a: Ptr<f32>,
+    scale_b: Ptr<f32>,
+    bias: Ptr<f32>,
+    m: i32,
+    n: i32,
+    k: i32,
+    stride_am: i32,
+    stride_bn: i32,
+    stride_cm: i32,
+) where
+    A: Numeric + DotOperands<B>,
+    B: Numeric,
+    O: Numeric,
+{
+    let rm = program_id(0) * BLOCK_M + arange(0, BLOCK_M);
+    let rn = program_id(1) * BLOCK_N + arange(0, BLOCK_N);
+    let rk = arange(0, BLOCK_K);
+    let (split, splits) = (program_id(2), num_programs(2));
+    let chunk = cdiv(cdiv(k, splits), BLOCK_K) * BLOCK_K;
+    let k_lo = split * chunk;
+    let k_hi = minimum(k_lo + chunk, k);
+    let m_ok = rm.expand_dims(1) < m;
+    let n_ok = rn.expand_dims(1) < n;
+    let acc = split_k_product::<A, B, BLOCK_M, BLOCK_N, BLOCK_K>(a, b, rm, rn, rk, k_lo, k_hi, k, stride_am, stride_bn, m_ok, n_ok);
+    let ok = m_ok & (rn.expand_dims(0) < n);
+    let offs = rm.expand_dims(1) * n + rn.expand_dims(0);
+    store_masked(workspace + split * (m * n) + offs, acc, ok);
+    // Release: this program's partial is stored before its ticket.
+    fence();
+    let tile = program_id(0) * num_programs(1) + program_id(1);
+    let ticket = atomic_add(tickets + tile, 1, true);
+    if ticket == splits - 1 {
+        // Acquire: every other split of the tile stored its partial before taking its ticket.
+        fence();
+        let mut total = zeros::<f32>([BLOCK_M, BLOCK_N]);
+        for s in 0..splits {
+            total = total + load_masked(workspace + s * (m * n) + offs, ok, 0.0);
+        }
+        store_combined::<O, ROW_SCALE, COL_SCALE, BIAS, ACCUMULATE>(total, c, scale_a, scale_b, bias, rm, rn, m, n, stride_cm, ok);
+        atomic_xchg(tickets + tile, 0, true);
+    }
+}
+
+/// The end of the three combines: `C = epilogue(acc)` (`C += ...` with `ACCUMULATE`) where `ok`, for the
 /// output block at rows `rm`, columns `rn`.
 #[kernel_fn]
 fn store_combined<O: Numeric, const ROW_SCALE: bool, const COL_SCALE: bool, const BIAS: bool, const ACCUMULATE: bool>(

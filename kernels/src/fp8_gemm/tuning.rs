@@ -1,18 +1,25 @@
 //! Autotuning of the fp8 GEMM as plain data (the runtime times it; `codegen_ptx::runtime::autotune`):
 //! winners are filed per M bucket (one tuner per bucket, [`tuner_name`]), under the key
 //! `M=..,N=..,K=..` ([`key`]); each bucket has its candidates ([`candidates`]): split-K grids and, for
-//! small M, stream-K, each with 3 or 4 pipeline stages. A config converts to the [`GemmConfig`] the host
+//! small M, stream-K and split-K grids with the combine fused (`fused_combine=1`), each with 3 or 4
+//! pipeline stages. A config converts to the [`GemmConfig`] the host
 //! API takes ([`gemm_config`]), and names the kernel it runs ([`main_spec`], whose fingerprint ties a
 //! committed winner to the kernel's code).
 //!
 //! On a GPU with no committed winner for its name, callers use [`heuristic`](super::heuristic): a search
 //! runs only when asked for (`gpu-check fp8`), never inside a user's run.
 
-use super::{GemmConfig, ScaledMmInstance, ScaledMmStreamkInstance};
+use super::{GemmConfig, ScaledMmFusedCombineInstance, ScaledMmInstance, ScaledMmStreamkInstance};
 use dsl_core::lang::{DotOperands, Numeric};
 use dsl_core::runtime::{KernelSpec, LaunchOptions};
 use dsl_core::tune::{key_of, Config};
 use dsl_core::CompileError;
+
+/// The committed winners (`bench/fp8_gemm/tuned.tsv`, written by `gpu-check fp8 --write` on a GPU;
+/// CI checks that each still matches its kernel), for callers that look winners up (the Llama GPU
+/// backend) and for the tuning bench.
+pub const COMMITTED_FILE: &str = "bench/fp8_gemm/tuned.tsv";
+pub const COMMITTED: &str = include_str!("../../../bench/fp8_gemm/tuned.tsv");
 
 /// The M bucket a problem is tuned in.
 pub fn bucket(m: usize) -> &'static str {
@@ -78,6 +85,15 @@ pub fn candidates(m: usize) -> Vec<Config> {
             }
         }
     }
+    // The same splits combined by their last program, where the fused kernel declares the tile.
+    let fused = super::fused_combine_tiles();
+    for t in tiles.iter().filter(|&&(bm, bn, bk)| fused.contains(&(bm as u32, bn as u32, bk as u32))) {
+        for &split in splits.iter().filter(|&&s| s > 1) {
+            for stages in [3, 4] {
+                v.push(tile_config(t).with("split_k", split).with("fused_combine", 1).with("num_warps", 4).with("num_stages", stages));
+            }
+        }
+    }
     v
 }
 
@@ -95,12 +111,14 @@ pub fn gemm_config(c: &Config) -> Result<GemmConfig, String> {
         block_k: block("BLOCK_K")?,
         split_k: get("split_k", 1)?,
         stream_k: get("stream_k", 0)?,
+        fused_combine: get("fused_combine", 0)? == 1,
         options: LaunchOptions::from_config(c)?,
     })
 }
 
 /// The main kernel a config runs, for its fingerprint: the raw-partial split-K instance (split-K and
-/// the epilogue flags do not change the main loop, so it stands for all of them), or the stream-K one.
+/// the epilogue flags do not change the main loop, so it stands for all of them), the fused-combine
+/// one (without epilogue flags), or the stream-K one.
 pub fn main_spec<A, B>(c: &Config) -> Result<KernelSpec, CompileError>
 where
     A: Numeric + DotOperands<B> + 'static,
@@ -110,6 +128,9 @@ where
     let (block_m, block_n, block_k) = (g.block_m as i32, g.block_n as i32, g.block_k as i32);
     if g.stream_k > 0 {
         ScaledMmStreamkInstance { block_m, block_n, block_k }.spec::<A, B>()
+    } else if g.fused_combine {
+        let (row_scale, col_scale, bias, accumulate) = (false, false, false, false);
+        ScaledMmFusedCombineInstance { block_m, block_n, block_k, row_scale, col_scale, bias, accumulate }.spec::<A, B, f32>()
     } else {
         let (row_scale, col_scale, bias, epilogue, atomic) = (false, false, false, false, false);
         ScaledMmInstance { block_m, block_n, block_k, row_scale, col_scale, bias, epilogue, atomic }.spec::<A, B, f32>()
@@ -119,6 +140,7 @@ where
 /// `16x64x256 split 2` or `16x64x256 stream-K 264`.
 pub fn describe(c: &GemmConfig) -> String {
     match c.stream_k {
+        0 if c.fused_combine => format!("{}x{}x{} split {} fused", c.block_m, c.block_n, c.block_k, c.split_k),
         0 => format!("{}x{}x{} split {}", c.block_m, c.block_n, c.block_k, c.split_k),
         p => format!("{}x{}x{} stream-K {p}", c.block_m, c.block_n, c.block_k),
     }

@@ -5,13 +5,16 @@
 use super::*;
 use dsl_core::lang::{DotOperands, Numeric};
 use dsl_core::prelude::{bf16, e4m3, e5m2, f16, Runtime};
-use kernels::fp8_gemm::{fp8_gemm, quantize_rows, workspace_len, GemmConfig, GemmError, GemmOptions, Operand, Scale, SplitKMode};
+use kernels::fp8_gemm::{
+    fp8_gemm, quantize_rows, tickets_len, workspace_len, GemmConfig, GemmError, GemmOptions, Operand, Scale, SplitKMode, Workspace,
+};
 
 cases!(
     "fp8_gemm": fp8_gemm_scales_and_splits,
     fp8_gemm_formats,
     fp8_gemm_tiles,
     fp8_gemm_stream_k,
+    fp8_gemm_fused_combine,
     fp8_gemm_is_deterministic,
     fp8_gemm_rejects_bad_arguments,
     fp8_gemm_accumulates_into_out,
@@ -85,12 +88,15 @@ where
     let mut c = poisoned::<R, O>(rt, p.m * scm);
     let ws_len = cfg.map_or(16 * p.m * p.n, |c| workspace_len(p.m, p.n, p.k, &c)).max(1);
     let mut ws = filled::<R, f32>(rt, ws_len, f32::NAN);
+    let tickets_n = cfg.map_or(0, |c| tickets_len(p.m, p.n, &c)).max(1);
+    let mut tickets = upload(rt, &vec![0i32; tickets_n]);
     let opts = GemmOptions { config: cfg, mode, sm_count: 132, accumulate: false };
     let a = Operand { buf: &ba, rows: p.m, cols: p.k, row_stride: p.k + 1 };
     let b = Operand { buf: &bb, rows: p.n, cols: p.k, row_stride: p.k + 3 };
     let scale_a = if row { Scale::PerRow(&sa) } else { Scale::PerTensor(&sa) };
     let scale_b = if col { Scale::PerColumn(&sb) } else { Scale::PerTensor(&sb) };
-    let res = fp8_gemm(rt, a, b, scale_a, scale_b, bias.then_some(&bbias), &mut c, scm, Some(&mut ws), &opts);
+    let ws = Workspace { partials: &mut ws, tickets: Some(&mut tickets) };
+    let res = fp8_gemm(rt, a, b, scale_a, scale_b, bias.then_some(&bbias), &mut c, scm, Some(ws), &opts);
     let what = format!(
         "fp8_gemm {}x{}x{} {}x{}->{} row_scale={row} col_scale={col} bias={bias} {cfg:?} {mode:?}",
         p.m,
@@ -109,11 +115,17 @@ where
     let written = |i: usize| i % scm < p.n;
     assert_close_where(&what, &got, &want, O::U, |i| (3e-5 + partial_roundings) * mag[i] + O::TINY, written);
     assert_poison_kept(&what, &got, written);
+    let left = download(rt, &tickets);
+    assert!(left.iter().all(|&t| t == 0), "{what}: the ticket counters were left at {left:?}");
     got
 }
 
 fn cfg(block_m: u32, block_n: u32, block_k: u32, split_k: u32) -> Option<GemmConfig> {
     Some(GemmConfig::split(block_m, block_n, block_k, split_k))
+}
+
+fn fused(block_m: u32, block_n: u32, block_k: u32, split_k: u32) -> Option<GemmConfig> {
+    Some(GemmConfig::split(block_m, block_n, block_k, split_k).with_fused_combine())
 }
 
 fn stream(block_m: u32, block_n: u32, block_k: u32, programs: u32) -> Option<GemmConfig> {
@@ -152,6 +164,7 @@ pub fn fp8_gemm_accumulates_into_out<R: Runtime>(rt: &R) {
     for (cfg, mode) in [
         (cfg(16, 64, 256, 1), SplitKMode::Deterministic),
         (cfg(16, 64, 256, 2), SplitKMode::Deterministic),
+        (fused(16, 64, 256, 3), SplitKMode::Deterministic),
         (cfg(16, 32, 256, 3), SplitKMode::Atomic),
         (stream(16, 32, 256, 5), SplitKMode::Deterministic),
     ] {
@@ -161,7 +174,9 @@ pub fn fp8_gemm_accumulates_into_out<R: Runtime>(rt: &R) {
         let a = Operand { buf: &ba, rows: p.m, cols: p.k, row_stride: p.k + 1 };
         let b = Operand { buf: &bb, rows: p.n, cols: p.k, row_stride: p.k + 3 };
         let what = format!("fp8_gemm accumulating {cfg:?} {mode:?}");
-        ok(&what, fp8_gemm(rt, a, b, Scale::PerRow(&sa), Scale::PerColumn(&sb), Some(&bbias), &mut c, scm, Some(&mut ws), &opts));
+        let mut tickets = upload(rt, &vec![0i32; tickets_len(p.m, p.n, &cfg.unwrap()).max(1)]);
+        let ws = Workspace { partials: &mut ws, tickets: Some(&mut tickets) };
+        ok(&what, fp8_gemm(rt, a, b, Scale::PerRow(&sa), Scale::PerColumn(&sb), Some(&bbias), &mut c, scm, Some(ws), &opts));
         let got = download_f64(rt, &c);
         let want: Vec<f64> = want.iter().zip(&init).map(|(w, &x)| w + x as f64).collect();
         // f32 accumulation, the add into `out`, and atomic splits each rounding once in f32.
@@ -223,6 +238,31 @@ pub fn fp8_gemm_stream_k<R: Runtime>(rt: &R) {
     run::<R, _, _, bf16>(rt, &p, true, true, false, stream(16, 64, 256, 3), SplitKMode::Deterministic);
 }
 
+/// Split-K combined by the last program of each tile (`GemmConfig::fused_combine`), for every tile the
+/// fused kernel declares: against float64, bit for bit the same as the two-kernel combine, and the ticket
+/// counters left at zero (`run` checks it); ragged M, N and K, 2 to 8 splits (some of them empty), the
+/// scale flags, bias and output type varied.
+pub fn fp8_gemm_fused_combine<R: Runtime>(rt: &R) {
+    let tiles = kernels::fp8_gemm::fused_combine_tiles();
+    assert!(tiles.len() >= 4, "the fused kernel declares {} tiles", tiles.len());
+    for (i, (bm, bn, bk)) in tiles.into_iter().enumerate() {
+        let p = Problem::<e4m3, e4m3>::new([1, 3, 17, 33][i % 4], [70, 150][i % 2], [600, 1100][i / 2 % 2], 970 + i as u64);
+        let (row, col, bias) = (i % 2 == 0, i % 3 != 1, i % 4 == 1);
+        for split in [2, 3, 8] {
+            let (f, two) = (fused(bm, bn, bk, split), cfg(bm, bn, bk, split));
+            let (a, b) = if i % 3 == 2 {
+                (run::<R, _, _, f32>(rt, &p, row, col, bias, f, SplitKMode::Deterministic), run::<R, _, _, f32>(rt, &p, row, col, bias, two, SplitKMode::Deterministic))
+            } else {
+                (run::<R, _, _, bf16>(rt, &p, row, col, bias, f, SplitKMode::Deterministic), run::<R, _, _, bf16>(rt, &p, row, col, bias, two, SplitKMode::Deterministic))
+            };
+            let differ = a.iter().zip(&b).position(|(x, y)| x.to_bits() != y.to_bits());
+            assert!(differ.is_none(), "{bm}x{bn}x{bk} split {split}: the fused combine differs from the two-kernel one at {differ:?}");
+        }
+    }
+    let p = Problem::<bf16, bf16>::new(5, 90, 400, 979);
+    run::<R, _, _, bf16>(rt, &p, true, true, true, fused(16, 32, 256, 2), SplitKMode::Deterministic);
+}
+
 /// Deterministic split-K gives identical bits run after run.
 pub fn fp8_gemm_is_deterministic<R: Runtime>(rt: &R) {
     let p = Problem::<e4m3, e4m3>::new(16, 96, 512, 930);
@@ -280,6 +320,16 @@ pub fn fp8_gemm_rejects_bad_arguments<R: Runtime>(rt: &R) {
     let atomic = GemmOptions { config: stream(16, 64, 256, 3), mode: SplitKMode::Atomic, ..opts };
     let e = err!(op(&a, m, k, k), op(&b, n, k, k), Scale::PerTensor(&s), Scale::PerTensor(&s), &mut c, None, &atomic);
     assert!(matches!(e, GemmError::StreamKAtomic), "{e}");
+    let (mut ws, mut few) = (filled::<R, f32>(rt, 4 * m * n, 0.0), upload(rt, &[0i32; 1]));
+    let tickets = GemmOptions { config: fused(16, 32, 256, 4), ..opts };
+    let e = err!(op(&a, m, k, k), op(&b, n, k, k), Scale::PerTensor(&s), Scale::PerTensor(&s), &mut c, Some(Workspace::partials(&mut ws)), &tickets);
+    assert!(matches!(e, GemmError::Tickets { need: 1, .. }), "{e}");
+    let ws_t = Workspace { partials: &mut ws, tickets: Some(&mut few) };
+    let e = err!(op(&a, m, k, k), op(&b, n, k, k), Scale::PerTensor(&s), Scale::PerTensor(&s), &mut c, Some(ws_t), &GemmOptions { config: Some(GemmConfig { fused_combine: true, ..GemmConfig::split(16, 32, 256, 1) }), ..opts });
+    assert!(matches!(e, GemmError::FusedCombine(_)), "{e}");
+    let atomic_fused = GemmOptions { config: fused(16, 32, 256, 4), mode: SplitKMode::Atomic, ..opts };
+    let e = err!(op(&a, m, k, k), op(&b, n, k, k), Scale::PerTensor(&s), Scale::PerTensor(&s), &mut c, None, &atomic_fused);
+    assert!(matches!(e, GemmError::FusedCombine(_)), "{e}");
     let zero = GemmOptions { config: cfg(16, 64, 256, 0), ..opts };
     let e = err!(op(&a, m, k, k), op(&b, n, k, k), Scale::PerTensor(&s), Scale::PerTensor(&s), &mut c, None, &zero);
     assert!(matches!(e, GemmError::SplitK(0)), "{e}");
@@ -319,7 +369,7 @@ pub fn quantize_rows_e4m3<R: Runtime>(rt: &R) {
 }
 
 /// Two fp8 layers of a decode step, `x [m, k0] -> quantize_rows -> fp8_gemm with W1 [n1, k0] (split-K 4,
-/// deterministic) -> y1 -> quantize_rows -> fp8_gemm with W2 [n2, n1] (split-K 2) -> y2`, every kernel
+/// combined by its last programs) -> y1 -> quantize_rows -> fp8_gemm with W2 [n2, n1] (split-K 2) -> y2`, every kernel
 /// reading what the one before it wrote. [`LayerChain::run`] launches the four steps back to back with
 /// no wait between them (what a graph or programmatic launch overlaps); [`LayerChain::stepped`] runs the
 /// same steps one at a time, each on fresh uploads of the step before's downloaded result.
@@ -335,6 +385,7 @@ pub struct LayerChain<R: Runtime> {
     /// The chain's output, `[m, n2]`.
     pub y2: R::Buffer<bf16>,
     ws: R::Buffer<f32>,
+    tickets: R::Buffer<i32>,
 }
 
 /// The intermediates and output of [`LayerChain::stepped`].
@@ -362,6 +413,7 @@ impl<R: Runtime> LayerChain<R> {
             y1: poisoned(rt, m * n1),
             y2: poisoned(rt, m * n2),
             ws: filled(rt, Self::ws_len((m, k0, n1, n2)), f32::NAN),
+            tickets: upload(rt, &vec![0i32; m.div_ceil(16) * n1.div_ceil(32)]),
         }
     }
 
@@ -369,8 +421,9 @@ impl<R: Runtime> LayerChain<R> {
         4 * m * n1.max(n2)
     }
 
-    fn opts(split: u32) -> GemmOptions {
-        GemmOptions { config: cfg(16, 32, 256, split), mode: SplitKMode::Deterministic, sm_count: 132, accumulate: false }
+    fn opts(split: u32, fused: bool) -> GemmOptions {
+        let config = cfg(16, 32, 256, split).map(|c| if fused { c.with_fused_combine() } else { c });
+        GemmOptions { config, mode: SplitKMode::Deterministic, sm_count: 132, accumulate: false }
     }
 
     fn quantize(rt: &R, x: &R::Buffer<bf16>, q: &mut R::Buffer<e4m3>, s: &mut R::Buffer<f32>, rows: usize, cols: usize) -> Result<(), String> {
@@ -379,10 +432,11 @@ impl<R: Runtime> LayerChain<R> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn gemm(rt: &R, (m, k, n): (usize, usize, usize), q: &R::Buffer<e4m3>, s: &R::Buffer<f32>, w: &R::Buffer<e4m3>, sb: &R::Buffer<f32>, y: &mut R::Buffer<bf16>, ws: &mut R::Buffer<f32>, split: u32) -> Result<(), String> {
+    fn gemm(rt: &R, (m, k, n): (usize, usize, usize), q: &R::Buffer<e4m3>, s: &R::Buffer<f32>, w: &R::Buffer<e4m3>, sb: &R::Buffer<f32>, y: &mut R::Buffer<bf16>, ws: Workspace<'_, R::Buffer<f32>, R::Buffer<i32>>, split: u32) -> Result<(), String> {
         let a = Operand { buf: q, rows: m, cols: k, row_stride: k };
         let b = Operand { buf: w, rows: n, cols: k, row_stride: k };
-        fp8_gemm(rt, a, b, Scale::PerRow(s), Scale::PerTensor(sb), None, y, n, Some(ws), &Self::opts(split)).map(|_| ()).map_err(|e| format!("fp8_gemm: {e}"))
+        let opts = Self::opts(split, ws.tickets.is_some());
+        fp8_gemm(rt, a, b, Scale::PerRow(s), Scale::PerTensor(sb), None, y, n, Some(ws), &opts).map(|_| ()).map_err(|e| format!("fp8_gemm: {e}"))
     }
 
     /// The four steps back to back on `x` (`[m, k0]`), into this chain's buffers; `y2` holds the result.
@@ -390,9 +444,10 @@ impl<R: Runtime> LayerChain<R> {
         let (m, k0, n1, n2) = self.dims;
         let ([q1, q2], [s1, s2]) = (&mut self.q, &mut self.s);
         Self::quantize(rt, x, q1, s1, m, k0)?;
-        Self::gemm(rt, (m, k0, n1), q1, s1, &self.w[0], &self.sb, &mut self.y1, &mut self.ws, 4)?;
+        let ws = Workspace { partials: &mut self.ws, tickets: Some(&mut self.tickets) };
+        Self::gemm(rt, (m, k0, n1), q1, s1, &self.w[0], &self.sb, &mut self.y1, ws, 4)?;
         Self::quantize(rt, &self.y1, q2, s2, m, n1)?;
-        Self::gemm(rt, (m, n1, n2), q2, s2, &self.w[1], &self.sb, &mut self.y2, &mut self.ws, 2)
+        Self::gemm(rt, (m, n1, n2), q2, s2, &self.w[1], &self.sb, &mut self.y2, Workspace::partials(&mut self.ws), 2)
     }
 
     /// The same steps one at a time: each step's inputs are fresh uploads of the previous step's
@@ -403,13 +458,15 @@ impl<R: Runtime> LayerChain<R> {
         ok("chain step 1", Self::quantize(rt, &upload(rt, x), &mut q1, &mut s1, m, k0));
         let (q1, s1) = (download(rt, &q1), download(rt, &s1));
         let (mut y1, mut ws) = (poisoned::<R, bf16>(rt, m * n1), filled::<R, f32>(rt, Self::ws_len(self.dims), f32::NAN));
-        ok("chain step 2", Self::gemm(rt, (m, k0, n1), &upload(rt, &q1), &upload(rt, &s1), &self.w[0], &self.sb, &mut y1, &mut ws, 4));
+        let mut tickets = upload(rt, &download(rt, &self.tickets).iter().map(|_| 0i32).collect::<Vec<_>>());
+        let fused = Workspace { partials: &mut ws, tickets: Some(&mut tickets) };
+        ok("chain step 2", Self::gemm(rt, (m, k0, n1), &upload(rt, &q1), &upload(rt, &s1), &self.w[0], &self.sb, &mut y1, fused, 4));
         let y1 = download(rt, &y1);
         let (mut q2, mut s2) = (poisoned::<R, e4m3>(rt, m * n1), filled::<R, f32>(rt, m, f32::NAN));
         ok("chain step 3", Self::quantize(rt, &upload(rt, &y1), &mut q2, &mut s2, m, n1));
         let (q2, s2) = (download(rt, &q2), download(rt, &s2));
         let mut y2 = poisoned::<R, bf16>(rt, m * n2);
-        ok("chain step 4", Self::gemm(rt, (m, n1, n2), &upload(rt, &q2), &upload(rt, &s2), &self.w[1], &self.sb, &mut y2, &mut ws, 2));
+        ok("chain step 4", Self::gemm(rt, (m, n1, n2), &upload(rt, &q2), &upload(rt, &s2), &self.w[1], &self.sb, &mut y2, Workspace::partials(&mut ws), 2));
         Stepped { q: [q1, q2], s: [s1, s2], y: [y1, download(rt, &y2)] }
     }
 

@@ -24,6 +24,8 @@ pub trait StepRuntime: Runtime {
     /// Whether kernels that wait for their inputs inside (`gdc_wait`) start while the kernel ahead
     /// of them ends (programmatic dependent launch).
     fn overlaps_launches(&self) -> bool;
+    /// The GPU's name, which committed autotune winners are filed under (`None`: not a GPU).
+    fn device_name(&self) -> Option<String>;
 }
 
 impl StepRuntime for Interpreter {
@@ -42,6 +44,9 @@ impl StepRuntime for Interpreter {
     }
     fn overlaps_launches(&self) -> bool {
         false
+    }
+    fn device_name(&self) -> Option<String> {
+        None
     }
 }
 
@@ -77,5 +82,8 @@ impl StepRuntime for CudaRuntime {
     }
     fn overlaps_launches(&self) -> bool {
         self.programmatic_launch()
+    }
+    fn device_name(&self) -> Option<String> {
+        Some(CudaRuntime::device_name(self).to_string())
     }
 }

@@ -13,6 +13,7 @@
 //! recorded as a graph ([`graph`]) and replayed for every later token; its inputs are written into
 //! the same device buffers before each replay.
 
+pub mod configs;
 pub mod graph;
 pub mod step;
 pub mod weights;
@@ -22,7 +23,9 @@ use crate::config::LlamaConfig;
 use crate::error::{LlamaError, Result};
 use crate::model::LlamaWeights;
 pub use graph::StepRuntime;
+use configs::GemmConfigs;
 use kernels::kv_attention::CacheShape;
+use std::sync::Arc;
 use step::{Activations, Model, StepShape};
 use weights::{dev, WeightsOnDevice};
 
@@ -57,11 +60,17 @@ pub struct GpuOptions {
     /// Programmatic dependent launch on Hopper (each kernel of a step may start while the one before
     /// it ends; `CudaRuntime::set_programmatic_launch`). Applied where the CUDA runtime is made.
     pub programmatic: bool,
+    /// FP8 GEMMs run the committed autotune winners for this GPU where there are some
+    /// ([`configs`]); off: the heuristic everywhere.
+    pub tuned_configs: bool,
+    /// Split-K GEMMs combine their partial products in their last programs (one launch); off: with a
+    /// second kernel.
+    pub fused_combine: bool,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { weights: WeightFormat::Bf16, graphs: true, programmatic: true }
+        GpuOptions { weights: WeightFormat::Bf16, graphs: true, programmatic: true, tuned_configs: true, fused_combine: true }
     }
 }
 
@@ -87,7 +96,7 @@ pub struct GpuBackend<R: StepRuntime> {
     /// The decode step has run eagerly once.
     warm: bool,
     opts: GpuOptions,
-    sm_count: u32,
+    configs: Arc<GemmConfigs>,
     capacity: usize,
     pos: usize,
 }
@@ -126,8 +135,15 @@ impl<R: StepRuntime> GpuBackend<R> {
             WeightSource::Random { seed, .. } => weights::random(&rt, &c, opts.weights, capacity, seed, progress)?,
         };
         let model = Model::new(&rt, c.clone(), w, shape, sm_count)?;
-        let decode = Activations::new(&rt, &c, 1, 1, sm_count)?;
-        Ok(GpuBackend { rt, name, model, decode, prefill: None, graph: None, graph_moved: 0, warm: false, opts, sm_count, capacity, pos: 0 })
+        let device = if opts.tuned_configs { rt.device_name() } else { None };
+        let configs = Arc::new(GemmConfigs::new(device.as_deref(), sm_count, opts.fused_combine));
+        let decode = Activations::new(&rt, &c, 1, 1, configs.clone())?;
+        Ok(GpuBackend { rt, name, model, decode, prefill: None, graph: None, graph_moved: 0, warm: false, opts, configs, capacity, pos: 0 })
+    }
+
+    /// The GEMM configurations in use.
+    pub fn gemm_configs(&self) -> &GemmConfigs {
+        &self.configs
     }
 
     /// The runtime the backend launches on.
@@ -168,7 +184,7 @@ impl<R: StepRuntime> GpuBackend<R> {
                 let rows = n.max(self.prefill.as_ref().map_or(0, |a| a.rows));
                 let out = out_rows.max(self.prefill.as_ref().map_or(1, |a| a.head.rows));
                 self.prefill = None;
-                self.prefill = Some(Activations::new(rt, &self.model.config, rows, out, self.sm_count)?);
+                self.prefill = Some(Activations::new(rt, &self.model.config, rows, out, self.configs.clone())?);
             }
             let a = self.prefill.as_mut().expect("allocated above");
             a.write_inputs(rt, tokens, s.start)?;
@@ -223,11 +239,12 @@ where
     fn launch_mode(&self) -> String {
         // The interpreter cannot record, so it always launches eagerly.
         let mode = if self.opts.graphs && self.name == "cuda" { "graph" } else { "eager" };
-        if self.rt.overlaps_launches() {
-            format!("{mode} + PDL")
-        } else {
-            mode.to_string()
-        }
+        let pdl = if self.rt.overlaps_launches() { " + PDL" } else { "" };
+        // Committed winners exist for FP8 GEMMs only.
+        let tuned = self.opts.weights == WeightFormat::Fp8 && self.configs.committed() > 0;
+        let gemms = if tuned { "tuned GEMMs" } else { "heuristic GEMMs" };
+        let combine = if self.opts.fused_combine { "" } else { ", 2-kernel split-K" };
+        format!("{mode}{pdl}, {gemms}{combine}")
     }
 
     fn forward(&mut self, tokens: &[u32], all_logits: bool) -> Result<Vec<f32>> {

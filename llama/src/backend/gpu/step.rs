@@ -4,6 +4,7 @@
 //! device buffer, so the launches of a decode step are the same at every position: what lets one
 //! recorded graph serve every token.
 
+use super::configs::GemmConfigs;
 use super::weights::{dev, Matrix, Weight, WeightsOnDevice};
 use crate::config::LlamaConfig;
 use crate::error::{LlamaError, Result};
@@ -11,7 +12,7 @@ use dsl_core::lang::Numeric;
 use dsl_core::prelude::{bf16, e4m3};
 use dsl_core::runtime::{AnyBuffer, Launch, Runtime};
 use dsl_core::types::Elem;
-use kernels::fp8_gemm::{fp8_gemm, heuristic, quantize_rows, workspace_len, GemmOptions, Operand, Scale};
+use kernels::fp8_gemm::{fp8_gemm, quantize_rows, tickets_len, workspace_len, GemmOptions, Operand, Scale, Workspace};
 use kernels::greedy::{argmax_rows, partials_len};
 use kernels::kv_attention::cache::{append_rows, RowsAt};
 use kernels::kv_attention::decode::{decode_step, workspace_lens, DecodeBuffers, DecodeConfig};
@@ -19,6 +20,7 @@ use kernels::kv_attention::prefill::{prefill_step, Chunk, PrefillBuffers, Prefil
 use kernels::kv_attention::{AttnError, CacheShape};
 use kernels::llama_ops::{embed_rows, quantize_blocks, rmsnorm_quant, rmsnorm_to, silu_mul_block_max, silu_mul_halves};
 use kernels::rope::rope_inplace;
+use std::sync::Arc;
 
 /// Elements per program of the elementwise kernels (embedding, SwiGLU).
 const BLOCK: usize = 256;
@@ -92,15 +94,17 @@ impl<R: Runtime> Model<R> {
     }
 }
 
-/// What every GEMM of a step shares: the split-K workspace (grown on demand), the unit scale, the FP8
-/// activations and their per-token scales, the GPU's size.
+/// What every GEMM of a step shares: the split-K workspace and ticket counters (grown on demand), the
+/// unit scale, the FP8 activations and their per-token scales, the configurations.
 pub struct Gemm<R: Runtime> {
     ws: R::Buffer<f32>,
+    /// Zero between GEMMs (each fused split-K combine leaves them so).
+    tickets: R::Buffer<i32>,
     one: R::Buffer<f32>,
     /// `[rows, max K]` e4m3 activations and `[rows]` scales (FP8 weights only).
     aq: R::Buffer<e4m3>,
     a_scale: R::Buffer<f32>,
-    sm_count: u32,
+    configs: Arc<GemmConfigs>,
     /// Bumped when the workspace moves (a recorded graph holds its address).
     pub moved: u64,
 }
@@ -137,19 +141,23 @@ enum Out {
 /// applied in the GEMM's epilogue.
 fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: Input<'_, R>, m: usize, w: &Matrix<R>, out: &mut R::Buffer<O>, into: Out) -> Result<()> {
     let (n, k) = (w.rows, w.cols);
-    let cfg = heuristic(m, n, k, g.sm_count);
+    let cfg = g.configs.choose(m, n, k, matches!(w.w, Weight::Fp8 { .. })).config;
     let need = workspace_len(m, n, k, &cfg);
     if g.ws.len() < need {
         g.ws = zeros(rt, need, "allocating the GEMM workspace")?;
         g.moved += 1;
     }
-    let opts = GemmOptions { config: Some(cfg), sm_count: g.sm_count, accumulate: into == Out::Add, ..GemmOptions::default() };
+    if g.tickets.len() < tickets_len(m, n, &cfg) {
+        g.tickets = zeros(rt, tickets_len(m, n, &cfg), "allocating the GEMM's ticket counters")?;
+        g.moved += 1;
+    }
+    let opts = GemmOptions { config: Some(cfg), sm_count: g.configs.sm_count(), accumulate: into == Out::Add, ..GemmOptions::default() };
     let gemm = |e| LlamaError::Backend(format!("GEMM {m}x{n}x{k}: {e}"));
     match (&w.w, a) {
         (Weight::Bf16(b), Input::Bf16(a)) => {
             let a = Operand { buf: a, rows: m, cols: k, row_stride: k };
             let b = Operand { buf: b, rows: n, cols: k, row_stride: k };
-            fp8_gemm(rt, a, b, Scale::PerTensor(&g.one), Scale::PerTensor(&g.one), None, out, n, Some(&mut g.ws), &opts).map_err(gemm)?;
+            fp8_gemm(rt, a, b, Scale::PerTensor(&g.one), Scale::PerTensor(&g.one), None, out, n, Some(Workspace { partials: &mut g.ws, tickets: Some(&mut g.tickets) }), &opts).map_err(gemm)?;
         }
         (Weight::Bf16(_), Input::Quantized) => {
             return Err(LlamaError::Backend("internal: fp8 activations for a bf16 weight".into()));
@@ -162,7 +170,7 @@ fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: Input<'_, R
             }
             let a = Operand { buf: &g.aq, rows: m, cols: k, row_stride: k };
             let b = Operand { buf: q, rows: n, cols: k, row_stride: k };
-            fp8_gemm(rt, a, b, Scale::PerRow(&g.a_scale), Scale::PerColumn(scale), None, out, n, Some(&mut g.ws), &opts).map_err(gemm)?;
+            fp8_gemm(rt, a, b, Scale::PerRow(&g.a_scale), Scale::PerColumn(scale), None, out, n, Some(Workspace { partials: &mut g.ws, tickets: Some(&mut g.tickets) }), &opts).map_err(gemm)?;
         }
     }
     Ok(())
@@ -215,7 +223,7 @@ pub struct Activations<R: Runtime> {
 
 impl<R: Runtime> Activations<R> {
     /// Buffers for `rows` tokens, of which `out_rows` get logits.
-    pub fn new(rt: &R, c: &LlamaConfig, rows: usize, out_rows: usize, sm_count: u32) -> Result<Activations<R>> {
+    pub fn new(rt: &R, c: &LlamaConfig, rows: usize, out_rows: usize, configs: Arc<GemmConfigs>) -> Result<Activations<R>> {
         let (d, qd, kvd, f) = (c.d_model, c.q_dim(), c.kv_dim(), c.ffn_dim);
         let what = "allocating activations";
         let max_k = d.max(qd).max(f);
@@ -234,10 +242,11 @@ impl<R: Runtime> Activations<R> {
             act_max: zeros(rt, rows * f.div_ceil(QUANT_BLOCK), what)?,
             gemm: Gemm {
                 ws: zeros(rt, 1, what)?,
+                tickets: zeros(rt, 1, what)?,
                 one: rt.upload(&[1.0f32]).map_err(dev(what))?,
                 aq: zeros(rt, rows * max_k, what)?,
                 a_scale: zeros(rt, rows, what)?,
-                sm_count,
+                configs,
                 moved: 0,
             },
             head: Head::new(rt, c, out_rows)?,

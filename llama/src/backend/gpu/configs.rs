@@ -1,0 +1,125 @@
+//! Which configuration each GEMM of a step launches. For FP8 weights on a GPU with committed autotune
+//! winners (`bench/fp8_gemm/tuned.tsv`, keyed by the device's name and the GEMM's shape rounded to
+//! powers of two), the winner, looked up and never searched for; otherwise (bf16 weights, another
+//! GPU, the interpreter, or `GpuOptions::tuned_configs` off) `kernels::fp8_gemm::heuristic`. Either
+//! way a split-K grid combines in the GEMM itself (the last program of each tile adds the partials:
+//! one launch instead of two, the same bits).
+
+use codegen_ptx::runtime::autotune::{fingerprint_spec, parse_records, Autotuner};
+use dsl_core::prelude::e4m3;
+use kernels::fp8_gemm::tuning::{self, candidates, gemm_config, key, main_spec};
+use kernels::fp8_gemm::{heuristic, GemmConfig};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The M buckets the fp8 GEMM is tuned in, each by one of its members.
+const BUCKETS: [usize; 5] = [1, 17, 33, 65, 257];
+
+/// The GEMM configurations of one GPU.
+pub struct GemmConfigs {
+    /// The device's name, where winners may be looked up.
+    device: Option<String>,
+    /// One tuner per M bucket with the committed winners ([`BUCKETS`] order).
+    tuners: Vec<Autotuner>,
+    sm_count: u32,
+    /// Split-K grids combine in the GEMM (else with a second kernel).
+    fused: bool,
+    /// A committed winner was refused once (and said so on stderr).
+    warned: AtomicBool,
+}
+
+/// A configuration and where it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chosen {
+    pub config: GemmConfig,
+    /// A committed autotune winner (else the heuristic's choice).
+    pub tuned: bool,
+}
+
+impl GemmConfigs {
+    /// For the GPU named `device` (`None`: no winners apply) with `sm_count` SMs; `fused`: split-K
+    /// grids combine in the GEMM's last programs (off: with a second kernel, for comparison).
+    pub fn new(device: Option<&str>, sm_count: u32, fused: bool) -> GemmConfigs {
+        let tuners = match device {
+            Some(_) => BUCKETS
+                .iter()
+                .filter_map(|&m| Autotuner::new(&tuning::tuner_name("e4m3,bf16", m), candidates(m)).with_committed_text(tuning::COMMITTED_FILE, tuning::COMMITTED).ok())
+                .map(|t| t.with_cache_dir(None))
+                .collect(),
+            None => vec![],
+        };
+        GemmConfigs { device: device.map(str::to_string), tuners, sm_count, fused, warned: AtomicBool::new(false) }
+    }
+
+    /// The heuristic only (fused combines), for a GPU of `sm_count` SMs.
+    pub fn heuristic(sm_count: u32) -> GemmConfigs {
+        GemmConfigs::new(None, sm_count, true)
+    }
+
+    pub fn sm_count(&self) -> u32 {
+        self.sm_count
+    }
+
+    /// How many committed winners this GPU has (0: every GEMM runs the heuristic).
+    pub fn committed(&self) -> usize {
+        let Some(device) = &self.device else { return 0 };
+        let records = parse_records(tuning::COMMITTED).unwrap_or_default();
+        records.iter().filter(|r| &r.device == device && self.tuners.iter().any(|t| t.kernel() == r.kernel)).count()
+    }
+
+    /// The configuration of an `m x n x k` GEMM with FP8 (`fp8`) or bf16 weights.
+    pub fn choose(&self, m: usize, n: usize, k: usize, fp8: bool) -> Chosen {
+        let mut c = self.choose_any(m, n, k, fp8);
+        if !self.fused {
+            c.config.fused_combine = false;
+        }
+        c
+    }
+
+    fn choose_any(&self, m: usize, n: usize, k: usize, fp8: bool) -> Chosen {
+        let fallback = Chosen { config: heuristic(m, n, k, self.sm_count).with_fused_combine(), tuned: false };
+        let (Some(device), true) = (&self.device, fp8) else { return fallback };
+        let Some(tuner) = self.tuners.iter().find(|t| t.kernel() == tuning::tuner_name("e4m3,bf16", m)) else { return fallback };
+        let fingerprint = |c: &_| main_spec::<e4m3, e4m3>(c).and_then(|s| fingerprint_spec(&s)).map_err(|e| e.to_string());
+        match tuner.lookup(device, &key(m, n, k), fingerprint) {
+            Ok(Some(t)) => match gemm_config(&t.config) {
+                Ok(config) => Chosen { config, tuned: true },
+                Err(e) => self.refused(&e, fallback),
+            },
+            Ok(None) => fallback,
+            Err(e) => self.refused(&e.to_string(), fallback),
+        }
+    }
+
+    fn refused(&self, why: &str, fallback: Chosen) -> Chosen {
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            eprintln!("warning: a committed GEMM winner was refused, using the heuristic: {why}");
+        }
+        fallback
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without a device the heuristic runs, its split-K combined in the GEMM; a GPU named in the
+    /// committed file gets its winners for the FP8 shapes tuned there (and the heuristic for bf16
+    /// weights); an unknown GPU gets the heuristic.
+    #[test]
+    fn committed_winners_apply_to_their_gpu_only() {
+        let h = GemmConfigs::heuristic(132).choose(1, 4096, 4096, true);
+        assert!(!h.tuned && h.config.split_k > 1 && h.config.fused_combine, "{h:?}");
+        let records = parse_records(tuning::COMMITTED).unwrap();
+        let r = records.iter().find(|r| r.kernel == tuning::tuner_name("e4m3,bf16", 1) && r.key.starts_with("M=1,")).expect("an M = 1 winner");
+        let dims: Vec<usize> = r.key.split(',').map(|kv| kv.split('=').nth(1).unwrap().parse().unwrap()).collect();
+        let on = GemmConfigs::new(Some(&r.device), 132, true);
+        assert!(on.committed() > 0);
+        let got = on.choose(dims[0], dims[1], dims[2], true);
+        assert_eq!(got, Chosen { config: gemm_config(&r.config).unwrap(), tuned: true });
+        assert!(!on.choose(dims[0], dims[1], dims[2], false).tuned);
+        let other = GemmConfigs::new(Some("a GPU nobody tuned"), 132, false);
+        assert_eq!(other.committed(), 0);
+        let h = other.choose(dims[0], dims[1], dims[2], true);
+        assert!(!h.tuned && !h.config.fused_combine, "{h:?}");
+    }
+}
