@@ -98,7 +98,7 @@ pub fn rope_inplace<T: Float, const HALF_BLOCK: i32>(
 /// Rotates the head vector at `xv` in place: loads both halves (`offs < half` masked by `mask`),
 /// applies [`rotate_half`] with `c`/`s`, stores the result rounded to `T`.
 #[kernel_fn]
-fn rope_vector_inplace<T: Float>(xv: MutPtr<T>, half: Tile<i32>, offs: Tile<i32>, mask: Tile<bool>, c: Tile<f32>, s: Tile<f32>) {
+pub(crate) fn rope_vector_inplace<T: Float>(xv: MutPtr<T>, half: Tile<i32>, offs: Tile<i32>, mask: Tile<bool>, c: Tile<f32>, s: Tile<f32>) {
     let x1 = load_masked(xv + offs, mask, 0.0).to::<f32>();
     let x2 = load_masked(xv + half + offs, mask, 0.0).to::<f32>();
     let (o1, o2) = rotate_half(x1, x2, c, s);

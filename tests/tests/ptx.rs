@@ -344,6 +344,33 @@ fn grid_dependency_control_orders_prefetch_and_wait_before_the_loads() {
     }
 }
 
+/// The fused split-K combine orders its partial stores before its ticket and the other splits' partials
+/// before its loads: barrier, `fence.acq_rel.gpu`, barrier around the one atomic ticket (`atom...add`),
+/// again before the combine's loads, then the reset (`atom...exch`); on every target, assembled.
+#[test]
+fn fused_combine_fences_around_its_ticket() {
+    use kernels::fp8_gemm::ScaledMmFusedCombineInstance;
+    let inst = ScaledMmFusedCombineInstance { block_m: 16, block_n: 32, block_k: 256, row_scale: true, col_scale: true, bias: false, accumulate: true };
+    let k = (inst.spec::<e4m3, e4m3, f32>().expect("declared").build)().expect("traces");
+    let spec = Specialization { facts: vec![ArgFact::None; k.params.len()] };
+    for target in [Target::Sm80, Target::Sm90a] {
+        let opts = CompileOptions { target, num_warps: 4, num_stages: 3, ..CompileOptions::default() };
+        let ptx = compile(&k, &spec, &opts).expect("compiles").ptx;
+        let fences: Vec<usize> = ptx.match_indices("fence.acq_rel.gpu").map(|(i, _)| i).collect();
+        assert_eq!(fences.len(), 2, "{target}: a release and an acquire fence\n{ptx}");
+        // The first atomic whose instruction line names `op` (`atom[.sem][.scope].global.add.u32`...).
+        let atom = |op: &str| {
+            ptx.match_indices("atom.").map(|(i, _)| i).find(|&i| ptx[i..].lines().next().is_some_and(|l| l.split_whitespace().next().is_some_and(|w| w.contains(op))))
+        };
+        let ticket = atom(".add").expect("the ticket's atomic add");
+        let reset = atom(".exch").expect("the ticket's reset");
+        assert!(fences[0] < ticket && ticket < fences[1] && fences[1] < reset, "{target}: fence, ticket, fence, reset\n{ptx}");
+        let bar_before = ptx[..fences[0]].rfind("bar.sync").expect("a barrier before the release fence");
+        assert!(ptx[bar_before..fences[0]].lines().count() <= 3, "{target}: the barrier right before the fence\n{ptx}");
+        assembled_with(&k, spec.clone(), &opts);
+    }
+}
+
 /// Per-launch options reach the compiler: one tensor-core GEMM launched with two (warps, stages) pairs
 /// through the checking runtime is compiled once for each, with the launch's thread count, pipelined
 /// (`LDGSTS`) only where it asked for stages, and the disk-cache keys of the two differ; the results

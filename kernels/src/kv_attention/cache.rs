@@ -1,6 +1,7 @@
 //! Writing keys and values into the cache (layout in the [module docs](super)).
 
 use super::{need, AttnError, CacheShape};
+use crate::rope::{rope_vector_inplace, rotate_half};
 use dsl_core::prelude::*;
 use dsl_core::runtime::Runtime;
 use dsl_core::types::Elem;
@@ -42,6 +43,134 @@ pub fn kv_append<T: Float, const BLOCK_D: i32>(
     let dst = (bh.to::<i64>() * max_ctx + p) * head_dim + rd;
     store_masked(k_cache + dst, load_masked(k_new + k_off + src, ok, 0.0), ok);
     store_masked(v_cache + dst, load_masked(v_new + v_off + src, ok, 0.0), ok);
+}
+
+/// Rotary position embedding of a step's new queries and keys and the append of its keys and values to
+/// the cache, in one launch. Row `r = b * tokens + t` of `qkv` (rows `stride` apart) is token `t` of
+/// sequence `b`: `q_heads` query heads from element 0, `kv_heads` key heads from `k_off` and value
+/// heads from `v_off`, each `head_dim` long. At position `p = pos[b] + t`:
+/// - program `(r, h)` with `h < q_heads` rotates query head `h` in place;
+/// - program `(r, q_heads + j)` rotates key head `j` into `k_cache[b, j, p]` and copies value head `j`
+///   into `v_cache[b, j, p]` (the key in `qkv` stays as it was).
+///
+/// The first `rope_dim` elements of a head rotate in the half-split layout of [`crate::rope`] (tables
+/// `[positions, rope_dim / 2]` f32), the rest are copied. The same bits as `rope_inplace` on the query
+/// and key heads, then [`kv_append`].
+///
+/// - Grid: `(batch * tokens, q_heads + kv_heads)`; `BLOCK_D >= head_dim` (a power of two).
+#[kernel(instances(BLOCK_D in [16, 32, 64, 128, 256]))]
+pub fn rope_kv_append<T: Float, const BLOCK_D: i32>(
+    qkv: MutPtr<T>,
+    cos_table: Ptr<f32>,
+    sin_table: Ptr<f32>,
+    pos: Ptr<i32>,
+    k_cache: MutPtr<T>,
+    v_cache: MutPtr<T>,
+    tokens: i32,
+    q_heads: i32,
+    kv_heads: i32,
+    head_dim: i32,
+    rope_dim: i32,
+    stride: i32,
+    k_off: i32,
+    v_off: i32,
+    max_ctx: i32,
+) {
+    gdc_launch_dependents();
+    gdc_wait();
+    let r = program_id(0);
+    let h = program_id(1);
+    let b = r / tokens;
+    let p = load(pos + b) + r % tokens;
+    let half = rope_dim / 2;
+    let offs = arange(0, BLOCK_D / 2);
+    let rot = offs < half;
+    let c = load_masked(cos_table + p.to::<i64>() * half + offs, rot, 0.0);
+    let s = load_masked(sin_table + p.to::<i64>() * half + offs, rot, 0.0);
+    let row = qkv + r.to::<i64>() * stride;
+    if h < q_heads {
+        rope_vector_inplace::<T>(row + h * head_dim, half, offs, rot, c, s);
+    } else {
+        let j = h - q_heads;
+        let key = row + k_off + j * head_dim;
+        let dst = ((b * kv_heads + j).to::<i64>() * max_ctx + p) * head_dim;
+        let x1 = load_masked(key + offs, rot, 0.0).to::<f32>();
+        let x2 = load_masked(key + half + offs, rot, 0.0).to::<f32>();
+        let (o1, o2) = rotate_half(x1, x2, c, s);
+        store_masked(k_cache + dst + offs, o1.to::<T>(), rot);
+        store_masked(k_cache + dst + half + offs, o2.to::<T>(), rot);
+        // Past `rope_dim` (partial rotary embeddings) the key is copied.
+        let rest = rope_dim + arange(0, BLOCK_D);
+        let more = rest < head_dim;
+        store_masked(k_cache + dst + rest, load_masked(key + rest, more, 0.0), more);
+        let rd = arange(0, BLOCK_D);
+        let ok = rd < head_dim;
+        store_masked(v_cache + dst + rd, load_masked(row + v_off + j * head_dim + rd, ok, 0.0), ok);
+    }
+}
+
+/// The rotary tables of [`rope_append_rows`]: `cos` and `sin` `[positions, rope_dim / 2]` f32, covering
+/// every position the cache holds.
+pub struct RopeTables<'a, B> {
+    pub cos: &'a B,
+    pub sin: &'a B,
+    /// The rotated elements of each head: even, 2 to `head_dim`.
+    pub rope_dim: usize,
+}
+
+/// RoPE of `tokens` new rows per sequence (their query heads rotated in place in `qkv`) and the append
+/// of their keys (rotated) and values to the caches at positions `pos[b]..pos[b] + tokens`, in one launch
+/// ([`rope_kv_append`]; `pos[b] + tokens <= max_ctx`: the caller's promise). Query heads are the first
+/// `shape.q_heads() * head_dim` elements of each row; keys and values sit where `at` says.
+#[allow(clippy::too_many_arguments)]
+pub fn rope_append_rows<R, T>(
+    rt: &R,
+    shape: &CacheShape,
+    tokens: usize,
+    qkv: &mut R::Buffer<T>,
+    at: RowsAt,
+    rope: RopeTables<'_, R::Buffer<f32>>,
+    pos: &R::Buffer<i32>,
+    k_cache: &mut R::Buffer<T>,
+    v_cache: &mut R::Buffer<T>,
+) -> Result<(), AttnError<R::Error>>
+where
+    R: Runtime,
+    T: Float + Elem,
+{
+    shape.check()?;
+    let CacheShape { batch, kv_heads, head_dim, max_ctx, .. } = *shape;
+    if tokens == 0 || tokens > max_ctx {
+        return Err(AttnError::Shape(format!("{tokens} tokens to append: must be 1 to max_ctx ({max_ctx})")));
+    }
+    if rope.rope_dim < 2 || rope.rope_dim > head_dim || rope.rope_dim % 2 != 0 {
+        return Err(AttnError::Shape(format!("rope_dim {} must be even, 2 to head_dim ({head_dim})", rope.rope_dim)));
+    }
+    let (q_width, row) = (shape.q_heads() * head_dim, kv_heads * head_dim);
+    let parts = [(0, q_width), (at.k_off, row), (at.v_off, row)];
+    let overlap = |(a, la): (usize, usize), (b, lb): (usize, usize)| a < b + lb && b < a + la;
+    if parts.iter().any(|&(o, l)| o + l > at.stride) || overlap(parts[0], parts[1]) || overlap(parts[0], parts[2]) || overlap(parts[1], parts[2]) {
+        return Err(AttnError::Shape(format!(
+            "a row of {} elements must hold the queries ({q_width} from 0), keys and values ({row} each, from {} and {}) apart",
+            at.stride, at.k_off, at.v_off
+        )));
+    }
+    let len = batch * tokens * at.stride;
+    if len > i32::MAX as usize {
+        return Err(AttnError::Shape("the new rows lie past the 2^31 elements that 32-bit offsets address".into()));
+    }
+    need("qkv", qkv, len)?;
+    need("cos", rope.cos, max_ctx * rope.rope_dim / 2)?;
+    need("sin", rope.sin, max_ctx * rope.rope_dim / 2)?;
+    need("pos", pos, batch)?;
+    need("k_cache", k_cache, shape.cache_len())?;
+    need("v_cache", v_cache, shape.cache_len())?;
+    let inst = RopeKvAppendInstance { block_d: shape.block_d() };
+    let grid = ((batch * tokens) as u32, (shape.q_heads() + kv_heads) as u32);
+    let i = |x: usize| x as i32;
+    let (tk, qh, kh, d, rd) = (i(tokens), i(shape.q_heads()), i(kv_heads), i(head_dim), i(rope.rope_dim));
+    inst.launch::<T, R>(rt, grid, qkv, rope.cos, rope.sin, pos, k_cache, v_cache, tk, qh, kh, d, rd, i(at.stride), i(at.k_off), i(at.v_off), i(max_ctx))
+        .map_err(AttnError::Runtime)
 }
 
 /// Where the new rows of [`append_rows`] sit: element offsets of the first key and value, and the

@@ -4,7 +4,7 @@ use super::*;
 use dsl_core::prelude::{bf16, f16, Float, Interpreter, Runtime};
 use kernels::rope::{rope, rope_inplace, rope_qk_inplace};
 
-cases!("rope": rope_f32, rope_f16, rope_bf16, rope_qk_fused);
+cases!("rope": rope_f32, rope_f16, rope_bf16, rope_qk_fused, rope_kv_append_bf16);
 
 /// Llama's cos/sin tables `[positions, d/2]` (f32) for `theta = 10000`, and their exact f64 values.
 fn tables(positions: usize, d: usize) -> (Vec<f32>, Vec<f32>, Vec<f64>, Vec<f64>) {
@@ -248,4 +248,84 @@ pub fn rope_qk_fused<R: Runtime>(rt: &R) {
     check_qk::<R, f32, 64>(rt, 3, 3, 1, 96, 21);
     check_qk::<R, f16, 32>(rt, 7, 8, 2, 64, 22);
     check_qk::<R, bf16, 32>(rt, 4, 2, 2, 64, 23);
+}
+
+/// `kv_attention::cache::rope_append_rows` (RoPE of the queries in place, the rotated keys and the
+/// values appended to the cache, one launch) bit for bit against `rope_inplace` on the query and key
+/// heads followed by `append_rows`, on caches that start poisoned (rows not appended keep the poison)
+/// and a padded QKV row; the rotated keys also against the float64 reference. Two sequences of three
+/// tokens at different positions, grouped-query heads, a head_dim that is not a power of two, full and
+/// partial rotary embeddings; then the refused arguments.
+pub fn rope_kv_append_bf16<R: Runtime>(rt: &R) {
+    use kernels::kv_attention::cache::{append_rows, rope_append_rows, RopeTables, RowsAt};
+    use kernels::kv_attention::CacheShape;
+    let s = CacheShape { batch: 2, kv_heads: 2, group: 3, head_dim: 80, max_ctx: 16 };
+    let (tokens, d, qh, kh) = (3, s.head_dim, s.q_heads(), s.kv_heads);
+    let stride = (qh + 2 * kh) * d + 8;
+    let at = RowsAt { k_off: qh * d, v_off: (qh + kh) * d, stride };
+    let starts = [5i32, 9];
+    let row_pos: Vec<i32> = (0..s.batch * tokens).map(|r| starts[r / tokens] + (r % tokens) as i32).collect();
+    for (case, rope_dim) in [80usize, 64].into_iter().enumerate() {
+        let mut r = rng(990 + case as u64);
+        let (x, xf) = rand_elems::<bf16>(&mut r, s.batch * tokens * stride, 1.0);
+        let (c, sn, cf, sf) = tables(s.max_ctx, rope_dim);
+        let (bc, bs, bstart) = (upload(rt, &c), upload(rt, &sn), upload(rt, &starts));
+        let what = format!("rope_append_rows rope_dim={rope_dim}");
+        // Fused.
+        let mut qkv = upload(rt, &x);
+        let (mut kc, mut vc) = (poisoned::<R, bf16>(rt, s.cache_len()), poisoned::<R, bf16>(rt, s.cache_len()));
+        let tables_at = RopeTables { cos: &bc, sin: &bs, rope_dim };
+        launched(&what, rope_append_rows(rt, &s, tokens, &mut qkv, at, tables_at, &bstart, &mut kc, &mut vc));
+        // Reference: RoPE of the query and key heads in place, then the append.
+        let mut qkv2 = upload(rt, &x);
+        let (mut kc2, mut vc2) = (poisoned::<R, bf16>(rt, s.cache_len()), poisoned::<R, bf16>(rt, s.cache_len()));
+        let grid = ((s.batch * tokens) as u32, (qh + kh) as u32);
+        let (rd, half) = (rope_dim as i32, (rope_dim / 2) as i32);
+        launched("rope_inplace", rope_inplace::<bf16, 64>::launch(rt, grid, &mut qkv2, &bc, &bs, &upload(rt, &row_pos), rd, stride as i32, d as i32, half));
+        launched("append_rows", append_rows(rt, &s, tokens, &qkv2, &qkv2, at, &bstart, &mut kc2, &mut vc2));
+        let (got, want) = (download(rt, &qkv), download(rt, &qkv2));
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            // The fused kernel leaves the keys in the QKV buffer as they were.
+            let is_key = (i % stride) >= at.k_off && (i % stride) < at.v_off;
+            let expect = if is_key { x[i] } else { *w };
+            assert_eq!(g.to_bits(), expect.to_bits(), "{what}: qkv element {i} (row {}, column {})", i / stride, i % stride);
+        }
+        for (name, a, b) in [("k_cache", download(rt, &kc), download(rt, &kc2)), ("v_cache", download(rt, &vc), download(rt, &vc2))] {
+            let differ = a.iter().zip(&b).position(|(x, y)| x.to_bits() != y.to_bits());
+            assert!(differ.is_none(), "{what}: {name} differs from rope_inplace + append_rows at {differ:?}");
+        }
+        // The appended keys against float64: rotated over rope_dim, copied past it.
+        let kcache = download(rt, &kc);
+        let h = rope_dim / 2;
+        for rr in 0..s.batch * tokens {
+            let (b, p) = (rr / tokens, row_pos[rr] as usize);
+            for j in 0..kh {
+                let key = &xf[rr * stride + at.k_off + j * d..][..d];
+                let mut want = rope_ref(&key[..rope_dim], &cf[p * h..(p + 1) * h], &sf[p * h..(p + 1) * h]);
+                want.extend_from_slice(&key[rope_dim..]);
+                let base = ((b * kh + j) * s.max_ctx + p) * d;
+                for e in 0..d {
+                    let g = kcache[base + e].to_f64();
+                    let tol = bf16::U * want[e].abs() + 4.0 * f32::EPSILON as f64 * (key[e % h].abs() + key[e % h + h].abs()) + bf16::TINY;
+                    assert!((g - want[e]).abs() <= tol, "{what}: key b={b} p={p} j={j} e={e}: {g} vs {}", want[e]);
+                }
+            }
+        }
+    }
+    // Refused before any launch: keys overlapping the queries, an odd or too long rope_dim, short tables.
+    let (bc, bs, bstart) = (upload(rt, &vec![0f32; 16 * 40]), upload(rt, &vec![0f32; 16 * 40]), upload(rt, &starts));
+    let mut qkv = poisoned::<R, bf16>(rt, s.batch * tokens * stride);
+    let (mut kc, mut vc) = (poisoned::<R, bf16>(rt, s.cache_len()), poisoned::<R, bf16>(rt, s.cache_len()));
+    for (at, rope_dim, want) in [
+        (RowsAt { k_off: qh * d - 8, ..at }, 80, "apart"),
+        (at, 81, "rope_dim 81"),
+        (at, 96, "rope_dim 96"),
+        (at, 80, "cos"),
+    ] {
+        let short = upload(rt, &[0f32; 8]);
+        let cos = if want == "cos" { &short } else { &bc };
+        let e = rope_append_rows(rt, &s, tokens, &mut qkv, at, RopeTables { cos, sin: &bs, rope_dim }, &bstart, &mut kc, &mut vc).err().expect("refused");
+        assert!(e.to_string().contains(want), "{want}: {e}");
+    }
+    assert_poison_kept("rope_append_rows after refused calls", &download_f64(rt, &kc), |_| false);
 }

@@ -4,10 +4,11 @@
 //!
 //! Weights ([`weights`]: bf16, or FP8 with per-channel scales), activations and the KV cache stay on
 //! the device; token ids go in and logits, or the greedy token, come out. A layer ([`step`]): RMSNorm
-//! (f32 residual → bf16), the fused QKV GEMM, RoPE of Q and K in place, K and V appended to the cache
-//! from the QKV buffer, attention (prefill over the cache for a chunk, split-KV decode for one token),
-//! the output GEMM and the residual add; then RMSNorm, the fused gate/up GEMM, SwiGLU, the down GEMM
-//! and the residual add. GEMMs are the split-K GEMM of `kernels::fp8_gemm`.
+//! (f32 residual → bf16), the fused QKV GEMM, RoPE of Q in place with K rotated into the cache and V
+//! appended (one kernel, reading the QKV buffer), attention (prefill over the cache for a chunk,
+//! split-KV decode for one token), the output GEMM and the residual add; then RMSNorm, the fused
+//! gate/up GEMM, SwiGLU, the down GEMM and the residual add. GEMMs are the split-K GEMM of
+//! `kernels::fp8_gemm`, with the configurations of [`configs`].
 //!
 //! A decode step runs eagerly once (which compiles its kernels and sizes its workspace), is then
 //! recorded as a graph ([`graph`]) and replayed for every later token; its inputs are written into

@@ -1,6 +1,6 @@
 //! One forward step as launches: the buffers a step works in ([`Activations`]) and the sequence of
 //! kernels over them ([`launch_step`]). Every buffer is allocated once and overwritten in place, and
-//! every per-step value the kernels need (token ids, positions, the context length) is read from a
+//! every per-step value the kernels need (token ids, the first position, the context length) is read from a
 //! device buffer, so the launches of a decode step are the same at every position: what lets one
 //! recorded graph serve every token.
 
@@ -14,12 +14,11 @@ use dsl_core::runtime::{AnyBuffer, Launch, Runtime};
 use dsl_core::types::Elem;
 use kernels::fp8_gemm::{fp8_gemm, quantize_rows, tickets_len, workspace_len, GemmOptions, Operand, Scale, Workspace};
 use kernels::greedy::{argmax_rows, partials_len};
-use kernels::kv_attention::cache::{append_rows, RowsAt};
+use kernels::kv_attention::cache::{rope_append_rows, RopeTables, RowsAt};
 use kernels::kv_attention::decode::{decode_step, workspace_lens, DecodeBuffers, DecodeConfig};
 use kernels::kv_attention::prefill::{prefill_step, Chunk, PrefillBuffers, PrefillConfig, QueriesAt};
 use kernels::kv_attention::{AttnError, CacheShape};
 use kernels::llama_ops::{embed_rows, quantize_blocks, rmsnorm_quant, rmsnorm_to, silu_mul_block_max, silu_mul_halves};
-use kernels::rope::rope_inplace;
 use std::sync::Arc;
 
 /// Elements per program of the elementwise kernels (embedding, SwiGLU).
@@ -204,7 +203,6 @@ impl<R: Runtime> Head<R> {
 pub struct Activations<R: Runtime> {
     pub rows: usize,
     pub ids: R::Buffer<i32>,
-    pub pos: R::Buffer<i32>,
     /// The step's first position (where its keys go) and the context length after it (what decode
     /// attends to): one value each.
     pub start: R::Buffer<i32>,
@@ -230,7 +228,6 @@ impl<R: Runtime> Activations<R> {
         Ok(Activations {
             rows,
             ids: zeros(rt, rows, what)?,
-            pos: zeros(rt, rows, what)?,
             start: zeros(rt, 1, what)?,
             ctx_len: zeros(rt, 1, what)?,
             x: zeros(rt, rows * d, what)?,
@@ -253,18 +250,15 @@ impl<R: Runtime> Activations<R> {
         })
     }
 
-    /// Writes the inputs of a step of `tokens` at positions `start..`: ids and positions (padded to
-    /// the buffers' rows), the start and the context length after the step.
+    /// Writes the inputs of a step of `tokens` at positions `start..`: ids (padded to the buffers'
+    /// rows), the start and the context length after the step.
     pub fn write_inputs(&mut self, rt: &R, tokens: &[u32], start: usize) -> Result<()> {
         let what = "uploading token ids";
         let mut ids = vec![0i32; self.rows];
-        let mut pos = vec![0i32; self.rows];
         for (i, &t) in tokens.iter().enumerate() {
             ids[i] = t as i32;
-            pos[i] = (start + i) as i32;
         }
         rt.write(&mut self.ids, &ids).map_err(dev(what))?;
-        rt.write(&mut self.pos, &pos).map_err(dev(what))?;
         rt.write(&mut self.start, &[start as i32]).map_err(dev(what))?;
         rt.write(&mut self.ctx_len, &[(start + tokens.len()) as i32]).map_err(dev(what))
     }
@@ -310,9 +304,10 @@ pub fn launch_step<R: Runtime>(rt: &R, m: &mut Model<R>, a: &mut Activations<R>,
         let l = &m.w.layers[li];
         let q = norm_into(rt, &a.x, &l.attn_norm, l.qkv.is_fp8(), &mut a.h, &mut a.gemm)?;
         linear(rt, &mut a.gemm, Input::after_norm(q, &a.h), n, &l.qkv, &mut a.qkv, Out::Store)?;
-        rope(rt, c, &m.w, &mut a.qkv, &a.pos, n)?;
+        // RoPE of Q in place, K rotated into the cache, V copied: one launch.
         let at = RowsAt { k_off: qd, v_off: qd + kvd, stride: width };
-        append_rows(rt, &shape, n, &a.qkv, &a.qkv, at, &a.start, &mut m.k_cache[li], &mut m.v_cache[li]).map_err(attn)?;
+        let tables = RopeTables { cos: &m.w.cos, sin: &m.w.sin, rope_dim: c.rope_dim };
+        rope_append_rows(rt, &shape, n, &mut a.qkv, at, tables, &a.start, &mut m.k_cache[li], &mut m.v_cache[li]).map_err(attn)?;
         if n == 1 {
             let (po, pm, pl) = &mut m.part;
             let bufs = DecodeBuffers { q: &a.qkv, k_cache: &m.k_cache[li], v_cache: &m.v_cache[li], ctx_lens: &a.ctx_len, part_o: po, part_m: pm, part_l: pl, out: &mut a.att };
@@ -345,24 +340,3 @@ pub fn launch_step<R: Runtime>(rt: &R, m: &mut Model<R>, a: &mut Activations<R>,
     argmax_rows(rt, &h.logits, out_rows, c.vocab_size, &mut h.part_v, &mut h.part_i, &mut h.tokens).map_err(dev("argmax"))
 }
 
-/// RoPE of Q's and K's heads in place in the QKV buffer (K's heads follow Q's in each row).
-fn rope<R: Runtime>(rt: &R, c: &LlamaConfig, w: &WeightsOnDevice<R>, qkv: &mut R::Buffer<bf16>, pos: &R::Buffer<i32>, n: usize) -> Result<()> {
-    let width = (c.q_dim() + 2 * c.kv_dim()) as i32;
-    let grid = (n as u32, (c.n_heads + c.n_kv_heads) as u32);
-    let (rd, hd, half) = (c.rope_dim as i32, c.head_dim as i32, (c.rope_dim / 2) as i32);
-    let (cos, sin) = (&w.cos, &w.sin);
-    macro_rules! go {
-        ($hb:literal) => {
-            rope_inplace::<bf16, $hb>::launch(rt, grid, qkv, cos, sin, pos, rd, width, hd, half)
-        };
-    }
-    match (c.rope_dim / 2).next_power_of_two() {
-        0..=4 => go!(4),
-        8 => go!(8),
-        16 => go!(16),
-        32 => go!(32),
-        64 => go!(64),
-        _ => go!(128),
-    }
-    .map_err(dev("RoPE"))
-}
