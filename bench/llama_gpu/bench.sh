@@ -5,11 +5,12 @@
 #   bash bench/llama_gpu/bench.sh smollm2    # gpu-check smollm2 (needs /tmp/m/smollm2.gguf) + generate
 #   bash bench/llama_gpu/bench.sh profile    # ncu per-kernel times of 1-token steps, sanitizers
 #   bash bench/llama_gpu/bench.sh hf         # transformers side by side (transformers_baseline.py)
-#   bash bench/llama_gpu/bench.sh combine    # the fp8 GEMM checks on the GPU; fused split-K combine against the
-#                                            # two-kernel one (8B fp8/bf16, 70B fp8), same run; graph = eager
+#   bash bench/llama_gpu/bench.sh combine    # the fp8 GEMM and RoPE checks on the GPU; 8B at ctx 128 with and
+#                                            # without the fused combine and the tuned winners, same run; graph = eager
 #   bash bench/llama_gpu/bench.sh tune       # H200 winners of the fp8 GEMM at M = 1 (gpu-check fp8 --write),
 #                                            # merged into a copy of bench/fp8_gemm/tuned.tsv in $OUT
-#   bash bench/llama_gpu/bench.sh tuned      # committed winners against the heuristic (8B, 70B fp8), same run
+#   bash bench/llama_gpu/bench.sh tuned      # 8B and 70B fp8 with and without the winners, 8B bf16, ctx 4096, pp512,
+#                                            # the fused GEMM checks, an ncu breakdown of an 8B fp8 step
 # Needs /tmp/g/llama and /tmp/g/gpu-check (carried as .gpu/*.xz, see NOTES.md). Outputs under $OUT.
 set -uo pipefail
 OUT=${OUT:-bench/llama_gpu/results/latest}
@@ -73,14 +74,17 @@ hf)
     ;;
 combine)
     nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv > "$OUT/gpu.txt"
-    timeout 200 /tmp/g/gpu-check test fp8_gemm 2>&1 | tail -4 | tee "$OUT/test-fp8-gemm.txt"
-    for w in fp8 bf16; do
-        B --arch llama-3-8b --device cuda --weights $w -p 128 -n 128 -r 3
-        B --arch llama-3-8b --device cuda --weights $w -p 128 -n 128 -r 3 --no-fused-combine
+    for f in fp8_gemm rope; do
+        timeout 150 /tmp/g/gpu-check test $f 2>&1 | grep -v "^ok " | tail -5 | tee "$OUT/test-$f.txt"
     done
-    B --arch llama-3-70b --device cuda --weights fp8 -p 128 -n 64 -r 3
-    B --arch llama-3-70b --device cuda --weights fp8 -p 128 -n 64 -r 3 --no-fused-combine
-    timeout 120 /tmp/g/gpu-check graph-eager llama-3-8b fp8 300 2>&1 | tail -2 | tee "$OUT/graph-eager.txt"
+    # What the fused combine and the tuned winners are each worth, same run (8B at ctx 128).
+    B --arch llama-3-8b --device cuda --weights fp8 -p 128 -n 128 -r 3
+    B --arch llama-3-8b --device cuda --weights fp8 -p 128 -n 128 -r 3 --no-fused-combine
+    B --arch llama-3-8b --device cuda --weights fp8 -p 128 -n 128 -r 3 --no-tuned-configs
+    B --arch llama-3-8b --device cuda --weights fp8 -p 128 -n 128 -r 3 --no-tuned-configs --no-fused-combine
+    B --arch llama-3-8b --device cuda --weights bf16 -p 128 -n 128 -r 3
+    B --arch llama-3-8b --device cuda --weights bf16 -p 128 -n 128 -r 3 --no-fused-combine
+    timeout 120 /tmp/g/gpu-check graph-eager llama-3-8b fp8 1000 2>&1 | tail -2 | tee "$OUT/graph-eager.txt"
     cat "$OUT/speed.md"; grep -v "^\s*$" "$OUT/speed-log.txt" | grep -iv "making random\|measuring" | tail -20
     ;;
 tune)
@@ -88,16 +92,23 @@ tune)
     FP8_BENCH_MS=${FP8_BENCH_MS:-1} COPY_TBPS=4.27 timeout 540 /tmp/g/gpu-check fp8 --write "$OUT/tuned.tsv" 2>&1 | tee "$OUT/fp8-tune.txt" | grep -v "^#"
     ;;
 tuned)
+    # This session's defaults (tuned winners, fused combines) against the heuristic, 8B and 70B; 8B at
+    # ctx 4096 and pp512; the fused GEMM checks on the GPU; an ncu breakdown of an 8B fp8 step.
     nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv > "$OUT/gpu.txt"
-    for a in "--weights fp8 -p 128 -n 128" "--weights fp8 -p 4096 -n 128" "--weights bf16 -p 128 -n 128"; do
-        B --arch llama-3-8b --device cuda $a -r 3
-        B --arch llama-3-8b --device cuda $a -r 3 --no-tuned-configs
-    done
+    timeout 100 /tmp/g/gpu-check test fused 2>&1 | tail -3 | tee "$OUT/test-fused.txt"
+    timeout 100 /tmp/g/gpu-check test layer_chain 2>&1 | tail -3 | tee "$OUT/test-layer-chain.txt"
+    B --arch llama-3-8b --device cuda --weights fp8 -p 128 -n 128 -r 3
+    B --arch llama-3-8b --device cuda --weights fp8 -p 128 -n 128 -r 3 --no-tuned-configs
+    B --arch llama-3-8b --device cuda --weights bf16 -p 128 -n 128 -r 3
     B --arch llama-3-70b --device cuda --weights fp8 -p 128 -n 64 -r 3
     B --arch llama-3-70b --device cuda --weights fp8 -p 128 -n 64 -r 3 --no-tuned-configs
+    B --arch llama-3-8b --device cuda --weights fp8 -p 4096 -n 128 -r 3
     B --arch llama-3-8b --device cuda --weights fp8 -p 512 -n 32 -r 3
-    timeout 120 /tmp/g/gpu-check graph-eager llama-3-8b fp8 1000 2>&1 | tail -2 | tee "$OUT/graph-eager.txt"
-    cat "$OUT/speed.md"; grep -v "^\s*$" "$OUT/speed-log.txt" | grep -iv "making random\|measuring" | tail -20
+    cat "$OUT/speed.md"; grep -v "^\s*$" "$OUT/speed-log.txt" | grep -iv "making random\|measuring" | grep -v "^    BLOCK" | tail -20
+    timeout 150 ncu --clock-control none --metrics gpu__time_duration.sum --csv \
+        $L bench --arch llama-3-8b --device cuda --weights fp8 -p 1 -n 1 -r 1 --no-cuda-graph \
+        > "$OUT/ncu-8b-fp8.csv" 2> "$OUT/ncu-8b-fp8.err"; echo "ncu rc=$?"
+    python3 bench/llama_gpu/breakdown.py "$OUT/ncu-8b-fp8.csv" | tee "$OUT/breakdown-8b-fp8.md" | head -30
     ;;
 *) echo "usage: bench.sh speed|smollm2|profile|hf|combine|tune|tuned"; exit 2 ;;
 esac

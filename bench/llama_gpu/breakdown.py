@@ -26,7 +26,7 @@ step = rows[starts[4]:starts[5]]
 
 
 def family(k):
-    for key, name in [("rmsnorm_quant", "RMSNorm + quantization (fused)"), ("silu_mul_quant", "SiLU*mul + quantization (fused)"),
+    for key, name in [("rope_kv_append", "RoPE + KV append (fused)"), ("rmsnorm_quant", "RMSNorm + quantization (fused)"), ("silu_mul_quant", "SiLU*mul + quantization (fused)"),
                       ("silu_mul_block_max", "SiLU*mul (+ block maxima)"), ("quantize_blocks", "activation quantization"),
                       ("scaled_mm", "GEMM"), ("gemm", "GEMM"), ("splitk", "GEMM"), ("reduce", "GEMM"), ("quant", "activation quantization"),
                       ("decode", "attention"), ("append", "KV append"), ("rope", "RoPE"), ("rmsnorm", "RMSNorm"),

@@ -67,9 +67,11 @@ impl GemmConfig {
         GemmConfig { block_m, block_n, block_k, split_k: 1, stream_k: programs, fused_combine: false, options: LaunchOptions::default() }
     }
 
-    /// This split-K grid with its combine fused into the GEMM (where it has one: `split_k > 1`).
+    /// This split-K grid with its combine fused into the GEMM where it has one (`split_k > 1`) and the
+    /// fused kernel declares its tile ([`fused_combine_tiles`]); otherwise unchanged.
     pub fn with_fused_combine(self) -> GemmConfig {
-        GemmConfig { fused_combine: self.stream_k == 0 && self.split_k > 1, ..self }
+        let declared = fused_combine_tiles().contains(&(self.block_m, self.block_n, self.block_k));
+        GemmConfig { fused_combine: self.stream_k == 0 && self.split_k > 1 && declared, ..self }
     }
 }
 

@@ -109,6 +109,9 @@ mod tests {
     fn committed_winners_apply_to_their_gpu_only() {
         let h = GemmConfigs::heuristic(132).choose(1, 4096, 4096, true);
         assert!(!h.tuned && h.config.split_k > 1 && h.config.fused_combine, "{h:?}");
+        // A prefill chunk's tile has no fused instance: its split-K combines with a second kernel.
+        let p = GemmConfigs::heuristic(132).choose(128, 6144, 4096, true);
+        assert!(p.config.split_k > 1 && !p.config.fused_combine, "{p:?}");
         let records = parse_records(tuning::COMMITTED).unwrap();
         let r = records.iter().find(|r| r.kernel == tuning::tuner_name("e4m3,bf16", 1) && r.key.starts_with("M=1,")).expect("an M = 1 winner");
         let dims: Vec<usize> = r.key.split(',').map(|kv| kv.split('=').nth(1).unwrap().parse().unwrap()).collect();
