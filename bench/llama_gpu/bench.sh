@@ -79,11 +79,11 @@ combine)
     done
     # What the fused combine and the tuned winners are each worth, same run (8B at ctx 128).
     B --arch llama-3-8b --device cuda --weights fp8 -p 128 -n 128 -r 3
-    B --arch llama-3-8b --device cuda --weights fp8 -p 128 -n 128 -r 3 --no-fused-combine
+    B --arch llama-3-8b --device cuda --weights fp8 -p 128 -n 128 -r 3 --fused-combine
     B --arch llama-3-8b --device cuda --weights fp8 -p 128 -n 128 -r 3 --no-tuned-configs
-    B --arch llama-3-8b --device cuda --weights fp8 -p 128 -n 128 -r 3 --no-tuned-configs --no-fused-combine
+    B --arch llama-3-8b --device cuda --weights fp8 -p 128 -n 128 -r 3 --no-tuned-configs --fused-combine
     B --arch llama-3-8b --device cuda --weights bf16 -p 128 -n 128 -r 3
-    B --arch llama-3-8b --device cuda --weights bf16 -p 128 -n 128 -r 3 --no-fused-combine
+    B --arch llama-3-8b --device cuda --weights bf16 -p 128 -n 128 -r 3 --fused-combine
     timeout 120 /tmp/g/gpu-check graph-eager llama-3-8b fp8 1000 2>&1 | tail -2 | tee "$OUT/graph-eager.txt"
     cat "$OUT/speed.md"; grep -v "^\s*$" "$OUT/speed-log.txt" | grep -iv "making random\|measuring" | tail -20
     ;;

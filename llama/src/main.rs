@@ -61,7 +61,7 @@ fn gpu_options(g: &GpuArgs) -> Result<GpuOptions> {
         graphs: !g.no_cuda_graph,
         programmatic: !g.no_programmatic_launch,
         tuned_configs: !g.no_tuned_configs,
-        fused_combine: !g.no_fused_combine,
+        fused_combine: g.fused_combine,
     })
 }
 

@@ -1,9 +1,10 @@
 //! Which configuration each GEMM of a step launches. For FP8 weights on a GPU with committed autotune
 //! winners (`bench/fp8_gemm/tuned.tsv`, keyed by the device's name and the GEMM's shape rounded to
 //! powers of two), the winner, looked up and never searched for; otherwise (bf16 weights, another
-//! GPU, the interpreter, or `GpuOptions::tuned_configs` off) `kernels::fp8_gemm::heuristic`. Either
-//! way a split-K grid combines in the GEMM itself (the last program of each tile adds the partials:
-//! one launch instead of two, the same bits).
+//! GPU, the interpreter, or `GpuOptions::tuned_configs` off) `kernels::fp8_gemm::heuristic`. With
+//! `fused` a split-K grid combines in the GEMM itself (the last program of each tile adds the
+//! partials: one launch instead of two, the same bits); without it, with a second kernel, whatever
+//! the winner said.
 
 use codegen_ptx::runtime::autotune::{fingerprint_spec, parse_records, Autotuner};
 use dsl_core::prelude::e4m3;
