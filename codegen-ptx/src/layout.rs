@@ -15,8 +15,9 @@
 //! non-scalar, `permute`, reductions along an axis, `dot`) exchange them through shared memory.
 //!
 //! `dot` results that run on tensor cores live in a second layout, [`MmaLayout`] (the `mma.sync`
-//! accumulator fragments), and so do elementwise ops on them; any other use converts them to the blocked
-//! layout through shared memory (see `lower::mma`).
+//! accumulator fragments), and so do elementwise ops on them; where each row lies in one warp, their row
+//! reductions live in a third, [`RowLayout`]. Which value lives where is decided before lowering
+//! (`lower::place`); any other use converts to the blocked layout through shared memory.
 
 /// The largest number of consecutive elements a thread holds (8: 16 bytes of f16, two 16-byte accesses
 /// of f32), in kernels without 1-byte tiles.
@@ -144,6 +145,53 @@ impl MmaLayout {
     }
 }
 
+impl MmaLayout {
+    /// The layout for a `[m, n]` accumulator whose warps are stacked along `m` only (`wn == 1`), so that
+    /// each row lies in one quad of lanes (row reductions are two shuffles, and the tile can be the A
+    /// operand of the next `dot` from registers); `None` when `m / 16` does not split over the warps.
+    pub fn choose_rows(m: usize, n: usize, warps: usize) -> Option<MmaLayout> {
+        (m % 16 == 0 && n % 8 == 0 && (m / 16) % warps == 0).then_some(MmaLayout { m, n, wm: warps, wn: 1 })
+    }
+
+    /// The layout of this tile's rows (a row reduction of it, or what broadcasts over them): only when
+    /// each row lies in one warp.
+    pub fn rows(&self) -> Option<RowLayout> {
+        (self.wn == 1).then_some(RowLayout { m: self.m, wm: self.wm })
+    }
+
+    /// The register of [`MmaLayout::rows`] holding the row of register `r`.
+    pub fn row_reg(&self, r: usize) -> usize {
+        (r / 4 / self.tn()) * 2 + (r % 4) / 2
+    }
+}
+
+/// The rows of mma accumulator layouts with `wn == 1`, as a `[m]` or `[m, 1]` tile: in warp `w`, lane
+/// `4 * g + q`, register `2 * i + h` is row `w * (m / wm) + 16 * i + 8 * h + g` (rows `g` and `g + 8` of
+/// each of the warp's 16-row tiles). The four lanes of a quad hold the same rows (they hold the columns
+/// of those rows in the accumulator), so lane `q == 0` is the owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowLayout {
+    pub m: usize,
+    pub wm: usize,
+}
+
+impl RowLayout {
+    /// Registers (rows) per thread.
+    pub fn regs(&self) -> usize {
+        2 * self.m / self.wm / 16
+    }
+
+    /// The row held in register `r` of thread `t` (host-side twin of the generated code).
+    pub fn row(&self, t: usize, r: usize) -> usize {
+        (t / 32) * (self.m / self.wm) + 16 * (r / 2) + 8 * (r % 2) + (t % 32) / 4
+    }
+
+    /// The distance of register `r`'s row from register 0's.
+    pub fn offset(&self, r: usize) -> usize {
+        16 * (r / 2) + 8 * (r % 2)
+    }
+}
+
 /// Where 16-byte chunk `chunk` of row `row` of a shared-memory tile with `chunks` chunks per row is
 /// stored: XOR-swizzled so that the 8 rows an `ldmatrix` reads at one logical chunk (and the 8 chunks a
 /// quarter warp writes) fall in 8 different 16-byte bank groups. Identity when `chunks` is not a power
@@ -177,6 +225,29 @@ mod tests {
         }
         assert_eq!(MmaLayout::choose(128, 128, 8).map(|l| (l.wm, l.wn)), Some((2, 4)));
         assert_eq!(MmaLayout::choose(16, 8, 4), None);
+    }
+
+    #[test]
+    fn row_layout_holds_the_rows_of_the_accumulator() {
+        for (m, n, warps) in [(64, 64, 4), (128, 64, 8), (64, 128, 4), (16, 32, 1), (128, 128, 4)] {
+            let l = MmaLayout::choose_rows(m, n, warps).unwrap();
+            let rows = l.rows().unwrap();
+            let mut seen = vec![0u32; m];
+            for t in 0..warps * 32 {
+                for r in 0..l.regs() {
+                    assert_eq!(rows.row(t, l.row_reg(r)), l.element(t, r).0, "{l:?} t {t} r {r}");
+                }
+                for r in 0..rows.regs() {
+                    assert_eq!(rows.row(t, r), rows.row(t, 0) + rows.offset(r));
+                    if t % 4 == 0 {
+                        seen[rows.row(t, r)] += 1;
+                    }
+                }
+            }
+            assert!(seen.iter().all(|&c| c == 1), "{rows:?}: each row has one owner");
+        }
+        assert_eq!(MmaLayout::choose_rows(64, 64, 8), None);
+        assert_eq!(MmaLayout::choose(64, 64, 4).unwrap().rows(), None);
     }
 
     #[test]

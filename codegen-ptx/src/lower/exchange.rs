@@ -6,14 +6,15 @@
 //! exchange runs in uniform control flow: `if` conditions and loop bounds are scalars, and scalars are
 //! the same in every thread.
 
+use super::place::Place;
 use super::{dtype_lty, lty, Lowerer};
 use crate::error::CodegenError;
-use crate::layout::Layout;
+use crate::layout::{Layout, MmaLayout};
 use dsl_core::ir::{ReduceOp, ValueId};
 use dsl_core::types::{DType, ElemTy};
 
 /// Row-major strides of a shape.
-fn strides(shape: &[usize]) -> Vec<usize> {
+pub(super) fn strides(shape: &[usize]) -> Vec<usize> {
     (0..shape.len()).map(|i| shape[i + 1..].iter().product()).collect()
 }
 
@@ -108,7 +109,7 @@ impl Lowerer<'_> {
     }
 
     /// The coordinates (i32 operands) of flat row-major index `i` in `shape`.
-    fn coords(&mut self, i: &str, shape: &[usize]) -> Vec<String> {
+    pub(super) fn coords(&mut self, i: &str, shape: &[usize]) -> Vec<String> {
         let st = strides(shape);
         (0..shape.len())
             .map(|d| {
@@ -119,7 +120,7 @@ impl Lowerer<'_> {
     }
 
     /// `sum(coords[i] * strides[i])` as i32.
-    fn linear(&mut self, terms: &[(String, usize)]) -> String {
+    pub(super) fn linear(&mut self, terms: &[(String, usize)]) -> String {
         let mut acc = "0".to_string();
         for (c, s) in terms {
             if *s == 0 {
@@ -293,6 +294,9 @@ impl Lowerer<'_> {
     }
 
     pub(super) fn reduce(&mut self, op: ReduceOp, src: ValueId, axis: usize, result: ValueId) -> Result<Vec<String>, CodegenError> {
+        if let (Some(Place::Mma(l)), Some(Place::Rows(_))) = (self.place_of(src), self.place_of(result)) {
+            return Ok(self.reduce_mma_rows(op, src, l));
+        }
         let d = self.dtype(src);
         let a = Self::acc_type(d);
         let arg = matches!(op, ReduceOp::ArgMax | ReduceOp::ArgMin);
@@ -342,6 +346,37 @@ impl Lowerer<'_> {
                 .collect()
         });
         Ok(out.into_iter().map(|r| finish(self, r)).collect())
+    }
+
+    /// Reduces each row of an mma tile whose rows each lie in one warp (`l.wn == 1`), into the row
+    /// layout: in-thread over the thread's columns of each of its rows, then across the lane quad that
+    /// holds the row's other columns (two butterfly shuffles). No shared memory, no barrier.
+    fn reduce_mma_rows(&mut self, op: ReduceOp, src: ValueId, l: MmaLayout) -> Vec<String> {
+        let d = self.dtype(src);
+        let a = Self::acc_type(d);
+        let regs: Vec<String> = self.val(src).regs().to_vec().iter().map(|x| self.cast(d, a, x)).collect();
+        let mut out = vec![];
+        for i in 0..l.tm() {
+            for h in 0..2 {
+                let mut v: Option<String> = None;
+                for j in 0..l.tn() {
+                    for c in 0..2 {
+                        let x = &regs[(i * l.tn() + j) * 4 + 2 * h + c];
+                        v = Some(match v {
+                            None => x.clone(),
+                            Some(y) => self.combine(op, a, &y, "", x, "").0,
+                        });
+                    }
+                }
+                let mut v = v.expect("a tile has columns");
+                for off in [1, 2] {
+                    let o = self.shfl_xor(a, &v, off);
+                    v = self.combine(op, a, &v, "", &o, "").0;
+                }
+                out.push(self.cast(a, d, &v));
+            }
+        }
+        out
     }
 
     /// Reduces each row (the last axis, `n` elements) of a blocked tile whose rows each lie in an aligned

@@ -15,87 +15,13 @@
 //! B (16x8, "col"): b0 (rows 2tig..+1 of column group), b1 (rows +8); C/D: c0,c1 (row group, cols 2tig..+1),
 //! c2,c3 (row group+8). The lower-indexed element of a pair sits in the low 16 bits.
 
+use super::place::Place;
 use super::{dtype_lty, Lowerer};
 use crate::error::CodegenError;
 use crate::layout::{Layout, MmaLayout};
 use crate::target::Target;
-use dsl_core::ir::{Block, Kernel, OpKind, ValueId};
+use dsl_core::ir::{OpKind, ValueId};
 use dsl_core::types::{DType, ElemTy};
-
-/// Which values live in an mma accumulator layout, and which are *splats* (one value in every element:
-/// constants and broadcast scalars, convertible to any layout for free).
-pub(super) struct MmaPlan {
-    pub layout: Vec<Option<MmaLayout>>,
-    pub splat: Vec<bool>,
-}
-
-/// Decides [`MmaPlan`] for a kernel on `warps` warps: `dot` results that run on tensor cores, elementwise
-/// ops whose tile operands are all in one mma layout (or splats), and loop-carried values whose next value
-/// is; iterated to a fixed point (a loop's accumulator depends on its own body).
-pub(super) fn plan(k: &Kernel, warps: usize, target: Target) -> MmaPlan {
-    let mut p = MmaPlan { layout: vec![None; k.types.len()], splat: vec![false; k.types.len()] };
-    loop {
-        let before = p.layout.clone();
-        plan_block(&k.body, k, warps, target, &mut p);
-        if p.layout == before {
-            return p;
-        }
-    }
-}
-
-fn plan_block(b: &Block, k: &Kernel, warps: usize, target: Target, p: &mut MmaPlan) {
-    use OpKind::*;
-    for op in &b.ops {
-        let Some(&r) = op.results.first() else {
-            for nb in op.kind.blocks() {
-                plan_block(nb, k, warps, target, p);
-            }
-            continue;
-        };
-        let ri = r.0 as usize;
-        let numel = |v: ValueId| k.ty(v).numel();
-        match &op.kind {
-            Constant { .. } => p.splat[ri] = true,
-            Broadcast { src, .. } | ExpandDims { src, .. } | Reshape { src, .. } => {
-                p.splat[ri] = numel(*src) <= 1 || p.splat[src.0 as usize];
-            }
-            Dot { a, b, .. } => {
-                let (sa, sb) = (&k.ty(*a).shape, &k.ty(*b).shape);
-                let (da, db) = (k.ty(*a).dtype(), k.ty(*b).dtype());
-                if let (Some(da), Some(db)) = (da, db) {
-                    if Lowerer::mma_fits(target, da, db, sa[0], sa[1], sb[1]) {
-                        p.layout[ri] = MmaLayout::choose(sa[0], sb[1], warps);
-                    }
-                }
-            }
-            Cast { .. } | Bitcast { .. } | Unary { .. } | Binary { .. } | Compare { .. } | Select { .. } | Fma { .. } => {
-                let ops = op.kind.operands();
-                let free = |v: &ValueId| p.splat[v.0 as usize] || numel(*v) <= 1;
-                match ops.iter().find_map(|v| p.layout[v.0 as usize]) {
-                    Some(l) if ops.iter().all(|v| p.layout[v.0 as usize] == Some(l) || free(v)) => p.layout[ri] = Some(l),
-                    Some(_) => {}
-                    None => p.splat[ri] = numel(r) > 1 && ops.iter().all(free),
-                }
-            }
-            For { body, .. } => {
-                plan_block(body, k, warps, target, p);
-                if let Some(OpKind::Yield { values }) = body.ops.last().map(|o| &o.kind) {
-                    for (i, v) in values.iter().enumerate() {
-                        if let Some(l) = p.layout[v.0 as usize] {
-                            p.layout[body.args[i + 1].0 as usize] = Some(l);
-                            p.layout[op.results[i].0 as usize] = Some(l);
-                        }
-                    }
-                }
-            }
-            _ => {
-                for nb in op.kind.blocks() {
-                    plan_block(nb, k, warps, target, p);
-                }
-            }
-        }
-    }
-}
 
 impl Lowerer<'_> {
     /// True where `dot` of `[m, k] x [k, n]` with these operand types runs on `mma.sync` m16n8k16.
@@ -236,29 +162,48 @@ fn mma_intrinsic(a: DType, b: DType) -> (String, &'static str) {
 }
 
 impl Lowerer<'_> {
-    /// `v`'s registers in layout `want` (`None`: blocked). Values in another layout are converted through
-    /// shared memory; splats and scalars are free.
-    pub(super) fn regs_in(&mut self, v: ValueId, want: Option<MmaLayout>) -> Vec<String> {
-        let have = self.mma_of(v);
+    /// `v`'s registers in place `want` (`None`: blocked). Splats and scalars are free, and so are a
+    /// row vector's broadcast read by an mma tile with its rows and a rematerializable tile read in an
+    /// mma or row layout; anything else goes through shared memory.
+    pub(super) fn regs_in(&mut self, v: ValueId, want: Option<Place>) -> Vec<String> {
+        let have = self.place_of(v);
         let regs = self.val(v).regs().to_vec();
         if have == want {
             return regs;
         }
         let bl = self.layout(v).expect("an mma tile (128 * warps * k elements) fits the blocked layout");
+        let count = want.map_or(bl.regs(), |p| p.regs());
         if self.plan.splat[v.0 as usize] || self.ty(v).numel() <= 1 {
-            let count = want.map_or(bl.regs(), |l| l.regs());
             return vec![regs[0].clone(); count];
+        }
+        if let (Some(Place::RowsBcast(rl)), Some(Place::Mma(l))) = (have, want) {
+            if l.rows() == Some(rl) {
+                return (0..l.regs()).map(|r| regs[l.row_reg(r)].clone()).collect();
+            }
+        }
+        if have.is_none() && want.is_some() && self.can_remat(v) {
+            return (0..count)
+                .map(|r| {
+                    let c = self.place_coords(want.expect("checked"), r, self.ty(v).shape.len());
+                    self.remat_coords(v, &c)
+                })
+                .collect();
         }
         let elem = self.ty(v).elem.clone();
         let (t, size) = self.smem_type(&elem);
         let is_bool = elem == ElemTy::Scalar(DType::Bool);
         let regs: Vec<String> =
             if is_bool { regs.iter().map(|x| self.f.inst(format!("zext i1 {x} to i8"))).collect() } else { regs };
+        // Row vectors (and their broadcasts) go through shared memory as their `m` rows.
+        let row_len = match have {
+            Some(Place::Rows(_) | Place::RowsBcast(_)) => self.ty(v).shape.get(1).copied().unwrap_or(1),
+            _ => 1,
+        };
         self.need_smem(bl.numel * size);
         self.barrier();
         match have {
             None => self.smem_write(&regs, bl, t, size, 0),
-            Some(l) => {
+            Some(Place::Mma(l)) => {
                 let base = self.mma_base(l);
                 for (r, x) in regs.iter().enumerate() {
                     let e = self.f.inst(format!("add i32 {base}, {}", l.offset(r)));
@@ -266,20 +211,92 @@ impl Lowerer<'_> {
                     self.f.emit(format!("store {t} {x}, ptr addrspace(3) {a}"));
                 }
             }
+            Some(Place::Rows(rl) | Place::RowsBcast(rl)) => {
+                let row0 = self.rows_base(rl);
+                let lane = self.lane();
+                let q = self.f.inst(format!("and i32 {lane}, 3"));
+                let owner = self.f.inst(format!("icmp eq i32 {q}, 0"));
+                self.only_where(&owner, "rows_write", |s| {
+                    for (r, x) in regs.iter().enumerate() {
+                        let e = s.f.inst(format!("add i32 {row0}, {}", rl.offset(r)));
+                        let a = s.smem_addr(0, &e, size);
+                        s.f.emit(format!("store {t} {x}, ptr addrspace(3) {a}"));
+                    }
+                });
+            }
         }
         self.barrier();
-        let count = want.map_or(bl.regs(), |l| l.regs());
-        let base = want.map(|l| self.mma_base(l));
         (0..count)
             .map(|r| {
-                let e = match (want, &base) {
-                    (Some(l), Some(b)) => self.f.inst(format!("add i32 {b}, {}", l.offset(r))),
-                    _ => self.elem_index(bl, r),
+                let e = match want {
+                    None => self.elem_index(bl, r),
+                    Some(p @ Place::Mma(_)) => {
+                        let c = self.place_coords(p, r, 2);
+                        let n = self.ty(v).shape.get(1).copied().unwrap_or(1);
+                        let rn = self.f.inst(format!("mul i32 {}, {n}", c[0]));
+                        self.f.inst(format!("add i32 {rn}, {}", c[1]))
+                    }
+                    // A row vector's flat index is its row.
+                    Some(p) => self.place_coords(p, r, 1).remove(0),
                 };
+                let e = if row_len > 1 { self.f.inst(format!("udiv i32 {e}, {row_len}")) } else { e };
                 let x = self.smem_read(0, &e, t, size);
                 if is_bool { self.f.inst(format!("icmp ne i8 {x}, 0")) } else { x }
             })
             .collect()
+    }
+
+    /// The coordinates (row, column; i32 operands) of register `r` of place `p` in this thread, for a
+    /// tile of rank `rank` (a row vector of rank 1 has only its row).
+    pub(super) fn place_coords(&mut self, p: Place, r: usize, rank: usize) -> Vec<String> {
+        match p {
+            Place::Mma(l) => {
+                let (row0, col0) = self.mma_row_col(l);
+                let (tile, c) = (r / 4, r % 4);
+                let (i, j) = (tile / l.tn(), tile % l.tn());
+                let row = self.f.inst(format!("add i32 {row0}, {}", i * 16 + 8 * (c / 2)));
+                let col = self.f.inst(format!("add i32 {col0}, {}", j * 8 + c % 2));
+                vec![row, col]
+            }
+            Place::Rows(rl) | Place::RowsBcast(rl) => {
+                let row0 = self.rows_base(rl);
+                let row = self.f.inst(format!("add i32 {row0}, {}", rl.offset(r)));
+                if rank >= 2 { vec![row, "0".into()] } else { vec![row] }
+            }
+        }
+    }
+
+    /// This thread's lane (`tid % 32`).
+    pub(super) fn lane(&mut self) -> String {
+        let tid = self.tid();
+        self.f.inst(format!("and i32 {tid}, 31"))
+    }
+
+    /// The row of register 0 of row layout `rl` in this thread.
+    fn rows_base(&mut self, rl: crate::layout::RowLayout) -> String {
+        let tid = self.tid();
+        let warp = self.f.inst(format!("lshr i32 {tid}, 5"));
+        let lane = self.lane();
+        let g = self.f.inst(format!("lshr i32 {lane}, 2"));
+        let r0 = self.f.inst(format!("mul i32 {warp}, {}", rl.m / rl.wm));
+        self.f.inst(format!("add i32 {r0}, {g}"))
+    }
+
+    /// The (row, column) of register 0 of mma layout `l` in this thread.
+    fn mma_row_col(&mut self, l: MmaLayout) -> (String, String) {
+        let tid = self.tid();
+        let warp = self.f.inst(format!("lshr i32 {tid}, 5"));
+        let lane = self.f.inst(format!("and i32 {tid}, 31"));
+        let g = self.f.inst(format!("lshr i32 {lane}, 2"));
+        let q = self.f.inst(format!("and i32 {lane}, 3"));
+        let wr = self.f.inst(format!("udiv i32 {warp}, {}", l.wn));
+        let wc = self.f.inst(format!("urem i32 {warp}, {}", l.wn));
+        let row0 = self.f.inst(format!("mul i32 {wr}, {}", l.m / l.wm));
+        let row = self.f.inst(format!("add i32 {row0}, {g}"));
+        let col0 = self.f.inst(format!("mul i32 {wc}, {}", l.n / l.wn));
+        let q2 = self.f.inst(format!("shl i32 {q}, 1"));
+        let col = self.f.inst(format!("add i32 {col0}, {q2}"));
+        (row, col)
     }
 
     /// The flat (row-major) element index of register 0 of layout `l` in this thread; register `r` is at
@@ -333,7 +350,7 @@ impl Lowerer<'_> {
     /// Writes a blocked tile (elements of `es` bytes) with rows of `row_len` elements to shared memory at byte `base`
     /// (absolute), each 16-byte chunk at its swizzled place ([`crate::layout::swizzle`]); `vec`-element
     /// runs are stored as one vector.
-    fn smem_write_swizzled(&mut self, regs: &[String], l: Layout, t: &str, row_len: usize, es: usize, base: usize) {
+    pub(super) fn smem_write_swizzled(&mut self, regs: &[String], l: Layout, t: &str, row_len: usize, es: usize, base: usize) {
         let owner = self.owner(l);
         self.only_where(&owner, "swz_write", |s| {
             // Runs never cross a 16-byte chunk (the swizzle moves whole chunks).
@@ -379,16 +396,29 @@ impl Lowerer<'_> {
         let (m, k, n) = (self.ty(a).shape[0], self.ty(a).shape[1], self.ty(b).shape[1]);
         let (da, db) = (self.dtype(a), self.dtype(b));
         let es = da.size_bytes();
-        let mut accs = self.regs_in(acc, Some(l));
+        let mut accs = self.regs_in(acc, Some(Place::Mma(l)));
         let b_t = self.kmajor.get(&b).copied();
         let k_major = b_t.is_some() || es == 1;
         let a_bytes = (m * k * es).next_multiple_of(128);
-        let (pa, pb) = (self.pipelined_operand(a)?, self.pipelined_operand(b_t.unwrap_or(b))?);
-        if pa.is_none() || pb.is_none() {
+        let pa = match self.resident.get(&a) {
+            Some(at) => Some(at.to_string()),
+            None => self.pipelined_operand(a)?,
+        };
+        let pb = self.pipelined_operand(b_t.unwrap_or(b))?;
+        // A from registers: an mma tile of 16-bit elements whose warps hold the same rows as the result's
+        // (P of attention's P·V): its accumulator fragments are the A fragments (FlashAttention-2's reuse).
+        let a_regs = match self.place_of(a) {
+            Some(Place::Mma(la)) if es == 2 && l.wn == 1 && la.wn == 1 && (la.m, la.n, la.wm) == (m, k, l.wm) => {
+                Some((la, self.val(a).regs().to_vec()))
+            }
+            _ => None,
+        };
+        let stage_a = pa.is_none() && a_regs.is_none();
+        if stage_a || pb.is_none() {
             self.need_smem(a_bytes + k * n * es);
             self.barrier();
             let base = self.smem_base;
-            if pa.is_none() {
+            if stage_a {
                 let (la, ra) = (self.layout(a)?, self.regs(a));
                 self.smem_write_swizzled(&ra, la, dtype_lty(da), k, es, base);
             }
@@ -464,6 +494,20 @@ impl Lowerer<'_> {
         for kt in 0..k * es / 32 {
             let mut af = vec![];
             for i in 0..tm {
+                if let Some((la, regs)) = &a_regs {
+                    let et = dtype_lty(da);
+                    let at = |j: usize, c: usize| &regs[(i * la.tn() + j) * 4 + c];
+                    let (j0, j1) = (2 * kt, 2 * kt + 1);
+                    let frag = [(j0, 0), (j0, 2), (j1, 0), (j1, 2)]
+                        .map(|(j, c)| {
+                            let v = self.f.inst(format!("insertelement <2 x {et}> poison, {et} {}, i32 0", at(j, c)));
+                            let v = self.f.inst(format!("insertelement <2 x {et}> {v}, {et} {}, i32 1", at(j, c + 1)));
+                            self.f.inst(format!("bitcast <2 x {et}> {v} to i32"))
+                        })
+                        .to_vec();
+                    af.push(frag);
+                    continue;
+                }
                 let ch = self.f.inst(format!("xor i32 {lck_a}, {}", kt * 2));
                 let cbytes = self.f.inst(format!("shl i32 {ch}, 4"));
                 let off = self.f.inst(format!("add i32 {arow}, {}", i * 16 * a_row_bytes));
@@ -543,7 +587,7 @@ impl Lowerer<'_> {
     pub(super) fn find_kmajor_operands(&mut self) {
         for op in self.defs.iter().flatten() {
             let OpKind::Dot { b, .. } = op.kind else { continue };
-            if self.plan.layout[op.results[0].0 as usize].is_none() || self.uses[b.0 as usize] != 1 {
+            if !matches!(self.place_of(op.results[0]), Some(Place::Mma(_))) || self.uses[b.0 as usize] != 1 {
                 continue;
             }
             if let Some(OpKind::Permute { src, perm }) = self.defs[b.0 as usize].map(|o| &o.kind) {

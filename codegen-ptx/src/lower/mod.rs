@@ -7,6 +7,9 @@
 //! - [`exchange`]: ops that move elements between threads through shared memory (broadcast, permute,
 //!   reductions, dot);
 //! - [`mma`]: `dot` on tensor cores (`mma.sync`) where the operand types and shapes fit;
+//! - [`place`]: where each value lives (blocked, an mma accumulator, its rows), decided before lowering;
+//! - [`pipeline`] and [`resident`]: `dot` operands in shared memory (`cp.async` stages, loop invariants);
+//! - [`remat`]: index and mask tiles recomputed in their user's layout;
 //! - [`math`]: transcendental functions and fp8 conversions with their documented accuracy;
 //! - this file: the kernel signature, constants, program ids, structured control flow, asserts.
 //!
@@ -22,12 +25,14 @@ mod math;
 mod memory;
 mod mma;
 mod pipeline;
+mod place;
 mod remat;
+mod resident;
 mod text;
 
 use crate::axis::AxisAnalysis;
 use crate::error::CodegenError;
-use crate::layout::{Layout, MmaLayout};
+use crate::layout::Layout;
 use crate::target::{ArgFact, CompileOptions, Specialization};
 use dsl_core::ir::{Block, Const, Kernel, Loc, Op, OpKind, ValueId};
 use dsl_core::scalar::{self, Scalar};
@@ -169,8 +174,8 @@ pub(crate) struct Lowerer<'k> {
     lens: Option<Vec<Option<String>>>,
     /// Which pointer parameter each pointer value derives from (bounds checks).
     prov: Vec<Option<usize>>,
-    /// Which values live in an mma accumulator layout (see [`mma::plan`]).
-    plan: mma::MmaPlan,
+    /// Where each value lives (see [`place`]).
+    plan: place::Plan,
     /// The op that defines each value (none for parameters and block arguments).
     defs: Vec<Option<&'k Op>>,
     /// Software pipelines by loop body address (see [`pipeline`]).
@@ -184,6 +189,9 @@ pub(crate) struct Lowerer<'k> {
     /// Transposes feeding a tensor-core `dot` as its B operand, by result: their source tile, which the
     /// `dot` stages as it is (k-major) instead of the transpose being lowered.
     kmajor: std::collections::HashMap<ValueId, ValueId>,
+    /// Loop-invariant `dot` operands kept in shared memory, by value: their region's byte offset (see
+    /// [`resident`]).
+    resident: std::collections::HashMap<ValueId, usize>,
 }
 
 /// Lowers a verified kernel to one LLVM module with one `ptx_kernel` function.
@@ -207,13 +215,14 @@ pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
         tid_reg: None,
         lens: None,
         prov: vec![None; k.types.len()],
-        plan: mma::plan(k, threads / 32, opts.target),
+        plan: place::plan(k, threads / 32, opts.target),
         defs: vec![None; k.types.len()],
         pipes: Default::default(),
         active: None,
         smem_base: 0,
         max_vec: if touches_bytes(k) { crate::layout::MAX_VEC_BYTES } else { crate::layout::MAX_VEC },
         kmajor: Default::default(),
+        resident: Default::default(),
     };
     record_defs(&k.body, &mut l.defs);
     l.find_kmajor_operands();
@@ -221,6 +230,8 @@ pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
         l.smem_base = l.plan_pipelines(opts.num_stages as usize);
         l.smem_bytes = l.smem_base;
     }
+    l.smem_base = l.plan_resident(l.smem_base);
+    l.smem_bytes = l.smem_base;
     let entry = entry_name(k);
     let mut params = vec![];
     for (i, p) in k.params.iter().enumerate() {
@@ -347,16 +358,16 @@ impl<'k> Lowerer<'k> {
         self.regs_in(v, None)
     }
 
-    /// A loop-carried or branch-merged value in layout `want` (block pointers as they are).
-    fn carried(&mut self, v: ValueId, want: Option<MmaLayout>) -> Val {
+    /// A loop-carried or branch-merged value in place `want` (block pointers as they are).
+    fn carried(&mut self, v: ValueId, want: Option<place::Place>) -> Val {
         match self.val(v) {
             Val::Block { .. } => self.val(v).clone(),
             Val::Tile(_) => Val::Tile(self.regs_in(v, want)),
         }
     }
 
-    /// The mma layout `v` lives in (`None`: the blocked layout).
-    fn mma_of(&self, v: ValueId) -> Option<MmaLayout> {
+    /// Where `v` lives (`None`: the blocked layout).
+    fn place_of(&self, v: ValueId) -> Option<place::Place> {
         self.plan.layout[v.0 as usize]
     }
 
@@ -466,7 +477,7 @@ impl<'k> Lowerer<'k> {
         use OpKind::*;
         let r0 = op.results.first().copied();
         // Elementwise ops produce (and read their operands in) the layout the plan chose for the result.
-        let want = r0.and_then(|r| self.mma_of(r));
+        let want = r0.and_then(|r| self.place_of(r));
         let out: Option<Val> = match &op.kind {
             ProgramId { axis } => Some(Val::Tile(vec![self.sreg("ctaid", *axis)])),
             NumPrograms { axis } => Some(Val::Tile(vec![self.sreg("nctaid", *axis)])),
@@ -481,8 +492,13 @@ impl<'k> Lowerer<'k> {
                 Some(Val::Tile(regs))
             }
             Constant { value, dtype } => Some(Val::Tile(vec![const_of(*dtype, const_scalar(*value))])),
-            Reshape { src, .. } | ExpandDims { src, .. } => Some(Val::Tile(self.regs(*src))),
-            Broadcast { src, .. } => Some(Val::Tile(self.broadcast(*src, r0.expect("result"))?)),
+            // A row vector keeps its rows through a reshape or `expand_dims`, and a broadcast of it over
+            // columns is held as those rows (read by mma tiles for free, see `place`).
+            Reshape { src, .. } | ExpandDims { src, .. } => Some(Val::Tile(self.regs_in(*src, want))),
+            Broadcast { src, .. } => Some(Val::Tile(match want {
+                Some(place::Place::RowsBcast(rl)) => self.regs_in(*src, Some(place::Place::Rows(rl))),
+                _ => self.broadcast(*src, r0.expect("result"))?,
+            })),
             Permute { .. } if self.kmajor.contains_key(&r0.expect("result")) => Some(Val::Tile(vec![])),
             Permute { src, perm } => Some(Val::Tile(self.permute(*src, perm, r0.expect("result"))?)),
             Cast { src, to } => {
@@ -525,7 +541,7 @@ impl<'k> Lowerer<'k> {
                 Some(Val::Tile(regs))
             }
             Reduce { op: ro, src, axis, .. } => Some(Val::Tile(self.reduce(*ro, *src, *axis, r0.expect("result"))?)),
-            Dot { a, b, acc } => Some(Val::Tile(match want {
+            Dot { a, b, acc } => Some(Val::Tile(match want.and_then(|p| p.mma()) {
                 Some(l) => self.dot_tc(*a, *b, *acc, l)?,
                 None => self.dot(*a, *b, *acc)?,
             })),
@@ -627,6 +643,7 @@ impl<'k> Lowerer<'k> {
         };
         if let (Some(v), Some(r)) = (out, r0) {
             self.set(r, v);
+            self.write_resident(r);
         }
         self.track_provenance(op);
         Ok(())
@@ -715,7 +732,7 @@ impl<'k> Lowerer<'k> {
         let (lo_r, hi_r, step_r) = (self.regs(lo)[0].clone(), self.regs(hi)[0].clone(), self.regs(step)[0].clone());
         // Carried values enter the loop in the layout the plan chose for them (converted before the loop).
         let carried_tys: Vec<&Type> = init.iter().map(|v| self.ty(*v)).collect();
-        let wants: Vec<Option<MmaLayout>> = body.args[1..].iter().map(|a| self.mma_of(*a)).collect();
+        let wants: Vec<Option<place::Place>> = body.args[1..].iter().map(|a| self.place_of(*a)).collect();
         let init_flat: Vec<Vec<(String, String)>> =
             init.iter().zip(&carried_tys).zip(&wants).map(|((v, t), w)| self.carried(*v, *w).flat(t)).collect();
         if step_r.parse::<i64>().map_or(true, |s| s <= 0) {

@@ -98,7 +98,7 @@ impl<'k> Lowerer<'k> {
         let mut offset = 0;
         for op in &body.ops {
             let OpKind::Dot { a, b, .. } = op.kind else { continue };
-            if self.mma_of(op.results[0]).is_none() {
+            if self.place_of(op.results[0]).and_then(|p| p.mma()).is_none() {
                 continue;
             }
             let fp8 = matches!(self.dtype(a), DType::F8E4M3 | DType::F8E5M2);

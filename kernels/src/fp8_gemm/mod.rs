@@ -175,7 +175,7 @@ pub fn scaled_mm<
 ///   (`cdiv(M, BLOCK_M) * cdiv(N, BLOCK_N)`), zero before the launch and left zero after it, so one
 ///   buffer serves every GEMM of a stream.
 #[kernel(instances(
-    (BLOCK_M, BLOCK_N, BLOCK_K) in [(16, 32, 256), (16, 64, 256), (16, 64, 512), (16, 128, 128), (32, 32, 256), (32, 64, 256)],
+    (BLOCK_M, BLOCK_N, BLOCK_K) in [(16, 32, 256), (16, 64, 256)],
     ROW_SCALE in bool, COL_SCALE in bool, BIAS in bool, ACCUMULATE in bool,
 ))]
 pub fn scaled_mm_fused_combine<

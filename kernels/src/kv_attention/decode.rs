@@ -129,23 +129,33 @@ use dsl_core::runtime::Runtime;
 use dsl_core::types::Elem;
 
 /// How a decode step is cut: `splits` programs per (sequence, KV head), each visiting `block_n` keys
-/// per step of its loop (32 or 64, the declared instances).
+/// per step of its loop (32 or 64, the declared instances) on `num_warps` warps (1, 2, 4 or 8; on one
+/// warp the 16 query rows lie in one warp, so the online softmax stays in the tensor-core registers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DecodeConfig {
     pub splits: usize,
     pub block_n: usize,
+    pub num_warps: u32,
 }
 
 impl DecodeConfig {
     /// `splits` splits of 32-key steps.
     pub fn splits(splits: usize) -> DecodeConfig {
-        DecodeConfig { splits, block_n: 32 }
+        DecodeConfig { splits, block_n: 32, num_warps: 4 }
     }
 
-    /// The heuristic: [`decode_splits`] splits of 64-key steps (the H200 sweep in
-    /// `bench/attention/NOTES.md`: 64-key steps won at 14 of 15 points, within 2% at the 15th).
+    /// The heuristic: [`decode_splits`] splits; splits of 128 keys or more on one warp (the softmax in
+    /// the tensor-core registers) with 32-key steps above head_dim 64 and 64 at 64 and under, shorter
+    /// splits on 4 warps with 64-key steps (the H200 sweep of 2026-12-04 in `bench/attention/NOTES.md`:
+    /// one warp wins at every point whose splits hold 128 keys or more, 4 warps at the short ones).
     pub fn for_shape(shape: &CacheShape, sm_count: u32) -> DecodeConfig {
-        DecodeConfig { splits: decode_splits(shape, sm_count), block_n: 64 }
+        let splits = decode_splits(shape, sm_count);
+        let long = shape.max_ctx.div_ceil(splits.max(1)) >= 128;
+        match (long, shape.head_dim > 64) {
+            (true, true) => DecodeConfig { splits, block_n: 32, num_warps: 1 },
+            (true, false) => DecodeConfig { splits, block_n: 64, num_warps: 1 },
+            (false, _) => DecodeConfig { splits, block_n: 64, num_warps: 4 },
+        }
     }
 }
 
@@ -200,6 +210,9 @@ where
     if !(1..=64).contains(&splits) {
         return Err(AttnError::Shape(format!("splits {splits} must be 1 to 64")));
     }
+    if ![1, 2, 4, 8].contains(&cfg.num_warps) {
+        return Err(AttnError::Shape(format!("num_warps {} must be 1, 2, 4 or 8", cfg.num_warps)));
+    }
     let cache = shape.cache_len();
     let rows = batch * kv_heads * group;
     need("q", &*bufs.q, rows * head_dim)?;
@@ -217,7 +230,8 @@ where
     let run = |r: Result<(), R::Error>| r.map_err(AttnError::Runtime);
     let main = DecodeAttentionInstance { block_g: 16, block_n: cfg.block_n as i32, block_d: shape.block_d() };
     main.check().map_err(|e| AttnError::Shape(e.message))?;
-    run(main.launch::<T, R>(rt, grid, bufs.q, bufs.k_cache, bufs.v_cache, bufs.ctx_lens, &mut *bufs.part_o, &mut *bufs.part_m, &mut *bufs.part_l, kh, g, d, mc, len, scale))?;
+    let launch = dsl_core::runtime::Launch::from(grid).num_warps(cfg.num_warps);
+    run(main.launch::<T, R>(rt, launch, bufs.q, bufs.k_cache, bufs.v_cache, bufs.ctx_lens, &mut *bufs.part_o, &mut *bufs.part_m, &mut *bufs.part_l, kh, g, d, mc, len, scale))?;
     let combine = DecodeCombineInstance { block_s: 64, block_d: 64 };
     run(combine.launch::<T, R>(rt, rows as u32, &*bufs.part_o, &*bufs.part_m, &*bufs.part_l, bufs.out, splits as i32, d))
 }

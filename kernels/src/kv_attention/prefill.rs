@@ -118,13 +118,18 @@ pub struct PrefillConfig {
 }
 
 impl PrefillConfig {
-    /// The heuristic: 64 rows (or the smallest declared tile covering a short chunk's rows), 64-key
-    /// steps, 8 warps: the best of the sweep at every point of the H200 run in `bench/attention/NOTES.md`
-    /// (head_dim 64 and 128, GQA and not, causal and not, seq 1024 to 16384).
+    /// The heuristic: 128 rows (64 at head_dim 64 and under), or the smallest declared tile covering a
+    /// short chunk's rows, on at most 4 warps that split only the rows (so the online softmax and P stay
+    /// in the tensor-core registers: `codegen_ptx`'s placement); 32-key steps above head_dim 64, 64 keys
+    /// at 64 and under. The best of the H200 sweep at 8 of 12 points at head_dim 128 and 5 of 6 at 64,
+    /// within 5% at the others (`bench/attention/NOTES.md`, 2026-12-04).
     pub fn for_chunk(shape: &CacheShape, chunk: &Chunk) -> PrefillConfig {
         let rows = (chunk.q_len * shape.group).max(shape.group);
-        let block_m = [16, 32, 64].into_iter().find(|&m| m >= rows).unwrap_or(64).max(shape.group.next_power_of_two());
-        PrefillConfig { block_m, block_n: 64, num_warps: 8 }
+        let wide = shape.head_dim > 64;
+        let most = if wide { 128 } else { 64 };
+        let block_m = [16, 32, 64, 128].into_iter().find(|&m| m >= rows).unwrap_or(most).min(most).max(shape.group.next_power_of_two());
+        let block_n = if wide { 32 } else { 64 };
+        PrefillConfig { block_m, block_n, num_warps: (block_m / 16).clamp(1, 4) as u32 }
     }
 }
 

@@ -376,11 +376,13 @@ fn decode_bench() -> Res<()> {
             let heur = heuristic.splits;
             // The heuristic's config, then fewer and more splits and both step sizes: which way the kernel gains.
             let mut variants = vec![heuristic];
-            for block_n in [32, 64] {
-                for splits in [heur.div_ceil(2), heur, 2 * heur, 4 * heur, 64] {
-                    let c = DecodeConfig { splits: splits.min(64), block_n };
-                    if !variants.contains(&c) {
-                        variants.push(c);
+            for num_warps in [4, 1] {
+                for block_n in [32, 64] {
+                    for splits in [heur.div_ceil(2), heur, 2 * heur, 4 * heur, 64] {
+                        let c = DecodeConfig { splits: splits.min(64), block_n, num_warps };
+                        if !variants.contains(&c) {
+                            variants.push(c);
+                        }
                     }
                 }
             }
@@ -403,15 +405,16 @@ fn decode_bench() -> Res<()> {
             let (hc, hus) = timed[0];
             let &(bc, bus) = timed.iter().min_by(|a, b| a.1.total_cmp(&b.1)).expect("timed");
             println!(
-                "DECODE | {model} | {batch} | {ctx} | {} / {kv_heads} | {d} | {} | {hus:.2} | {floor:.2} | {:.2} | best: splits {} block_n {} {bus:.2} us ({:.2} of floor)",
+                "DECODE | {model} | {batch} | {ctx} | {} / {kv_heads} | {d} | {} | {hus:.2} | {floor:.2} | {:.2} | best: splits {} block_n {} warps {} {bus:.2} us ({:.2} of floor)",
                 kv_heads * group,
                 hc.splits,
                 floor / hus,
                 bc.splits,
                 bc.block_n,
+                bc.num_warps,
                 floor / bus
             );
-            println!("#   {}", timed.iter().map(|(c, us)| format!("s{} n{} {us:.2}", c.splits, c.block_n)).collect::<Vec<_>>().join("; "));
+            println!("#   {}", timed.iter().map(|(c, us)| format!("s{} n{} w{} {us:.2}", c.splits, c.block_n, c.num_warps)).collect::<Vec<_>>().join("; "));
         }
     }
     Ok(())

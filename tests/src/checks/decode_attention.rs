@@ -95,7 +95,10 @@ pub fn decode_gqa_ragged_f16<R: Runtime>(rt: &R) {
     check::<R, f16>(rt, shape(3, 2, 4, 64, 300), &[1, 77, 300], 3, 1);
     check::<R, f16>(rt, shape(1, 1, 4, 64, 70), &[70], 1, 2);
     // 64-key steps: a split of 128 keys ending inside the context.
-    check_with::<R, f16>(rt, shape(2, 2, 4, 64, 300), &[300, 130], DecodeConfig { splits: 3, block_n: 64 }, 11);
+    check_with::<R, f16>(rt, shape(2, 2, 4, 64, 300), &[300, 130], DecodeConfig { splits: 3, block_n: 64, num_warps: 4 }, 11);
+    // One warp: the softmax in the tensor-core registers (row reductions by shuffles, P from registers).
+    check_with::<R, f16>(rt, shape(2, 2, 4, 64, 300), &[300, 130], DecodeConfig { splits: 3, block_n: 64, num_warps: 1 }, 13);
+    check_with::<R, bf16>(rt, shape(1, 2, 8, 128, 200), &[200], DecodeConfig { splits: 2, block_n: 32, num_warps: 1 }, 14);
 }
 
 /// Groups 1, 3 and 8, head_dim 128, a head_dim that is not a power of two and one of 8.
@@ -193,6 +196,6 @@ pub fn decode_bad_shapes<R: Runtime>(rt: &R) {
     let (mut o, mut m, mut l) = (filled(rt, po, 0.0f32), filled(rt, pm, 0.0f32), filled(rt, pm, 0.0f32));
     let mut out = poisoned::<R, f16>(rt, 4 * 64);
     let bufs = DecodeBuffers { q: &q, k_cache: &kv, v_cache: &kv, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, out: &mut out };
-    let e = decode_step(rt, &s, DecodeConfig { splits: 2, block_n: 48 }, 0.125, bufs).unwrap_err().to_string();
+    let e = decode_step(rt, &s, DecodeConfig { splits: 2, block_n: 48, num_warps: 4 }, 0.125, bufs).unwrap_err().to_string();
     assert!(e.contains("no declared instance") && e.contains("BLOCK_N=64"), "{e}");
 }

@@ -105,6 +105,10 @@ pub fn prefill_head_dims_bf16<R: Runtime>(rt: &R) {
     check::<R, bf16>(rt, shape(2, 1, 2, 80, 70), causal(70, 0), None, 6);
     check::<R, bf16>(rt, shape(1, 2, 3, 128, 64), Chunk { q_len: 30, start: 20, causal: false }, None, 7);
     check::<R, bf16>(rt, shape(1, 1, 4, 8, 40), causal(13, 5), None, 8);
+    // Warps along the rows only (the softmax and P stay in the tensor-core registers): 128 rows on 8
+    // warps and 64 on 4, head_dim 128.
+    check::<R, bf16>(rt, shape(1, 2, 4, 128, 160), causal(100, 60), Some(PrefillConfig { block_m: 128, block_n: 64, num_warps: 8 }), 9);
+    check::<R, bf16>(rt, shape(1, 1, 2, 128, 130), causal(130, 0), Some(PrefillConfig { block_m: 64, block_n: 32, num_warps: 4 }), 16);
 }
 
 /// Every declared tile height and both key steps, 8 warps; a one-token chunk.

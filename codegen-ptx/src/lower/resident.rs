@@ -1,0 +1,73 @@
+//! Loop-invariant `dot` operands kept in shared memory: an A operand of a tensor-core `dot` inside a
+//! loop, defined before the loop and used only there (attention's query tile), is written once, where
+//! it is defined, into a region of its own (below the exchange scratch, beside the pipeline stages),
+//! swizzled as `dot` reads it; each iteration's `dot` then reads it with `ldmatrix` instead of staging
+//! it again (a barrier and a tile of shared stores per iteration), and its registers die at once.
+
+use super::place::Place;
+use super::Lowerer;
+use dsl_core::ir::{Block, OpKind, ValueId};
+use dsl_core::types::DType;
+
+impl<'k> Lowerer<'k> {
+    /// Finds the resident operands and gives each its region from byte `base` on; returns the end.
+    pub(super) fn plan_resident(&mut self, base: usize) -> usize {
+        let mut found = vec![];
+        self.find_resident(&self.k.body, &mut vec![], &mut found);
+        let mut at = base.next_multiple_of(128);
+        for a in found {
+            let (m, k) = (self.ty(a).shape[0], self.ty(a).shape[1]);
+            self.resident.insert(a, at);
+            at = (at + m * k * 2).next_multiple_of(128);
+        }
+        at
+    }
+
+    /// Walks `b`; `outer` holds the values defined in the loops around it (innermost last).
+    fn find_resident(&self, b: &'k Block, outer: &mut Vec<Vec<ValueId>>, found: &mut Vec<ValueId>) {
+        for op in &b.ops {
+            if let OpKind::For { body, .. } = &op.kind {
+                outer.push(defined_in(body));
+                self.find_resident(body, outer, found);
+                outer.pop();
+                continue;
+            }
+            for nb in op.kind.blocks() {
+                self.find_resident(nb, outer, found);
+            }
+            let OpKind::Dot { a, .. } = op.kind else { continue };
+            let Some(inner) = outer.last() else { continue };
+            let on_tc = matches!(self.place_of(op.results[0]), Some(Place::Mma(_)));
+            let sixteen = matches!(self.dtype(a), DType::F16 | DType::BF16);
+            let invariant = !inner.contains(&a);
+            let blocked = self.place_of(a).is_none() && !self.plan.splat[a.0 as usize];
+            if on_tc && sixteen && invariant && blocked && self.uses[a.0 as usize] == 1 && !found.contains(&a) {
+                found.push(a);
+            }
+        }
+    }
+
+    /// After `v` is lowered: a resident operand is written to its region (a barrier first: warps still
+    /// reading an earlier value of it, in an outer loop, are done; one after: it is complete).
+    pub(super) fn write_resident(&mut self, v: ValueId) {
+        let Some(&at) = self.resident.get(&v) else { return };
+        let (l, regs) = (self.layout(v).expect("a dot operand fits the blocked layout"), self.regs(v));
+        let k = self.ty(v).shape[1];
+        let t = super::dtype_lty(self.dtype(v));
+        self.barrier();
+        self.smem_write_swizzled(&regs, l, t, k, 2, at);
+        self.barrier();
+    }
+}
+
+/// Every value defined in `b` (its arguments and op results, nested blocks included).
+fn defined_in(b: &Block) -> Vec<ValueId> {
+    let mut out = b.args.clone();
+    for op in &b.ops {
+        out.extend(&op.results);
+        for nb in op.kind.blocks() {
+            out.extend(defined_in(nb));
+        }
+    }
+    out
+}
