@@ -5,6 +5,7 @@
 #                                            # sweeps, torch SDPA side by side, copy bandwidth)
 #   bash bench/attention/rows-run.sh llama   # llama bench: pp512 and decode at ctx 128 / 4096 (8B fp8),
 #                                            # 8B bf16 and SmolLM2 at ctx 128
+#   bash bench/attention/rows-run.sh ours    # our decode and prefill sweeps only (no SDPA)
 set -uo pipefail
 OUT=${OUT:-bench/attention/results/latest}
 mkdir -p "$OUT" /tmp/g
@@ -27,5 +28,9 @@ llama)
         timeout 150 $L bench $args --device cuda -r 3 2>> "$OUT/llama-log.txt" | tail -n +3 | tee -a "$OUT/llama.md"
     done
     ;;
-*) echo "usage: rows-run.sh check|llama"; exit 2 ;;
+ours)
+    timeout 200 /tmp/g/gpu-check decode 2>&1 | tee "$OUT/decode-ours.txt" | grep "^DECODE" | cut -c1-200
+    timeout 200 /tmp/g/gpu-check prefill 2>&1 | tee "$OUT/prefill-ours.txt" | grep "^PREFILL"
+    ;;
+*) echo "usage: rows-run.sh check|llama|ours"; exit 2 ;;
 esac

@@ -413,10 +413,25 @@ fn launch_options_reach_the_compiler() {
     assert_ne!(key(8, 3), key(4, 3));
 }
 
+/// The SASS of the loop around the first HMMA, from that HMMA to the loop's back edge (the first branch
+/// after it to a label above it): the key loop of an attention kernel, past its top barrier.
+fn first_mma_loop(sass: &str) -> Option<String> {
+    let lines: Vec<&str> = sass.lines().collect();
+    let first = lines.iter().position(|l| l.contains("HMMA"))?;
+    let labels: std::collections::HashMap<&str, usize> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| l.trim().strip_suffix(':').filter(|n| n.starts_with(".L")).map(|n| (n, i)))
+        .collect();
+    let target = |l: &str| l.split("`(").nth(1).and_then(|t| t.split(')').next()).and_then(|t| labels.get(t).copied());
+    let back = (first..lines.len()).find(|&j| lines[j].contains("BRA") && target(lines[j]).is_some_and(|p| p < first))?;
+    Some(lines[first..=back].join("\n"))
+}
+
 /// The attention configurations the inference kernels launch (bf16 and f16, head_dim 64 and 128): on
 /// tensor cores, K and V pipelined with `cp.async` (LDGSTS). Where the warps split only the rows (64 rows
-/// on 4 warps, 128 on 8, decode's 16 on one), the key loop runs in registers: between its first and last
-/// `mma` no barrier and no shared store (the row max and sum are quad shuffles, P is the A operand from
+/// on 4 warps, 128 on 8, decode's 16 on one), the key loop runs in registers: from its first `mma` to its
+/// back edge no barrier and no shared store (the row max and sum are quad shuffles, P is the A operand from
 /// registers, Q is read from shared memory where it was written once), and no local-memory spills.
 /// The 64-row tile on 8 warps (rows split over 2 warps) still converts through shared memory: printed.
 #[test]
@@ -442,10 +457,7 @@ fn inference_attention_configs_use_tensor_cores_and_what_spills() {
         let opts = CompileOptions { target: Target::Sm90a, num_warps, num_stages: 3, ..CompileOptions::default() };
         // Sizes and strides divisible by 16, as the runtime's specialization finds them at these shapes.
         let a = assembled(&k, ArgFact::Div16, &opts);
-        let lines: Vec<&str> = a.sass.lines().collect();
-        let first = lines.iter().position(|l| l.contains("HMMA")).unwrap_or_else(|| panic!("{name}: no tensor cores"));
-        let last = lines.iter().rposition(|l| l.contains("HMMA")).expect("an HMMA");
-        let body = lines[first..=last].join("\n");
+        let body = first_mma_loop(&a.sass).unwrap_or_else(|| panic!("{name}: no tensor-core loop"));
         let count = |text: &str, op: &str| text.matches(op).count();
         eprintln!(
             "{name} (sm_90a, {num_warps} warps): {} registers, spills {} / {} bytes; in the loop: BAR {} STS {} SHFL {} LDSM {}",

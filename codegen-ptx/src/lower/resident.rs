@@ -1,5 +1,5 @@
-//! Loop-invariant `dot` operands kept in shared memory: an A operand of a tensor-core `dot` inside a
-//! loop, defined before the loop and used only there (attention's query tile), is written once, where
+//! Loop-invariant `dot` operands kept in shared memory: an A operand of tensor-core `dot`s inside
+//! loops, defined before them and used only there (attention's query tile), is written once, where
 //! it is defined, into a region of its own (below the exchange scratch, beside the pipeline stages),
 //! swizzled as `dot` reads it; each iteration's `dot` then reads it with `ldmatrix` instead of staging
 //! it again (a barrier and a tile of shared stores per iteration), and its registers die at once.
@@ -8,13 +8,20 @@ use super::place::Place;
 use super::Lowerer;
 use dsl_core::ir::{Block, OpKind, ValueId};
 use dsl_core::types::DType;
+use std::collections::HashMap;
 
 impl<'k> Lowerer<'k> {
     /// Finds the resident operands and gives each its region from byte `base` on; returns the end.
     pub(super) fn plan_resident(&mut self, base: usize) -> usize {
-        let mut found = vec![];
-        self.find_resident(&self.k.body, &mut vec![], &mut found);
+        let mut uses = HashMap::new();
+        self.find_resident(&self.k.body, &mut vec![], &mut uses);
         let mut at = base.next_multiple_of(128);
+        let mut found: Vec<ValueId> = uses
+            .into_iter()
+            .filter(|&(a, (n, in_loop))| in_loop && n == self.uses[a.0 as usize] as usize)
+            .map(|(a, _)| a)
+            .collect();
+        found.sort_by_key(|v| v.0);
         for a in found {
             let (m, k) = (self.ty(a).shape[0], self.ty(a).shape[1]);
             self.resident.insert(a, at);
@@ -23,26 +30,29 @@ impl<'k> Lowerer<'k> {
         at
     }
 
-    /// Walks `b`; `outer` holds the values defined in the loops around it (innermost last).
-    fn find_resident(&self, b: &'k Block, outer: &mut Vec<Vec<ValueId>>, found: &mut Vec<ValueId>) {
+    /// Walks `b`; `outer` holds the values defined in the loops around it (innermost last). Counts, per
+    /// value, its uses as the A operand of a 16-bit tensor-core `dot` where it is loop-invariant, and
+    /// whether one of them is inside a loop: resident when every use is such a one.
+    fn find_resident(&self, b: &'k Block, outer: &mut Vec<Vec<ValueId>>, uses: &mut HashMap<ValueId, (usize, bool)>) {
         for op in &b.ops {
             if let OpKind::For { body, .. } = &op.kind {
                 outer.push(defined_in(body));
-                self.find_resident(body, outer, found);
+                self.find_resident(body, outer, uses);
                 outer.pop();
                 continue;
             }
             for nb in op.kind.blocks() {
-                self.find_resident(nb, outer, found);
+                self.find_resident(nb, outer, uses);
             }
             let OpKind::Dot { a, .. } = op.kind else { continue };
-            let Some(inner) = outer.last() else { continue };
             let on_tc = matches!(self.place_of(op.results[0]), Some(Place::Mma(_)));
             let sixteen = matches!(self.dtype(a), DType::F16 | DType::BF16);
-            let invariant = !inner.contains(&a);
+            let invariant = outer.last().is_none_or(|inner| !inner.contains(&a));
             let blocked = self.place_of(a).is_none() && !self.plan.splat[a.0 as usize];
-            if on_tc && sixteen && invariant && blocked && self.uses[a.0 as usize] == 1 && !found.contains(&a) {
-                found.push(a);
+            if on_tc && sixteen && invariant && blocked {
+                let e = uses.entry(a).or_insert((0, false));
+                e.0 += 1;
+                e.1 |= !outer.is_empty();
             }
         }
     }
