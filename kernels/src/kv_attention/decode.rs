@@ -144,13 +144,14 @@ impl DecodeConfig {
         DecodeConfig { splits, block_n: 32, num_warps: 4 }
     }
 
-    /// The heuristic: [`decode_splits`] splits; splits of 128 keys or more on one warp (the softmax in
-    /// the tensor-core registers) with 32-key steps above head_dim 64 and 64 at 64 and under, shorter
-    /// splits on 4 warps with 64-key steps (the H200 sweep of 2026-12-04 in `bench/attention/NOTES.md`:
-    /// one warp wins at every point whose splits hold 128 keys or more, 4 warps at the short ones).
+    /// The heuristic: [`decode_splits`] splits; splits of more than one 64-key step on one warp (the
+    /// softmax in the tensor-core registers) with 32-key steps above head_dim 64 and 64 at 64 and under,
+    /// splits of one step on 4 warps with 64-key steps (the H200 sweeps of 2026-12-04 in
+    /// `bench/attention/NOTES.md`: one warp wins at every point whose splits hold 86 keys or more, 4
+    /// warps at those of 64).
     pub fn for_shape(shape: &CacheShape, sm_count: u32) -> DecodeConfig {
         let splits = decode_splits(shape, sm_count);
-        let long = shape.max_ctx.div_ceil(splits.max(1)) >= 128;
+        let long = shape.max_ctx.div_ceil(splits.max(1)) > 64;
         match (long, shape.head_dim > 64) {
             (true, true) => DecodeConfig { splits, block_n: 32, num_warps: 1 },
             (true, false) => DecodeConfig { splits, block_n: 64, num_warps: 1 },
