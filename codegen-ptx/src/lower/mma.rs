@@ -181,13 +181,16 @@ impl Lowerer<'_> {
                 return (0..l.regs()).map(|r| regs[l.row_reg(r)].clone()).collect();
             }
         }
-        if have.is_none() && want.is_some() && self.can_remat(v) {
-            return (0..count)
-                .map(|r| {
-                    let c = self.place_coords(want.expect("checked"), r, self.ty(v).shape.len());
-                    self.remat_coords(v, &c)
-                })
-                .collect();
+        if let (None, Some(p)) = (have, want) {
+            if self.can_remat(v) {
+                let (origin, rank) = (self.place_origin(p), self.ty(v).shape.len());
+                return (0..count)
+                    .map(|r| {
+                        let c = self.place_coords(p, &origin, r, rank);
+                        self.remat_coords(v, &c)
+                    })
+                    .collect();
+            }
         }
         let elem = self.ty(v).elem.clone();
         let (t, size) = self.smem_type(&elem);
@@ -226,18 +229,19 @@ impl Lowerer<'_> {
             }
         }
         self.barrier();
+        let origin = want.map(|p| self.place_origin(p));
         (0..count)
             .map(|r| {
-                let e = match want {
-                    None => self.elem_index(bl, r),
-                    Some(p @ Place::Mma(_)) => {
-                        let c = self.place_coords(p, r, 2);
+                let e = match (want, &origin) {
+                    (Some(p @ Place::Mma(_)), Some(o)) => {
+                        let c = self.place_coords(p, o, r, 2);
                         let n = self.ty(v).shape.get(1).copied().unwrap_or(1);
                         let rn = self.f.inst(format!("mul i32 {}, {n}", c[0]));
                         self.f.inst(format!("add i32 {rn}, {}", c[1]))
                     }
                     // A row vector's flat index is its row.
-                    Some(p) => self.place_coords(p, r, 1).remove(0),
+                    (Some(p), Some(o)) => self.place_coords(p, o, r, 1).remove(0),
+                    _ => self.elem_index(bl, r),
                 };
                 let e = if row_len > 1 { self.f.inst(format!("udiv i32 {e}, {row_len}")) } else { e };
                 let x = self.smem_read(0, &e, t, size);
@@ -246,12 +250,22 @@ impl Lowerer<'_> {
             .collect()
     }
 
-    /// The coordinates (row, column; i32 operands) of register `r` of place `p` in this thread, for a
-    /// tile of rank `rank` (a row vector of rank 1 has only its row).
-    pub(super) fn place_coords(&mut self, p: Place, r: usize, rank: usize) -> Vec<String> {
+    /// The coordinates (row, column) of register 0 of place `p` in this thread (a row vector's column
+    /// is 0): computed once per conversion, [`Self::place_coords`] adds each register's offset.
+    pub(super) fn place_origin(&mut self, p: Place) -> (String, String) {
+        match p {
+            Place::Mma(l) => self.mma_row_col(l),
+            Place::Rows(rl) | Place::RowsBcast(rl) => (self.rows_base(rl), "0".into()),
+        }
+    }
+
+    /// The coordinates (row, column; i32 operands) of register `r` of place `p` in this thread, from
+    /// `origin` ([`Self::place_origin`]), for a tile of rank `rank` (a row vector of rank 1 has only its
+    /// row).
+    pub(super) fn place_coords(&mut self, p: Place, origin: &(String, String), r: usize, rank: usize) -> Vec<String> {
+        let (row0, col0) = origin;
         match p {
             Place::Mma(l) => {
-                let (row0, col0) = self.mma_row_col(l);
                 let (tile, c) = (r / 4, r % 4);
                 let (i, j) = (tile / l.tn(), tile % l.tn());
                 let row = self.f.inst(format!("add i32 {row0}, {}", i * 16 + 8 * (c / 2)));
@@ -259,7 +273,6 @@ impl Lowerer<'_> {
                 vec![row, col]
             }
             Place::Rows(rl) | Place::RowsBcast(rl) => {
-                let row0 = self.rows_base(rl);
                 let row = self.f.inst(format!("add i32 {row0}, {}", rl.offset(r)));
                 if rank >= 2 { vec![row, "0".into()] } else { vec![row] }
             }
@@ -302,18 +315,7 @@ impl Lowerer<'_> {
     /// The flat (row-major) element index of register 0 of layout `l` in this thread; register `r` is at
     /// `base + l.offset(r)`.
     fn mma_base(&mut self, l: MmaLayout) -> String {
-        let tid = self.tid();
-        let warp = self.f.inst(format!("lshr i32 {tid}, 5"));
-        let lane = self.f.inst(format!("and i32 {tid}, 31"));
-        let g = self.f.inst(format!("lshr i32 {lane}, 2"));
-        let q = self.f.inst(format!("and i32 {lane}, 3"));
-        let wr = self.f.inst(format!("udiv i32 {warp}, {}", l.wn));
-        let wc = self.f.inst(format!("urem i32 {warp}, {}", l.wn));
-        let row0 = self.f.inst(format!("mul i32 {wr}, {}", l.m / l.wm));
-        let row = self.f.inst(format!("add i32 {row0}, {g}"));
-        let col0 = self.f.inst(format!("mul i32 {wc}, {}", l.n / l.wn));
-        let q2 = self.f.inst(format!("shl i32 {q}, 1"));
-        let col = self.f.inst(format!("add i32 {col0}, {q2}"));
+        let (row, col) = self.mma_row_col(l);
         let rn = self.f.inst(format!("mul i32 {row}, {}", l.n));
         self.f.inst(format!("add i32 {rn}, {col}"))
     }

@@ -51,7 +51,6 @@ impl<'k> Lowerer<'k> {
             return self.val(v).regs()[0].clone();
         }
         let op = self.def(v).expect("checked by can_remat");
-        let d = |s: &Self, x: ValueId| s.dtype(x);
         match &op.kind {
             Arange { start, .. } => self.f.inst(format!("add i32 {idx}, {start}")),
             Constant { .. } => self.val(v).regs()[0].clone(),
@@ -60,36 +59,7 @@ impl<'k> Lowerer<'k> {
                 let j = self.broadcast_source_index(*src, v, idx);
                 self.remat_at(*src, &j)
             }
-            Cast { src, to } => {
-                let x = self.remat_at(*src, idx);
-                self.cast(d(self, *src), *to, &x)
-            }
-            Bitcast { src, to } => {
-                let x = self.remat_at(*src, idx);
-                self.bitcast(d(self, *src), *to, &x)
-            }
-            Unary { op: u, src } => {
-                let x = self.remat_at(*src, idx);
-                self.unary(*u, d(self, *src), &x)
-            }
-            Binary { op: b, lhs, rhs } => {
-                let (x, y) = (self.remat_at(*lhs, idx), self.remat_at(*rhs, idx));
-                self.binary(*b, d(self, *lhs), &x, &y)
-            }
-            Compare { op: c, lhs, rhs } => {
-                let (x, y) = (self.remat_at(*lhs, idx), self.remat_at(*rhs, idx));
-                self.compare(*c, d(self, *lhs), &x, &y)
-            }
-            Select { cond, on_true, on_false } => {
-                let t = super::lty(&self.ty(*on_true).elem);
-                let (c, a, b) = (self.remat_at(*cond, idx), self.remat_at(*on_true, idx), self.remat_at(*on_false, idx));
-                self.f.inst(format!("select i1 {c}, {t} {a}, {t} {b}"))
-            }
-            Fma { a, b, c } => {
-                let (x, y, z) = (self.remat_at(*a, idx), self.remat_at(*b, idx), self.remat_at(*c, idx));
-                self.fma(d(self, *a), &x, &y, &z)
-            }
-            _ => unreachable!("checked by can_remat"),
+            kind => self.remat_elementwise(kind, &mut |s, x| s.remat_at(x, idx)),
         }
     }
 
@@ -102,7 +72,6 @@ impl<'k> Lowerer<'k> {
             return self.val(v).regs()[0].clone();
         }
         let op = self.def(v).expect("checked by can_remat");
-        let d = |s: &Self, x: ValueId| s.dtype(x);
         match &op.kind {
             Arange { start, .. } => self.f.inst(format!("add i32 {}, {start}", coords[0])),
             Constant { .. } => self.val(v).regs()[0].clone(),
@@ -127,34 +96,42 @@ impl<'k> Lowerer<'k> {
                     (0..src_shape.len()).map(|i| if src_shape[i] == 1 { "0".into() } else { coords[pad + i].clone() }).collect();
                 self.remat_coords(*src, &c)
             }
+            kind => self.remat_elementwise(kind, &mut |s, x| s.remat_coords(x, coords)),
+        }
+    }
+
+    /// An elementwise op of a rematerialized tile, its operands recomputed by `at` (in operand order).
+    fn remat_elementwise(&mut self, kind: &OpKind, at: &mut dyn FnMut(&mut Self, ValueId) -> String) -> String {
+        use OpKind::*;
+        let d = |s: &Self, x: ValueId| s.dtype(x);
+        match kind {
             Cast { src, to } => {
-                let x = self.remat_coords(*src, coords);
+                let x = at(self, *src);
                 self.cast(d(self, *src), *to, &x)
             }
             Bitcast { src, to } => {
-                let x = self.remat_coords(*src, coords);
+                let x = at(self, *src);
                 self.bitcast(d(self, *src), *to, &x)
             }
             Unary { op: u, src } => {
-                let x = self.remat_coords(*src, coords);
+                let x = at(self, *src);
                 self.unary(*u, d(self, *src), &x)
             }
             Binary { op: b, lhs, rhs } => {
-                let (x, y) = (self.remat_coords(*lhs, coords), self.remat_coords(*rhs, coords));
+                let (x, y) = (at(self, *lhs), at(self, *rhs));
                 self.binary(*b, d(self, *lhs), &x, &y)
             }
             Compare { op: c, lhs, rhs } => {
-                let (x, y) = (self.remat_coords(*lhs, coords), self.remat_coords(*rhs, coords));
+                let (x, y) = (at(self, *lhs), at(self, *rhs));
                 self.compare(*c, d(self, *lhs), &x, &y)
             }
             Select { cond, on_true, on_false } => {
                 let t = super::lty(&self.ty(*on_true).elem);
-                let (c, a, b) =
-                    (self.remat_coords(*cond, coords), self.remat_coords(*on_true, coords), self.remat_coords(*on_false, coords));
+                let (c, a, b) = (at(self, *cond), at(self, *on_true), at(self, *on_false));
                 self.f.inst(format!("select i1 {c}, {t} {a}, {t} {b}"))
             }
             Fma { a, b, c } => {
-                let (x, y, z) = (self.remat_coords(*a, coords), self.remat_coords(*b, coords), self.remat_coords(*c, coords));
+                let (x, y, z) = (at(self, *a), at(self, *b), at(self, *c));
                 self.fma(d(self, *a), &x, &y, &z)
             }
             _ => unreachable!("checked by can_remat"),
