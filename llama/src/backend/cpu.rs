@@ -7,6 +7,7 @@
 //! multiplies it right away, so memory use stays at the size of the file and
 //! decode reads the compact quantized bytes rather than 4-byte floats.
 
+use super::forward::{forward, Linear, Norm, Ops};
 use super::{kernels, Backend};
 use crate::config::{LlamaConfig, RopeLayout};
 use crate::error::{LlamaError, Result};
@@ -276,103 +277,162 @@ impl Backend for CpuBackend {
         let c = &w.config;
         let n = tokens.len();
         super::check_batch(c, self.pos, self.capacity, tokens)?;
-        let (d, qd, kvd, hd) = (c.d_model, c.q_dim(), c.kv_dim(), c.head_dim);
-        let group = c.n_heads / c.n_kv_heads;
-
-        // Embeddings.
-        let mut x = vec![0f32; n * d];
-        for (t, row) in tokens.iter().zip(x.chunks_exact_mut(d)) {
-            w.tok_embd.dequantize_rows(*t as usize, row)?;
-        }
-
-        let mut h = vec![0f32; n * d];
-        let mut q = vec![0f32; n * qd];
-        let mut k = vec![0f32; n * kvd];
-        let mut v = vec![0f32; n * kvd];
-        let mut att = vec![0f32; n * qd];
-        let mut proj = vec![0f32; n * d];
-        let mut gate = vec![0f32; n * c.ffn_dim];
-        let mut up = vec![0f32; n * c.ffn_dim];
-        let scale = 1.0 / (hd as f32).sqrt();
+        let (d, qd, kvd, f) = (c.d_model, c.q_dim(), c.kv_dim(), c.ffn_dim);
         let start = self.pos;
-        let tables: Vec<(Vec<f32>, Vec<f32>)> = (0..n)
-            .map(|t| rope_table(start + t, &self.inv_freqs, c.rope_linear_scale))
-            .collect();
-
-        for (li, l) in w.layers.iter().enumerate() {
-            rms_norm(&x, &l.attn_norm.to_f32()?, c.rms_eps, &mut h);
-            matmul_multi(
-                &mut [(&l.wq, &mut q), (&l.wk, &mut k), (&l.wv, &mut v)],
-                &h,
-                n,
-            )?;
-            let layout = c.rope_layout;
-            for (t, (qr, kr)) in q
-                .chunks_exact_mut(qd)
-                .zip(k.chunks_exact_mut(kvd))
-                .enumerate()
-            {
-                let (cos, sin) = &tables[t];
-                for hv in qr.chunks_exact_mut(hd).chain(kr.chunks_exact_mut(hd)) {
-                    rope_apply(&mut hv[..c.rope_dim], cos, sin, layout);
-                }
-            }
-            let kc = &mut self.k_cache[li];
-            let vc = &mut self.v_cache[li];
-            if kc.capacity() == 0 {
-                kc.reserve_exact(self.capacity * kvd);
-                vc.reserve_exact(self.capacity * kvd);
-            }
-            kc.truncate(start * kvd);
-            vc.truncate(start * kvd);
-            kc.extend_from_slice(&k);
-            vc.extend_from_slice(&v);
-            let (kc, vc) = (&*kc, &*vc);
-
-            // Causal attention, one task per (token, head).
-            att.par_chunks_mut(hd).enumerate().for_each(|(idx, out)| {
-                let (t, head) = (idx / c.n_heads, idx % c.n_heads);
-                let kvh = head / group;
-                let qv = &q[t * qd + head * hd..t * qd + (head + 1) * hd];
-                let len = start + t + 1;
-                let mut scores: Vec<f32> = (0..len)
-                    .map(|j| dot(qv, &kc[j * kvd + kvh * hd..j * kvd + (kvh + 1) * hd]) * scale)
-                    .collect();
-                let mx = scores.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
-                for s in scores.iter_mut() {
-                    *s = (*s - mx).exp();
-                    sum += *s;
-                }
-                out.iter_mut().for_each(|o| *o = 0.0);
-                for (j, s) in scores.iter().enumerate() {
-                    let p = s / sum;
-                    let vv = &vc[j * kvd + kvh * hd..j * kvd + (kvh + 1) * hd];
-                    for (o, a) in out.iter_mut().zip(vv) {
-                        *o += p * a;
-                    }
-                }
-            });
-            matmul(&l.wo, &att, n, &mut proj)?;
-            x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
-
-            // SwiGLU MLP.
-            rms_norm(&x, &l.ffn_norm.to_f32()?, c.rms_eps, &mut h);
-            matmul_multi(&mut [(&l.w_gate, &mut gate), (&l.w_up, &mut up)], &h, n)?;
-            gate.par_iter_mut()
-                .zip(&up)
-                .for_each(|(g, u)| *g = silu(*g) * u);
-            matmul(&l.w_down, &gate, n, &mut proj)?;
-            x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
-        }
+        let tables = (0..n).map(|t| rope_table(start + t, &self.inv_freqs, c.rope_linear_scale)).collect();
+        let out_rows = if all_logits { n } else { 1 };
+        let mut step = CpuStep {
+            w: &w,
+            tokens,
+            start,
+            out_rows,
+            tables,
+            capacity: self.capacity,
+            k_cache: &mut self.k_cache,
+            v_cache: &mut self.v_cache,
+            x: vec![0f32; n * d],
+            h: vec![0f32; n * d],
+            q: vec![0f32; n * qd],
+            k: vec![0f32; n * kvd],
+            v: vec![0f32; n * kvd],
+            att: vec![0f32; n * qd],
+            proj: vec![0f32; n * d],
+            gate: vec![0f32; n * f],
+            up: vec![0f32; n * f],
+            logits: vec![],
+        };
+        forward(&mut step, c.n_layers)?;
+        let logits = std::mem::take(&mut step.logits);
         self.pos += n;
-
-        let rows = if all_logits { n } else { 1 };
-        let xs = &x[(n - rows) * d..];
-        let mut hn = vec![0f32; rows * d];
-        rms_norm(xs, &w.norm.to_f32()?, c.rms_eps, &mut hn);
-        let mut logits = vec![0f32; rows * c.vocab_size];
-        matmul(&w.output, &hn, rows, &mut logits)?;
         Ok(logits)
+    }
+}
+
+/// One step's buffers on the CPU, and the [`Ops`] of the forward pass over them.
+struct CpuStep<'a> {
+    w: &'a LlamaWeights,
+    tokens: &'a [u32],
+    start: usize,
+    /// The last rows that get logits.
+    out_rows: usize,
+    /// cos/sin of each token's position ([`rope_table`]).
+    tables: Vec<(Vec<f32>, Vec<f32>)>,
+    capacity: usize,
+    k_cache: &'a mut [Vec<f32>],
+    v_cache: &'a mut [Vec<f32>],
+    x: Vec<f32>,
+    h: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    att: Vec<f32>,
+    /// A product added to the residual stream.
+    proj: Vec<f32>,
+    /// The SwiGLU writes its output over `gate`.
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    logits: Vec<f32>,
+}
+
+impl Ops for CpuStep<'_> {
+    fn embed(&mut self) -> Result<()> {
+        let d = self.w.config.d_model;
+        for (t, row) in self.tokens.iter().zip(self.x.chunks_exact_mut(d)) {
+            self.w.tok_embd.dequantize_rows(*t as usize, row)?;
+        }
+        Ok(())
+    }
+
+    fn norm(&mut self, layer: usize, which: Norm) -> Result<()> {
+        let l = &self.w.layers[layer];
+        let weight = match which {
+            Norm::Attention => &l.attn_norm,
+            Norm::Mlp => &l.ffn_norm,
+        };
+        rms_norm(&self.x, &weight.to_f32()?, self.w.config.rms_eps, &mut self.h);
+        Ok(())
+    }
+
+    fn linear(&mut self, layer: usize, which: Linear) -> Result<()> {
+        let l = &self.w.layers[layer];
+        let n = self.tokens.len();
+        let s = &mut *self;
+        match which {
+            Linear::Qkv => matmul_multi(&mut [(&l.wq, &mut s.q), (&l.wk, &mut s.k), (&l.wv, &mut s.v)], &s.h, n),
+            Linear::GateUp => matmul_multi(&mut [(&l.w_gate, &mut s.gate), (&l.w_up, &mut s.up)], &s.h, n),
+            Linear::Out | Linear::Down => {
+                let (w, input) = if which == Linear::Out { (&l.wo, &s.att) } else { (&l.w_down, &s.gate) };
+                matmul(w, input, n, &mut s.proj)?;
+                s.x.iter_mut().zip(&s.proj).for_each(|(a, b)| *a += b);
+                Ok(())
+            }
+        }
+    }
+
+    fn rope_append(&mut self, layer: usize) -> Result<()> {
+        let c = &self.w.config;
+        let (qd, kvd, hd) = (c.q_dim(), c.kv_dim(), c.head_dim);
+        for (t, (qr, kr)) in self.q.chunks_exact_mut(qd).zip(self.k.chunks_exact_mut(kvd)).enumerate() {
+            let (cos, sin) = &self.tables[t];
+            for hv in qr.chunks_exact_mut(hd).chain(kr.chunks_exact_mut(hd)) {
+                rope_apply(&mut hv[..c.rope_dim], cos, sin, c.rope_layout);
+            }
+        }
+        let (kc, vc) = (&mut self.k_cache[layer], &mut self.v_cache[layer]);
+        if kc.capacity() == 0 {
+            kc.reserve_exact(self.capacity * kvd);
+            vc.reserve_exact(self.capacity * kvd);
+        }
+        kc.truncate(self.start * kvd);
+        vc.truncate(self.start * kvd);
+        kc.extend_from_slice(&self.k);
+        vc.extend_from_slice(&self.v);
+        Ok(())
+    }
+
+    fn attention(&mut self, layer: usize) -> Result<()> {
+        let c = &self.w.config;
+        let (qd, kvd, hd) = (c.q_dim(), c.kv_dim(), c.head_dim);
+        let group = c.n_heads / c.n_kv_heads;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let (kc, vc, q, start) = (&self.k_cache[layer], &self.v_cache[layer], &self.q, self.start);
+        // Causal attention, one task per (token, head).
+        self.att.par_chunks_mut(hd).enumerate().for_each(|(idx, out)| {
+            let (t, head) = (idx / c.n_heads, idx % c.n_heads);
+            let kvh = head / group;
+            let qv = &q[t * qd + head * hd..t * qd + (head + 1) * hd];
+            let len = start + t + 1;
+            let mut scores: Vec<f32> = (0..len).map(|j| dot(qv, &kc[j * kvd + kvh * hd..j * kvd + (kvh + 1) * hd]) * scale).collect();
+            let mx = scores.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f32;
+            for s in scores.iter_mut() {
+                *s = (*s - mx).exp();
+                sum += *s;
+            }
+            out.iter_mut().for_each(|o| *o = 0.0);
+            for (j, s) in scores.iter().enumerate() {
+                let p = s / sum;
+                let vv = &vc[j * kvd + kvh * hd..j * kvd + (kvh + 1) * hd];
+                for (o, a) in out.iter_mut().zip(vv) {
+                    *o += p * a;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    fn swiglu(&mut self, _layer: usize) -> Result<()> {
+        self.gate.par_iter_mut().zip(&self.up).for_each(|(g, u)| *g = silu(*g) * u);
+        Ok(())
+    }
+
+    fn head(&mut self) -> Result<()> {
+        let c = &self.w.config;
+        let (d, rows) = (c.d_model, self.out_rows);
+        let xs = &self.x[(self.tokens.len() - rows) * d..];
+        let mut hn = vec![0f32; rows * d];
+        rms_norm(xs, &self.w.norm.to_f32()?, c.rms_eps, &mut hn);
+        self.logits = vec![0f32; rows * c.vocab_size];
+        matmul(&self.w.output, &hn, rows, &mut self.logits)
     }
 }

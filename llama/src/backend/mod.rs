@@ -5,6 +5,7 @@
 //! only ship token ids in and logits out.
 
 pub mod cpu;
+pub mod forward;
 pub mod gpu;
 pub mod kernels;
 

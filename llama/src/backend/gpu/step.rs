@@ -5,6 +5,7 @@
 //! recorded graph serve every token.
 
 use super::configs::GemmConfigs;
+use crate::backend::forward::{forward, Linear, Norm, Ops};
 use super::weights::{dev, Matrix, Weight, WeightsOnDevice};
 use crate::config::LlamaConfig;
 use crate::error::{LlamaError, Result};
@@ -116,12 +117,12 @@ enum Input<'a, R: Runtime> {
 }
 
 impl<'a, R: Runtime> Input<'a, R> {
-    /// What a norm left for the next GEMM: quantized rows, or bf16 rows in `h`.
-    fn after_norm(quantized: bool, h: &'a R::Buffer<bf16>) -> Input<'a, R> {
+    /// The rows already quantized into [`Gemm::aq`] (`quantized`), else the bf16 `rows`.
+    fn of(quantized: bool, rows: &'a R::Buffer<bf16>) -> Input<'a, R> {
         if quantized {
             Input::Quantized
         } else {
-            Input::Bf16(h)
+            Input::Bf16(rows)
         }
     }
 }
@@ -276,67 +277,122 @@ pub struct StepShape {
 
 /// Launches the forward pass of one step (inputs already written by [`Activations::write_inputs`]).
 pub fn launch_step<R: Runtime>(rt: &R, m: &mut Model<R>, a: &mut Activations<R>, s: StepShape) -> Result<()> {
-    let c = &m.config;
-    let StepShape { n, start, out_rows } = s;
-    debug_assert!(n <= a.rows && out_rows <= a.head.rows && out_rows <= n);
-    let (d, qd, kvd, f) = (c.d_model, c.q_dim(), c.kv_dim(), c.ffn_dim);
-    let width = qd + 2 * kvd;
-    let scale = 1.0 / (c.head_dim as f32).sqrt();
-    let shape = m.shape;
-    let attn = |e: AttnError<R::Error>| LlamaError::Backend(e.to_string());
-    let norm = |rt: &R, x: &R::Buffer<f32>, w: &R::Buffer<f32>, row0: usize, rows: usize, out: &mut R::Buffer<bf16>| {
-        let di = d as i32;
-        by_row_block!(d, rows as u32, B, lc => rmsnorm_to::<bf16, B>::launch(rt, lc, x, w, out, di, di, row0 as i32, c.rms_eps)).map_err(dev("RMSNorm"))
-    };
-    // RMSNorm into a GEMM's input: bf16 rows in `a.h`, or, for FP8 weights, fused with the quantization.
-    let norm_into = |rt: &R, x: &R::Buffer<f32>, w: &R::Buffer<f32>, fp8: bool, h: &mut R::Buffer<bf16>, g: &mut Gemm<R>| -> Result<bool> {
-        if !fp8 {
-            return norm(rt, x, w, 0, n, h).map(|_| false);
-        }
-        let di = d as i32;
-        by_row_block!(d, n as u32, B, lc => rmsnorm_quant::<e4m3, B>::launch(rt, lc, x, w, &mut g.aq, &mut g.a_scale, di, c.rms_eps))
-            .map_err(dev("RMSNorm"))?;
-        Ok(true)
-    };
+    debug_assert!(s.n <= a.rows && s.out_rows <= a.head.rows && s.out_rows <= s.n);
+    let layers = m.config.n_layers;
+    forward(&mut GpuStep { rt, m, a, s, quantized: false }, layers)
+}
 
-    embed_rows::<bf16, { BLOCK as i32 }>::launch(rt, (n as u32, d.div_ceil(BLOCK) as u32), &m.w.tok_embd, &a.ids, &mut a.x, d as i32).map_err(dev("embedding"))?;
-    for li in 0..c.n_layers {
-        let l = &m.w.layers[li];
-        let q = norm_into(rt, &a.x, &l.attn_norm, l.qkv.is_fp8(), &mut a.h, &mut a.gemm)?;
-        linear(rt, &mut a.gemm, Input::after_norm(q, &a.h), n, &l.qkv, &mut a.qkv, Out::Store)?;
-        // RoPE of Q in place, K rotated into the cache, V copied: one launch.
-        let at = RowsAt { k_off: qd, v_off: qd + kvd, stride: width };
-        let tables = RopeTables { cos: &m.w.cos, sin: &m.w.sin, rope_dim: c.rope_dim };
-        rope_append_rows(rt, &shape, n, &mut a.qkv, at, tables, &a.start, &mut m.k_cache[li], &mut m.v_cache[li]).map_err(attn)?;
-        if n == 1 {
-            let (po, pm, pl) = &mut m.part;
-            let bufs = DecodeBuffers { q: &a.qkv, k_cache: &m.k_cache[li], v_cache: &m.v_cache[li], ctx_lens: &a.ctx_len, part_o: po, part_m: pm, part_l: pl, out: &mut a.att };
-            decode_step(rt, &shape, m.decode, scale, bufs).map_err(attn)?;
-        } else {
-            let chunk = Chunk { q_len: n, start, causal: true };
-            let bufs = PrefillBuffers { q: &a.qkv, k_cache: &m.k_cache[li], v_cache: &m.v_cache[li], out: &mut a.att };
-            prefill_step(rt, &shape, chunk, QueriesAt { off: 0, stride: width }, PrefillConfig::for_chunk(&shape, &chunk), scale, bufs).map_err(attn)?;
+/// The [`Ops`] of a step as launches over a [`Model`] and its [`Activations`].
+struct GpuStep<'a, R: Runtime> {
+    rt: &'a R,
+    m: &'a mut Model<R>,
+    a: &'a mut Activations<R>,
+    s: StepShape,
+    /// The next GEMM's input rows are already quantized in [`Gemm::aq`] (FP8 weights: the norm or
+    /// the SwiGLU before it quantized them in the same kernels).
+    quantized: bool,
+}
+
+/// RMSNorm of `rows` rows of the residual stream `x` from `row0`, times `w`, into bf16 rows of `out`.
+fn norm_rows<R: Runtime>(rt: &R, c: &LlamaConfig, x: &R::Buffer<f32>, w: &R::Buffer<f32>, row0: usize, rows: usize, out: &mut R::Buffer<bf16>) -> Result<()> {
+    let di = c.d_model as i32;
+    by_row_block!(c.d_model, rows as u32, B, lc => rmsnorm_to::<bf16, B>::launch(rt, lc, x, w, out, di, di, row0 as i32, c.rms_eps)).map_err(dev("RMSNorm"))
+}
+
+impl<R: Runtime> Ops for GpuStep<'_, R> {
+    fn embed(&mut self) -> Result<()> {
+        let (n, d) = (self.s.n, self.m.config.d_model);
+        let grid = (n as u32, d.div_ceil(BLOCK) as u32);
+        embed_rows::<bf16, { BLOCK as i32 }>::launch(self.rt, grid, &self.m.w.tok_embd, &self.a.ids, &mut self.a.x, d as i32).map_err(dev("embedding"))
+    }
+
+    /// Into bf16 rows in `h`, or, before an FP8 GEMM, fused with the per-token quantization.
+    fn norm(&mut self, layer: usize, which: Norm) -> Result<()> {
+        let l = &self.m.w.layers[layer];
+        let (w, fp8) = match which {
+            Norm::Attention => (&l.attn_norm, l.qkv.is_fp8()),
+            Norm::Mlp => (&l.ffn_norm, l.gate_up.is_fp8()),
+        };
+        self.quantized = fp8;
+        if !fp8 {
+            return norm_rows(self.rt, &self.m.config, &self.a.x, w, 0, self.s.n, &mut self.a.h);
         }
-        linear(rt, &mut a.gemm, Input::Bf16(&a.att), n, &l.wo, &mut a.x, Out::Add)?;
-        let q = norm_into(rt, &a.x, &l.ffn_norm, l.gate_up.is_fp8(), &mut a.h, &mut a.gemm)?;
-        linear(rt, &mut a.gemm, Input::after_norm(q, &a.h), n, &l.gate_up, &mut a.gu, Out::Store)?;
-        if l.down.is_fp8() {
-            // SwiGLU and the quantization over many programs: one program per 14336-wide row took
-            // 14.9 µs (bench/llama_gpu/NOTES.md).
+        let (c, g) = (&self.m.config, &mut self.a.gemm);
+        let di = c.d_model as i32;
+        by_row_block!(c.d_model, self.s.n as u32, B, lc => rmsnorm_quant::<e4m3, B>::launch(self.rt, lc, &self.a.x, w, &mut g.aq, &mut g.a_scale, di, c.rms_eps))
+            .map_err(dev("RMSNorm"))
+    }
+
+    fn linear(&mut self, layer: usize, which: Linear) -> Result<()> {
+        let (rt, n, a) = (self.rt, self.s.n, &mut *self.a);
+        let l = &self.m.w.layers[layer];
+        let quantized = std::mem::take(&mut self.quantized);
+        match which {
+            Linear::Qkv => linear(rt, &mut a.gemm, Input::of(quantized, &a.h), n, &l.qkv, &mut a.qkv, Out::Store),
+            Linear::Out => linear(rt, &mut a.gemm, Input::Bf16(&a.att), n, &l.wo, &mut a.x, Out::Add),
+            Linear::GateUp => linear(rt, &mut a.gemm, Input::of(quantized, &a.h), n, &l.gate_up, &mut a.gu, Out::Store),
+            Linear::Down => linear(rt, &mut a.gemm, Input::of(quantized, &a.act), n, &l.down, &mut a.x, Out::Add),
+        }
+    }
+
+    /// RoPE of Q in place, K rotated into the cache, V copied: one launch.
+    fn rope_append(&mut self, layer: usize) -> Result<()> {
+        let m = &mut *self.m;
+        let c = &m.config;
+        let (qd, kvd) = (c.q_dim(), c.kv_dim());
+        let at = RowsAt { k_off: qd, v_off: qd + kvd, stride: qd + 2 * kvd };
+        let tables = RopeTables { cos: &m.w.cos, sin: &m.w.sin, rope_dim: c.rope_dim };
+        rope_append_rows(self.rt, &m.shape, self.s.n, &mut self.a.qkv, at, tables, &self.a.start, &mut m.k_cache[layer], &mut m.v_cache[layer]).map_err(attn)
+    }
+
+    /// One token: split-KV decode, reading the context length from the device; a chunk: prefill over
+    /// the cache from the host's `start`.
+    fn attention(&mut self, layer: usize) -> Result<()> {
+        let (m, a, s) = (&mut *self.m, &mut *self.a, self.s);
+        let c = &m.config;
+        let scale = 1.0 / (c.head_dim as f32).sqrt();
+        let shape = m.shape;
+        if s.n == 1 {
+            let (po, pm, pl) = &mut m.part;
+            let bufs = DecodeBuffers { q: &a.qkv, k_cache: &m.k_cache[layer], v_cache: &m.v_cache[layer], ctx_lens: &a.ctx_len, part_o: po, part_m: pm, part_l: pl, out: &mut a.att };
+            decode_step(self.rt, &shape, m.decode, scale, bufs).map_err(attn)
+        } else {
+            let chunk = Chunk { q_len: s.n, start: s.start, causal: true };
+            let bufs = PrefillBuffers { q: &a.qkv, k_cache: &m.k_cache[layer], v_cache: &m.v_cache[layer], out: &mut a.att };
+            let at = QueriesAt { off: 0, stride: c.q_dim() + 2 * c.kv_dim() };
+            prefill_step(self.rt, &shape, chunk, at, PrefillConfig::for_chunk(&shape, &chunk), scale, bufs).map_err(attn)
+        }
+    }
+
+    /// Before an FP8 down projection, fused with its quantization and over many programs (one
+    /// program per 14336-wide row took 14.9 µs: bench/llama_gpu/NOTES.md).
+    fn swiglu(&mut self, layer: usize) -> Result<()> {
+        let (rt, a, n) = (self.rt, &mut *self.a, self.s.n);
+        let f = self.m.config.ffn_dim;
+        let fi = f as i32;
+        if self.m.w.layers[layer].down.is_fp8() {
             let (g, grid) = (&mut a.gemm, (n as u32, f.div_ceil(QUANT_BLOCK) as u32));
-            let fi = f as i32;
             silu_mul_block_max::<bf16, { QUANT_BLOCK as i32 }>::launch(rt, grid, &a.gu, &mut a.act, &mut a.act_max, fi).map_err(dev("SwiGLU"))?;
             quantize_blocks::<bf16, e4m3, { QUANT_BLOCK as i32 }, QUANT_PARTS>::launch(rt, grid, &a.act, &a.act_max, &mut g.aq, &mut g.a_scale, fi)
                 .map_err(dev("quantizing the SwiGLU"))?;
-            linear(rt, &mut a.gemm, Input::Quantized, n, &l.down, &mut a.x, Out::Add)?;
+            self.quantized = true;
+            Ok(())
         } else {
-            silu_mul_halves::<bf16, { BLOCK as i32 }>::launch(rt, (n as u32, f.div_ceil(BLOCK) as u32), &a.gu, &mut a.act, f as i32).map_err(dev("SwiGLU"))?;
-            linear(rt, &mut a.gemm, Input::Bf16(&a.act), n, &l.down, &mut a.x, Out::Add)?;
+            silu_mul_halves::<bf16, { BLOCK as i32 }>::launch(rt, (n as u32, f.div_ceil(BLOCK) as u32), &a.gu, &mut a.act, fi).map_err(dev("SwiGLU"))
         }
     }
-    let h = &mut a.head;
-    norm(rt, &a.x, &m.w.norm, n - out_rows, out_rows, &mut h.hn)?;
-    linear(rt, &mut a.gemm, Input::Bf16(&h.hn), out_rows, &m.w.output, &mut h.logits, Out::Store)?;
-    argmax_rows(rt, &h.logits, out_rows, c.vocab_size, &mut h.part_v, &mut h.part_i, &mut h.tokens).map_err(dev("argmax"))
+
+    /// The last `out_rows` rows: RMSNorm, the LM head and the greedy token of each.
+    fn head(&mut self) -> Result<()> {
+        let (StepShape { n, out_rows, .. }, c) = (self.s, &self.m.config);
+        let (rt, a) = (self.rt, &mut *self.a);
+        let h = &mut a.head;
+        norm_rows(rt, c, &a.x, &self.m.w.norm, n - out_rows, out_rows, &mut h.hn)?;
+        linear(rt, &mut a.gemm, Input::Bf16(&h.hn), out_rows, &self.m.w.output, &mut h.logits, Out::Store)?;
+        argmax_rows(rt, &h.logits, out_rows, c.vocab_size, &mut h.part_v, &mut h.part_i, &mut h.tokens).map_err(dev("argmax"))
+    }
 }
 
+fn attn<E: std::error::Error>(e: AttnError<E>) -> LlamaError {
+    LlamaError::Backend(e.to_string())
+}
