@@ -6,6 +6,10 @@
 #   bash bench/attention/rows-run.sh llama   # llama bench: pp512 and decode at ctx 128 / 4096 (8B fp8),
 #                                            # 8B bf16 and SmolLM2 at ctx 128
 #   bash bench/attention/rows-run.sh ours    # our decode and prefill sweeps only (no SDPA)
+#   bash bench/attention/rows-run.sh sanitize  # the attention checks and RoPE + append under compute-sanitizer
+#                                              # memcheck, racecheck and synccheck
+#   bash bench/attention/rows-run.sh prefill   # the prefill checks, then run.sh prefill (ours and SDPA)
+#   bash bench/attention/rows-run.sh graph     # the Llama decode graph against eager launches (random weights)
 set -uo pipefail
 OUT=${OUT:-bench/attention/results/latest}
 mkdir -p "$OUT" /tmp/g
@@ -32,5 +36,25 @@ ours)
     timeout 200 /tmp/g/gpu-check decode 2>&1 | tee "$OUT/decode-ours.txt" | grep "^DECODE" | cut -c1-200
     timeout 200 /tmp/g/gpu-check prefill 2>&1 | tee "$OUT/prefill-ours.txt" | grep "^PREFILL"
     ;;
-*) echo "usage: rows-run.sh check|llama|ours"; exit 2 ;;
+sanitize)
+    for tool in memcheck racecheck synccheck; do
+        for f in _attention rope_kv_append; do
+            echo "## compute-sanitizer --tool $tool gpu-check test $f" | tee -a "$OUT/sanitize.txt"
+            timeout 150 compute-sanitizer --tool $tool /tmp/g/gpu-check test $f 2>&1 | grep -v "^ok " | tail -6 | tee -a "$OUT/sanitize.txt"
+        done
+    done
+    ;;
+prefill)
+    timeout 120 /tmp/g/gpu-check test prefill_attention 2>&1 | grep -v "^ok " | tail -6 | tee "$OUT/test-prefill.txt"
+    OUT="$OUT" timeout 300 bash bench/attention/run.sh prefill > "$OUT/run-log.txt" 2>&1
+    grep -E "^PREFILL" "$OUT"/prefill-ours.txt | cut -c1-200
+    grep -vE "^#" "$OUT"/prefill-sdpa.txt | tail -20
+    ;;
+graph)
+    for a in "smollm2-135m bf16 300" "llama-3-8b fp8 300" "llama-3-8b bf16 100"; do
+        echo "## gpu-check graph-eager $a" | tee -a "$OUT/graph-eager.txt"
+        timeout 150 /tmp/g/gpu-check graph-eager $a 2>&1 | tail -4 | tee -a "$OUT/graph-eager.txt"
+    done
+    ;;
+*) echo "usage: rows-run.sh check|llama|ours|sanitize|prefill|graph"; exit 2 ;;
 esac

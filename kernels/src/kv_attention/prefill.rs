@@ -63,6 +63,9 @@ pub fn prefill_attention<T, const CAUSAL: bool, const BLOCK_M: i32, const BLOCK_
     // A causal program stops after its last token's position; rows past it are masked below.
     let hi = if CAUSAL { minimum(start + t0 + per, ctx) } else { ctx };
 
+    // Scores in base 2: softmax(s · x) = 2^(s·log2(e)·x - m) / sum, one fma and one `exp2` per score
+    // (the natural `exp` takes about ten instructions). `m_i` is the running max of the scaled scores.
+    let scale2 = scale * std::f32::consts::LOG2_E;
     let mut m_i = full::<f32>([BLOCK_M], f32::NEG_INFINITY);
     let mut l_i = zeros::<f32>([BLOCK_M]);
     let mut acc = zeros::<f32>([BLOCK_M, BLOCK_D]);
@@ -71,14 +74,14 @@ pub fn prefill_attention<T, const CAUSAL: bool, const BLOCK_M: i32, const BLOCK_
         let kv_mask = (rn.expand_dims(1) < hi) & d_ok;
         let kv_offs = kv_base + rn.expand_dims(1) * head_dim + rd.expand_dims(0);
         let k_tile = load_masked(k_cache + kv_offs, kv_mask, 0.0);
-        let x = dot(q_tile, k_tile.trans(), zeros::<f32>([BLOCK_M, BLOCK_N])) * scale;
+        let x = dot(q_tile, k_tile.trans(), zeros::<f32>([BLOCK_M, BLOCK_N]));
         // Key 0 is valid for every row (padding rows included), so no row's max stays -inf.
         let in_ctx = (rn.expand_dims(0) < hi).broadcast_to([BLOCK_M, BLOCK_N]);
         let valid = if CAUSAL { in_ctx & (rn.expand_dims(0) <= pos.expand_dims(1)) } else { in_ctx };
         let x = where_(valid, x, f32::NEG_INFINITY);
-        let m_new = maximum(m_i, max(x, 1));
-        let p = exp(x - m_new.expand_dims(1));
-        let alpha = exp(m_i - m_new);
+        let m_new = maximum(m_i, max(x, 1) * scale2);
+        let p = exp2(fma(x, scale2, -m_new.expand_dims(1)));
+        let alpha = exp2(m_i - m_new);
         l_i = l_i * alpha + sum(p, 1);
         let v_tile = load_masked(v_cache + kv_offs, kv_mask, 0.0);
         acc = dot(p.to::<T>(), v_tile, acc * alpha.expand_dims(1));
