@@ -459,6 +459,10 @@ fn inference_attention_configs_use_tensor_cores_and_what_spills() {
         let a = assembled(&k, ArgFact::Div16, &opts);
         let body = first_mma_loop(&a.sass).unwrap_or_else(|| panic!("{name}: no tensor-core loop"));
         let count = |text: &str, op: &str| text.matches(op).count();
+        // DUMP_SASS=DIR keeps each config's SASS for reading (`{name} w{warps}.sass`).
+        if let Ok(dir) = std::env::var("DUMP_SASS") {
+            std::fs::write(format!("{dir}/{name} w{num_warps}.sass"), &a.sass).expect("writes the SASS");
+        }
         eprintln!(
             "{name} (sm_90a, {num_warps} warps): {} registers, spills {} / {} bytes; in the loop: BAR {} STS {} SHFL {} LDSM {}",
             a.registers, a.spill_stores, a.spill_loads, count(&body, "BAR.SYNC"), count(&body, "STS"), count(&body, "SHFL"), count(&body, "LDSM")

@@ -128,7 +128,7 @@ impl Lowerer<'_> {
             UnaryOp::Sqrt => self.intrinsic_f32("sqrt", &f),
             UnaryOp::Rsqrt => self.ptx_f32("rsqrt.approx.f32", &f),
             UnaryOp::Exp => self.exp_f32(&f),
-            UnaryOp::Exp2 => self.ptx_f32("ex2.approx.f32", &f),
+            UnaryOp::Exp2 => self.ptx_f32("ex2.approx.ftz.f32", &f),
             UnaryOp::Log => {
                 let l2 = self.ptx_f32("lg2.approx.f32", &f);
                 self.f.inst(format!("fmul float {l2}, 0x3FE62E4300000000"))

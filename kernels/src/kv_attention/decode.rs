@@ -23,9 +23,10 @@ use dsl_core::prelude::*;
 /// - `q`: `[batch, kv_heads * group, head_dim]` contiguous (query head `h * group + g` uses KV head `h`).
 /// - `split_len`: a multiple of `BLOCK_N`.
 /// - Outputs, for query head row `r = (b * kv_heads + h) * group + g` and split `s`: `part_o[r, s, :]` the
-///   unnormalized `sum_j exp(x_j - m) v_j` (f32, `head_dim` values, rows `head_dim` apart, splits
-///   `splits * head_dim` apart), `part_m[r, s]` the max `m` of the scores `x_j = scale · q · k_j`, and
-///   `part_l[r, s]` the sum `sum_j exp(x_j - m)`. A split with no keys writes `m = -inf`, `l = 0`, `o = 0`.
+///   unnormalized `sum_j 2^(x_j - m) v_j` (f32, `head_dim` values, rows `head_dim` apart, splits
+///   `splits * head_dim` apart), `part_m[r, s]` the max `m` of the base-2 scores
+///   `x_j = scale · log2(e) · q · k_j`, and `part_l[r, s]` the sum `sum_j 2^(x_j - m)`. A split with no
+///   keys writes `m = -inf`, `l = 0`, `o = 0`.
 #[kernel(instances(BLOCK_G = 16, BLOCK_N in [32, 64], BLOCK_D in [16, 32, 64, 128, 256]))]
 pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D: i32>(
     q: Ptr<T>,
@@ -62,6 +63,9 @@ pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D
     let q_tile = load_masked(q + rows.expand_dims(1) * head_dim + rd.expand_dims(0), g_ok.expand_dims(1) & d_ok, 0.0);
     let kv_base = bh.to::<i64>() * max_ctx * head_dim;
 
+    // Scores in base 2 (one fma and one `exp2` per score): `m_i` is the running max of
+    // `scale · log2(e) · q · k`.
+    let scale2 = scale * std::f32::consts::LOG2_E;
     let mut m_i = full::<f32>([BLOCK_G], f32::NEG_INFINITY);
     let mut l_i = zeros::<f32>([BLOCK_G]);
     let mut acc = zeros::<f32>([BLOCK_G, BLOCK_D]);
@@ -70,11 +74,11 @@ pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D
         let kv_mask = (rn.expand_dims(1) < hi) & d_ok;
         let kv_offs = kv_base + rn.expand_dims(1) * head_dim + rd.expand_dims(0);
         let k_tile = load_masked(k_cache + kv_offs, kv_mask, 0.0);
-        let x = dot(q_tile, k_tile.trans(), zeros::<f32>([BLOCK_G, BLOCK_N])) * scale;
+        let x = dot(q_tile, k_tile.trans(), zeros::<f32>([BLOCK_G, BLOCK_N]));
         let x = where_((rn.expand_dims(0) < hi).broadcast_to([BLOCK_G, BLOCK_N]), x, f32::NEG_INFINITY);
-        let m_new = maximum(m_i, max(x, 1));
-        let p = exp(x - m_new.expand_dims(1));
-        let alpha = exp(m_i - m_new);
+        let m_new = maximum(m_i, max(x, 1) * scale2);
+        let p = exp2(fma(x, scale2, -m_new.expand_dims(1)));
+        let alpha = exp2(m_i - m_new);
         l_i = l_i * alpha + sum(p, 1);
         let v_tile = load_masked(v_cache + kv_offs, kv_mask, 0.0);
         acc = dot(p.to::<T>(), v_tile, acc * alpha.expand_dims(1));
@@ -87,7 +91,7 @@ pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D
 }
 
 /// Combines the splits of [`decode_attention`]: for query head row `r`,
-/// `out[r, :] = sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s` with `M = max_s m_s`.
+/// `out[r, :] = sum_s 2^(m_s - M) o_s / sum_s 2^(m_s - M) l_s` with `M = max_s m_s` (base-2 maxima).
 ///
 /// - Grid: `batch * q_heads` programs; `BLOCK_S >= splits` (a power of two); `head_dim` of any size,
 ///   visited `BLOCK_D` at a time.
@@ -110,7 +114,7 @@ pub fn decode_combine<T: Float, const BLOCK_S: i32, const BLOCK_D: i32>(
     let l = load_masked(part_l + r * splits + rs, s_ok, 0.0);
     let big = max(m, 0);
     // Splits with no keys have m = -inf: weight 0 (split 0 always has a key).
-    let w = where_(s_ok & (m > f32::NEG_INFINITY), exp(m - big), 0.0);
+    let w = where_(s_ok & (m > f32::NEG_INFINITY), exp2(m - big), 0.0);
     let den = sum(l * w, 0);
     let slots = (r * splits + rs.expand_dims(1)) * head_dim;
     for d0 in (0..head_dim).step_by(BLOCK_D) {

@@ -75,9 +75,14 @@ pub fn prefill_attention<T, const CAUSAL: bool, const BLOCK_M: i32, const BLOCK_
         let kv_offs = kv_base + rn.expand_dims(1) * head_dim + rd.expand_dims(0);
         let k_tile = load_masked(k_cache + kv_offs, kv_mask, 0.0);
         let x = dot(q_tile, k_tile.trans(), zeros::<f32>([BLOCK_M, BLOCK_N]));
-        // Key 0 is valid for every row (padding rows included), so no row's max stays -inf.
-        let in_ctx = (rn.expand_dims(0) < hi).broadcast_to([BLOCK_M, BLOCK_N]);
-        let valid = if CAUSAL { in_ctx & (rn.expand_dims(0) <= pos.expand_dims(1)) } else { in_ctx };
+        // Key 0 is valid for every row (padding rows included), so no row's max stays -inf. Causal: a
+        // stored row's position is below `hi`, so `key <= pos` also keeps its keys inside the context
+        // (a padding row may see zero-filled keys past it: finite scores, never stored).
+        let valid = if CAUSAL {
+            (rn.expand_dims(0) <= pos.expand_dims(1)).broadcast_to([BLOCK_M, BLOCK_N])
+        } else {
+            (rn.expand_dims(0) < hi).broadcast_to([BLOCK_M, BLOCK_N])
+        };
         let x = where_(valid, x, f32::NEG_INFINITY);
         let m_new = maximum(m_i, max(x, 1) * scale2);
         let p = exp2(fma(x, scale2, -m_new.expand_dims(1)));
