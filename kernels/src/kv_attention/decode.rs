@@ -12,6 +12,7 @@
 //!
 //! [`decode_splits`] picks the split count from the capacity and the GPU's size.
 
+use super::softmax::online_softmax_step;
 use dsl_core::lang::DotOperands;
 use dsl_core::prelude::*;
 
@@ -63,8 +64,6 @@ pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D
     let q_tile = load_masked(q + rows.expand_dims(1) * head_dim + rd.expand_dims(0), g_ok.expand_dims(1) & d_ok, 0.0);
     let kv_base = bh.to::<i64>() * max_ctx * head_dim;
 
-    // Scores in base 2 (one fma and one `exp2` per score): `m_i` is the running max of
-    // `scale · log2(e) · q · k`.
     let scale2 = scale * std::f32::consts::LOG2_E;
     let mut m_i = full::<f32>([BLOCK_G], f32::NEG_INFINITY);
     let mut l_i = zeros::<f32>([BLOCK_G]);
@@ -76,13 +75,10 @@ pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D
         let k_tile = load_masked(k_cache + kv_offs, kv_mask, 0.0);
         let x = dot(q_tile, k_tile.trans(), zeros::<f32>([BLOCK_G, BLOCK_N]));
         let x = where_((rn.expand_dims(0) < hi).broadcast_to([BLOCK_G, BLOCK_N]), x, f32::NEG_INFINITY);
-        let m_new = maximum(m_i, max(x, 1) * scale2);
-        let p = exp2(fma(x, scale2, -m_new.expand_dims(1)));
-        let alpha = exp2(m_i - m_new);
-        l_i = l_i * alpha + sum(p, 1);
-        let v_tile = load_masked(v_cache + kv_offs, kv_mask, 0.0);
-        acc = dot(p.to::<T>(), v_tile, acc * alpha.expand_dims(1));
-        m_i = m_new;
+        let (m, l, a) = online_softmax_step(x, v_cache, kv_offs, kv_mask, m_i, l_i, acc, scale2);
+        m_i = m;
+        l_i = l;
+        acc = a;
     }
     let slot = rows * splits + s;
     store_masked(part_o + slot.expand_dims(1) * head_dim + rd.expand_dims(0), acc, g_ok.expand_dims(1) & d_ok);

@@ -7,6 +7,7 @@
 //! (sequence, KV head) with all `group` query heads of each, so every key and value tile it loads serves
 //! the whole group (row `r` is token `r / group`, query head `r % group` of the group).
 
+use super::softmax::online_softmax_step;
 use super::{need, AttnError, CacheShape};
 use dsl_core::lang::DotOperands;
 use dsl_core::prelude::*;
@@ -63,8 +64,6 @@ pub fn prefill_attention<T, const CAUSAL: bool, const BLOCK_M: i32, const BLOCK_
     // A causal program stops after its last token's position; rows past it are masked below.
     let hi = if CAUSAL { minimum(start + t0 + per, ctx) } else { ctx };
 
-    // Scores in base 2: softmax(s · x) = 2^(s·log2(e)·x - m) / sum, one fma and one `exp2` per score
-    // (the natural `exp` takes about ten instructions). `m_i` is the running max of the scaled scores.
     let scale2 = scale * std::f32::consts::LOG2_E;
     let mut m_i = full::<f32>([BLOCK_M], f32::NEG_INFINITY);
     let mut l_i = zeros::<f32>([BLOCK_M]);
@@ -84,13 +83,10 @@ pub fn prefill_attention<T, const CAUSAL: bool, const BLOCK_M: i32, const BLOCK_
             (rn.expand_dims(0) < hi).broadcast_to([BLOCK_M, BLOCK_N])
         };
         let x = where_(valid, x, f32::NEG_INFINITY);
-        let m_new = maximum(m_i, max(x, 1) * scale2);
-        let p = exp2(fma(x, scale2, -m_new.expand_dims(1)));
-        let alpha = exp2(m_i - m_new);
-        l_i = l_i * alpha + sum(p, 1);
-        let v_tile = load_masked(v_cache + kv_offs, kv_mask, 0.0);
-        acc = dot(p.to::<T>(), v_tile, acc * alpha.expand_dims(1));
-        m_i = m_new;
+        let (m, l, a) = online_softmax_step(x, v_cache, kv_offs, kv_mask, m_i, l_i, acc, scale2);
+        m_i = m;
+        l_i = l;
+        acc = a;
     }
     let o = acc / l_i.expand_dims(1);
     let o_rows = (tok * kv_heads * group + hq) * head_dim;

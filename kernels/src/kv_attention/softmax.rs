@@ -1,0 +1,32 @@
+//! The online softmax's key step (FlashAttention-2's loop body), shared by [`super::prefill`] and
+//! [`super::decode`].
+
+use dsl_core::lang::DotOperands;
+use dsl_core::prelude::*;
+
+/// One step of keys for rows of queries: `x` the raw scores `q · kᵀ` of the step (`-inf` where masked),
+/// `v_cache + kv_offs` the step's values (loaded where `kv_mask`, 0 elsewhere), `(m_i, l_i, acc)` the
+/// running max, sum and unnormalized output; returns them updated.
+///
+/// Scores are taken in base 2, `2^(scale2 · x - m)` with `scale2 = scale · log2(e)`: one fma and one
+/// `exp2` per score (the natural `exp` takes about ten instructions), and `m_i` is the running max of
+/// the scaled scores. The values are loaded after the softmax, where the kernels always had them.
+#[kernel_fn]
+pub fn online_softmax_step<T: Float + DotOperands<T>>(
+    x: Tile<f32>,
+    v_cache: Ptr<T>,
+    kv_offs: Tile<i64>,
+    kv_mask: Tile<bool>,
+    m_i: Tile<f32>,
+    l_i: Tile<f32>,
+    acc: Tile<f32>,
+    scale2: Tile<f32>,
+) -> (Tile<f32>, Tile<f32>, Tile<f32>) {
+    let m_new = maximum(m_i, max(x, 1) * scale2);
+    let p = exp2(fma(x, scale2, -m_new.expand_dims(1)));
+    let alpha = exp2(m_i - m_new);
+    let l_new = l_i * alpha + sum(p, 1);
+    let v_tile = load_masked(v_cache + kv_offs, kv_mask, 0.0);
+    let acc = dot(p.to::<T>(), v_tile, acc * alpha.expand_dims(1));
+    (m_new, l_new, acc)
+}
