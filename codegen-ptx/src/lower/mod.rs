@@ -838,13 +838,15 @@ impl<'k> Lowerer<'k> {
         let merge = self.f.block("endif");
         self.f.emit(format!("br i1 {c}, label {}, label {}", self.f.label(tb), self.f.label(eb)));
         self.f.switch_to(tb);
+        // Each result in its planned place (both branches' values already live there, or convert).
+        let want: Vec<_> = results.iter().map(|r| self.place_of(*r)).collect();
         let tv = self.block(then_block)?;
-        let tv: Vec<Val> = tv.iter().map(|v| self.carried(*v, None)).collect();
+        let tv: Vec<Val> = tv.iter().zip(&want).map(|(v, w)| self.carried(*v, *w)).collect();
         let t_end = self.f.current();
         self.f.emit(format!("br label {}", self.f.label(merge)));
         self.f.switch_to(eb);
         let ev = self.block(else_block)?;
-        let ev: Vec<Val> = ev.iter().map(|v| self.carried(*v, None)).collect();
+        let ev: Vec<Val> = ev.iter().zip(&want).map(|(v, w)| self.carried(*v, *w)).collect();
         let e_end = self.f.current();
         self.f.emit(format!("br label {}", self.f.label(merge)));
         self.f.switch_to(merge);

@@ -3,7 +3,7 @@
 //! ring of shared-memory stage buffers (swizzled as `dot` reads them), so global latency overlaps the
 //! tensor-core work of the iterations in between.
 //!
-//! A load is pipelined when it sits in an innermost loop's body, is used once, by a tensor-core `dot` in
+//! A load is pipelined when it sits in an innermost loop's body (whose branches, if any, only compute), is used once, by a tensor-core `dot` in
 //! the same body, reads 16-bit elements in accesses of 4, 8 or 16 bytes (proven by [`crate::axis`]), fills
 //! masked-off elements with zero, and its pointer and mask depend only on the induction variable and on
 //! values from outside the loop (never on carried values). Those operand computations (the *slice*) are
@@ -88,7 +88,9 @@ impl<'k> Lowerer<'k> {
     }
 
     fn plan_loop(&self, body: &'k Block, stages: usize) -> Option<PipeLoop> {
-        if body.ops.iter().any(|o| !o.kind.blocks().is_empty()) {
+        // Branches inside the body are fine when they only compute (a mask applied on some steps):
+        // nothing in them reads, writes or waits.
+        if body.ops.iter().any(|o| o.kind.blocks().iter().any(|b| !only_computes(b))) {
             return None;
         }
         let index: HashMap<ValueId, usize> =
@@ -220,6 +222,14 @@ impl<'k> Lowerer<'k> {
 }
 
 /// Bodies of innermost loops, outermost first.
+/// Every op of `b` (nested blocks included) is pure or a yield.
+fn only_computes(b: &Block) -> bool {
+    b.ops.iter().all(|o| {
+        let ok = matches!(o.kind, OpKind::Yield { .. }) || o.kind.effect() == Effect::Pure || matches!(o.kind, OpKind::If { .. });
+        ok && o.kind.blocks().iter().all(|nb| only_computes(nb))
+    })
+}
+
 fn collect_loops<'k>(b: &'k Block, out: &mut Vec<&'k Block>) {
     for op in &b.ops {
         if let OpKind::For { body, .. } = &op.kind {

@@ -3,7 +3,7 @@
 //! from it stay in the registers the `mma.sync` left them in:
 //!
 //! - [`Place::Mma`]: the accumulator fragments ([`MmaLayout`]): `dot` results, elementwise ops on them,
-//!   loop-carried accumulators;
+//!   loop-carried accumulators, `if` results that both branches leave there;
 //! - [`Place::Rows`]: a `[m]` or `[m, 1]` vector of an accumulator's rows ([`RowLayout`]): row
 //!   reductions of an mma tile whose rows each lie in one warp (two shuffles within the lane quad), and
 //!   elementwise ops on them (an online softmax's running max and sum);
@@ -104,7 +104,7 @@ fn is_elementwise(kind: &OpKind) -> bool {
     matches!(kind, Cast { .. } | Bitcast { .. } | Unary { .. } | Binary { .. } | Compare { .. } | Select { .. } | Fma { .. })
 }
 
-/// Which values flow (through elementwise ops and loop-carried values) into a reduction along the last
+/// Which values flow (through elementwise ops, loop-carried values and branch results) into a reduction along the last
 /// axis of a 2-D tile: the `dot` results that should keep each row in one warp.
 fn row_reduced(k: &Kernel) -> Vec<bool> {
     fn walk(k: &Kernel, b: &Block, marks: &mut Vec<bool>) {
@@ -130,6 +130,17 @@ fn row_reduced(k: &Kernel) -> Vec<bool> {
                             if marks[op.results[i].0 as usize] || marks[body.args[i + 1].0 as usize] {
                                 marks[v.0 as usize] = true;
                                 marks[init[i].0 as usize] = true;
+                            }
+                        }
+                    }
+                }
+                OpKind::If { then_block, else_block, .. } => {
+                    for blk in [then_block, else_block] {
+                        if let Some(OpKind::Yield { values }) = blk.ops.last().map(|o| &o.kind) {
+                            for (i, v) in values.iter().enumerate() {
+                                if marks[op.results[i].0 as usize] {
+                                    marks[v.0 as usize] = true;
+                                }
                             }
                         }
                     }
@@ -209,6 +220,21 @@ impl Ctx<'_> {
                                 p.layout[body.args[i + 1].0 as usize] = Some(l);
                                 p.layout[op.results[i].0 as usize] = Some(l);
                             }
+                        }
+                    }
+                }
+                // A result lives where both branches leave it (a score tile masked on some steps only).
+                If { then_block, else_block, .. } => {
+                    self.block(then_block, p);
+                    self.block(else_block, p);
+                    let yields = |b: &Block| match b.ops.last().map(|o| &o.kind) {
+                        Some(OpKind::Yield { values }) => values.clone(),
+                        _ => vec![],
+                    };
+                    for (i, (t, e)) in yields(then_block).iter().zip(&yields(else_block)).enumerate() {
+                        let (lt, le) = (p.layout[t.0 as usize], p.layout[e.0 as usize]);
+                        if lt.is_some() && lt == le {
+                            p.layout[op.results[i].0 as usize] = lt;
                         }
                     }
                 }

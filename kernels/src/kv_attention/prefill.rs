@@ -73,16 +73,22 @@ pub fn prefill_attention<T, const CAUSAL: bool, const BLOCK_M: i32, const BLOCK_
         let kv_mask = (rn.expand_dims(1) < hi) & d_ok;
         let kv_offs = kv_base + rn.expand_dims(1) * head_dim + rd.expand_dims(0);
         let k_tile = load_masked(k_cache + kv_offs, kv_mask, 0.0);
-        let x = dot(q_tile, k_tile.trans(), zeros::<f32>([BLOCK_M, BLOCK_N]));
-        // Key 0 is valid for every row (padding rows included), so no row's max stays -inf. Causal: a
-        // stored row's position is below `hi`, so `key <= pos` also keeps its keys inside the context
-        // (a padding row may see zero-filled keys past it: finite scores, never stored).
-        let valid = if CAUSAL {
-            (rn.expand_dims(0) <= pos.expand_dims(1)).broadcast_to([BLOCK_M, BLOCK_N])
-        } else {
-            (rn.expand_dims(0) < hi).broadcast_to([BLOCK_M, BLOCK_N])
-        };
-        let x = where_(valid, x, f32::NEG_INFINITY);
+        let mut x = dot(q_tile, k_tile.trans(), zeros::<f32>([BLOCK_M, BLOCK_N]));
+        // Only the steps past the program's first position (causal) or the context's end hold keys
+        // that some row must not see: the mask is computed there alone.
+        let last_key = start_n + BLOCK_N - 1;
+        let partial = if CAUSAL { last_key > start + t0 } else { last_key >= hi };
+        if partial {
+            // Key 0 is valid for every row (padding rows included), so no row's max stays -inf.
+            // Causal: a stored row's position is below `hi`, so `key <= pos` also keeps its keys inside
+            // the context (a padding row may see zero-filled keys past it: finite scores, never stored).
+            let valid = if CAUSAL {
+                (rn.expand_dims(0) <= pos.expand_dims(1)).broadcast_to([BLOCK_M, BLOCK_N])
+            } else {
+                (rn.expand_dims(0) < hi).broadcast_to([BLOCK_M, BLOCK_N])
+            };
+            x = where_(valid, x, f32::NEG_INFINITY);
+        }
         let (m, l, a) = online_softmax_step(x, v_cache, kv_offs, kv_mask, m_i, l_i, acc, scale2);
         m_i = m;
         l_i = l;
