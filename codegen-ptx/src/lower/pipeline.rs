@@ -3,10 +3,10 @@
 //! ring of shared-memory stage buffers (swizzled as `dot` reads them), so global latency overlaps the
 //! tensor-core work of the iterations in between.
 //!
-//! A load is pipelined when it sits in an innermost loop's body (whose branches, if any, only compute), is used once, by a tensor-core `dot` in
-//! the same body, reads 16-bit elements in accesses of 4, 8 or 16 bytes (proven by [`crate::axis`]), fills
-//! masked-off elements with zero, and its pointer and mask depend only on the induction variable and on
-//! values from outside the loop (never on carried values). Those operand computations (the *slice*) are
+//! A load is pipelined when it sits in an innermost loop's body (whose branches, if any, only compute),
+//! is used once, by a tensor-core `dot` in the same body, reads 16-bit elements in accesses of 4, 8 or
+//! 16 bytes (proven by [`crate::axis`]), fills masked-off elements with zero, and its pointer and mask
+//! depend only on the induction variable and on values from outside the loop (never on carried values). Those operand computations (the *slice*) are
 //! lowered again for the iteration being prefetched.
 //!
 //! Per iteration `i` (stage `s = i % S`): wait until the copies of iteration `i` landed
@@ -221,15 +221,16 @@ impl<'k> Lowerer<'k> {
     }
 }
 
-/// Bodies of innermost loops, outermost first.
-/// Every op of `b` (nested blocks included) is pure or a yield.
+/// Every op of `b` (nested branches included) is pure, a branch or a yield: no memory access, no
+/// barrier, no loop.
 fn only_computes(b: &Block) -> bool {
     b.ops.iter().all(|o| {
-        let ok = matches!(o.kind, OpKind::Yield { .. }) || o.kind.effect() == Effect::Pure || matches!(o.kind, OpKind::If { .. });
+        let ok = matches!(o.kind, OpKind::Yield { .. } | OpKind::If { .. }) || o.kind.effect() == Effect::Pure;
         ok && o.kind.blocks().iter().all(|nb| only_computes(nb))
     })
 }
 
+/// Bodies of innermost loops, outermost first.
 fn collect_loops<'k>(b: &'k Block, out: &mut Vec<&'k Block>) {
     for op in &b.ops {
         if let OpKind::For { body, .. } = &op.kind {

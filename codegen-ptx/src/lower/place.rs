@@ -104,8 +104,16 @@ fn is_elementwise(kind: &OpKind) -> bool {
     matches!(kind, Cast { .. } | Bitcast { .. } | Unary { .. } | Binary { .. } | Compare { .. } | Select { .. } | Fma { .. })
 }
 
-/// Which values flow (through elementwise ops, loop-carried values and branch results) into a reduction along the last
-/// axis of a 2-D tile: the `dot` results that should keep each row in one warp.
+/// The values a loop body or branch yields (none when it ends without a yield).
+fn yields(b: &Block) -> &[ValueId] {
+    match b.ops.last().map(|o| &o.kind) {
+        Some(OpKind::Yield { values }) => values,
+        _ => &[],
+    }
+}
+
+/// Which values flow (through elementwise ops, loop-carried values and branch results) into a
+/// reduction along the last axis of a 2-D tile: the `dot` results that should keep each row in one warp.
 fn row_reduced(k: &Kernel) -> Vec<bool> {
     fn walk(k: &Kernel, b: &Block, marks: &mut Vec<bool>) {
         for op in b.ops.iter().rev() {
@@ -125,22 +133,18 @@ fn row_reduced(k: &Kernel) -> Vec<bool> {
                     }
                 }
                 OpKind::For { init, body, .. } => {
-                    if let Some(OpKind::Yield { values }) = body.ops.last().map(|o| &o.kind) {
-                        for (i, v) in values.iter().enumerate() {
-                            if marks[op.results[i].0 as usize] || marks[body.args[i + 1].0 as usize] {
-                                marks[v.0 as usize] = true;
-                                marks[init[i].0 as usize] = true;
-                            }
+                    for (i, v) in yields(body).iter().enumerate() {
+                        if marks[op.results[i].0 as usize] || marks[body.args[i + 1].0 as usize] {
+                            marks[v.0 as usize] = true;
+                            marks[init[i].0 as usize] = true;
                         }
                     }
                 }
                 OpKind::If { then_block, else_block, .. } => {
                     for blk in [then_block, else_block] {
-                        if let Some(OpKind::Yield { values }) = blk.ops.last().map(|o| &o.kind) {
-                            for (i, v) in values.iter().enumerate() {
-                                if marks[op.results[i].0 as usize] {
-                                    marks[v.0 as usize] = true;
-                                }
+                        for (i, v) in yields(blk).iter().enumerate() {
+                            if marks[op.results[i].0 as usize] {
+                                marks[v.0 as usize] = true;
                             }
                         }
                     }
@@ -214,12 +218,10 @@ impl Ctx<'_> {
                 kind if is_elementwise(kind) => self.elementwise(kind, r, p),
                 For { body, .. } => {
                     self.block(body, p);
-                    if let Some(OpKind::Yield { values }) = body.ops.last().map(|o| &o.kind) {
-                        for (i, v) in values.iter().enumerate() {
-                            if let Some(l) = p.layout[v.0 as usize] {
-                                p.layout[body.args[i + 1].0 as usize] = Some(l);
-                                p.layout[op.results[i].0 as usize] = Some(l);
-                            }
+                    for (i, v) in yields(body).iter().enumerate() {
+                        if let Some(l) = p.layout[v.0 as usize] {
+                            p.layout[body.args[i + 1].0 as usize] = Some(l);
+                            p.layout[op.results[i].0 as usize] = Some(l);
                         }
                     }
                 }
@@ -227,11 +229,7 @@ impl Ctx<'_> {
                 If { then_block, else_block, .. } => {
                     self.block(then_block, p);
                     self.block(else_block, p);
-                    let yields = |b: &Block| match b.ops.last().map(|o| &o.kind) {
-                        Some(OpKind::Yield { values }) => values.clone(),
-                        _ => vec![],
-                    };
-                    for (i, (t, e)) in yields(then_block).iter().zip(&yields(else_block)).enumerate() {
+                    for (i, (t, e)) in yields(then_block).iter().zip(yields(else_block)).enumerate() {
                         let (lt, le) = (p.layout[t.0 as usize], p.layout[e.0 as usize]);
                         if lt.is_some() && lt == le {
                             p.layout[op.results[i].0 as usize] = lt;
