@@ -10,6 +10,8 @@
 #                                              # memcheck, racecheck and synccheck
 #   bash bench/attention/rows-run.sh prefill   # the prefill checks, then run.sh prefill (ours and SDPA)
 #   bash bench/attention/rows-run.sh graph     # the Llama decode graph against eager launches (random weights)
+#   bash bench/attention/rows-run.sh decode    # the decode checks, then run.sh decode (the sweep of splits,
+#                                              # step sizes, warps and stages; SDPA; copy bandwidth)
 set -uo pipefail
 OUT=${OUT:-bench/attention/results/latest}
 mkdir -p "$OUT" /tmp/g
@@ -50,11 +52,17 @@ prefill)
     grep -E "^PREFILL" "$OUT"/prefill-ours.txt | cut -c1-200
     grep -vE "^#" "$OUT"/prefill-sdpa.txt | tail -20
     ;;
+decode)
+    timeout 120 /tmp/g/gpu-check test decode 2>&1 | grep -v "^ok " | tail -6 | tee "$OUT/test-decode.txt"
+    OUT="$OUT" timeout 400 bash bench/attention/run.sh decode > "$OUT/run-log.txt" 2>&1
+    grep -E "^DECODE" "$OUT"/decode-ours.txt | cut -c1-240
+    grep -vE "^#" "$OUT"/decode-sdpa.txt | tail -20
+    ;;
 graph)
     for a in "smollm2-135m bf16 300" "llama-3-8b fp8 300" "llama-3-8b bf16 100"; do
         echo "## gpu-check graph-eager $a" | tee -a "$OUT/graph-eager.txt"
         timeout 150 /tmp/g/gpu-check graph-eager $a 2>&1 | tail -4 | tee -a "$OUT/graph-eager.txt"
     done
     ;;
-*) echo "usage: rows-run.sh check|llama|ours|sanitize|prefill|graph"; exit 2 ;;
+*) echo "usage: rows-run.sh check|llama|ours|sanitize|prefill|graph|decode"; exit 2 ;;
 esac

@@ -410,6 +410,7 @@ impl GgufFile {
                 offset: info.offset as usize,
                 len: info.size as usize,
             },
+            row_scale: None,
         })
     }
 }

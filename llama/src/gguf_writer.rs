@@ -103,7 +103,8 @@ impl GgufWriter {
             for d in dims {
                 out.extend_from_slice(&d.to_le_bytes());
             }
-            out.extend_from_slice(&dtype.ggml_id().to_le_bytes());
+            // A type GGUF lacks (F8_E4M3) gets an id no reader knows: reading the file back names it.
+            out.extend_from_slice(&dtype.ggml_id().unwrap_or(u32::MAX).to_le_bytes());
             out.extend_from_slice(&(offset as u64).to_le_bytes());
             offsets.push(offset);
             offset += data.len().div_ceil(align) * align;

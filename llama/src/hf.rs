@@ -2,8 +2,10 @@
 //! sharded with `model.safetensors.index.json`), and the tokenizer files.
 //!
 //! Safetensors files are memory-mapped and BF16/F16/F32 weights are used in
-//! place. FP8 (E4M3) weights with a `weight_scale` companion are expanded to
-//! BF16 at load time, because the CPU kernels do not read FP8 directly.
+//! place. FP8 (E4M3) weights are kept as stored too, with their `weight_scale`
+//! companion (per tensor or per output row) as one scale per row: the CPU
+//! backend dequantizes their rows as it does GGUF blocks, and the GPU backend
+//! uploads the bytes and scales unchanged in `--weights fp8`.
 //!
 //! HF checkpoints keep Q/K rows in their original order and apply RoPE with
 //! `rotate_half`, so loaded models use [`RopeLayout::Half`]. GGUF files have
@@ -236,11 +238,12 @@ fn to_tensor(name: &str, all: &HashMap<String, StEntry>) -> Result<Tensor> {
             offset: e.start,
             len: e.end - e.start,
         },
+        row_scale: None,
     })
 }
 
-/// Expands an FP8 E4M3 weight with its `weight_scale` (per tensor, or per
-/// output row) into an owned BF16 tensor.
+/// An FP8 E4M3 weight as stored, with its `weight_scale` (per tensor, or per
+/// output row; 1 without one) as one scale per row.
 fn fp8_tensor(name: &str, e: &StEntry, all: &HashMap<String, StEntry>) -> Result<Tensor> {
     // Only `*weight` tensors have a `*weight_scale`; the scale itself must not be fp8 (a tensor
     // named "" once made this recurse forever: a fuzz find).
@@ -252,29 +255,32 @@ fn fp8_tensor(name: &str, e: &StEntry, all: &HashMap<String, StEntry>) -> Result
         Some((sn, _)) => to_tensor(sn, all)?.to_f32()?,
         None => vec![1.0],
     };
-    let bytes = &e.map[e.start..e.end];
     let cols = e.shape.last().copied().unwrap_or(1).max(1);
-    let rows = bytes.len() / cols;
-    if scale.len() != 1 && scale.len() != rows {
-        return Err(LlamaError::tensor(
-            name,
-            format!("weight_scale has {} values for {rows} rows", scale.len()),
-        ));
+    let rows = (e.end - e.start) / cols;
+    let row_scale = match scale.len() {
+        1 => vec![scale[0]; rows],
+        n if n == rows => scale,
+        n => {
+            return Err(LlamaError::tensor(
+                name,
+                format!("weight_scale has {n} values for {rows} rows"),
+            ))
+        }
+    };
+    if let Some(bad) = row_scale.iter().find(|s| !s.is_finite()) {
+        return Err(LlamaError::tensor(name, format!("weight_scale holds {bad}")));
     }
-    let vals: Vec<f32> = bytes
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            float8::F8E4M3::from_bits(*b).to_f32()
-                * scale[if scale.len() == 1 { 0 } else { i / cols }]
-        })
-        .collect();
-    Tensor::from_bytes(
-        name,
-        DType::BF16,
-        e.shape.clone(),
-        quant::encode_float(DType::BF16, &vals)?,
-    )
+    Ok(Tensor {
+        name: name.into(),
+        dtype: DType::F8E4M3,
+        shape: e.shape.clone(),
+        data: TensorData::Mapped {
+            map: e.map.clone(),
+            offset: e.start,
+            len: e.end - e.start,
+        },
+        row_scale: Some(Arc::new(row_scale)),
+    })
 }
 
 /// Loads the weights of an HF Llama directory.

@@ -22,6 +22,9 @@ pub enum DType {
     Q4_1,
     Q4_K,
     Q6_K,
+    /// FP8 E4M3 (Hugging Face FP8 checkpoints), one byte per value; a tensor of it carries one f32 scale
+    /// per row ([`crate::tensor::Tensor::row_scale`]), which [`dequantize`] does not apply.
+    F8E4M3,
 }
 
 /// Bytes of a Q4_0 block (f16 scale + 16 bytes of nibbles).
@@ -74,9 +77,9 @@ impl DType {
         })
     }
 
-    /// The ggml type id, used when writing GGUF files.
-    pub fn ggml_id(self) -> u32 {
-        match self {
+    /// The ggml type id, used when writing GGUF files (GGUF has none for F8_E4M3).
+    pub fn ggml_id(self) -> Option<u32> {
+        Some(match self {
             DType::F32 => 0,
             DType::F16 => 1,
             DType::Q4_0 => 2,
@@ -85,13 +88,14 @@ impl DType {
             DType::Q4_K => 12,
             DType::Q6_K => 14,
             DType::BF16 => 30,
-        }
+            DType::F8E4M3 => return None,
+        })
     }
 
     /// Number of elements in one block.
     pub fn block_size(self) -> usize {
         match self {
-            DType::F32 | DType::F16 | DType::BF16 => 1,
+            DType::F32 | DType::F16 | DType::BF16 | DType::F8E4M3 => 1,
             DType::Q8_0 | DType::Q4_0 | DType::Q4_1 => 32,
             DType::Q4_K | DType::Q6_K => QK_K,
         }
@@ -102,6 +106,7 @@ impl DType {
         match self {
             DType::F32 => 4,
             DType::F16 | DType::BF16 => 2,
+            DType::F8E4M3 => 1,
             DType::Q8_0 => Q8_0_BYTES,
             DType::Q4_0 => Q4_0_BYTES,
             DType::Q4_1 => Q4_1_BYTES,
@@ -130,6 +135,7 @@ impl DType {
             DType::Q4_1 => "Q4_1",
             DType::Q4_K => "Q4_K",
             DType::Q6_K => "Q6_K",
+            DType::F8E4M3 => "F8_E4M3",
         }
     }
 }
@@ -199,6 +205,11 @@ fn dequantize_impl(dtype: DType, src: &[u8], out: &mut [f32]) {
         DType::BF16 => {
             for (o, c) in out.iter_mut().zip(src.chunks_exact(2)) {
                 *o = bf16::from_le_bytes([c[0], c[1]]).to_f32();
+            }
+        }
+        DType::F8E4M3 => {
+            for (o, &b) in out.iter_mut().zip(src) {
+                *o = float8::F8E4M3::from_bits(b).to_f32();
             }
         }
         DType::Q8_0 => {

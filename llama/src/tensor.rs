@@ -30,6 +30,9 @@ pub struct Tensor {
     /// Row-major shape, outermost dimension first (PyTorch order).
     pub shape: Vec<usize>,
     pub data: TensorData,
+    /// One scale per row, for FP8 weights kept as stored: `value[r, c] = e4m3[r, c] * row_scale[r]`.
+    /// [`Tensor::dequantize_rows`] and [`Tensor::to_f32`] apply it; [`Tensor::bytes`] are the raw e4m3.
+    pub row_scale: Option<Arc<Vec<f32>>>,
 }
 
 impl std::fmt::Debug for Tensor {
@@ -64,6 +67,7 @@ impl Tensor {
             dtype,
             shape,
             data: TensorData::Owned(Arc::new(bytes)),
+            row_scale: None,
         })
     }
 
@@ -115,14 +119,26 @@ impl Tensor {
                 format!("rows {r0}..{} out of range", r0 + nrows),
             )
         })?;
-        quant::dequantize(self.dtype, src, out)
+        quant::dequantize(self.dtype, src, out)?;
+        self.apply_row_scale(r0, out);
+        Ok(())
     }
 
     /// The whole tensor as f32.
     pub fn to_f32(&self) -> Result<Vec<f32>> {
         let mut out = vec![0f32; self.n_elements()];
         quant::dequantize(self.dtype, self.bytes(), &mut out)?;
+        self.apply_row_scale(0, &mut out);
         Ok(out)
+    }
+
+    /// Multiplies rows `r0..` of `out` by their [`Tensor::row_scale`], if any.
+    fn apply_row_scale(&self, r0: usize, out: &mut [f32]) {
+        if let Some(scale) = &self.row_scale {
+            for (row, s) in out.chunks_mut(self.cols().max(1)).zip(&scale[r0..]) {
+                row.iter_mut().for_each(|v| *v *= s);
+            }
+        }
     }
 
     /// Checks the shape, with a clear error naming the tensor.

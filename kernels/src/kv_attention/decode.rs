@@ -89,10 +89,12 @@ pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D
 /// Combines the splits of [`decode_attention`]: for query head row `r`,
 /// `out[r, :] = sum_s 2^(m_s - M) o_s / sum_s 2^(m_s - M) l_s` with `M = max_s m_s` (base-2 maxima).
 ///
-/// - Grid: `batch * q_heads` programs; `BLOCK_S >= splits` (a power of two); `head_dim` of any size,
-///   visited `BLOCK_D` at a time.
+/// - Grid: `(batch * q_heads, cdiv(head_dim, BLOCK_D))`: each program combines `BLOCK_D` of one row's
+///   values in one pass, `BLOCK_S >= splits` (a power of two) partials at once. (One program per row
+///   looping over `head_dim` left 32 programs for a Llama 3 step at batch 1, each walking its partials
+///   chunk after chunk: at 128 splits the combine took longer than the attention, H100 2026-12-05.)
 /// - `out`: `[batch, q_heads, head_dim]` contiguous, rounded once to `T`.
-#[kernel(instances(BLOCK_S = 64, BLOCK_D = 64))]
+#[kernel(instances((BLOCK_S, BLOCK_D) in [(64, 32), (256, 16)]))]
 pub fn decode_combine<T: Float, const BLOCK_S: i32, const BLOCK_D: i32>(
     part_o: Ptr<f32>,
     part_m: Ptr<f32>,
@@ -113,13 +115,11 @@ pub fn decode_combine<T: Float, const BLOCK_S: i32, const BLOCK_D: i32>(
     let w = where_(s_ok & (m > f32::NEG_INFINITY), exp2(m - big), 0.0);
     let den = sum(l * w, 0);
     let slots = (r * splits + rs.expand_dims(1)) * head_dim;
-    for d0 in (0..head_dim).step_by(BLOCK_D) {
-        let rd = d0 + arange(0, BLOCK_D);
-        let d_ok = rd < head_dim;
-        let o = load_masked(part_o + slots + rd.expand_dims(0), s_ok.expand_dims(1) & d_ok.expand_dims(0), 0.0);
-        let num = sum(o * w.expand_dims(1), 0);
-        store_masked(out + r * head_dim + rd, (num / den).to::<T>(), d_ok);
-    }
+    let rd = program_id(1) * BLOCK_D + arange(0, BLOCK_D);
+    let d_ok = rd < head_dim;
+    let o = load_masked(part_o + slots + rd.expand_dims(0), s_ok.expand_dims(1) & d_ok.expand_dims(0), 0.0);
+    let num = sum(o * w.expand_dims(1), 0);
+    store_masked(out + r * head_dim + rd, (num / den).to::<T>(), d_ok);
 }
 
 // ---- host API
@@ -128,20 +128,26 @@ use super::{need, AttnError, CacheShape};
 use dsl_core::runtime::Runtime;
 use dsl_core::types::Elem;
 
-/// How a decode step is cut: `splits` programs per (sequence, KV head), each visiting `block_n` keys
-/// per step of its loop (32 or 64, the declared instances) on `num_warps` warps (1, 2, 4 or 8; on one
-/// warp the 16 query rows lie in one warp, so the online softmax stays in the tensor-core registers).
+/// How a decode step is cut: `splits` programs per (sequence, KV head) (1 to [`MAX_SPLITS`]), each
+/// visiting `block_n` keys per step of its loop (32 or 64, the declared instances) on `num_warps` warps
+/// (1, 2, 4 or 8; on one warp the 16 query rows lie in one warp, so the online softmax stays in the
+/// tensor-core registers), its K and V tiles loaded `num_stages - 1` steps ahead (2 to 4; each stage
+/// holds one step's K and V tiles in shared memory).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DecodeConfig {
     pub splits: usize,
     pub block_n: usize,
     pub num_warps: u32,
+    pub num_stages: u32,
 }
 
+/// The most splits [`decode_combine`] takes (its largest `BLOCK_S`).
+pub const MAX_SPLITS: usize = 256;
+
 impl DecodeConfig {
-    /// `splits` splits of 32-key steps.
+    /// `splits` splits of 32-key steps on 4 warps, 3 stages.
     pub fn splits(splits: usize) -> DecodeConfig {
-        DecodeConfig { splits, block_n: 32, num_warps: 4 }
+        DecodeConfig { splits, block_n: 32, num_warps: 4, num_stages: 3 }
     }
 
     /// The heuristic: [`decode_splits`] splits; splits of more than one 64-key step on one warp (the
@@ -153,9 +159,9 @@ impl DecodeConfig {
         let splits = decode_splits(shape, sm_count);
         let long = shape.max_ctx.div_ceil(splits.max(1)) > 64;
         match (long, shape.head_dim > 64) {
-            (true, true) => DecodeConfig { splits, block_n: 32, num_warps: 1 },
-            (true, false) => DecodeConfig { splits, block_n: 64, num_warps: 1 },
-            (false, _) => DecodeConfig { splits, block_n: 64, num_warps: 4 },
+            (true, true) => DecodeConfig { splits, block_n: 32, num_warps: 1, num_stages: 3 },
+            (true, false) => DecodeConfig { splits, block_n: 64, num_warps: 1, num_stages: 3 },
+            (false, _) => DecodeConfig { splits, block_n: 64, num_warps: 4, num_stages: 3 },
         }
     }
 }
@@ -208,11 +214,14 @@ where
     shape.check()?;
     let CacheShape { batch, kv_heads, group, head_dim, max_ctx } = *shape;
     let splits = cfg.splits;
-    if !(1..=64).contains(&splits) {
-        return Err(AttnError::Shape(format!("splits {splits} must be 1 to 64")));
+    if !(1..=MAX_SPLITS).contains(&splits) {
+        return Err(AttnError::Shape(format!("splits {splits} must be 1 to {MAX_SPLITS}")));
     }
     if ![1, 2, 4, 8].contains(&cfg.num_warps) {
         return Err(AttnError::Shape(format!("num_warps {} must be 1, 2, 4 or 8", cfg.num_warps)));
+    }
+    if !(2..=4).contains(&cfg.num_stages) {
+        return Err(AttnError::Shape(format!("num_stages {} must be 2, 3 or 4", cfg.num_stages)));
     }
     let cache = shape.cache_len();
     let rows = batch * kv_heads * group;
@@ -231,8 +240,9 @@ where
     let run = |r: Result<(), R::Error>| r.map_err(AttnError::Runtime);
     let main = DecodeAttentionInstance { block_g: 16, block_n: cfg.block_n as i32, block_d: shape.block_d() };
     main.check().map_err(|e| AttnError::Shape(e.message))?;
-    let launch = dsl_core::runtime::Launch::from(grid).num_warps(cfg.num_warps);
+    let launch = dsl_core::runtime::Launch::from(grid).num_warps(cfg.num_warps).num_stages(cfg.num_stages);
     run(main.launch::<T, R>(rt, launch, bufs.q, bufs.k_cache, bufs.v_cache, bufs.ctx_lens, &mut *bufs.part_o, &mut *bufs.part_m, &mut *bufs.part_l, kh, g, d, mc, len, scale))?;
-    let combine = DecodeCombineInstance { block_s: 64, block_d: 64 };
-    run(combine.launch::<T, R>(rt, rows as u32, &*bufs.part_o, &*bufs.part_m, &*bufs.part_l, bufs.out, splits as i32, d))
+    let combine = if splits <= 64 { DecodeCombineInstance { block_s: 64, block_d: 32 } } else { DecodeCombineInstance { block_s: 256, block_d: 16 } };
+    let chunks = head_dim.div_ceil(combine.block_d as usize) as u32;
+    run(combine.launch::<T, R>(rt, (rows as u32, chunks), &*bufs.part_o, &*bufs.part_m, &*bufs.part_l, bufs.out, splits as i32, d))
 }

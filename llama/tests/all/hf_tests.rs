@@ -116,7 +116,7 @@ fn sharded_fp8_with_scales() {
     write_hf(&s, &w, dir.path());
     // Re-write one projection as FP8 E4M3 with a per-row scale in a second
     // shard, referenced from an index file.
-    let name = "model.layers.0.mlp.up_proj.weight";
+    let name = "model.layers.0.mlp.down_proj.weight";
     let (shape, vals) = &w[name];
     let rows = shape[0];
     let cols = shape[1];
@@ -146,7 +146,7 @@ fn sharded_fp8_with_scales() {
                 .unwrap(),
         ),
         (
-            "model.layers.0.mlp.up_proj.weight_scale".to_string(),
+            "model.layers.0.mlp.down_proj.weight_scale".to_string(),
             safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![rows, 1], &sb)
                 .unwrap(),
         ),
@@ -167,11 +167,27 @@ fn sharded_fp8_with_scales() {
     )
     .unwrap();
     let hf = llama::hf::load_weights(dir.path()).unwrap();
-    assert_eq!(hf.layers[0].w_up.dtype, DType::BF16);
-    let got = hf.layers[0].w_up.to_f32().unwrap();
-    for (g, d) in got.iter().zip(&deq) {
-        assert!((g - d).abs() <= d.abs() * 0.01 + 1e-6, "{g} vs {d}");
-    }
+    // Kept as stored: the e4m3 bytes and the row scales; dequantized rows are e4m3 x scale exactly.
+    let up = &hf.layers[0].w_down;
+    assert_eq!(up.dtype, DType::F8E4M3);
+    assert_eq!(up.bytes(), &q[..]);
+    assert_eq!(up.row_scale.as_deref(), Some(&scales));
+    assert_eq!(up.to_f32().unwrap(), deq);
+    let mut row = vec![0f32; cols];
+    up.dequantize_rows(rows - 1, &mut row).unwrap();
+    assert_eq!(row, deq[(rows - 1) * cols..]);
+    // The GPU backend's fp8 upload (on the interpreter) keeps them too: the down projection's device
+    // weight is the checkpoint's bytes and scales unchanged.
+    let rt = dsl_core::interp::Interpreter::new();
+    let fmt = llama::backend::gpu::WeightFormat::Fp8;
+    let dev = llama::backend::gpu::weights::upload(&rt, &hf, fmt, 8, &mut |_| {}).unwrap();
+    let llama::backend::gpu::weights::Weight::Fp8 { q: dq, scale: ds } = &dev.layers[0].down.w else {
+        panic!("fp8 upload made a bf16 weight")
+    };
+    use dsl_core::runtime::Runtime;
+    let (dq, ds) = (rt.download(dq).unwrap(), rt.download(ds).unwrap());
+    assert_eq!(ds, scales);
+    assert_eq!(dq.iter().map(|d| d.to_bits()).collect::<Vec<u8>>(), q);
     // The whole model still runs, close to the full-precision reference.
     let a = logits(hf);
     let want = reference_forward(&s, &w, &TOKENS);

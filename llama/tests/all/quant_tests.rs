@@ -160,8 +160,9 @@ fn type_ids() {
         DType::Q4_K,
         DType::Q6_K,
     ] {
-        assert_eq!(DType::from_ggml(dt.ggml_id()).expect("known"), dt);
+        assert_eq!(DType::from_ggml(dt.ggml_id().expect("a ggml type")).expect("known"), dt);
     }
+    assert_eq!(DType::F8E4M3.ggml_id(), None);
     let e = DType::from_ggml(13).unwrap_err().to_string();
     assert!(e.contains("Q5_K"), "{e}");
     assert!(DType::from_ggml(1234).is_err());

@@ -375,13 +375,18 @@ fn decode_bench() -> Res<()> {
             let heuristic = DecodeConfig::for_shape(&shape, sms);
             let heur = heuristic.splits;
             // The heuristic's config, then fewer and more splits and both step sizes: which way the kernel gains.
+            // Up to 256 splits (no fewer than 32 keys each), and 2 to 4 pipeline stages on one warp.
             let mut variants = vec![heuristic];
+            let most_splits = ctx.div_ceil(32).min(kernels::kv_attention::decode::MAX_SPLITS);
             for num_warps in [4, 1] {
                 for block_n in [32, 64] {
-                    for splits in [heur.div_ceil(2), heur, 2 * heur, 4 * heur, 64] {
-                        let c = DecodeConfig { splits: splits.min(64), block_n, num_warps };
-                        if !variants.contains(&c) {
-                            variants.push(c);
+                    for splits in [heur.div_ceil(2), heur, 2 * heur, 4 * heur, 64, 128, 256] {
+                        let stages: &[u32] = if num_warps == 1 { &[2, 3, 4] } else { &[3] };
+                        for &num_stages in stages {
+                            let c = DecodeConfig { splits: splits.min(most_splits), block_n, num_warps, num_stages };
+                            if !variants.contains(&c) {
+                                variants.push(c);
+                            }
                         }
                     }
                 }
@@ -405,16 +410,17 @@ fn decode_bench() -> Res<()> {
             let (hc, hus) = timed[0];
             let &(bc, bus) = timed.iter().min_by(|a, b| a.1.total_cmp(&b.1)).expect("timed");
             println!(
-                "DECODE | {model} | {batch} | {ctx} | {} / {kv_heads} | {d} | {} | {hus:.2} | {floor:.2} | {:.2} | best: splits {} block_n {} warps {} {bus:.2} us ({:.2} of floor)",
+                "DECODE | {model} | {batch} | {ctx} | {} / {kv_heads} | {d} | {} | {hus:.2} | {floor:.2} | {:.2} | best: splits {} block_n {} warps {} stages {} {bus:.2} us ({:.2} of floor)",
                 kv_heads * group,
                 hc.splits,
                 floor / hus,
                 bc.splits,
                 bc.block_n,
                 bc.num_warps,
+                bc.num_stages,
                 floor / bus
             );
-            println!("#   {}", timed.iter().map(|(c, us)| format!("s{} n{} w{} {us:.2}", c.splits, c.block_n, c.num_warps)).collect::<Vec<_>>().join("; "));
+            println!("#   {}", timed.iter().map(|(c, us)| format!("s{} n{} w{} st{} {us:.2}", c.splits, c.block_n, c.num_warps, c.num_stages)).collect::<Vec<_>>().join("; "));
         }
     }
     Ok(())

@@ -95,10 +95,11 @@ pub fn decode_gqa_ragged_f16<R: Runtime>(rt: &R) {
     check::<R, f16>(rt, shape(3, 2, 4, 64, 300), &[1, 77, 300], 3, 1);
     check::<R, f16>(rt, shape(1, 1, 4, 64, 70), &[70], 1, 2);
     // 64-key steps: a split of 128 keys ending inside the context.
-    check_with::<R, f16>(rt, shape(2, 2, 4, 64, 300), &[300, 130], DecodeConfig { splits: 3, block_n: 64, num_warps: 4 }, 11);
+    check_with::<R, f16>(rt, shape(2, 2, 4, 64, 300), &[300, 130], DecodeConfig { splits: 3, block_n: 64, num_warps: 4, num_stages: 3 }, 11);
     // One warp: the softmax in the tensor-core registers (row reductions by shuffles, P from registers).
-    check_with::<R, f16>(rt, shape(2, 2, 4, 64, 300), &[300, 130], DecodeConfig { splits: 3, block_n: 64, num_warps: 1 }, 13);
-    check_with::<R, bf16>(rt, shape(1, 2, 8, 128, 200), &[200], DecodeConfig { splits: 2, block_n: 32, num_warps: 1 }, 14);
+    check_with::<R, f16>(rt, shape(2, 2, 4, 64, 300), &[300, 130], DecodeConfig { splits: 3, block_n: 64, num_warps: 1, num_stages: 3 }, 13);
+    // Four 32-key steps per split, loaded 3 steps ahead (4 stages).
+    check_with::<R, bf16>(rt, shape(1, 2, 8, 128, 200), &[200], DecodeConfig { splits: 2, block_n: 32, num_warps: 1, num_stages: 4 }, 14);
 }
 
 /// Groups 1, 3 and 8, head_dim 128, a head_dim that is not a power of two and one of 8.
@@ -118,6 +119,10 @@ pub fn decode_empty_splits_f16<R: Runtime>(rt: &R) {
     let cfg = DecodeConfig::for_shape(&s, 132);
     assert!((2..=64).contains(&cfg.splits) && cfg.splits == decode_splits(&s, 132), "{cfg:?}");
     check_with::<R, f16>(rt, s, &[1], cfg, 7);
+    // More than 64 splits (the combine's wide instance), one step each on 2 stages, the last one empty
+    // and the one before it partial.
+    let cfg = DecodeConfig { splits: 70, block_n: 32, num_warps: 1, num_stages: 2 };
+    check_with::<R, bf16>(rt, shape(1, 2, 4, 128, 2200), &[2190], cfg, 15);
 }
 
 /// The step's keys and values appended at positions read from a device buffer, then attended with the
@@ -189,13 +194,17 @@ pub fn decode_bad_shapes<R: Runtime>(rt: &R) {
     assert!(run(shape(1, 1, 17, 64, 64), 2, po).contains("group 17"));
     assert!(run(shape(1, 1, 4, 300, 64), 2, po).contains("head_dim 300"));
     assert!(run(shape(1, 1, 4, 63, 64), 2, po).contains("head_dim 63 must be even"));
-    assert!(run(s, 65, po).contains("splits 65"));
+    assert!(run(s, 257, po).contains("splits 257 must be 1 to 256"));
     assert!(run(s, 2, po - 1).contains(&format!("part_o needs at least {po} elements, its buffer has {}", po - 1)));
     assert!(run(shape(1, 1, 4, 64, 65), 2, po).contains("k_cache needs at least"));
     // A step size the kernel does not declare: the declared list, nothing launched.
     let (mut o, mut m, mut l) = (filled(rt, po, 0.0f32), filled(rt, pm, 0.0f32), filled(rt, pm, 0.0f32));
     let mut out = poisoned::<R, f16>(rt, 4 * 64);
     let bufs = DecodeBuffers { q: &q, k_cache: &kv, v_cache: &kv, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, out: &mut out };
-    let e = decode_step(rt, &s, DecodeConfig { splits: 2, block_n: 48, num_warps: 4 }, 0.125, bufs).unwrap_err().to_string();
+    let e = decode_step(rt, &s, DecodeConfig { splits: 2, block_n: 48, num_warps: 4, num_stages: 3 }, 0.125, bufs).unwrap_err().to_string();
     assert!(e.contains("no declared instance") && e.contains("BLOCK_N=64"), "{e}");
+    let bufs = DecodeBuffers { q: &q, k_cache: &kv, v_cache: &kv, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, out: &mut out };
+    let e = decode_step(rt, &s, DecodeConfig { splits: 2, block_n: 32, num_warps: 1, num_stages: 5 }, 0.125, bufs).unwrap_err().to_string();
+    assert!(e.contains("num_stages 5 must be 2, 3 or 4"), "{e}");
+    assert!(download_f64(rt, &out).iter().all(|v| v.is_nan()), "nothing ran");
 }

@@ -7,6 +7,7 @@ use super::WeightFormat;
 use crate::config::{LlamaConfig, RopeLayout};
 use crate::error::{LlamaError, Result};
 use crate::model::LlamaWeights;
+use crate::quant::DType;
 use crate::tensor::Tensor;
 use dsl_core::prelude::{bf16, e4m3};
 use dsl_core::runtime::Runtime;
@@ -136,6 +137,40 @@ fn matrix<R: Runtime>(rt: &R, values: &[f32], rows: usize, cols: usize, format: 
     Ok(Matrix { w, rows, cols })
 }
 
+/// The e4m3 values and row scales of `parts` stacked, if every part is an FP8 weight as stored
+/// (`F8_E4M3` with its row scales); `None` otherwise.
+fn stored_fp8(parts: &[(&Tensor, usize)]) -> Option<(Vec<e4m3>, Vec<f32>)> {
+    let (mut q, mut scale) = (vec![], vec![]);
+    for (t, _) in parts {
+        let s = t.row_scale.as_ref().filter(|_| t.dtype == DType::F8E4M3)?;
+        q.extend(t.bytes().iter().map(|&b| e4m3::from_bits(b)));
+        scale.extend_from_slice(s);
+    }
+    Some((q, scale))
+}
+
+/// One linear layer's matrix: the rows of `parts` stacked (Q, K, V; gate, up; or one weight), each
+/// `(weight, heads)` with `heads > 0` for Q and K, whose rows get the rotary order of [`rows_for_rope`].
+/// In fp8, a checkpoint's FP8 weights go up as stored, bytes and scales unchanged (nothing is rounded
+/// twice); other weights are quantized per row here.
+fn linear<R: Runtime>(rt: &R, c: &LlamaConfig, parts: &[(&Tensor, usize)], format: WeightFormat, what: &str) -> Result<Matrix<R>> {
+    let cols = parts.first().map_or(0, |(t, _)| t.cols());
+    if let Some((t, _)) = parts.iter().find(|(t, _)| t.cols() != cols) {
+        return Err(LlamaError::tensor(&t.name, format!("{} columns where the layer's other weights have {cols}", t.cols())));
+    }
+    let rows = parts.iter().map(|(t, _)| t.rows()).sum();
+    let reordered = c.rope_layout != RopeLayout::Half && parts.iter().any(|&(_, heads)| heads > 0);
+    if let (WeightFormat::Fp8, false, Some((q, scale))) = (format, reordered, stored_fp8(parts)) {
+        let w = Weight::Fp8 { q: rt.upload(&q).map_err(dev(what))?, scale: rt.upload(&scale).map_err(dev(what))? };
+        return Ok(Matrix { w, rows, cols });
+    }
+    let mut values = Vec::with_capacity(rows * cols);
+    for &(t, heads) in parts {
+        values.extend(if heads > 0 { rows_for_rope(t, heads, c)? } else { t.to_f32()? });
+    }
+    matrix(rt, &values, rows, cols, format, what)
+}
+
 fn check_rope(c: &LlamaConfig) -> Result<()> {
     if c.rope_dim % 2 != 0 || c.rope_dim > c.head_dim {
         return Err(LlamaError::Backend(format!("rope over {} of {} dimensions per head is not supported on the GPU", c.rope_dim, c.head_dim)));
@@ -158,24 +193,18 @@ fn rope_tables<R: Runtime>(rt: &R, c: &LlamaConfig, capacity: usize) -> Result<(
 /// `progress(layer)` after each layer.
 pub fn upload<R: Runtime>(rt: &R, w: &LlamaWeights, format: WeightFormat, capacity: usize, progress: &mut dyn FnMut(usize)) -> Result<WeightsOnDevice<R>> {
     let c = &w.config;
-    let (d, qd, kvd, f) = (c.d_model, c.q_dim(), c.kv_dim(), c.ffn_dim);
     check_rope(c)?;
     let f32s = |t: &Tensor, what: &str| -> Result<R::Buffer<f32>> { rt.upload(&t.to_f32()?).map_err(dev(what)) };
     let mut layers = Vec::with_capacity(w.layers.len());
     for (i, l) in w.layers.iter().enumerate() {
-        let mut qkv = rows_for_rope(&l.wq, c.n_heads, c)?;
-        qkv.extend(rows_for_rope(&l.wk, c.n_kv_heads, c)?);
-        qkv.extend(l.wv.to_f32()?);
-        let mut gate_up = l.w_gate.to_f32()?;
-        gate_up.extend(l.w_up.to_f32()?);
         let what = format!("uploading layer {i}");
         layers.push(LayerOnDevice {
             attn_norm: f32s(&l.attn_norm, &what)?,
-            qkv: matrix(rt, &qkv, qd + 2 * kvd, d, format, &what)?,
-            wo: matrix(rt, &l.wo.to_f32()?, d, qd, format, &what)?,
+            qkv: linear(rt, c, &[(&l.wq, c.n_heads), (&l.wk, c.n_kv_heads), (&l.wv, 0)], format, &what)?,
+            wo: linear(rt, c, &[(&l.wo, 0)], format, &what)?,
             ffn_norm: f32s(&l.ffn_norm, &what)?,
-            gate_up: matrix(rt, &gate_up, 2 * f, d, format, &what)?,
-            down: matrix(rt, &l.w_down.to_f32()?, d, f, format, &what)?,
+            gate_up: linear(rt, c, &[(&l.w_gate, 0), (&l.w_up, 0)], format, &what)?,
+            down: linear(rt, c, &[(&l.w_down, 0)], format, &what)?,
         });
         progress(i + 1);
     }
@@ -184,7 +213,7 @@ pub fn upload<R: Runtime>(rt: &R, w: &LlamaWeights, format: WeightFormat, capaci
         tok_embd: rt.upload(&to_bf16(&w.tok_embd.to_f32()?)).map_err(dev("uploading the embeddings"))?,
         layers,
         norm: f32s(&w.norm, "uploading the output norm")?,
-        output: matrix(rt, &w.output.to_f32()?, c.vocab_size, d, WeightFormat::Bf16, "uploading the LM head")?,
+        output: matrix(rt, &w.output.to_f32()?, c.vocab_size, c.d_model, WeightFormat::Bf16, "uploading the LM head")?,
         cos,
         sin,
     })
