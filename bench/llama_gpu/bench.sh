@@ -4,7 +4,10 @@
 #                                            # eager vs graph, PDL or not, Llama-3-70B fp8 (bf16 with WITH_70B_BF16)
 #   bash bench/llama_gpu/bench.sh smollm2    # gpu-check smollm2 (needs /tmp/m/smollm2.gguf) + generate
 #   bash bench/llama_gpu/bench.sh profile    # ncu per-kernel times of 1-token steps, sanitizers
-#   bash bench/llama_gpu/bench.sh hf         # transformers side by side (transformers_baseline.py)
+#   bash bench/llama_gpu/bench.sh hf         # transformers side by side (transformers_decode.py: a static-cache
+#                                            # decode loop eager, compiled and in a CUDA graph; prefill from
+#                                            # transformers_baseline.py)
+#   bash bench/llama_gpu/bench.sh rows       # the rows: 8B fp8/bf16 at ctx 128 and 4096, pp512, 70B fp8
 #   bash bench/llama_gpu/bench.sh combine    # the fp8 GEMM and RoPE checks on the GPU; 8B at ctx 128 with and
 #                                            # without the fused combine and the tuned winners, same run; graph = eager
 #   bash bench/llama_gpu/bench.sh tune       # H200 winners of the fp8 GEMM at M = 1 (gpu-check fp8 --write),
@@ -16,6 +19,10 @@ set -uo pipefail
 OUT=${OUT:-bench/llama_gpu/results/latest}
 mkdir -p "$OUT"
 L=/tmp/g/llama
+mkdir -p /tmp/g
+for b in gpu-check llama; do
+    [ -x /tmp/g/$b ] || { [ -f .gpu/$b.xz ] && xz -dc .gpu/$b.xz > /tmp/g/$b && chmod +x /tmp/g/$b; }
+done
 B() { # one llama bench run, its table rows appended to speed.md, stderr kept
     echo "## llama bench $*" >> "$OUT/speed-log.txt"
     timeout 300 $L bench "$@" > "$OUT/tmp.md" 2>> "$OUT/speed-log.txt"; echo "rc=$?" >> "$OUT/speed-log.txt"
@@ -69,8 +76,19 @@ profile)
     done
     ;;
 hf)
-    timeout 560 python3 bench/llama_gpu/transformers_baseline.py --gen 64 --prompt 512 2>&1 \
-        | grep -v Warning | tee "$OUT/transformers.txt"
+    timeout 500 python3 bench/llama_gpu/transformers_decode.py --gen 64 2>&1 \
+        | grep -v Warning | tee "$OUT/transformers.txt" | grep -E "^TRANSFORMERS|Error" | head -20
+    ;;
+rows)
+    nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv > "$OUT/gpu.txt"
+    for w in fp8 bf16; do
+        B --arch llama-3-8b --device cuda --weights $w -p 128 -n 128 -r 3
+        B --arch llama-3-8b --device cuda --weights $w -p 4096 -n 128 -r 3
+    done
+    B --arch llama-3-8b --device cuda --weights fp8 -p 512 -n 32 -r 3
+    B --arch smollm2-135m --device cuda -p 128 -n 128 -r 3
+    B --arch llama-3-70b --device cuda --weights fp8 -p 128 -n 64 -r 3
+    cat "$OUT/speed.md"; grep -v "^\s*$" "$OUT/speed-log.txt" | grep -iv "making random\|measuring" | grep -v "^    BLOCK" | tail -12
     ;;
 combine)
     nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv > "$OUT/gpu.txt"
@@ -110,5 +128,5 @@ tuned)
         > "$OUT/ncu-8b-fp8.csv" 2> "$OUT/ncu-8b-fp8.err"; echo "ncu rc=$?"
     python3 bench/llama_gpu/breakdown.py "$OUT/ncu-8b-fp8.csv" | tee "$OUT/breakdown-8b-fp8.md" | head -30
     ;;
-*) echo "usage: bench.sh speed|smollm2|profile|hf|combine|tune|tuned"; exit 2 ;;
+*) echo "usage: bench.sh speed|smollm2|profile|hf|rows|combine|tune|tuned"; exit 2 ;;
 esac

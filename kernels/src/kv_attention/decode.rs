@@ -150,31 +150,35 @@ impl DecodeConfig {
         DecodeConfig { splits, block_n: 32, num_warps: 4, num_stages: 3 }
     }
 
-    /// The heuristic: [`decode_splits`] splits; splits of more than one 64-key step on one warp (the
-    /// softmax in the tensor-core registers) with 32-key steps above head_dim 64 and 64 at 64 and under,
-    /// splits of one step on 4 warps with 64-key steps (the H200 sweeps of 2026-12-04 in
-    /// `bench/attention/NOTES.md`: one warp wins at every point whose splits hold 86 keys or more, 4
-    /// warps at those of 64).
+    /// The heuristic (the H200 sweep of 2026-12-05 in `bench/attention/NOTES.md`): [`decode_splits`]
+    /// splits; with fewer programs than SMs, 4 warps with 64-key steps; otherwise one warp (the softmax
+    /// in the tensor-core registers) with 32-key steps above head_dim 64 and 64 at 64 and under, and at
+    /// head_dim 128 with more than two programs per SM, 2 stages instead of 3 (a 3-stage program's 48 KB
+    /// of K and V tiles let too few programs share an SM: 64 splits of Llama 3 at batch 1 took 16.5 µs
+    /// at a 4096 context on 3 stages, 12.3 on 2).
     pub fn for_shape(shape: &CacheShape, sm_count: u32) -> DecodeConfig {
         let splits = decode_splits(shape, sm_count);
-        let long = shape.max_ctx.div_ceil(splits.max(1)) > 64;
-        match (long, shape.head_dim > 64) {
-            (true, true) => DecodeConfig { splits, block_n: 32, num_warps: 1, num_stages: 3 },
-            (true, false) => DecodeConfig { splits, block_n: 64, num_warps: 1, num_stages: 3 },
-            (false, _) => DecodeConfig { splits, block_n: 64, num_warps: 4, num_stages: 3 },
+        let programs = splits * shape.batch * shape.kv_heads;
+        let sms = sm_count as usize;
+        if programs < sms {
+            return DecodeConfig { splits, block_n: 64, num_warps: 4, num_stages: 3 };
         }
+        let wide = shape.head_dim > 64;
+        let num_stages = if wide && programs > 2 * sms { 2 } else { 3 };
+        DecodeConfig { splits, block_n: if wide { 32 } else { 64 }, num_warps: 1, num_stages }
     }
 }
 
-/// The number of splits of the context: enough programs for about two per SM over all (sequence, KV
-/// head) pairs, each split at least 64 keys (one step: on the H200, 64-key splits beat longer ones at
-/// short contexts, where a few pairs leave most SMs idle), at most 64 (the combine's `BLOCK_S`). Fixed
-/// by the capacity, so one graph serves every step.
+/// The number of splits of the context: about four programs per SM over all (sequence, KV head) pairs,
+/// rounded down to a power of two, each split at least 64 keys (on the H200, 64-key splits beat
+/// longer ones at short contexts, where a few pairs leave most SMs idle), at most 128 (256 splits were
+/// no faster anywhere in the sweep). Fixed by the capacity, so one graph serves every step.
 pub fn decode_splits(shape: &CacheShape, sm_count: u32) -> usize {
     let pairs = (shape.batch * shape.kv_heads).max(1);
-    let want = (2 * sm_count as usize).div_ceil(pairs);
+    let want = (4 * sm_count as usize).div_ceil(pairs);
+    let pow2 = 1usize << (usize::BITS - 1 - want.leading_zeros());
     let most = shape.max_ctx.div_ceil(64).max(1);
-    want.clamp(1, 64).min(most)
+    pow2.clamp(1, 128).min(most)
 }
 
 /// Keys per split: a multiple of the config's `block_n`.
