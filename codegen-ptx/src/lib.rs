@@ -5,10 +5,12 @@
 //!   may assume about pointers and offsets is in [`axis`].
 //! - [`runtime`]: [`runtime::CudaRuntime`], a [`dsl_core::runtime::Runtime`] on cudarc (dynamic loading:
 //!   one binary runs with or without a GPU), with a JIT cache in memory and on disk, and CUDA graphs.
+//! - [`abi`]: the launch ABI the two share (hidden parameters, the bounds-check error record).
 
 // `is_multiple_of` is newer than our minimum Rust (1.85).
 #![allow(clippy::manual_is_multiple_of)]
 
+pub mod abi;
 pub mod axis;
 pub mod check;
 pub mod compile;

@@ -13,11 +13,7 @@
 //! - [`math`]: transcendental functions and fp8 conversions with their documented accuracy;
 //! - this file: the kernel signature, constants, program ids, structured control flow, asserts.
 //!
-//! Bounds-check ABI (`CompileOptions::bounds_check`): after the kernel's own parameters come one `i64`
-//! per pointer parameter (its buffer's length in elements), then a pointer to an error record of eight
-//! `u32`, zero before the launch. The first access outside its buffer sets it to `[1, line, column,
-//! pointer parameter, element index (low, high), program id x, y]`; every out-of-bounds access is
-//! skipped (a load reads 0).
+//! The parameters and the bounds-check error record follow [`crate::abi`] (shared with the runtime).
 
 mod elementwise;
 mod exchange;
@@ -30,6 +26,7 @@ mod remat;
 mod resident;
 mod text;
 
+use crate::abi;
 use crate::axis::AxisAnalysis;
 use crate::error::CodegenError;
 use crate::layout::Layout;
@@ -261,17 +258,19 @@ pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
         };
         l.vals[p.value.0 as usize] = Some(Val::Tile(vec![val]));
     }
-    if opts.bounds_check {
-        let mut lens = vec![];
-        for (i, p) in k.params.iter().enumerate() {
-            if matches!(k.ty(p.value).elem, ElemTy::Ptr { .. }) {
-                params.push(format!("i64 %len{i}"));
-                lens.push(Some(format!("%len{i}")));
-            } else {
-                lens.push(None);
+    let is_pointer = k.params.iter().map(|p| matches!(k.ty(p.value).elem, ElemTy::Ptr { .. }));
+    let hidden = abi::hidden_params(is_pointer, opts.bounds_check);
+    if !hidden.is_empty() {
+        let mut lens = vec![None; k.params.len()];
+        for h in hidden {
+            match h {
+                abi::Hidden::BufferLen { param } => {
+                    params.push(format!("i64 %len{param}"));
+                    lens[param] = Some(format!("%len{param}"));
+                }
+                abi::Hidden::ErrorRecord => params.push(format!("{PTR} %err")),
             }
         }
-        params.push(format!("{PTR} %err"));
         l.lens = Some(lens);
     }
     l.block(&k.body)?;
@@ -703,9 +702,17 @@ impl<'k> Lowerer<'k> {
         let hi = self.f.inst(format!("lshr i64 {e}, 32"));
         let hi = self.f.inst(format!("trunc i64 {hi} to i32"));
         let (px, py) = (self.sreg("ctaid", 0), self.sreg("ctaid", 1));
-        let fields = [self.loc.line.to_string(), self.loc.col.to_string(), param.to_string(), lo, hi, px, py];
-        for (i, v) in fields.iter().enumerate() {
-            let slot = self.f.inst(format!("getelementptr i32, {PTR} %err, i32 {}", i + 1));
+        for field in abi::RecordField::ALL {
+            let v = match field {
+                abi::RecordField::Line => self.loc.line.to_string(),
+                abi::RecordField::Column => self.loc.col.to_string(),
+                abi::RecordField::Param => param.to_string(),
+                abi::RecordField::IndexLo => lo.clone(),
+                abi::RecordField::IndexHi => hi.clone(),
+                abi::RecordField::ProgramX => px.clone(),
+                abi::RecordField::ProgramY => py.clone(),
+            };
+            let slot = self.f.inst(format!("getelementptr i32, {PTR} %err, i32 {}", field.word()));
             self.f.emit(format!("store volatile i32 {v}, {PTR} {slot}"));
         }
         self.f.emit(format!("br label {}", self.f.label(cont)));

@@ -2,6 +2,7 @@
 //! the runtime's stream.
 
 use super::args::{self, Packed};
+use crate::abi;
 use super::device::lock;
 use super::driver;
 use super::error::{describe, is_kernel_fault, CudaError};
@@ -14,7 +15,7 @@ impl CudaRuntime {
     fn oob_record_ptr(&self) -> Result<u64, CudaError> {
         let mut rec = lock(&self.oob_record);
         if rec.is_none() {
-            *rec = Some(self.zeros::<u32>(8)?);
+            *rec = Some(self.zeros::<u32>(abi::RECORD_WORDS)?);
         }
         let buf = rec.as_mut().expect("just set");
         buf.fill_zero()?;
@@ -27,12 +28,8 @@ impl CudaRuntime {
             Some(b) => b.to_vec()?,
             None => return Ok(()),
         };
-        if words[0] == 0 {
-            return Ok(());
-        }
-        let (line, col, param) = (words[1], words[2], words[3] as usize);
-        let index = ((words[5] as u64) << 32 | words[4] as u64) as i64;
-        let len = match args.get(param) {
+        let Some(oob) = abi::OutOfBounds::decode(&words) else { return Ok(()) };
+        let len = match args.get(oob.param) {
             Some(Arg::Buffer(b)) => b.len(),
             Some(Arg::BufferMut(b)) => b.len(),
             _ => 0,
@@ -40,11 +37,11 @@ impl CudaRuntime {
         let file = info.kernel.body.ops.first().map_or("<kernel>", |op| op.loc.file);
         Err(CudaError::OutOfBounds {
             kernel: info.name.to_string(),
-            location: format!("{file}:{line}:{col}"),
-            buffer: info.params.get(param).map_or(String::new(), |p| p.name.clone()),
-            index,
+            location: format!("{file}:{}:{}", oob.line, oob.column),
+            buffer: info.params.get(oob.param).map_or(String::new(), |p| p.name.clone()),
+            index: oob.index,
             len,
-            program: [words[6], words[7]],
+            program: oob.program,
         })
     }
 
@@ -68,16 +65,16 @@ impl CudaRuntime {
         let mut opts = self.options_for(options);
         opts.bounds_check &= !dev.is_capturing();
         let record = if opts.bounds_check { Some(self.oob_record_ptr()?) } else { None };
-        if let Some(rec) = record {
-            // Hidden parameters (see `crate::lower`): each buffer's length, then the error record.
-            for a in args.iter() {
-                if let Arg::Buffer(b) = a {
-                    words.push(b.len() as u64);
-                } else if let Arg::BufferMut(b) = a {
-                    words.push(b.len() as u64);
-                }
-            }
-            words.push(rec);
+        let is_pointer = args.iter().map(|a| matches!(a, Arg::Buffer(_) | Arg::BufferMut(_)));
+        for h in abi::hidden_params(is_pointer, opts.bounds_check) {
+            words.push(match h {
+                abi::Hidden::BufferLen { param } => match &args[param] {
+                    Arg::Buffer(b) => b.len() as u64,
+                    Arg::BufferMut(b) => b.len() as u64,
+                    _ => 0, // not a pointer: hidden_params lists pointers only
+                },
+                abi::Hidden::ErrorRecord => record.unwrap_or(0),
+            });
         }
         let loaded = self.jit.loaded(dev, spec, &info, &facts, opts)?;
         let mut params: Vec<*mut c_void> = words.iter_mut().map(|w| w as *mut u64 as *mut c_void).collect();
