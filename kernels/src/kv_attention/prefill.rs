@@ -128,15 +128,17 @@ pub struct PrefillConfig {
 }
 
 impl PrefillConfig {
-    /// The heuristic: 128 rows (64 at head_dim 64 and under), or the smallest declared tile covering a
-    /// short chunk's rows, on at most 4 warps that split only the rows (so the online softmax and P stay
-    /// in the tensor-core registers: `codegen_ptx`'s placement); 32-key steps above head_dim 64, 64 keys
-    /// at 64 and under. The best of the H200 sweep at 8 of 12 points at head_dim 128 and 5 of 6 at 64,
-    /// within 5% at the others (`bench/attention/NOTES.md`, 2026-12-04).
+    /// The heuristic: 128 rows (64 at head_dim 64 and under, unless the chunk has 8192 queries or more),
+    /// or the smallest declared tile covering a short chunk's rows, on at most 4 warps that split only
+    /// the rows (so the online softmax and P stay in the tensor-core registers: `codegen_ptx`'s
+    /// placement); 32-key steps above head_dim 64, 64 keys at 64 and under. The best of the H200 sweep
+    /// at 8 of 12 points at head_dim 128 and 5 of 6 at 64, within 5% at the others
+    /// (`bench/attention/NOTES.md`, 2026-12-04); at head_dim 64, 128 rows won at 16384 queries by
+    /// 10–17% and lost at 4096 by up to 7% (H100, 2026-12-05).
     pub fn for_chunk(shape: &CacheShape, chunk: &Chunk) -> PrefillConfig {
         let rows = (chunk.q_len * shape.group).max(shape.group);
         let wide = shape.head_dim > 64;
-        let most = if wide { 128 } else { 64 };
+        let most = if wide || chunk.q_len >= 8192 { 128 } else { 64 };
         let block_m = [16, 32, 64, 128].into_iter().find(|&m| m >= rows).unwrap_or(most).min(most).max(shape.group.next_power_of_two());
         let block_n = if wide { 32 } else { 64 };
         PrefillConfig { block_m, block_n, num_warps: (block_m / 16).clamp(1, 4) as u32 }
