@@ -134,7 +134,8 @@ pub struct GpuArgs {
     /// Weights on the GPU: bf16 (the default: the model's values rounded once, the closest to the
     /// CPU path) or fp8 (e4m3 with one scale per output channel, activations quantized per token
     /// before each GEMM: half the bytes per token, so faster where the weights' bytes bound a step,
-    /// with a small loss of accuracy; the LM head stays bf16).
+    /// with a small loss of accuracy; the LM head stays bf16; an FP8 checkpoint's weights are used as
+    /// stored).
     #[arg(long, default_value = "bf16")]
     pub weights: String,
     /// Launch each decode step's kernels one by one instead of replaying one recorded CUDA graph per
