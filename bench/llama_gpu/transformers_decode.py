@@ -11,7 +11,8 @@ Each mode that fails prints why and the next one runs. One `TRANSFORMERS | mode 
 line per figure. transformers_baseline.py (generate()) failed twice on the H200; this replaces it.
 """
 import argparse, time, traceback, torch
-from transformers import LlamaConfig, LlamaForCausalLM, StaticCache
+from transformers import StaticCache
+from llama3_random import llama3_8b
 
 p = argparse.ArgumentParser()
 p.add_argument("--gen", type=int, default=64)
@@ -19,14 +20,7 @@ p.add_argument("--ctx", default="128,4096")
 p.add_argument("--modes", default="eager,compiled,graph")
 a = p.parse_args()
 
-cfg = LlamaConfig(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                  num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192,
-                  rope_theta=500000.0, rms_norm_eps=1e-5, tie_word_embeddings=False)
-torch.manual_seed(0)
-torch.set_default_dtype(torch.bfloat16)
-with torch.device("cuda"):
-    model = LlamaForCausalLM(cfg).eval()
-torch.set_default_dtype(torch.float32)
+cfg, model = llama3_8b()
 g = torch.Generator(device="cuda").manual_seed(1)
 
 

@@ -6,8 +6,9 @@
 //! A load is pipelined when it sits in an innermost loop's body (whose branches, if any, only compute),
 //! is used once, by a tensor-core `dot` in the same body, reads 16-bit elements in accesses of 4, 8 or
 //! 16 bytes (proven by [`crate::axis`]), fills masked-off elements with zero, and its pointer and mask
-//! depend only on the induction variable and on values from outside the loop (never on carried values). Those operand computations (the *slice*) are
-//! lowered again for the iteration being prefetched.
+//! depend only on the induction variable and on values from outside the loop (never on carried
+//! values). Those operand computations (the *slice*) are lowered again for the iteration being
+//! prefetched.
 //!
 //! Per iteration `i` (stage `s = i % S`): wait until the copies of iteration `i` landed
 //! (`cp.async.wait_group S-2`) and barrier (every warp also finished reading iteration `i - 1`'s stage);
