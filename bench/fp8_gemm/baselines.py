@@ -8,6 +8,7 @@ through enough weight copies that weights stream from HBM; median of 3 replays /
 - cuBLAS bf16: x @ w.t() in bf16.
 
 Prints `BASE | shape | M | N | K | impl | us | config` lines."""
+import os
 import sys
 import torch
 import triton
@@ -16,6 +17,9 @@ import triton.language as tl
 SHAPES = [("70B.qkv", 10240, 8192), ("70B.o", 8192, 8192), ("70B.gate_up", 28672, 8192), ("70B.down", 8192, 28672),
           ("8B.qkv", 6144, 4096), ("8B.o", 4096, 4096), ("8B.gate_up", 28672, 4096), ("8B.down", 4096, 14336)]
 MS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096]
+# `FP8_BENCH_MS=64,256`: only these M (as `gpu-check fp8`).
+if os.environ.get("FP8_BENCH_MS"):
+    MS = [int(x) for x in os.environ["FP8_BENCH_MS"].split(",")]
 
 
 @triton.jit

@@ -21,6 +21,9 @@ for n in (4096, 8192):
         b = torch.randn(n, n, device="cuda", dtype=dt)
         ms = median_ms(lambda: torch.matmul(a, b))
         print(f"TORCH matmul<{name}> | {n} | cuBLAS | {ms:.3f} | {tf(ms):.1f}")
+        if dt == torch.bfloat16:  # b as a [N, K] weight: x @ w.t(), our `linear<bf16>`
+            ms = median_ms(lambda: torch.nn.functional.linear(a, b))
+            print(f"TORCH linear<bf16> | {n} | cuBLAS | {ms:.3f} | {tf(ms):.1f}")
     a = (4 * torch.randn(n, n, device="cuda")).to(torch.float8_e4m3fn)
     w = (4 * torch.randn(n, n, device="cuda")).to(torch.float8_e4m3fn)  # [N, K]
     one = torch.tensor(1 / 8, device="cuda")

@@ -106,7 +106,7 @@ impl Runtime for PtxCheckRuntime {
             let kernel = (spec.build)()?;
             for &target in &self.targets {
                 let t0 = std::time::Instant::now();
-                let options = CompileOptions { target, num_warps, num_stages, bounds_check: false };
+                let options = CompileOptions { target, num_warps, num_stages, ..CompileOptions::default() };
                 let c = compile(&kernel, &facts, &options)?;
                 let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
                 let assembled = assemble(&self.ptxas, self.nvdisasm.as_deref(), &c.ptx, target)

@@ -63,6 +63,11 @@ impl Target {
     pub fn has_fp8_mma(self) -> bool {
         !matches!(self, Target::Sm80)
     }
+
+    /// Warpgroup tensor cores (`wgmma.mma_async`, SASS `HGMMA` / `QGMMA`): sm_90a only.
+    pub fn has_wgmma(self) -> bool {
+        matches!(self, Target::Sm90a)
+    }
 }
 
 impl fmt::Display for Target {
@@ -85,11 +90,14 @@ pub struct CompileOptions {
     /// with `s >= 2`, the loads of the next `s - 1` iterations are in flight (`cp.async`) while this one
     /// computes. 1 disables pipelining. Default 3 (as Triton).
     pub num_stages: u32,
+    /// On targets with warpgroup tensor cores (sm_90a), lower the `dot`s that fit them to `wgmma`
+    /// (see `lower::wgmma`); off, every tensor-core `dot` uses `mma.sync`. Default on; off to compare.
+    pub wgmma: bool,
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { target: Target::Sm90a, num_warps: 4, bounds_check: false, num_stages: 3 }
+        CompileOptions { target: Target::Sm90a, num_warps: 4, bounds_check: false, num_stages: 3, wgmma: true }
     }
 }
 

@@ -153,7 +153,7 @@ pub fn matmul_block_ptr<A, B, O, const BLOCK_M: i32, const BLOCK_N: i32, const B
 /// - `B`'s tile is loaded as it sits (`[BLOCK_N, BLOCK_K]`, contiguous along `K`) and transposed in
 ///   the `dot`: on tensor cores the transpose costs nothing (the tile is staged k-major), which is what
 ///   fp8 operands need.
-#[kernel(instances((BLOCK_M, BLOCK_N, BLOCK_K) in [(128, 128, 64), (128, 64, 64), (64, 64, 64), (128, 256, 32), (128, 128, 32)]))]
+#[kernel(instances((BLOCK_M, BLOCK_N, BLOCK_K) in [(128, 128, 64), (128, 64, 64), (64, 64, 64), (128, 256, 32), (128, 128, 32), (128, 128, 128), (128, 256, 128)]))]
 pub fn linear<A, B, O, const BLOCK_M: i32, const BLOCK_N: i32, const BLOCK_K: i32>(
     a: Ptr<A>,
     b: Ptr<B>,

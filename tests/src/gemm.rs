@@ -24,10 +24,13 @@ pub enum Gemm {
     Bf16,
     /// `linear` e4m3 x e4m3ᵀ -> bf16 with a scale (B stored `[N, K]`: `torch._scaled_mm`'s problem).
     Fp8,
+    /// `linear` bf16 x bf16ᵀ -> bf16 (B stored `[N, K]`: `torch.nn.functional.linear`'s problem, the
+    /// layout `wgmma` reads without a transpose).
+    Bf16Linear,
 }
 
 impl Gemm {
-    pub const ALL: [Gemm; 3] = [Gemm::F16, Gemm::Bf16, Gemm::Fp8];
+    pub const ALL: [Gemm; 4] = [Gemm::F16, Gemm::Bf16, Gemm::Fp8, Gemm::Bf16Linear];
 
     /// The kernel's name in the autotune files.
     pub fn name(self) -> &'static str {
@@ -35,6 +38,7 @@ impl Gemm {
             Gemm::F16 => "matmul<f16>",
             Gemm::Bf16 => "matmul<bf16>",
             Gemm::Fp8 => "linear<e4m3,bf16>",
+            Gemm::Bf16Linear => "linear<bf16>",
         }
     }
 
@@ -42,7 +46,7 @@ impl Gemm {
     pub fn configs(self) -> Vec<Config> {
         match self {
             Gemm::F16 | Gemm::Bf16 => tuning::matmul_candidates(),
-            Gemm::Fp8 => tuning::linear_candidates(),
+            Gemm::Fp8 | Gemm::Bf16Linear => tuning::linear_candidates(),
         }
     }
 
@@ -60,6 +64,7 @@ impl Gemm {
             Gemm::F16 => MatmulInstance::from_config(cfg).and_then(|i| i.spec::<f16, f16, f16>()),
             Gemm::Bf16 => MatmulInstance::from_config(cfg).and_then(|i| i.spec::<bf16, bf16, bf16>()),
             Gemm::Fp8 => LinearInstance::from_config(cfg).and_then(|i| i.spec::<e4m3, e4m3, bf16>()),
+            Gemm::Bf16Linear => LinearInstance::from_config(cfg).and_then(|i| i.spec::<bf16, bf16, bf16>()),
         };
         let k = spec.and_then(|s| (s.build)()).map_err(|e| e.to_string())?;
         Ok(fingerprint(&k))
@@ -99,6 +104,20 @@ pub fn launch_linear_fp8(
     let inst = LinearInstance::from_config(cfg).map_err(|e| e.to_string())?;
     let (mi, ni, ki) = (m as i32, n as i32, k as i32);
     inst.launch::<e4m3, e4m3, bf16, _>(rt, launch_of(cfg, m, n)?, a, b, c, mi, ni, ki, ki, ki, ni, scale).map_err(|e| e.to_string())
+}
+
+/// `C[m, n] = A[m, k] · B[n, k]ᵀ` in bf16 (`linear` with scale 1) with config `cfg`.
+pub fn launch_linear_bf16(
+    rt: &CudaRuntime,
+    cfg: &Config,
+    a: &CudaBuffer<bf16>,
+    b: &CudaBuffer<bf16>,
+    c: &mut CudaBuffer<bf16>,
+    (m, n, k): (usize, usize, usize),
+) -> Result<(), String> {
+    let inst = LinearInstance::from_config(cfg).map_err(|e| e.to_string())?;
+    let (mi, ni, ki) = (m as i32, n as i32, k as i32);
+    inst.launch::<bf16, bf16, bf16, _>(rt, launch_of(cfg, m, n)?, a, b, c, mi, ni, ki, ki, ki, ni, 1.0).map_err(|e| e.to_string())
 }
 
 /// The 16-bit element types of [`launch_matmul`].

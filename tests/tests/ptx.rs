@@ -406,7 +406,7 @@ fn launch_options_reach_the_compiler() {
     }
     let ir = dsl_core::ir::print::print(&kernels::matmul::matmul::<f16, f16, f32, 64, 64, 32>::build().expect("traces"), true);
     let key = |num_warps, num_stages| {
-        cache_key(&KeyParts { ir: &ir, specialization: "", target: Target::Sm90a, num_warps, num_stages, bounds_check: false, llvm_version: "", crate_version: "" })
+        cache_key(&KeyParts { ir: &ir, specialization: "", target: Target::Sm90a, num_warps, num_stages, bounds_check: false, wgmma: true, llvm_version: "", crate_version: "" })
     };
     assert_ne!(key(8, 1), key(4, 3));
     assert_ne!(key(4, 1), key(4, 3));
@@ -476,4 +476,54 @@ fn inference_attention_configs_use_tensor_cores_and_what_spills() {
             assert!(count(&body, "SHFL.BFLY") > 0, "{name}: row reductions are not quad shuffles");
         }
     }
+}
+
+/// On sm_90a the GEMM tiles that fit warpgroups (16 rows per warp, B k-major) run on `wgmma`: HGMMA for
+/// 16-bit operands, QGMMA for fp8, for each shared-memory row width the operands can have (32, 64 and
+/// 128 bytes, and 128-byte slabs of longer rows), pipelined by `cp.async` and with no spills. With
+/// `wgmma: false` the same kernels run on `mma.sync`; sm_80 and sm_89 never see `wgmma`.
+#[test]
+fn sm90a_gemm_tiles_run_on_wgmma() {
+    use kernels::matmul::linear;
+    use ArgFact::*;
+    let facts = vec![Aligned16, Aligned16, Aligned16, Div16, Div16, Div16, Div16, Div16, Div16, None];
+    let cases = [
+        (linear::<bf16, bf16, bf16, 64, 128, 64>::build(), 4, "HGMMA.64x128x16.F32.BF16"),
+        (linear::<f16, f16, f16, 128, 64, 32>::build(), 8, "HGMMA.64x64x16.F32"),
+        (linear::<bf16, bf16, bf16, 64, 64, 16>::build(), 4, "HGMMA.64x64x16.F32.BF16"),
+        (linear::<e4m3, e4m3, bf16, 128, 128, 128>::build(), 8, "QGMMA.64x128x32.F32.E4M3.E4M3"),
+        (linear::<e4m3, e5m2, f32, 64, 128, 128>::build(), 4, "QGMMA.64x128x32.F32.E4M3.E5M2"),
+        (linear::<bf16, bf16, f32, 64, 128, 128>::build(), 4, "HGMMA.64x128x16.F32.BF16"),
+    ];
+    for (k, num_warps, op) in cases {
+        let k = k.expect("traces");
+        let name = k.display_name();
+        let opts = CompileOptions { target: Target::Sm90a, num_warps, num_stages: 3, ..CompileOptions::default() };
+        let a = assembled_with(&k, Specialization { facts: facts.clone() }, &opts);
+        for want in [op, "LDGSTS", "WARPGROUP.ARRIVE"] {
+            assert!(a.sass.contains(want), "{name} ({num_warps} warps): no {want}");
+        }
+        assert!(!a.sass.contains("HMMA.16816"), "{name}: still on mma.sync");
+        assert_eq!((a.spill_stores, a.spill_loads), (0, 0), "{name} spills, {} registers", a.registers);
+        eprintln!("{name} (sm_90a, {num_warps} warps, wgmma): {} registers", a.registers);
+        let off = CompileOptions { wgmma: false, ..opts };
+        let a = assembled_with(&k, Specialization { facts: facts.clone() }, &off);
+        assert!(a.sass.contains("HMMA.16816") && !a.sass.contains("GMMA"), "{name}: wgmma off still uses it");
+        for target in [Target::Sm80, Target::Sm89] {
+            let o = CompileOptions { target, ..opts };
+            assert!(!assembled_with(&k, Specialization { facts: facts.clone() }, &o).sass.contains("GMMA"), "{name} ({target})");
+        }
+    }
+}
+
+#[test]
+#[ignore = "scratch: dumps PTX"]
+fn scratch_dump_wgmma_ptx() {
+    use kernels::matmul::linear;
+    let k = linear::<bf16, bf16, bf16, 64, 128, 64>::build().unwrap();
+    use ArgFact::*;
+    let facts = vec![Aligned16, Aligned16, Aligned16, Div16, Div16, Div16, Div16, Div16, Div16, None];
+    let opts = CompileOptions { target: Target::Sm90a, num_warps: 4, num_stages: 3, ..CompileOptions::default() };
+    let c = compile(&k, &Specialization { facts }, &opts).unwrap();
+    std::fs::write("/tmp/wg.ptx", &c.ptx).unwrap();
 }

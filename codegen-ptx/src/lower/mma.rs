@@ -353,13 +353,23 @@ impl Lowerer<'_> {
     /// (absolute), each 16-byte chunk at its swizzled place ([`crate::layout::swizzle`]); `vec`-element
     /// runs are stored as one vector.
     pub(super) fn smem_write_swizzled(&mut self, regs: &[String], l: Layout, t: &str, row_len: usize, es: usize, base: usize) {
+        self.smem_write_operand(regs, l, t, row_len, es, base, None);
+    }
+
+    /// [`Self::smem_write_swizzled`], or with `wg_rows` (the tile's rows) in the layout of a `wgmma`
+    /// operand ([`Self::wg_offset`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn smem_write_operand(&mut self, regs: &[String], l: Layout, t: &str, row_len: usize, es: usize, base: usize, wg_rows: Option<usize>) {
         let owner = self.owner(l);
         self.only_where(&owner, "swz_write", |s| {
             // Runs never cross a 16-byte chunk (the swizzle moves whole chunks).
             let run_len = l.vec.min(16 / es).max(1);
             for (c, run) in regs.chunks(run_len).enumerate() {
                 let e = s.elem_index(l, c * run_len);
-                let off = s.swizzled_offset(&e, row_len, es);
+                let off = match wg_rows {
+                    Some(rows) => s.wg_offset(&e, row_len, es, rows),
+                    None => s.swizzled_offset(&e, row_len, es),
+                };
                 let off = s.f.inst(format!("add i32 {off}, {base}"));
                 let addr = s.f.inst(format!("getelementptr i8, ptr addrspace(3) @__smem, i32 {off}"));
                 if run.len() == 1 {
@@ -432,7 +442,7 @@ impl Lowerer<'_> {
                     }
                     None if k_major => {
                         let (lb, rb) = (self.layout(b)?, self.regs(b));
-                        self.smem_write_transposed(&rb, lb, k, n, base + a_bytes);
+                        self.smem_write_transposed(&rb, lb, k, n, base + a_bytes, None);
                     }
                     None => {
                         let (lb, rb) = (self.layout(b)?, self.regs(b));
@@ -568,7 +578,8 @@ impl Lowerer<'_> {
 
     /// Writes a blocked fp8 `[k, n]` tile to shared memory at byte `base` as `[n][k]` (swizzled rows of
     /// `k` bytes), element by element.
-    fn smem_write_transposed(&mut self, regs: &[String], l: Layout, k: usize, n: usize, base: usize) {
+    /// With `wg_rows`, in the layout of a `wgmma` operand ([`Self::wg_offset`]).
+    pub(super) fn smem_write_transposed(&mut self, regs: &[String], l: Layout, k: usize, n: usize, base: usize, wg_rows: Option<usize>) {
         let owner = self.owner(l);
         self.only_where(&owner, "tr_write", |s| {
             for (r, x) in regs.iter().enumerate() {
@@ -577,7 +588,10 @@ impl Lowerer<'_> {
                 let nn = s.f.inst(format!("urem i32 {e}, {n}"));
                 let t = s.f.inst(format!("mul i32 {nn}, {k}"));
                 let t = s.f.inst(format!("add i32 {t}, {kk}"));
-                let off = s.swizzled_offset(&t, k, 1);
+                let off = match wg_rows {
+                    Some(rows) => s.wg_offset(&t, k, 1, rows),
+                    None => s.swizzled_offset(&t, k, 1),
+                };
                 let off = s.f.inst(format!("add i32 {off}, {base}"));
                 let addr = s.f.inst(format!("getelementptr i8, ptr addrspace(3) @__smem, i32 {off}"));
                 s.f.emit(format!("store i8 {x}, ptr addrspace(3) {addr}, align 1"));

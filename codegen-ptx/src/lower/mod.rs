@@ -25,6 +25,7 @@ mod place;
 mod remat;
 mod resident;
 mod text;
+mod wgmma;
 
 use crate::abi;
 use crate::axis::AxisAnalysis;
@@ -189,6 +190,12 @@ pub(crate) struct Lowerer<'k> {
     /// Loop-invariant `dot` operands kept in shared memory, by value: their region's byte offset (see
     /// [`resident`]).
     resident: std::collections::HashMap<ValueId, usize>,
+    /// Whether fitting `dot`s lower to `wgmma` (the option, on a target that has it).
+    wgmma: bool,
+    /// The `dot`s that do, by result (see [`wgmma`]).
+    wgmma_dots: std::collections::HashSet<ValueId>,
+    /// Their shared-memory operands (pipelined, resident or staged), which take the wgmma layout.
+    wg_operands: std::collections::HashSet<ValueId>,
 }
 
 /// Lowers a verified kernel to one LLVM module with one `ptx_kernel` function.
@@ -212,7 +219,7 @@ pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
         tid_reg: None,
         lens: None,
         prov: vec![None; k.types.len()],
-        plan: place::plan(k, threads / 32, opts.target),
+        plan: place::plan(k, threads / 32, opts.target, opts.wgmma),
         defs: vec![None; k.types.len()],
         pipes: Default::default(),
         active: None,
@@ -220,9 +227,13 @@ pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
         max_vec: if touches_bytes(k) { crate::layout::MAX_VEC_BYTES } else { crate::layout::MAX_VEC },
         kmajor: Default::default(),
         resident: Default::default(),
+        wgmma: opts.wgmma && opts.target.has_wgmma(),
+        wgmma_dots: Default::default(),
+        wg_operands: Default::default(),
     };
     record_defs(&k.body, &mut l.defs);
     l.find_kmajor_operands();
+    l.find_wgmma_dots();
     if opts.num_stages >= 2 && !opts.bounds_check {
         l.smem_base = l.plan_pipelines(opts.num_stages as usize);
         l.smem_bytes = l.smem_base;
@@ -279,7 +290,9 @@ pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
 
     let mut ir = String::new();
     ir.push_str("target triple = \"nvptx64-nvidia-cuda\"\n\n");
-    ir.push_str("@__smem = external addrspace(3) global [0 x i8], align 16\n");
+    // wgmma operands sit at multiples of 1024 bytes from here (their swizzle is computed from addresses).
+    let smem_align = if l.wgmma_dots.is_empty() { 16 } else { 1024 };
+    ir.push_str(&format!("@__smem = external addrspace(3) global [0 x i8], align {smem_align}\n"));
     for (name, bytes) in &l.strings {
         let esc: String = bytes.iter().map(|b| format!("\\{b:02X}")).collect();
         ir.push_str(&format!(
@@ -541,6 +554,7 @@ impl<'k> Lowerer<'k> {
             }
             Reduce { op: ro, src, axis, .. } => Some(Val::Tile(self.reduce(*ro, *src, *axis, r0.expect("result"))?)),
             Dot { a, b, acc } => Some(Val::Tile(match want.and_then(|p| p.mma()) {
+                Some(l) if self.wgmma_dots.contains(&r0.expect("result")) => self.dot_wgmma(*a, *b, *acc, l)?,
                 Some(l) => self.dot_tc(*a, *b, *acc, l)?,
                 None => self.dot(*a, *b, *acc)?,
             })),

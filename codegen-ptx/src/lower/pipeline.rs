@@ -98,7 +98,7 @@ impl<'k> Lowerer<'k> {
             body.ops.iter().enumerate().flat_map(|(i, o)| o.results.iter().map(move |r| (*r, i))).collect();
         let mut loads = vec![];
         let mut slice = BTreeSet::new();
-        let mut offset = 0;
+        let (mut offset, mut stage_align) = (0usize, 128usize);
         for op in &body.ops {
             let OpKind::Dot { a, b, .. } = op.kind else { continue };
             if self.place_of(op.results[0]).and_then(|p| p.mma()).is_none() {
@@ -133,6 +133,10 @@ impl<'k> Lowerer<'k> {
                     continue;
                 }
                 slice.extend(deps);
+                // wgmma operands start at multiples of 1024 bytes (see `super::wgmma`), so stages do too.
+                let align = if self.wg_operands.contains(&operand) { 1024 } else { 128 };
+                offset = offset.next_multiple_of(align);
+                stage_align = stage_align.max(align);
                 loads.push(PipeLoad { result: operand, ptr, mask, offset, width });
                 offset += (self.ty(operand).numel() * es).next_multiple_of(128);
             }
@@ -140,7 +144,7 @@ impl<'k> Lowerer<'k> {
         if loads.is_empty() {
             return None;
         }
-        Some(PipeLoop { loads, slice: slice.into_iter().collect(), stage_bytes: offset, stages })
+        Some(PipeLoop { loads, slice: slice.into_iter().collect(), stage_bytes: offset.next_multiple_of(stage_align), stages })
     }
 
     /// Issues the copies of one iteration (induction variable `iv_reg`; nothing is read where `guard` is
@@ -157,8 +161,9 @@ impl<'k> Lowerer<'k> {
         let stage_off = self.f.inst(format!("mul i32 {stage}, {}", pipe.stage_bytes));
         for pl in &pipe.loads {
             let l = self.layout(pl.ptr)?;
-            let row_len = self.ty(pl.result).shape[1];
+            let (rows, row_len) = (self.ty(pl.result).shape[0], self.ty(pl.result).shape[1]);
             let es = self.dtype(pl.result).size_bytes();
+            let wg = self.wg_operands.contains(&pl.result);
             let p = self.regs(pl.ptr);
             let m = pl.mask.map(|m| self.regs(m));
             let bytes = pl.width * es;
@@ -167,7 +172,7 @@ impl<'k> Lowerer<'k> {
             self.declare(format!("declare void @{name}(ptr addrspace(3), ptr addrspace(1), i32)"));
             for g in (0..p.len()).step_by(pl.width) {
                 let e = self.elem_index(l, g);
-                let off = self.swizzled_offset(&e, row_len, es);
+                let off = if wg { self.wg_offset(&e, row_len, es, rows) } else { self.swizzled_offset(&e, row_len, es) };
                 let off = self.f.inst(format!("add i32 {off}, {stage_off}"));
                 let off = self.f.inst(format!("add i32 {off}, {}", pl.offset));
                 let dst = self.f.inst(format!("getelementptr i8, ptr addrspace(3) @__smem, i32 {off}"));
@@ -201,7 +206,11 @@ impl<'k> Lowerer<'k> {
         let (stages, body, iv_reg, step, hi, it, signed, stage) =
             (ap.pipe.stages, ap.body, ap.iv_reg.clone(), ap.step.clone(), ap.hi.clone(), ap.it, ap.signed, ap.stage.clone());
         let slice = ap.pipe.slice.clone();
+        let to_wgmma = ap.pipe.loads.iter().any(|l| self.wg_operands.contains(&l.result));
         self.pipe_wait(stages - 2);
+        if to_wgmma {
+            self.fence_proxy_async();
+        }
         self.barrier();
         let ahead = self.f.inst(format!("mul {it} {step}, {}", stages - 1));
         let next = self.f.inst(format!("add {it} {iv_reg}, {ahead}"));

@@ -59,10 +59,11 @@ pub(super) struct Plan {
 const MAX_PASSES: usize = 16;
 
 /// Decides the [`Plan`] for a kernel on `warps` warps, iterated to a fixed point.
-pub(super) fn plan(k: &Kernel, warps: usize, target: Target) -> Plan {
+pub(super) fn plan(k: &Kernel, warps: usize, target: Target, wgmma: bool) -> Plan {
     let mut defs = vec![None; k.types.len()];
     super::record_defs(&k.body, &mut defs);
-    let mut ctx = Ctx { k, warps, target, defs, row_reduced: row_reduced(k), carried_init: HashMap::new() };
+    let wgmma = wgmma && target.has_wgmma();
+    let mut ctx = Ctx { k, warps, target, wgmma, defs, row_reduced: row_reduced(k), carried_init: HashMap::new() };
     carried_inits(&k.body, &mut ctx.carried_init);
     let mut p = Plan { layout: vec![None; k.types.len()], splat: vec![false; k.types.len()] };
     for _ in 0..MAX_PASSES {
@@ -79,6 +80,8 @@ struct Ctx<'k> {
     k: &'k Kernel,
     warps: usize,
     target: Target,
+    /// `dot`s that fit `wgmma` take its accumulator layout (see `super::wgmma`).
+    wgmma: bool,
     defs: Vec<Option<&'k Op>>,
     /// Values reduced along their last axis, directly or through elementwise ops.
     row_reduced: Vec<bool>,
@@ -202,7 +205,9 @@ impl Ctx<'_> {
                         if Lowerer::mma_fits(self.target, da, db, sa[0], sa[1], sb[1]) {
                             let a_rows = matches!(p.layout[a.0 as usize], Some(Place::Mma(l)) if l.wn == 1);
                             let (m, n) = (sa[0], sb[1]);
-                            let rows = (self.row_reduced[ri] || a_rows).then(|| MmaLayout::choose_rows(m, n, self.warps)).flatten();
+                            let b_kmajor = matches!(self.defs[b.0 as usize].map(|o| &o.kind), Some(Permute { perm, .. }) if perm == &[1, 0]);
+                            let wg = self.wgmma && !a_rows && super::wgmma::fits(da, db, m, sa[1], n, self.warps, b_kmajor);
+                            let rows = (self.row_reduced[ri] || a_rows || wg).then(|| MmaLayout::choose_rows(m, n, self.warps)).flatten();
                             p.layout[ri] = rows.or_else(|| MmaLayout::choose(m, n, self.warps)).map(Place::Mma);
                         }
                     }

@@ -24,6 +24,9 @@ impl<'k> Lowerer<'k> {
         found.sort_by_key(|v| v.0);
         for a in found {
             let (m, k) = (self.ty(a).shape[0], self.ty(a).shape[1]);
+            if self.wg_operands.contains(&a) {
+                at = at.next_multiple_of(1024);
+            }
             self.resident.insert(a, at);
             at = (at + m * k * 2).next_multiple_of(128);
         }
@@ -65,7 +68,13 @@ impl<'k> Lowerer<'k> {
         let k = self.ty(v).shape[1];
         let t = super::dtype_lty(self.dtype(v));
         self.barrier();
-        self.smem_write_swizzled(&regs, l, t, k, 2, at);
+        if self.wg_operands.contains(&v) {
+            let rows = self.ty(v).shape[0];
+            self.smem_write_operand(&regs, l, t, k, 2, at, Some(rows));
+            self.fence_proxy_async();
+        } else {
+            self.smem_write_swizzled(&regs, l, t, k, 2, at);
+        }
         self.barrier();
     }
 }

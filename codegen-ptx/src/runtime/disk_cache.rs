@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// First line of every cache file; bump the version when the format or the ABI changes.
-const MAGIC: &str = "tile-dsl jit cache v1";
+const MAGIC: &str = "tile-dsl jit cache v2";
 
 /// What a cached compile holds: enough to load and launch the kernel without compiling.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,6 +41,8 @@ pub struct KeyParts<'a> {
     pub num_stages: u32,
     /// Whether accesses are bounds-checked (another ABI and code).
     pub bounds_check: bool,
+    /// Whether fitting `dot`s lower to `wgmma` (sm_90a).
+    pub wgmma: bool,
     /// `crate::compile::llvm_version()`.
     pub llvm_version: &'a str,
     /// This crate's version (the code generator is part of it).
@@ -53,7 +55,8 @@ pub fn cache_key(p: &KeyParts<'_>) -> String {
     h.update(MAGIC.as_bytes());
     let num_warps = format!("{} warps {} stages", p.num_warps, p.num_stages);
     let checked = if p.bounds_check { "checked" } else { "unchecked" };
-    for part in [p.ir, p.specialization, p.target.cpu(), &num_warps, checked, p.llvm_version, p.crate_version] {
+    let mma = if p.wgmma { "wgmma" } else { "mma.sync" };
+    for part in [p.ir, p.specialization, p.target.cpu(), &num_warps, checked, mma, p.llvm_version, p.crate_version] {
         // Length-prefixed, so no two different part lists hash the same bytes.
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
@@ -201,6 +204,7 @@ mod tests {
             num_warps: 4,
             num_stages: 1,
             bounds_check: false,
+            wgmma: true,
             llvm_version: "22.1.0",
             crate_version: "0.1.0",
         }
@@ -219,6 +223,7 @@ mod tests {
             KeyParts { num_warps: 8, ..parts() },
             KeyParts { num_stages: 3, ..parts() },
             KeyParts { bounds_check: true, ..parts() },
+            KeyParts { wgmma: false, ..parts() },
             KeyParts { llvm_version: "22.1.1", ..parts() },
             KeyParts { crate_version: "0.2.0", ..parts() },
         ];

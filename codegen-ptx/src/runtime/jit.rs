@@ -183,6 +183,7 @@ impl Jit {
             num_warps: opts.num_warps,
             num_stages: opts.num_stages,
             bounds_check: opts.bounds_check,
+            wgmma: opts.wgmma,
             llvm_version: &llvm_version(),
             crate_version: env!("CARGO_PKG_VERSION"),
         })

@@ -72,6 +72,7 @@ pub struct CudaRuntime {
     num_warps: AtomicU32,
     num_stages: AtomicU32,
     bounds_check: std::sync::atomic::AtomicBool,
+    wgmma: std::sync::atomic::AtomicBool,
     programmatic_launch: std::sync::atomic::AtomicBool,
     /// Launches made with programmatic stream serialization (for tests that must know they overlapped).
     programmatic_launches: std::sync::atomic::AtomicU64,
@@ -92,6 +93,7 @@ impl CudaRuntime {
         let sync = std::env::var("DSL_SYNC_LAUNCH").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
         dev.sync_launches.store(sync, Ordering::Relaxed);
         let checked = std::env::var("DSL_CHECK_BOUNDS").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+        let wgmma = !std::env::var("DSL_WGMMA").is_ok_and(|v| v == "0" || v.eq_ignore_ascii_case("false"));
         let pdl = std::env::var("DSL_PDL").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
         Ok(CudaRuntime {
             dev,
@@ -99,6 +101,7 @@ impl CudaRuntime {
             num_warps: AtomicU32::new(4),
             num_stages: AtomicU32::new(std::env::var("DSL_NUM_STAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1)),
             bounds_check: std::sync::atomic::AtomicBool::new(checked),
+            wgmma: std::sync::atomic::AtomicBool::new(wgmma),
             programmatic_launch: std::sync::atomic::AtomicBool::new(pdl),
             programmatic_launches: std::sync::atomic::AtomicU64::new(0),
             oob_record: std::sync::Mutex::new(None),
@@ -162,6 +165,7 @@ impl CudaRuntime {
             target: self.dev.info.target,
             num_warps: launch.num_warps.unwrap_or_else(|| self.num_warps()),
             bounds_check: self.bounds_check(),
+            wgmma: self.wgmma(),
             num_stages: launch.num_stages.unwrap_or_else(|| self.num_stages()).max(1),
         }
     }
@@ -177,6 +181,16 @@ impl CudaRuntime {
 
     pub fn bounds_check(&self) -> bool {
         self.bounds_check.load(Ordering::Relaxed)
+    }
+
+    /// Lower the `dot`s that fit warpgroup tensor cores to `wgmma` on sm_90a (default on; off with
+    /// `DSL_WGMMA=0`, to compare against `mma.sync`). Part of the cache key.
+    pub fn set_wgmma(&self, on: bool) {
+        self.wgmma.store(on, Ordering::Relaxed);
+    }
+
+    pub fn wgmma(&self) -> bool {
+        self.wgmma.load(Ordering::Relaxed)
     }
 
     /// The default for launches that do not say (`Launch::programmatic`): launch kernels that call

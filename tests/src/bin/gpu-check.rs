@@ -541,7 +541,7 @@ fn bench() -> Res<()> {
 /// sampled elements, and the winners merged into `--write FILE` (the committed-winners format).
 fn gemm(write: Option<&str>) -> Res<()> {
     use codegen_ptx::runtime::autotune::{Autotuner, Source};
-    use tests::gemm::{launch_linear_fp8, launch_matmul, Gemm};
+    use tests::gemm::{launch_linear_bf16, launch_linear_fp8, launch_matmul, Gemm};
     let rt = runtime()?;
     let device = rt.device_name().to_string();
     println!("# name | M=N=K | config | median ms | TFLOP/s");
@@ -574,6 +574,22 @@ fn gemm(write: Option<&str>) -> Res<()> {
                         }};
                     }
                     if g == Gemm::F16 { run16!(f16) } else { run16!(bf16) }
+                }
+                Gemm::Bf16Linear => {
+                    let a = rt.upload(&a32.iter().map(|&x| bf16::from_f32(x)).collect::<Vec<_>>())?;
+                    let b = rt.upload(&b32.iter().map(|&x| bf16::from_f32(x)).collect::<Vec<_>>())?;
+                    let mut c: CudaBuffer<bf16> = rt.zeros(size * size)?;
+                    let tuned = tuner.best(&device, &key, |cfg| g.fingerprint(cfg), |cfg| {
+                        launch_linear_bf16(&rt, cfg, &a, &b, &mut c, shape)?;
+                        compile_ms.push(rt.cache_stats().last_compile.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3));
+                        median_ms(&rt, 1, 5, || {
+                            launch_linear_bf16(&rt, cfg, &a, &b, &mut c, shape).map_err(|e| CudaError::LaunchFailed { kernel: g.name().into(), message: e })
+                        })
+                        .map_err(|e| e.to_string())
+                    })?;
+                    launch_linear_bf16(&rt, &tuned.config, &a, &b, &mut c, shape)?;
+                    let c: Vec<f64> = rt.download(&c)?.into_iter().map(|x| x.to_f64()).collect();
+                    (tuned, c, 1.0f64)
                 }
                 Gemm::Fp8 => {
                     // Values of a few units, so e4m3 keeps ~2 significant bits; scale 1/64 like a real
@@ -609,7 +625,7 @@ fn gemm(write: Option<&str>) -> Res<()> {
             let round = |x: f32| -> f64 {
                 match g {
                     Gemm::F16 => f16::from_f32(x).to_f64(),
-                    Gemm::Bf16 => bf16::from_f32(x).to_f64(),
+                    Gemm::Bf16 | Gemm::Bf16Linear => bf16::from_f32(x).to_f64(),
                     Gemm::Fp8 => e4m3::from_f32(4.0 * x).to_f64(),
                 }
             };
@@ -621,7 +637,7 @@ fn gemm(write: Option<&str>) -> Res<()> {
                 let (mut s, mut mag) = (0.0, 0.0);
                 for kk in 0..size {
                     // matmul: B[k][j]; linear: B stored [N][K], so B[j][k].
-                    let bv = if g == Gemm::Fp8 { b32[j * size + kk] } else { b32[kk * size + j] };
+                    let bv = if matches!(g, Gemm::Fp8 | Gemm::Bf16Linear) { b32[j * size + kk] } else { b32[kk * size + j] };
                     let p = round(a32[i * size + kk]) * round(bv);
                     s += p;
                     mag += p.abs();

@@ -2,7 +2,7 @@
 
 use super::*;
 use dsl_core::lang::{DotOperands, Numeric};
-use dsl_core::prelude::{bf16, e4m3, e5m2, f16, Interpreter, Runtime};
+use dsl_core::prelude::{bf16, e4m3, e5m2, f16, Interpreter, Launch, Runtime};
 use kernels::matmul::{linear, matmul, matmul_block_ptr, matmul_splitk};
 
 cases!(
@@ -18,6 +18,7 @@ cases!(
     matmul_tensor_core_tiles,
     linear_16_bit,
     linear_fp8,
+    linear_wgmma_tiles,
     matmul_splitk_f32,
     matmul_splitk_low_precision,
     matmul_splitk_accumulates,
@@ -99,7 +100,8 @@ impl<A: TestElem, B: TestElem> Problem<A, B> {
     fn check<O: TestElem>(&self, what: &str, got: &[f64]) {
         let what = self.describe::<O>(what);
         let mag = &self.mag;
-        assert_close_where(&what, got, &self.want, O::U, |i| 1e-5 * mag[i] + O::TINY, self.written());
+        let rel = 1e-5 + fp8_dot_err::<A, B>();
+        assert_close_where(&what, got, &self.want, O::U, |i| rel * mag[i] + O::TINY, self.written());
         assert_poison_kept(&what, got, self.written());
     }
 
@@ -228,14 +230,29 @@ where
     B: TestElem + Numeric,
     O: TestElem + Numeric,
 {
+    run_linear_on::<R, A, B, O, BM, BN, BK>(rt, p, scale, None)
+}
+
+/// [`run_linear`] on `warps` warps (else the runtime's default).
+fn run_linear_on<R, A, B, O, const BM: i32, const BN: i32, const BK: i32>(rt: &R, p: &Problem<A, B>, scale: f32, warps: Option<u32>)
+where
+    R: Runtime,
+    A: TestElem + Numeric + DotOperands<B>,
+    B: TestElem + Numeric,
+    O: TestElem + Numeric,
+{
     let [sam, sak, sbk, sbn, scm] = p.strides;
     assert!(sak == 1 && sbk == 1, "linear needs contiguous rows of A and of B ([N, K])");
     let (ba, bb) = (upload(rt, &p.a), upload(rt, &p.b));
     let mut c = poisoned::<R, O>(rt, p.c_len);
     let grid = (blocks(p.m, BM as usize), blocks(p.n, BN as usize));
     let [m, n, k] = [p.m, p.n, p.k].map(|x| x as i32);
-    let name = format!("linear<{BM},{BN},{BK}> scale={scale}");
-    let res = linear::<A, B, O, BM, BN, BK>::launch(rt, grid, &ba, &bb, &mut c, m, n, k, sam as i32, sbn as i32, scm as i32, scale);
+    let name = format!("linear<{BM},{BN},{BK}> scale={scale} warps={warps:?}");
+    let launch = match warps {
+        Some(w) => Launch::from(grid).num_warps(w),
+        None => Launch::from(grid),
+    };
+    let res = linear::<A, B, O, BM, BN, BK>::launch(rt, launch, &ba, &bb, &mut c, m, n, k, sam as i32, sbn as i32, scm as i32, scale);
     launched(&p.describe::<O>(&name), res);
     let got: Vec<f64> = download_f64(rt, &c).into_iter().map(|x| x / scale as f64).collect();
     p.check::<O>(&name, &got);
@@ -257,6 +274,28 @@ pub fn linear_16_bit<R: Runtime>(rt: &R) {
     let p = dense_nt::<bf16, bf16>(40, 72, 64, 832);
     run_linear::<R, bf16, bf16, bf16, 32, 32, 32>(rt, &p, 1.0);
     run_linear::<R, bf16, bf16, f32, 64, 32, 16>(rt, &p, 1.0);
+}
+
+/// Tiles that run on `wgmma` on sm_90a (16 rows per warp, B k-major; see codegen-ptx's `lower::wgmma`):
+/// 4 and 8 warps, operand rows of 32, 64, 128 and 256 bytes (the last in 128-byte slabs), 16-bit and fp8
+/// (mixed too), up to 256 columns; aligned rows (pipelined with `cp.async`) and unaligned ones (staged
+/// from registers), ragged M, N and K. Elsewhere the same tiles run on `mma.sync`.
+pub fn linear_wgmma_tiles<R: Runtime>(rt: &R) {
+    let p = dense_nt::<bf16, bf16>(136, 200, 288, 850);
+    run_linear_on::<R, bf16, bf16, f32, 128, 128, 64>(rt, &p, 1.0, Some(8));
+    run_linear_on::<R, bf16, bf16, bf16, 64, 128, 128>(rt, &p, 0.25, Some(4));
+    run_linear_on::<R, bf16, bf16, f32, 64, 256, 64>(rt, &p, 1.0, Some(4));
+    run_linear_on::<R, bf16, bf16, f32, 64, 64, 32>(rt, &p, 1.0, Some(4));
+    let p = Problem::<f16, f16>::new(70, 90, 100, false, true, 851);
+    run_linear_on::<R, f16, f16, f32, 64, 64, 64>(rt, &p, 1.0, Some(4));
+    run_linear_on::<R, f16, f16, f16, 128, 32, 16>(rt, &p, 1.0, Some(8));
+    let p = dense_nt::<e4m3, e4m3>(136, 200, 352, 852);
+    run_linear_on::<R, e4m3, e4m3, bf16, 128, 128, 128>(rt, &p, 1.0, Some(8));
+    run_linear_on::<R, e4m3, e4m3, f32, 64, 128, 256>(rt, &p, 0.25, Some(4));
+    let p = dense_nt::<e4m3, e5m2>(72, 136, 96, 853);
+    run_linear_on::<R, e4m3, e5m2, f32, 64, 64, 64>(rt, &p, 1.0, Some(4));
+    let p = Problem::<e4m3, e4m3>::new(70, 90, 100, false, true, 854);
+    run_linear_on::<R, e4m3, e4m3, f32, 64, 32, 32>(rt, &p, 1.0, Some(4));
 }
 
 /// fp8 operands (e4m3, e5m2, mixed) on `mma.sync.m16n8k32` where the target has it: ragged and aligned

@@ -160,6 +160,18 @@ pub fn randn(r: &mut StdRng, n: usize, scale: f64) -> Vec<f64> {
 }
 
 /// Element types the tests use, with exact conversion to f64 and round-to-nearest from f64.
+/// What fp8 tensor cores may add to a dot's error, relative to `sum |a·b|`, beyond f32 accumulation:
+/// Hopper's fp8 `wgmma` keeps about 14 bits of the running sum inside the groups of up to 128
+/// elements of k that the code generator then adds into f32 (codegen-ptx `lower::wgmma`); measured
+/// on an H100 before that promotion, 4 chained instructions reached 3.6e-4. 2^-11 bounds one group.
+pub const FP8_TENSOR_CORE_ERR: f64 = 1.0 / 2048.0;
+
+/// [`FP8_TENSOR_CORE_ERR`] for a dot of `A x B` operands (0 unless one of them is fp8).
+pub fn fp8_dot_err<A: TestElem, B: TestElem>() -> f64 {
+    let fp8 = |name: &str| name == "e4m3" || name == "e5m2";
+    if fp8(A::NAME) || fp8(B::NAME) { FP8_TENSOR_CORE_ERR } else { 0.0 }
+}
+
 pub trait TestElem: Elem {
     const NAME: &'static str;
     /// Unit roundoff (half an ulp at 1): 2^-24 for f32, 2^-11 for f16, 2^-8 for bf16.

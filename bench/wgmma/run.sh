@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Issue 15, wgmma on sm_90a: one device call each, outputs under $OUT.
+#   bash bench/wgmma/run.sh check   # the GPU checks whose tiles lower to wgmma (matmul incl. linear_wgmma_tiles,
+#                                   # fp8 GEMM, attention, prefill, decode, fused layer chain)
+#   bash bench/wgmma/run.sh gemm    # GEMM 4096^3/8192^3 autotuned with wgmma off (DSL_WGMMA=0) and on, and
+#                                   # cuBLAS (torch_gemm.py) in the same run
+#   bash bench/wgmma/run.sh splitk  # the fp8 split-K GEMM at M = 32..256 on 8B/70B o (wgmma off and on) + cuBLAS
+#   bash bench/wgmma/run.sh llama   # llama bench 8B fp8 pp512 / tg @ ctx 128, wgmma off and on
+# Needs .gpu/gpu-check.xz (and .gpu/llama.xz for llama), built by bench/gpu/build.sh.
+set -uo pipefail
+OUT=${OUT:-bench/wgmma/results/latest}
+mkdir -p "$OUT" /tmp/g
+for b in gpu-check llama; do
+    [ -x /tmp/g/$b ] || { [ -f .gpu/$b.xz ] && xz -dc .gpu/$b.xz > /tmp/g/$b && chmod +x /tmp/g/$b; }
+done
+G=/tmp/g/gpu-check
+nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv,noheader > "$OUT/gpu.txt"
+case "${1:-}" in
+check)
+    for t in matmul fp8 attention llama_ops; do
+        echo "## gpu-check test $t" >> "$OUT/check.txt"
+        timeout 170 $G test $t >> "$OUT/check.txt" 2>&1; echo "rc=$?" >> "$OUT/check.txt"
+    done
+    grep -E "^## |passed|FAIL|rc=" "$OUT/check.txt"
+    ;;
+gemm)
+    for w in 0 1; do DSL_WGMMA=$w timeout 250 $G gemm > "$OUT/gemm-wgmma$w.txt" 2>&1; echo "wgmma=$w rc=$?"; done
+    python3 bench/gemm/torch_gemm.py > "$OUT/torch.txt" 2>&1
+    grep -h "^GEMM\|^TORCH" "$OUT"/gemm-wgmma*.txt "$OUT/torch.txt"
+    ;;
+splitk)
+    export COPY_TBPS=${COPY_TBPS:-$(python3 bench/fp8_gemm/copy_bw.py)}
+    for w in 0 1; do
+        for s in 8B.o 70B.o; do FP8_BENCH_MS=${MS:-32,64,128,256} DSL_WGMMA=$w timeout 200 $G fp8 --write /tmp/t$w.tsv --only $s; done > "$OUT/splitk-wgmma$w.txt" 2>&1
+        echo "wgmma=$w rc=$?"
+    done
+    for s in 8B.o 70B.o; do FP8_BENCH_MS=${MS:-32,64,128,256} timeout 200 python3 bench/fp8_gemm/baselines.py $s; done > "$OUT/baselines.txt" 2>&1
+    grep -h "^FP8" "$OUT"/splitk-wgmma*.txt; grep "cuBLAS FP8\|scaled_mm" "$OUT/baselines.txt" | head -20
+    ;;
+llama)
+    for w in 0 1; do
+        for a in "-p 512 -n 8" "-p 128 -n 128"; do
+            echo "## wgmma=$w llama bench $a" >> "$OUT/llama.txt"
+            DSL_WGMMA=$w timeout 200 /tmp/g/llama bench --arch llama-3-8b --device cuda --weights fp8 $a -r 3 >> "$OUT/llama.txt" 2>&1
+        done
+    done
+    cat "$OUT/llama.txt" | grep -v "^\s*$" | tail -30
+    ;;
+*) echo "usage: run.sh check|gemm|splitk|llama"; exit 2 ;;
+esac

@@ -1,0 +1,325 @@
+//! `dot` on Hopper's warpgroup tensor cores (sm_90a): `wgmma.mma_async`, SASS `HGMMA` (f16, bf16) and
+//! `QGMMA` (e4m3, e5m2), f32 accumulation. The sm_80 path (`mma.sync`, `ldmatrix`) is [`super::mma`].
+//!
+//! **Which dots** ([`fits`], decided once per kernel by [`Lowerer::find_wgmma_dots`]): 16-bit operands of
+//! one type or fp8 of either kind; one `m64` instruction per warpgroup, so the tile has `16 * warps`
+//! rows and the accumulator is the mma layout with warps stacked along `m` ([`MmaLayout::choose_rows`],
+//! one 16-row tile per warp — the wgmma accumulator fragment of warp `w` is the `mma.sync` fragment of
+//! rows `16w..16w+16`, register for register); `B` k-major (`dot(a, x.trans())`, or fp8, which is
+//! staged transposed); `A` from shared memory (pipelined, resident or staged here), not from registers.
+//! Anything else stays on `mma.sync`, in the same accumulator layout.
+//!
+//! **Operands in shared memory** ([`Lowerer::wg_offset`]): `[rows][k]` tiles, k-major, in the canonical
+//! swizzled layouts the matrix descriptor names. Rows of 32, 64 or 128 bytes are the tiles `mma.sync`
+//! uses already (16-byte chunk `c` of row `r` at `c ^ key(r)`, the hardware's 32/64/128-byte swizzle);
+//! longer rows are cut into 128-byte column slabs, each a `[rows][128 B]` tile of its own, because the
+//! 128-byte swizzle fixes the row pitch at 128 bytes. Buffers start at multiples of 1024 bytes (the
+//! swizzle pattern repeats every 8 rows of 128 bytes and is computed from address bits).
+//!
+//! **Synchronization**: the operands are written by ordinary stores or `cp.async` (the generic proxy)
+//! and read by `wgmma` (the async proxy): every writer fences (`fence.proxy.async.shared::cta`) before
+//! the barrier that publishes them. Per `dot`: `wgmma.fence`, one instruction per 32-byte step of `k`
+//! (and per 256 columns), `commit_group`, `wait_group 0` — the accumulators pass through the wait so
+//! that nothing reads them before the math is done.
+
+use super::place::Place;
+use super::Lowerer;
+use crate::error::CodegenError;
+use crate::layout::MmaLayout;
+use dsl_core::ir::{OpKind, ValueId};
+use dsl_core::types::DType;
+
+/// The most columns one `wgmma` computes (`n256`); wider tiles take one instruction per 256.
+const MAX_N: usize = 256;
+
+fn is_fp8(d: DType) -> bool {
+    matches!(d, DType::F8E4M3 | DType::F8E5M2)
+}
+
+/// True where `dot` of `[m, k] x [k, n]` (operand types `da`, `db`, B k-major in shared memory when
+/// `b_kmajor`) on `warps` warps runs on `wgmma` (see the module docs).
+pub(super) fn fits(da: DType, db: DType, m: usize, k: usize, n: usize, warps: usize, b_kmajor: bool) -> bool {
+    let sixteen = da == db && matches!(da, DType::F16 | DType::BF16);
+    let fp8 = is_fp8(da) && is_fp8(db);
+    let row_bytes = k * da.size_bytes();
+    let rows_ok = matches!(row_bytes, 32 | 64) || row_bytes % 128 == 0;
+    (sixteen || fp8) && warps % 4 == 0 && m == 16 * warps && n % 8 == 0 && rows_ok && (b_kmajor || fp8)
+}
+
+/// The pitch of a wgmma operand's rows in shared memory (bytes), the descriptor's stride between 8-row
+/// groups, and its swizzle mode (bits 62–63: 1 = 128-byte, 2 = 64-byte, 3 = 32-byte).
+fn swizzle_of(row_bytes: usize) -> (usize, usize, u64) {
+    match row_bytes {
+        32 => (32, 256, 3),
+        64 => (64, 512, 2),
+        _ => (128, 1024, 1),
+    }
+}
+
+impl Lowerer<'_> {
+    /// Fills [`Lowerer::wgmma_dots`] and [`Lowerer::wg_operands`] (after the k-major operands are known,
+    /// before the pipelines and resident operands are planned: their buffers take the wgmma layout).
+    pub(super) fn find_wgmma_dots(&mut self) {
+        if !self.wgmma {
+            return;
+        }
+        let warps = self.threads / 32;
+        let mut dots = vec![];
+        for op in self.defs.iter().flatten() {
+            let OpKind::Dot { a, b, .. } = op.kind else { continue };
+            let r = op.results[0];
+            let Some(Place::Mma(l)) = self.place_of(r) else { continue };
+            let (sa, sb) = (&self.ty(a).shape, &self.ty(b).shape);
+            let (da, db) = (self.dtype(a), self.dtype(b));
+            let b_src = self.kmajor.get(&b).copied();
+            let blocked_a = self.place_of(a).is_none() && !self.plan.splat[a.0 as usize];
+            if (l.wm, l.wn, l.tm()) == (warps, 1, 1)
+                && blocked_a
+                && fits(da, db, sa[0], sa[1], sb[1], warps, b_src.is_some())
+            {
+                dots.push((r, a, b_src));
+            }
+        }
+        // A resident `A` has one buffer for all its dots: only when each of them runs here.
+        let other_a: Vec<ValueId> = self
+            .defs
+            .iter()
+            .flatten()
+            .filter_map(|op| match op.kind {
+                OpKind::Dot { a, .. } if !dots.iter().any(|d| d.0 == op.results[0]) => Some(a),
+                _ => None,
+            })
+            .collect();
+        for (r, a, b_src) in dots {
+            if other_a.contains(&a) {
+                continue;
+            }
+            self.wgmma_dots.insert(r);
+            self.wg_operands.insert(a);
+            if let Some(x) = b_src {
+                self.wg_operands.insert(x);
+            }
+        }
+    }
+
+    /// Byte offset (i32, relative to the tile) of flat element `e` of a `[rows][row_len]` wgmma operand
+    /// of `es`-byte elements (see the module docs: rows of up to 128 bytes as `mma.sync`'s swizzled
+    /// tiles, longer rows in 128-byte slabs).
+    pub(super) fn wg_offset(&mut self, e: &str, row_len: usize, es: usize, rows: usize) -> String {
+        if row_len * es <= 128 {
+            return self.swizzled_offset(e, row_len, es);
+        }
+        let row = self.f.inst(format!("udiv i32 {e}, {row_len}"));
+        let col = self.f.inst(format!("urem i32 {e}, {row_len}"));
+        let cb = self.f.inst(format!("mul i32 {col}, {es}"));
+        let slab = self.f.inst(format!("lshr i32 {cb}, 7"));
+        let ch = self.f.inst(format!("lshr i32 {cb}, 4"));
+        let ch = self.f.inst(format!("and i32 {ch}, 7"));
+        let key = self.f.inst(format!("and i32 {row}, 7"));
+        let phys = self.f.inst(format!("xor i32 {ch}, {key}"));
+        let lo = self.f.inst(format!("and i32 {cb}, 15"));
+        let so = self.f.inst(format!("mul i32 {slab}, {}", rows * 128));
+        let ro = self.f.inst(format!("shl i32 {row}, 7"));
+        let po = self.f.inst(format!("shl i32 {phys}, 4"));
+        let off = self.f.inst(format!("add i32 {so}, {ro}"));
+        let off = self.f.inst(format!("add i32 {off}, {po}"));
+        self.f.inst(format!("add i32 {off}, {lo}"))
+    }
+
+    /// `fence.proxy.async.shared::cta`: this thread's shared-memory writes become visible to the async
+    /// proxy (`wgmma`) once a barrier publishes them.
+    pub(super) fn fence_proxy_async(&mut self) {
+        self.f.emit("call void asm sideeffect \"fence.proxy.async.shared::cta;\", \"~{memory}\"() #1");
+    }
+
+    /// `acc + a · b` on `wgmma` (a dot of [`Lowerer::wgmma_dots`]), the result in mma layout `l`.
+    pub(super) fn dot_wgmma(&mut self, a: ValueId, b: ValueId, acc: ValueId, l: MmaLayout) -> Result<Vec<String>, CodegenError> {
+        let (m, k, n) = (self.ty(a).shape[0], self.ty(a).shape[1], self.ty(b).shape[1]);
+        let (da, db) = (self.dtype(a), self.dtype(b));
+        let es = da.size_bytes();
+        let row_bytes = k * es;
+        let accs = self.regs_in(acc, Some(Place::Mma(l)));
+        let b_t = self.kmajor.get(&b).copied();
+        let pa = match self.resident.get(&a) {
+            Some(at) => Some(at.to_string()),
+            None => self.pipelined_operand(a)?,
+        };
+        let pb = self.pipelined_operand(b_t.unwrap_or(b))?;
+        let a_bytes = (m * row_bytes).next_multiple_of(1024);
+        let stage_at = self.smem_base.next_multiple_of(1024);
+        if pa.is_none() || pb.is_none() {
+            self.need_smem(stage_at - self.smem_base + a_bytes + n * row_bytes);
+            self.barrier();
+            if pa.is_none() {
+                let (la, ra) = (self.layout(a)?, self.regs(a));
+                self.smem_write_operand(&ra, la, super::dtype_lty(da), k, es, stage_at, Some(m));
+            }
+            if pb.is_none() {
+                match b_t {
+                    Some(x) => {
+                        let (lx, rx) = (self.layout(x)?, self.regs(x));
+                        self.smem_write_operand(&rx, lx, super::dtype_lty(db), k, es, stage_at + a_bytes, Some(n));
+                    }
+                    None => {
+                        let (lb, rb) = (self.layout(b)?, self.regs(b));
+                        self.smem_write_transposed(&rb, lb, k, n, stage_at + a_bytes, Some(n));
+                    }
+                }
+            }
+            self.fence_proxy_async();
+            self.barrier();
+        }
+        let a_base = pa.unwrap_or_else(|| stage_at.to_string());
+        let b_base = pb.unwrap_or_else(|| (stage_at + a_bytes).to_string());
+
+        let (pitch, sbo, mode) = swizzle_of(row_bytes);
+        let smem = self.f.inst("ptrtoint ptr addrspace(3) @__smem to i32");
+        let tid = self.tid();
+        let wg = self.f.inst(format!("lshr i32 {tid}, 7"));
+        let a_rows = self.f.inst(format!("mul i32 {wg}, {}", 64 * pitch));
+        let a0 = self.f.inst(format!("add i32 {smem}, {a_base}"));
+        let a0 = self.f.inst(format!("add i32 {a0}, {a_rows}"));
+        let b0 = self.f.inst(format!("add i32 {smem}, {b_base}"));
+        let op = Operands {
+            a0,
+            b0,
+            m,
+            n,
+            row_bytes,
+            pitch,
+            // Descriptor bits other than the address: leading byte offset 16 (unused by swizzled
+            // k-major layouts), the 8-row stride, the swizzle mode.
+            fixed: (1u64 << 16) | (((sbo >> 4) as u64) << 32) | (mode << 62),
+            shape: if es == 1 { format!("k32.f32.{}.{}", ptx_type(da), ptx_type(db)) } else { format!("k16.f32.{}.{}", ptx_type(da), ptx_type(db)) },
+            // 16-bit operands name the transposes (none: both k-major); fp8 has no such operands.
+            tail: if es == 1 { "" } else { ", 0, 0" },
+        };
+        // fp8: Hopper's fp8 tensor cores keep only about 14 bits of the sum while they accumulate, so
+        // each group of up to `FP8_PROMOTE` instructions sums into a fresh zero tile that is then added
+        // to the f32 accumulator on the CUDA cores (the promotion cuBLAS and DeepSeek-V3 use). 16-bit
+        // operands accumulate in f32 and chain straight into the accumulator.
+        let steps = row_bytes / 32;
+        let promote = es == 1;
+        let group = if promote { FP8_PROMOTE } else { steps };
+        let mut total = accs;
+        for g0 in (0..steps).step_by(group) {
+            let mut accs = if promote { vec!["0.0".to_string(); total.len()] } else { total.clone() };
+            self.fence_wgmma();
+            for kt in g0..steps.min(g0 + group) {
+                self.wgmma_step(&op, kt, &mut accs);
+            }
+            self.f.emit("call void asm sideeffect \"wgmma.commit_group.sync.aligned;\", \"~{memory}\"() #1");
+            let done = self.wait_wgmma(accs);
+            total = if promote {
+                total.iter().zip(&done).map(|(t, d)| self.f.inst(format!("fadd float {t}, {d}"))).collect()
+            } else {
+                done
+            };
+        }
+        Ok(total)
+    }
+}
+
+/// fp8 `wgmma` instructions (32 elements of k each) summed in the tensor cores before their sum is
+/// added to the f32 accumulator: 128 elements, cuBLAS's and DeepSeek-V3's promotion interval.
+const FP8_PROMOTE: usize = 4;
+
+fn ptx_type(d: DType) -> &'static str {
+    match d {
+        DType::F16 => "f16",
+        DType::BF16 => "bf16",
+        DType::F8E4M3 => "e4m3",
+        _ => "e5m2",
+    }
+}
+
+/// The shared-memory operands of one `wgmma` dot.
+struct Operands {
+    /// Shared addresses (i32 registers) of this warpgroup's 64 rows of A, and of B.
+    a0: String,
+    b0: String,
+    m: usize,
+    n: usize,
+    row_bytes: usize,
+    /// The row pitch in shared memory (bytes).
+    pitch: usize,
+    /// The descriptor's bits other than the address.
+    fixed: u64,
+    /// `k16.f32.bf16.bf16`, `k32.f32.e4m3.e5m2`, ...
+    shape: String,
+    tail: &'static str,
+}
+
+impl Operands {
+    /// Where the 32-byte step `kt` of `k` starts in a tile of `rows` rows (slabs of 128 bytes when the
+    /// rows are longer).
+    fn k_at(&self, kt: usize, rows: usize) -> usize {
+        if self.row_bytes <= 128 { kt * 32 } else { (kt * 32 / 128) * rows * 128 + kt * 32 % 128 }
+    }
+}
+
+impl Lowerer<'_> {
+    /// The matrix descriptor (i64) of the operand at shared address `base + off`.
+    fn descriptor(&mut self, op: &Operands, base: &str, off: usize) -> String {
+        let x = self.f.inst(format!("add i32 {base}, {off}"));
+        let x = self.f.inst(format!("lshr i32 {x}, 4"));
+        let x = self.f.inst(format!("and i32 {x}, 16383"));
+        let x = self.f.inst(format!("zext i32 {x} to i64"));
+        self.f.inst(format!("or i64 {x}, {}", op.fixed as i64))
+    }
+
+    /// The 32-byte step `kt` of `k`: one `wgmma` per 256 columns, accumulating into `accs`.
+    fn wgmma_step(&mut self, op: &Operands, kt: usize, accs: &mut [String]) {
+        let da = self.descriptor(op, &op.a0, op.k_at(kt, op.m));
+        for n0 in (0..op.n).step_by(MAX_N) {
+            let nn = MAX_N.min(op.n - n0);
+            let db = self.descriptor(op, &op.b0, op.k_at(kt, op.n) + n0 * op.pitch);
+            let regs = &accs[n0 / 2..(n0 + nn) / 2];
+            let r = regs.len();
+            let outs = (0..r).map(|i| format!("${i}")).collect::<Vec<_>>().join(",");
+            // scale-d is a predicate operand: set from an input register (1: D += A·B).
+            let text = format!(
+                "{{ .reg .pred p; setp.ne.b32 p, ${}, 0; wgmma.mma_async.sync.aligned.m64n{nn}{} {{{outs}}}, ${r}, ${}, p, 1, 1{}; }}",
+                r + 2,
+                op.shape,
+                r + 1,
+                op.tail
+            );
+            let cons: Vec<String> = (0..r)
+                .map(|_| "=f".to_string())
+                .chain(["l".into(), "l".into(), "r".into()])
+                .chain((0..r).map(|i| i.to_string()))
+                .collect();
+            let args: Vec<String> = [format!("i64 {da}"), format!("i64 {db}"), "i32 1".into()]
+                .into_iter()
+                .chain(regs.iter().map(|x| format!("float {x}")))
+                .collect();
+            let ret = format!("{{ {} }}", vec!["float"; r].join(", "));
+            let res = self.f.inst(format!("call {ret} asm sideeffect \"{text}\", \"{}\"({}) #1", cons.join(","), args.join(", ")));
+            for i in 0..r {
+                accs[n0 / 2 + i] = self.f.inst(format!("extractvalue {ret} {res}, {i}"));
+            }
+        }
+    }
+
+    /// `wgmma.fence.sync.aligned`: orders this warpgroup's register and shared-memory accesses before
+    /// the `wgmma`s that follow.
+    fn fence_wgmma(&mut self) {
+        self.f.emit("call void asm sideeffect \"wgmma.fence.sync.aligned;\", \"~{memory}\"() #1");
+    }
+
+    /// `wgmma.wait_group.sync.aligned 0` with the accumulators passed through it, so that their later
+    /// uses depend on the wait.
+    fn wait_wgmma(&mut self, accs: Vec<String>) -> Vec<String> {
+        let r = accs.len();
+        let cons: Vec<String> = (0..r).map(|_| "=f".to_string()).chain((0..r).map(|i| i.to_string())).collect();
+        let args: Vec<String> = accs.iter().map(|x| format!("float {x}")).collect();
+        let ret = format!("{{ {} }}", vec!["float"; r].join(", "));
+        let res = self.f.inst(format!(
+            "call {ret} asm sideeffect \"wgmma.wait_group.sync.aligned 0;\", \"{},~{{memory}}\"({}) #1",
+            cons.join(","),
+            args.join(", ")
+        ));
+        (0..r).map(|i| self.f.inst(format!("extractvalue {ret} {res}, {i}"))).collect()
+    }
+}
