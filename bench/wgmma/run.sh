@@ -19,7 +19,7 @@ case "${1:-}" in
 check)
     for t in matmul fp8 attention llama_ops; do
         echo "## gpu-check test $t" >> "$OUT/check.txt"
-        timeout 170 $G test $t >> "$OUT/check.txt" 2>&1; echo "rc=$?" >> "$OUT/check.txt"
+        timeout 200 $G test $t >> "$OUT/check.txt" 2>&1; echo "rc=$?" >> "$OUT/check.txt"
     done
     grep -E "^## |passed|FAIL|rc=" "$OUT/check.txt"
     ;;

@@ -66,6 +66,7 @@ interp_tests! {
             matmul_tensor_core_tiles,
             linear_16_bit,
             linear_fp8,
+            linear_wgmma_tiles,
             matmul_splitk_f32,
             matmul_splitk_low_precision,
             matmul_splitk_accumulates,
