@@ -38,13 +38,16 @@ splitk)
     grep -h "^FP8" "$OUT"/splitk-wgmma*.txt; grep "cuBLAS FP8\|scaled_mm" "$OUT/baselines.txt" | head -20
     ;;
 llama)
-    for w in 0 1; do
-        for a in "-p 512 -n 8" "-p 128 -n 128"; do
-            echo "## wgmma=$w llama bench $a" >> "$OUT/llama.txt"
-            DSL_WGMMA=$w timeout 200 /tmp/g/llama bench --arch llama-3-8b --device cuda --weights fp8 $a -r 3 >> "$OUT/llama.txt" 2>&1
+    # The fp8 GEMM's heuristic tiles checked first, then 8B fp8 prefill: the committed winners (tuned
+    # under mma.sync) and the heuristic (wgmma tiles beyond M = 256), each with wgmma off and on.
+    timeout 100 $G test fp8_gemm_tiles > "$OUT/check-heuristic.txt" 2>&1; tail -1 "$OUT/check-heuristic.txt"
+    for t in "" "--no-tuned-configs"; do
+        for w in 0 1; do
+            echo "## wgmma=$w llama bench $t" >> "$OUT/llama.txt"
+            DSL_WGMMA=$w timeout 100 /tmp/g/llama bench --arch llama-3-8b --device cuda --weights fp8 -p 512 -n 4 -r 2 $t 2>&1 | grep pp512 >> "$OUT/llama.txt"
         done
     done
-    cat "$OUT/llama.txt" | grep -v "^\s*$" | tail -30
+    cat "$OUT/llama.txt"
     ;;
 *) echo "usage: run.sh check|gemm|splitk|llama"; exit 2 ;;
 esac

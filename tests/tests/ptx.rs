@@ -515,15 +515,3 @@ fn sm90a_gemm_tiles_run_on_wgmma() {
         }
     }
 }
-
-#[test]
-#[ignore = "scratch: dumps PTX"]
-fn scratch_dump_wgmma_ptx() {
-    use kernels::matmul::linear;
-    let k = linear::<bf16, bf16, bf16, 64, 128, 64>::build().unwrap();
-    use ArgFact::*;
-    let facts = vec![Aligned16, Aligned16, Aligned16, Div16, Div16, Div16, Div16, Div16, Div16, None];
-    let opts = CompileOptions { target: Target::Sm90a, num_warps: 4, num_stages: 3, ..CompileOptions::default() };
-    let c = compile(&k, &Specialization { facts }, &opts).unwrap();
-    std::fs::write("/tmp/wg.ptx", &c.ptx).unwrap();
-}

@@ -6,7 +6,9 @@
 //! - [`memory`]: pointer arithmetic, loads and stores (vectorized, predicated), atomics, block pointers;
 //! - [`exchange`]: ops that move elements between threads through shared memory (broadcast, permute,
 //!   reductions, dot);
-//! - [`mma`]: `dot` on tensor cores (`mma.sync`) where the operand types and shapes fit;
+//! - [`mma`]: `dot` on tensor cores (`mma.sync`, sm_80 and up) where the operand types and shapes fit;
+//! - [`wgmma`]: `dot` on Hopper's warpgroup tensor cores (`wgmma.mma_async`, sm_90a) where the tile fits
+//!   warpgroups (else [`mma`]);
 //! - [`place`]: where each value lives (blocked, an mma accumulator, its rows), decided before lowering;
 //! - [`pipeline`] and [`resident`]: `dot` operands in shared memory (`cp.async` stages, loop invariants);
 //! - [`remat`]: index and mask tiles recomputed in their user's layout;

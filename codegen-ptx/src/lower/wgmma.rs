@@ -20,7 +20,9 @@
 //! and read by `wgmma` (the async proxy): every writer fences (`fence.proxy.async.shared::cta`) before
 //! the barrier that publishes them. Per `dot`: `wgmma.fence`, one instruction per 32-byte step of `k`
 //! (and per 256 columns), `commit_group`, `wait_group 0` — the accumulators pass through the wait so
-//! that nothing reads them before the math is done.
+//! that nothing reads them before the math is done. fp8 sums are promoted: each group of up to four
+//! instructions (128 elements of k) starts from zero and is added to the f32 accumulator after its
+//! wait, since Hopper's fp8 tensor cores keep only about 14 bits while they accumulate.
 
 use super::place::Place;
 use super::Lowerer;

@@ -214,17 +214,21 @@ fn tiles_of(it: impl Iterator<Item = (i32, i32, i32)>) -> Vec<(u32, u32, u32)> {
 /// `K` that about 1.5 programs run per SM, keeping at least 4 blocks of `K` per split. (The autotuned
 /// winners of bench/fp8_gemm, H100: these tiles at every M; split-K within a factor of 2.)
 pub fn heuristic(m: usize, n: usize, k: usize, sm_count: u32) -> GemmConfig {
-    let (block_m, block_n, block_k) = match m {
-        0..=16 => (16, 32, 256),
-        17..=32 => (32, 32, 256),
-        33..=256 => (64, 64, 128),
-        _ => (128, 128, 32),
+    // From 33 rows on, 16 rows per warp: on sm_90a such tiles run on wgmma (see codegen-ptx's
+    // `lower::wgmma`; at 4096^3 128x128x64 on 8 warps was 2.1x its mma.sync speed on the H100).
+    let (block_m, block_n, block_k, warps) = match m {
+        0..=16 => (16, 32, 256, None),
+        17..=32 => (32, 32, 256, None),
+        33..=256 => (64, 64, 128, None),
+        _ => (128, 128, 64, Some(8)),
     };
     let tiles = m.div_ceil(block_m as usize) * n.div_ceil(block_n as usize);
     let want = (3 * sm_count as usize).div_ceil(2 * tiles.max(1));
     let most = (k / (4 * block_k as usize)).max(1);
     let split_k = want.min(most).clamp(1, 16).next_power_of_two().min(16) as u32;
-    GemmConfig::split(block_m, block_n, block_k, split_k)
+    let mut cfg = GemmConfig::split(block_m, block_n, block_k, split_k);
+    cfg.options.num_warps = warps;
+    cfg
 }
 
 /// The ticket counters (i32) a fused combine with `cfg` needs for an `m x n` output: one per output tile

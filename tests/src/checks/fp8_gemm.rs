@@ -4,7 +4,7 @@
 
 use super::*;
 use dsl_core::lang::{DotOperands, Numeric};
-use dsl_core::prelude::{bf16, e4m3, e5m2, f16, Runtime};
+use dsl_core::prelude::{bf16, e4m3, e5m2, f16, LaunchOptions, Runtime};
 use kernels::fp8_gemm::{
     fp8_gemm, quantize_rows, tickets_len, workspace_len, GemmConfig, GemmError, GemmOptions, Operand, Scale, SplitKMode, Workspace,
 };
@@ -218,6 +218,13 @@ pub fn fp8_gemm_tiles<R: Runtime>(rt: &R) {
             run::<R, _, _, bf16>(rt, p, row, col, bias, cfg(bm, bn, bk, split), mode);
         }
     }
+    // Beyond 256 rows the heuristic's tile is 128x128x64 on 8 warps (wgmma on sm_90a): as chosen, and
+    // split in 2 with scales and bias.
+    let tall = Problem::<e4m3, e4m3>::new(260, 136, 200, 922);
+    assert_eq!(kernels::fp8_gemm::heuristic(260, 136, 200, 132).options.num_warps, Some(8));
+    run::<R, _, _, bf16>(rt, &tall, true, true, false, None, SplitKMode::Deterministic);
+    let eight = GemmConfig { options: LaunchOptions { num_warps: Some(8), ..LaunchOptions::default() }, ..GemmConfig::split(128, 128, 64, 2) };
+    run::<R, _, _, f32>(rt, &tall, false, true, true, Some(eight), SplitKMode::Deterministic);
 }
 
 /// Stream-K: shares that start and end inside tiles (programs not dividing the iterations), one program
