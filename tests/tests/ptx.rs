@@ -241,8 +241,8 @@ fn half_precision_dot_uses_tensor_cores() {
 }
 
 /// `linear` (B stored [N, K], transposed in the dot) pipelined: the transpose costs no exchange, and fp8
-/// runs on fp8 tensor cores where they exist (QMMA on sm_89; on sm_90a ptxas emulates mma.sync fp8 with
-/// conversions and HMMA), on CUDA cores on sm_80.
+/// runs on fp8 tensor cores where they exist (QMMA on sm_89; on sm_90a QGMMA where the tile fits
+/// warpgroups, else ptxas emulates mma.sync fp8 with conversions and HMMA), on CUDA cores on sm_80.
 #[test]
 fn linear_runs_on_tensor_cores_for_16_bit_and_fp8() {
     use ArgFact::*;
@@ -266,8 +266,11 @@ fn linear_runs_on_tensor_cores_for_16_bit_and_fp8() {
             assert!(a.sass.contains(op), "{name} (sm_89): no {op}");
         }
         assert_eq!((a.spill_stores, a.spill_loads), (0, 0), "{name} (sm_89) spills");
+        // sm_90a: the 64-row tile on 4 warps fits wgmma (QGMMA); the 128-row one runs the emulated
+        // mma.sync.
         let a = assembled_with(k, Specialization { facts: facts.clone() }, &opts(Target::Sm90a));
-        assert!(a.sass.contains("HMMA.16816.F32") && a.sass.contains("LDGSTS"), "{name} (sm_90a): no emulated fp8 mma");
+        let want = if k.display_name().contains("BLOCK_M=64") { "QGMMA" } else { "HMMA.16816.F32" };
+        assert!(a.sass.contains(want) && a.sass.contains("LDGSTS"), "{name} (sm_90a): no {want}");
         let a = assembled_with(k, Specialization { facts: facts.clone() }, &opts(Target::Sm80));
         assert!(!a.sass.contains("MMA"), "{name} (sm_80): fp8 has no tensor cores there");
     }
