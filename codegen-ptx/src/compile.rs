@@ -41,6 +41,9 @@ pub fn compile(kernel: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
             message: format!("num_warps must be a power of two from 1 to 32, got {}", opts.num_warps),
         });
     }
+    if std::env::var_os("DSL_DUMP_PLAN").is_some() {
+        eprintln!("; ---- plan of {name}\n{}", lower::explain(kernel, spec, opts));
+    }
     let lowered = lower::lower_kernel(kernel, spec, opts)?;
     if std::env::var_os("DSL_DUMP_LLVM").is_some() {
         eprintln!("; ---- LLVM IR of {name}\n{}", lowered.ir);

@@ -518,3 +518,28 @@ fn sm90a_gemm_tiles_run_on_wgmma() {
         }
     }
 }
+
+/// The lowering's plan, printed before code is emitted (`codegen_ptx::lower::explain`, `DSL_DUMP_PLAN=1`):
+/// which instructions each `dot` runs on, where its operands come from and how they sit in shared
+/// memory, the pipelines. The same kernel on sm_90a (wgmma, 128-byte slabs) and sm_80 (mma.sync).
+#[test]
+fn the_plan_names_each_dots_instructions_and_operands() {
+    use ArgFact::*;
+    let facts = vec![Aligned16, Aligned16, Aligned16, Div16, Div16, Div16, Div16, Div16, Div16, None];
+    let k = kernels::matmul::linear::<bf16, bf16, bf16, 64, 128, 128>::build().expect("traces");
+    let opts = CompileOptions { target: Target::Sm90a, num_warps: 4, num_stages: 3, ..CompileOptions::default() };
+    let plan = codegen_ptx::lower::explain(&k, &Specialization { facts: facts.clone() }, &opts);
+    eprintln!("{plan}");
+    for want in [
+        "for sm_90a: 4 warps, 3 stages",
+        "[64x128] bf16 x [128x128] bf16, wgmma m64n128k16 (8 per warpgroup per dot)",
+        "result in mma accumulator layout 64x128 (warps 4x1)",
+        "pipelined with cp.async; 64 rows in 128-byte slabs, 128-byte swizzle",
+        "pipelined with cp.async; 128 rows in 128-byte slabs",
+        "pipeline: 3 stages x 49152 B",
+    ] {
+        assert!(plan.contains(want), "no `{want}` in the plan:\n{plan}");
+    }
+    let sm80 = codegen_ptx::lower::explain(&k, &Specialization { facts }, &CompileOptions { target: Target::Sm80, ..opts });
+    assert!(sm80.contains("mma.sync m16n8k16") && sm80.contains("64 rows of 256 B, swizzled") && !sm80.contains("wgmma"), "{sm80}");
+}

@@ -13,12 +13,15 @@
 //! - [`pipeline`] and [`resident`]: `dot` operands in shared memory (`cp.async` stages, loop invariants);
 //! - [`remat`]: index and mask tiles recomputed in their user's layout;
 //! - [`math`]: transcendental functions and fp8 conversions with their documented accuracy;
+//! - [`explain`]: the decisions above, printed before code is emitted ([`explain()`], `DSL_DUMP_PLAN=1`);
 //! - this file: the kernel signature, constants, program ids, structured control flow, asserts.
 //!
 //! The parameters and the bounds-check error record follow [`crate::abi`] (shared with the runtime).
 
 mod elementwise;
 mod exchange;
+mod explain;
+pub use explain::explain;
 mod math;
 mod memory;
 mod mma;
@@ -200,8 +203,10 @@ pub(crate) struct Lowerer<'k> {
     wg_operands: std::collections::HashSet<ValueId>,
 }
 
-/// Lowers a verified kernel to one LLVM module with one `ptx_kernel` function.
-pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) -> Result<Lowered, CodegenError> {
+/// The lowerer of `k` with every decision taken before code is emitted (printed by [`explain`]):
+/// where each value lives, which `dot`s run on which tensor-core instructions, the pipelines and the
+/// shared-memory operands.
+fn planned<'k>(k: &'k Kernel, spec: &Specialization, opts: &CompileOptions) -> Lowerer<'k> {
     let threads = 32 * opts.num_warps as usize;
     let mut uses = vec![0u32; k.types.len()];
     count_uses(&k.body, &mut uses);
@@ -242,6 +247,13 @@ pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
     }
     l.smem_base = l.plan_resident(l.smem_base);
     l.smem_bytes = l.smem_base;
+    l
+}
+
+/// Lowers a verified kernel to one LLVM module with one `ptx_kernel` function.
+pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) -> Result<Lowered, CodegenError> {
+    let mut l = planned(k, spec, opts);
+    let threads = l.threads;
     let entry = entry_name(k);
     let mut params = vec![];
     for (i, p) in k.params.iter().enumerate() {
