@@ -357,7 +357,7 @@ impl Lowerer<'_> {
     }
 
     /// [`Self::smem_write_swizzled`], or with `wg_rows` (the tile's rows) in the layout of a `wgmma`
-    /// operand ([`Self::wg_offset`]).
+    /// operand ([`Self::operand_offset`]).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn smem_write_operand(&mut self, regs: &[String], l: Layout, t: &str, row_len: usize, es: usize, base: usize, wg_rows: Option<usize>) {
         let owner = self.owner(l);
@@ -366,10 +366,7 @@ impl Lowerer<'_> {
             let run_len = l.vec.min(16 / es).max(1);
             for (c, run) in regs.chunks(run_len).enumerate() {
                 let e = s.elem_index(l, c * run_len);
-                let off = match wg_rows {
-                    Some(rows) => s.wg_offset(&e, row_len, es, rows),
-                    None => s.swizzled_offset(&e, row_len, es),
-                };
+                let off = s.operand_offset(&e, row_len, es, wg_rows);
                 let off = s.f.inst(format!("add i32 {off}, {base}"));
                 let addr = s.f.inst(format!("getelementptr i8, ptr addrspace(3) @__smem, i32 {off}"));
                 if run.len() == 1 {
@@ -578,7 +575,7 @@ impl Lowerer<'_> {
 
     /// Writes a blocked fp8 `[k, n]` tile to shared memory at byte `base` as `[n][k]` (swizzled rows of
     /// `k` bytes), element by element.
-    /// With `wg_rows`, in the layout of a `wgmma` operand ([`Self::wg_offset`]).
+    /// With `wg_rows`, in the layout of a `wgmma` operand ([`Self::operand_offset`]).
     pub(super) fn smem_write_transposed(&mut self, regs: &[String], l: Layout, k: usize, n: usize, base: usize, wg_rows: Option<usize>) {
         let owner = self.owner(l);
         self.only_where(&owner, "tr_write", |s| {
@@ -588,10 +585,7 @@ impl Lowerer<'_> {
                 let nn = s.f.inst(format!("urem i32 {e}, {n}"));
                 let t = s.f.inst(format!("mul i32 {nn}, {k}"));
                 let t = s.f.inst(format!("add i32 {t}, {kk}"));
-                let off = match wg_rows {
-                    Some(rows) => s.wg_offset(&t, k, 1, rows),
-                    None => s.swizzled_offset(&t, k, 1),
-                };
+                let off = s.operand_offset(&t, k, 1, wg_rows);
                 let off = s.f.inst(format!("add i32 {off}, {base}"));
                 let addr = s.f.inst(format!("getelementptr i8, ptr addrspace(3) @__smem, i32 {off}"));
                 s.f.emit(format!("store i8 {x}, ptr addrspace(3) {addr}, align 1"));

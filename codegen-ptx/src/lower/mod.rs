@@ -208,6 +208,7 @@ pub(crate) struct Lowerer<'k> {
 /// shared-memory operands.
 fn planned<'k>(k: &'k Kernel, spec: &Specialization, opts: &CompileOptions) -> Lowerer<'k> {
     let threads = 32 * opts.num_warps as usize;
+    let wgmma = opts.wgmma && opts.target.has_wgmma();
     let mut uses = vec![0u32; k.types.len()];
     count_uses(&k.body, &mut uses);
     let mut l = Lowerer {
@@ -226,7 +227,7 @@ fn planned<'k>(k: &'k Kernel, spec: &Specialization, opts: &CompileOptions) -> L
         tid_reg: None,
         lens: None,
         prov: vec![None; k.types.len()],
-        plan: place::plan(k, threads / 32, opts.target, opts.wgmma),
+        plan: place::plan(k, threads / 32, opts.target, wgmma),
         defs: vec![None; k.types.len()],
         pipes: Default::default(),
         active: None,
@@ -234,7 +235,7 @@ fn planned<'k>(k: &'k Kernel, spec: &Specialization, opts: &CompileOptions) -> L
         max_vec: if touches_bytes(k) { crate::layout::MAX_VEC_BYTES } else { crate::layout::MAX_VEC },
         kmajor: Default::default(),
         resident: Default::default(),
-        wgmma: opts.wgmma && opts.target.has_wgmma(),
+        wgmma,
         wgmma_dots: Default::default(),
         wg_operands: Default::default(),
     };

@@ -163,7 +163,7 @@ impl<'k> Lowerer<'k> {
             let l = self.layout(pl.ptr)?;
             let (rows, row_len) = (self.ty(pl.result).shape[0], self.ty(pl.result).shape[1]);
             let es = self.dtype(pl.result).size_bytes();
-            let wg = self.wg_operands.contains(&pl.result);
+            let wg_rows = self.wg_operands.contains(&pl.result).then_some(rows);
             let p = self.regs(pl.ptr);
             let m = pl.mask.map(|m| self.regs(m));
             let bytes = pl.width * es;
@@ -172,7 +172,7 @@ impl<'k> Lowerer<'k> {
             self.declare(format!("declare void @{name}(ptr addrspace(3), ptr addrspace(1), i32)"));
             for g in (0..p.len()).step_by(pl.width) {
                 let e = self.elem_index(l, g);
-                let off = if wg { self.wg_offset(&e, row_len, es, rows) } else { self.swizzled_offset(&e, row_len, es) };
+                let off = self.operand_offset(&e, row_len, es, wg_rows);
                 let off = self.f.inst(format!("add i32 {off}, {stage_off}"));
                 let off = self.f.inst(format!("add i32 {off}, {}", pl.offset));
                 let dst = self.f.inst(format!("getelementptr i8, ptr addrspace(3) @__smem, i32 {off}"));

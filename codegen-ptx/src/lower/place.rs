@@ -58,11 +58,11 @@ pub(super) struct Plan {
 /// The most passes over the kernel (a loop's accumulator depends on its own body; a handful suffice).
 const MAX_PASSES: usize = 16;
 
-/// Decides the [`Plan`] for a kernel on `warps` warps, iterated to a fixed point.
+/// Decides the [`Plan`] for a kernel on `warps` warps, iterated to a fixed point (`wgmma`: the target
+/// has warpgroup tensor cores and they are wanted).
 pub(super) fn plan(k: &Kernel, warps: usize, target: Target, wgmma: bool) -> Plan {
     let mut defs = vec![None; k.types.len()];
     super::record_defs(&k.body, &mut defs);
-    let wgmma = wgmma && target.has_wgmma();
     let mut ctx = Ctx { k, warps, target, wgmma, defs, row_reduced: row_reduced(k), carried_init: HashMap::new() };
     carried_inits(&k.body, &mut ctx.carried_init);
     let mut p = Plan { layout: vec![None; k.types.len()], splat: vec![false; k.types.len()] };

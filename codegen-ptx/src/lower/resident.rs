@@ -68,12 +68,10 @@ impl<'k> Lowerer<'k> {
         let k = self.ty(v).shape[1];
         let t = super::dtype_lty(self.dtype(v));
         self.barrier();
-        if self.wg_operands.contains(&v) {
-            let rows = self.ty(v).shape[0];
-            self.smem_write_operand(&regs, l, t, k, 2, at, Some(rows));
+        let wg = self.wg_operands.contains(&v);
+        self.smem_write_operand(&regs, l, t, k, 2, at, wg.then_some(self.ty(v).shape[0]));
+        if wg {
             self.fence_proxy_async();
-        } else {
-            self.smem_write_swizzled(&regs, l, t, k, 2, at);
         }
         self.barrier();
     }

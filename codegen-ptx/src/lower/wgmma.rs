@@ -9,7 +9,7 @@
 //! staged transposed); `A` from shared memory (pipelined, resident or staged here), not from registers.
 //! Anything else stays on `mma.sync`, in the same accumulator layout.
 //!
-//! **Operands in shared memory** ([`Lowerer::wg_offset`]): `[rows][k]` tiles, k-major, in the canonical
+//! **Operands in shared memory** ([`Lowerer::operand_offset`]): `[rows][k]` tiles, k-major, in the canonical
 //! swizzled layouts the matrix descriptor names. Rows of 32, 64 or 128 bytes are the tiles `mma.sync`
 //! uses already (16-byte chunk `c` of row `r` at `c ^ key(r)`, the hardware's 32/64/128-byte swizzle);
 //! longer rows are cut into 128-byte column slabs, each a `[rows][128 B]` tile of its own, because the
@@ -104,13 +104,14 @@ impl Lowerer<'_> {
         }
     }
 
-    /// Byte offset (i32, relative to the tile) of flat element `e` of a `[rows][row_len]` wgmma operand
-    /// of `es`-byte elements (see the module docs: rows of up to 128 bytes as `mma.sync`'s swizzled
-    /// tiles, longer rows in 128-byte slabs).
-    pub(super) fn wg_offset(&mut self, e: &str, row_len: usize, es: usize, rows: usize) -> String {
-        if row_len * es <= 128 {
+    /// Byte offset (i32, relative to the tile) of flat element `e` of a shared-memory `dot` operand with
+    /// rows of `row_len` elements of `es` bytes: `mma.sync`'s swizzled rows
+    /// ([`Self::swizzled_offset`]), or, with `wg_rows` (the tile's rows), the layout of a `wgmma`
+    /// operand (see the module docs: the same up to 128-byte rows, longer rows in 128-byte slabs).
+    pub(super) fn operand_offset(&mut self, e: &str, row_len: usize, es: usize, wg_rows: Option<usize>) -> String {
+        let Some(rows) = wg_rows.filter(|_| row_len * es > 128) else {
             return self.swizzled_offset(e, row_len, es);
-        }
+        };
         let row = self.f.inst(format!("udiv i32 {e}, {row_len}"));
         let col = self.f.inst(format!("urem i32 {e}, {row_len}"));
         let cb = self.f.inst(format!("mul i32 {col}, {es}"));
