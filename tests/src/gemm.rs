@@ -91,33 +91,23 @@ pub fn launch_matmul<T: MatmulElem>(
     inst.launch::<T, T, T, _>(rt, launch_of(cfg, m, n)?, a, b, c, mi, ni, ki, ki, 1, ni, 1, ni, 1).map_err(|e| e.to_string())
 }
 
-/// `C[m, n] = (A[m, k] · B[n, k]ᵀ) · scale` in e4m3 with a bf16 result.
-pub fn launch_linear_fp8(
+/// `C[m, n] = (A[m, k] · B[n, k]ᵀ) · scale` (`linear`, operands of type `T`) with a bf16 result and
+/// config `cfg`.
+pub fn launch_linear<T>(
     rt: &CudaRuntime,
     cfg: &Config,
-    a: &CudaBuffer<e4m3>,
-    b: &CudaBuffer<e4m3>,
+    a: &CudaBuffer<T>,
+    b: &CudaBuffer<T>,
     c: &mut CudaBuffer<bf16>,
     (m, n, k): (usize, usize, usize),
     scale: f32,
-) -> Result<(), String> {
+) -> Result<(), String>
+where
+    T: dsl_core::types::Elem + dsl_core::lang::Numeric + dsl_core::lang::DotOperands<T>,
+{
     let inst = LinearInstance::from_config(cfg).map_err(|e| e.to_string())?;
     let (mi, ni, ki) = (m as i32, n as i32, k as i32);
-    inst.launch::<e4m3, e4m3, bf16, _>(rt, launch_of(cfg, m, n)?, a, b, c, mi, ni, ki, ki, ki, ni, scale).map_err(|e| e.to_string())
-}
-
-/// `C[m, n] = A[m, k] · B[n, k]ᵀ` in bf16 (`linear` with scale 1) with config `cfg`.
-pub fn launch_linear_bf16(
-    rt: &CudaRuntime,
-    cfg: &Config,
-    a: &CudaBuffer<bf16>,
-    b: &CudaBuffer<bf16>,
-    c: &mut CudaBuffer<bf16>,
-    (m, n, k): (usize, usize, usize),
-) -> Result<(), String> {
-    let inst = LinearInstance::from_config(cfg).map_err(|e| e.to_string())?;
-    let (mi, ni, ki) = (m as i32, n as i32, k as i32);
-    inst.launch::<bf16, bf16, bf16, _>(rt, launch_of(cfg, m, n)?, a, b, c, mi, ni, ki, ki, ki, ni, 1.0).map_err(|e| e.to_string())
+    inst.launch::<T, T, bf16, _>(rt, launch_of(cfg, m, n)?, a, b, c, mi, ni, ki, ki, ki, ni, scale).map_err(|e| e.to_string())
 }
 
 /// The 16-bit element types of [`launch_matmul`].

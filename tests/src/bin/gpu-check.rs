@@ -541,7 +541,7 @@ fn bench() -> Res<()> {
 /// sampled elements, and the winners merged into `--write FILE` (the committed-winners format).
 fn gemm(write: Option<&str>) -> Res<()> {
     use codegen_ptx::runtime::autotune::{Autotuner, Source};
-    use tests::gemm::{launch_linear_bf16, launch_linear_fp8, launch_matmul, Gemm};
+    use tests::gemm::{launch_linear, launch_matmul, Gemm};
     let rt = runtime()?;
     let device = rt.device_name().to_string();
     println!("# name | M=N=K | config | median ms | TFLOP/s");
@@ -575,41 +575,31 @@ fn gemm(write: Option<&str>) -> Res<()> {
                     }
                     if g == Gemm::F16 { run16!(f16) } else { run16!(bf16) }
                 }
-                Gemm::Bf16Linear => {
-                    let a = rt.upload(&a32.iter().map(|&x| bf16::from_f32(x)).collect::<Vec<_>>())?;
-                    let b = rt.upload(&b32.iter().map(|&x| bf16::from_f32(x)).collect::<Vec<_>>())?;
-                    let mut c: CudaBuffer<bf16> = rt.zeros(size * size)?;
-                    let tuned = tuner.best(&device, &key, |cfg| g.fingerprint(cfg), |cfg| {
-                        launch_linear_bf16(&rt, cfg, &a, &b, &mut c, shape)?;
-                        compile_ms.push(rt.cache_stats().last_compile.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3));
-                        median_ms(&rt, 1, 5, || {
-                            launch_linear_bf16(&rt, cfg, &a, &b, &mut c, shape).map_err(|e| CudaError::LaunchFailed { kernel: g.name().into(), message: e })
-                        })
-                        .map_err(|e| e.to_string())
-                    })?;
-                    launch_linear_bf16(&rt, &tuned.config, &a, &b, &mut c, shape)?;
-                    let c: Vec<f64> = rt.download(&c)?.into_iter().map(|x| x.to_f64()).collect();
-                    (tuned, c, 1.0f64)
-                }
-                Gemm::Fp8 => {
-                    // Values of a few units, so e4m3 keeps ~2 significant bits; scale 1/64 like a real
-                    // per-tensor scale pair.
-                    let scale = 1.0f32 / 64.0;
-                    let a = rt.upload(&a32.iter().map(|&x| e4m3::from_f32(4.0 * x)).collect::<Vec<_>>())?;
-                    let b = rt.upload(&b32.iter().map(|&x| e4m3::from_f32(4.0 * x)).collect::<Vec<_>>())?;
-                    let mut c: CudaBuffer<bf16> = rt.zeros(size * size)?;
-                    let tuned = tuner.best(&device, &key, |cfg| g.fingerprint(cfg), |cfg| {
-                        launch_linear_fp8(&rt, cfg, &a, &b, &mut c, shape, scale)?;
-                        compile_ms.push(rt.cache_stats().last_compile.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3));
-                        median_ms(&rt, 1, 5, || {
-                            launch_linear_fp8(&rt, cfg, &a, &b, &mut c, shape, scale)
-                                .map_err(|e| CudaError::LaunchFailed { kernel: g.name().into(), message: e })
-                        })
-                        .map_err(|e| e.to_string())
-                    })?;
-                    launch_linear_fp8(&rt, &tuned.config, &a, &b, &mut c, shape, scale)?;
-                    let c: Vec<f64> = rt.download(&c)?.into_iter().map(|x| x.to_f64()).collect();
-                    (tuned, c, scale as f64)
+                Gemm::Bf16Linear | Gemm::Fp8 => {
+                    // `linear` (B stored [N, K]) with a bf16 result; `scale` multiplies the product.
+                    macro_rules! run_linear {
+                        ($t:ty, $input:expr, $scale:expr) => {{
+                            let scale: f32 = $scale;
+                            let a = rt.upload(&a32.iter().map(|&x| <$t>::from_f32($input * x)).collect::<Vec<_>>())?;
+                            let b = rt.upload(&b32.iter().map(|&x| <$t>::from_f32($input * x)).collect::<Vec<_>>())?;
+                            let mut c: CudaBuffer<bf16> = rt.zeros(size * size)?;
+                            let tuned = tuner.best(&device, &key, |cfg| g.fingerprint(cfg), |cfg| {
+                                launch_linear(&rt, cfg, &a, &b, &mut c, shape, scale)?;
+                                compile_ms.push(rt.cache_stats().last_compile.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3));
+                                median_ms(&rt, 1, 5, || {
+                                    launch_linear(&rt, cfg, &a, &b, &mut c, shape, scale)
+                                        .map_err(|e| CudaError::LaunchFailed { kernel: g.name().into(), message: e })
+                                })
+                                .map_err(|e| e.to_string())
+                            })?;
+                            launch_linear(&rt, &tuned.config, &a, &b, &mut c, shape, scale)?;
+                            let c: Vec<f64> = rt.download(&c)?.into_iter().map(|x| x.to_f64()).collect();
+                            (tuned, c, scale as f64)
+                        }};
+                    }
+                    // fp8: values of a few units, so e4m3 keeps ~2 significant bits; scale 1/64 like a
+                    // real per-tensor scale pair.
+                    if g == Gemm::Fp8 { run_linear!(e4m3, 4.0, 1.0 / 64.0) } else { run_linear!(bf16, 1.0, 1.0) }
                 }
             };
             let tune_s = t0.elapsed().as_secs_f64();
