@@ -14,10 +14,8 @@
 #                                              # step sizes, warps and stages; SDPA; copy bandwidth)
 set -uo pipefail
 OUT=${OUT:-bench/attention/results/latest}
-mkdir -p "$OUT" /tmp/g
-for b in gpu-check llama; do
-    [ -x /tmp/g/$b ] || { [ -f .gpu/$b.xz ] && xz -dc .gpu/$b.xz > /tmp/g/$b && chmod +x /tmp/g/$b; }
-done
+mkdir -p "$OUT"
+. bench/gpu/unpack.sh
 case "${1:-}" in
 check)
     nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv > "$OUT/gpu.txt"

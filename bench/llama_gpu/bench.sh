@@ -19,10 +19,7 @@ set -uo pipefail
 OUT=${OUT:-bench/llama_gpu/results/latest}
 mkdir -p "$OUT"
 L=/tmp/g/llama
-mkdir -p /tmp/g
-for b in gpu-check llama; do
-    [ -x /tmp/g/$b ] || { [ -f .gpu/$b.xz ] && xz -dc .gpu/$b.xz > /tmp/g/$b && chmod +x /tmp/g/$b; }
-done
+. bench/gpu/unpack.sh
 B() { # one llama bench run, its table rows appended to speed.md, stderr kept
     echo "## llama bench $*" >> "$OUT/speed-log.txt"
     timeout 300 $L bench "$@" > "$OUT/tmp.md" 2>> "$OUT/speed-log.txt"; echo "rc=$?" >> "$OUT/speed-log.txt"

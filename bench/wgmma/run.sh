@@ -9,10 +9,8 @@
 # Needs .gpu/gpu-check.xz (and .gpu/llama.xz for llama), built by bench/gpu/build.sh.
 set -uo pipefail
 OUT=${OUT:-bench/wgmma/results/latest}
-mkdir -p "$OUT" /tmp/g
-for b in gpu-check llama; do
-    [ -x /tmp/g/$b ] || { [ -f .gpu/$b.xz ] && xz -dc .gpu/$b.xz > /tmp/g/$b && chmod +x /tmp/g/$b; }
-done
+mkdir -p "$OUT"
+. bench/gpu/unpack.sh
 G=/tmp/g/gpu-check
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv,noheader > "$OUT/gpu.txt"
 case "${1:-}" in
