@@ -6,6 +6,7 @@
 #                                   # cuBLAS (torch_gemm.py) in the same run
 #   bash bench/wgmma/run.sh splitk  # the fp8 split-K GEMM at M = 32..256 on 8B/70B o (wgmma off and on) + cuBLAS
 #   bash bench/wgmma/run.sh llama   # llama bench 8B fp8 pp512 / tg @ ctx 128, wgmma off and on
+#   WGMMA="1" bash bench/wgmma/run.sh gemm   # only the given DSL_WGMMA settings (default "0 1")
 # Needs .gpu/gpu-check.xz (and .gpu/llama.xz for llama), built by bench/gpu/build.sh.
 set -uo pipefail
 OUT=${OUT:-bench/wgmma/results/latest}
@@ -22,13 +23,13 @@ check)
     grep -E "^## |passed|FAIL|rc=" "$OUT/check.txt"
     ;;
 gemm)
-    for w in 0 1; do DSL_WGMMA=$w timeout 250 $G gemm > "$OUT/gemm-wgmma$w.txt" 2>&1; echo "wgmma=$w rc=$?"; done
+    for w in ${WGMMA:-0 1}; do DSL_WGMMA=$w timeout 250 $G gemm > "$OUT/gemm-wgmma$w.txt" 2>&1; echo "wgmma=$w rc=$?"; done
     python3 bench/gemm/torch_gemm.py > "$OUT/torch.txt" 2>&1
     grep -h "^GEMM\|^TORCH" "$OUT"/gemm-wgmma*.txt "$OUT/torch.txt"
     ;;
 splitk)
     export COPY_TBPS=${COPY_TBPS:-$(python3 bench/fp8_gemm/copy_bw.py)}
-    for w in 0 1; do
+    for w in ${WGMMA:-0 1}; do
         for s in 8B.o 70B.o; do FP8_BENCH_MS=${MS:-32,64,128,256} DSL_WGMMA=$w timeout 200 $G fp8 --write /tmp/t$w.tsv --only $s; done > "$OUT/splitk-wgmma$w.txt" 2>&1
         echo "wgmma=$w rc=$?"
     done
@@ -40,7 +41,7 @@ llama)
     # under mma.sync) and the heuristic (wgmma tiles beyond M = 256), each with wgmma off and on.
     timeout 100 $G test fp8_gemm_tiles > "$OUT/check-heuristic.txt" 2>&1; tail -1 "$OUT/check-heuristic.txt"
     for t in "" "--no-tuned-configs"; do
-        for w in 0 1; do
+        for w in ${WGMMA:-0 1}; do
             echo "## wgmma=$w llama bench $t" >> "$OUT/llama.txt"
             DSL_WGMMA=$w timeout 100 /tmp/g/llama bench --arch llama-3-8b --device cuda --weights fp8 -p 512 -n 4 -r 2 $t 2>&1 | grep pp512 >> "$OUT/llama.txt"
         done

@@ -17,6 +17,8 @@ pub struct Assembled {
     pub stack_bytes: u32,
     /// The disassembled machine code (empty without nvdisasm).
     pub sass: String,
+    /// What ptxas printed (`-v`), its warnings included (e.g. wgmma serialized by ptxas).
+    pub log: String,
 }
 
 fn which(name: &str) -> Option<PathBuf> {
@@ -98,6 +100,7 @@ pub fn assemble(ptxas: &Path, nvdisasm: Option<&Path>, ptx: &str, target: Target
         spill_stores: num("bytes spill stores"),
         spill_loads: num("bytes spill loads"),
         stack_bytes: num("bytes stack frame"),
+        log,
         sass,
     })
 }

@@ -38,7 +38,14 @@ pub fn explain(k: &Kernel, spec: &Specialization, opts: &CompileOptions) -> Stri
     pipes.sort_by_key(|p| p.loads.first().map(|x| x.result));
     for p in pipes {
         let loads: Vec<String> = p.loads.iter().map(|x| format!("{} at +{} ({} per cp.async)", x.result, x.offset, x.width)).collect();
-        let _ = writeln!(out, "pipeline: {} stages x {} B: {}", p.stages, p.stage_bytes, loads.join(", "));
+        let _ = writeln!(
+            out,
+            "pipeline: {} stages x {} B, prefetch distance {}: {}",
+            p.stages,
+            p.stage_bytes,
+            p.distance,
+            loads.join(", ")
+        );
     }
     let mut resident: Vec<_> = l.resident.iter().collect();
     resident.sort();
@@ -69,7 +76,8 @@ impl Lowerer<'_> {
             _ if self.wgmma_dots.contains(&r) => {
                 let per = (k * es / 32) * n.div_ceil(256);
                 let promote = if es == 1 { ", promoted into f32 every 128 elements of k" } else { "" };
-                format!("wgmma m64n{}k{} ({per} per warpgroup per dot{promote})", n.min(256), 32 / es)
+                let lag = if self.lagged.contains(&r) { ", group left in flight into the next iteration" } else { "" };
+                format!("wgmma m64n{}k{} ({per} per warpgroup per dot{promote}{lag})", n.min(256), 32 / es)
             }
             Some(Place::Mma(_)) => format!("mma.sync m16n8k{}", 32 / es),
             _ => "CUDA cores (operands through shared memory)".into(),

@@ -411,9 +411,10 @@ impl Lowerer<'_> {
         let a_bytes = (m * k * es).next_multiple_of(128);
         let pa = match self.resident.get(&a) {
             Some(at) => Some(at.to_string()),
-            None => self.pipelined_operand(a)?,
+            None => self.pipelined_operand(a),
         };
-        let pb = self.pipelined_operand(b_t.unwrap_or(b))?;
+        let pb = self.pipelined_operand(b_t.unwrap_or(b));
+        self.pipe_prefetch()?;
         // A from registers: an mma tile of 16-bit elements whose warps hold the same rows as the result's
         // (P of attention's P·V): its accumulator fragments are the A fragments (FlashAttention-2's reuse).
         let a_regs = match self.place_of(a) {

@@ -201,6 +201,8 @@ pub(crate) struct Lowerer<'k> {
     wgmma_dots: std::collections::HashSet<ValueId>,
     /// Their shared-memory operands (pipelined, resident or staged), which take the wgmma layout.
     wg_operands: std::collections::HashSet<ValueId>,
+    /// The `wgmma` dots that leave their group in flight into the next loop iteration (see [`wgmma`]).
+    lagged: std::collections::HashSet<ValueId>,
 }
 
 /// The lowerer of `k` with every decision taken before code is emitted (printed by [`explain`]):
@@ -238,6 +240,7 @@ fn planned<'k>(k: &'k Kernel, spec: &Specialization, opts: &CompileOptions) -> L
         wgmma,
         wgmma_dots: Default::default(),
         wg_operands: Default::default(),
+        lagged: Default::default(),
     };
     record_defs(&k.body, &mut l.defs);
     l.find_kmajor_operands();
@@ -569,7 +572,7 @@ impl<'k> Lowerer<'k> {
             }
             Reduce { op: ro, src, axis, .. } => Some(Val::Tile(self.reduce(*ro, *src, *axis, r0.expect("result"))?)),
             Dot { a, b, acc } => Some(Val::Tile(match want.and_then(|p| p.mma()) {
-                Some(l) if self.wgmma_dots.contains(&r0.expect("result")) => self.dot_wgmma(*a, *b, *acc, l)?,
+                Some(l) if self.wgmma_dots.contains(&r0.expect("result")) => self.dot_wgmma(r0.expect("result"), *a, *b, *acc, l)?,
                 Some(l) => self.dot_tc(*a, *b, *acc, l)?,
                 None => self.dot(*a, *b, *acc)?,
             })),
@@ -777,8 +780,8 @@ impl<'k> Lowerer<'k> {
         }
         let pipe = self.pipes.get(&(body as *const Block as usize)).cloned();
         if let Some(p) = &pipe {
-            // Prologue: iterations 0..S-1 in flight before the loop.
-            for s in 0..p.stages - 1 {
+            // Prologue: the first `distance` iterations' copies in flight before the loop.
+            for s in 0..p.distance {
                 let ivs = match step_r.parse::<i64>() {
                     Ok(c) => self.f.inst(format!("add {it} {lo_r}, {}", s as i64 * c)),
                     Err(_) => {
@@ -817,6 +820,7 @@ impl<'k> Lowerer<'k> {
                 signed,
                 stage: stage.clone(),
                 synced: false,
+                prefetched: false,
                 at: Default::default(),
             });
         }
@@ -824,6 +828,7 @@ impl<'k> Lowerer<'k> {
             self.set(*a, Val::unflat(carried_tys[i], phi_names[i].clone()));
         }
         let next_ids = self.block(body)?;
+        self.pipe_prefetch()?;
         let next_vals: Vec<Val> = next_ids.iter().zip(&wants).map(|(v, w)| self.carried(*v, *w)).collect();
         let next_iv = self.f.inst(format!("add {it} {iv}, {step_r}"));
         let next_stage = match &pipe {
@@ -853,12 +858,19 @@ impl<'k> Lowerer<'k> {
             }
         }
         self.f.switch_to(exit);
+        let mut results = phi_names;
+        for (j, v) in next_ids.iter().enumerate() {
+            if self.lagged.contains(v) {
+                // A lagged dot's last group is still running (see `wgmma`).
+                results[j] = self.wait_wgmma(std::mem::take(&mut results[j]), 0);
+            }
+        }
         if pipe.is_some() {
             // No copy may land in a stage buffer after the loop (a later pipeline reuses them).
             self.pipe_wait(0);
             self.barrier();
         }
-        Ok(carried_tys.iter().zip(phi_names).map(|(t, names)| Val::unflat(t, names)).collect())
+        Ok(carried_tys.iter().zip(results).map(|(t, names)| Val::unflat(t, names)).collect())
     }
 
     fn lower_if(

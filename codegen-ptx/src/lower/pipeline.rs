@@ -13,7 +13,11 @@
 //! Per iteration `i` (stage `s = i % S`): wait until the copies of iteration `i` landed
 //! (`cp.async.wait_group S-2`) and barrier (every warp also finished reading iteration `i - 1`'s stage);
 //! issue iteration `i + S - 1`'s copies into that stage and commit; then `dot` reads stage `s` with
-//! `ldmatrix`. The stage buffers sit below the scratch area the other exchanges use.
+//! `ldmatrix`. A `wgmma` dot issues its instructions first and the copies while they run. Where a loop
+//! keeps a `wgmma` group in flight across iterations ([`super::wgmma`]'s lagged dots), iteration
+//! `i - 1`'s stage may still be read after the barrier, so the copies run `S - 2` iterations ahead
+//! (into the stage of `i - 2`) and the wait allows `S - 3` groups. The stage buffers sit below the
+//! scratch area the other exchanges use.
 
 use super::{Lowerer, Val};
 use crate::error::CodegenError;
@@ -41,6 +45,11 @@ pub(super) struct PipeLoop {
     pub slice: Vec<usize>,
     pub stage_bytes: usize,
     pub stages: usize,
+    /// How many iterations ahead the copies run: `stages - 1`, or `stages - 2` when a lagged `wgmma`
+    /// dot of the body may still read the previous iteration's stage.
+    pub distance: usize,
+    /// The body's `dot`s that leave their `wgmma` group in flight into the next iteration.
+    pub lagged: Vec<ValueId>,
 }
 
 /// A pipelined loop being lowered.
@@ -55,8 +64,10 @@ pub(super) struct ActivePipe<'k> {
     pub signed: bool,
     /// The stage iteration `i` reads (an i32 register).
     pub stage: String,
-    /// The wait, barrier and prefetch of this iteration are emitted.
+    /// The wait and barrier of this iteration are emitted.
     pub synced: bool,
+    /// And its copies for iteration `i + distance` issued.
+    pub prefetched: bool,
     /// Byte offset (i32 operand) of each pipelined load's buffer for the stage being read.
     pub at: HashMap<ValueId, String>,
 }
@@ -82,6 +93,7 @@ impl<'k> Lowerer<'k> {
         for body in loops {
             if let Some(p) = self.plan_loop(body, stages) {
                 most = most.max(p.stage_bytes * p.stages);
+                self.lagged.extend(p.lagged.iter().copied());
                 self.pipes.insert(body as *const Block as usize, p);
             }
         }
@@ -144,7 +156,11 @@ impl<'k> Lowerer<'k> {
         if loads.is_empty() {
             return None;
         }
-        Some(PipeLoop { loads, slice: slice.into_iter().collect(), stage_bytes: offset.next_multiple_of(stage_align), stages })
+        let copied: Vec<ValueId> = loads.iter().map(|l| l.result).collect();
+        let lagged: Vec<ValueId> = body.ops.iter().filter(|op| self.lags(body, op, &copied, stages)).map(|op| op.results[0]).collect();
+        let distance = if lagged.is_empty() { stages - 1 } else { stages - 2 };
+        let stage_bytes = offset.next_multiple_of(stage_align);
+        Some(PipeLoop { loads, slice: slice.into_iter().collect(), stage_bytes, stages, distance, lagged })
     }
 
     /// Issues the copies of one iteration (induction variable `iv_reg`; nothing is read where `guard` is
@@ -196,26 +212,38 @@ impl<'k> Lowerer<'k> {
     }
 
     /// Before the first `dot` that reads a pipelined operand in this iteration: wait for this
-    /// iteration's copies, barrier, and prefetch iteration `i + S - 1` into the stage read last iteration.
-    pub(super) fn pipe_sync(&mut self) -> Result<(), CodegenError> {
-        let Some(ap) = self.active.as_mut() else { return Ok(()) };
+    /// iteration's copies, fence them for `wgmma` where it reads them, and barrier.
+    pub(super) fn pipe_sync(&mut self) {
+        let Some(ap) = self.active.as_mut() else { return };
         if ap.synced {
-            return Ok(());
+            return;
         }
         ap.synced = true;
-        let (stages, body, iv_reg, step, hi, it, signed, stage) =
-            (ap.pipe.stages, ap.body, ap.iv_reg.clone(), ap.step.clone(), ap.hi.clone(), ap.it, ap.signed, ap.stage.clone());
-        let slice = ap.pipe.slice.clone();
+        let pending = ap.pipe.distance - 1;
         let to_wgmma = ap.pipe.loads.iter().any(|l| self.wg_operands.contains(&l.result));
-        self.pipe_wait(stages - 2);
+        self.pipe_wait(pending);
         if to_wgmma {
             self.fence_proxy_async();
         }
         self.barrier();
-        let ahead = self.f.inst(format!("mul {it} {step}, {}", stages - 1));
+    }
+
+    /// After [`Self::pipe_sync`] (at once for `mma.sync`, once a `wgmma` dot's instructions are issued,
+    /// at the latest at the end of the body): issue iteration `i + distance`'s copies into its stage.
+    pub(super) fn pipe_prefetch(&mut self) -> Result<(), CodegenError> {
+        let Some(ap) = self.active.as_mut() else { return Ok(()) };
+        if !ap.synced || ap.prefetched {
+            return Ok(());
+        }
+        ap.prefetched = true;
+        let (stages, distance, body, iv_reg, step, hi, it, signed, stage) =
+            (ap.pipe.stages, ap.pipe.distance, ap.body, ap.iv_reg.clone(), ap.step.clone(), ap.hi.clone(), ap.it, ap.signed, ap.stage.clone());
+        let slice = ap.pipe.slice.clone();
+        let loc = self.loc;
+        let ahead = self.f.inst(format!("mul {it} {step}, {distance}"));
         let next = self.f.inst(format!("add {it} {iv_reg}, {ahead}"));
         let guard = self.f.inst(format!("icmp {} {it} {next}, {hi}", if signed { "slt" } else { "ult" }));
-        let s1 = self.f.inst(format!("add i32 {stage}, {}", stages - 1));
+        let s1 = self.f.inst(format!("add i32 {stage}, {distance}"));
         let ws = self.f.inst(format!("urem i32 {s1}, {stages}"));
         // The slice's values for this iteration stay what the body computed.
         let saved: Vec<(usize, Option<Val>)> = slice
@@ -227,6 +255,7 @@ impl<'k> Lowerer<'k> {
             self.vals[i] = v;
         }
         self.set(body.args[0], Val::Tile(vec![iv_reg]));
+        self.loc = loc;
         Ok(())
     }
 }
@@ -288,10 +317,10 @@ impl Lowerer<'_> {
     }
 
     /// The stage-buffer byte offset of a pipelined operand of the `dot` being lowered (after syncing the
-    /// pipeline), or `None` when the operand is in registers.
-    pub(super) fn pipelined_operand(&mut self, v: ValueId) -> Result<Option<String>, CodegenError> {
-        let Some(at) = self.active.as_ref().and_then(|a| a.at.get(&v)).cloned() else { return Ok(None) };
-        self.pipe_sync()?;
-        Ok(Some(at))
+    /// pipeline; the caller prefetches), or `None` when the operand is in registers.
+    pub(super) fn pipelined_operand(&mut self, v: ValueId) -> Option<String> {
+        let at = self.active.as_ref().and_then(|a| a.at.get(&v)).cloned()?;
+        self.pipe_sync();
+        Some(at)
     }
 }

@@ -19,8 +19,11 @@
 //! **Synchronization**: the operands are written by ordinary stores or `cp.async` (the generic proxy)
 //! and read by `wgmma` (the async proxy): every writer fences (`fence.proxy.async.shared::cta`) before
 //! the barrier that publishes them. Per `dot`: `wgmma.fence`, one instruction per 32-byte step of `k`
-//! (and per 256 columns), `commit_group`, `wait_group 0` — the accumulators pass through the wait so
-//! that nothing reads them before the math is done. fp8 sums are promoted: each group of up to four
+//! (and per 256 columns), `commit_group`, the pipeline's next copies (issued while the tensor cores
+//! work), `wait_group 0` — the accumulators pass through the wait so that nothing reads them before
+//! the math is done. A *lagged* dot ([`Lowerer::lags`]: the accumulator of a pipelined loop, read by
+//! nothing but the next iteration's `wgmma`) waits with `wait_group 1` instead: its group runs on
+//! while the next iteration waits for its copies and issues its own, and the loop's exit waits for 0. fp8 sums are promoted: each group of up to four
 //! instructions (128 elements of k) starts from zero and is added to the f32 accumulator after its
 //! wait, since Hopper's fp8 tensor cores keep only about 14 bits while they accumulate.
 
@@ -28,7 +31,7 @@ use super::place::Place;
 use super::Lowerer;
 use crate::error::CodegenError;
 use crate::layout::MmaLayout;
-use dsl_core::ir::{OpKind, ValueId};
+use dsl_core::ir::{Block, Op, OpKind, ValueId};
 use dsl_core::types::DType;
 
 /// The most columns one `wgmma` computes (`n256`); wider tiles take one instruction per 256.
@@ -104,6 +107,30 @@ impl Lowerer<'_> {
         }
     }
 
+    /// True when `op`, a `wgmma` dot in loop body `body` whose pipeline copies `copied`, leaves its group
+    /// in flight into the next iteration (`wait_group 1`): both operands copied by the pipeline (nothing
+    /// else writes the stage buffers it reads), 16-bit operands (fp8 sums are read at once, to promote
+    /// them), at least 3 stages, and the accumulator a carried value that only this dot reads and whose
+    /// next value is this dot's result, in the same layout — so nothing but the next iteration's
+    /// `wgmma` touches its registers while they are written.
+    pub(super) fn lags(&self, body: &Block, op: &Op, copied: &[ValueId], stages: usize) -> bool {
+        let OpKind::Dot { a, b, acc } = op.kind else { return false };
+        let r = op.results[0];
+        if !self.wgmma_dots.contains(&r) || stages < 3 || is_fp8(self.dtype(a)) {
+            return false;
+        }
+        let b_src = self.kmajor.get(&b).copied().unwrap_or(b);
+        if !copied.contains(&a) || !copied.contains(&b_src) {
+            return false;
+        }
+        let Some(slot) = body.args[1..].iter().position(|x| *x == acc) else { return false };
+        let Some(OpKind::Yield { values }) = body.ops.last().map(|o| &o.kind) else { return false };
+        values.get(slot) == Some(&r)
+            && self.uses[acc.0 as usize] == 1
+            && self.uses[r.0 as usize] == 1
+            && self.place_of(acc) == self.place_of(r)
+    }
+
     /// Byte offset (i32, relative to the tile) of flat element `e` of a shared-memory `dot` operand with
     /// rows of `row_len` elements of `es` bytes: `mma.sync`'s swizzled rows
     /// ([`Self::swizzled_offset`]), or, with `wg_rows` (the tile's rows), the layout of a `wgmma`
@@ -136,7 +163,7 @@ impl Lowerer<'_> {
     }
 
     /// `acc + a · b` on `wgmma` (a dot of [`Lowerer::wgmma_dots`]), the result in mma layout `l`.
-    pub(super) fn dot_wgmma(&mut self, a: ValueId, b: ValueId, acc: ValueId, l: MmaLayout) -> Result<Vec<String>, CodegenError> {
+    pub(super) fn dot_wgmma(&mut self, result: ValueId, a: ValueId, b: ValueId, acc: ValueId, l: MmaLayout) -> Result<Vec<String>, CodegenError> {
         let (m, k, n) = (self.ty(a).shape[0], self.ty(a).shape[1], self.ty(b).shape[1]);
         let (da, db) = (self.dtype(a), self.dtype(b));
         let es = da.size_bytes();
@@ -145,9 +172,9 @@ impl Lowerer<'_> {
         let b_t = self.kmajor.get(&b).copied();
         let pa = match self.resident.get(&a) {
             Some(at) => Some(at.to_string()),
-            None => self.pipelined_operand(a)?,
+            None => self.pipelined_operand(a),
         };
-        let pb = self.pipelined_operand(b_t.unwrap_or(b))?;
+        let pb = self.pipelined_operand(b_t.unwrap_or(b));
         let a_bytes = (m * row_bytes).next_multiple_of(1024);
         let stage_at = self.smem_base.next_multiple_of(1024);
         if pa.is_none() || pb.is_none() {
@@ -204,6 +231,8 @@ impl Lowerer<'_> {
         let steps = row_bytes / 32;
         let promote = es == 1;
         let group = if promote { FP8_PROMOTE } else { steps };
+        // A lagged dot leaves its group running into the next iteration (see the module docs).
+        let in_flight = if self.lagged.contains(&result) { 1 } else { 0 };
         let mut total = accs;
         for g0 in (0..steps).step_by(group) {
             let mut accs = if promote { vec!["0.0".to_string(); total.len()] } else { total.clone() };
@@ -212,7 +241,9 @@ impl Lowerer<'_> {
                 self.wgmma_step(&op, kt, &mut accs);
             }
             self.f.emit("call void asm sideeffect \"wgmma.commit_group.sync.aligned;\", \"~{memory}\"() #1");
-            let done = self.wait_wgmma(accs);
+            // The pipeline's next copies are issued while the tensor cores work.
+            self.pipe_prefetch()?;
+            let done = self.wait_wgmma(accs, in_flight);
             total = if promote {
                 total.iter().zip(&done).map(|(t, d)| self.f.inst(format!("fadd float {t}, {d}"))).collect()
             } else {
@@ -311,15 +342,15 @@ impl Lowerer<'_> {
         self.f.emit("call void asm sideeffect \"wgmma.fence.sync.aligned;\", \"~{memory}\"() #1");
     }
 
-    /// `wgmma.wait_group.sync.aligned 0` with the accumulators passed through it, so that their later
-    /// uses depend on the wait.
-    fn wait_wgmma(&mut self, accs: Vec<String>) -> Vec<String> {
+    /// `wgmma.wait_group.sync.aligned n` (all but the last `n` committed groups are done) with the
+    /// accumulators passed through it, so that their later uses depend on the wait.
+    pub(super) fn wait_wgmma(&mut self, accs: Vec<String>, n: usize) -> Vec<String> {
         let r = accs.len();
         let cons: Vec<String> = (0..r).map(|_| "=f".to_string()).chain((0..r).map(|i| i.to_string())).collect();
         let args: Vec<String> = accs.iter().map(|x| format!("float {x}")).collect();
         let ret = format!("{{ {} }}", vec!["float"; r].join(", "));
         let res = self.f.inst(format!(
-            "call {ret} asm sideeffect \"wgmma.wait_group.sync.aligned 0;\", \"{},~{{memory}}\"({}) #1",
+            "call {ret} asm sideeffect \"wgmma.wait_group.sync.aligned {n};\", \"{},~{{memory}}\"({}) #1",
             cons.join(","),
             args.join(", ")
         ));

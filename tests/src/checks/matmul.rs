@@ -241,17 +241,37 @@ where
     B: TestElem + Numeric,
     O: TestElem + Numeric,
 {
+    run_linear_staged::<R, A, B, O, BM, BN, BK>(rt, p, scale, warps, None)
+}
+
+/// [`run_linear_on`] with `stages` pipeline stages (else the runtime's default).
+fn run_linear_staged<R, A, B, O, const BM: i32, const BN: i32, const BK: i32>(
+    rt: &R,
+    p: &Problem<A, B>,
+    scale: f32,
+    warps: Option<u32>,
+    stages: Option<u32>,
+)
+where
+    R: Runtime,
+    A: TestElem + Numeric + DotOperands<B>,
+    B: TestElem + Numeric,
+    O: TestElem + Numeric,
+{
     let [sam, sak, sbk, sbn, scm] = p.strides;
     assert!(sak == 1 && sbk == 1, "linear needs contiguous rows of A and of B ([N, K])");
     let (ba, bb) = (upload(rt, &p.a), upload(rt, &p.b));
     let mut c = poisoned::<R, O>(rt, p.c_len);
     let grid = (blocks(p.m, BM as usize), blocks(p.n, BN as usize));
     let [m, n, k] = [p.m, p.n, p.k].map(|x| x as i32);
-    let name = format!("linear<{BM},{BN},{BK}> scale={scale} warps={warps:?}");
-    let launch = match warps {
-        Some(w) => Launch::from(grid).num_warps(w),
-        None => Launch::from(grid),
-    };
+    let name = format!("linear<{BM},{BN},{BK}> scale={scale} warps={warps:?} stages={stages:?}");
+    let mut launch = Launch::from(grid);
+    if let Some(w) = warps {
+        launch = launch.num_warps(w);
+    }
+    if let Some(s) = stages {
+        launch = launch.num_stages(s);
+    }
     let res = linear::<A, B, O, BM, BN, BK>::launch(rt, launch, &ba, &bb, &mut c, m, n, k, sam as i32, sbn as i32, scm as i32, scale);
     launched(&p.describe::<O>(&name), res);
     let got: Vec<f64> = download_f64(rt, &c).into_iter().map(|x| x / scale as f64).collect();
@@ -286,6 +306,10 @@ pub fn linear_wgmma_tiles<R: Runtime>(rt: &R) {
     run_linear_on::<R, bf16, bf16, bf16, 64, 128, 128>(rt, &p, 0.25, Some(4));
     run_linear_on::<R, bf16, bf16, f32, 64, 256, 64>(rt, &p, 1.0, Some(4));
     run_linear_on::<R, bf16, bf16, f32, 64, 64, 32>(rt, &p, 1.0, Some(4));
+    // 16-bit dots of a pipelined loop leave their wgmma group in flight with 3 or more stages: copies 1
+    // (3 stages, the default) or 2 (4 stages) iterations ahead; with 2 stages they wait at once.
+    run_linear_staged::<R, bf16, bf16, f32, 64, 64, 32>(rt, &p, 1.0, Some(4), Some(4));
+    run_linear_staged::<R, bf16, bf16, bf16, 128, 128, 64>(rt, &p, 1.0, Some(8), Some(2));
     let p = Problem::<f16, f16>::new(70, 90, 100, false, true, 851);
     run_linear_on::<R, f16, f16, f32, 64, 64, 64>(rt, &p, 1.0, Some(4));
     run_linear_on::<R, f16, f16, f16, 128, 32, 16>(rt, &p, 1.0, Some(8));
