@@ -509,11 +509,15 @@ fn sm90a_gemm_tiles_run_on_wgmma() {
         assert!(!a.sass.contains("HMMA.16816"), "{name}: still on mma.sync");
         assert_eq!((a.spill_stores, a.spill_loads), (0, 0), "{name} spills, {} registers", a.registers);
         eprintln!("{name} (sm_90a, {num_warps} warps, wgmma): {} registers", a.registers);
-        // 16-bit dots leave one group in flight across iterations (fp8 ones wait, to promote their
-        // sums), and ptxas keeps the wgmmas asynchronous (it serializes them, with a warning, where
-        // something else touches their registers while they run).
-        let fp8 = op.starts_with("QGMMA");
-        assert_eq!(a.sass.contains("WARPGROUP.DEPBAR.LE gsb0, 0x1"), !fp8, "{name}: wait_group 1 in the loop");
+        // The loop leaves its wgmma group in flight into the next iteration: after the last GMMA, the
+        // branch back comes with no wait for all groups (16-bit loops wait for all but one; fp8 ones
+        // wait for the previous group at the top, before promoting its sum). ptxas keeps the wgmmas
+        // asynchronous (it serializes them, with a warning, where something else touches their
+        // registers while they run).
+        let tail = &a.sass[a.sass.rfind("GMMA.").expect("a GMMA")..];
+        let to_branch = &tail[..tail.find("BRA").expect("the loop's branch")];
+        assert!(!to_branch.contains("gsb0, 0x0"), "{name}: the loop waits for its last group:\n{to_branch}");
+        assert_eq!(to_branch.contains("gsb0, 0x1"), !op.starts_with("QGMMA"), "{name}: wait_group 1");
         assert!(!a.log.contains("wgmma"), "{name}: ptxas says\n{}", a.log);
         let off = CompileOptions { wgmma: false, ..opts };
         let a = assembled_with(&k, Specialization { facts: facts.clone() }, &off);

@@ -203,6 +203,9 @@ pub(crate) struct Lowerer<'k> {
     wg_operands: std::collections::HashSet<ValueId>,
     /// The `wgmma` dots that leave their group in flight into the next loop iteration (see [`wgmma`]).
     lagged: std::collections::HashSet<ValueId>,
+    /// The running (unwaited) fp8 sum of each lagged fp8 dot of the loop being lowered: a hidden carried
+    /// tile, set to the loop header's registers before the body and to the new group's after its `dot`.
+    pending: std::collections::HashMap<ValueId, Vec<String>>,
 }
 
 /// The lowerer of `k` with every decision taken before code is emitted (printed by [`explain`]):
@@ -241,6 +244,7 @@ fn planned<'k>(k: &'k Kernel, spec: &Specialization, opts: &CompileOptions) -> L
         wgmma_dots: Default::default(),
         wg_operands: Default::default(),
         lagged: Default::default(),
+        pending: Default::default(),
     };
     record_defs(&k.body, &mut l.defs);
     l.find_kmajor_operands();
@@ -352,6 +356,14 @@ fn record_defs<'k>(b: &'k Block, defs: &mut [Option<&'k Op>]) {
         for nb in op.kind.blocks() {
             record_defs(nb, defs);
         }
+    }
+}
+
+/// The values a block yields (its `Yield`'s operands).
+fn yielded(b: &Block) -> &[ValueId] {
+    match b.ops.last().map(|o| &o.kind) {
+        Some(OpKind::Yield { values }) => values,
+        _ => &[],
     }
 }
 
@@ -827,6 +839,14 @@ impl<'k> Lowerer<'k> {
         for (i, a) in body.args[1..].iter().enumerate() {
             self.set(*a, Val::unflat(carried_tys[i], phi_names[i].clone()));
         }
+        // Lagged fp8 dots carry their running sum, one register per accumulator register.
+        let fp8_lagged: Vec<(usize, ValueId)> =
+            yielded(body).iter().copied().enumerate().filter(|(_, v)| self.lagged.contains(v) && self.is_fp8_dot(*v)).collect();
+        let running: Vec<(usize, ValueId, Vec<String>)> =
+            fp8_lagged.into_iter().map(|(j, v)| (j, v, phi_names[j].iter().map(|_| self.f.tmp()).collect())).collect();
+        for (_, v, names) in &running {
+            self.pending.insert(*v, names.clone());
+        }
         let next_ids = self.block(body)?;
         self.pipe_prefetch()?;
         let next_vals: Vec<Val> = next_ids.iter().zip(&wants).map(|(v, w)| self.carried(*v, *w)).collect();
@@ -848,6 +868,12 @@ impl<'k> Lowerer<'k> {
         if pipe.is_some() {
             self.f.prepend(header, format!("{stage} = phi i32 [ 0, {pre_l} ], [ {next_stage}, {latch_l} ]"));
         }
+        for (_, v, names) in &running {
+            let new = self.pending.remove(v).expect("the dot left its running sum");
+            for (name, x) in names.iter().zip(new) {
+                self.f.prepend(header, format!("{name} = phi float [ 0.0, {pre_l} ], [ {x}, {latch_l} ]"));
+            }
+        }
         for (i, nv) in next_vals.iter().enumerate() {
             let next_flat = nv.flat(carried_tys[i]);
             for (j, (t, init_r)) in init_flat[i].iter().enumerate() {
@@ -860,9 +886,17 @@ impl<'k> Lowerer<'k> {
         self.f.switch_to(exit);
         let mut results = phi_names;
         for (j, v) in next_ids.iter().enumerate() {
-            if self.lagged.contains(v) {
-                // A lagged dot's last group is still running (see `wgmma`).
-                results[j] = self.wait_wgmma(std::mem::take(&mut results[j]), 0);
+            if !self.lagged.contains(v) {
+                continue;
+            }
+            // A lagged dot's last group is still running (see `wgmma`): wait for it; an fp8 one's is
+            // the running sum, still to be added.
+            match running.iter().find(|r| r.0 == j) {
+                Some((_, _, names)) => {
+                    let sum = self.wait_wgmma(names.clone(), 0);
+                    results[j] = results[j].iter().zip(&sum).map(|(a, s)| self.f.inst(format!("fadd float {a}, {s}"))).collect();
+                }
+                None => results[j] = self.wait_wgmma(std::mem::take(&mut results[j]), 0),
             }
         }
         if pipe.is_some() {

@@ -21,11 +21,19 @@
 //! the barrier that publishes them. Per `dot`: `wgmma.fence`, one instruction per 32-byte step of `k`
 //! (and per 256 columns), `commit_group`, the pipeline's next copies (issued while the tensor cores
 //! work), `wait_group 0` — the accumulators pass through the wait so that nothing reads them before
-//! the math is done. A *lagged* dot ([`Lowerer::lags`]: the accumulator of a pipelined loop, read by
-//! nothing but the next iteration's `wgmma`) waits with `wait_group 1` instead: its group runs on
-//! while the next iteration waits for its copies and issues its own, and the loop's exit waits for 0. fp8 sums are promoted: each group of up to four
-//! instructions (128 elements of k) starts from zero and is added to the f32 accumulator after its
-//! wait, since Hopper's fp8 tensor cores keep only about 14 bits while they accumulate.
+//! the math is done. fp8 sums are promoted: each group of up to four instructions (128 elements of k)
+//! starts from zero and is added to the f32 accumulator after its wait, since Hopper's fp8 tensor
+//! cores keep only about 14 bits while they accumulate.
+//!
+//! **Lagged dots** ([`Lowerer::lags`]): the accumulator of a pipelined loop (`acc = dot(a, b, acc)`,
+//! read by nothing else) leaves its group running into the next iteration, through that iteration's
+//! `cp.async` wait, barrier and copies. 16-bit: `wait_group 1` after the commit, the next group
+//! chains on the same registers. fp8 (one promotion group per dot): the loop carries a hidden running
+//! sum ([`Lowerer::pending`]); each iteration waits for the previous group, adds its sum to the
+//! accumulator, and issues its own into the same registers (the first instruction with `scale-d` 0,
+//! so nothing needs zeroing). The loop's exit waits for the last group (and adds it). Since the
+//! previous iteration's stage may still be read after the barrier, the pipeline copies `S - 2`
+//! iterations ahead instead of `S - 1`.
 
 use super::place::Place;
 use super::Lowerer;
@@ -116,7 +124,9 @@ impl Lowerer<'_> {
     pub(super) fn lags(&self, body: &Block, op: &Op, copied: &[ValueId], stages: usize) -> bool {
         let OpKind::Dot { a, b, acc } = op.kind else { return false };
         let r = op.results[0];
-        if !self.wgmma_dots.contains(&r) || stages < 3 || is_fp8(self.dtype(a)) {
+        // fp8: one promotion group per dot (its running sum is carried to the next iteration).
+        let fp8_groups = (self.ty(a).shape[1] / 32).div_ceil(FP8_PROMOTE);
+        if !self.wgmma_dots.contains(&r) || stages < 3 || (is_fp8(self.dtype(a)) && fp8_groups > 1) {
             return false;
         }
         let b_src = self.kmajor.get(&b).copied().unwrap_or(b);
@@ -124,11 +134,15 @@ impl Lowerer<'_> {
             return false;
         }
         let Some(slot) = body.args[1..].iter().position(|x| *x == acc) else { return false };
-        let Some(OpKind::Yield { values }) = body.ops.last().map(|o| &o.kind) else { return false };
-        values.get(slot) == Some(&r)
+        super::yielded(body).get(slot) == Some(&r)
             && self.uses[acc.0 as usize] == 1
             && self.uses[r.0 as usize] == 1
             && self.place_of(acc) == self.place_of(r)
+    }
+
+    /// True when `r` is the result of a `dot` of fp8 operands.
+    pub(super) fn is_fp8_dot(&self, r: ValueId) -> bool {
+        matches!(self.defs[r.0 as usize].map(|o| &o.kind), Some(OpKind::Dot { a, .. }) if is_fp8(self.dtype(*a)))
     }
 
     /// Byte offset (i32, relative to the tile) of flat element `e` of a shared-memory `dot` operand with
@@ -230,17 +244,21 @@ impl Lowerer<'_> {
         // operands accumulate in f32 and chain straight into the accumulator.
         let steps = row_bytes / 32;
         let promote = es == 1;
+        if promote && self.lagged.contains(&result) {
+            return Ok(self.dot_wgmma_lagged_fp8(result, &op, steps, accs));
+        }
         let group = if promote { FP8_PROMOTE } else { steps };
-        // A lagged dot leaves its group running into the next iteration (see the module docs).
+        // A lagged 16-bit dot leaves its group running into the next iteration (see the module docs).
         let in_flight = if self.lagged.contains(&result) { 1 } else { 0 };
         let mut total = accs;
         for g0 in (0..steps).step_by(group) {
+            // fp8: each group sums from zero.
             let mut accs = if promote { vec!["0.0".to_string(); total.len()] } else { total.clone() };
             self.fence_wgmma();
             for kt in g0..steps.min(g0 + group) {
-                self.wgmma_step(&op, kt, &mut accs);
+                self.wgmma_step(&op, kt, &mut accs, !promote || kt > g0);
             }
-            self.f.emit("call void asm sideeffect \"wgmma.commit_group.sync.aligned;\", \"~{memory}\"() #1");
+            self.commit_wgmma();
             // The pipeline's next copies are issued while the tensor cores work.
             self.pipe_prefetch()?;
             let done = self.wait_wgmma(accs, in_flight);
@@ -302,8 +320,9 @@ impl Lowerer<'_> {
         self.f.inst(format!("or i64 {x}, {}", op.fixed as i64))
     }
 
-    /// The 32-byte step `kt` of `k`: one `wgmma` per 256 columns, accumulating into `accs`.
-    fn wgmma_step(&mut self, op: &Operands, kt: usize, accs: &mut [String]) {
+    /// The 32-byte step `kt` of `k`: one `wgmma` per 256 columns, into `accs` (`D = A·B + D`, or with
+    /// `add` false `D = A·B`: the registers' old values are ignored).
+    fn wgmma_step(&mut self, op: &Operands, kt: usize, accs: &mut [String], add: bool) {
         let da = self.descriptor(op, &op.a0, op.k_at(kt, op.m));
         for n0 in (0..op.n).step_by(MAX_N) {
             let nn = MAX_N.min(op.n - n0);
@@ -324,7 +343,7 @@ impl Lowerer<'_> {
                 .chain(["l".into(), "l".into(), "r".into()])
                 .chain((0..r).map(|i| i.to_string()))
                 .collect();
-            let args: Vec<String> = [format!("i64 {da}"), format!("i64 {db}"), "i32 1".into()]
+            let args: Vec<String> = [format!("i64 {da}"), format!("i64 {db}"), format!("i32 {}", add as i32)]
                 .into_iter()
                 .chain(regs.iter().map(|x| format!("float {x}")))
                 .collect();
@@ -334,6 +353,27 @@ impl Lowerer<'_> {
                 accs[n0 / 2 + i] = self.f.inst(format!("extractvalue {ret} {res}, {i}"));
             }
         }
+    }
+
+    /// A lagged fp8 dot (one promotion group): the sum its previous iteration left running (the loop's
+    /// hidden carried tile, [`Lowerer::pending`]) is waited for and added to the accumulator, then this
+    /// iteration's group is issued into the same registers and left running; the loop's exit adds the
+    /// last one.
+    fn dot_wgmma_lagged_fp8(&mut self, result: ValueId, op: &Operands, steps: usize, accs: Vec<String>) -> Vec<String> {
+        let running = self.pending.remove(&result).expect("the loop set up the running sum");
+        let mut sum = self.wait_wgmma(running, 0);
+        let total: Vec<String> = accs.iter().zip(&sum).map(|(t, d)| self.f.inst(format!("fadd float {t}, {d}"))).collect();
+        self.fence_wgmma();
+        for kt in 0..steps {
+            self.wgmma_step(op, kt, &mut sum, kt > 0);
+        }
+        self.commit_wgmma();
+        self.pending.insert(result, sum);
+        total
+    }
+
+    fn commit_wgmma(&mut self) {
+        self.f.emit("call void asm sideeffect \"wgmma.commit_group.sync.aligned;\", \"~{memory}\"() #1");
     }
 
     /// `wgmma.fence.sync.aligned`: orders this warpgroup's register and shared-memory accesses before

@@ -316,6 +316,8 @@ pub fn linear_wgmma_tiles<R: Runtime>(rt: &R) {
     let p = dense_nt::<e4m3, e4m3>(136, 200, 352, 852);
     run_linear_on::<R, e4m3, e4m3, bf16, 128, 128, 128>(rt, &p, 1.0, Some(8));
     run_linear_on::<R, e4m3, e4m3, f32, 64, 128, 256>(rt, &p, 0.25, Some(4));
+    // One promotion group per dot: its running sum is carried into the next iteration (copies 2 ahead).
+    run_linear_staged::<R, e4m3, e4m3, f32, 64, 64, 128>(rt, &p, 1.0, Some(4), Some(4));
     let p = dense_nt::<e4m3, e5m2>(72, 136, 96, 853);
     run_linear_on::<R, e4m3, e5m2, f32, 64, 64, 64>(rt, &p, 1.0, Some(4));
     let p = Problem::<e4m3, e4m3>::new(70, 90, 100, false, true, 854);
