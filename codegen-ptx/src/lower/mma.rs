@@ -20,7 +20,7 @@ use super::{dtype_lty, Lowerer};
 use crate::error::CodegenError;
 use crate::layout::{Layout, MmaLayout};
 use crate::target::Target;
-use dsl_core::ir::{OpKind, ValueId};
+use dsl_core::ir::{Op, OpKind, ValueId};
 use dsl_core::types::{DType, ElemTy};
 
 impl Lowerer<'_> {
@@ -598,14 +598,21 @@ impl Lowerer<'_> {
     pub(super) fn find_kmajor_operands(&mut self) {
         for op in self.defs.iter().flatten() {
             let OpKind::Dot { b, .. } = op.kind else { continue };
-            if !matches!(self.place_of(op.results[0]), Some(Place::Mma(_))) || self.uses[b.0 as usize] != 1 {
+            if !matches!(self.place_of(op.results[0]), Some(Place::Mma(_))) {
                 continue;
             }
-            if let Some(OpKind::Permute { src, perm }) = self.defs[b.0 as usize].map(|o| &o.kind) {
-                if perm == &[1, 0] {
-                    self.kmajor.insert(b, *src);
-                }
+            if let Some(src) = kmajor_source(&self.defs, &self.uses, b) {
+                self.kmajor.insert(b, src);
             }
         }
+    }
+}
+
+/// The source of a `dot`'s `b` when `b` is a transpose that only this `dot` reads: the `dot` then
+/// reads the source k-major (the layout planner asks the same question).
+pub(super) fn kmajor_source(defs: &[Option<&Op>], uses: &[u32], b: ValueId) -> Option<ValueId> {
+    match defs[b.0 as usize].map(|o| &o.kind) {
+        Some(OpKind::Permute { src, perm }) if perm == &[1, 0] && uses[b.0 as usize] == 1 => Some(*src),
+        _ => None,
     }
 }

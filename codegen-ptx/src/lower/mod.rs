@@ -359,14 +359,6 @@ fn record_defs<'k>(b: &'k Block, defs: &mut [Option<&'k Op>]) {
     }
 }
 
-/// The values a block yields (its `Yield`'s operands).
-fn yielded(b: &Block) -> &[ValueId] {
-    match b.ops.last().map(|o| &o.kind) {
-        Some(OpKind::Yield { values }) => values,
-        _ => &[],
-    }
-}
-
 fn count_uses(b: &Block, uses: &mut [u32]) {
     for op in &b.ops {
         for v in op.kind.operands() {
@@ -841,7 +833,7 @@ impl<'k> Lowerer<'k> {
         }
         // Lagged fp8 dots carry their running sum, one register per accumulator register.
         let fp8_lagged: Vec<(usize, ValueId)> =
-            yielded(body).iter().copied().enumerate().filter(|(_, v)| self.lagged.contains(v) && self.is_fp8_dot(*v)).collect();
+            place::yields(body).iter().copied().enumerate().filter(|(_, v)| self.lagged.contains(v) && self.is_fp8_dot(*v)).collect();
         let running: Vec<(usize, ValueId, Vec<String>)> =
             fp8_lagged.into_iter().map(|(j, v)| (j, v, phi_names[j].iter().map(|_| self.f.tmp()).collect())).collect();
         for (_, v, names) in &running {

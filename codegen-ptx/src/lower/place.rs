@@ -63,7 +63,9 @@ const MAX_PASSES: usize = 16;
 pub(super) fn plan(k: &Kernel, warps: usize, target: Target, wgmma: bool) -> Plan {
     let mut defs = vec![None; k.types.len()];
     super::record_defs(&k.body, &mut defs);
-    let mut ctx = Ctx { k, warps, target, wgmma, defs, row_reduced: row_reduced(k), carried_init: HashMap::new() };
+    let mut uses = vec![0u32; k.types.len()];
+    super::count_uses(&k.body, &mut uses);
+    let mut ctx = Ctx { k, warps, target, wgmma, defs, uses, row_reduced: row_reduced(k), carried_init: HashMap::new() };
     carried_inits(&k.body, &mut ctx.carried_init);
     let mut p = Plan { layout: vec![None; k.types.len()], splat: vec![false; k.types.len()] };
     for _ in 0..MAX_PASSES {
@@ -83,6 +85,8 @@ struct Ctx<'k> {
     /// `dot`s that fit `wgmma` take its accumulator layout (see `super::wgmma`).
     wgmma: bool,
     defs: Vec<Option<&'k Op>>,
+    /// How many ops read each value.
+    uses: Vec<u32>,
     /// Values reduced along their last axis, directly or through elementwise ops.
     row_reduced: Vec<bool>,
     /// Each loop-carried block argument's initial value.
@@ -102,13 +106,8 @@ fn carried_inits(b: &Block, out: &mut HashMap<ValueId, ValueId>) {
     }
 }
 
-fn is_elementwise(kind: &OpKind) -> bool {
-    use OpKind::*;
-    matches!(kind, Cast { .. } | Bitcast { .. } | Unary { .. } | Binary { .. } | Compare { .. } | Select { .. } | Fma { .. })
-}
-
 /// The values a loop body or branch yields (none when it ends without a yield).
-fn yields(b: &Block) -> &[ValueId] {
+pub(super) fn yields(b: &Block) -> &[ValueId] {
     match b.ops.last().map(|o| &o.kind) {
         Some(OpKind::Yield { values }) => values,
         _ => &[],
@@ -125,7 +124,7 @@ fn row_reduced(k: &Kernel) -> Vec<bool> {
             }
             match &op.kind {
                 OpKind::Reduce { src, axis, .. } if k.ty(*src).shape.len() == 2 && *axis == 1 => marks[src.0 as usize] = true,
-                kind if is_elementwise(kind) => {
+                kind if kind.is_elementwise() => {
                     if marks[op.results[0].0 as usize] {
                         let shape = &k.ty(op.results[0]).shape;
                         for v in kind.operands() {
@@ -205,7 +204,7 @@ impl Ctx<'_> {
                         if Lowerer::mma_fits(self.target, da, db, sa[0], sa[1], sb[1]) {
                             let a_rows = matches!(p.layout[a.0 as usize], Some(Place::Mma(l)) if l.wn == 1);
                             let (m, n) = (sa[0], sb[1]);
-                            let b_kmajor = matches!(self.defs[b.0 as usize].map(|o| &o.kind), Some(Permute { perm, .. }) if perm == &[1, 0]);
+                            let b_kmajor = super::mma::kmajor_source(&self.defs, &self.uses, *b).is_some();
                             let wg = self.wgmma && !a_rows && super::wgmma::fits(da, db, m, sa[1], n, self.warps, b_kmajor);
                             let rows = (self.row_reduced[ri] || a_rows || wg).then(|| MmaLayout::choose_rows(m, n, self.warps)).flatten();
                             p.layout[ri] = rows.or_else(|| MmaLayout::choose(m, n, self.warps)).map(Place::Mma);
@@ -220,7 +219,7 @@ impl Ctx<'_> {
                         }
                     }
                 }
-                kind if is_elementwise(kind) => self.elementwise(kind, r, p),
+                kind if kind.is_elementwise() => self.elementwise(kind, r, p),
                 For { body, .. } => {
                     self.block(body, p);
                     for (i, v) in yields(body).iter().enumerate() {

@@ -24,8 +24,9 @@ pub(super) fn rematerializable(k: &Kernel, defs: &[Option<&Op>], splat: &[bool],
         let Some(op) = defs[v.0 as usize] else { return false };
         match &op.kind {
             Arange { .. } | Constant { .. } => true,
-            Broadcast { .. } | ExpandDims { .. } | Reshape { .. } | Cast { .. } | Bitcast { .. } | Unary { .. } | Binary { .. }
-            | Compare { .. } | Select { .. } | Fma { .. } => op.kind.operands().iter().all(|o| walk(k, defs, splat, *o, budget)),
+            kind if kind.is_elementwise() || matches!(kind, Broadcast { .. } | ExpandDims { .. } | Reshape { .. }) => {
+                kind.operands().iter().all(|o| walk(k, defs, splat, *o, budget))
+            }
             _ => false,
         }
     }

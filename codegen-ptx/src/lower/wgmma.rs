@@ -134,7 +134,7 @@ impl Lowerer<'_> {
             return false;
         }
         let Some(slot) = body.args[1..].iter().position(|x| *x == acc) else { return false };
-        super::yielded(body).get(slot) == Some(&r)
+        super::place::yields(body).get(slot) == Some(&r)
             && self.uses[acc.0 as usize] == 1
             && self.uses[r.0 as usize] == 1
             && self.place_of(acc) == self.place_of(r)

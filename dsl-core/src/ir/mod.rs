@@ -403,6 +403,13 @@ impl OpKind {
         }
     }
 
+    /// True for ops computed element by element from operands of the result's shape (casts, math,
+    /// comparisons, selects): any layout of the operands gives the result in that layout.
+    pub fn is_elementwise(&self) -> bool {
+        use OpKind::*;
+        matches!(self, Cast { .. } | Bitcast { .. } | Unary { .. } | Binary { .. } | Compare { .. } | Select { .. } | Fma { .. })
+    }
+
     /// True for ops that write memory, have another effect, or steer control flow, so that they are
     /// never removed or duplicated.
     pub fn has_effect(&self) -> bool {
