@@ -17,7 +17,7 @@ splitk() {  # $1 binary, $2 name
     for s in 8B.o 70B.o; do FP8_BENCH_MS=${MS:-64,256} timeout 100 $1 fp8 --write /tmp/t-$2.tsv --only $s; done > "$OUT/splitk-$2.txt" 2>&1
     stamp "splitk $2"; grep -h "^FP8" "$OUT/splitk-$2.txt" | cut -d'|' -f2-8
 }
-for t in matmul fp8; do
+for t in matmul attention fp8; do
     timeout 150 /tmp/g/gpu-check test $t > "$OUT/check-$t.txt" 2>&1; stamp "check $t rc=$?: $(grep passed "$OUT/check-$t.txt" | tail -2 | tr '\n' ' ')"
     grep -E "FAIL" "$OUT/check-$t.txt" | head -5
 done
