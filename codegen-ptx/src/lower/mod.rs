@@ -886,7 +886,7 @@ impl<'k> Lowerer<'k> {
             match running.iter().find(|r| r.0 == j) {
                 Some((_, _, names)) => {
                     let sum = self.wait_wgmma(names.clone(), 0);
-                    results[j] = results[j].iter().zip(&sum).map(|(a, s)| self.f.inst(format!("fadd float {a}, {s}"))).collect();
+                    results[j] = self.add_sums(&results[j], &sum);
                 }
                 None => results[j] = self.wait_wgmma(std::mem::take(&mut results[j]), 0),
             }

@@ -245,7 +245,7 @@ impl Lowerer<'_> {
         let steps = row_bytes / 32;
         let promote = es == 1;
         if promote && self.lagged.contains(&result) {
-            return Ok(self.dot_wgmma_lagged_fp8(result, &op, steps, accs));
+            return self.dot_wgmma_lagged_fp8(result, &op, steps, accs);
         }
         let group = if promote { FP8_PROMOTE } else { steps };
         // A lagged 16-bit dot leaves its group running into the next iteration (see the module docs).
@@ -263,7 +263,7 @@ impl Lowerer<'_> {
             self.pipe_prefetch()?;
             let done = self.wait_wgmma(accs, in_flight);
             total = if promote {
-                total.iter().zip(&done).map(|(t, d)| self.f.inst(format!("fadd float {t}, {d}"))).collect()
+                self.add_sums(&total, &done)
             } else {
                 done
             };
@@ -359,17 +359,24 @@ impl Lowerer<'_> {
     /// hidden carried tile, [`Lowerer::pending`]) is waited for and added to the accumulator, then this
     /// iteration's group is issued into the same registers and left running; the loop's exit adds the
     /// last one.
-    fn dot_wgmma_lagged_fp8(&mut self, result: ValueId, op: &Operands, steps: usize, accs: Vec<String>) -> Vec<String> {
+    fn dot_wgmma_lagged_fp8(&mut self, result: ValueId, op: &Operands, steps: usize, accs: Vec<String>) -> Result<Vec<String>, CodegenError> {
         let running = self.pending.remove(&result).expect("the loop set up the running sum");
         let mut sum = self.wait_wgmma(running, 0);
-        let total: Vec<String> = accs.iter().zip(&sum).map(|(t, d)| self.f.inst(format!("fadd float {t}, {d}"))).collect();
+        let total = self.add_sums(&accs, &sum);
         self.fence_wgmma();
         for kt in 0..steps {
             self.wgmma_step(op, kt, &mut sum, kt > 0);
         }
         self.commit_wgmma();
+        // The pipeline's next copies are issued while the tensor cores work.
+        self.pipe_prefetch()?;
         self.pending.insert(result, sum);
-        total
+        Ok(total)
+    }
+
+    /// `acc + sum`, register by register (an fp8 group's sum promoted into the f32 accumulator).
+    pub(super) fn add_sums(&mut self, acc: &[String], sum: &[String]) -> Vec<String> {
+        acc.iter().zip(sum).map(|(a, s)| self.f.inst(format!("fadd float {a}, {s}"))).collect()
     }
 
     fn commit_wgmma(&mut self) {
