@@ -6,6 +6,9 @@
 #                                   # cuBLAS (torch_gemm.py) in the same run
 #   bash bench/wgmma/run.sh splitk  # the fp8 split-K GEMM at M = 32..256 on 8B/70B o (wgmma off and on) + cuBLAS
 #   bash bench/wgmma/run.sh llama   # llama bench 8B fp8 pp512 / tg @ ctx 128, wgmma off and on
+#   bash bench/wgmma/run.sh tables  # issue 15's tables in one call (wgmma on): the matmul and attention checks,
+#                                   # GEMM 4096^3/8192^3 beside cuBLAS, fp8 split-K (8B/70B o, M = 1..256)
+#                                   # beside cuBLAS FP8 and Triton, the copy bandwidth
 #   WGMMA="1" bash bench/wgmma/run.sh gemm   # only the given DSL_WGMMA settings (default "0 1")
 # Needs .gpu/gpu-check.xz (and .gpu/llama.xz for llama), built by bench/gpu/build.sh.
 set -uo pipefail
@@ -48,5 +51,20 @@ llama)
     done
     cat "$OUT/llama.txt"
     ;;
-*) echo "usage: run.sh check|gemm|splitk|llama"; exit 2 ;;
+tables)
+    start=$SECONDS
+    for t in matmul attention; do
+        timeout 120 $G test $t > "$OUT/check-$t.txt" 2>&1
+        echo "[$((SECONDS - start)) s] check $t rc=$?: $(grep -h passed "$OUT/check-$t.txt" | tail -1)"; grep FAIL "$OUT/check-$t.txt" | head -5
+    done
+    timeout 200 $G gemm > "$OUT/gemm.txt" 2>&1; echo "[$((SECONDS - start)) s] gemm rc=$?"
+    timeout 60 python3 bench/gemm/torch_gemm.py > "$OUT/torch.txt" 2>&1
+    grep -h "^GEMM\|^TORCH" "$OUT/gemm.txt" "$OUT/torch.txt" | cut -d'|' -f1-6
+    export COPY_TBPS=$(python3 bench/fp8_gemm/copy_bw.py); echo "copy bandwidth $COPY_TBPS TB/s" | tee "$OUT/copy_bw.txt"
+    for s in 8B.o 70B.o; do FP8_BENCH_MS=${MS:-1,16,32,64,128,256} timeout 80 $G fp8 --write /tmp/t.tsv --only $s; done > "$OUT/splitk.txt" 2>&1
+    echo "[$((SECONDS - start)) s] splitk"; grep -h "^FP8" "$OUT/splitk.txt" | cut -d'|' -f2-9
+    for s in 8B.o 70B.o; do FP8_BENCH_MS=${MS:-1,16,32,64,128,256} timeout 60 python3 bench/fp8_gemm/baselines.py $s; done > "$OUT/baselines.txt" 2>&1
+    echo "[$((SECONDS - start)) s] baselines"; grep "^BASE" "$OUT/baselines.txt" | cut -d'|' -f2-8
+    ;;
+*) echo "usage: run.sh check|gemm|splitk|llama|tables"; exit 2 ;;
 esac

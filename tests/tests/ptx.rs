@@ -110,8 +110,20 @@ fn pipelined_gemm_uses_cp_async_and_does_not_spill() {
             let opts = CompileOptions { target, num_warps, num_stages: 3, ..CompileOptions::default() };
             let a = assembled_with(&k, Specialization { facts: facts.clone() }, &opts);
             let name = k.display_name();
-            for op in ["LDGSTS.E.BYPASS.128", "LDSM.16.M88.4", "LDSM.16.MT88.4", "HMMA.16816.F32", "LDGDEPBAR", "DEPBAR"] {
+            // sm_90a, tiles of 16 rows per warp: wgmma, B (`[k][n]` rows) read n-major by the tensor
+            // cores themselves; otherwise mma.sync with B through transposing ldmatrix.
+            let wgmma = target == Target::Sm90a && name.contains(&format!("BLOCK_M={}", 16 * num_warps));
+            let ops: &[&str] = if wgmma {
+                &["LDGSTS.E.BYPASS.128", "HGMMA.64x", "tnspB", "LDGDEPBAR", "DEPBAR"]
+            } else {
+                &["LDGSTS.E.BYPASS.128", "LDSM.16.M88.4", "LDSM.16.MT88.4", "HMMA.16816.F32", "LDGDEPBAR", "DEPBAR"]
+            };
+            for op in ops {
                 assert!(a.sass.contains(op), "{name} ({target}, {num_warps} warps): no {op}");
+            }
+            if wgmma {
+                assert!(!a.sass.contains("HMMA") && !a.sass.contains("LDSM"), "{name}: still on mma.sync");
+                assert!(!a.log.contains("wgmma"), "{name}: ptxas says\n{}", a.log);
             }
             assert_eq!((a.spill_stores, a.spill_loads), (0, 0), "{name} ({target}): spills, {} registers", a.registers);
             eprintln!("{name} ({target}, {num_warps} warps, 3 stages): {} registers", a.registers);
@@ -230,6 +242,11 @@ fn half_precision_dot_uses_tensor_cores() {
         let k = k.expect("traces");
         for target in [Target::Sm80, Target::Sm90a] {
             let s = sass(&k, ArgFact::Div16, target);
+            // sm_90a: the 64-row tile on 4 warps fits warpgroups (B read n-major from shared memory).
+            if target == Target::Sm90a && s.contains("HGMMA") {
+                assert!(s.contains("tnspB") && !s.contains("HMMA"), "{} ({target}): B n-major on wgmma", k.display_name());
+                continue;
+            }
             assert!(s.contains("HMMA.16816.F32"), "{} ({target}): no HMMA", k.display_name());
             if !k.display_name().contains("attention") {
                 // Fragments come from swizzled shared memory through ldmatrix.
@@ -416,11 +433,11 @@ fn launch_options_reach_the_compiler() {
     assert_ne!(key(8, 3), key(4, 3));
 }
 
-/// The SASS of the loop around the first HMMA, from that HMMA to the loop's back edge (the first branch
+/// The SASS of the loop around the first HMMA or HGMMA, from that instruction to the loop's back edge (the first branch
 /// after it to a label above it): the key loop of an attention kernel, past its top barrier.
 fn first_mma_loop(sass: &str) -> Option<String> {
     let lines: Vec<&str> = sass.lines().collect();
-    let first = lines.iter().position(|l| l.contains("HMMA"))?;
+    let first = lines.iter().position(|l| l.contains("MMA."))?;
     let labels: std::collections::HashMap<&str, usize> = lines
         .iter()
         .enumerate()
@@ -441,20 +458,23 @@ fn first_mma_loop(sass: &str) -> Option<String> {
 fn inference_attention_configs_use_tensor_cores_and_what_spills() {
     use kernels::kv_attention::decode::decode_attention;
     use kernels::kv_attention::prefill::prefill_attention;
-    // (kernel, warps, the loop in registers, no spills). The prefill heuristic at head_dim 128 (128 rows
-    // on 4 warps) is the fastest measured but sits at the register limit: its spills are printed.
+    // (kernel, warps, the loop in registers, no spills, both dots on wgmma). The prefill heuristic at
+    // head_dim 128 (128 rows on 4 warps) is the fastest measured on mma.sync but sits at the register
+    // limit: its spills are printed. Tiles of 16 rows per warp run Q·Kᵀ and P·V on wgmma: P from
+    // registers, V read n-major (`tnspB`).
     let kernels = [
-        (prefill_attention::<bf16, true, 64, 64, 128>::build(), 8, false, false),
-        (prefill_attention::<bf16, true, 128, 32, 128>::build(), 4, true, false),
-        (prefill_attention::<bf16, true, 128, 32, 128>::build(), 8, true, true),
-        (prefill_attention::<bf16, true, 64, 32, 128>::build(), 4, true, true),
-        (prefill_attention::<f16, true, 64, 64, 64>::build(), 4, true, true),
-        (prefill_attention::<f16, true, 128, 64, 64>::build(), 8, true, true),
-        (decode_attention::<bf16, 16, 64, 128>::build(), 4, false, true),
-        (decode_attention::<bf16, 16, 32, 128>::build(), 1, true, true),
-        (decode_attention::<bf16, 16, 64, 64>::build(), 1, true, true),
+        (prefill_attention::<bf16, true, 64, 64, 128>::build(), 8, false, false, false),
+        (prefill_attention::<bf16, true, 128, 32, 128>::build(), 4, true, false, false),
+        (prefill_attention::<bf16, true, 128, 32, 128>::build(), 8, true, true, true),
+        (prefill_attention::<bf16, true, 64, 32, 128>::build(), 4, true, true, true),
+        (prefill_attention::<bf16, true, 64, 64, 128>::build(), 4, true, true, true),
+        (prefill_attention::<f16, true, 64, 64, 64>::build(), 4, true, true, true),
+        (prefill_attention::<f16, true, 128, 64, 64>::build(), 8, true, true, true),
+        (decode_attention::<bf16, 16, 64, 128>::build(), 4, false, true, false),
+        (decode_attention::<bf16, 16, 32, 128>::build(), 1, true, true, false),
+        (decode_attention::<bf16, 16, 64, 64>::build(), 1, true, true, false),
     ];
-    for (k, num_warps, in_registers, no_spills) in kernels {
+    for (k, num_warps, in_registers, no_spills, wgmma) in kernels {
         let k = k.expect("traces");
         let name = k.display_name();
         let opts = CompileOptions { target: Target::Sm90a, num_warps, num_stages: 3, ..CompileOptions::default() };
@@ -468,14 +488,21 @@ fn inference_attention_configs_use_tensor_cores_and_what_spills() {
         }
         eprintln!(
             "{name} (sm_90a, {num_warps} warps): {} registers, spills {} / {} bytes; in the loop: BAR {} STS {} SHFL {} LDSM {}",
-            a.registers, a.spill_stores, a.spill_loads, count(&body, "BAR.SYNC"), count(&body, "STS"), count(&body, "SHFL"), count(&body, "LDSM")
+            a.registers, a.spill_stores, a.spill_loads, count(&body, "BAR.SYNC"), count(&body, " STS"), count(&body, "SHFL"), count(&body, "LDSM")
         );
+        if wgmma {
+            assert!(a.sass.contains("HGMMA") && a.sass.contains("tnspB") && !a.sass.contains("HMMA"), "{name}: not both dots on wgmma");
+            assert!(!a.log.contains("wgmma"), "{name}: ptxas says\n{}", a.log);
+        } else {
+            assert!(!a.sass.contains("GMMA"), "{name}: on wgmma");
+        }
         assert!(count(&a.sass, "LDGSTS") > 0, "{name}: K and V are not pipelined");
         if no_spills {
             assert_eq!((a.spill_stores, a.spill_loads), (0, 0), "{name}: spills, {} registers", a.registers);
         }
         if in_registers {
-            assert_eq!(count(&body, "BAR.SYNC") + count(&body, "STS"), 0, "{name}: the key loop goes through shared memory");
+            // (" STS": a store to shared memory, not the copies' LDGSTS.)
+            assert_eq!(count(&body, "BAR.SYNC") + count(&body, " STS"), 0, "{name}: the key loop goes through shared memory");
             assert!(count(&body, "SHFL.BFLY") > 0, "{name}: row reductions are not quad shuffles");
         }
     }

@@ -100,7 +100,9 @@ impl Lowerer<'_> {
             } else {
                 "staged at the dot".to_string()
             };
-            let row_bytes = if name == "B" && b_src.is_none() && es != 1 { n * es } else { k * es };
+            // 16-bit B as it sits: `[k][n]` rows (read n-major on wgmma, with `ldmatrix.trans` on mma.sync).
+            let n_major = name == "B" && b_src.is_none() && es != 1;
+            let (rows, row_bytes) = if n_major { (k, n * es) } else { (rows, k * es) };
             let layout = if self.wg_operands.contains(&v) && row_bytes > 128 {
                 format!("{rows} rows in 128-byte slabs, 128-byte swizzle")
             } else {

@@ -415,14 +415,7 @@ impl Lowerer<'_> {
         };
         let pb = self.pipelined_operand(b_t.unwrap_or(b));
         self.pipe_prefetch()?;
-        // A from registers: an mma tile of 16-bit elements whose warps hold the same rows as the result's
-        // (P of attention's P·V): its accumulator fragments are the A fragments (FlashAttention-2's reuse).
-        let a_regs = match self.place_of(a) {
-            Some(Place::Mma(la)) if es == 2 && l.wn == 1 && la.wn == 1 && (la.m, la.n, la.wm) == (m, k, l.wm) => {
-                Some((la, self.val(a).regs().to_vec()))
-            }
-            _ => None,
-        };
+        let a_regs = self.register_a(a, l).map(|la| (la, self.val(a).regs().to_vec()));
         let stage_a = pa.is_none() && a_regs.is_none();
         if stage_a || pb.is_none() {
             self.need_smem(a_bytes + k * n * es);
@@ -504,18 +497,8 @@ impl Lowerer<'_> {
         for kt in 0..k * es / 32 {
             let mut af = vec![];
             for i in 0..tm {
-                if let Some((la, regs)) = &a_regs {
-                    let et = dtype_lty(da);
-                    let at = |j: usize, c: usize| &regs[(i * la.tn() + j) * 4 + c];
-                    let (j0, j1) = (2 * kt, 2 * kt + 1);
-                    let frag = [(j0, 0), (j0, 2), (j1, 0), (j1, 2)]
-                        .map(|(j, c)| {
-                            let v = self.f.inst(format!("insertelement <2 x {et}> poison, {et} {}, i32 0", at(j, c)));
-                            let v = self.f.inst(format!("insertelement <2 x {et}> {v}, {et} {}, i32 1", at(j, c + 1)));
-                            self.f.inst(format!("bitcast <2 x {et}> {v} to i32"))
-                        })
-                        .to_vec();
-                    af.push(frag);
+                if let Some(ra) = &a_regs {
+                    af.push(self.a_fragment(ra, dtype_lty(da), i, kt));
                     continue;
                 }
                 let ch = self.f.inst(format!("xor i32 {lck_a}, {}", kt * 2));
@@ -572,6 +555,34 @@ impl Lowerer<'_> {
             }
         }
         Ok(accs)
+    }
+
+    /// A `dot`'s A operand that can be read from registers: an mma tile of 16-bit elements whose warps
+    /// hold the same rows as the result's `l` (P of attention's P·V), so that its accumulator fragments
+    /// are the A fragments (FlashAttention-2's reuse); its layout.
+    pub(super) fn register_a(&self, a: ValueId, l: MmaLayout) -> Option<MmaLayout> {
+        let (m, k) = (self.ty(a).shape[0], self.ty(a).shape[1]);
+        match self.place_of(a) {
+            Some(Place::Mma(la)) if self.dtype(a).size_bytes() == 2 && l.wn == 1 && la.wn == 1 && (la.m, la.n, la.wm) == (m, k, l.wm) => {
+                Some(la)
+            }
+            _ => None,
+        }
+    }
+
+    /// The A fragment (four i32 registers of two 16-bit elements, `mma.m16n8k16`'s and `wgmma`'s
+    /// register layout) of 16-row tile `i` and 16-column step `kt` of a [`Self::register_a`] operand:
+    /// the accumulator pairs of its 8-column tiles `2kt` and `2kt + 1`, rows `g` and `g + 8`.
+    pub(super) fn a_fragment(&mut self, (la, regs): &(MmaLayout, Vec<String>), et: &str, i: usize, kt: usize) -> Vec<String> {
+        let at = |j: usize, c: usize| &regs[(i * la.tn() + j) * 4 + c];
+        let (j0, j1) = (2 * kt, 2 * kt + 1);
+        [(j0, 0), (j0, 2), (j1, 0), (j1, 2)]
+            .map(|(j, c)| {
+                let v = self.f.inst(format!("insertelement <2 x {et}> poison, {et} {}, i32 0", at(j, c)));
+                let v = self.f.inst(format!("insertelement <2 x {et}> {v}, {et} {}, i32 1", at(j, c + 1)));
+                self.f.inst(format!("bitcast <2 x {et}> {v} to i32"))
+            })
+            .to_vec()
     }
 
     /// Writes a blocked fp8 `[k, n]` tile to shared memory at byte `base` as `[n][k]` (swizzled rows of

@@ -5,9 +5,11 @@
 //! one type or fp8 of either kind; one `m64` instruction per warpgroup, so the tile has `16 * warps`
 //! rows and the accumulator is the mma layout with warps stacked along `m` ([`MmaLayout::choose_rows`],
 //! one 16-row tile per warp — the wgmma accumulator fragment of warp `w` is the `mma.sync` fragment of
-//! rows `16w..16w+16`, register for register); `B` k-major (`dot(a, x.trans())`, or fp8, which is
-//! staged transposed); `A` from shared memory (pipelined, resident or staged here), not from registers.
-//! Anything else stays on `mma.sync`, in the same accumulator layout.
+//! rows `16w..16w+16`, register for register). `B` k-major (`dot(a, x.trans())`, or fp8, which is
+//! staged transposed), or 16-bit `[k][n]` read n-major (`tnspB`: attention's V, a plain matmul's B).
+//! `A` from shared memory (pipelined, resident or staged here), or from registers: a 16-bit mma tile
+//! on the result's rows (attention's P), whose accumulator fragments are wgmma's A fragments as they
+//! are `mma.sync`'s. Anything else stays on `mma.sync`, in the same accumulator layout.
 //!
 //! **Operands in shared memory** ([`Lowerer::operand_offset`]): `[rows][k]` tiles, k-major, in the canonical
 //! swizzled layouts the matrix descriptor names. Rows of 32, 64 or 128 bytes are the tiles `mma.sync`
@@ -54,9 +56,14 @@ fn is_fp8(d: DType) -> bool {
 pub(super) fn fits(da: DType, db: DType, m: usize, k: usize, n: usize, warps: usize, b_kmajor: bool) -> bool {
     let sixteen = da == db && matches!(da, DType::F16 | DType::BF16);
     let fp8 = is_fp8(da) && is_fp8(db);
-    let row_bytes = k * da.size_bytes();
-    let rows_ok = matches!(row_bytes, 32 | 64) || row_bytes % 128 == 0;
-    (sixteen || fp8) && warps % 4 == 0 && m == 16 * warps && n % 8 == 0 && rows_ok && (b_kmajor || fp8)
+    // B k-major, fp8 (staged transposed), or 16-bit `[k][n]` rows read n-major (`tnspB`).
+    let b_ok = b_kmajor || fp8 || (sixteen && swizzled_rows(n * db.size_bytes()));
+    (sixteen || fp8) && warps % 4 == 0 && m == 16 * warps && n % 8 == 0 && swizzled_rows(k * da.size_bytes()) && b_ok
+}
+
+/// True for shared-memory rows a swizzled wgmma layout holds: 32 or 64 bytes, or 128-byte slabs.
+fn swizzled_rows(bytes: usize) -> bool {
+    matches!(bytes, 32 | 64) || bytes % 128 == 0
 }
 
 /// The pitch of a wgmma operand's rows in shared memory (bytes), the descriptor's stride between 8-row
@@ -86,32 +93,37 @@ impl Lowerer<'_> {
             let (da, db) = (self.dtype(a), self.dtype(b));
             let b_src = self.kmajor.get(&b).copied();
             let blocked_a = self.place_of(a).is_none() && !self.plan.splat[a.0 as usize];
+            let register_a = self.register_a(a, l).is_some();
             if (l.wm, l.wn, l.tm()) == (warps, 1, 1)
-                && blocked_a
+                && (blocked_a || register_a)
                 && fits(da, db, sa[0], sa[1], sb[1], warps, b_src.is_some())
             {
-                dots.push((r, a, b_src));
+                // The shared-memory operands: A unless it is in registers, B or its k-major source.
+                let smem_a = (!register_a).then_some(a);
+                dots.push((r, smem_a, b_src.unwrap_or(b)));
             }
         }
-        // A resident `A` has one buffer for all its dots: only when each of them runs here.
-        let other_a: Vec<ValueId> = self
+        // An operand's buffer (resident, pipelined or staged) has one layout for all its dots: only when
+        // each of them runs here.
+        let others: Vec<ValueId> = self
             .defs
             .iter()
             .flatten()
             .filter_map(|op| match op.kind {
-                OpKind::Dot { a, .. } if !dots.iter().any(|d| d.0 == op.results[0]) => Some(a),
+                OpKind::Dot { a, b, .. } if !dots.iter().any(|d| d.0 == op.results[0]) => {
+                    Some([a, self.kmajor.get(&b).copied().unwrap_or(b)])
+                }
                 _ => None,
             })
+            .flatten()
             .collect();
-        for (r, a, b_src) in dots {
-            if other_a.contains(&a) {
+        for (r, a, b) in dots {
+            if a.is_some_and(|a| others.contains(&a)) || others.contains(&b) {
                 continue;
             }
             self.wgmma_dots.insert(r);
-            self.wg_operands.insert(a);
-            if let Some(x) = b_src {
-                self.wg_operands.insert(x);
-            }
+            self.wg_operands.extend(a);
+            self.wg_operands.insert(b);
         }
     }
 
@@ -184,59 +196,86 @@ impl Lowerer<'_> {
         let row_bytes = k * es;
         let accs = self.regs_in(acc, Some(Place::Mma(l)));
         let b_t = self.kmajor.get(&b).copied();
+        // 16-bit B as it sits, `[k][n]`, read n-major; fp8 `[k][n]` is staged transposed.
+        let n_major = b_t.is_none() && es == 2;
+        let a_regs = self.register_a(a, l).map(|la| (la, self.val(a).regs().to_vec()));
         let pa = match self.resident.get(&a) {
             Some(at) => Some(at.to_string()),
             None => self.pipelined_operand(a),
         };
         let pb = self.pipelined_operand(b_t.unwrap_or(b));
-        let a_bytes = (m * row_bytes).next_multiple_of(1024);
+        let stage_a = pa.is_none() && a_regs.is_none();
+        let a_bytes = if stage_a { (m * row_bytes).next_multiple_of(1024) } else { 0 };
         let stage_at = self.smem_base.next_multiple_of(1024);
-        if pa.is_none() || pb.is_none() {
+        if stage_a || pb.is_none() {
             self.need_smem(stage_at - self.smem_base + a_bytes + n * row_bytes);
             self.barrier();
-            if pa.is_none() {
+            if stage_a {
                 let (la, ra) = (self.layout(a)?, self.regs(a));
                 self.smem_write_operand(&ra, la, super::dtype_lty(da), k, es, stage_at, Some(m));
             }
             if pb.is_none() {
-                match b_t {
-                    Some(x) => {
-                        let (lx, rx) = (self.layout(x)?, self.regs(x));
-                        self.smem_write_operand(&rx, lx, super::dtype_lty(db), k, es, stage_at + a_bytes, Some(n));
-                    }
-                    None => {
-                        let (lb, rb) = (self.layout(b)?, self.regs(b));
-                        self.smem_write_transposed(&rb, lb, k, n, stage_at + a_bytes, Some(n));
-                    }
+                let (src, row_len, rows) = match b_t {
+                    Some(x) => (x, k, n),
+                    None => (b, n, k),
+                };
+                let (lx, rx) = (self.layout(src)?, self.regs(src));
+                if b_t.is_none() && !n_major {
+                    self.smem_write_transposed(&rx, lx, k, n, stage_at + a_bytes, Some(n));
+                } else {
+                    self.smem_write_operand(&rx, lx, super::dtype_lty(db), row_len, es, stage_at + a_bytes, Some(rows));
                 }
             }
             self.fence_proxy_async();
             self.barrier();
         }
-        let a_base = pa.unwrap_or_else(|| stage_at.to_string());
         let b_base = pb.unwrap_or_else(|| (stage_at + a_bytes).to_string());
 
-        let (pitch, sbo, mode) = swizzle_of(row_bytes);
         let smem = self.f.inst("ptrtoint ptr addrspace(3) @__smem to i32");
-        let tid = self.tid();
-        let wg = self.f.inst(format!("lshr i32 {tid}, 7"));
-        let a_rows = self.f.inst(format!("mul i32 {wg}, {}", 64 * pitch));
-        let a0 = self.f.inst(format!("add i32 {smem}, {a_base}"));
-        let a0 = self.f.inst(format!("add i32 {a0}, {a_rows}"));
+        let (pitch, sbo, mode) = swizzle_of(row_bytes);
+        let a = match a_regs {
+            Some(ra) => AOperand::Registers(ra),
+            None => {
+                let a_base = pa.unwrap_or_else(|| stage_at.to_string());
+                let tid = self.tid();
+                let wg = self.f.inst(format!("lshr i32 {tid}, 7"));
+                let a_rows = self.f.inst(format!("mul i32 {wg}, {}", 64 * pitch));
+                let a0 = self.f.inst(format!("add i32 {smem}, {a_base}"));
+                AOperand::Shared(self.f.inst(format!("add i32 {a0}, {a_rows}")))
+            }
+        };
         let b0 = self.f.inst(format!("add i32 {smem}, {b_base}"));
+        // Descriptor bits other than the address: the leading byte offset (k-major: unused by the
+        // swizzled layouts, 16; n-major: from one 128-byte slab of columns to the next), the stride
+        // between 8-row groups, the swizzle mode.
+        let fixed = |lbo: usize, sbo: usize, mode: u64| (((lbo >> 4) as u64) << 16) | (((sbo >> 4) as u64) << 32) | (mode << 62);
+        let b_layout = if n_major {
+            let (b_pitch, b_sbo, b_mode) = swizzle_of(n * es);
+            let lbo = if n * es > 128 { k * 128 } else { 16 };
+            BLayout { pitch: b_pitch, fixed: fixed(lbo, b_sbo, b_mode), n_major }
+        } else {
+            BLayout { pitch, fixed: fixed(16, sbo, mode), n_major }
+        };
+        let a_is_regs = matches!(a, AOperand::Registers(_));
         let op = Operands {
-            a0,
+            a,
+            a_lty: super::dtype_lty(da),
             b0,
             m,
             n,
+            k,
+            es,
             row_bytes,
-            pitch,
-            // Descriptor bits other than the address: leading byte offset 16 (unused by swizzled
-            // k-major layouts), the 8-row stride, the swizzle mode.
-            fixed: (1u64 << 16) | (((sbo >> 4) as u64) << 32) | (mode << 62),
+            fixed: fixed(16, sbo, mode),
+            b: b_layout,
             shape: if es == 1 { format!("k32.f32.{}.{}", ptx_type(da), ptx_type(db)) } else { format!("k16.f32.{}.{}", ptx_type(da), ptx_type(db)) },
-            // 16-bit operands name the transposes (none: both k-major); fp8 has no such operands.
-            tail: if es == 1 { "" } else { ", 0, 0" },
+            // 16-bit operands name their transposes (A from shared memory: k-major; A in registers
+            // has none), fp8 none at all.
+            tail: match (es, a_is_regs) {
+                (1, _) => String::new(),
+                (_, false) => format!(", 0, {}", n_major as u8),
+                (_, true) => format!(", {}", n_major as u8),
+            },
         };
         // fp8: Hopper's fp8 tensor cores keep only about 14 bits of the sum while they accumulate, so
         // each group of up to `FP8_PROMOTE` instructions sums into a fresh zero tile that is then added
@@ -262,6 +301,7 @@ impl Lowerer<'_> {
             // The pipeline's next copies are issued while the tensor cores work.
             self.pipe_prefetch()?;
             let done = self.wait_wgmma(accs, in_flight);
+            self.keep_a_until_here(&op);
             total = if promote {
                 self.add_sums(&total, &done)
             } else {
@@ -285,66 +325,113 @@ fn ptx_type(d: DType) -> &'static str {
     }
 }
 
-/// The shared-memory operands of one `wgmma` dot.
-struct Operands {
-    /// Shared addresses (i32 registers) of this warpgroup's 64 rows of A, and of B.
-    a0: String,
-    b0: String,
-    m: usize,
-    n: usize,
-    row_bytes: usize,
-    /// The row pitch in shared memory (bytes).
+/// Where a `wgmma` dot's A operand is.
+enum AOperand {
+    /// The shared address (an i32 register) of this warpgroup's 64 rows.
+    Shared(String),
+    /// The mma tile whose accumulator fragments are the A fragments ([`Lowerer::register_a`]).
+    Registers((MmaLayout, Vec<String>)),
+}
+
+/// How B sits in shared memory.
+struct BLayout {
+    /// The row pitch (bytes): of its `[n][k]` rows (k-major), or of its `[k][n]` rows (n-major).
     pitch: usize,
     /// The descriptor's bits other than the address.
     fixed: u64,
+    n_major: bool,
+}
+
+/// The operands of one `wgmma` dot.
+struct Operands {
+    a: AOperand,
+    /// A's element type in LLVM IR (`bfloat`, `half`, ...).
+    a_lty: &'static str,
+    /// The shared address (an i32 register) of B.
+    b0: String,
+    m: usize,
+    n: usize,
+    k: usize,
+    /// Bytes per operand element.
+    es: usize,
+    /// The bytes of a row of A (`k` elements).
+    row_bytes: usize,
+    /// A's descriptor bits other than the address.
+    fixed: u64,
+    b: BLayout,
     /// `k16.f32.bf16.bf16`, `k32.f32.e4m3.e5m2`, ...
     shape: String,
-    tail: &'static str,
+    /// The transpose operands (16-bit types only).
+    tail: String,
 }
 
 impl Operands {
-    /// Where the 32-byte step `kt` of `k` starts in a tile of `rows` rows (slabs of 128 bytes when the
-    /// rows are longer).
+    /// Where the 32-byte step `kt` of `k` starts in a k-major tile of `rows` rows (slabs of 128 bytes
+    /// when the rows are longer).
     fn k_at(&self, kt: usize, rows: usize) -> usize {
         if self.row_bytes <= 128 { kt * 32 } else { (kt * 32 / 128) * rows * 128 + kt * 32 % 128 }
+    }
+
+    /// Where B's step `kt` of `k` and column `n0` start: k-major as A; n-major `[k][n]`, the step's 16
+    /// rows of `k`, and column `n0` in its 128-byte slab of columns when the rows are longer.
+    fn b_at(&self, kt: usize, n0: usize) -> usize {
+        if !self.b.n_major {
+            return self.k_at(kt, self.n) + n0 * self.b.pitch;
+        }
+        let rows = kt * 32 / self.es;
+        let col = n0 * self.es;
+        let slab = if self.n * self.es > 128 { (col / 128) * self.k * 128 + col % 128 } else { col };
+        rows * self.b.pitch + slab
     }
 }
 
 impl Lowerer<'_> {
-    /// The matrix descriptor (i64) of the operand at shared address `base + off`.
-    fn descriptor(&mut self, op: &Operands, base: &str, off: usize) -> String {
+    /// The matrix descriptor (i64) of the operand at shared address `base + off`, `fixed` its other bits.
+    fn descriptor(&mut self, fixed: u64, base: &str, off: usize) -> String {
         let x = self.f.inst(format!("add i32 {base}, {off}"));
         let x = self.f.inst(format!("lshr i32 {x}, 4"));
         let x = self.f.inst(format!("and i32 {x}, 16383"));
         let x = self.f.inst(format!("zext i32 {x} to i64"));
-        self.f.inst(format!("or i64 {x}, {}", op.fixed as i64))
+        self.f.inst(format!("or i64 {x}, {}", fixed as i64))
     }
 
     /// The 32-byte step `kt` of `k`: one `wgmma` per 256 columns, into `accs` (`D = A·B + D`, or with
     /// `add` false `D = A·B`: the registers' old values are ignored).
     fn wgmma_step(&mut self, op: &Operands, kt: usize, accs: &mut [String], add: bool) {
-        let da = self.descriptor(op, &op.a0, op.k_at(kt, op.m));
+        // A: a descriptor ("l"), or four registers of fragments ("r").
+        let a_args: Vec<String> = match &op.a {
+            AOperand::Shared(a0) => vec![format!("i64 {}", self.descriptor(op.fixed, a0, op.k_at(kt, op.m)))],
+            AOperand::Registers(ra) => self.a_fragment(ra, op.a_lty, 0, kt).into_iter().map(|x| format!("i32 {x}")).collect(),
+        };
         for n0 in (0..op.n).step_by(MAX_N) {
             let nn = MAX_N.min(op.n - n0);
-            let db = self.descriptor(op, &op.b0, op.k_at(kt, op.n) + n0 * op.pitch);
+            let db = self.descriptor(op.b.fixed, &op.b0, op.b_at(kt, n0));
             let regs = &accs[n0 / 2..(n0 + nn) / 2];
             let r = regs.len();
             let outs = (0..r).map(|i| format!("${i}")).collect::<Vec<_>>().join(",");
+            // Inputs after the outputs: A (one operand or four), B, scale-d.
+            let a_ops = if a_args.len() == 1 {
+                format!("${r}")
+            } else {
+                format!("{{{}}}", (0..4).map(|i| format!("${}", r + i)).collect::<Vec<_>>().join(","))
+            };
+            let (b_at, d_at) = (r + a_args.len(), r + a_args.len() + 1);
             // scale-d is a predicate operand: set from an input register (1: D += A·B).
             let text = format!(
-                "{{ .reg .pred p; setp.ne.b32 p, ${}, 0; wgmma.mma_async.sync.aligned.m64n{nn}{} {{{outs}}}, ${r}, ${}, p, 1, 1{}; }}",
-                r + 2,
-                op.shape,
-                r + 1,
-                op.tail
+                "{{ .reg .pred p; setp.ne.b32 p, ${d_at}, 0; wgmma.mma_async.sync.aligned.m64n{nn}{} {{{outs}}}, {a_ops}, ${b_at}, p, 1, 1{}; }}",
+                op.shape, op.tail
             );
+            let a_cons = if a_args.len() == 1 { vec!["l".to_string()] } else { vec!["r".to_string(); 4] };
             let cons: Vec<String> = (0..r)
                 .map(|_| "=f".to_string())
-                .chain(["l".into(), "l".into(), "r".into()])
+                .chain(a_cons)
+                .chain(["l".into(), "r".into()])
                 .chain((0..r).map(|i| i.to_string()))
                 .collect();
-            let args: Vec<String> = [format!("i64 {da}"), format!("i64 {db}"), format!("i32 {}", add as i32)]
-                .into_iter()
+            let args: Vec<String> = a_args
+                .iter()
+                .cloned()
+                .chain([format!("i64 {db}"), format!("i32 {}", add as i32)])
                 .chain(regs.iter().map(|x| format!("float {x}")))
                 .collect();
             let ret = format!("{{ {} }}", vec!["float"; r].join(", "));
@@ -372,6 +459,25 @@ impl Lowerer<'_> {
         self.pipe_prefetch()?;
         self.pending.insert(result, sum);
         Ok(total)
+    }
+
+    /// After the wait for a dot whose A is in registers: an empty instruction that reads them, so that
+    /// they stay allocated (unchanged) while the tensor cores may still read them.
+    fn keep_a_until_here(&mut self, op: &Operands) {
+        let AOperand::Registers((_, regs)) = &op.a else { return };
+        let t = op.a_lty;
+        let cons = vec!["r"; regs.len().div_ceil(2)].join(",");
+        let words: Vec<String> = regs
+            .chunks(2)
+            .map(|p| {
+                let hi = p.get(1).unwrap_or(&p[0]);
+                let v = self.f.inst(format!("insertelement <2 x {t}> poison, {t} {}, i32 0", p[0]));
+                let v = self.f.inst(format!("insertelement <2 x {t}> {v}, {t} {hi}, i32 1"));
+                let w = self.f.inst(format!("bitcast <2 x {t}> {v} to i32"));
+                format!("i32 {w}")
+            })
+            .collect();
+        self.f.emit(format!("call void asm sideeffect \"\", \"{cons}\"({}) #1", words.join(", ")));
     }
 
     /// `acc + sum`, register by register (an fp8 group's sum promoted into the f32 accumulator).
