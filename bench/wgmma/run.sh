@@ -9,6 +9,9 @@
 #   bash bench/wgmma/run.sh tables  # issue 15's tables in one call (wgmma on): the matmul and attention checks,
 #                                   # GEMM 4096^3/8192^3 beside cuBLAS, fp8 split-K (8B/70B o, M = 1..256)
 #                                   # beside cuBLAS FP8 and Triton, the copy bandwidth
+#   bash bench/wgmma/run.sh pv      # register-A / n-major B: the matmul and attention checks, the prefill sweep
+#                                   # of this build and of .gpu/old/gpu-check.xz (the build before), SDPA, then
+#                                   # GEMM 4096^3/8192^3 of this build beside cuBLAS
 #   WGMMA="1" bash bench/wgmma/run.sh gemm   # only the given DSL_WGMMA settings (default "0 1")
 # Needs .gpu/gpu-check.xz (and .gpu/llama.xz for llama), built by bench/gpu/build.sh.
 set -uo pipefail
@@ -66,5 +69,21 @@ tables)
     for s in 8B.o 70B.o; do FP8_BENCH_MS=${MS:-1,16,32,64,128,256} timeout 60 python3 bench/fp8_gemm/baselines.py $s; done > "$OUT/baselines.txt" 2>&1
     echo "[$((SECONDS - start)) s] baselines"; grep "^BASE" "$OUT/baselines.txt" | cut -d'|' -f2-8
     ;;
-*) echo "usage: run.sh check|gemm|splitk|llama|tables"; exit 2 ;;
+pv)
+    start=$SECONDS
+    for t in matmul attention; do
+        timeout 120 $G test $t > "$OUT/check-$t.txt" 2>&1
+        echo "[$((SECONDS - start)) s] check $t rc=$?: $(grep -h passed "$OUT/check-$t.txt" | tail -1)"; grep FAIL "$OUT/check-$t.txt" | head -5
+    done
+    [ -x /tmp/g/old ] || { xz -dc .gpu/old/gpu-check.xz > /tmp/g/old && chmod +x /tmp/g/old; }
+    timeout 120 $G prefill > "$OUT/prefill-new.txt" 2>&1; echo "[$((SECONDS - start)) s] prefill new rc=$?"
+    timeout 120 /tmp/g/old prefill > "$OUT/prefill-old.txt" 2>&1; echo "[$((SECONDS - start)) s] prefill old rc=$?"
+    PYTHONUNBUFFERED=1 timeout 120 python3 bench/attention/prefill_baselines.py > "$OUT/prefill-sdpa.txt" 2>&1; echo "[$((SECONDS - start)) s] sdpa rc=$?"
+    paste -d'\n' <(grep "^PREFILL" "$OUT/prefill-new.txt" | sed 's/^/new /') <(grep "^PREFILL" "$OUT/prefill-old.txt" | sed 's/^/old /') | cut -c1-160
+    grep -v "^#" "$OUT/prefill-sdpa.txt" | tail -20
+    timeout 150 $G gemm > "$OUT/gemm.txt" 2>&1; echo "[$((SECONDS - start)) s] gemm rc=$?"
+    timeout 60 python3 bench/gemm/torch_gemm.py > "$OUT/torch.txt" 2>&1
+    grep -h "^GEMM\|^TORCH" "$OUT/gemm.txt" "$OUT/torch.txt" | cut -d'|' -f1-6
+    ;;
+*) echo "usage: run.sh check|gemm|splitk|llama|tables|pv"; exit 2 ;;
 esac
