@@ -12,6 +12,8 @@
 #   bash bench/wgmma/run.sh pv      # register-A / n-major B: the matmul and attention checks, the prefill sweep
 #                                   # of this build and of .gpu/old/gpu-check.xz (the build before), SDPA, then
 #                                   # GEMM 4096^3/8192^3 of this build beside cuBLAS
+#   bash bench/wgmma/run.sh prefill # the prefill checks, the sweep (warpgroup heuristic), SDPA, then llama bench
+#                                   # 8B fp8 pp512/pp4096 and SmolLM2 with .gpu/old/llama.xz and .gpu/llama.xz
 #   WGMMA="1" bash bench/wgmma/run.sh gemm   # only the given DSL_WGMMA settings (default "0 1")
 # Needs .gpu/gpu-check.xz (and .gpu/llama.xz for llama), built by bench/gpu/build.sh.
 set -uo pipefail
@@ -85,5 +87,20 @@ pv)
     timeout 60 python3 bench/gemm/torch_gemm.py > "$OUT/torch.txt" 2>&1
     grep -h "^GEMM\|^TORCH" "$OUT/gemm.txt" "$OUT/torch.txt" | cut -d'|' -f1-6
     ;;
-*) echo "usage: run.sh check|gemm|splitk|llama|tables|pv"; exit 2 ;;
+prefill)
+    start=$SECONDS
+    timeout 100 $G test prefill_attention > "$OUT/check-prefill.txt" 2>&1
+    echo "[$((SECONDS - start)) s] check prefill rc=$?: $(grep -h passed "$OUT/check-prefill.txt" | tail -1)"; grep FAIL "$OUT/check-prefill.txt" | head -5
+    timeout 120 $G prefill > "$OUT/prefill.txt" 2>&1; echo "[$((SECONDS - start)) s] prefill rc=$?"
+    grep "^PREFILL" "$OUT/prefill.txt" | cut -d'|' -f2-
+    PYTHONUNBUFFERED=1 timeout 120 python3 bench/attention/prefill_baselines.py 2>/dev/null | grep -v "efficient" > "$OUT/prefill-sdpa.txt"
+    echo "[$((SECONDS - start)) s] sdpa"; grep -v "^#\|smollm2" "$OUT/prefill-sdpa.txt" | cut -d'|' -f2-
+    [ -x /tmp/g/oldllama ] || { xz -dc .gpu/old/llama.xz > /tmp/g/oldllama && chmod +x /tmp/g/oldllama; }
+    for args in "--arch llama-3-8b --weights fp8 -p 512 -n 4" "--arch llama-3-8b --weights fp8 -p 4096 -n 4" "--arch smollm2-135m -p 4096 -n 4"; do
+        for l in oldllama llama; do
+            echo "## $l bench $args: $(timeout 100 /tmp/g/$l bench $args --device cuda -r 2 2>/dev/null | grep -E '^\|.*pp' | tr -s ' ')"
+        done
+    done
+    ;;
+*) echo "usage: run.sh check|gemm|splitk|llama|tables|pv|prefill"; exit 2 ;;
 esac

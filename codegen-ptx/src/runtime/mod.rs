@@ -193,6 +193,12 @@ impl CudaRuntime {
         self.wgmma.load(Ordering::Relaxed)
     }
 
+    /// Whether `dot`s of tiles with 16 rows per warp (on whole warpgroups) run on `wgmma` here: an
+    /// sm_90a device with [`Self::wgmma`] on. Kernel heuristics pick their tiles by it.
+    pub fn warpgroup_mma(&self) -> bool {
+        self.target() == Target::Sm90a && self.wgmma()
+    }
+
     /// The default for launches that do not say (`Launch::programmatic`): launch kernels that call
     /// `gdc_wait` with programmatic dependent launch (Hopper, the sm_90a target; also set by `DSL_PDL=1`): their programs may start while the kernel ahead of them on the stream
     /// finishes, and run up to `gdc_wait` (see `dsl_core::lang::gdc_wait`). Back-to-back kernels can

@@ -445,7 +445,7 @@ fn prefill_bench() -> Res<()> {
             for causal in [true, false] {
                 let chunk = Chunk { q_len: seq, start: 0, causal };
                 let flops = 4.0 * (seq * seq * d * shape.q_heads()) as f64 / if causal { 2.0 } else { 1.0 };
-                let heuristic = PrefillConfig::for_chunk(&shape, &chunk);
+                let heuristic = PrefillConfig::for_chunk(&shape, &chunk, rt.warpgroup_mma());
                 let mut configs = vec![heuristic];
                 for block_m in [64, 128] {
                     for block_n in [32, 64] {

@@ -71,7 +71,7 @@ where
     let (q, qf) = rand_elems::<T>(&mut r, n, 1.0);
     let (k, kf) = rand_elems::<T>(&mut r, s.cache_len(), 1.0);
     let (v, vf) = rand_elems::<T>(&mut r, s.cache_len(), 1.0);
-    let cfg = cfg.unwrap_or_else(|| PrefillConfig::for_chunk(&s, &chunk));
+    let cfg = cfg.unwrap_or_else(|| PrefillConfig::for_chunk(&s, &chunk, false));
     let scale = 1.0 / (s.head_dim as f32).sqrt();
     let pad = 7;
     let (bq, bk, bv) = (upload(rt, &q), upload(rt, &k), upload(rt, &v));
@@ -121,7 +121,8 @@ pub fn prefill_tiles_f16<R: Runtime>(rt: &R) {
     check::<R, f16>(rt, s, causal(1, 99), None, 15);
 }
 
-/// What a model does with one sequence set: a prompt in two chunks, then three decode steps. Each chunk's
+/// What a model does with one sequence set: a prompt in two chunks (the warpgroup heuristic's tiles),
+/// then three decode steps. Each chunk's
 /// keys and values are appended from a fused QKV buffer (`[tokens, (q_heads + 2 kv_heads) * d]`, read in
 /// place at offsets), its queries read from the same buffer; the caches start poisoned, so a read of a
 /// position not yet written is NaN in the output. Every output against float64 over the keys so far.
@@ -164,7 +165,7 @@ pub fn chunked_prefill_then_decode_bf16<R: Runtime>(rt: &R) {
         let n = s.batch * q_len * qh * d;
         let mut out = poisoned::<R, bf16>(rt, n);
         let bufs = PrefillBuffers { q: &bqkv, k_cache: &kc, v_cache: &vc, out: &mut out };
-        launched(&what, prefill_step(rt, &s, chunk, QueriesAt { off: 0, stride: width }, PrefillConfig::for_chunk(&s, &chunk), scale, bufs));
+        launched(&what, prefill_step(rt, &s, chunk, QueriesAt { off: 0, stride: width }, PrefillConfig::for_chunk(&s, &chunk, true), scale, bufs));
         let (want, mag) = reference(&s, chunk, scale, &qf, &kf, &vf);
         assert_attention::<bf16>(&what, &download_f64(rt, &out), &want, &mag, n);
         start += q_len;

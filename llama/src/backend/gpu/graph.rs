@@ -26,6 +26,9 @@ pub trait StepRuntime: Runtime {
     fn overlaps_launches(&self) -> bool;
     /// The GPU's name, which committed autotune winners are filed under (`None`: not a GPU).
     fn device_name(&self) -> Option<String>;
+    /// Whether tiles of 16 rows per warp run on warpgroup tensor cores (`wgmma`): the prefill
+    /// attention's tile follows.
+    fn warpgroup_mma(&self) -> bool;
 }
 
 impl StepRuntime for Interpreter {
@@ -47,6 +50,9 @@ impl StepRuntime for Interpreter {
     }
     fn device_name(&self) -> Option<String> {
         None
+    }
+    fn warpgroup_mma(&self) -> bool {
+        false
     }
 }
 
@@ -85,5 +91,8 @@ impl StepRuntime for CudaRuntime {
     }
     fn device_name(&self) -> Option<String> {
         Some(CudaRuntime::device_name(self).to_string())
+    }
+    fn warpgroup_mma(&self) -> bool {
+        CudaRuntime::warpgroup_mma(self)
     }
 }

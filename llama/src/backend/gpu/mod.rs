@@ -136,7 +136,7 @@ impl<R: StepRuntime> GpuBackend<R> {
             WeightSource::Loaded(w) => weights::upload(&rt, w, opts.weights, capacity, progress)?,
             WeightSource::Random { seed, .. } => weights::random(&rt, &c, opts.weights, capacity, seed, progress)?,
         };
-        let model = Model::new(&rt, c.clone(), w, shape, sm_count)?;
+        let model = Model::new(&rt, c.clone(), w, shape, sm_count, rt.warpgroup_mma())?;
         let device = if opts.tuned_configs { rt.device_name() } else { None };
         let configs = Arc::new(GemmConfigs::new(device.as_deref(), sm_count, opts.fused_combine));
         let decode = Activations::new(&rt, &c, 1, 1, configs.clone())?;

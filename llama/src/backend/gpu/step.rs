@@ -77,10 +77,13 @@ pub struct Model<R: Runtime> {
     pub shape: CacheShape,
     pub decode: DecodeConfig,
     pub part: (R::Buffer<f32>, R::Buffer<f32>, R::Buffer<f32>),
+    /// The device runs tiles of 16 rows per warp on `wgmma`: the prefill attention's tiles follow
+    /// ([`PrefillConfig::for_chunk`]).
+    pub warpgroups: bool,
 }
 
 impl<R: Runtime> Model<R> {
-    pub fn new(rt: &R, config: LlamaConfig, w: WeightsOnDevice<R>, shape: CacheShape, sm_count: u32) -> Result<Model<R>> {
+    pub fn new(rt: &R, config: LlamaConfig, w: WeightsOnDevice<R>, shape: CacheShape, sm_count: u32, warpgroups: bool) -> Result<Model<R>> {
         let mut k_cache = vec![];
         let mut v_cache = vec![];
         for _ in 0..config.n_layers {
@@ -90,7 +93,7 @@ impl<R: Runtime> Model<R> {
         let decode = DecodeConfig::for_shape(&shape, sm_count);
         let (po, pm) = workspace_lens(&shape, decode.splits);
         let part = (zeros(rt, po, "allocating")?, zeros(rt, pm, "allocating")?, zeros(rt, pm, "allocating")?);
-        Ok(Model { config, w, k_cache, v_cache, shape, decode, part })
+        Ok(Model { config, w, k_cache, v_cache, shape, decode, part, warpgroups })
     }
 }
 
@@ -360,7 +363,7 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
             let chunk = Chunk { q_len: s.n, start: s.start, causal: true };
             let bufs = PrefillBuffers { q: &a.qkv, k_cache: &m.k_cache[layer], v_cache: &m.v_cache[layer], out: &mut a.att };
             let at = QueriesAt { off: 0, stride: c.q_dim() + 2 * c.kv_dim() };
-            prefill_step(self.rt, &shape, chunk, at, PrefillConfig::for_chunk(&shape, &chunk), scale, bufs).map_err(attn)
+            prefill_step(self.rt, &shape, chunk, at, PrefillConfig::for_chunk(&shape, &chunk, m.warpgroups), scale, bufs).map_err(attn)
         }
     }
 
