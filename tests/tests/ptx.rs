@@ -468,6 +468,7 @@ fn inference_attention_configs_use_tensor_cores_and_what_spills() {
         (prefill_attention::<bf16, true, 128, 32, 128>::build(), 8, true, true, true),
         (prefill_attention::<bf16, true, 64, 32, 128>::build(), 4, true, true, true),
         (prefill_attention::<bf16, true, 64, 64, 128>::build(), 4, true, true, true),
+        (prefill_attention::<bf16, true, 128, 128, 128>::build(), 8, true, true, true),
         (prefill_attention::<f16, true, 64, 64, 64>::build(), 4, true, true, true),
         (prefill_attention::<f16, true, 128, 64, 64>::build(), 8, true, true, true),
         (decode_attention::<bf16, 16, 64, 128>::build(), 4, false, true, false),

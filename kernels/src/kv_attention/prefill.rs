@@ -23,7 +23,7 @@ use dsl_core::types::Elem;
 /// - Caches as in the [module docs](super), holding at least `start + q_len` keys per sequence.
 /// - `out`: `[batch, q_len, kv_heads * group, head_dim]` packed, rounded once to `T`.
 /// - `CAUSAL`: the query at position `p` attends keys `0..=p`; otherwise all `start + q_len` keys.
-#[kernel(instances(CAUSAL in bool, BLOCK_M in [16, 32, 64, 128], BLOCK_N in [32, 64], BLOCK_D in [16, 32, 64, 128, 256]))]
+#[kernel(instances(CAUSAL in bool, (BLOCK_M, BLOCK_N) in [(16, 32), (16, 64), (32, 32), (32, 64), (64, 32), (64, 64), (128, 32), (128, 64), (128, 128)], BLOCK_D in [16, 32, 64, 128, 256]))]
 pub fn prefill_attention<T, const CAUSAL: bool, const BLOCK_M: i32, const BLOCK_N: i32, const BLOCK_D: i32>(
     q: Ptr<T>,
     k_cache: Ptr<T>,
@@ -119,7 +119,7 @@ pub struct QueriesAt {
 }
 
 /// How a prefill step is cut: `block_m` rows (tokens x group) per program, `block_n` keys per step
-/// (the declared instances: 16/32/64/128 and 32/64), `num_warps` warps.
+/// (the declared instances: 16/32/64/128 rows and 32/64 keys, and 128 keys for 128 rows), `num_warps` warps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PrefillConfig {
     pub block_m: usize,

@@ -457,6 +457,11 @@ fn prefill_bench() -> Res<()> {
                         }
                     }
                 }
+                // 128-key steps: declared for 128 rows (on 8 warps, 16 rows a warp: wgmma on sm_90a).
+                let wide = PrefillConfig { block_m: 128, block_n: 128, num_warps: 8 };
+                if !configs.contains(&wide) {
+                    configs.push(wide);
+                }
                 let mut timed = vec![];
                 for cfg in configs {
                     let ms = median_ms(&rt, 2, 5, || {

@@ -109,6 +109,8 @@ pub fn prefill_head_dims_bf16<R: Runtime>(rt: &R) {
     // warps and 64 on 4, head_dim 128.
     check::<R, bf16>(rt, shape(1, 2, 4, 128, 160), causal(100, 60), Some(PrefillConfig { block_m: 128, block_n: 64, num_warps: 8 }), 9);
     check::<R, bf16>(rt, shape(1, 1, 2, 128, 130), causal(130, 0), Some(PrefillConfig { block_m: 64, block_n: 32, num_warps: 4 }), 16);
+    // 128-key steps (the second one ragged).
+    check::<R, bf16>(rt, shape(1, 1, 4, 128, 200), causal(60, 100), Some(PrefillConfig { block_m: 128, block_n: 128, num_warps: 8 }), 17);
 }
 
 /// Every declared tile height and both key steps, 8 warps; a one-token chunk.
