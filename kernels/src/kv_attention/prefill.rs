@@ -208,6 +208,9 @@ where
     let per = cfg.block_m / group;
     let grid = (q_len.div_ceil(per) as u32, (batch * kv_heads) as u32);
     let launch = Launch::from(grid).num_warps(cfg.num_warps);
+    // 128-key steps hold 64 KB of K and V a stage at head_dim 128: two stages fit an SM's shared
+    // memory (227 KB on Hopper), the default three do not.
+    let launch = if cfg.block_n >= 128 { launch.num_stages(2) } else { launch };
     let (qo, qs, ql, st) = (q_at.off as i32, q_at.stride as i32, q_len as i32, start as i32);
     let (kh, g, d, mc) = (kv_heads as i32, group as i32, head_dim as i32, max_ctx as i32);
     inst.launch::<T, R>(rt, launch, bufs.q, bufs.k_cache, bufs.v_cache, bufs.out, qo, qs, ql, st, kh, g, d, mc, scale)
