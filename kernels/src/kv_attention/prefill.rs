@@ -140,14 +140,16 @@ impl PrefillConfig {
     /// sm_90a; `CudaRuntime::warpgroup_mma`). Then the tiles take one warp per 16 rows (128 rows on 8
     /// warps, so Q·Kᵀ and P·V both run on `wgmma`) and 64-key steps: at head_dim 128 that tile was the
     /// best of the H100 sweep at every point, 1.25–1.67x the `mma.sync` heuristic's (146–536 TFLOP/s
-    /// against 107–332, `bench/wgmma/NOTES.md`, 2026-12-06).
+    /// against 107–332, `bench/wgmma/NOTES.md`, 2026-12-06); 128-key steps beat it by 2–12% at head_dim
+    /// 128 from 4096 queries on (all but one point) and lost up to 8% at 1024.
     pub fn for_chunk(shape: &CacheShape, chunk: &Chunk, warpgroups: bool) -> PrefillConfig {
         let rows = (chunk.q_len * shape.group).max(shape.group);
         let wide = shape.head_dim > 64;
         let most = if wide || chunk.q_len >= 8192 { 128 } else { 64 };
         let block_m = [16, 32, 64, 128].into_iter().find(|&m| m >= rows).unwrap_or(most).min(most).max(shape.group.next_power_of_two());
         if warpgroups {
-            return PrefillConfig { block_m, block_n: 64, num_warps: (block_m / 16) as u32 };
+            let block_n = if wide && block_m == 128 && chunk.q_len >= 4096 { 128 } else { 64 };
+            return PrefillConfig { block_m, block_n, num_warps: (block_m / 16) as u32 };
         }
         let block_n = if wide { 32 } else { 64 };
         PrefillConfig { block_m, block_n, num_warps: (block_m / 16).clamp(1, 4) as u32 }
