@@ -22,6 +22,13 @@ mkdir -p "$OUT"
 . bench/gpu/unpack.sh
 G=/tmp/g/gpu-check
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv,noheader > "$OUT/gpu.txt"
+# The named gpu-check tests, each into $OUT/check-NAME.txt, with its summary and first failures printed.
+checks() {
+    for t in "$@"; do
+        timeout 120 $G test $t > "$OUT/check-$t.txt" 2>&1
+        echo "[$((SECONDS - start)) s] check $t rc=$?: $(grep -h passed "$OUT/check-$t.txt" | tail -1)"; grep FAIL "$OUT/check-$t.txt" | head -5
+    done
+}
 case "${1:-}" in
 check)
     for t in matmul fp8 attention llama_ops; do
@@ -58,10 +65,7 @@ llama)
     ;;
 tables)
     start=$SECONDS
-    for t in matmul attention; do
-        timeout 120 $G test $t > "$OUT/check-$t.txt" 2>&1
-        echo "[$((SECONDS - start)) s] check $t rc=$?: $(grep -h passed "$OUT/check-$t.txt" | tail -1)"; grep FAIL "$OUT/check-$t.txt" | head -5
-    done
+    checks matmul attention
     timeout 200 $G gemm > "$OUT/gemm.txt" 2>&1; echo "[$((SECONDS - start)) s] gemm rc=$?"
     timeout 60 python3 bench/gemm/torch_gemm.py > "$OUT/torch.txt" 2>&1
     grep -h "^GEMM\|^TORCH" "$OUT/gemm.txt" "$OUT/torch.txt" | cut -d'|' -f1-6
@@ -73,10 +77,7 @@ tables)
     ;;
 pv)
     start=$SECONDS
-    for t in matmul attention; do
-        timeout 120 $G test $t > "$OUT/check-$t.txt" 2>&1
-        echo "[$((SECONDS - start)) s] check $t rc=$?: $(grep -h passed "$OUT/check-$t.txt" | tail -1)"; grep FAIL "$OUT/check-$t.txt" | head -5
-    done
+    checks matmul attention
     [ -x /tmp/g/old ] || { xz -dc .gpu/old/gpu-check.xz > /tmp/g/old && chmod +x /tmp/g/old; }
     timeout 120 $G prefill > "$OUT/prefill-new.txt" 2>&1; echo "[$((SECONDS - start)) s] prefill new rc=$?"
     timeout 120 /tmp/g/old prefill > "$OUT/prefill-old.txt" 2>&1; echo "[$((SECONDS - start)) s] prefill old rc=$?"
