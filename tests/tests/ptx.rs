@@ -364,6 +364,41 @@ fn grid_dependency_control_orders_prefetch_and_wait_before_the_loads() {
     }
 }
 
+/// The split-K GEMM under programmatic launch (sm_90a): its weight prefetch, then `gdc_wait`, before
+/// any load of A or B (the `cp.async` of its pipeline included); the release of the next kernel after
+/// its last tensor-core instruction and before its first store. Older targets keep the prefetch and
+/// have no grid dependency control. Assembled.
+#[test]
+fn split_k_gemm_prefetches_waits_then_loads_and_releases_after_its_loop() {
+    use kernels::fp8_gemm::ScaledMmInstance;
+    let inst = ScaledMmInstance { block_m: 16, block_n: 32, block_k: 256, row_scale: true, col_scale: true, bias: false, epilogue: true, atomic: false };
+    let k = (inst.spec::<e4m3, e4m3, bf16>().expect("declared").build)().expect("traces");
+    // Aligned pointers and 16-divisible sizes and strides: the loads become cp.async.
+    let facts = k.params.iter().enumerate().map(|(i, _)| if i < 6 { ArgFact::Aligned16 } else { ArgFact::Div16 }).collect();
+    let spec = Specialization { facts };
+    for target in [Target::Sm80, Target::Sm90a] {
+        let opts = CompileOptions { target, num_warps: 4, num_stages: 4, ..CompileOptions::default() };
+        let ptx = compile(&k, &spec, &opts).expect("compiles").ptx;
+        let at = |s: &str| ptx.find(s);
+        let prefetch = at("prefetch.global.L2").expect("the weight prefetch");
+        let first_load = [at("cp.async"), at("ld.global")].into_iter().flatten().min().expect("loads");
+        assert!(at("cp.async").is_some(), "{target}: the pipeline's copies\n{ptx}");
+        assert!(prefetch < first_load, "{target}: prefetch before the loads");
+        if target == Target::Sm90a {
+            let wait = at("griddepcontrol.wait").expect("wait");
+            let release = at("griddepcontrol.launch_dependents").expect("launch_dependents");
+            let last_mma = ptx.rfind("mma.sync").expect("tensor cores");
+            let first_store = at("st.global").expect("the epilogue's store");
+            assert!(prefetch < wait && wait < first_load, "{target}: prefetch, wait, then loads\n{ptx}");
+            assert!(last_mma < release && release < first_store, "{target}: the release after the main loop, before the stores\n{ptx}");
+        } else {
+            assert!(at("griddepcontrol").is_none(), "{target} has no grid dependency control");
+        }
+        let a = assembled_with(&k, spec.clone(), &opts);
+        assert_eq!((a.spill_stores, a.spill_loads), (0, 0), "{target}: spills, {} registers", a.registers);
+    }
+}
+
 /// The fused split-K combine orders its partial stores before its ticket and the other splits' partials
 /// before its loads: barrier, `fence.acq_rel.gpu`, barrier around the one atomic ticket (`atom...add`),
 /// again before the combine's loads, then the reset (`atom...exch`); on every target, assembled.
