@@ -165,4 +165,8 @@ pub struct GpuArgs {
     /// programmatic launch; 0: none).
     #[arg(long, default_value_t = 16)]
     pub gemm_prefetch_mib: usize,
+    /// Let the kernel after each GEMM start its programs once the GEMM's main loop is done, instead
+    /// of when the GEMM ends (with programmatic launch). For comparison.
+    #[arg(long)]
+    pub gemm_release_early: bool,
 }

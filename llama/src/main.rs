@@ -62,7 +62,7 @@ fn gpu_options(g: &GpuArgs) -> Result<GpuOptions> {
         programmatic: !g.no_programmatic_launch,
         tuned_configs: !g.no_tuned_configs,
         fused_combine: g.fused_combine,
-        gemm_start: GemmStart { overlap: !g.no_gemm_overlap, prefetch_bytes: g.gemm_prefetch_mib << 20 },
+        gemm_start: GemmStart { overlap: !g.no_gemm_overlap, prefetch_bytes: g.gemm_prefetch_mib << 20, release_early: g.gemm_release_early },
     })
 }
 

@@ -366,8 +366,8 @@ fn grid_dependency_control_orders_prefetch_and_wait_before_the_loads() {
 
 /// The split-K GEMM under programmatic launch (sm_90a): its weight prefetch, then `gdc_wait`, before
 /// any load of A or B (the `cp.async` of its pipeline included); the release of the next kernel after
-/// its last tensor-core instruction and before its first store. Older targets keep the prefetch and
-/// have no grid dependency control. Assembled.
+/// its last tensor-core instruction and before its first store. sm_89 keeps the prefetch and has no
+/// grid dependency control. Assembled.
 #[test]
 fn split_k_gemm_prefetches_waits_then_loads_and_releases_after_its_loop() {
     use kernels::fp8_gemm::ScaledMmInstance;
@@ -376,7 +376,7 @@ fn split_k_gemm_prefetches_waits_then_loads_and_releases_after_its_loop() {
     // Aligned pointers and 16-divisible sizes and strides: the loads become cp.async.
     let facts = k.params.iter().enumerate().map(|(i, _)| if i < 6 { ArgFact::Aligned16 } else { ArgFact::Div16 }).collect();
     let spec = Specialization { facts };
-    for target in [Target::Sm80, Target::Sm90a] {
+    for target in [Target::Sm89, Target::Sm90a] {
         let opts = CompileOptions { target, num_warps: 4, num_stages: 4, ..CompileOptions::default() };
         let ptx = compile(&k, &spec, &opts).expect("compiles").ptx;
         let at = |s: &str| ptx.find(s);
@@ -615,4 +615,163 @@ fn the_plan_names_each_dots_instructions_and_operands() {
     }
     let sm80 = codegen_ptx::lower::explain(&k, &Specialization { facts }, &CompileOptions { target: Target::Sm80, ..opts });
     assert!(sm80.contains("mma.sync m16n8k16") && sm80.contains("64 rows of 256 B, swizzled") && !sm80.contains("wgmma"), "{sm80}");
+}
+
+#[test]
+#[ignore]
+fn scratch_scaled_mm_sass() {
+    use kernels::fp8_gemm::ScaledMmInstance;
+    for (bn, epilogue) in [(32, false), (64, true)] {
+        let inst = ScaledMmInstance { block_m: 16, block_n: bn, block_k: 256, row_scale: epilogue, col_scale: epilogue, bias: false, epilogue, atomic: false };
+        let o = if epilogue { "bf16" } else { "f32" };
+        let k = if epilogue { (inst.spec::<e4m3, e4m3, bf16>().unwrap().build)().unwrap() } else { (inst.spec::<e4m3, e4m3, f32>().unwrap().build)().unwrap() };
+        let facts = k.params.iter().enumerate().map(|(i, _)| if i < 6 { ArgFact::Aligned16 } else { ArgFact::Div16 }).collect();
+        let opts = CompileOptions { target: Target::Sm90a, num_warps: 4, num_stages: 4, ..CompileOptions::default() };
+        let a = assembled_with(&k, Specialization { facts }, &opts);
+        std::fs::write(format!("/tmp/sass-{bn}-{o}.txt"), &a.sass).unwrap();
+        eprintln!("{bn} {o}: {} registers, LDGSTS {}", a.registers, a.sass.matches("LDGSTS").count());
+    }
+}
+
+#[allow(dead_code)]
+mod old_gemm {
+    use dsl_core::lang::DotOperands;
+    use dsl_core::prelude::*;
+/// `acc * scale_a * scale_b + bias` for the output tile at rows `rm`, columns `rn` (f32).
+#[kernel_fn]
+fn old_epilogue<O: Numeric, const ROW_SCALE: bool, const COL_SCALE: bool, const BIAS: bool>(
+    acc: Tile<f32>,
+    scale_a: Ptr<f32>,
+    scale_b: Ptr<f32>,
+    bias: Ptr<f32>,
+    rm: Tile<i32>,
+    rn: Tile<i32>,
+    m: Tile<i32>,
+    n: Tile<i32>,
+    with_bias: Tile<bool>,
+) -> Tile<f32> {
+    let sa = if ROW_SCALE { load_masked(scale_a + rm, rm < m, 0.0).expand_dims(1) } else { load(scale_a) };
+    let sb = if COL_SCALE { load_masked(scale_b + rn, rn < n, 0.0).expand_dims(0) } else { load(scale_b) };
+    let out = acc * sa * sb;
+    if BIAS {
+        let bv = load_masked(bias + rn, (rn < n) & with_bias, 0.0);
+        out + bv.expand_dims(0)
+    } else {
+        out
+    }
+}
+
+/// The main loop of one split-K program: `A[rm, k_lo..k_hi] · B[rn, k_lo..k_hi]ᵀ` in f32 (rows outside
+/// `m_ok` / `n_ok` read as zero).
+#[kernel_fn]
+fn old_split_k_product<A, B, const BLOCK_M: i32, const BLOCK_N: i32, const BLOCK_K: i32>(
+    a: Ptr<A>,
+    b: Ptr<B>,
+    rm: Tile<i32>,
+    rn: Tile<i32>,
+    rk: Tile<i32>,
+    k_lo: Tile<i32>,
+    k_hi: Tile<i32>,
+    k: Tile<i32>,
+    stride_am: Tile<i32>,
+    stride_bn: Tile<i32>,
+    m_ok: Tile<bool>,
+    n_ok: Tile<bool>,
+) -> Tile<f32>
+where
+    A: Numeric + DotOperands<B>,
+    B: Numeric,
+{
+    let mut acc = zeros::<f32>([BLOCK_M, BLOCK_N]);
+    for k0 in (k_lo..k_hi).step_by(BLOCK_K) {
+        // Chunks are multiples of BLOCK_K, so only the end of K itself can cut a block: `kk < k` (with
+        // `k` divisible by 16 the mask is constant over 16-byte runs, and the loads become cp.async).
+        let kk = (k0 + rk).expand_dims(0);
+        let k_ok = kk < k;
+        let a_tile = load_masked(a + (rm.expand_dims(1) * stride_am + kk), m_ok & k_ok, 0);
+        let b_tile = load_masked(b + (rn.expand_dims(1) * stride_bn + kk), n_ok & k_ok, 0);
+        acc = dot(a_tile, b_tile.trans(), acc);
+    }
+    acc
+}
+
+/// One split of `C = epilogue(A · Bᵀ)`.
+///
+/// - `A`: `[M, K]`, rows `stride_am` apart; `B`: `[N, K]` (a weight, rows `stride_bn` apart); elements
+///   of a row contiguous. `C`: `[M, N]`, rows `stride_cm` apart.
+/// - Grid: `(cdiv(M, BLOCK_M), cdiv(N, BLOCK_N), split_k)`; program `(i, j, s)` covers the
+///   `BLOCK_M x BLOCK_N` tile `(i, j)` and `k` in `[s * chunk, min((s + 1) * chunk, K))`,
+///   `chunk = cdiv(cdiv(K, split_k), BLOCK_K) * BLOCK_K`.
+/// - `EPILOGUE && !ATOMIC`: stores `epilogue(acc)` (use with `split_k == 1`). `EPILOGUE && ATOMIC`: adds
+///   it atomically into a zeroed `C`. `!EPILOGUE`: stores the raw f32 partial of split `s` at
+///   `C + s * M * stride_cm` (a workspace for [`splitk_reduce`]; `O` is f32).
+#[kernel]
+pub fn old_scaled_mm<
+    A,
+    B,
+    O,
+    const BLOCK_M: i32,
+    const BLOCK_N: i32,
+    const BLOCK_K: i32,
+    const ROW_SCALE: bool,
+    const COL_SCALE: bool,
+    const BIAS: bool,
+    const EPILOGUE: bool,
+    const ATOMIC: bool,
+>(
+    a: Ptr<A>,
+    b: Ptr<B>,
+    c: MutPtr<O>,
+    scale_a: Ptr<f32>,
+    scale_b: Ptr<f32>,
+    bias: Ptr<f32>,
+    m: i32,
+    n: i32,
+    k: i32,
+    stride_am: i32,
+    stride_bn: i32,
+    stride_cm: i32,
+) where
+    A: Numeric + DotOperands<B>,
+    B: Numeric,
+    O: Numeric,
+{
+    let rm = program_id(0) * BLOCK_M + arange(0, BLOCK_M);
+    let rn = program_id(1) * BLOCK_N + arange(0, BLOCK_N);
+    let rk = arange(0, BLOCK_K);
+    let split = program_id(2);
+    let chunk = cdiv(cdiv(k, num_programs(2)), BLOCK_K) * BLOCK_K;
+    let k_lo = split * chunk;
+    let k_hi = minimum(k_lo + chunk, k);
+    let m_ok = rm.expand_dims(1) < m;
+    let n_ok = rn.expand_dims(1) < n;
+    let acc = old_split_k_product::<A, B, BLOCK_M, BLOCK_N, BLOCK_K>(a, b, rm, rn, rk, k_lo, k_hi, k, stride_am, stride_bn, m_ok, n_ok);
+    let c_ok = m_ok & (rn.expand_dims(0) < n);
+    let c_offs = rm.expand_dims(1) * stride_cm + rn.expand_dims(0);
+    if EPILOGUE {
+        let out = old_epilogue::<O, ROW_SCALE, COL_SCALE, BIAS>(acc, scale_a, scale_b, bias, rm, rn, m, n, split == 0);
+        if ATOMIC {
+            atomic_add(c + c_offs, out.to::<O>(), c_ok);
+        } else {
+            store_masked(c + c_offs, out.to::<O>(), c_ok);
+        }
+    } else {
+        store_masked(c + split * (m * stride_cm) + c_offs, acc.to::<O>(), c_ok);
+    }
+}
+
+
+}
+
+#[test]
+#[ignore]
+fn scratch_old_scaled_mm_sass() {
+    for bn in [32] {
+        let k = old_gemm::old_scaled_mm::<e4m3, e4m3, f32, 16, 32, 256, false, false, false, false, false>::build().unwrap();
+        let facts = k.params.iter().enumerate().map(|(i, _)| if i < 6 { ArgFact::Aligned16 } else { ArgFact::Div16 }).collect();
+        let opts = CompileOptions { target: Target::Sm90a, num_warps: 4, num_stages: 4, ..CompileOptions::default() };
+        let a = assembled_with(&k, Specialization { facts }, &opts);
+        std::fs::write(format!("/tmp/old-sass-{bn}-f32.txt"), &a.sass).unwrap();
+        eprintln!("old {bn}: {} registers, LDGSTS {}", a.registers, a.sass.matches("LDGSTS").count());
+    }
 }

@@ -150,11 +150,14 @@ pub struct GemmOptions {
     /// it waits at its `gdc_wait`, after the prefetch). `None`: the config's choice, else the runtime's.
     /// Its combine kernel keeps the config's choice either way.
     pub overlap: Option<bool>,
+    /// The split-K kernel releases the next kernel (programmatic launch) after its main loop instead of
+    /// when it ends.
+    pub release_early: bool,
 }
 
 impl Default for GemmOptions {
     fn default() -> Self {
-        GemmOptions { config: None, mode: SplitKMode::Deterministic, sm_count: 132, accumulate: false, prefetch_bytes: 0, overlap: None }
+        GemmOptions { config: None, mode: SplitKMode::Deterministic, sm_count: 132, accumulate: false, prefetch_bytes: 0, overlap: None, release_early: false }
     }
 }
 
@@ -390,7 +393,7 @@ where
     };
     let args = Args { a: a.buf, b: b.buf, sa, sb, m, n, k, sam: a.row_stride, sbn: b.row_stride, scm: out_row_stride, stream };
     let prefetch = prefetch_lines(opts.prefetch_bytes, n, B::DTYPE.size_bytes());
-    let flags = Flags { row_scale, col_scale, bias: bias.is_some(), accumulate: opts.accumulate, prefetch, overlap: opts.overlap };
+    let flags = Flags { row_scale, col_scale, bias: bias.is_some(), accumulate: opts.accumulate, prefetch, overlap: opts.overlap, release_early: opts.release_early };
     launch_all(rt, &args, cfg, flags, bias, out, ws).map_err(GemmError::Runtime)?;
     Ok(cfg)
 }
@@ -420,6 +423,7 @@ struct Flags {
     /// `scaled_mm`'s `(prefetch_lines, line_elems)`.
     prefetch: (i32, i32),
     overlap: Option<bool>,
+    release_early: bool,
 }
 
 /// The launches of one GEMM: its main kernel, then the ordered combine where there is one (or, for
@@ -429,7 +433,7 @@ fn launch_all<R, A, B, O>(
     rt: &R,
     x: &Args<R::Buffer<A>, R::Buffer<B>, R::Buffer<f32>>,
     cfg: GemmConfig,
-    Flags { row_scale, col_scale, bias: with_bias, accumulate, prefetch: (pf, line), overlap }: Flags,
+    Flags { row_scale, col_scale, bias: with_bias, accumulate, prefetch: (pf, line), overlap, release_early }: Flags,
     bias: Option<&R::Buffer<f32>>,
     out: &mut R::Buffer<O>,
     ws: Option<(&mut R::Buffer<f32>, Option<&mut R::Buffer<i32>>)>,
@@ -441,6 +445,7 @@ where
     O: Numeric + Elem,
 {
     let (bm, bn, bk) = (cfg.block_m as i32, cfg.block_n as i32, cfg.block_k as i32);
+    let early = release_early as i32;
     let main_options = LaunchOptions { programmatic: overlap.or(cfg.options.programmatic), ..cfg.options };
     let grid = Grid::from((x.m.div_ceil(bm as usize) as u32, x.n.div_ceil(bn as usize) as u32, cfg.split_k)).with(main_options);
     let (m, n, k, sam, sbn, scm) = (x.m as i32, x.n as i32, x.k as i32, x.sam as i32, x.sbn as i32, x.scm as i32);
@@ -472,7 +477,7 @@ where
     }
     if let Some((ws, None)) = ws {
         // Deterministic split-K: raw partials, then the ordered combine with the epilogue.
-        main(false, false).launch::<A, B, f32, R>(rt, grid, x.a, x.b, ws, x.sa, x.sb, x.sa, m, n, k, sam, sbn, n, pf, line)?;
+        main(false, false).launch::<A, B, f32, R>(rt, grid, x.a, x.b, ws, x.sa, x.sb, x.sa, m, n, k, sam, sbn, n, pf, line, early)?;
         let reduce = SplitkReduceInstance { block_m: 32, block_n: 64, row_scale, col_scale, bias: with_bias, accumulate };
         let g2 = Grid::from((x.m.div_ceil(32) as u32, x.n.div_ceil(64) as u32)).with(combine);
         return reduce.launch::<O, R>(rt, g2, &*ws, out, x.sa, x.sb, dummy, m, n, cfg.split_k as i32, scm);
@@ -484,7 +489,7 @@ where
         let g0 = Grid::from((x.m.div_ceil(32) as u32, x.n.div_ceil(64) as u32)).with(combine);
         ZeroFillInstance { block_m: 32, block_n: 64 }.launch::<O, R>(rt, g0, &mut *out, m, n, scm)?;
     }
-    main(true, atomic).launch::<A, B, O, R>(rt, grid, x.a, x.b, out, x.sa, x.sb, dummy, m, n, k, sam, sbn, scm, pf, line)
+    main(true, atomic).launch::<A, B, O, R>(rt, grid, x.a, x.b, out, x.sa, x.sb, dummy, m, n, k, sam, sbn, scm, pf, line, early)
 }
 
 #[cfg(test)]

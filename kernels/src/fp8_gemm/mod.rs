@@ -106,8 +106,9 @@ where
 ///   `C + s * M * stride_cm` (a workspace for [`splitk_reduce`]; `O` is f32).
 /// - Programmatic launch: before its `gdc_wait` a program only computes indices and brings the first
 ///   `prefetch_lines` 128-byte lines of each of its `B` rows into L2 (`line_elems` elements of `B` a
-///   line; at most [`PREFETCH_LINES`]); a hint, so safe even if a kernel ahead writes `B`. It lets the
-///   next kernel start its programs once its main loop is done ([`gdc_launch_dependents`]).
+///   line; at most [`PREFETCH_LINES`]); a hint, so safe even if a kernel ahead writes `B`. With
+///   `release_early != 0` it lets the next kernel start its programs once its main loop is done
+///   ([`gdc_launch_dependents`]; else when it ends).
 #[kernel(instances(
     (BLOCK_M, BLOCK_N, BLOCK_K) in [
         (16, 32, 256), (16, 64, 256), (16, 64, 512), (16, 128, 128), (32, 32, 256), (32, 32, 512),
@@ -144,6 +145,7 @@ pub fn scaled_mm<
     stride_cm: i32,
     prefetch_lines: i32,
     line_elems: i32,
+    release_early: i32,
 ) where
     A: Numeric + DotOperands<B>,
     B: Numeric,
@@ -166,7 +168,9 @@ pub fn scaled_mm<
     prefetch_l2(b + (rn.expand_dims(1) * stride_bn + pk.expand_dims(0)), pf_ok);
     gdc_wait();
     let acc = split_k_product::<A, B, BLOCK_M, BLOCK_N, BLOCK_K>(a, b, rm, rn, rk, k_lo, k_hi, k, stride_am, stride_bn, m_ok, n_ok);
-    gdc_launch_dependents();
+    if release_early != 0 {
+        gdc_launch_dependents();
+    }
     let c_ok = m_ok & (rn.expand_dims(0) < n);
     let c_offs = rm.expand_dims(1) * stride_cm + rn.expand_dims(0);
     if EPILOGUE {

@@ -91,7 +91,7 @@ where
     let tickets_n = cfg.map_or(0, |c| tickets_len(p.m, p.n, &c)).max(1);
     let mut tickets = upload(rt, &vec![0i32; tickets_n]);
     // Every program prefetches its whole first 2 KB of B (ragged rows and splits: the prefetch's masks).
-    let opts = GemmOptions { config: cfg, mode, sm_count: 132, accumulate: false, prefetch_bytes: 1 << 30, overlap: None };
+    let opts = GemmOptions { config: cfg, mode, sm_count: 132, accumulate: false, prefetch_bytes: 1 << 30, overlap: None, release_early: true };
     let a = Operand { buf: &ba, rows: p.m, cols: p.k, row_stride: p.k + 1 };
     let b = Operand { buf: &bb, rows: p.n, cols: p.k, row_stride: p.k + 3 };
     let scale_a = if row { Scale::PerRow(&sa) } else { Scale::PerTensor(&sa) };
@@ -435,7 +435,7 @@ impl<R: Runtime> LayerChain<R> {
     fn opts(split: u32, fused: bool) -> GemmOptions {
         let config = cfg(16, 32, 256, split).map(|c| if fused { c.with_fused_combine() } else { c });
         // The GEMMs prefetch part of their weights before they wait (the runtime's programmatic launch).
-        GemmOptions { config, mode: SplitKMode::Deterministic, sm_count: 132, accumulate: false, prefetch_bytes: 64 << 10, overlap: None }
+        GemmOptions { config, mode: SplitKMode::Deterministic, sm_count: 132, accumulate: false, prefetch_bytes: 64 << 10, overlap: None, release_early: true }
     }
 
     fn quantize(rt: &R, x: &R::Buffer<bf16>, q: &mut R::Buffer<e4m3>, s: &mut R::Buffer<f32>, rows: usize, cols: usize) -> Result<(), String> {

@@ -37,11 +37,13 @@ pub struct GemmStart {
     pub overlap: bool,
     /// Bytes of each GEMM's weights brought into L2 before its programs wait (spread over its rows).
     pub prefetch_bytes: usize,
+    /// GEMMs release the kernel after them once their main loop is done (else when they end).
+    pub release_early: bool,
 }
 
 impl Default for GemmStart {
     fn default() -> Self {
-        GemmStart { overlap: true, prefetch_bytes: 16 << 20 }
+        GemmStart { overlap: true, prefetch_bytes: 16 << 20, release_early: false }
     }
 }
 

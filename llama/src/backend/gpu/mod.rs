@@ -256,6 +256,7 @@ where
             (false, 0) => ", GEMMs overlapped".into(),
             (false, mib) => format!(", GEMMs overlapped (prefetch {mib} MiB)"),
         };
+        let overlap = if start.release_early && !pdl.is_empty() { format!("{overlap}, early release") } else { overlap };
         format!("{mode}{pdl}, {gemms}{combine}{overlap}")
     }
 

@@ -162,6 +162,7 @@ fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: Input<'_, R
         prefetch_bytes: start.prefetch_bytes,
         // On: the runtime's choice (programmatic on Hopper unless turned off).
         overlap: if start.overlap { None } else { Some(false) },
+        release_early: start.release_early,
         ..GemmOptions::default()
     };
     let gemm = |e| LlamaError::Backend(format!("GEMM {m}x{n}x{k}: {e}"));
