@@ -14,9 +14,6 @@
 #                                            # merged into a copy of bench/fp8_gemm/tuned.tsv in $OUT
 #   bash bench/llama_gpu/bench.sh tuned      # 8B and 70B fp8 with and without the winners, 8B bf16, ctx 4096, pp512,
 #                                            # the fused GEMM checks, an ncu breakdown of an 8B fp8 step
-#   bash bench/llama_gpu/bench.sh overlap    # GEMMs that start behind the kernel ahead and prefetch their
-#                                            # weights: checks, then 8B/70B decode A/B against the build before
-#   bash bench/llama_gpu/bench.sh release    # the same, split: overlap, prefetch and the early release apart
 # Needs /tmp/g/llama and /tmp/g/gpu-check (carried as .gpu/*.xz, see NOTES.md). Outputs under $OUT.
 set -uo pipefail
 OUT=${OUT:-bench/llama_gpu/results/latest}
@@ -128,52 +125,5 @@ tuned)
         > "$OUT/ncu-8b-fp8.csv" 2> "$OUT/ncu-8b-fp8.err"; echo "ncu rc=$?"
     python3 bench/llama_gpu/breakdown.py "$OUT/ncu-8b-fp8.csv" | tee "$OUT/breakdown-8b-fp8.md" | head -30
     ;;
-overlap)
-    # GEMMs started behind the kernel ahead (programmatic launch; weights prefetched into L2 meanwhile):
-    # the fp8 GEMM checks and the decode graph against eager launches, then 8B decode with the build
-    # before (.gpu/old/llama.xz), GEMM overlap off, on without prefetch and with 8/16/32 MiB, twice,
-    # alternated; 8B bf16 and 70B fp8 off against on. (2026-12-06, first H100 run: results/2026-12-06-h100-overlap.)
-    nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv > "$OUT/gpu.txt"
-    [ -x /tmp/g/llama-old ] || { xz -dc .gpu/old/llama.xz > /tmp/g/llama-old && chmod +x /tmp/g/llama-old; }
-    for t in layer_chain fp8_gemm_scales fp8_gemm_accum grid_dep; do
-        timeout 100 /tmp/g/gpu-check test $t > "$OUT/test-$t.txt" 2>&1; echo "test $t rc=$?: $(grep -h passed "$OUT/test-$t.txt" | tail -1)"
-        grep FAIL "$OUT/test-$t.txt" | head -3
-    done
-    timeout 120 /tmp/g/gpu-check graph-eager llama-3-8b fp8 300 2>&1 | tail -2 | tee "$OUT/graph-eager.txt"
-    O() { local keep=$L; L=/tmp/g/llama-old; B "$@"; L=$keep; }
-    for r in 1 2; do
-        O --arch llama-3-8b --device cuda --weights fp8 -p 128 -n 128 -r 3
-        B --arch llama-3-8b --device cuda --weights fp8 -p 128 -n 128 -r 3 --no-gemm-overlap
-        for mib in 0 8 16 32; do B --arch llama-3-8b --device cuda --weights fp8 -p 128 -n 128 -r 3 --gemm-prefetch-mib $mib; done
-    done
-    O --arch llama-3-8b --device cuda --weights bf16 -p 128 -n 128 -r 3
-    B --arch llama-3-8b --device cuda --weights bf16 -p 128 -n 128 -r 3 --no-gemm-overlap
-    B --arch llama-3-8b --device cuda --weights bf16 -p 128 -n 128 -r 3
-    B --arch llama-3-70b --device cuda --weights fp8 -p 128 -n 64 -r 3 --no-gemm-overlap
-    B --arch llama-3-70b --device cuda --weights fp8 -p 128 -n 64 -r 3
-    cat "$OUT/speed.md"; grep -v "^\s*$" "$OUT/speed-log.txt" | grep -iv "making random\|measuring" | grep -v "^    BLOCK" | tail -12
-    ;;
-release)
-    # Which part of the GEMM start costs or gains (heuristic GEMMs everywhere, so that the build before
-    # and this one run the same configs): the build before; overlap off with and without releasing the
-    # next kernel after the main loop; overlap on without prefetch, with 16 MiB, with the early release;
-    # twice, alternated. 8B fp8 then bf16.
-    nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv > "$OUT/gpu.txt"
-    [ -x /tmp/g/llama-old ] || { xz -dc .gpu/old/llama.xz > /tmp/g/llama-old && chmod +x /tmp/g/llama-old; }
-    timeout 100 /tmp/g/gpu-check test layer_chain > "$OUT/test-layer_chain.txt" 2>&1; echo "layer_chain rc=$?: $(grep -h passed "$OUT/test-layer_chain.txt" | tail -1)"
-    O() { local keep=$L; L=/tmp/g/llama-old; B "$@"; L=$keep; }
-    for w in fp8 bf16; do
-        for r in 1 2; do
-            C="--arch llama-3-8b --device cuda --weights $w -p 128 -n 128 -r 3 --no-tuned-configs"
-            O $C
-            B $C --no-gemm-overlap --gemm-prefetch-mib 0
-            B $C --no-gemm-overlap --gemm-prefetch-mib 0 --gemm-release-early
-            B $C --gemm-prefetch-mib 0
-            B $C --gemm-prefetch-mib 16
-            B $C --gemm-prefetch-mib 16 --gemm-release-early
-        done
-    done
-    grep "tg128" "$OUT/speed.md"
-    ;;
-*) echo "usage: bench.sh speed|smollm2|profile|hf|rows|combine|tune|tuned|overlap|release"; exit 2 ;;
+*) echo "usage: bench.sh speed|smollm2|profile|hf|rows|combine|tune|tuned"; exit 2 ;;
 esac

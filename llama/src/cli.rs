@@ -157,16 +157,4 @@ pub struct GpuArgs {
     /// comparison.
     #[arg(long)]
     pub fused_combine: bool,
-    /// Start each GEMM only once the kernel ahead has finished, instead of letting its programs start
-    /// while that one ends and wait inside (with programmatic launch). For comparison.
-    #[arg(long)]
-    pub no_gemm_overlap: bool,
-    /// MiB of each GEMM's weights brought into the L2 cache while the kernel ahead ends (with
-    /// programmatic launch; 0: none).
-    #[arg(long, default_value_t = 16)]
-    pub gemm_prefetch_mib: usize,
-    /// Let the kernel after each GEMM start its programs once the GEMM's main loop is done, instead
-    /// of when the GEMM ends (with programmatic launch). For comparison.
-    #[arg(long)]
-    pub gemm_release_early: bool,
 }

@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cli::{Cli, Command, GpuArgs, RunArgs};
 use indicatif::{ProgressBar, ProgressStyle};
-use llama::backend::gpu::{GemmStart, GpuBackend, GpuOptions, WeightSource};
+use llama::backend::gpu::{GpuBackend, GpuOptions, WeightSource};
 use llama::backend::{create_backend, Backend, Device};
 use llama::chat::{self, Message};
 use llama::generate::generate;
@@ -62,7 +62,6 @@ fn gpu_options(g: &GpuArgs) -> Result<GpuOptions> {
         programmatic: !g.no_programmatic_launch,
         tuned_configs: !g.no_tuned_configs,
         fused_combine: g.fused_combine,
-        gemm_start: GemmStart { overlap: !g.no_gemm_overlap, prefetch_bytes: g.gemm_prefetch_mib << 20, release_early: g.gemm_release_early },
     })
 }
 

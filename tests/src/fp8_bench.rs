@@ -90,7 +90,7 @@ impl Problem {
     /// timed replays divided by `reps`.
     fn time_us(&mut self, rt: &CudaRuntime, cfg: GemmConfig, mode: SplitKMode) -> Result<f64, String> {
         let reps = (2 * self.weights.len()).max(20);
-        let opts = GemmOptions { config: Some(cfg), mode, sm_count: 132, accumulate: false, ..GemmOptions::default() };
+        let opts = GemmOptions { config: Some(cfg), mode, sm_count: 132, accumulate: false };
         let (m, n, k) = (self.m, self.n, self.k);
         let Problem { a, weights, scale, out, ws, tickets, .. } = self;
         let once = |rt: &CudaRuntime, i: usize| -> Result<(), String> {

@@ -141,31 +141,12 @@ pub struct GemmOptions {
     /// adds into `out`, and a single split adds atomically (one add per element: still the same bits
     /// every run). Takes the same workspace.
     pub accumulate: bool,
-    /// Bytes of `B` (over all its rows) that the split-K kernel's programs bring into L2 before their
-    /// `gdc_wait`: under programmatic launch, weights stream while the kernel ahead ends. Spread as
-    /// whole 128-byte lines over the rows, at most [`PREFETCH_LINES`](super::PREFETCH_LINES) a row
-    /// and never past a program's share of `K`. 0: none.
-    pub prefetch_bytes: usize,
-    /// Whether the split-K kernel may start its programs behind the kernel ahead (programmatic launch;
-    /// it waits at its `gdc_wait`, after the prefetch). `None`: the config's choice, else the runtime's.
-    /// Its combine kernel keeps the config's choice either way.
-    pub overlap: Option<bool>,
-    /// The split-K kernel releases the next kernel (programmatic launch) after its main loop instead of
-    /// when it ends.
-    pub release_early: bool,
 }
 
 impl Default for GemmOptions {
     fn default() -> Self {
-        GemmOptions { config: None, mode: SplitKMode::Deterministic, sm_count: 132, accumulate: false, prefetch_bytes: 0, overlap: None, release_early: false }
+        GemmOptions { config: None, mode: SplitKMode::Deterministic, sm_count: 132, accumulate: false }
     }
-}
-
-/// `(lines, elements a line)` of each `B` row that a [`scaled_mm`](super::scaled_mm) program prefetches
-/// for [`GemmOptions::prefetch_bytes`] over `n` rows of `elem_bytes`-byte elements.
-pub fn prefetch_lines(prefetch_bytes: usize, n: usize, elem_bytes: usize) -> (i32, i32) {
-    let lines = (prefetch_bytes / (128 * n.max(1))).min(super::PREFETCH_LINES as usize);
-    (lines as i32, (128 / elem_bytes.max(1)) as i32)
 }
 
 /// A problem [`fp8_gemm`] refuses, or the runtime's error.
@@ -392,8 +373,7 @@ where
         None
     };
     let args = Args { a: a.buf, b: b.buf, sa, sb, m, n, k, sam: a.row_stride, sbn: b.row_stride, scm: out_row_stride, stream };
-    let prefetch = prefetch_lines(opts.prefetch_bytes, n, B::DTYPE.size_bytes());
-    let flags = Flags { row_scale, col_scale, bias: bias.is_some(), accumulate: opts.accumulate, prefetch, overlap: opts.overlap, release_early: opts.release_early };
+    let flags = Flags { row_scale, col_scale, bias: bias.is_some(), accumulate: opts.accumulate };
     launch_all(rt, &args, cfg, flags, bias, out, ws).map_err(GemmError::Runtime)?;
     Ok(cfg)
 }
@@ -420,10 +400,6 @@ struct Flags {
     col_scale: bool,
     bias: bool,
     accumulate: bool,
-    /// `scaled_mm`'s `(prefetch_lines, line_elems)`.
-    prefetch: (i32, i32),
-    overlap: Option<bool>,
-    release_early: bool,
 }
 
 /// The launches of one GEMM: its main kernel, then the ordered combine where there is one (or, for
@@ -433,7 +409,7 @@ fn launch_all<R, A, B, O>(
     rt: &R,
     x: &Args<R::Buffer<A>, R::Buffer<B>, R::Buffer<f32>>,
     cfg: GemmConfig,
-    Flags { row_scale, col_scale, bias: with_bias, accumulate, prefetch: (pf, line), overlap, release_early }: Flags,
+    Flags { row_scale, col_scale, bias: with_bias, accumulate }: Flags,
     bias: Option<&R::Buffer<f32>>,
     out: &mut R::Buffer<O>,
     ws: Option<(&mut R::Buffer<f32>, Option<&mut R::Buffer<i32>>)>,
@@ -445,9 +421,7 @@ where
     O: Numeric + Elem,
 {
     let (bm, bn, bk) = (cfg.block_m as i32, cfg.block_n as i32, cfg.block_k as i32);
-    let early = release_early as i32;
-    let main_options = LaunchOptions { programmatic: overlap.or(cfg.options.programmatic), ..cfg.options };
-    let grid = Grid::from((x.m.div_ceil(bm as usize) as u32, x.n.div_ceil(bn as usize) as u32, cfg.split_k)).with(main_options);
+    let grid = Grid::from((x.m.div_ceil(bm as usize) as u32, x.n.div_ceil(bn as usize) as u32, cfg.split_k)).with(cfg.options);
     let (m, n, k, sam, sbn, scm) = (x.m as i32, x.n as i32, x.k as i32, x.sam as i32, x.sbn as i32, x.scm as i32);
     // The combines take the runtime's warps and stages (they have no `dot`), and the GEMM's choice of
     // programmatic launch, so that a config turns it on or off for the whole GEMM.
@@ -477,7 +451,7 @@ where
     }
     if let Some((ws, None)) = ws {
         // Deterministic split-K: raw partials, then the ordered combine with the epilogue.
-        main(false, false).launch::<A, B, f32, R>(rt, grid, x.a, x.b, ws, x.sa, x.sb, x.sa, m, n, k, sam, sbn, n, pf, line, early)?;
+        main(false, false).launch::<A, B, f32, R>(rt, grid, x.a, x.b, ws, x.sa, x.sb, x.sa, m, n, k, sam, sbn, n)?;
         let reduce = SplitkReduceInstance { block_m: 32, block_n: 64, row_scale, col_scale, bias: with_bias, accumulate };
         let g2 = Grid::from((x.m.div_ceil(32) as u32, x.n.div_ceil(64) as u32)).with(combine);
         return reduce.launch::<O, R>(rt, g2, &*ws, out, x.sa, x.sb, dummy, m, n, cfg.split_k as i32, scm);
@@ -489,7 +463,7 @@ where
         let g0 = Grid::from((x.m.div_ceil(32) as u32, x.n.div_ceil(64) as u32)).with(combine);
         ZeroFillInstance { block_m: 32, block_n: 64 }.launch::<O, R>(rt, g0, &mut *out, m, n, scm)?;
     }
-    main(true, atomic).launch::<A, B, O, R>(rt, grid, x.a, x.b, out, x.sa, x.sb, dummy, m, n, k, sam, sbn, scm, pf, line, early)
+    main(true, atomic).launch::<A, B, O, R>(rt, grid, x.a, x.b, out, x.sa, x.sb, dummy, m, n, k, sam, sbn, scm)
 }
 
 #[cfg(test)]

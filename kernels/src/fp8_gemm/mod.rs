@@ -56,10 +56,6 @@ fn epilogue<O: Numeric, const ROW_SCALE: bool, const COL_SCALE: bool, const BIAS
     }
 }
 
-/// The most 128-byte lines of each weight row that a [`scaled_mm`] program prefetches before its
-/// `gdc_wait` (2 KB: a whole split of 2048 fp8 elements).
-pub const PREFETCH_LINES: i32 = 16;
-
 /// The main loop of one split-K program: `A[rm, k_lo..k_hi] · B[rn, k_lo..k_hi]ᵀ` in f32 (rows outside
 /// `m_ok` / `n_ok` read as zero).
 #[kernel_fn]
@@ -104,11 +100,6 @@ where
 /// - `EPILOGUE && !ATOMIC`: stores `epilogue(acc)` (use with `split_k == 1`). `EPILOGUE && ATOMIC`: adds
 ///   it atomically into a zeroed `C`. `!EPILOGUE`: stores the raw f32 partial of split `s` at
 ///   `C + s * M * stride_cm` (a workspace for [`splitk_reduce`]; `O` is f32).
-/// - Programmatic launch: before its `gdc_wait` a program only computes indices and brings the first
-///   `prefetch_lines` 128-byte lines of each of its `B` rows into L2 (`line_elems` elements of `B` a
-///   line; at most [`PREFETCH_LINES`]); a hint, so safe even if a kernel ahead writes `B`. With
-///   `release_early != 0` it lets the next kernel start its programs once its main loop is done
-///   ([`gdc_launch_dependents`]; else when it ends).
 #[kernel(instances(
     (BLOCK_M, BLOCK_N, BLOCK_K) in [
         (16, 32, 256), (16, 64, 256), (16, 64, 512), (16, 128, 128), (32, 32, 256), (32, 32, 512),
@@ -143,9 +134,6 @@ pub fn scaled_mm<
     stride_am: i32,
     stride_bn: i32,
     stride_cm: i32,
-    prefetch_lines: i32,
-    line_elems: i32,
-    release_early: i32,
 ) where
     A: Numeric + DotOperands<B>,
     B: Numeric,
@@ -160,17 +148,7 @@ pub fn scaled_mm<
     let k_hi = minimum(k_lo + chunk, k);
     let m_ok = rm.expand_dims(1) < m;
     let n_ok = rn.expand_dims(1) < n;
-    // The weights do not depend on the kernels ahead: under programmatic launch they start streaming
-    // into L2 while those end.
-    let line = arange(0, PREFETCH_LINES);
-    let pk = k_lo + line * line_elems;
-    let pf_ok = n_ok & ((line < prefetch_lines) & (pk < k_hi)).expand_dims(0);
-    prefetch_l2(b + (rn.expand_dims(1) * stride_bn + pk.expand_dims(0)), pf_ok);
-    gdc_wait();
     let acc = split_k_product::<A, B, BLOCK_M, BLOCK_N, BLOCK_K>(a, b, rm, rn, rk, k_lo, k_hi, k, stride_am, stride_bn, m_ok, n_ok);
-    if release_early != 0 {
-        gdc_launch_dependents();
-    }
     let c_ok = m_ok & (rn.expand_dims(0) < n);
     let c_offs = rm.expand_dims(1) * stride_cm + rn.expand_dims(0);
     if EPILOGUE {

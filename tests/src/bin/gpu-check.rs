@@ -21,9 +21,6 @@
 //! - `gpu-check fp8 [--write FILE] [--only SHAPE]`: the split-K fp8 GEMM on the Llama 3 shapes
 //!   ([`tests::fp8_bench`]); with `--write`, every candidate is searched afresh (committed winners are
 //!   not consulted) and the winners are merged into FILE.
-//! - `gpu-check restamp-fp8 FILE` (no GPU): the fp8 winners in FILE re-stamped with their kernels'
-//!   fingerprints as they are now, naming each one that changed. Only for a kernel change outside the
-//!   loop the tuner timed (the committed configs stand); any other change is re-tuned instead.
 
 use codegen_ptx::runtime::{CudaBuffer, CudaError, CudaRuntime, DiskCache};
 use dsl_core::prelude::*;
@@ -60,10 +57,6 @@ fn main() {
             args.iter().position(|a| a == "--write").and_then(|i| args.get(i + 1)).map(String::as_str),
             args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(String::as_str),
         ),
-        "restamp-fp8" => match args.get(1) {
-            Some(f) => restamp_fp8(f),
-            None => Err("usage: gpu-check restamp-fp8 TUNED_FILE".into()),
-        },
         _ => {
             eprintln!("usage: gpu-check test [FILTER] | compile | bench | decode | prefill | smollm2 MODEL GOLDENS | graph-eager ARCH WEIGHTS STEPS | gemm [--write TUNED_FILE] | fp8 [--write TUNED_FILE] [--only SHAPE]");
             std::process::exit(2);
@@ -73,25 +66,6 @@ fn main() {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
-}
-
-/// `gpu-check restamp-fp8 FILE`: see the module docs.
-fn restamp_fp8(file: &str) -> Res<()> {
-    use codegen_ptx::runtime::autotune::{format_records, parse_records};
-    let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
-    let mut records = parse_records(&text).map_err(|(line, e)| format!("{file}:{line}: {e}"))?;
-    let mut changed = 0;
-    for r in &mut records {
-        let now = tests::fp8_bench::fingerprint_of(&r.config)?;
-        if now != r.fingerprint {
-            println!("{}\t{}\t{}\t{}: {} -> {}", r.kernel, r.device, r.key, r.config, &r.fingerprint[..12.min(r.fingerprint.len())], &now[..12]);
-            r.fingerprint = now;
-            changed += 1;
-        }
-    }
-    std::fs::write(file, format_records(&records)).map_err(|e| format!("{file}: {e}"))?;
-    println!("{changed} of {} winners re-stamped in {file}", records.len());
-    Ok(())
 }
 
 fn runtime() -> Res<CudaRuntime> {

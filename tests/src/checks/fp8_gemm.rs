@@ -90,8 +90,7 @@ where
     let mut ws = filled::<R, f32>(rt, ws_len, f32::NAN);
     let tickets_n = cfg.map_or(0, |c| tickets_len(p.m, p.n, &c)).max(1);
     let mut tickets = upload(rt, &vec![0i32; tickets_n]);
-    // Every program prefetches its whole first 2 KB of B (ragged rows and splits: the prefetch's masks).
-    let opts = GemmOptions { config: cfg, mode, sm_count: 132, accumulate: false, prefetch_bytes: 1 << 30, overlap: None, release_early: true };
+    let opts = GemmOptions { config: cfg, mode, sm_count: 132, accumulate: false };
     let a = Operand { buf: &ba, rows: p.m, cols: p.k, row_stride: p.k + 1 };
     let b = Operand { buf: &bb, rows: p.n, cols: p.k, row_stride: p.k + 3 };
     let scale_a = if row { Scale::PerRow(&sa) } else { Scale::PerTensor(&sa) };
@@ -172,7 +171,7 @@ pub fn fp8_gemm_accumulates_into_out<R: Runtime>(rt: &R) {
     ] {
         let mut c = upload(rt, &init);
         let mut ws = filled::<R, f32>(rt, workspace_len(p.m, p.n, p.k, &cfg.unwrap()).max(1), f32::NAN);
-        let opts = GemmOptions { config: cfg, mode, sm_count: 132, accumulate: true, ..GemmOptions::default() };
+        let opts = GemmOptions { config: cfg, mode, sm_count: 132, accumulate: true };
         let a = Operand { buf: &ba, rows: p.m, cols: p.k, row_stride: p.k + 1 };
         let b = Operand { buf: &bb, rows: p.n, cols: p.k, row_stride: p.k + 3 };
         let what = format!("fp8_gemm accumulating {cfg:?} {mode:?}");
@@ -434,8 +433,7 @@ impl<R: Runtime> LayerChain<R> {
 
     fn opts(split: u32, fused: bool) -> GemmOptions {
         let config = cfg(16, 32, 256, split).map(|c| if fused { c.with_fused_combine() } else { c });
-        // The GEMMs prefetch part of their weights before they wait (the runtime's programmatic launch).
-        GemmOptions { config, mode: SplitKMode::Deterministic, sm_count: 132, accumulate: false, prefetch_bytes: 64 << 10, overlap: None, release_early: true }
+        GemmOptions { config, mode: SplitKMode::Deterministic, sm_count: 132, accumulate: false }
     }
 
     fn quantize(rt: &R, x: &R::Buffer<bf16>, q: &mut R::Buffer<e4m3>, s: &mut R::Buffer<f32>, rows: usize, cols: usize) -> Result<(), String> {

@@ -26,25 +26,6 @@ pub struct GemmConfigs {
     fused: bool,
     /// A committed winner was refused once (and said so on stderr).
     warned: AtomicBool,
-    start: GemmStart,
-}
-
-/// How the GEMMs of a step start behind the kernel ahead of them (`GpuOptions::gemm_start`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GemmStart {
-    /// Programmatic launch for the GEMMs too (where the runtime launches so): their programs start while
-    /// the kernel ahead ends and wait inside; off, each GEMM starts once the kernel ahead has finished.
-    pub overlap: bool,
-    /// Bytes of each GEMM's weights brought into L2 before its programs wait (spread over its rows).
-    pub prefetch_bytes: usize,
-    /// GEMMs release the kernel after them once their main loop is done (else when they end).
-    pub release_early: bool,
-}
-
-impl Default for GemmStart {
-    fn default() -> Self {
-        GemmStart { overlap: true, prefetch_bytes: 16 << 20, release_early: false }
-    }
 }
 
 /// A configuration and where it came from.
@@ -67,16 +48,7 @@ impl GemmConfigs {
                 .collect(),
             None => vec![],
         };
-        GemmConfigs { device: device.map(str::to_string), tuners, sm_count, fused, warned: AtomicBool::new(false), start: GemmStart::default() }
-    }
-
-    /// The same, with the GEMMs started as `start` says.
-    pub fn with_start(self, start: GemmStart) -> GemmConfigs {
-        GemmConfigs { start, ..self }
-    }
-
-    pub fn start(&self) -> GemmStart {
-        self.start
+        GemmConfigs { device: device.map(str::to_string), tuners, sm_count, fused, warned: AtomicBool::new(false) }
     }
 
     /// The heuristic only (fused combines), for a GPU of `sm_count` SMs.

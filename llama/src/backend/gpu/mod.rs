@@ -23,7 +23,6 @@ use super::Backend;
 use crate::config::LlamaConfig;
 use crate::error::{LlamaError, Result};
 use crate::model::LlamaWeights;
-pub use configs::GemmStart;
 pub use graph::StepRuntime;
 use configs::GemmConfigs;
 use kernels::kv_attention::CacheShape;
@@ -69,14 +68,11 @@ pub struct GpuOptions {
     /// with a second kernel. Off by default: measured 0.6% slower in the 8B FP8 decode graph on the
     /// H200, where programmatic launch already overlaps the second kernel's start (NOTES.md).
     pub fused_combine: bool,
-    /// Whether GEMMs start behind the kernel ahead (with programmatic launch) and how much of their
-    /// weights they prefetch meanwhile.
-    pub gemm_start: GemmStart,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { weights: WeightFormat::Bf16, graphs: true, programmatic: true, tuned_configs: true, fused_combine: false, gemm_start: GemmStart::default() }
+        GpuOptions { weights: WeightFormat::Bf16, graphs: true, programmatic: true, tuned_configs: true, fused_combine: false }
     }
 }
 
@@ -142,7 +138,7 @@ impl<R: StepRuntime> GpuBackend<R> {
         };
         let model = Model::new(&rt, c.clone(), w, shape, sm_count, rt.warpgroup_mma())?;
         let device = if opts.tuned_configs { rt.device_name() } else { None };
-        let configs = Arc::new(GemmConfigs::new(device.as_deref(), sm_count, opts.fused_combine).with_start(opts.gemm_start));
+        let configs = Arc::new(GemmConfigs::new(device.as_deref(), sm_count, opts.fused_combine));
         let decode = Activations::new(&rt, &c, 1, 1, configs.clone())?;
         Ok(GpuBackend { rt, name, model, decode, prefill: None, graph: None, graph_moved: 0, warm: false, opts, configs, capacity, pos: 0 })
     }
@@ -250,14 +246,7 @@ where
         let tuned = self.opts.weights == WeightFormat::Fp8 && self.configs.committed() > 0;
         let gemms = if tuned { "tuned GEMMs" } else { "heuristic GEMMs" };
         let combine = if self.opts.fused_combine { ", fused split-K" } else { "" };
-        let start = self.opts.gemm_start;
-        let overlap = match (pdl.is_empty() || !start.overlap, start.prefetch_bytes >> 20) {
-            (true, _) => String::new(),
-            (false, 0) => ", GEMMs overlapped".into(),
-            (false, mib) => format!(", GEMMs overlapped (prefetch {mib} MiB)"),
-        };
-        let overlap = if start.release_early && !pdl.is_empty() { format!("{overlap}, early release") } else { overlap };
-        format!("{mode}{pdl}, {gemms}{combine}{overlap}")
+        format!("{mode}{pdl}, {gemms}{combine}")
     }
 
     fn forward(&mut self, tokens: &[u32], all_logits: bool) -> Result<Vec<f32>> {

@@ -154,17 +154,7 @@ fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: Input<'_, R
         g.tickets = zeros(rt, tickets_len(m, n, &cfg), "allocating the GEMM's ticket counters")?;
         g.moved += 1;
     }
-    let start = g.configs.start();
-    let opts = GemmOptions {
-        config: Some(cfg),
-        sm_count: g.configs.sm_count(),
-        accumulate: into == Out::Add,
-        prefetch_bytes: start.prefetch_bytes,
-        // On: the runtime's choice (programmatic on Hopper unless turned off).
-        overlap: if start.overlap { None } else { Some(false) },
-        release_early: start.release_early,
-        ..GemmOptions::default()
-    };
+    let opts = GemmOptions { config: Some(cfg), sm_count: g.configs.sm_count(), accumulate: into == Out::Add, ..GemmOptions::default() };
     let gemm = |e| LlamaError::Backend(format!("GEMM {m}x{n}x{k}: {e}"));
     match (&w.w, a) {
         (Weight::Bf16(b), Input::Bf16(a)) => {
