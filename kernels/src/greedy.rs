@@ -19,8 +19,8 @@ const FINISH_BLOCK: i32 = 128;
 /// - Grid: `(rows, cdiv(n, BLOCK))`; `x` is `[rows, n]`; the partials are `[rows, cdiv(n, BLOCK)]`.
 #[kernel]
 pub fn argmax_chunks<const BLOCK: i32>(x: Ptr<f32>, n: i32, part_v: MutPtr<f32>, part_i: MutPtr<i32>) {
-    gdc_wait();
     gdc_launch_dependents();
+    gdc_wait();
     let r = program_id(0).to::<i64>();
     let c = program_id(1);
     let chunks = num_programs(1);
@@ -37,8 +37,8 @@ pub fn argmax_chunks<const BLOCK: i32>(x: Ptr<f32>, n: i32, part_v: MutPtr<f32>,
 /// - Grid: `rows`.
 #[kernel]
 pub fn argmax_finish<const BLOCK: i32>(part_v: Ptr<f32>, part_i: Ptr<i32>, chunks: i32, out: MutPtr<i32>) {
-    gdc_wait();
     gdc_launch_dependents();
+    gdc_wait();
     let r = program_id(0).to::<i64>();
     let mut best = full::<f32>([BLOCK], f32::NEG_INFINITY);
     let mut best_i = full::<i32>([BLOCK], i32::MAX);

@@ -44,8 +44,8 @@ fn swiglu_block<T: Float, const BLOCK: i32>(gu: Ptr<T>, out: MutPtr<T>, f: Tile<
 ///   `vocab` (the host checks token ids before upload).
 #[kernel]
 pub fn embed_rows<T: Float, const BLOCK: i32>(table: Ptr<T>, ids: Ptr<i32>, out: MutPtr<f32>, d: i32) {
-    gdc_wait();
     gdc_launch_dependents();
+    gdc_wait();
     let t = program_id(0).to::<i64>();
     let offs = program_id(1) * BLOCK + arange(0, BLOCK);
     let ok = offs < d;
@@ -62,8 +62,8 @@ pub fn embed_rows<T: Float, const BLOCK: i32>(table: Ptr<T>, ids: Ptr<i32>, out:
 ///   `cols` f32 values. Any `cols`: walked `BLOCK` at a time, twice (sum of squares, then scale).
 #[kernel]
 pub fn rmsnorm_to<O: Float, const BLOCK: i32>(x: Ptr<f32>, w: Ptr<f32>, out: MutPtr<O>, cols: i32, x_row_stride: i32, x_row0: i32, eps: f32) {
-    gdc_wait();
     gdc_launch_dependents();
+    gdc_wait();
     let row = program_id(0).to::<i64>();
     let x_row = x + (row + x_row0) * x_row_stride;
     let inv_rms = inv_rms::<BLOCK>(x_row, cols, eps);
@@ -86,8 +86,8 @@ pub fn rmsnorm_to<O: Float, const BLOCK: i32>(x: Ptr<f32>, w: Ptr<f32>, out: Mut
 ///   the first.
 #[kernel]
 pub fn rmsnorm_quant<Q: Numeric, const BLOCK: i32>(x: Ptr<f32>, w: Ptr<f32>, q: MutPtr<Q>, scale: MutPtr<f32>, cols: i32, eps: f32) {
-    gdc_wait();
     gdc_launch_dependents();
+    gdc_wait();
     let row = program_id(0).to::<i64>();
     let x_row = x + row * cols;
     let inv_rms = inv_rms::<BLOCK>(x_row, cols, eps);
@@ -119,8 +119,8 @@ pub fn rmsnorm_quant<Q: Numeric, const BLOCK: i32>(x: Ptr<f32>, w: Ptr<f32>, q: 
 ///   is `[tokens, blocks]`.
 #[kernel]
 pub fn silu_mul_block_max<T: Float, const BLOCK: i32>(gu: Ptr<T>, out: MutPtr<T>, part_max: MutPtr<f32>, f: i32) {
-    gdc_wait();
     gdc_launch_dependents();
+    gdc_wait();
     let y = swiglu_block::<T, BLOCK>(gu, out, f);
     // Masked lanes hold silu(0) * 0 = 0, which never raises the maximum.
     let (t, b) = (program_id(0).to::<i64>(), program_id(1));
@@ -137,8 +137,8 @@ pub fn silu_mul_block_max<T: Float, const BLOCK: i32>(gu: Ptr<T>, out: MutPtr<T>
 ///   stores `scale[t]`.
 #[kernel]
 pub fn quantize_blocks<T: Float, Q: Numeric, const BLOCK: i32, const PARTS: i32>(x: Ptr<T>, part_max: Ptr<f32>, q: MutPtr<Q>, scale: MutPtr<f32>, cols: i32) {
-    gdc_wait();
     gdc_launch_dependents();
+    gdc_wait();
     let t = program_id(0).to::<i64>();
     let b = program_id(1);
     let blocks = num_programs(1);
@@ -162,7 +162,7 @@ pub fn quantize_blocks<T: Float, Q: Numeric, const BLOCK: i32, const PARTS: i32>
 /// - Grid: `(tokens, cdiv(f, BLOCK))`; `out` is `[tokens, f]`.
 #[kernel]
 pub fn silu_mul_halves<T: Float, const BLOCK: i32>(gu: Ptr<T>, out: MutPtr<T>, f: i32) {
-    gdc_wait();
     gdc_launch_dependents();
+    gdc_wait();
     swiglu_block::<T, BLOCK>(gu, out, f);
 }

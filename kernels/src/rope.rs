@@ -77,8 +77,8 @@ pub fn rope_inplace<T: Float, const HALF_BLOCK: i32>(
     head_stride: i32,
     cs_row_stride: i32,
 ) {
-    gdc_wait();
     gdc_launch_dependents();
+    gdc_wait();
     let t = program_id(0).to::<i64>();
     let h = program_id(1).to::<i64>();
     let half = head_dim / 2;

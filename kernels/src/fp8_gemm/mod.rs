@@ -286,8 +286,8 @@ pub fn splitk_reduce<
     split_k: i32,
     stride_cm: i32,
 ) {
-    gdc_wait();
     gdc_launch_dependents();
+    gdc_wait();
     let rm = program_id(0) * BLOCK_M + arange(0, BLOCK_M);
     let rn = program_id(1) * BLOCK_N + arange(0, BLOCK_N);
     let ok = (rm.expand_dims(1) < m) & (rn.expand_dims(0) < n);
@@ -388,8 +388,8 @@ pub fn streamk_reduce<
     iters: i32,
     programs: i32,
 ) {
-    gdc_wait();
     gdc_launch_dependents();
+    gdc_wait();
     let (i, j) = (program_id(0), program_id(1));
     let rm = i * BLOCK_M + arange(0, BLOCK_M);
     let rn = j * BLOCK_N + arange(0, BLOCK_N);
@@ -436,8 +436,8 @@ pub fn quantize_rows<T: Float, Q: Numeric, const BLOCK: i32>(
     x_stride: i32,
     q_stride: i32,
 ) {
-    gdc_wait();
     gdc_launch_dependents();
+    gdc_wait();
     let row = program_id(0).to::<i64>();
     let mut amax = zeros::<f32>([BLOCK]);
     for c0 in (0..cols).step_by(BLOCK) {
@@ -460,8 +460,8 @@ pub fn quantize_rows<T: Float, Q: Numeric, const BLOCK: i32>(
 /// BLOCK_M), cdiv(N, BLOCK_N))`.
 #[kernel(instances((BLOCK_M, BLOCK_N) = (32, 64)))]
 pub fn zero_fill<O: Numeric, const BLOCK_M: i32, const BLOCK_N: i32>(c: MutPtr<O>, m: i32, n: i32, stride_cm: i32) {
-    gdc_wait();
     gdc_launch_dependents();
+    gdc_wait();
     let rm = program_id(0) * BLOCK_M + arange(0, BLOCK_M);
     let rn = program_id(1) * BLOCK_N + arange(0, BLOCK_N);
     let ok = (rm.expand_dims(1) < m) & (rn.expand_dims(0) < n);

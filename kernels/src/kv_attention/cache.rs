@@ -29,8 +29,8 @@ pub fn kv_append<T: Float, const BLOCK_D: i32>(
     head_dim: i32,
     max_ctx: i32,
 ) {
-    gdc_wait();
     gdc_launch_dependents();
+    gdc_wait();
     let bh = program_id(0);
     let t = program_id(1);
     let tokens = num_programs(1);
@@ -76,8 +76,8 @@ pub fn rope_kv_append<T: Float, const BLOCK_D: i32>(
     v_off: i32,
     max_ctx: i32,
 ) {
-    gdc_wait();
     gdc_launch_dependents();
+    gdc_wait();
     let r = program_id(0);
     let h = program_id(1);
     let b = r / tokens;

@@ -46,8 +46,8 @@ pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D
 ) where
     T: Float + DotOperands<T>,
 {
-    gdc_wait();
     gdc_launch_dependents();
+    gdc_wait();
     let bh = program_id(0);
     let s = program_id(1);
     let splits = num_programs(1);
@@ -103,8 +103,8 @@ pub fn decode_combine<T: Float, const BLOCK_S: i32, const BLOCK_D: i32>(
     splits: i32,
     head_dim: i32,
 ) {
-    gdc_wait();
     gdc_launch_dependents();
+    gdc_wait();
     let r = program_id(0).to::<i64>();
     let rs = arange(0, BLOCK_S);
     let s_ok = rs < splits;

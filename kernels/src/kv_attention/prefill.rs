@@ -41,8 +41,8 @@ pub fn prefill_attention<T, const CAUSAL: bool, const BLOCK_M: i32, const BLOCK_
 ) where
     T: Float + DotOperands<T>,
 {
-    gdc_wait();
     gdc_launch_dependents();
+    gdc_wait();
     let bh = program_id(1);
     let b = bh / kv_heads;
     let h = bh % kv_heads;
