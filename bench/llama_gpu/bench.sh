@@ -128,7 +128,8 @@ tuned)
     python3 bench/llama_gpu/breakdown.py "$OUT/ncu-8b-fp8.csv" | tee "$OUT/breakdown-8b-fp8.md" | head -30
     ;;
 order)
-    # The small kernels release the next one after their gdc_wait (this build) against before it (the
+    # (2026-12-06, 4a3526b; reverted in c782e8e: no change.) The small kernels release the next one after
+    # their gdc_wait (that build) against before it (the
     # build before, .gpu/old/llama.xz): the grid-dependency checks, graph = eager, then 8B fp8 (twice,
     # alternated), 8B fp8 at ctx 4096, 8B bf16 and SmolLM2, old then new.
     nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv > "$OUT/gpu.txt"
