@@ -90,8 +90,7 @@ pv)
     ;;
 prefill)
     start=$SECONDS
-    timeout 100 $G test prefill_attention > "$OUT/check-prefill.txt" 2>&1
-    echo "[$((SECONDS - start)) s] check prefill rc=$?: $(grep -h passed "$OUT/check-prefill.txt" | tail -1)"; grep FAIL "$OUT/check-prefill.txt" | head -5
+    checks prefill_attention
     timeout 120 $G prefill > "$OUT/prefill.txt" 2>&1; echo "[$((SECONDS - start)) s] prefill rc=$?"
     grep "^PREFILL" "$OUT/prefill.txt" | cut -d'|' -f2-
     PYTHONUNBUFFERED=1 timeout 120 python3 bench/attention/prefill_baselines.py 2>/dev/null | grep -v "efficient" > "$OUT/prefill-sdpa.txt"
