@@ -14,8 +14,6 @@
 #                                            # merged into a copy of bench/fp8_gemm/tuned.tsv in $OUT
 #   bash bench/llama_gpu/bench.sh tuned      # 8B and 70B fp8 with and without the winners, 8B bf16, ctx 4096, pp512,
 #                                            # the fused GEMM checks, an ncu breakdown of an 8B fp8 step
-#   bash bench/llama_gpu/bench.sh order      # small kernels releasing after their wait, against the build
-#                                            # before (.gpu/old/llama.xz): checks, 8B fp8/bf16, SmolLM2
 # Needs /tmp/g/llama and /tmp/g/gpu-check (carried as .gpu/*.xz, see NOTES.md). Outputs under $OUT.
 set -uo pipefail
 OUT=${OUT:-bench/llama_gpu/results/latest}
@@ -127,30 +125,5 @@ tuned)
         > "$OUT/ncu-8b-fp8.csv" 2> "$OUT/ncu-8b-fp8.err"; echo "ncu rc=$?"
     python3 bench/llama_gpu/breakdown.py "$OUT/ncu-8b-fp8.csv" | tee "$OUT/breakdown-8b-fp8.md" | head -30
     ;;
-order)
-    # (2026-12-06, 4a3526b; reverted in c782e8e: no change.) The small kernels release the next one after
-    # their gdc_wait (that build) against before it (the
-    # build before, .gpu/old/llama.xz): the grid-dependency checks, graph = eager, then 8B fp8 (twice,
-    # alternated), 8B fp8 at ctx 4096, 8B bf16 and SmolLM2, old then new.
-    nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv > "$OUT/gpu.txt"
-    [ -x /tmp/g/llama-old ] || { xz -dc .gpu/old/llama.xz > /tmp/g/llama-old && chmod +x /tmp/g/llama-old; }
-    for t in grid_dep layer_chain decode rope llama_ops; do
-        timeout 100 /tmp/g/gpu-check test $t > "$OUT/test-$t.txt" 2>&1; echo "test $t rc=$?: $(grep -h passed "$OUT/test-$t.txt" | tail -1)"
-        grep FAIL "$OUT/test-$t.txt" | head -3
-    done
-    timeout 120 /tmp/g/gpu-check graph-eager llama-3-8b fp8 300 2>&1 | tail -1 | tee "$OUT/graph-eager.txt"
-    O() { local keep=$L; L=/tmp/g/llama-old; B "$@"; L=$keep; }
-    for r in 1 2; do
-        O --arch llama-3-8b --device cuda --weights fp8 -p 128 -n 128 -r 3
-        B --arch llama-3-8b --device cuda --weights fp8 -p 128 -n 128 -r 3
-    done
-    for C in "--weights fp8 -p 4096 -n 128" "--weights bf16 -p 128 -n 128"; do
-        O --arch llama-3-8b --device cuda $C -r 3
-        B --arch llama-3-8b --device cuda $C -r 3
-    done
-    O --arch smollm2-135m --device cuda -p 128 -n 128 -r 3
-    B --arch smollm2-135m --device cuda -p 128 -n 128 -r 3
-    grep "tg128" "$OUT/speed.md"
-    ;;
-*) echo "usage: bench.sh speed|smollm2|profile|hf|rows|combine|tune|tuned|order"; exit 2 ;;
+*) echo "usage: bench.sh speed|smollm2|profile|hf|rows|combine|tune|tuned"; exit 2 ;;
 esac
