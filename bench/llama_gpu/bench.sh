@@ -14,6 +14,8 @@
 #                                            # merged into a copy of bench/fp8_gemm/tuned.tsv in $OUT
 #   bash bench/llama_gpu/bench.sh tuned      # 8B and 70B fp8 with and without the winners, 8B bf16, ctx 4096, pp512,
 #                                            # the fused GEMM checks, an ncu breakdown of an 8B fp8 step
+#   bash bench/llama_gpu/bench.sh fuse       # this build against the build before (.gpu/old/llama.xz): the
+#                                            # checks, graph = eager, 8B fp8/bf16, 70B fp8, pp512, SmolLM2
 # Needs /tmp/g/llama and /tmp/g/gpu-check (carried as .gpu/*.xz, see NOTES.md). Outputs under $OUT.
 set -uo pipefail
 OUT=${OUT:-bench/llama_gpu/results/latest}
@@ -125,5 +127,32 @@ tuned)
         > "$OUT/ncu-8b-fp8.csv" 2> "$OUT/ncu-8b-fp8.err"; echo "ncu rc=$?"
     python3 bench/llama_gpu/breakdown.py "$OUT/ncu-8b-fp8.csv" | tee "$OUT/breakdown-8b-fp8.md" | head -30
     ;;
-*) echo "usage: bench.sh speed|smollm2|profile|hf|rows|combine|tune|tuned"; exit 2 ;;
+fuse)
+    # Fewer and shorter small kernels (norms and quantization read a row once, SwiGLU + quantization
+    # in one launch, the QKV combine inside RoPE) against the build before (.gpu/old/llama.xz): the
+    # checks of the changed kernels, graph = eager, then old and new alternated in one call.
+    nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv > "$OUT/gpu.txt"
+    [ -x /tmp/g/llama-old ] || { xz -dc .gpu/old/llama.xz > /tmp/g/llama-old && chmod +x /tmp/g/llama-old; }
+    for t in llama_ops rope quantize_rows layer_chain decode; do
+        timeout 100 /tmp/g/gpu-check test $t > "$OUT/test-$t.txt" 2>&1; echo "test $t rc=$?: $(grep -h passed "$OUT/test-$t.txt" | tail -1)"
+        grep FAIL "$OUT/test-$t.txt" | head -3
+    done
+    for w in fp8 bf16; do
+        timeout 120 /tmp/g/gpu-check graph-eager llama-3-8b $w 300 2>&1 | tail -1 | tee "$OUT/graph-eager-$w.txt"
+    done
+    O() { local keep=$L; L=/tmp/g/llama-old; B "$@"; L=$keep; }
+    for r in 1 2; do
+        O --arch llama-3-8b --device cuda --weights fp8 -p 128 -n 128 -r 3
+        B --arch llama-3-8b --device cuda --weights fp8 -p 128 -n 128 -r 3
+    done
+    for C in "--weights bf16 -p 128 -n 128" "--weights fp8 -p 512 -n 32"; do
+        O --arch llama-3-8b --device cuda $C -r 3
+        B --arch llama-3-8b --device cuda $C -r 3
+    done
+    O --arch smollm2-135m --device cuda -p 128 -n 128 -r 3
+    B --arch smollm2-135m --device cuda -p 128 -n 128 -r 3
+    [ -n "${WITH_70B:-}" ] && for b in O B; do $b --arch llama-3-70b --device cuda --weights fp8 -p 128 -n 64 -r 3; done
+    grep -E "tg|pp" "$OUT/speed.md"
+    ;;
+*) echo "usage: bench.sh speed|smollm2|profile|hf|rows|combine|tune|tuned|fuse"; exit 2 ;;
 esac

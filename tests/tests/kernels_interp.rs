@@ -49,7 +49,7 @@ interp_tests! {
         interp_only: [],
     }
     mod rope {
-        generic: [rope_f32, rope_f16, rope_bf16, rope_qk_fused, rope_kv_append_bf16],
+        generic: [rope_f32, rope_f16, rope_bf16, rope_qk_fused, rope_kv_append_bf16, rope_kv_append_from_partials],
         interp_only: [rope_position_out_of_table_is_an_error],
     }
     mod matmul {

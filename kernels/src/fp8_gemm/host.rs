@@ -17,6 +17,14 @@ pub struct Operand<'a, Buf> {
     pub row_stride: usize,
 }
 
+// By hand, as for `Scale`: only the reference is copied.
+impl<Buf> Clone for Operand<'_, Buf> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<Buf> Copy for Operand<'_, Buf> {}
+
 /// How a scale applies: one value for the whole tensor, one per row of `A` (per token), or one per
 /// column of the output (per output channel, i.e. per row of `B`). f32 buffers.
 pub enum Scale<'a, Buf> {
@@ -24,6 +32,14 @@ pub enum Scale<'a, Buf> {
     PerRow(&'a Buf),
     PerColumn(&'a Buf),
 }
+
+// By hand: a derive would ask `Buf: Copy`, and only the reference is copied.
+impl<Buf> Clone for Scale<'_, Buf> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<Buf> Copy for Scale<'_, Buf> {}
 
 /// How split-K partial products are combined (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -178,6 +194,8 @@ pub enum GemmError<E: std::error::Error> {
     Tickets { need: usize, have: String },
     #[error("fp8_gemm: a fused combine applies to deterministic split-K grids with split_k > 1 (this config: {0})")]
     FusedCombine(String),
+    #[error("fp8_gemm_partials: partial products come from a split-K grid with split_k 2 to 64 (this config: {0})")]
+    Partials(String),
     #[error(transparent)]
     Runtime(E),
 }
@@ -376,6 +394,75 @@ where
     let flags = Flags { row_scale, col_scale, bias: bias.is_some(), accumulate: opts.accumulate };
     launch_all(rt, &args, cfg, flags, bias, out, ws).map_err(GemmError::Runtime)?;
     Ok(cfg)
+}
+
+/// A split-K GEMM's output left as raw partial products ([`fp8_gemm_partials`]): `splits` planes of
+/// `[M, N]` f32, with the scales a combine applies to their sum.
+pub struct Partials<'a, B> {
+    pub buf: &'a B,
+    pub splits: usize,
+    /// Per tensor or per row (token).
+    pub scale_a: Scale<'a, B>,
+    /// Per tensor or per column (output channel).
+    pub scale_b: Scale<'a, B>,
+}
+
+/// The first half of a deterministic split-K [`fp8_gemm`], for a consumer that combines the partial
+/// products itself (`kv_attention::qkv_combine` finishes the QKV projection inside RoPE):
+/// `partials[s, m, n]` = the raw f32 product `A · Bᵀ` over `K` chunk `s` of `cfg.split_k` (2 to 64).
+/// Returns them with `scale_a` and `scale_b` (checked as [`fp8_gemm`] checks them), which the
+/// consumer applies. `cfg` as for [`fp8_gemm`], but a split-K grid; a fused-combine config runs its
+/// plain grid.
+#[allow(clippy::too_many_arguments)]
+pub fn fp8_gemm_partials<'p, R, A, B>(
+    rt: &R,
+    a: Operand<R::Buffer<A>>,
+    b: Operand<R::Buffer<B>>,
+    scale_a: Scale<'p, R::Buffer<f32>>,
+    scale_b: Scale<'p, R::Buffer<f32>>,
+    partials: &'p mut R::Buffer<f32>,
+    cfg: &GemmConfig,
+) -> Result<Partials<'p, R::Buffer<f32>>, GemmError<R::Error>>
+where
+    R: Runtime,
+    A: Numeric + DotOperands<B> + Elem,
+    B: Numeric + Elem,
+{
+    check_operand("A", &a)?;
+    check_operand("B", &b)?;
+    let (m, n, k) = (a.rows, b.rows, a.cols);
+    if b.cols != k {
+        return Err(GemmError::KMismatch { m, ka: k, n, kb: b.cols });
+    }
+    let sa = match scale_a {
+        Scale::PerTensor(s) => check_len("scale_a", s.len(), 1).map(|_| s)?,
+        Scale::PerRow(s) => check_len("scale_a (per row)", s.len(), m).map(|_| s)?,
+        Scale::PerColumn(_) => return Err(GemmError::ScaleMode { what: "scale_a", mode: "per-column" }),
+    };
+    let sb = match scale_b {
+        Scale::PerTensor(s) => check_len("scale_b", s.len(), 1).map(|_| s)?,
+        Scale::PerColumn(s) => check_len("scale_b (per column)", s.len(), n).map(|_| s)?,
+        Scale::PerRow(_) => return Err(GemmError::ScaleMode { what: "scale_b", mode: "per-row" }),
+    };
+    if cfg.stream_k != 0 || !(2..=64).contains(&cfg.split_k) {
+        return Err(GemmError::Partials(super::tuning::describe(cfg)));
+    }
+    if !split_k_tiles().contains(&(cfg.block_m, cfg.block_n, cfg.block_k)) {
+        let supported = split_k_tiles().iter().map(|(m, n, k)| format!("{m}x{n}x{k}")).collect::<Vec<_>>().join(", ");
+        return Err(GemmError::Blocks { schedule: "split-K", block_m: cfg.block_m, block_n: cfg.block_n, block_k: cfg.block_k, supported });
+    }
+    let need = cfg.split_k as usize * m * n;
+    if need > i32::MAX as usize {
+        return Err(GemmError::TooLarge { what: "partials", elems: need });
+    }
+    check_len("partials", partials.len(), need)?;
+    let (bm, bn, bk) = (cfg.block_m as i32, cfg.block_n as i32, cfg.block_k as i32);
+    let grid = Grid::from((m.div_ceil(bm as usize) as u32, n.div_ceil(bn as usize) as u32, cfg.split_k)).with(cfg.options);
+    let main = ScaledMmInstance { block_m: bm, block_n: bn, block_k: bk, row_scale: false, col_scale: false, bias: false, epilogue: false, atomic: false };
+    let (ni, ki, sam, sbn) = (n as i32, k as i32, a.row_stride as i32, b.row_stride as i32);
+    // Without an epilogue the scale and bias parameters are not read.
+    main.launch::<A, B, f32, R>(rt, grid, a.buf, b.buf, &mut *partials, sa, sb, sa, m as i32, ni, ki, sam, sbn, ni).map_err(GemmError::Runtime)?;
+    Ok(Partials { buf: partials, splits: cfg.split_k as usize, scale_a, scale_b })
 }
 
 /// The buffers and sizes every launch of one [`fp8_gemm`] shares.

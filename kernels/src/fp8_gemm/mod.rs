@@ -425,8 +425,9 @@ pub fn fp8_saturate<Q: Numeric>(v: Tile<f32>, inv_scale: Tile<f32>) -> Tile<Q> {
 /// Dynamic per-row fp8 quantization: `scale[r] = max(|x[r, :]|) / 448` (e4m3's largest finite value;
 /// 1 for an all-zero row) and `q[r, c] = e4m3(x[r, c] / scale[r])`, saturating.
 ///
-/// - Grid: `rows` programs, one per row; `BLOCK` a power of two `>= 16`; rows of any length (two passes
-///   over `BLOCK`-wide chunks). `x` rows `x_stride` apart, `q` rows `q_stride` apart.
+/// - Grid: `rows` programs, one per row; `BLOCK` a power of two `>= 16`; rows of any length: the first
+///   `BLOCK` columns are read once and kept in registers, the rest twice (largest magnitude, then
+///   quantize). `x` rows `x_stride` apart, `q` rows `q_stride` apart.
 #[kernel]
 pub fn quantize_rows<T: Float, Q: Numeric, const BLOCK: i32>(
     x: Ptr<T>,
@@ -439,20 +440,25 @@ pub fn quantize_rows<T: Float, Q: Numeric, const BLOCK: i32>(
     gdc_launch_dependents();
     gdc_wait();
     let row = program_id(0).to::<i64>();
-    let mut amax = zeros::<f32>([BLOCK]);
-    for c0 in (0..cols).step_by(BLOCK) {
+    let (x_row, q_row) = (x + row * x_stride, q + row * q_stride);
+    // The first block stays in registers: a row that fits one block is read once.
+    let offs0 = arange(0, BLOCK);
+    let x0 = load_masked(x_row + offs0, offs0 < cols, 0.0).to::<f32>();
+    let mut amax = abs(x0);
+    for c0 in (BLOCK..cols).step_by(BLOCK) {
         let offs = c0 + arange(0, BLOCK);
-        let v = load_masked(x + row * x_stride + offs, offs < cols, 0.0).to::<f32>();
+        let v = load_masked(x_row + offs, offs < cols, 0.0).to::<f32>();
         amax = maximum(amax, abs(v));
     }
     let s = fp8_row_scale(max(amax, 0));
     store(scale + row, s);
     let inv = 1.0 / s;
-    for c0 in (0..cols).step_by(BLOCK) {
+    store_masked(q_row + offs0, fp8_saturate::<Q>(x0, inv), offs0 < cols);
+    for c0 in (BLOCK..cols).step_by(BLOCK) {
         let offs = c0 + arange(0, BLOCK);
         let mask = offs < cols;
-        let v = load_masked(x + row * x_stride + offs, mask, 0.0).to::<f32>();
-        store_masked(q + row * q_stride + offs, fp8_saturate::<Q>(v, inv), mask);
+        let v = load_masked(x_row + offs, mask, 0.0).to::<f32>();
+        store_masked(q_row + offs, fp8_saturate::<Q>(v, inv), mask);
     }
 }
 

@@ -3,7 +3,7 @@
 use super::{need, AttnError, CacheShape};
 use crate::rope::{rope_vector_inplace, rotate_half};
 use dsl_core::prelude::*;
-use dsl_core::runtime::Runtime;
+use dsl_core::runtime::{AnyBuffer, Runtime};
 use dsl_core::types::Elem;
 
 /// Appends `tokens` key and value rows per sequence:
@@ -138,6 +138,30 @@ where
     R: Runtime,
     T: Float + Elem,
 {
+    check_rope_append(shape, tokens, at, &rope, pos, k_cache, v_cache)?;
+    need("qkv", qkv, shape.batch * tokens * at.stride)?;
+    let CacheShape { batch, kv_heads, head_dim, max_ctx, .. } = *shape;
+    let inst = RopeKvAppendInstance { block_d: shape.block_d() };
+    let grid = ((batch * tokens) as u32, (shape.q_heads() + kv_heads) as u32);
+    let i = |x: usize| x as i32;
+    let (tk, qh, kh, d, rd) = (i(tokens), i(shape.q_heads()), i(kv_heads), i(head_dim), i(rope.rope_dim));
+    inst.launch::<T, R>(rt, grid, qkv, rope.cos, rope.sin, pos, k_cache, v_cache, tk, qh, kh, d, rd, i(at.stride), i(at.k_off), i(at.v_off), i(max_ctx))
+        .map_err(AttnError::Runtime)
+}
+
+/// The checks of [`rope_append_rows`] (and of its form that reads a split-K GEMM's partials) but for
+/// the buffer holding the new rows: the shape, `rope_dim`, where queries, keys and values sit in a
+/// row of `at.stride` elements (apart, inside the row), 32-bit offsets, the tables, positions and
+/// caches.
+pub(crate) fn check_rope_append<E: std::error::Error>(
+    shape: &CacheShape,
+    tokens: usize,
+    at: RowsAt,
+    rope: &RopeTables<'_, impl AnyBuffer>,
+    pos: &impl AnyBuffer,
+    k_cache: &impl AnyBuffer,
+    v_cache: &impl AnyBuffer,
+) -> Result<(), AttnError<E>> {
     shape.check()?;
     let CacheShape { batch, kv_heads, head_dim, max_ctx, .. } = *shape;
     if tokens == 0 || tokens > max_ctx {
@@ -159,18 +183,12 @@ where
     if len > i32::MAX as usize {
         return Err(AttnError::Shape("the new rows lie past the 2^31 elements that 32-bit offsets address".into()));
     }
-    need("qkv", qkv, len)?;
     need("cos", rope.cos, max_ctx * rope.rope_dim / 2)?;
     need("sin", rope.sin, max_ctx * rope.rope_dim / 2)?;
     need("pos", pos, batch)?;
     need("k_cache", k_cache, shape.cache_len())?;
     need("v_cache", v_cache, shape.cache_len())?;
-    let inst = RopeKvAppendInstance { block_d: shape.block_d() };
-    let grid = ((batch * tokens) as u32, (shape.q_heads() + kv_heads) as u32);
-    let i = |x: usize| x as i32;
-    let (tk, qh, kh, d, rd) = (i(tokens), i(shape.q_heads()), i(kv_heads), i(head_dim), i(rope.rope_dim));
-    inst.launch::<T, R>(rt, grid, qkv, rope.cos, rope.sin, pos, k_cache, v_cache, tk, qh, kh, d, rd, i(at.stride), i(at.k_off), i(at.v_off), i(max_ctx))
-        .map_err(AttnError::Runtime)
+    Ok(())
 }
 
 /// Where the new rows of [`append_rows`] sit: element offsets of the first key and value, and the

@@ -13,6 +13,7 @@
 pub mod cache;
 pub mod decode;
 pub mod prefill;
+pub mod qkv_combine;
 pub mod softmax;
 
 use dsl_core::runtime::AnyBuffer;

@@ -364,6 +364,12 @@ pub fn quantize_rows_e4m3<R: Runtime>(rt: &R) {
     let mut scale = filled::<R, f32>(rt, rows, f32::NAN);
     launched("quantize_rows", quantize_rows::<bf16, e4m3, 128>::launch(rt, rows as u32, &bx, &mut q, &mut scale, cols as i32, stride as i32, cols as i32));
     let (q, scale) = (download_f64(rt, &q), download(rt, &scale));
+    // A block wider than the row (read once, kept in registers) gives the bits of the walk above.
+    let mut q1 = poisoned::<R, e4m3>(rt, rows * cols);
+    let mut scale1 = filled::<R, f32>(rt, rows, f32::NAN);
+    launched("quantize_rows (one block)", quantize_rows::<bf16, e4m3, 512>::launch(rt, rows as u32, &bx, &mut q1, &mut scale1, cols as i32, stride as i32, cols as i32));
+    assert_same_bits("quantize_rows with one block against three", &download_f64(rt, &q1), &q);
+    assert_same_bits("quantize_rows' scales with one block against three", &download_f64(rt, &scale1), &scale.iter().map(|&v| v as f64).collect::<Vec<_>>());
     for row in 0..rows {
         let amax = (0..cols).map(|c| xf[row * stride + c].abs()).fold(0.0, f64::max);
         let want = if amax > 0.0 { amax / 448.0 } else { 1.0 };

@@ -7,7 +7,7 @@ use super::*;
 use dsl_core::prelude::{bf16, f16};
 use dsl_core::prelude::e4m3;
 use kernels::greedy::{argmax_rows, partials_len, CHUNK};
-use kernels::llama_ops::{embed_rows, quantize_blocks, rmsnorm_quant, rmsnorm_to, silu_mul_block_max, silu_mul_halves};
+use kernels::llama_ops::{embed_rows, quantize_blocks, rmsnorm_quant, rmsnorm_to, silu_mul_block_max, silu_mul_halves, silu_mul_quant};
 use kernels::random::{fill_uniform, uniform_value};
 
 cases!(
@@ -48,8 +48,13 @@ fn rmsnorm_case<R: Runtime, O: TestElem + dsl_core::prelude::Float>(rt: &R, rows
     let eps = 1e-5f32;
     let mut out = poisoned::<R, O>(rt, rows * cols + 4);
     let what = format!("rmsnorm_to<{}> rows {rows} cols {cols} row0 {row0}", O::NAME);
-    launched(&what, rmsnorm_to::<O, 128>::launch(rt, rows as u32, &upload(rt, &x), &upload(rt, &w), &mut out, cols as i32, stride as i32, row0 as i32, eps));
+    let (bx, bw) = (upload(rt, &x), upload(rt, &w));
+    launched(&what, rmsnorm_to::<O, 128>::launch(rt, rows as u32, &bx, &bw, &mut out, cols as i32, stride as i32, row0 as i32, eps));
     let got = download_f64(rt, &out);
+    // A block wider than the row (read once, kept in registers): the bits of the walk.
+    let mut one = poisoned::<R, O>(rt, rows * cols + 4);
+    launched(&what, rmsnorm_to::<O, 512>::launch(rt, rows as u32, &bx, &bw, &mut one, cols as i32, stride as i32, row0 as i32, eps));
+    assert_same_bits(&format!("{what}: one block against a walk"), &download_f64(rt, &one), &got);
     let mut want = vec![f64::NAN; rows * cols + 4];
     for rr in 0..rows {
         let xr = &xf[(row0 + rr) * stride..][..cols];
@@ -120,7 +125,14 @@ pub fn rmsnorm_quant_e4m3<R: Runtime>(rt: &R) {
     let eps = 1e-5f32;
     let mut q = poisoned::<R, e4m3>(rt, rows * cols + 3);
     let mut scale = filled::<R, f32>(rt, rows, f32::NAN);
-    launched("rmsnorm_quant", rmsnorm_quant::<e4m3, 128>::launch(rt, rows as u32, &upload(rt, &x), &upload(rt, &w), &mut q, &mut scale, cols as i32, eps));
+    let (bx, bw) = (upload(rt, &x), upload(rt, &w));
+    launched("rmsnorm_quant", rmsnorm_quant::<e4m3, 128>::launch(rt, rows as u32, &bx, &bw, &mut q, &mut scale, cols as i32, eps));
+    // A block wider than the row (read once, kept in registers): the bits of the three-pass walk.
+    let mut q1 = poisoned::<R, e4m3>(rt, rows * cols + 3);
+    let mut scale1 = filled::<R, f32>(rt, rows, f32::NAN);
+    launched("rmsnorm_quant (one block)", rmsnorm_quant::<e4m3, 512>::launch(rt, rows as u32, &bx, &bw, &mut q1, &mut scale1, cols as i32, eps));
+    assert_same_bits("rmsnorm_quant with one block against a walk", &download_f64(rt, &q1), &download_f64(rt, &q));
+    assert_same_bits("rmsnorm_quant's scales with one block against a walk", &download_f64(rt, &scale1), &download_f64(rt, &scale));
     let mut want = vec![0.0; rows * cols];
     for rr in 0..rows {
         let xr = &xf[rr * cols..][..cols];
@@ -132,7 +144,8 @@ pub fn rmsnorm_quant_e4m3<R: Runtime>(rt: &R) {
     assert_quantized("rmsnorm_quant", &download_f64(rt, &q), &download(rt, &scale), &want, rows, cols);
 }
 
-/// SwiGLU then per-row fp8 quantization over many programs (`silu_mul_block_max`, `quantize_blocks`):
+/// SwiGLU then per-row fp8 quantization over many programs (`silu_mul_block_max`, `quantize_blocks`),
+/// and the same fused in one program per token (`silu_mul_quant`, bit for bit):
 /// ragged `f` (4 blocks of 64, the last partial), the block maxima read 2 at a time (two steps), an
 /// all-zero token. The SwiGLU against float64 within its bf16 rounding; each block maximum exactly that
 /// of what its block stored; the quantization against float64 of the stored values.
@@ -170,7 +183,22 @@ pub fn silu_mul_then_quantize_blocks_e4m3<R: Runtime>(rt: &R) {
     let mut q = poisoned::<R, e4m3>(rt, tokens * f + 2);
     let mut scale = filled::<R, f32>(rt, tokens, f32::NAN);
     launched("quantize_blocks", quantize_blocks::<bf16, e4m3, 64, 2>::launch(rt, grid, &act, &part, &mut q, &mut scale, f as i32));
-    assert_quantized("quantize_blocks", &download_f64(rt, &q), &download(rt, &scale), &y[..tokens * f], tokens, f);
+    let (q, scale) = (download_f64(rt, &q), download(rt, &scale));
+    assert_quantized("quantize_blocks", &q, &scale, &y[..tokens * f], tokens, f);
+    // The same in one launch, one program per token: its row in one block (read once), and walked in
+    // 64-wide blocks past the first; the bits of the two kernels above either way.
+    let bgu = upload(rt, &gu);
+    let scale_f64: Vec<f64> = scale.iter().map(|&v| v as f64).collect();
+    let mut q1 = poisoned::<R, e4m3>(rt, tokens * f + 2);
+    let mut s1 = filled::<R, f32>(rt, tokens, f32::NAN);
+    launched("silu_mul_quant (one block)", silu_mul_quant::<bf16, e4m3, 256>::launch(rt, tokens as u32, &bgu, &mut q1, &mut s1, f as i32));
+    assert_same_bits("silu_mul_quant (one block) against silu_mul_block_max + quantize_blocks", &download_f64(rt, &q1), &q);
+    assert_same_bits("silu_mul_quant's scales (one block)", &download_f64(rt, &s1), &scale_f64);
+    let mut q4 = poisoned::<R, e4m3>(rt, tokens * f + 2);
+    let mut s4 = filled::<R, f32>(rt, tokens, f32::NAN);
+    launched("silu_mul_quant (blocks of 64)", silu_mul_quant::<bf16, e4m3, 64>::launch(rt, tokens as u32, &bgu, &mut q4, &mut s4, f as i32));
+    assert_same_bits("silu_mul_quant (blocks of 64) against silu_mul_block_max + quantize_blocks", &download_f64(rt, &q4), &q);
+    assert_same_bits("silu_mul_quant's scales (blocks of 64)", &download_f64(rt, &s4), &scale_f64);
 }
 
 /// Greedy argmax over ragged rows (not a multiple of the chunk): equal maxima in two chunks and twice in

@@ -318,3 +318,12 @@ pub fn assert_poison_kept(what: &str, got: &[f64], written: impl Fn(usize) -> bo
         }
     }
 }
+
+/// Checks that two results are the same bits element for element (two NaNs count as equal: poison
+/// left in both), e.g. a fused kernel against the kernels it replaces.
+pub fn assert_same_bits(what: &str, got: &[f64], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()), "{what}: element {i}: got {g:e}, want {w:e}");
+    }
+}

@@ -4,7 +4,7 @@ use super::*;
 use dsl_core::prelude::{bf16, f16, Float, Interpreter, Runtime};
 use kernels::rope::{rope, rope_inplace, rope_qk_inplace};
 
-cases!("rope": rope_f32, rope_f16, rope_bf16, rope_qk_fused, rope_kv_append_bf16);
+cases!("rope": rope_f32, rope_f16, rope_bf16, rope_qk_fused, rope_kv_append_bf16, rope_kv_append_from_partials);
 
 /// Llama's cos/sin tables `[positions, d/2]` (f32) for `theta = 10000`, and their exact f64 values.
 fn tables(positions: usize, d: usize) -> (Vec<f32>, Vec<f32>, Vec<f64>, Vec<f64>) {
@@ -328,4 +328,87 @@ pub fn rope_kv_append_bf16<R: Runtime>(rt: &R) {
         assert!(e.to_string().contains(want), "{want}: {e}");
     }
     assert_poison_kept("rope_append_rows after refused calls", &download_f64(rt, &kc), |_| false);
+}
+
+/// One case of [`rope_kv_append_from_partials`]: `x [rows, k] · w [n, k]ᵀ` (`n` = the QKV row's
+/// stride) as a split-K GEMM whose partials `combine_rope_append_rows` finishes, against `fp8_gemm`
+/// (its own combine) then `rope_append_rows`, bit for bit.
+#[allow(clippy::too_many_arguments)]
+fn partials_case<R, A, B>(rt: &R, what: &str, x: &[A], w: &[B], fp8: bool, k: usize, rope_dim: usize, seed: u64)
+where
+    R: Runtime,
+    A: TestElem + dsl_core::lang::Numeric + dsl_core::lang::DotOperands<B>,
+    B: TestElem + dsl_core::lang::Numeric,
+{
+    use kernels::fp8_gemm::{fp8_gemm, fp8_gemm_partials, GemmConfig, GemmOptions, Operand, Scale, Workspace};
+    use kernels::kv_attention::cache::{rope_append_rows, RopeTables, RowsAt};
+    use kernels::kv_attention::qkv_combine::combine_rope_append_rows;
+    use kernels::kv_attention::CacheShape;
+    let s = CacheShape { batch: 2, kv_heads: 2, group: 3, head_dim: 80, max_ctx: 16 };
+    let (tokens, d, qh, kh) = (3, s.head_dim, s.q_heads(), s.kv_heads);
+    let (rows, n) = (s.batch * tokens, (qh + 2 * kh) * d + 8);
+    let at = RowsAt { k_off: qh * d, v_off: (qh + kh) * d, stride: n };
+    let mut r = rng(seed);
+    let (sa, sb) = if fp8 {
+        (rand_elems::<f32>(&mut r, rows, 1.0).0.iter().map(|v| v.abs() + 0.1).collect(), rand_elems::<f32>(&mut r, n, 1.0).0.iter().map(|v| v.abs() / 64.0 + 1e-3).collect())
+    } else {
+        (vec![1.0f32], vec![1.0f32])
+    };
+    let (bx, bw, bsa, bsb) = (upload(rt, x), upload(rt, w), upload(rt, &sa), upload(rt, &sb));
+    let (scale_a, scale_b) = if fp8 { (Scale::PerRow(&bsa), Scale::PerColumn(&bsb)) } else { (Scale::PerTensor(&bsa), Scale::PerTensor(&bsb)) };
+    let (c, sn, _, _) = tables(s.max_ctx, rope_dim);
+    let (bc, bs, bstart) = (upload(rt, &c), upload(rt, &sn), upload(rt, &[5i32, 9]));
+    let cfg = GemmConfig::split(16, 32, 256, 3);
+    let a = Operand { buf: &bx, rows, cols: k, row_stride: k };
+    let b = Operand { buf: &bw, rows: n, cols: k, row_stride: k };
+    // Reference: the GEMM with its combine, then RoPE and the append.
+    let mut qkv_ref = poisoned::<R, bf16>(rt, rows * n);
+    let mut ws = poisoned::<R, f32>(rt, 3 * rows * n);
+    let opts = GemmOptions { config: Some(cfg), ..GemmOptions::default() };
+    launched(what, fp8_gemm(rt, a, b, scale_a, scale_b, None, &mut qkv_ref, n, Some(Workspace::partials(&mut ws)), &opts).map(|_| ()));
+    let (mut kc_ref, mut vc_ref) = (poisoned::<R, bf16>(rt, s.cache_len()), poisoned::<R, bf16>(rt, s.cache_len()));
+    launched(what, rope_append_rows(rt, &s, tokens, &mut qkv_ref, at, RopeTables { cos: &bc, sin: &bs, rope_dim }, &bstart, &mut kc_ref, &mut vc_ref));
+    // Fused: the partials, then the combine inside RoPE.
+    let mut parts = poisoned::<R, f32>(rt, 3 * rows * n);
+    let mut q = poisoned::<R, bf16>(rt, rows * n);
+    let (mut kc, mut vc) = (poisoned::<R, bf16>(rt, s.cache_len()), poisoned::<R, bf16>(rt, s.cache_len()));
+    let p = fp8_gemm_partials(rt, a, b, scale_a, scale_b, &mut parts, &cfg);
+    let p = ok(&format!("{what}: fp8_gemm_partials"), p);
+    assert_eq!(p.splits, 3, "{what}");
+    launched(what, combine_rope_append_rows(rt, &s, tokens, p, &mut q, at, RopeTables { cos: &bc, sin: &bs, rope_dim }, &bstart, &mut kc, &mut vc));
+    let (got, want) = (download_f64(rt, &q), download_f64(rt, &qkv_ref));
+    let is_query = |i: usize| i % n < qh * d;
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        if is_query(i) {
+            assert!(g.to_bits() == w.to_bits(), "{what}: query element {i} (row {}, column {}): {g} vs {w}", i / n, i % n);
+        }
+    }
+    assert_poison_kept(&format!("{what}: q past the queries"), &got, is_query);
+    assert!(want.iter().any(|v| *v != 0.0 && !v.is_nan()), "{what}: an all-zero product tests nothing");
+    assert_same_bits(&format!("{what}: k_cache"), &download_f64(rt, &kc), &download_f64(rt, &kc_ref));
+    assert_same_bits(&format!("{what}: v_cache"), &download_f64(rt, &vc), &download_f64(rt, &vc_ref));
+    // Refused: a GEMM that does not split (nothing to combine), and partials too short for the rows.
+    let e = fp8_gemm_partials(rt, a, b, scale_a, scale_b, &mut parts, &GemmConfig::split(16, 32, 256, 1)).err().expect("refused");
+    assert!(e.to_string().contains("split_k 2 to 64"), "{what}: {e}");
+    let short = upload(rt, &vec![0f32; rows * n]);
+    let p = kernels::fp8_gemm::Partials { buf: &short, splits: 3, scale_a, scale_b };
+    let e = combine_rope_append_rows(rt, &s, tokens, p, &mut q, at, RopeTables { cos: &bc, sin: &bs, rope_dim }, &bstart, &mut kc, &mut vc).err().expect("refused");
+    assert!(e.to_string().contains("partials"), "{what}: {e}");
+}
+
+/// The QKV projection's split-K combine done inside RoPE and the cache append
+/// (`kv_attention::qkv_combine`), bit for bit against the GEMM's own combine then
+/// `rope_append_rows`: FP8 operands with per-token and per-channel scales and full rotary embeddings,
+/// and bf16 operands (no scales) with partial ones; two sequences of three tokens, grouped-query heads,
+/// a head_dim that is not a power of two, a padded row, three splits of K.
+pub fn rope_kv_append_from_partials<R: Runtime>(rt: &R) {
+    use dsl_core::prelude::e4m3;
+    let (rows, n, k) = (6, (6 + 2 * 2) * 80 + 8, 768);
+    let mut r = rng(995);
+    let (x, _) = rand_elems::<e4m3>(&mut r, rows * k, 8.0);
+    let (w, _) = rand_elems::<e4m3>(&mut r, n * k, 8.0);
+    partials_case::<R, e4m3, e4m3>(rt, "combine_rope_append_rows (fp8)", &x, &w, true, k, 80, 996);
+    let (x, _) = rand_elems::<bf16>(&mut r, rows * k, 0.1);
+    let (w, _) = rand_elems::<bf16>(&mut r, n * k, 0.1);
+    partials_case::<R, bf16, bf16>(rt, "combine_rope_append_rows (bf16)", &x, &w, false, k, 64, 997);
 }

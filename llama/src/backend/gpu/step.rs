@@ -13,13 +13,14 @@ use dsl_core::lang::Numeric;
 use dsl_core::prelude::{bf16, e4m3};
 use dsl_core::runtime::{AnyBuffer, Launch, Runtime};
 use dsl_core::types::Elem;
-use kernels::fp8_gemm::{fp8_gemm, quantize_rows, tickets_len, workspace_len, GemmOptions, Operand, Scale, Workspace};
+use kernels::fp8_gemm::{fp8_gemm, fp8_gemm_partials, quantize_rows, tickets_len, workspace_len, GemmOptions, Operand, Partials, Scale, Workspace};
 use kernels::greedy::{argmax_rows, partials_len};
 use kernels::kv_attention::cache::{rope_append_rows, RopeTables, RowsAt};
 use kernels::kv_attention::decode::{decode_step, workspace_lens, DecodeBuffers, DecodeConfig};
 use kernels::kv_attention::prefill::{prefill_step, Chunk, PrefillBuffers, PrefillConfig, QueriesAt};
+use kernels::kv_attention::qkv_combine::combine_rope_append_rows;
 use kernels::kv_attention::{AttnError, CacheShape};
-use kernels::llama_ops::{embed_rows, quantize_blocks, rmsnorm_quant, rmsnorm_to, silu_mul_block_max, silu_mul_halves};
+use kernels::llama_ops::{embed_rows, rmsnorm_quant, rmsnorm_to, silu_mul_halves, silu_mul_quant};
 use std::sync::Arc;
 
 /// Elements per program of the elementwise kernels (embedding, SwiGLU).
@@ -27,8 +28,6 @@ const BLOCK: usize = 256;
 
 /// Elements per program of the SwiGLU and quantization before an fp8 down projection, and how many of
 /// the row's block maxima each quantizing program reads at a time.
-const QUANT_BLOCK: usize = 1024;
-const QUANT_PARTS: i32 = 16;
 
 /// Elements per step of the kernels where one program walks a whole row (norms, quantization): the
 /// row in one or a few steps, because each step waits on its loads. At 256, RMSNorm of a 4096-wide
@@ -57,6 +56,22 @@ macro_rules! by_row_block {
             }
             _ => {
                 const $b: i32 = 4096;
+                $e
+            }
+        }
+    }};
+}
+
+/// As [`by_row_block`] for the SwiGLU's wider rows: past 4096 columns, blocks of 8192 on 32 warps (8
+/// values a thread; 16384 would spill at the 64 registers a thread of 1024 may hold), so Llama 3 8B's
+/// 14336 is two blocks, the first read once.
+macro_rules! by_wide_block {
+    ($cols:expr, $grid:expr, $b:ident, $l:ident => $e:expr) => {{
+        match $cols {
+            0..=4096 => by_row_block!($cols, $grid, $b, $l => $e),
+            _ => {
+                let $l = Launch::from($grid).num_warps(32);
+                const $b: i32 = 8192;
                 $e
             }
         }
@@ -137,14 +152,25 @@ enum Out {
     Store,
     /// `out += a · wᵀ` (the residual add, fused into the GEMM's combine).
     Add,
+    /// As `Store`, but where the config splits `K` the raw partial products stay in the workspace for
+    /// the next kernel to combine ([`fp8_gemm_partials`]; the QKV projection, combined inside RoPE).
+    Partials,
 }
 
 /// `out[m, w.rows] = a[m, w.cols] · wᵀ` (or `+=`) in f32, rounded to `O`: bf16 operands, or, for FP8
 /// weights, `a` quantized per token to e4m3 (here, unless the input comes quantized) and both scales
 /// applied in the GEMM's epilogue.
-fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: Input<'_, R>, m: usize, w: &Matrix<R>, out: &mut R::Buffer<O>, into: Out) -> Result<()> {
+///
+/// Returns the split count when, with [`Out::Partials`], the partial products were left in
+/// [`Gemm::ws`] instead of combined into `out`.
+fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: Input<'_, R>, m: usize, w: &Matrix<R>, out: &mut R::Buffer<O>, into: Out) -> Result<Option<usize>> {
     let (n, k) = (w.rows, w.cols);
-    let cfg = g.configs.choose(m, n, k, matches!(w.w, Weight::Fp8 { .. })).config;
+    let mut cfg = g.configs.choose(m, n, k, matches!(w.w, Weight::Fp8 { .. })).config;
+    let partials = into == Out::Partials && cfg.stream_k == 0 && cfg.split_k > 1;
+    if partials {
+        // The GEMM's own grid, its combine done by the consumer.
+        cfg.fused_combine = false;
+    }
     let need = workspace_len(m, n, k, &cfg);
     if g.ws.len() < need {
         g.ws = zeros(rt, need, "allocating the GEMM workspace")?;
@@ -160,6 +186,10 @@ fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: Input<'_, R
         (Weight::Bf16(b), Input::Bf16(a)) => {
             let a = Operand { buf: a, rows: m, cols: k, row_stride: k };
             let b = Operand { buf: b, rows: n, cols: k, row_stride: k };
+            if partials {
+                fp8_gemm_partials(rt, a, b, Scale::PerTensor(&g.one), Scale::PerTensor(&g.one), &mut g.ws, &cfg).map_err(gemm)?;
+                return Ok(Some(cfg.split_k as usize));
+            }
             fp8_gemm(rt, a, b, Scale::PerTensor(&g.one), Scale::PerTensor(&g.one), None, out, n, Some(Workspace { partials: &mut g.ws, tickets: Some(&mut g.tickets) }), &opts).map_err(gemm)?;
         }
         (Weight::Bf16(_), Input::Quantized) => {
@@ -173,10 +203,14 @@ fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: Input<'_, R
             }
             let a = Operand { buf: &g.aq, rows: m, cols: k, row_stride: k };
             let b = Operand { buf: q, rows: n, cols: k, row_stride: k };
+            if partials {
+                fp8_gemm_partials(rt, a, b, Scale::PerRow(&g.a_scale), Scale::PerColumn(scale), &mut g.ws, &cfg).map_err(gemm)?;
+                return Ok(Some(cfg.split_k as usize));
+            }
             fp8_gemm(rt, a, b, Scale::PerRow(&g.a_scale), Scale::PerColumn(scale), None, out, n, Some(Workspace { partials: &mut g.ws, tickets: Some(&mut g.tickets) }), &opts).map_err(gemm)?;
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The output rows of a step: the last norm, the logits and the greedy choice of each row.
@@ -216,9 +250,8 @@ pub struct Activations<R: Runtime> {
     qkv: R::Buffer<bf16>,
     att: R::Buffer<bf16>,
     gu: R::Buffer<bf16>,
+    /// The SwiGLU before a bf16 down projection (an FP8 one reads it quantized, from `gemm`).
     act: R::Buffer<bf16>,
-    /// The largest magnitude of each `QUANT_BLOCK` of `act` (FP8 down projections).
-    act_max: R::Buffer<f32>,
     pub gemm: Gemm<R>,
     pub head: Head<R>,
 }
@@ -240,7 +273,6 @@ impl<R: Runtime> Activations<R> {
             att: zeros(rt, rows * qd, what)?,
             gu: zeros(rt, rows * 2 * f, what)?,
             act: zeros(rt, rows * f, what)?,
-            act_max: zeros(rt, rows * f.div_ceil(QUANT_BLOCK), what)?,
             gemm: Gemm {
                 ws: zeros(rt, 1, what)?,
                 tickets: zeros(rt, 1, what)?,
@@ -282,7 +314,7 @@ pub struct StepShape {
 pub fn launch_step<R: Runtime>(rt: &R, m: &mut Model<R>, a: &mut Activations<R>, s: StepShape) -> Result<()> {
     debug_assert!(s.n <= a.rows && s.out_rows <= a.head.rows && s.out_rows <= s.n);
     let layers = m.config.n_layers;
-    forward(&mut GpuStep { rt, m, a, s, quantized: false }, layers)
+    forward(&mut GpuStep { rt, m, a, s, quantized: false, qkv_partials: None }, layers)
 }
 
 /// The [`Ops`] of a step as launches over a [`Model`] and its [`Activations`].
@@ -294,6 +326,9 @@ struct GpuStep<'a, R: Runtime> {
     /// The next GEMM's input rows are already quantized in [`Gemm::aq`] (FP8 weights: the norm or
     /// the SwiGLU before it quantized them in the same kernels).
     quantized: bool,
+    /// The QKV projection's split-K partial products wait in [`Gemm::ws`] (this many splits), to be
+    /// combined by the RoPE and cache-append kernel: one launch fewer per layer at decode.
+    qkv_partials: Option<usize>,
 }
 
 /// RMSNorm of `rows` rows of the residual stream `x` from `row0`, times `w`, into bf16 rows of `out`.
@@ -331,11 +366,12 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
         let l = &self.m.w.layers[layer];
         let quantized = std::mem::take(&mut self.quantized);
         match which {
-            Linear::Qkv => linear(rt, &mut a.gemm, Input::of(quantized, &a.h), n, &l.qkv, &mut a.qkv, Out::Store),
-            Linear::Out => linear(rt, &mut a.gemm, Input::Bf16(&a.att), n, &l.wo, &mut a.x, Out::Add),
-            Linear::GateUp => linear(rt, &mut a.gemm, Input::of(quantized, &a.h), n, &l.gate_up, &mut a.gu, Out::Store),
-            Linear::Down => linear(rt, &mut a.gemm, Input::of(quantized, &a.act), n, &l.down, &mut a.x, Out::Add),
+            Linear::Qkv => self.qkv_partials = linear(rt, &mut a.gemm, Input::of(quantized, &a.h), n, &l.qkv, &mut a.qkv, Out::Partials)?,
+            Linear::Out => _ = linear(rt, &mut a.gemm, Input::Bf16(&a.att), n, &l.wo, &mut a.x, Out::Add)?,
+            Linear::GateUp => _ = linear(rt, &mut a.gemm, Input::of(quantized, &a.h), n, &l.gate_up, &mut a.gu, Out::Store)?,
+            Linear::Down => _ = linear(rt, &mut a.gemm, Input::of(quantized, &a.act), n, &l.down, &mut a.x, Out::Add)?,
         }
+        Ok(())
     }
 
     /// RoPE of Q in place, K rotated into the cache, V copied: one launch.
@@ -345,7 +381,19 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
         let (qd, kvd) = (c.q_dim(), c.kv_dim());
         let at = RowsAt { k_off: qd, v_off: qd + kvd, stride: qd + 2 * kvd };
         let tables = RopeTables { cos: &m.w.cos, sin: &m.w.sin, rope_dim: c.rope_dim };
-        rope_append_rows(self.rt, &m.shape, self.s.n, &mut self.a.qkv, at, tables, &self.a.start, &mut m.k_cache[layer], &mut m.v_cache[layer]).map_err(attn)
+        let (a, (kc, vc)) = (&mut *self.a, (&mut m.k_cache[layer], &mut m.v_cache[layer]));
+        let Some(splits) = self.qkv_partials.take() else {
+            return rope_append_rows(self.rt, &m.shape, self.s.n, &mut a.qkv, at, tables, &a.start, kc, vc).map_err(attn);
+        };
+        // The QKV projection left its partial products: combined here, with the scales its combine
+        // would have applied.
+        let g = &a.gemm;
+        let (scale_a, scale_b) = match &m.w.layers[layer].qkv.w {
+            Weight::Fp8 { scale, .. } => (Scale::PerRow(&g.a_scale), Scale::PerColumn(scale)),
+            Weight::Bf16(_) => (Scale::PerTensor(&g.one), Scale::PerTensor(&g.one)),
+        };
+        let parts = Partials { buf: &g.ws, splits, scale_a, scale_b };
+        combine_rope_append_rows(self.rt, &m.shape, self.s.n, parts, &mut a.qkv, at, tables, &a.start, kc, vc).map_err(attn)
     }
 
     /// One token: split-KV decode, reading the context length from the device; a chunk: prefill over
@@ -367,17 +415,17 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
         }
     }
 
-    /// Before an FP8 down projection, fused with its quantization and over many programs (one
-    /// program per 14336-wide row took 14.9 µs: bench/llama_gpu/NOTES.md).
+    /// Before an FP8 down projection, fused with its quantization in one program per token (its
+    /// first 8192 columns read once, kept in registers); the two launches over many programs it
+    /// replaces took 2 x 3.0 µs under ncu on the H200 (bench/llama_gpu/NOTES.md).
     fn swiglu(&mut self, layer: usize) -> Result<()> {
         let (rt, a, n) = (self.rt, &mut *self.a, self.s.n);
         let f = self.m.config.ffn_dim;
         let fi = f as i32;
         if self.m.w.layers[layer].down.is_fp8() {
-            let (g, grid) = (&mut a.gemm, (n as u32, f.div_ceil(QUANT_BLOCK) as u32));
-            silu_mul_block_max::<bf16, { QUANT_BLOCK as i32 }>::launch(rt, grid, &a.gu, &mut a.act, &mut a.act_max, fi).map_err(dev("SwiGLU"))?;
-            quantize_blocks::<bf16, e4m3, { QUANT_BLOCK as i32 }, QUANT_PARTS>::launch(rt, grid, &a.act, &a.act_max, &mut g.aq, &mut g.a_scale, fi)
-                .map_err(dev("quantizing the SwiGLU"))?;
+            let g = &mut a.gemm;
+            by_wide_block!(f, n as u32, B, lc => silu_mul_quant::<bf16, e4m3, B>::launch(rt, lc, &a.gu, &mut g.aq, &mut g.a_scale, fi))
+                .map_err(dev("SwiGLU and its quantization"))?;
             self.quantized = true;
             Ok(())
         } else {
