@@ -128,9 +128,9 @@ tuned)
     python3 bench/llama_gpu/breakdown.py "$OUT/ncu-8b-fp8.csv" | tee "$OUT/breakdown-8b-fp8.md" | head -30
     ;;
 fuse)
-    # Fewer and shorter small kernels (norms and quantization read a row once, SwiGLU + quantization
-    # in one launch, the QKV combine inside RoPE) against the build before (.gpu/old/llama.xz): the
-    # checks of the changed kernels, graph = eager, then old and new alternated in one call.
+    # Shorter and fewer small kernels (norms and quantization read a row once, the QKV combine inside
+    # RoPE) against the build before (.gpu/old/llama.xz): the checks of the changed kernels, graph =
+    # eager, then old and new alternated in one call.
     nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv > "$OUT/gpu.txt"
     [ -x /tmp/g/llama-old ] || { xz -dc .gpu/old/llama.xz > /tmp/g/llama-old && chmod +x /tmp/g/llama-old; }
     for t in llama_ops rope quantize_rows layer_chain decode; do

@@ -130,38 +130,6 @@ pub fn rmsnorm_quant<Q: Numeric, const BLOCK: i32>(x: Ptr<f32>, w: Ptr<f32>, q: 
     }
 }
 
-/// SwiGLU fused with the per-token fp8 quantization of its result, one program per token: `y[t, j] =
-/// T(silu(gu[t, j]) * gu[t, f + j])`, `scale[t] = max_j |y[t, j]| / 448` (1 for an all-zero row) and
-/// `q[t, j] = Q(y[t, j] / scale[t])` saturated to ±448: the bits of [`silu_mul_block_max`] then
-/// [`quantize_blocks`], in one launch and without the bf16 row in between.
-///
-/// - Grid: `tokens` programs; `gu` is `[tokens, 2 f]`, `q` is `[tokens, f]`. The first `BLOCK`
-///   columns stay in registers: with `f <= BLOCK` the row is read once; further blocks are read twice
-///   (the runtime runs 8192 columns on 32 warps: Llama 3 8B's 14336 in two blocks).
-#[kernel]
-pub fn silu_mul_quant<T: Float, Q: Numeric, const BLOCK: i32>(gu: Ptr<T>, q: MutPtr<Q>, scale: MutPtr<f32>, f: i32) {
-    gdc_launch_dependents();
-    gdc_wait();
-    let t = program_id(0).to::<i64>();
-    let row = gu + t * 2 * f;
-    let offs0 = arange(0, BLOCK);
-    let y0 = swiglu_at::<T>(row, offs0, f).to::<f32>();
-    // Masked lanes hold silu(0) * 0 = 0, which never raises the maximum.
-    let mut amax = abs(y0);
-    for c0 in (BLOCK..f).step_by(BLOCK) {
-        amax = maximum(amax, abs(swiglu_at::<T>(row, c0 + arange(0, BLOCK), f).to::<f32>()));
-    }
-    let s = fp8_row_scale(max(amax, 0));
-    store(scale + t, s);
-    let inv_s = 1.0 / s;
-    store_masked(q + t * f + offs0, fp8_saturate::<Q>(y0, inv_s), offs0 < f);
-    for c0 in (BLOCK..f).step_by(BLOCK) {
-        let offs = c0 + arange(0, BLOCK);
-        let y = swiglu_at::<T>(row, offs, f).to::<f32>();
-        store_masked(q + t * f + offs, fp8_saturate::<Q>(y, inv_s), offs < f);
-    }
-}
-
 /// SwiGLU as [`silu_mul_halves`], and each program's largest magnitude of what it stored: `part_max[t
 /// * blocks + b] = max_j |out[t, j]|` over its block `b` (`blocks = num_programs(1)`). With
 /// [`quantize_blocks`], the per-token fp8 quantization of the down projection's input over many

@@ -62,6 +62,7 @@ fn gpu_options(g: &GpuArgs) -> Result<GpuOptions> {
         programmatic: !g.no_programmatic_launch,
         tuned_configs: !g.no_tuned_configs,
         fused_combine: g.fused_combine,
+        split_k: None,
     })
 }
 

@@ -583,16 +583,15 @@ fn the_plan_names_each_dots_instructions_and_operands() {
 }
 
 /// The decode step's row kernels at the widths the runtime launches them (one program per token, the
-/// row's first block kept in registers: 8 to 16 values a thread), assembled for sm_90a with no spills.
+/// row's first block kept in registers: 16 values a thread), assembled for sm_90a with no spills.
 #[test]
 fn decode_row_kernels_fit_registers_at_their_widths() {
     use kernels::fp8_gemm::quantize_rows;
-    use kernels::llama_ops::{rmsnorm_quant, rmsnorm_to, silu_mul_quant};
+    use kernels::llama_ops::{rmsnorm_quant, rmsnorm_to};
     let kernels = [
         (rmsnorm_quant::<e4m3, 4096>::build(), 8),
         (rmsnorm_to::<bf16, 4096>::build(), 8),
         (quantize_rows::<bf16, e4m3, 4096>::build(), 8),
-        (silu_mul_quant::<bf16, e4m3, 8192>::build(), 32),
     ];
     for (k, num_warps) in kernels {
         let k = k.expect("traces");
@@ -600,7 +599,6 @@ fn decode_row_kernels_fit_registers_at_their_widths() {
         let opts = CompileOptions { target: Target::Sm90a, num_warps, ..CompileOptions::default() };
         let a = assembled(&k, ArgFact::Div16, &opts);
         eprintln!("{name} ({num_warps} warps): {} registers, spills {} / {} bytes", a.registers, a.spill_stores, a.spill_loads);
-        // At 16384 columns on 32 warps (the 64 registers a thread of 1024 may hold) it spilled 256 bytes.
         assert_eq!((a.spill_stores, a.spill_loads), (0, 0), "{name}: spills, {} registers", a.registers);
     }
 }

@@ -179,6 +179,8 @@ fn tiny_random_llamas_on_the_gpu_backend_in_the_interpreter() {
 /// real measure of FP8 is on SmolLM2 on the GPU (top-1 agreement and perplexity, `gpu-check smollm2`).
 /// The FP8 logits must also differ from the bf16 ones (the FP8 path really ran).
 ///
+/// With every GEMM split in two, the same logits bit for bit (the split-K paths' wiring: see below).
+///
 /// And greedy decoding on the device: each step's token (`forward_greedy`) is the argmax of the logits
 /// the same step returns through `forward`, at every position, for bf16 and FP8.
 #[test]
@@ -204,6 +206,23 @@ fn tiny_random_llamas_fp8_and_device_greedy_on_the_interpreter() {
         let moved = rel_to_max(&got, &bf);
         assert!(moved > 1e-3, "{name}: the fp8 logits equal the bf16 ones ({moved}): was fp8 used?");
         eprintln!("{name}: fp8 on the interpreter: worst relative error {worst:.2e} to transformers, {moved:.2e} to bf16");
+        // Every GEMM split in two: the QKV projection's partials are combined inside RoPE, the others
+        // by their combine kernels. These models' K (one block of the tiles) leaves the second split
+        // empty, so the logits must be the unsplit ones bit for bit: what this checks is the wiring
+        // (partials, scales, the deferred combine), prefill and decode.
+        for opts in [GpuOptions::default(), fp8] {
+            let split = GpuOptions { split_k: Some(2), ..opts };
+            let mut one = create_backend(Device::Interp, w.clone(), 32, opts).unwrap();
+            let mut two = create_backend(Device::Interp, w.clone(), 32, split).unwrap();
+            let (head, tail) = ids.split_at(ids.len() / 2);
+            let same = |a: Vec<f32>, b: Vec<f32>, what: &str| {
+                assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{name} {opts:?}: {what}: split in two differs");
+            };
+            same(one.forward(head, true).unwrap(), two.forward(head, true).unwrap(), "prefill");
+            for &id in tail {
+                same(one.forward(&[id], false).unwrap(), two.forward(&[id], false).unwrap(), "decode");
+            }
+        }
         for opts in [GpuOptions::default(), fp8] {
             let mut by_logits = create_backend(Device::Interp, w.clone(), 32, opts).unwrap();
             let mut greedy = create_backend(Device::Interp, w.clone(), 32, opts).unwrap();

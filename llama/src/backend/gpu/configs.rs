@@ -26,6 +26,8 @@ pub struct GemmConfigs {
     fused: bool,
     /// A committed winner was refused once (and said so on stderr).
     warned: AtomicBool,
+    /// Every GEMM's split count, whatever was chosen (`GpuOptions::split_k`).
+    split_k: Option<u32>,
 }
 
 /// A configuration and where it came from.
@@ -48,7 +50,13 @@ impl GemmConfigs {
                 .collect(),
             None => vec![],
         };
-        GemmConfigs { device: device.map(str::to_string), tuners, sm_count, fused, warned: AtomicBool::new(false) }
+        GemmConfigs { device: device.map(str::to_string), tuners, sm_count, fused, warned: AtomicBool::new(false), split_k: None }
+    }
+
+    /// Every GEMM split `split_k` times (a split-K grid of the chosen tiles); `None`: as chosen.
+    pub fn with_split_k(mut self, split_k: Option<u32>) -> GemmConfigs {
+        self.split_k = split_k;
+        self
     }
 
     /// The heuristic only (fused combines), for a GPU of `sm_count` SMs.
@@ -70,7 +78,10 @@ impl GemmConfigs {
     /// The configuration of an `m x n x k` GEMM with FP8 (`fp8`) or bf16 weights.
     pub fn choose(&self, m: usize, n: usize, k: usize, fp8: bool) -> Chosen {
         let mut c = self.choose_any(m, n, k, fp8);
-        if !self.fused {
+        if let Some(s) = self.split_k {
+            (c.config.split_k, c.config.stream_k) = (s, 0);
+        }
+        if !self.fused || c.config.split_k < 2 {
             c.config.fused_combine = false;
         }
         c

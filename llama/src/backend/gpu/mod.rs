@@ -68,11 +68,15 @@ pub struct GpuOptions {
     /// with a second kernel. Off by default: measured 0.6% slower in the 8B FP8 decode graph on the
     /// H200, where programmatic launch already overlaps the second kernel's start (NOTES.md).
     pub fused_combine: bool,
+    /// Every GEMM splits `K` this many times (a split-K grid of the chosen tiles), whatever its config
+    /// said: for tests of the split paths on models too small to split, and experiments. `None`: as
+    /// configured.
+    pub split_k: Option<u32>,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { weights: WeightFormat::Bf16, graphs: true, programmatic: true, tuned_configs: true, fused_combine: false }
+        GpuOptions { weights: WeightFormat::Bf16, graphs: true, programmatic: true, tuned_configs: true, fused_combine: false, split_k: None }
     }
 }
 
@@ -138,7 +142,7 @@ impl<R: StepRuntime> GpuBackend<R> {
         };
         let model = Model::new(&rt, c.clone(), w, shape, sm_count, rt.warpgroup_mma())?;
         let device = if opts.tuned_configs { rt.device_name() } else { None };
-        let configs = Arc::new(GemmConfigs::new(device.as_deref(), sm_count, opts.fused_combine));
+        let configs = Arc::new(GemmConfigs::new(device.as_deref(), sm_count, opts.fused_combine).with_split_k(opts.split_k));
         let decode = Activations::new(&rt, &c, 1, 1, configs.clone())?;
         Ok(GpuBackend { rt, name, model, decode, prefill: None, graph: None, graph_moved: 0, warm: false, opts, configs, capacity, pos: 0 })
     }

@@ -20,7 +20,7 @@ use kernels::kv_attention::decode::{decode_step, workspace_lens, DecodeBuffers, 
 use kernels::kv_attention::prefill::{prefill_step, Chunk, PrefillBuffers, PrefillConfig, QueriesAt};
 use kernels::kv_attention::qkv_combine::combine_rope_append_rows;
 use kernels::kv_attention::{AttnError, CacheShape};
-use kernels::llama_ops::{embed_rows, rmsnorm_quant, rmsnorm_to, silu_mul_halves, silu_mul_quant};
+use kernels::llama_ops::{embed_rows, quantize_blocks, rmsnorm_quant, rmsnorm_to, silu_mul_block_max, silu_mul_halves};
 use std::sync::Arc;
 
 /// Elements per program of the elementwise kernels (embedding, SwiGLU).
@@ -28,6 +28,9 @@ const BLOCK: usize = 256;
 
 /// Elements per program of the SwiGLU and quantization before an fp8 down projection, and how many of
 /// the row's block maxima each quantizing program reads at a time.
+
+const QUANT_BLOCK: usize = 1024;
+const QUANT_PARTS: i32 = 16;
 
 /// Elements per step of the kernels where one program walks a whole row (norms, quantization): the
 /// row in one or a few steps, because each step waits on its loads. At 256, RMSNorm of a 4096-wide
@@ -56,22 +59,6 @@ macro_rules! by_row_block {
             }
             _ => {
                 const $b: i32 = 4096;
-                $e
-            }
-        }
-    }};
-}
-
-/// As [`by_row_block`] for the SwiGLU's wider rows: past 4096 columns, blocks of 8192 on 32 warps (8
-/// values a thread; 16384 would spill at the 64 registers a thread of 1024 may hold), so Llama 3 8B's
-/// 14336 is two blocks, the first read once.
-macro_rules! by_wide_block {
-    ($cols:expr, $grid:expr, $b:ident, $l:ident => $e:expr) => {{
-        match $cols {
-            0..=4096 => by_row_block!($cols, $grid, $b, $l => $e),
-            _ => {
-                let $l = Launch::from($grid).num_warps(32);
-                const $b: i32 = 8192;
                 $e
             }
         }
@@ -250,8 +237,9 @@ pub struct Activations<R: Runtime> {
     qkv: R::Buffer<bf16>,
     att: R::Buffer<bf16>,
     gu: R::Buffer<bf16>,
-    /// The SwiGLU before a bf16 down projection (an FP8 one reads it quantized, from `gemm`).
     act: R::Buffer<bf16>,
+    /// The largest magnitude of each `QUANT_BLOCK` of `act` (FP8 down projections).
+    act_max: R::Buffer<f32>,
     pub gemm: Gemm<R>,
     pub head: Head<R>,
 }
@@ -273,6 +261,7 @@ impl<R: Runtime> Activations<R> {
             att: zeros(rt, rows * qd, what)?,
             gu: zeros(rt, rows * 2 * f, what)?,
             act: zeros(rt, rows * f, what)?,
+            act_max: zeros(rt, rows * f.div_ceil(QUANT_BLOCK), what)?,
             gemm: Gemm {
                 ws: zeros(rt, 1, what)?,
                 tickets: zeros(rt, 1, what)?,
@@ -415,17 +404,17 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
         }
     }
 
-    /// Before an FP8 down projection, fused with its quantization in one program per token (its
-    /// first 8192 columns read once, kept in registers); the two launches over many programs it
-    /// replaces took 2 x 3.0 µs under ncu on the H200 (bench/llama_gpu/NOTES.md).
+    /// Before an FP8 down projection, fused with its quantization and over many programs (one
+    /// program per 14336-wide row took 14.9 µs: bench/llama_gpu/NOTES.md).
     fn swiglu(&mut self, layer: usize) -> Result<()> {
         let (rt, a, n) = (self.rt, &mut *self.a, self.s.n);
         let f = self.m.config.ffn_dim;
         let fi = f as i32;
         if self.m.w.layers[layer].down.is_fp8() {
-            let g = &mut a.gemm;
-            by_wide_block!(f, n as u32, B, lc => silu_mul_quant::<bf16, e4m3, B>::launch(rt, lc, &a.gu, &mut g.aq, &mut g.a_scale, fi))
-                .map_err(dev("SwiGLU and its quantization"))?;
+            let (g, grid) = (&mut a.gemm, (n as u32, f.div_ceil(QUANT_BLOCK) as u32));
+            silu_mul_block_max::<bf16, { QUANT_BLOCK as i32 }>::launch(rt, grid, &a.gu, &mut a.act, &mut a.act_max, fi).map_err(dev("SwiGLU"))?;
+            quantize_blocks::<bf16, e4m3, { QUANT_BLOCK as i32 }, QUANT_PARTS>::launch(rt, grid, &a.act, &a.act_max, &mut g.aq, &mut g.a_scale, fi)
+                .map_err(dev("quantizing the SwiGLU"))?;
             self.quantized = true;
             Ok(())
         } else {
