@@ -14,7 +14,7 @@
 #                                            # merged into a copy of bench/fp8_gemm/tuned.tsv in $OUT
 #   bash bench/llama_gpu/bench.sh tuned      # 8B and 70B fp8 with and without the winners, 8B bf16, ctx 4096, pp512,
 #                                            # the fused GEMM checks, an ncu breakdown of an 8B fp8 step
-#   bash bench/llama_gpu/bench.sh fuse       # this build against the build before (.gpu/old/llama.xz): the
+#   bash bench/llama_gpu/bench.sh fuse       # this build against another (.gpu/old/llama.xz): the
 #                                            # checks, graph = eager, 8B fp8/bf16, 70B fp8, pp512, SmolLM2
 # Needs /tmp/g/llama and /tmp/g/gpu-check (carried as .gpu/*.xz, see NOTES.md). Outputs under $OUT.
 set -uo pipefail
@@ -133,7 +133,7 @@ fuse)
     # eager, then old and new alternated in one call.
     nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv > "$OUT/gpu.txt"
     [ -x /tmp/g/llama-old ] || { xz -dc .gpu/old/llama.xz > /tmp/g/llama-old && chmod +x /tmp/g/llama-old; }
-    for t in llama_ops rope quantize_rows layer_chain decode; do
+    for t in llama_ops rope quantize_rows layer_chain decode fused; do
         timeout 100 /tmp/g/gpu-check test $t > "$OUT/test-$t.txt" 2>&1; echo "test $t rc=$?: $(grep -h passed "$OUT/test-$t.txt" | tail -1)"
         grep FAIL "$OUT/test-$t.txt" | head -3
     done
