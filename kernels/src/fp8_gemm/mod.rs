@@ -292,35 +292,11 @@ pub fn splitk_reduce<
     let rn = program_id(1) * BLOCK_N + arange(0, BLOCK_N);
     let ok = (rm.expand_dims(1) < m) & (rn.expand_dims(0) < n);
     let offs = rm.expand_dims(1) * n + rn.expand_dims(0);
-    let mut acc = first_partials(workspace, m * n, offs, ok, split_k);
-    for s in 4..split_k {
+    let mut acc = zeros::<f32>([BLOCK_M, BLOCK_N]);
+    for s in 0..split_k {
         acc = acc + load_masked(workspace + s * (m * n) + offs, ok, 0.0);
     }
     store_combined::<O, ROW_SCALE, COL_SCALE, BIAS, ACCUMULATE>(acc, c, scale_a, scale_b, bias, rm, rn, m, n, stride_cm, ok);
-}
-
-/// `0 + p[0] + p[1] + ...` over the first `min(splits, 4)` planes of a split-K workspace (`plane`
-/// elements apart) at `offs` where `ok`, added in that order: the first steps of the ordered combine,
-/// with every load issued at once. (A loop over the splits waits for each plane's load before it
-/// issues the next: one round trip to L2 per split.) `splits >= 1`.
-#[kernel_fn]
-pub fn first_partials(
-    workspace: Ptr<f32>,
-    plane: Tile<i32>,
-    offs: Tile<i32>,
-    ok: Tile<bool>,
-    splits: Tile<i32>,
-) -> Tile<f32> {
-    let p0 = load_masked(workspace + offs, ok, 0.0);
-    let p1 = load_masked(workspace + plane + offs, ok & (splits > 1), 0.0);
-    let p2 = load_masked(workspace + 2 * plane + offs, ok & (splits > 2), 0.0);
-    let p3 = load_masked(workspace + 3 * plane + offs, ok & (splits > 3), 0.0);
-    // Selected, not added as zeros, so that the sum has the loop's bits (-0 + 0 would be +0); the
-    // loop's first step, `0 + p[0]`, is kept.
-    let acc = p0 + 0.0;
-    let acc = where_(splits > 1, acc + p1, acc);
-    let acc = where_(splits > 2, acc + p2, acc);
-    where_(splits > 3, acc + p3, acc)
 }
 
 /// Stream-K (a persistent schedule): the `tiles * iters` (output tile, K block) iterations of the whole

@@ -5,7 +5,7 @@
 
 use super::cache::{check_rope_append, RopeTables, RowsAt};
 use super::{need, AttnError, CacheShape};
-use crate::fp8_gemm::{first_partials, Partials, Scale};
+use crate::fp8_gemm::{Partials, Scale};
 use crate::rope::rotate_half;
 use dsl_core::prelude::*;
 use dsl_core::runtime::Runtime;
@@ -26,9 +26,9 @@ fn combined<T: Float, const ROW_SCALE: bool, const COL_SCALE: bool>(
     cols: Tile<i32>,
     ok: Tile<bool>,
 ) -> Tile<f32> {
-    // `0 + p0 + p1 + ...` in split order, as the reduce adds them: the first four loaded at once.
-    let mut acc = first_partials(partials, plane, row_at + cols, ok, splits);
-    for s in 4..splits {
+    // Split 0 first, then the others: `0 + p0 + p1 + ...` in the reduce, the same bits.
+    let mut acc = load_masked(partials + row_at + cols, ok, 0.0);
+    for s in 1..splits {
         acc = acc + load_masked(partials + s * plane + row_at + cols, ok, 0.0);
     }
     let sa = if ROW_SCALE { load(scale_a + r) } else { load(scale_a) };
