@@ -27,24 +27,17 @@ fn inv_rms<const BLOCK: i32>(x_row: Ptr<f32>, x0: Tile<f32>, cols: Tile<i32>, ep
     1.0 / sqrt(sum(sq, 0) / cols.to::<f32>() + eps)
 }
 
-/// `silu(gu[j]) * gu[f + j]` at columns `offs` of one `[2 f]` gate/up row (0 where `offs >= f`),
-/// rounded to `T`.
-#[kernel_fn]
-fn swiglu_at<T: Float>(row: Ptr<T>, offs: Tile<i32>, f: Tile<i32>) -> Tile<T> {
-    let ok = offs < f;
-    let g = load_masked(row + offs, ok, 0.0).to::<f32>();
-    let u = load_masked(row + f + offs, ok, 0.0).to::<f32>();
-    (g * sigmoid(g) * u).to::<T>()
-}
-
 /// `out[t, j] = silu(gu[t, j]) * gu[t, f + j]` over block `program_id(1)` of token `program_id(0)`'s
 /// row, rounded to `T`; returns the block (0 where masked off).
 #[kernel_fn]
 fn swiglu_block<T: Float, const BLOCK: i32>(gu: Ptr<T>, out: MutPtr<T>, f: Tile<i32>) -> Tile<T> {
     let t = program_id(0).to::<i64>();
     let offs = program_id(1) * BLOCK + arange(0, BLOCK);
-    let y = swiglu_at::<T>(gu + t * 2 * f, offs, f);
-    store_masked(out + t * f + offs, y, offs < f);
+    let ok = offs < f;
+    let g = load_masked(gu + t * 2 * f + offs, ok, 0.0).to::<f32>();
+    let u = load_masked(gu + t * 2 * f + f + offs, ok, 0.0).to::<f32>();
+    let y = (g * sigmoid(g) * u).to::<T>();
+    store_masked(out + t * f + offs, y, ok);
     y
 }
 

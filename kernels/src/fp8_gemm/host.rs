@@ -285,6 +285,39 @@ fn check_operand<E: std::error::Error, B: AnyBuffer>(what: &'static str, o: &Ope
     Ok(())
 }
 
+/// The buffers of `scale_a` (per tensor, or per row: `m`) and `scale_b` (per tensor, or per column:
+/// `n`), each with whether it is per row / per column; refuses the other modes and short buffers.
+#[allow(clippy::type_complexity)]
+pub fn check_scales<'s, E: std::error::Error, Buf: AnyBuffer>(
+    scale_a: Scale<'s, Buf>,
+    scale_b: Scale<'s, Buf>,
+    m: usize,
+    n: usize,
+) -> Result<((&'s Buf, bool), (&'s Buf, bool)), GemmError<E>> {
+    let a = match scale_a {
+        Scale::PerTensor(s) => (s, check_len("scale_a", s.len(), 1).map(|_| false)?),
+        Scale::PerRow(s) => (s, check_len("scale_a (per row)", s.len(), m).map(|_| true)?),
+        Scale::PerColumn(_) => return Err(GemmError::ScaleMode { what: "scale_a", mode: "per-column" }),
+    };
+    let b = match scale_b {
+        Scale::PerTensor(s) => (s, check_len("scale_b", s.len(), 1).map(|_| false)?),
+        Scale::PerColumn(s) => (s, check_len("scale_b (per column)", s.len(), n).map(|_| true)?),
+        Scale::PerRow(_) => return Err(GemmError::ScaleMode { what: "scale_b", mode: "per-row" }),
+    };
+    Ok((a, b))
+}
+
+/// Refuses blocks that `cfg`'s schedule (split-K or stream-K) declares no kernel instance for.
+fn check_tiles<E: std::error::Error>(cfg: &GemmConfig) -> Result<(), GemmError<E>> {
+    let tiles = if cfg.stream_k > 0 { stream_k_tiles() } else { split_k_tiles() };
+    if !tiles.contains(&(cfg.block_m, cfg.block_n, cfg.block_k)) {
+        let supported = tiles.iter().map(|(m, n, k)| format!("{m}x{n}x{k}")).collect::<Vec<_>>().join(", ");
+        let schedule = if cfg.stream_k > 0 { "stream-K" } else { "split-K" };
+        return Err(GemmError::Blocks { schedule, block_m: cfg.block_m, block_n: cfg.block_n, block_k: cfg.block_k, supported });
+    }
+    Ok(())
+}
+
 fn check_len<E: std::error::Error>(what: &'static str, len: usize, need: usize) -> Result<(), GemmError<E>> {
     if len < need {
         return Err(GemmError::TooSmall { what, need, len });
@@ -325,16 +358,7 @@ where
         return Err(GemmError::KMismatch { m, ka: k, n, kb: b.cols });
     }
     check_operand("out", &Operand { buf: &*out, rows: m, cols: n, row_stride: out_row_stride })?;
-    let (sa, row_scale) = match scale_a {
-        Scale::PerTensor(s) => (s, check_len("scale_a", s.len(), 1).map(|_| false)?),
-        Scale::PerRow(s) => (s, check_len("scale_a (per row)", s.len(), m).map(|_| true)?),
-        Scale::PerColumn(_) => return Err(GemmError::ScaleMode { what: "scale_a", mode: "per-column" }),
-    };
-    let (sb, col_scale) = match scale_b {
-        Scale::PerTensor(s) => (s, check_len("scale_b", s.len(), 1).map(|_| false)?),
-        Scale::PerColumn(s) => (s, check_len("scale_b (per column)", s.len(), n).map(|_| true)?),
-        Scale::PerRow(_) => return Err(GemmError::ScaleMode { what: "scale_b", mode: "per-row" }),
-    };
+    let ((sa, row_scale), (sb, col_scale)) = check_scales(scale_a, scale_b, m, n)?;
     if let Some(bias) = bias {
         check_len("bias", bias.len(), n)?;
     }
@@ -342,12 +366,7 @@ where
     if !(1..=64).contains(&cfg.split_k) {
         return Err(GemmError::SplitK(cfg.split_k));
     }
-    let tiles = if cfg.stream_k > 0 { stream_k_tiles() } else { split_k_tiles() };
-    if !tiles.contains(&(cfg.block_m, cfg.block_n, cfg.block_k)) {
-        let supported = tiles.iter().map(|(m, n, k)| format!("{m}x{n}x{k}")).collect::<Vec<_>>().join(", ");
-        let schedule = if cfg.stream_k > 0 { "stream-K" } else { "split-K" };
-        return Err(GemmError::Blocks { schedule, block_m: cfg.block_m, block_n: cfg.block_n, block_k: cfg.block_k, supported });
-    }
+    check_tiles(&cfg)?;
     let stream = match cfg.stream_k {
         0 => None,
         p if p > 65536 => return Err(GemmError::StreamKPrograms(p)),
@@ -434,23 +453,11 @@ where
     if b.cols != k {
         return Err(GemmError::KMismatch { m, ka: k, n, kb: b.cols });
     }
-    let sa = match scale_a {
-        Scale::PerTensor(s) => check_len("scale_a", s.len(), 1).map(|_| s)?,
-        Scale::PerRow(s) => check_len("scale_a (per row)", s.len(), m).map(|_| s)?,
-        Scale::PerColumn(_) => return Err(GemmError::ScaleMode { what: "scale_a", mode: "per-column" }),
-    };
-    let sb = match scale_b {
-        Scale::PerTensor(s) => check_len("scale_b", s.len(), 1).map(|_| s)?,
-        Scale::PerColumn(s) => check_len("scale_b (per column)", s.len(), n).map(|_| s)?,
-        Scale::PerRow(_) => return Err(GemmError::ScaleMode { what: "scale_b", mode: "per-row" }),
-    };
+    let ((sa, _), (sb, _)) = check_scales(scale_a, scale_b, m, n)?;
     if cfg.stream_k != 0 || !(2..=64).contains(&cfg.split_k) {
         return Err(GemmError::Partials(super::tuning::describe(cfg)));
     }
-    if !split_k_tiles().contains(&(cfg.block_m, cfg.block_n, cfg.block_k)) {
-        let supported = split_k_tiles().iter().map(|(m, n, k)| format!("{m}x{n}x{k}")).collect::<Vec<_>>().join(", ");
-        return Err(GemmError::Blocks { schedule: "split-K", block_m: cfg.block_m, block_n: cfg.block_n, block_k: cfg.block_k, supported });
-    }
+    check_tiles(&cfg)?;
     let need = cfg.split_k as usize * m * n;
     if need > i32::MAX as usize {
         return Err(GemmError::TooLarge { what: "partials", elems: need });

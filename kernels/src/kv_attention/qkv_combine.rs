@@ -5,7 +5,7 @@
 
 use super::cache::{check_rope_append, RopeTables, RowsAt};
 use super::{need, AttnError, CacheShape};
-use crate::fp8_gemm::{Partials, Scale};
+use crate::fp8_gemm::{check_scales, Partials};
 use crate::rope::rotate_half;
 use dsl_core::prelude::*;
 use dsl_core::runtime::Runtime;
@@ -136,16 +136,8 @@ where
     }
     need("partials", parts.buf, parts.splits * rows * at.stride)?;
     need("q", q, (rows - 1) * at.stride + shape.q_heads() * head_dim)?;
-    let (sa, row_scale) = match parts.scale_a {
-        Scale::PerTensor(s) => (s, need("scale_a", s, 1).map(|_| false)?),
-        Scale::PerRow(s) => (s, need("scale_a (per row)", s, rows).map(|_| true)?),
-        Scale::PerColumn(_) => return Err(AttnError::Shape("scale_a applies per tensor or per row, not per column".into())),
-    };
-    let (sb, col_scale) = match parts.scale_b {
-        Scale::PerTensor(s) => (s, need("scale_b", s, 1).map(|_| false)?),
-        Scale::PerColumn(s) => (s, need("scale_b (per column)", s, at.stride).map(|_| true)?),
-        Scale::PerRow(_) => return Err(AttnError::Shape("scale_b applies per tensor or per column, not per row".into())),
-    };
+    let scales = check_scales::<R::Error, _>(parts.scale_a, parts.scale_b, rows, at.stride);
+    let ((sa, row_scale), (sb, col_scale)) = scales.map_err(|e| AttnError::Shape(e.to_string()))?;
     let inst = CombineRopeKvAppendInstance { block_d: shape.block_d(), row_scale, col_scale };
     let grid = (rows as u32, (shape.q_heads() + kv_heads) as u32);
     let i = |x: usize| x as i32;

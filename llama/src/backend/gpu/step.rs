@@ -173,16 +173,17 @@ fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: Input<'_, R
         (Weight::Bf16(b), Input::Bf16(a)) => {
             let a = Operand { buf: a, rows: m, cols: k, row_stride: k };
             let b = Operand { buf: b, rows: n, cols: k, row_stride: k };
+            let (sa, sb) = scales(&w.w, &g.one, &g.a_scale);
             if partials {
-                fp8_gemm_partials(rt, a, b, Scale::PerTensor(&g.one), Scale::PerTensor(&g.one), &mut g.ws, &cfg).map_err(gemm)?;
+                fp8_gemm_partials(rt, a, b, sa, sb, &mut g.ws, &cfg).map_err(gemm)?;
                 return Ok(Some(cfg.split_k as usize));
             }
-            fp8_gemm(rt, a, b, Scale::PerTensor(&g.one), Scale::PerTensor(&g.one), None, out, n, Some(Workspace { partials: &mut g.ws, tickets: Some(&mut g.tickets) }), &opts).map_err(gemm)?;
+            fp8_gemm(rt, a, b, sa, sb, None, out, n, Some(Workspace { partials: &mut g.ws, tickets: Some(&mut g.tickets) }), &opts).map_err(gemm)?;
         }
         (Weight::Bf16(_), Input::Quantized) => {
             return Err(LlamaError::Backend("internal: fp8 activations for a bf16 weight".into()));
         }
-        (Weight::Fp8 { q, scale }, a) => {
+        (Weight::Fp8 { q, .. }, a) => {
             if let Input::Bf16(a) = a {
                 let kk = k as i32;
                 by_row_block!(k, m as u32, B, lc => quantize_rows::<bf16, e4m3, B>::launch(rt, lc, a, &mut g.aq, &mut g.a_scale, kk, kk, kk))
@@ -190,14 +191,24 @@ fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: Input<'_, R
             }
             let a = Operand { buf: &g.aq, rows: m, cols: k, row_stride: k };
             let b = Operand { buf: q, rows: n, cols: k, row_stride: k };
+            let (sa, sb) = scales(&w.w, &g.one, &g.a_scale);
             if partials {
-                fp8_gemm_partials(rt, a, b, Scale::PerRow(&g.a_scale), Scale::PerColumn(scale), &mut g.ws, &cfg).map_err(gemm)?;
+                fp8_gemm_partials(rt, a, b, sa, sb, &mut g.ws, &cfg).map_err(gemm)?;
                 return Ok(Some(cfg.split_k as usize));
             }
-            fp8_gemm(rt, a, b, Scale::PerRow(&g.a_scale), Scale::PerColumn(scale), None, out, n, Some(Workspace { partials: &mut g.ws, tickets: Some(&mut g.tickets) }), &opts).map_err(gemm)?;
+            fp8_gemm(rt, a, b, sa, sb, None, out, n, Some(Workspace { partials: &mut g.ws, tickets: Some(&mut g.tickets) }), &opts).map_err(gemm)?;
         }
     }
     Ok(None)
+}
+
+/// The scales a GEMM with weight `w` applies: for FP8, the activations' per-token `a_scale` and the
+/// weight's per-channel scales; for bf16, `one` (a single 1.0) for both.
+fn scales<'a, R: Runtime>(w: &'a Weight<R>, one: &'a R::Buffer<f32>, a_scale: &'a R::Buffer<f32>) -> (Scale<'a, R::Buffer<f32>>, Scale<'a, R::Buffer<f32>>) {
+    match w {
+        Weight::Fp8 { scale, .. } => (Scale::PerRow(a_scale), Scale::PerColumn(scale)),
+        Weight::Bf16(_) => (Scale::PerTensor(one), Scale::PerTensor(one)),
+    }
 }
 
 /// The output rows of a step: the last norm, the logits and the greedy choice of each row.
@@ -377,10 +388,7 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
         // The QKV projection left its partial products: combined here, with the scales its combine
         // would have applied.
         let g = &a.gemm;
-        let (scale_a, scale_b) = match &m.w.layers[layer].qkv.w {
-            Weight::Fp8 { scale, .. } => (Scale::PerRow(&g.a_scale), Scale::PerColumn(scale)),
-            Weight::Bf16(_) => (Scale::PerTensor(&g.one), Scale::PerTensor(&g.one)),
-        };
+        let (scale_a, scale_b) = scales(&m.w.layers[layer].qkv.w, &g.one, &g.a_scale);
         let parts = Partials { buf: &g.ws, splits, scale_a, scale_b };
         combine_rope_append_rows(self.rt, &m.shape, self.s.n, parts, &mut a.qkv, at, tables, &a.start, kc, vc).map_err(attn)
     }
