@@ -16,6 +16,7 @@
 #                                            # the fused GEMM checks, an ncu breakdown of an 8B fp8 step
 #   bash bench/llama_gpu/bench.sh fuse       # this build against another (.gpu/old/llama.xz): the
 #                                            # checks, graph = eager, 8B fp8/bf16, 70B fp8, pp512, SmolLM2
+#   bash bench/llama_gpu/bench.sh decode     # this build against .gpu/old/llama.xz at ctx 128 and 4096
 # Needs /tmp/g/llama and /tmp/g/gpu-check (carried as .gpu/*.xz, see NOTES.md). Outputs under $OUT.
 set -uo pipefail
 OUT=${OUT:-bench/llama_gpu/results/latest}
@@ -154,5 +155,20 @@ fuse)
     [ -n "${WITH_70B:-}" ] && for b in O B; do $b --arch llama-3-70b --device cuda --weights fp8 -p 128 -n 64 -r 3; done
     grep -E "tg|pp" "$OUT/speed.md"
     ;;
-*) echo "usage: bench.sh speed|smollm2|profile|hf|rows|combine|tune|tuned|fuse"; exit 2 ;;
+decode)
+    # The decode attention's changes (one-warp combine, FULL_D) against the build before
+    # (.gpu/old/llama.xz), alternated in one call: contexts 128 and 4096, fp8 and bf16, SmolLM2.
+    nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv > "$OUT/gpu.txt"
+    [ -x /tmp/g/llama-old ] || { xz -dc .gpu/old/llama.xz > /tmp/g/llama-old && chmod +x /tmp/g/llama-old; }
+    timeout 120 /tmp/g/gpu-check graph-eager llama-3-8b fp8 300 2>&1 | tail -1 | tee "$OUT/graph-eager-fp8.txt"
+    O() { local keep=$L; L=/tmp/g/llama-old; B "$@"; L=$keep; }
+    for C in "--weights fp8 -p 4096 -n 128" "--weights fp8 -p 128 -n 128" "--weights fp8 -p 4096 -n 128" "--weights bf16 -p 4096 -n 128"; do
+        O --arch llama-3-8b --device cuda $C -r 3
+        B --arch llama-3-8b --device cuda $C -r 3
+    done
+    O --arch smollm2-135m --device cuda -p 128 -n 128 -r 3
+    B --arch smollm2-135m --device cuda -p 128 -n 128 -r 3
+    grep -E "tg|pp" "$OUT/speed.md"
+    ;;
+*) echo "usage: bench.sh speed|smollm2|profile|hf|rows|combine|tune|tuned|fuse|decode"; exit 2 ;;
 esac

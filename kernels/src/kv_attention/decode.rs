@@ -23,13 +23,17 @@ use dsl_core::prelude::*;
 ///   more for tensor cores: rows past `group` are masked), `BLOCK_N` keys per step, `BLOCK_D >= head_dim`.
 /// - `q`: `[batch, kv_heads * group, head_dim]` contiguous (query head `h * group + g` uses KV head `h`).
 /// - `split_len`: a multiple of `BLOCK_N`.
+/// - `FULL_D`: `head_dim == BLOCK_D` (the host's choice). Rows are then a compile-time `BLOCK_D` apart and
+///   no column is masked, so each thread's K and V copies are one base address plus constants, each
+///   predicated by its row alone: the address and mask arithmetic was about half of the one-warp
+///   program's instructions (SASS, sm_90a), and a one-warp program's time is its instruction count.
 /// - Outputs, for query head row `r = (b * kv_heads + h) * group + g` and split `s`: `part_o[r, s, :]` the
 ///   unnormalized `sum_j 2^(x_j - m) v_j` (f32, `head_dim` values, rows `head_dim` apart, splits
 ///   `splits * head_dim` apart), `part_m[r, s]` the max `m` of the base-2 scores
 ///   `x_j = scale · log2(e) · q · k_j`, and `part_l[r, s]` the sum `sum_j 2^(x_j - m)`. A split with no
 ///   keys writes `m = -inf`, `l = 0`, `o = 0`.
-#[kernel(instances(BLOCK_G = 16, BLOCK_N in [32, 64], BLOCK_D in [16, 32, 64, 128, 256]))]
-pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D: i32>(
+#[kernel(instances(BLOCK_G = 16, BLOCK_N in [32, 64], BLOCK_D in [16, 32, 64, 128, 256], FULL_D in bool))]
+pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D: i32, const FULL_D: bool>(
     q: Ptr<T>,
     k_cache: Ptr<T>,
     v_cache: Ptr<T>,
@@ -58,30 +62,39 @@ pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D
     let rd = arange(0, BLOCK_D);
     let rn0 = arange(0, BLOCK_N);
     let g_ok = rg < group;
-    let d_ok = rd.expand_dims(0) < head_dim;
+    // The row stride, a constant where FULL_D; the column mask, none there.
+    let hd = if FULL_D { full::<i32>((), BLOCK_D) } else { head_dim };
+    let d_ok = rd.expand_dims(0) < hd;
+    let q_mask = if FULL_D { g_ok.expand_dims(1).broadcast_to([BLOCK_G, BLOCK_D]) } else { g_ok.expand_dims(1) & d_ok };
     // Query heads of this KV head: rows bh * group + g of q.
     let rows = bh.to::<i64>() * group + rg;
-    let q_tile = load_masked(q + rows.expand_dims(1) * head_dim + rd.expand_dims(0), g_ok.expand_dims(1) & d_ok, 0.0);
-    let kv_base = bh.to::<i64>() * max_ctx * head_dim;
+    let q_tile = load_masked(q + rows.expand_dims(1) * hd + rd.expand_dims(0), q_mask, 0.0);
+    let kv_base = bh.to::<i64>() * max_ctx * hd;
 
     let scale2 = scale * std::f32::consts::LOG2_E;
     let mut m_i = full::<f32>([BLOCK_G], f32::NEG_INFINITY);
     let mut l_i = zeros::<f32>([BLOCK_G]);
     let mut acc = zeros::<f32>([BLOCK_G, BLOCK_D]);
+    // A key's offset within a step, in 64 bits from the start: each thread's offsets are then its base
+    // plus constants, added to one scalar per step.
+    let in_step = rn0.to::<i64>().expand_dims(1) * hd + rd.to::<i64>().expand_dims(0);
     for start in (lo..hi).step_by(BLOCK_N) {
-        let rn = start + rn0;
-        let kv_mask = (rn.expand_dims(1) < hi) & d_ok;
-        let kv_offs = kv_base + rn.expand_dims(1) * head_dim + rd.expand_dims(0);
+        let row_ok = rn0.expand_dims(1) < hi - start;
+        let kv_mask = if FULL_D { row_ok.broadcast_to([BLOCK_N, BLOCK_D]) } else { row_ok & d_ok };
+        let kv_offs = (kv_base + start.to::<i64>() * hd) + in_step;
         let k_tile = load_masked(k_cache + kv_offs, kv_mask, 0.0);
-        let x = dot(q_tile, k_tile.trans(), zeros::<f32>([BLOCK_G, BLOCK_N]));
-        let x = where_((rn.expand_dims(0) < hi).broadcast_to([BLOCK_G, BLOCK_N]), x, f32::NEG_INFINITY);
+        let mut x = dot(q_tile, k_tile.trans(), zeros::<f32>([BLOCK_G, BLOCK_N]));
+        // Only the split's last step can hold keys past its end.
+        if start + BLOCK_N > hi {
+            x = where_((rn0.expand_dims(0) < hi - start).broadcast_to([BLOCK_G, BLOCK_N]), x, f32::NEG_INFINITY);
+        }
         let (m, l, a) = online_softmax_step(x, v_cache, kv_offs, kv_mask, m_i, l_i, acc, scale2);
         m_i = m;
         l_i = l;
         acc = a;
     }
     let slot = rows * splits + s;
-    store_masked(part_o + slot.expand_dims(1) * head_dim + rd.expand_dims(0), acc, g_ok.expand_dims(1) & d_ok);
+    store_masked(part_o + slot.expand_dims(1) * hd + rd.expand_dims(0), acc, q_mask);
     store_masked(part_m + slot, m_i, g_ok);
     store_masked(part_l + slot, l_i, g_ok);
 }
@@ -93,8 +106,11 @@ pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D
 ///   values in one pass, `BLOCK_S >= splits` (a power of two) partials at once. (One program per row
 ///   looping over `head_dim` left 32 programs for a Llama 3 step at batch 1, each walking its partials
 ///   chunk after chunk: at 128 splits the combine took longer than the attention, H100 2026-12-05.)
+///   The host launches the instances up to 64 splits on one warp: the sums over the splits are then
+///   shuffles, where four warps exchanged them through shared memory. With a `BLOCK_S` near the split
+///   count: 4 splits in the 64-row tile took 10 µs at batch 16 (ncu, H100, 2026-12-06), for 1 MB.
 /// - `out`: `[batch, q_heads, head_dim]` contiguous, rounded once to `T`.
-#[kernel(instances((BLOCK_S, BLOCK_D) in [(64, 32), (256, 16)]))]
+#[kernel(instances((BLOCK_S, BLOCK_D) in [(8, 128), (64, 32), (256, 16)]))]
 pub fn decode_combine<T: Float, const BLOCK_S: i32, const BLOCK_D: i32>(
     part_o: Ptr<f32>,
     part_m: Ptr<f32>,
@@ -242,11 +258,18 @@ where
     let (kh, g, d, mc) = (kv_heads as i32, group as i32, head_dim as i32, max_ctx as i32);
     let grid = ((batch * kv_heads) as u32, splits as u32);
     let run = |r: Result<(), R::Error>| r.map_err(AttnError::Runtime);
-    let main = DecodeAttentionInstance { block_g: 16, block_n: cfg.block_n as i32, block_d: shape.block_d() };
+    let block_d = shape.block_d();
+    let main = DecodeAttentionInstance { block_g: 16, block_n: cfg.block_n as i32, block_d, full_d: head_dim == block_d as usize };
     main.check().map_err(|e| AttnError::Shape(e.message))?;
     let launch = dsl_core::runtime::Launch::from(grid).num_warps(cfg.num_warps).num_stages(cfg.num_stages);
     run(main.launch::<T, R>(rt, launch, bufs.q, bufs.k_cache, bufs.v_cache, bufs.ctx_lens, &mut *bufs.part_o, &mut *bufs.part_m, &mut *bufs.part_l, kh, g, d, mc, len, scale))?;
-    let combine = if splits <= 64 { DecodeCombineInstance { block_s: 64, block_d: 32 } } else { DecodeCombineInstance { block_s: 256, block_d: 16 } };
-    let chunks = head_dim.div_ceil(combine.block_d as usize) as u32;
-    run(combine.launch::<T, R>(rt, (rows as u32, chunks), &*bufs.part_o, &*bufs.part_m, &*bufs.part_l, bufs.out, splits as i32, d))
+    let (block_s, block_d, warps) = match splits {
+        ..=8 => (8, 128, 1),
+        ..=64 => (64, 32, 1),
+        _ => (256, 16, 4),
+    };
+    let combine = DecodeCombineInstance { block_s, block_d };
+    let chunks = head_dim.div_ceil(block_d as usize) as u32;
+    let launch = dsl_core::runtime::Launch::from((rows as u32, chunks)).num_warps(warps);
+    run(combine.launch::<T, R>(rt, launch, &*bufs.part_o, &*bufs.part_m, &*bufs.part_l, bufs.out, splits as i32, d))
 }

@@ -363,6 +363,12 @@ fn decode_bench() -> Res<()> {
                 println!("DECODE | {model} | {batch} | {ctx} | {} / {kv_heads} | {d} | - | not run: cache over 2^31 elements | | ", kv_heads * group);
                 continue;
             }
+            // DECODE_ONLY=model/batch/ctx[,...] keeps only those points (for a profiler run).
+            if let Ok(only) = std::env::var("DECODE_ONLY") {
+                if !only.split(',').any(|p| p == format!("{model}/{batch}/{ctx}")) {
+                    continue;
+                }
+            }
             let shape = CacheShape { batch, kv_heads, group, head_dim: d, max_ctx: ctx };
             let cache = batch * kv_heads * ctx * d;
             let bytes = 2 * cache * 2;
@@ -377,14 +383,16 @@ fn decode_bench() -> Res<()> {
             // The heuristic's config, then fewer and more splits and both step sizes: which way the kernel gains.
             // Up to 256 splits (no fewer than 32 keys each), and 2 to 4 pipeline stages on one warp.
             let mut variants = vec![heuristic];
+            // DECODE_SWEEP=0 times the heuristic's config alone.
+            let sweep = std::env::var("DECODE_SWEEP").map_or(true, |v| v != "0");
             let most_splits = ctx.div_ceil(32).min(kernels::kv_attention::decode::MAX_SPLITS);
             for num_warps in [4, 1] {
                 for block_n in [32, 64] {
-                    for splits in [heur.div_ceil(2), heur, 2 * heur, 4 * heur, 64, 128, 256] {
+                    for splits in [1, heur.div_ceil(2), heur, 2 * heur, 4 * heur, 64, 128, 256] {
                         let stages: &[u32] = if num_warps == 1 { &[2, 3, 4] } else { &[3] };
                         for &num_stages in stages {
                             let c = DecodeConfig { splits: splits.min(most_splits), block_n, num_warps, num_stages };
-                            if !variants.contains(&c) {
+                            if sweep && !variants.contains(&c) {
                                 variants.push(c);
                             }
                         }
