@@ -14,7 +14,7 @@ grep FAIL "$OUT/test-decode.txt" | head -5
 export COPY_TBPS=${COPY_TBPS:-$(python3 bench/fp8_gemm/copy_bw.py)}
 echo "copy bandwidth: $COPY_TBPS TB/s" | tee "$OUT/copy_bw.txt"
 DECODE_SWEEP=0 timeout 200 /tmp/g/gpu-check decode 2>&1 | tee "$OUT/decode-ours.txt" | grep -v '^#'
-DECODE_ONLY=$SWEEP_POINTS timeout 200 /tmp/g/gpu-check decode > "$OUT/decode-sweep.txt" 2>&1
+[ -n "$SWEEP_POINTS" ] && DECODE_ONLY=$SWEEP_POINTS timeout 200 /tmp/g/gpu-check decode > "$OUT/decode-sweep.txt" 2>&1
 grep -v '^#' "$OUT/decode-sweep.txt"
 PYTHONUNBUFFERED=1 timeout 200 python3 bench/attention/decode_baselines.py > "$OUT/decode-sdpa.txt" 2>&1
 grep -E 'default' "$OUT/decode-sdpa.txt"

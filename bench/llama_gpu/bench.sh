@@ -157,12 +157,13 @@ fuse)
     ;;
 decode)
     # The decode attention's changes (one-warp combine, FULL_D) against the build before
-    # (.gpu/old/llama.xz), alternated in one call: contexts 128 and 4096, fp8 and bf16, SmolLM2.
+    # (.gpu/old/llama.xz), alternated in one call: 8B fp8 at contexts 4096 and 128 (DECODE_MORE=1: fp8 4096
+    # again, bf16 4096), SmolLM2.
     nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv > "$OUT/gpu.txt"
     [ -x /tmp/g/llama-old ] || { xz -dc .gpu/old/llama.xz > /tmp/g/llama-old && chmod +x /tmp/g/llama-old; }
     timeout 120 /tmp/g/gpu-check graph-eager llama-3-8b fp8 300 2>&1 | tail -1 | tee "$OUT/graph-eager-fp8.txt"
     O() { local keep=$L; L=/tmp/g/llama-old; B "$@"; L=$keep; }
-    for C in "--weights fp8 -p 4096 -n 128" "--weights fp8 -p 128 -n 128" "--weights fp8 -p 4096 -n 128" "--weights bf16 -p 4096 -n 128"; do
+    for C in "--weights fp8 -p 4096 -n 128" "--weights fp8 -p 128 -n 128" ${DECODE_MORE:+"--weights fp8 -p 4096 -n 128" "--weights bf16 -p 4096 -n 128"}; do
         O --arch llama-3-8b --device cuda $C -r 3
         B --arch llama-3-8b --device cuda $C -r 3
     done
