@@ -106,11 +106,12 @@ pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D
 ///   values in one pass, `BLOCK_S >= splits` (a power of two) partials at once. (One program per row
 ///   looping over `head_dim` left 32 programs for a Llama 3 step at batch 1, each walking its partials
 ///   chunk after chunk: at 128 splits the combine took longer than the attention, H100 2026-12-05.)
-///   The host launches the instances up to 64 splits on one warp: the sums over the splits are then
-///   shuffles, where four warps exchanged them through shared memory. With a `BLOCK_S` near the split
-///   count: 4 splits in the 64-row tile took 10 µs at batch 16 (ncu, H100, 2026-12-06), for 1 MB.
+///   Up to 8 splits the host launches an 8-row tile on one warp (the sums over the splits in-thread
+///   adds, the whole head in one program): 4 splits in the 64-row tile on 4 warps took 10.1 µs at
+///   batch 16, the 8-row tile on one warp 5.3 (ncu, H100, 2026-12-06). The 64-row tile stays on 4
+///   warps: on one it took 5.6 µs against 4.7 (64 splits at batch 1).
 /// - `out`: `[batch, q_heads, head_dim]` contiguous, rounded once to `T`.
-#[kernel(instances((BLOCK_S, BLOCK_D) in [(8, 128), (64, 32), (256, 16)]))]
+#[kernel(instances((BLOCK_S, BLOCK_D) in [(8, 64), (8, 128), (64, 32), (256, 16)]))]
 pub fn decode_combine<T: Float, const BLOCK_S: i32, const BLOCK_D: i32>(
     part_o: Ptr<f32>,
     part_m: Ptr<f32>,
@@ -264,8 +265,8 @@ where
     let launch = dsl_core::runtime::Launch::from(grid).num_warps(cfg.num_warps).num_stages(cfg.num_stages);
     run(main.launch::<T, R>(rt, launch, bufs.q, bufs.k_cache, bufs.v_cache, bufs.ctx_lens, &mut *bufs.part_o, &mut *bufs.part_m, &mut *bufs.part_l, kh, g, d, mc, len, scale))?;
     let (block_s, block_d, warps) = match splits {
-        ..=8 => (8, 128, 1),
-        ..=64 => (64, 32, 1),
+        ..=8 => (8, if head_dim <= 64 { 64 } else { 128 }, 1),
+        ..=64 => (64, 32, 4),
         _ => (256, 16, 4),
     };
     let combine = DecodeCombineInstance { block_s, block_d };
