@@ -85,6 +85,53 @@ impl Layout {
     }
 }
 
+impl Layout {
+    /// The register at which thread `t` holds flat element `j`, if it holds it.
+    pub fn register_of(&self, t: usize, j: usize) -> Option<usize> {
+        if self.replicated() {
+            return (t % self.numel == j).then_some(0);
+        }
+        let chunk = j / self.vec;
+        (chunk % self.threads == t).then(|| (chunk / self.threads) * self.vec + j % self.vec)
+    }
+}
+
+/// A broadcast that needs no exchange: for each register `r` of the result (layout `dst`, shape
+/// `dst_shape`), the register of the source (layout `src`, shape `src_shape`: leading dims added, size-1
+/// dims stretched) that holds the element it copies, the same in every thread. `None` when some thread
+/// would need an element another thread holds (then the broadcast goes through shared memory).
+///
+/// This is the case of a row vector broadcast over the rows of a tile whose rows are as wide as the
+/// threads' chunks of the vector: e.g. `x[512]` over `w[8, 512]` on one warp with 16-element chunks,
+/// where thread `t` holds `x[16t..16t+16]` and the same columns of every row of `w`.
+pub fn local_broadcast(src: Layout, src_shape: &[usize], dst: Layout, dst_shape: &[usize]) -> Option<Vec<usize>> {
+    // A table walk over every (thread, register): keep it to tiles a program could hold.
+    if dst.threads * dst.regs() > 1 << 20 || dst.threads != src.threads {
+        return None;
+    }
+    let pad = dst_shape.len() - src_shape.len();
+    let dst_strides: Vec<usize> = (0..dst_shape.len()).map(|i| dst_shape[i + 1..].iter().product()).collect();
+    let src_strides: Vec<usize> = (0..src_shape.len()).map(|i| src_shape[i + 1..].iter().product()).collect();
+    let source = |i: usize| -> usize {
+        (0..src_shape.len())
+            .filter(|&d| src_shape[d] != 1)
+            .map(|d| (i / dst_strides[pad + d]) % dst_shape[pad + d] * src_strides[d])
+            .sum()
+    };
+    (0..dst.regs())
+        .map(|r| {
+            let mut reg = None;
+            for t in 0..dst.threads {
+                let at = src.register_of(t, source(dst.element(t, r)))?;
+                if *reg.get_or_insert(at) != at {
+                    return None;
+                }
+            }
+            reg
+        })
+        .collect()
+}
+
 /// The accumulator layout of `mma.sync.m16n8k*` over a `[m, n]` tile: warps form a `wm x wn` grid, warp
 /// `w` owns the `(m / wm) x (n / wn)` block at `(w / wn, w % wn)`, made of `tm x tn` tiles of 16x8; in each
 /// tile, lane `4 * g + q` holds `(g, 2q)`, `(g, 2q + 1)`, `(g + 8, 2q)`, `(g + 8, 2q + 1)`. Register
@@ -284,6 +331,29 @@ mod tests {
                 assert!(seen.iter().all(|&c| c == 1), "numel {numel}, threads {threads}: {seen:?}");
             }
         }
+    }
+
+    /// A row vector over the rows of a tile is local when the rows are as wide as the threads' chunks of
+    /// the vector; not when they are not, nor for a column vector.
+    #[test]
+    fn local_broadcast_only_where_each_thread_holds_its_sources() {
+        // x[512] over w[8, 512] on 32 threads, 16-element chunks: thread t holds x[16t..16t + 16].
+        let (x, w) = (Layout::with_max_vec(512, 32, 16).unwrap(), Layout::with_max_vec(8 * 512, 32, 16).unwrap());
+        let regs = local_broadcast(x, &[1, 512], w, &[8, 512]).expect("local");
+        assert_eq!(regs.len(), w.regs());
+        assert!(regs.iter().enumerate().all(|(r, &s)| s == r % 16));
+        // With 8-element chunks (16-bit tiles), x[256] over w[4, 256] on 32 threads is local too.
+        let (x, w) = (Layout::of(256, 32).unwrap(), Layout::of(4 * 256, 32).unwrap());
+        assert!(local_broadcast(x, &[256], w, &[4, 256]).is_some());
+        // Rows of 512 over 128 threads: a thread's chunks of w are in other columns than its chunk of x.
+        let (x, w) = (Layout::with_max_vec(512, 128, 16).unwrap(), Layout::with_max_vec(8 * 512, 128, 16).unwrap());
+        assert_eq!(local_broadcast(x, &[1, 512], w, &[8, 512]), None);
+        // A column vector (one value per row) is spread over threads: not local.
+        let (c, w) = (Layout::with_max_vec(8, 32, 16).unwrap(), Layout::with_max_vec(8 * 512, 32, 16).unwrap());
+        assert_eq!(local_broadcast(c, &[8, 1], w, &[8, 512]), None);
+        // A replicated source of one element per thread group: a scalar-like [1, 1] is local.
+        let (s, w) = (Layout::of(1, 32).unwrap(), Layout::of(64, 32).unwrap());
+        assert_eq!(local_broadcast(s, &[1, 1], w, &[2, 32]), Some(vec![0, 0]));
     }
 
     #[test]

@@ -63,6 +63,7 @@ fn gpu_options(g: &GpuArgs) -> Result<GpuOptions> {
         tuned_configs: !g.no_tuned_configs,
         fused_combine: g.fused_combine,
         split_k: None,
+        matvec_rows: (g.matvec_rows > 0).then_some(g.matvec_rows),
     })
 }
 

@@ -8,7 +8,7 @@ use codegen_ptx::runtime::autotune::{fingerprint, Autotuner, Config, Source};
 use codegen_ptx::runtime::{CudaBuffer, CudaRuntime};
 use dsl_core::prelude::{bf16, e4m3, Runtime};
 use kernels::fp8_gemm::tuning::{self, bucket, candidates, describe, gemm_config, key};
-use kernels::fp8_gemm::{fp8_gemm, heuristic, tickets_len, workspace_len, GemmConfig, GemmOptions, Operand, Scale, SplitKMode, Workspace};
+use kernels::fp8_gemm::{fp8_gemm, heuristic, matvec_tiles, tickets_len, workspace_len, GemmConfig, GemmOptions, Operand, Scale, SplitKMode, Workspace};
 
 /// Llama 3 70B and 8B linear layers: (name, N, K). `70B.gate_up` is one of the two (the shape issue 5
 /// named); `70B.gate+up` both fused, as the Llama GPU backend runs them.
@@ -114,7 +114,7 @@ pub fn run(write: Option<&str>, only: Option<&str>) -> Result<(), Box<dyn std::e
     let device = rt.device_name().to_string();
     let sms = rt.device_info().multiprocessors;
     println!("device: {device} ({} SMs); roofline at {:.3} TB/s copy bandwidth", sms, copy_tbps());
-    println!("# FP8 | shape | M | N | K | tuned config | tuned us (deterministic) | heuristic config | heuristic us | roofline us | tuned % of roofline | same config, atomic split-K us | same config, no programmatic launch us");
+    println!("# FP8 | shape | M | N | K | tuned config | tuned us (deterministic) | heuristic config | heuristic us | roofline us | tuned % of roofline | same config, atomic split-K us | same config, no programmatic launch us | matrix-vector product us (M = 1)");
     // `FP8_BENCH_MS=1,16`: only these M (for quick probes).
     let ms_filter: Option<Vec<usize>> = std::env::var("FP8_BENCH_MS").ok().map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect());
     let mut tuners: Vec<(usize, Autotuner)> = vec![];
@@ -181,12 +181,18 @@ pub fn run(write: Option<&str>, only: Option<&str>) -> Result<(), Box<dyn std::e
             serial.options.programmatic = Some(false);
             let serial_us = p.time_us(&rt, serial, SplitKMode::Deterministic)?;
             let h_us = p.time_us(&rt, heur, SplitKMode::Deterministic)?;
+            // At M = 1, the matrix-vector product with each fp8 tile it declares.
+            let mut matvec = vec![];
+            for &(rows, bk) in matvec_tiles().iter().filter(|t| m == 1 && t.1 == 512) {
+                matvec.push(format!("{rows} rows {:.2}", p.time_us(&rt, GemmConfig::matvec(rows, bk), SplitKMode::Deterministic)?));
+            }
             let roof = roofline_us(m, n, k);
             println!(
-                "FP8 | {name} | {m} | {n} | {k} | {} | {tuned_us:.2} | {} | {h_us:.2} | {roof:.2} | {:.0}% | atomic {atomic} | serial {serial_us:.2}",
+                "FP8 | {name} | {m} | {n} | {k} | {} | {tuned_us:.2} | {} | {h_us:.2} | {roof:.2} | {:.0}% | atomic {atomic} | serial {serial_us:.2} | matvec {}",
                 tuned.config,
                 describe(&heur),
-                100.0 * roof / tuned_us
+                100.0 * roof / tuned_us,
+                if matvec.is_empty() { "-".to_string() } else { matvec.join(", ") }
             );
             if let Source::Measured { timings } = &tuned.source {
                 println!("#   {}", runners_up(timings));

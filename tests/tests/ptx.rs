@@ -610,3 +610,41 @@ fn decode_row_kernels_fit_registers_at_their_widths() {
         assert_eq!((a.spill_stores, a.spill_loads), (0, 0), "{name}: spills, {} registers", a.registers);
     }
 }
+
+/// The M = 1 GEMM (`scaled_mv`, one warp) reads its rows with 16-byte loads straight into registers:
+/// the broadcast of `A` over the rows is a register copy (no shared memory in the loop), the row
+/// reduction is lane shuffles, and nothing spills; for fp8 and bf16 weights.
+#[test]
+fn matvec_reads_rows_into_registers_with_128_bit_loads() {
+    use kernels::fp8_gemm::scaled_mv;
+    let kernels = [
+        (scaled_mv::<e4m3, e4m3, bf16, 4, 512, true, false, false>::build(), 4),
+        (scaled_mv::<e4m3, e4m3, bf16, 2, 512, true, false, false>::build(), 2),
+        (scaled_mv::<e4m3, e4m3, f32, 4, 512, true, true, true>::build(), 4),
+        (scaled_mv::<bf16, bf16, bf16, 8, 256, false, false, false>::build(), 8),
+    ];
+    for (k, rows) in kernels {
+        let k = k.expect("traces");
+        let name = k.display_name();
+        let opts = CompileOptions { target: Target::Sm90a, num_warps: 1, ..CompileOptions::default() };
+        let a = assembled(&k, ArgFact::Div16, &opts);
+        if let Ok(dir) = std::env::var("DUMP_SASS") {
+            std::fs::write(format!("{dir}/{name}.sass"), &a.sass).unwrap();
+        }
+        let count = |op: &str| a.sass.matches(op).count();
+        eprintln!(
+            "{name}: {} registers, {} LDG.E.128, {} STS, {} LDS, {} SHFL",
+            a.registers,
+            count("LDG.E.128"),
+            count("STS"),
+            count("LDS"),
+            count("SHFL")
+        );
+        // Two blocks of K per step: each row twice, and A twice.
+        assert!(count("LDG.E.128") >= 2 * rows + 2, "{name}: {} 128-bit loads", count("LDG.E.128"));
+        assert!(count("SHFL.BFLY") >= 5, "{name}: the row sums are not lane shuffles");
+        // Only the final row sums go through shared memory (to the threads that store them).
+        assert!(count("STS") <= rows && count("LDS") <= rows, "{name}: shared memory beyond the final exchange");
+        assert_eq!((a.spill_stores, a.spill_loads), (0, 0), "{name}: spills, {} registers", a.registers);
+    }
+}

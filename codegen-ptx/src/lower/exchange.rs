@@ -143,6 +143,13 @@ impl Lowerer<'_> {
             // Only size-1 dims were added: the same elements in the same order.
             return Ok(self.regs(src));
         }
+        // Each thread already holds the elements its registers copy (a row vector over rows as wide as
+        // its chunks): a register copy, no exchange.
+        let (src_shape, dst_shape) = (self.ty(src).shape.clone(), self.ty(dst).shape.clone());
+        if let Some(at) = crate::layout::local_broadcast(self.layout(src)?, &src_shape, dl, &dst_shape) {
+            let regs = self.regs(src);
+            return Ok(at.into_iter().map(|r| regs[r].clone()).collect());
+        }
         // Offsets and masks built from aranges and scalars: recompute each element instead of exchanging.
         if self.can_remat(src) {
             return Ok((0..dl.regs())
@@ -153,8 +160,6 @@ impl Lowerer<'_> {
                 })
                 .collect());
         }
-        let src_shape = self.ty(src).shape.clone();
-        let dst_shape = self.ty(dst).shape.clone();
         self.gather(src, dst, |s, coords| s.broadcast_source_linear(&src_shape, dst_shape.len(), coords))
     }
 

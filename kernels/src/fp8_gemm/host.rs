@@ -2,8 +2,8 @@
 //! launches of the kernels' declared instances.
 
 use super::{
-    ScaledMmFusedCombineInstance, ScaledMmInstance, ScaledMmStreamkInstance, SplitkReduceInstance, StreamkReduceInstance,
-    ZeroFillInstance,
+    ScaledMmFusedCombineInstance, ScaledMmInstance, ScaledMmStreamkInstance, ScaledMvInstance, SplitkReduceInstance,
+    StreamkReduceInstance, ZeroFillInstance,
 };
 use dsl_core::lang::{DotOperands, Numeric};
 use dsl_core::runtime::{AnyBuffer, Grid, LaunchOptions, Runtime};
@@ -54,7 +54,8 @@ pub enum SplitKMode {
 }
 
 /// Block sizes and schedule of one launch: a split-K grid (`stream_k == 0`: `split_k` chunks of `K` per
-/// output tile), or stream-K over `stream_k` persistent programs ([`scaled_mm_streamk`](super::scaled_mm_streamk);
+/// output tile), a matrix-vector product for `M = 1` (`block_m == 1`: [`scaled_mv`](super::scaled_mv),
+/// `block_n` rows of `B` per one-warp program, no split), or stream-K over `stream_k` persistent programs ([`scaled_mm_streamk`](super::scaled_mm_streamk);
 /// `split_k` is unused), which always combines through the workspace in a fixed order. `options` (warps,
 /// pipeline stages, programmatic launch) apply to the GEMM kernel's launch; unset ones take the runtime's
 /// defaults.
@@ -76,6 +77,18 @@ impl GemmConfig {
     /// A split-K grid.
     pub fn split(block_m: u32, block_n: u32, block_k: u32, split_k: u32) -> GemmConfig {
         GemmConfig { block_m, block_n, block_k, split_k, stream_k: 0, fused_combine: false, options: LaunchOptions::default() }
+    }
+
+    /// The matrix-vector product of `M = 1` ([`scaled_mv`](super::scaled_mv)): `rows` rows of `B` per
+    /// program, `block_k` (512 for 1-byte operands, 256 for 16-bit ones) columns per load, one warp.
+    pub fn matvec(rows: u32, block_k: u32) -> GemmConfig {
+        let options = LaunchOptions { num_warps: Some(1), ..LaunchOptions::default() };
+        GemmConfig { block_m: 1, block_n: rows, block_k, split_k: 1, stream_k: 0, fused_combine: false, options }
+    }
+
+    /// A matrix-vector product ([`GemmConfig::matvec`]).
+    pub fn is_matvec(&self) -> bool {
+        self.block_m == 1
     }
 
     /// Stream-K over `programs` programs.
@@ -182,6 +195,8 @@ pub enum GemmError<E: std::error::Error> {
     TooLarge { what: &'static str, elems: usize },
     #[error("fp8_gemm: no {schedule} kernel for blocks {block_m}x{block_n}x{block_k} (declared: {supported})")]
     Blocks { schedule: &'static str, block_m: u32, block_n: u32, block_k: u32, supported: String },
+    #[error("fp8_gemm: a matrix-vector config (block_m 1, {0}) takes one row of A with no split; A has {1} rows")]
+    Matvec(String, usize),
     #[error("fp8_gemm: split_k {0} must be between 1 and 64")]
     SplitK(u32),
     #[error("fp8_gemm: stream_k {0} must be between 1 and 65536 programs (0: a split-K grid)")]
@@ -208,6 +223,11 @@ pub fn split_k_tiles() -> Vec<(u32, u32, u32)> {
 /// The block sizes of the fused-combine GEMM's declared instances ([`ScaledMmFusedCombineInstance::ALL`]).
 pub fn fused_combine_tiles() -> Vec<(u32, u32, u32)> {
     tiles_of(ScaledMmFusedCombineInstance::ALL.iter().map(|i| (i.block_m, i.block_n, i.block_k)))
+}
+
+/// The `(rows, block_k)` of the matrix-vector product's declared instances ([`ScaledMvInstance::ALL`]).
+pub fn matvec_tiles() -> Vec<(u32, u32)> {
+    tiles_of(ScaledMvInstance::ALL.iter().map(|i| (1, i.block_n, i.block_k))).into_iter().map(|(_, n, k)| (n, k)).collect()
 }
 
 /// The block sizes of the stream-K GEMM's declared instances ([`ScaledMmStreamkInstance::ALL`]).
@@ -309,6 +329,13 @@ pub fn check_scales<'s, E: std::error::Error, Buf: AnyBuffer>(
 
 /// Refuses blocks that `cfg`'s schedule (split-K or stream-K) declares no kernel instance for.
 fn check_tiles<E: std::error::Error>(cfg: &GemmConfig) -> Result<(), GemmError<E>> {
+    if cfg.is_matvec() && cfg.stream_k == 0 {
+        if matvec_tiles().contains(&(cfg.block_n, cfg.block_k)) {
+            return Ok(());
+        }
+        let supported = matvec_tiles().iter().map(|(n, k)| format!("1x{n}x{k}")).collect::<Vec<_>>().join(", ");
+        return Err(GemmError::Blocks { schedule: "matrix-vector", block_m: 1, block_n: cfg.block_n, block_k: cfg.block_k, supported });
+    }
     let tiles = if cfg.stream_k > 0 { stream_k_tiles() } else { split_k_tiles() };
     if !tiles.contains(&(cfg.block_m, cfg.block_n, cfg.block_k)) {
         let supported = tiles.iter().map(|(m, n, k)| format!("{m}x{n}x{k}")).collect::<Vec<_>>().join(", ");
@@ -367,6 +394,13 @@ where
         return Err(GemmError::SplitK(cfg.split_k));
     }
     check_tiles(&cfg)?;
+    if cfg.is_matvec() {
+        if m != 1 || cfg.split_k != 1 || cfg.stream_k != 0 || cfg.fused_combine {
+            return Err(GemmError::Matvec(super::tuning::describe(&cfg), m));
+        }
+        let flags = Flags { row_scale, col_scale, bias: bias.is_some(), accumulate: opts.accumulate };
+        return launch_matvec(rt, a.buf, b, sa, sb, bias, out, cfg, flags).map(|_| cfg).map_err(GemmError::Runtime);
+    }
     let stream = match cfg.stream_k {
         0 => None,
         p if p > 65536 => return Err(GemmError::StreamKPrograms(p)),
@@ -494,6 +528,33 @@ struct Flags {
     col_scale: bool,
     bias: bool,
     accumulate: bool,
+}
+
+/// The one launch of a matrix-vector product (`M = 1`): one warp per `cfg.block_n` rows of `B`.
+#[allow(clippy::too_many_arguments)]
+fn launch_matvec<R, A, B, O>(
+    rt: &R,
+    a: &R::Buffer<A>,
+    b: Operand<R::Buffer<B>>,
+    sa: &R::Buffer<f32>,
+    sb: &R::Buffer<f32>,
+    bias: Option<&R::Buffer<f32>>,
+    out: &mut R::Buffer<O>,
+    cfg: GemmConfig,
+    Flags { col_scale, bias: with_bias, accumulate, .. }: Flags,
+) -> Result<(), R::Error>
+where
+    R: Runtime,
+    A: Numeric + DotOperands<B> + Elem,
+    B: Numeric + Elem,
+    O: Numeric + Elem,
+{
+    let (n, k) = (b.rows, b.cols);
+    let options = LaunchOptions { num_warps: Some(1), ..cfg.options };
+    let grid = Grid::from(n.div_ceil(cfg.block_n as usize) as u32).with(options);
+    let mv = ScaledMvInstance { block_n: cfg.block_n as i32, block_k: cfg.block_k as i32, col_scale, bias: with_bias, accumulate };
+    // At one row a per-row scale is one value, read as per tensor; without a bias, `sa` stands in for it.
+    mv.launch::<A, B, O, R>(rt, grid, a, b.buf, out, sa, sb, bias.unwrap_or(sa), n as i32, k as i32, b.row_stride as i32)
 }
 
 /// The launches of one GEMM: its main kernel, then the ordered combine where there is one (or, for

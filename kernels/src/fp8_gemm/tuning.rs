@@ -9,7 +9,7 @@
 //! On a GPU with no committed winner for its name, callers use [`heuristic`](super::heuristic): a search
 //! runs only when asked for (`gpu-check fp8`), never inside a user's run.
 
-use super::{GemmConfig, ScaledMmFusedCombineInstance, ScaledMmInstance, ScaledMmStreamkInstance};
+use super::{GemmConfig, ScaledMmFusedCombineInstance, ScaledMmInstance, ScaledMmStreamkInstance, ScaledMvInstance};
 use dsl_core::lang::{DotOperands, Numeric};
 use dsl_core::runtime::{KernelSpec, LaunchOptions};
 use dsl_core::tune::{key_of, Config};
@@ -126,7 +126,10 @@ where
 {
     let g = gemm_config(c).map_err(|message| CompileError { kernel: "fp8_gemm".into(), loc: dsl_core::ir::Loc::UNKNOWN, message })?;
     let (block_m, block_n, block_k) = (g.block_m as i32, g.block_n as i32, g.block_k as i32);
-    if g.stream_k > 0 {
+    if g.is_matvec() {
+        let (col_scale, bias, accumulate) = (false, false, false);
+        ScaledMvInstance { block_n, block_k, col_scale, bias, accumulate }.spec::<A, B, f32>()
+    } else if g.stream_k > 0 {
         ScaledMmStreamkInstance { block_m, block_n, block_k }.spec::<A, B>()
     } else if g.fused_combine {
         let (row_scale, col_scale, bias, accumulate) = (false, false, false, false);
@@ -140,6 +143,7 @@ where
 /// `16x64x256 split 2` or `16x64x256 stream-K 264`.
 pub fn describe(c: &GemmConfig) -> String {
     match c.stream_k {
+        0 if c.is_matvec() => format!("matvec {} rows x {}", c.block_n, c.block_k),
         0 if c.fused_combine => format!("{}x{}x{} split {} fused", c.block_m, c.block_n, c.block_k, c.split_k),
         0 => format!("{}x{}x{} split {}", c.block_m, c.block_n, c.block_k, c.split_k),
         p => format!("{}x{}x{} stream-K {p}", c.block_m, c.block_n, c.block_k),

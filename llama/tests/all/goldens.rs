@@ -223,6 +223,23 @@ fn tiny_random_llamas_fp8_and_device_greedy_on_the_interpreter() {
                 same(one.forward(&[id], false).unwrap(), two.forward(&[id], false).unwrap(), "decode");
             }
         }
+        // Decode at batch 1 on the matrix-vector product (`matvec_rows`): each step's logits within the
+        // tolerance of transformers, and not the split-K GEMM's bits (another kernel really ran).
+        for (opts, tol) in [(GpuOptions::default(), 6e-2), (fp8, TOL_FP8)] {
+            let mut gemm = create_backend(Device::Interp, w.clone(), 32, opts).unwrap();
+            let mut mv = create_backend(Device::Interp, w.clone(), 32, GpuOptions { matvec_rows: Some(4), ..opts }).unwrap();
+            let (head, tail) = ids.split_at(ids.len() / 2);
+            mv.forward(head, false).unwrap();
+            gemm.forward(head, false).unwrap();
+            let mut differs = false;
+            for (i, &id) in tail.iter().enumerate() {
+                let (got, by_gemm) = (mv.forward(&[id], false).unwrap(), gemm.forward(&[id], false).unwrap());
+                let e = rel_to_max(&got, &want[head.len() + i]);
+                assert!(e < tol, "{name} {opts:?}: matvec decode step {i}: relative error {e} to transformers");
+                differs |= got.iter().zip(&by_gemm).any(|(x, y)| x.to_bits() != y.to_bits());
+            }
+            assert!(differs, "{name} {opts:?}: the matvec decode steps gave the split-K GEMM's bits");
+        }
         for opts in [GpuOptions::default(), fp8] {
             let mut by_logits = create_backend(Device::Interp, w.clone(), 32, opts).unwrap();
             let mut greedy = create_backend(Device::Interp, w.clone(), 32, opts).unwrap();

@@ -6,7 +6,7 @@ use super::*;
 use dsl_core::lang::{DotOperands, Numeric};
 use dsl_core::prelude::{bf16, e4m3, e5m2, f16, LaunchOptions, Runtime};
 use kernels::fp8_gemm::{
-    fp8_gemm, quantize_rows, tickets_len, workspace_len, GemmConfig, GemmError, GemmOptions, Operand, Scale, SplitKMode, Workspace,
+    fp8_gemm, matvec_tiles, quantize_rows, tickets_len, workspace_len, GemmConfig, GemmError, GemmOptions, Operand, Scale, SplitKMode, Workspace,
 };
 
 cases!(
@@ -18,16 +18,19 @@ cases!(
     fp8_gemm_is_deterministic,
     fp8_gemm_rejects_bad_arguments,
     fp8_gemm_accumulates_into_out,
+    fp8_gemm_matvec,
     quantize_rows_e4m3,
     fp8_layer_chain,
 );
 
-/// One problem: A `[m, k]` (rows `k + 1` apart), B `[n, k]` (rows `k + 3` apart), C rows `n + 2` apart
-/// (gaps poisoned); random scales (positive, per tensor / row / column) and bias.
+/// One problem: A `[m, k]` (rows `k + 1` apart), B `[n, k]` (rows `sbn` apart: `k + 3`, or `k` for an
+/// aligned problem), C rows `n + 2` apart (gaps poisoned); random scales (positive, per tensor / row /
+/// column) and bias.
 struct Problem<A, B> {
     m: usize,
     n: usize,
     k: usize,
+    sbn: usize,
     a: Vec<A>,
     b: Vec<B>,
     af: Vec<f64>,
@@ -41,14 +44,23 @@ const SCM_PAD: usize = 2;
 
 impl<A: TestElem, B: TestElem> Problem<A, B> {
     fn new(m: usize, n: usize, k: usize, seed: u64) -> Self {
+        Self::with_row_stride(m, n, k, k + 3, seed)
+    }
+
+    /// B's rows `k` apart: with `k` a multiple of 16, every row starts 16-byte aligned.
+    fn aligned(m: usize, n: usize, k: usize, seed: u64) -> Self {
+        Self::with_row_stride(m, n, k, k, seed)
+    }
+
+    fn with_row_stride(m: usize, n: usize, k: usize, sbn: usize, seed: u64) -> Self {
         let mut r = rng(seed);
         let (a, af) = rand_elems::<A>(&mut r, m * (k + 1), 2.0);
-        let (b, bf) = rand_elems::<B>(&mut r, n * (k + 3), 2.0);
+        let (b, bf) = rand_elems::<B>(&mut r, n * sbn, 2.0);
         let pos = |r: &mut StdRng, len: usize| (0..len).map(|_| r.gen_range(0.25f32..2.0)).collect::<Vec<_>>();
         let sa = pos(&mut r, m);
         let sb = pos(&mut r, n);
         let bias = randn(&mut r, n, 4.0).into_iter().map(|x| x as f32).collect();
-        Problem { m, n, k, a, b, af, bf, sa, sb, bias }
+        Problem { m, n, k, sbn, a, b, af, bf, sa, sb, bias }
     }
 
     /// The float64 result and per-element error scale for the scale modes and bias chosen.
@@ -57,7 +69,7 @@ impl<A: TestElem, B: TestElem> Problem<A, B> {
         let (mut want, mut mag) = (vec![f64::NAN; self.m * scm], vec![0.0; self.m * scm]);
         for i in 0..self.m {
             for j in 0..self.n {
-                let (s, g) = dot_f64(&self.af[i * (self.k + 1)..][..self.k], &self.bf[j * (self.k + 3)..][..self.k]);
+                let (s, g) = dot_f64(&self.af[i * (self.k + 1)..][..self.k], &self.bf[j * self.sbn..][..self.k]);
                 let sc = (if row { self.sa[i] } else { self.sa[0] }) as f64 * (if col { self.sb[j] } else { self.sb[0] }) as f64;
                 let bv = if bias { self.bias[j] as f64 } else { 0.0 };
                 want[i * scm + j] = s * sc + bv;
@@ -92,7 +104,7 @@ where
     let mut tickets = upload(rt, &vec![0i32; tickets_n]);
     let opts = GemmOptions { config: cfg, mode, sm_count: 132, accumulate: false };
     let a = Operand { buf: &ba, rows: p.m, cols: p.k, row_stride: p.k + 1 };
-    let b = Operand { buf: &bb, rows: p.n, cols: p.k, row_stride: p.k + 3 };
+    let b = Operand { buf: &bb, rows: p.n, cols: p.k, row_stride: p.sbn };
     let scale_a = if row { Scale::PerRow(&sa) } else { Scale::PerTensor(&sa) };
     let scale_b = if col { Scale::PerColumn(&sb) } else { Scale::PerTensor(&sb) };
     let ws = Workspace { partials: &mut ws, tickets: Some(&mut tickets) };
@@ -173,7 +185,7 @@ pub fn fp8_gemm_accumulates_into_out<R: Runtime>(rt: &R) {
         let mut ws = filled::<R, f32>(rt, workspace_len(p.m, p.n, p.k, &cfg.unwrap()).max(1), f32::NAN);
         let opts = GemmOptions { config: cfg, mode, sm_count: 132, accumulate: true };
         let a = Operand { buf: &ba, rows: p.m, cols: p.k, row_stride: p.k + 1 };
-        let b = Operand { buf: &bb, rows: p.n, cols: p.k, row_stride: p.k + 3 };
+        let b = Operand { buf: &bb, rows: p.n, cols: p.k, row_stride: p.sbn };
         let what = format!("fp8_gemm accumulating {cfg:?} {mode:?}");
         let mut tickets = upload(rt, &vec![0i32; tickets_len(p.m, p.n, &cfg.unwrap()).max(1)]);
         let ws = Workspace { partials: &mut ws, tickets: Some(&mut tickets) };
@@ -184,6 +196,65 @@ pub fn fp8_gemm_accumulates_into_out<R: Runtime>(rt: &R) {
         assert_close_where(&what, &got, &want, 4.0 * f32::EPSILON as f64, |i| (3e-5 + FP8_TENSOR_CORE_ERR) * mag[i] + 1e-6, written);
         assert_poison_kept(&what, &got, written);
     }
+}
+
+/// The matrix-vector product of `M = 1` (`GemmConfig::matvec`): every declared tile with fp8 and bf16
+/// operands, rows of `B` unaligned (scalar loads) and aligned (16-byte loads), `N` not a multiple of
+/// the rows per program and `K` not a multiple of the two blocks a step reads, every scale mode, bias,
+/// accumulation into `out`; refused for more than one row of `A`.
+pub fn fp8_gemm_matvec<R: Runtime>(rt: &R) {
+    let tiles = matvec_tiles();
+    assert!(tiles.len() >= 4, "the kernel declares {} tiles", tiles.len());
+    let ragged = Problem::<e4m3, e4m3>::new(1, 70, 1100, 960);
+    let aligned = Problem::<e4m3, e4m3>::aligned(1, 66, 2080, 961);
+    let mixed = Problem::<e5m2, e4m3>::aligned(1, 40, 528, 962);
+    let half = Problem::<bf16, bf16>::aligned(1, 37, 784, 963);
+    let half_ragged = Problem::<bf16, bf16>::new(1, 9, 300, 964);
+    for (i, &(rows, bk)) in tiles.iter().enumerate() {
+        let c = Some(GemmConfig::matvec(rows, bk));
+        let (row, col, bias) = (i % 2 == 0, i % 3 != 1, i % 2 == 1);
+        run::<R, _, _, bf16>(rt, &ragged, row, col, bias, c, SplitKMode::Deterministic);
+        run::<R, _, _, bf16>(rt, &aligned, !row, true, !bias, c, SplitKMode::Deterministic);
+        run::<R, _, _, f32>(rt, &mixed, row, col, true, c, SplitKMode::Deterministic);
+        run::<R, _, _, bf16>(rt, &half, false, false, bias, c, SplitKMode::Deterministic);
+        run::<R, _, _, f16>(rt, &half_ragged, true, col, false, c, SplitKMode::Deterministic);
+    }
+    // `out += ...` into random f32 values (pad columns poisoned).
+    let p = &aligned;
+    let scm = p.n + SCM_PAD;
+    let written = |i: usize| i % scm < p.n;
+    let mut r = rng(965);
+    let init: Vec<f32> = (0..scm).map(|i| if written(i) { (4.0 * normal(&mut r)) as f32 } else { f32::NAN }).collect();
+    let (want, mag) = p.reference(true, true, true);
+    let want: Vec<f64> = want.iter().zip(&init).map(|(w, &x)| w + x as f64).collect();
+    let (ba, bb, sa, sb, bbias) = (upload(rt, &p.a), upload(rt, &p.b), upload(rt, &p.sa), upload(rt, &p.sb), upload(rt, &p.bias));
+    let a = Operand { buf: &ba, rows: 1, cols: p.k, row_stride: p.k };
+    let b = Operand { buf: &bb, rows: p.n, cols: p.k, row_stride: p.sbn };
+    let &(rows, bk) = &tiles[1];
+    let opts = GemmOptions { config: Some(GemmConfig::matvec(rows, bk)), accumulate: true, ..GemmOptions::default() };
+    let mut c = upload(rt, &init);
+    ok("matvec accumulating", fp8_gemm(rt, a, b, Scale::PerRow(&sa), Scale::PerColumn(&sb), Some(&bbias), &mut c, scm, None, &opts));
+    let got = download_f64(rt, &c);
+    assert_close_where("matvec accumulating", &got, &want, 4.0 * f32::EPSILON as f64, |i| 3e-5 * mag[i] + 1e-6, written);
+    assert_poison_kept("matvec accumulating", &got, written);
+    // More than one row of A, a split, or an undeclared tile: refused, nothing written.
+    let a2 = Operand { buf: &ba, rows: 1, cols: p.k / 2, row_stride: p.k / 2 };
+    let b2 = Operand { buf: &bb, rows: p.n, cols: p.k / 2, row_stride: p.sbn };
+    let mut c = poisoned::<R, bf16>(rt, 2 * scm);
+    let two = Operand { rows: 2, ..a2 };
+    for (a, cfg, what) in [
+        (two, GemmConfig::matvec(rows, bk), "two rows"),
+        (a2, GemmConfig { split_k: 2, ..GemmConfig::matvec(rows, bk) }, "split"),
+        (a2, GemmConfig::matvec(3, bk), "undeclared rows"),
+    ] {
+        let opts = GemmOptions { config: Some(cfg), ..GemmOptions::default() };
+        match fp8_gemm(rt, a, b2, Scale::PerTensor(&sa), Scale::PerTensor(&sb), None, &mut c, scm, None, &opts) {
+            Err(GemmError::Matvec(..)) if what != "undeclared rows" => {}
+            Err(GemmError::Blocks { schedule: "matrix-vector", .. }) if what == "undeclared rows" => {}
+            other => panic!("matvec with {what}: {:?}", other.map_err(|e| e.to_string())),
+        }
+    }
+    assert_poison_kept("matvec after refused calls", &download_f64(rt, &c), |_| false);
 }
 
 pub fn fp8_gemm_formats<R: Runtime>(rt: &R) {

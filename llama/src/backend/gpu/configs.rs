@@ -28,6 +28,9 @@ pub struct GemmConfigs {
     warned: AtomicBool,
     /// Every GEMM's split count, whatever was chosen (`GpuOptions::split_k`).
     split_k: Option<u32>,
+    /// GEMMs of one row (a decode step at batch 1) run the matrix-vector product with this many rows
+    /// of the weight per program (`GpuOptions::matvec_rows`); `None`: as configured.
+    matvec_rows: Option<u32>,
 }
 
 /// A configuration and where it came from.
@@ -50,12 +53,20 @@ impl GemmConfigs {
                 .collect(),
             None => vec![],
         };
-        GemmConfigs { device: device.map(str::to_string), tuners, sm_count, fused, warned: AtomicBool::new(false), split_k: None }
+        GemmConfigs { device: device.map(str::to_string), tuners, sm_count, fused, warned: AtomicBool::new(false), split_k: None, matvec_rows: None }
     }
 
     /// Every GEMM split `split_k` times (a split-K grid of the chosen tiles); `None`: as chosen.
     pub fn with_split_k(mut self, split_k: Option<u32>) -> GemmConfigs {
         self.split_k = split_k;
+        self
+    }
+
+    /// GEMMs of one row run the matrix-vector product, `rows` rows of the weight per program (a
+    /// declared tile: 2 or 4 for FP8 weights, 4 or 8 for bf16 ones, see
+    /// `kernels::fp8_gemm::matvec_tiles`); `None`: as configured (the split-K winners or heuristic).
+    pub fn with_matvec_rows(mut self, rows: Option<u32>) -> GemmConfigs {
+        self.matvec_rows = rows;
         self
     }
 
@@ -77,6 +88,10 @@ impl GemmConfigs {
 
     /// The configuration of an `m x n x k` GEMM with FP8 (`fp8`) or bf16 weights.
     pub fn choose(&self, m: usize, n: usize, k: usize, fp8: bool) -> Chosen {
+        if let (1, Some(rows)) = (m, self.matvec_rows) {
+            // 32 lanes of 16-byte loads: 512 one-byte or 256 two-byte elements a row per load.
+            return Chosen { config: GemmConfig::matvec(rows, if fp8 { 512 } else { 256 }), tuned: false };
+        }
         let mut c = self.choose_any(m, n, k, fp8);
         if let Some(s) = self.split_k {
             (c.config.split_k, c.config.stream_k) = (s, 0);

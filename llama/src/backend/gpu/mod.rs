@@ -72,11 +72,14 @@ pub struct GpuOptions {
     /// said: for tests of the split paths on models too small to split, and experiments. `None`: as
     /// configured.
     pub split_k: Option<u32>,
+    /// GEMMs of one row (decode at batch 1) run the matrix-vector product (one warp per this many rows
+    /// of the weight, no split-K) instead of the split-K GEMM; `None`: the split-K GEMM.
+    pub matvec_rows: Option<u32>,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { weights: WeightFormat::Bf16, graphs: true, programmatic: true, tuned_configs: true, fused_combine: false, split_k: None }
+        GpuOptions { weights: WeightFormat::Bf16, graphs: true, programmatic: true, tuned_configs: true, fused_combine: false, split_k: None, matvec_rows: None }
     }
 }
 
@@ -142,7 +145,7 @@ impl<R: StepRuntime> GpuBackend<R> {
         };
         let model = Model::new(&rt, c.clone(), w, shape, sm_count, rt.warpgroup_mma())?;
         let device = if opts.tuned_configs { rt.device_name() } else { None };
-        let configs = Arc::new(GemmConfigs::new(device.as_deref(), sm_count, opts.fused_combine).with_split_k(opts.split_k));
+        let configs = Arc::new(GemmConfigs::new(device.as_deref(), sm_count, opts.fused_combine).with_split_k(opts.split_k).with_matvec_rows(opts.matvec_rows));
         let decode = Activations::new(&rt, &c, 1, 1, configs.clone())?;
         Ok(GpuBackend { rt, name, model, decode, prefill: None, graph: None, graph_moved: 0, warm: false, opts, configs, capacity, pos: 0 })
     }
@@ -250,7 +253,11 @@ where
         let tuned = self.opts.weights == WeightFormat::Fp8 && self.configs.committed() > 0;
         let gemms = if tuned { "tuned GEMMs" } else { "heuristic GEMMs" };
         let combine = if self.opts.fused_combine { ", fused split-K" } else { "" };
-        format!("{mode}{pdl}, {gemms}{combine}")
+        let matvec = match self.opts.matvec_rows {
+            Some(rows) => format!(", matrix-vector GEMMs at batch 1 ({rows} rows a program)"),
+            None => String::new(),
+        };
+        format!("{mode}{pdl}, {gemms}{combine}{matvec}")
     }
 
     fn forward(&mut self, tokens: &[u32], all_logits: bool) -> Result<Vec<f32>> {

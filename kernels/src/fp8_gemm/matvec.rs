@@ -1,0 +1,77 @@
+//! The GEMM at `M = 1` (a decode step at batch 1) as a matrix-vector product on the CUDA cores.
+//!
+//! Why a kernel of its own: at one row of `A` the split-K GEMM pads its tensor-core tile to 16 rows,
+//! stages `B` through shared memory and, to fill the GPU, splits `K` and combines the partials (a
+//! workspace round trip, often a second launch). A matrix-vector product needs none of it: each
+//! program is one warp that reads `BLOCK_N` rows of `B` straight into registers with 16-byte loads,
+//! multiplies them by the matching columns of `A` (each lane holds the same columns of `A` and of every
+//! row, so the broadcast of `A` over the rows is a register copy) and adds into an f32 tile; one row
+//! reduction (lane shuffles) at the end. Every program reads whole rows, so there is no split and no
+//! combine, and with `N / BLOCK_N` programs of one warp the GPU is full at any `N` of a Llama layer.
+
+use super::store_combined;
+use dsl_core::lang::{DotOperands, Numeric};
+use dsl_core::prelude::*;
+
+/// `C[1, N] = epilogue(A[1, K] · B[N, K]ᵀ)` (with `ACCUMULATE`, `C += ...`): the epilogue of
+/// [`scaled_mm`](super::scaled_mm) (`scale_a` is one value at one row, per tensor or per row alike;
+/// `scale_b` per tensor or, with `COL_SCALE`, per output column; `BIAS`), rounded once to `O`.
+///
+/// - Run it on one warp. Grid: `cdiv(N, BLOCK_N)`; program `j` computes outputs
+///   `j * BLOCK_N .. (j + 1) * BLOCK_N`.
+/// - `BLOCK_K` is 32 lanes' 16-byte chunks: 512 for 1-byte types, 256 for 16-bit ones (so each row of
+///   the tile is one chunk per lane and the final reduction stays within the warp). Each step reads two
+///   blocks of `K` before using either, so two loads per row are in flight.
+/// - `B`'s rows are `stride_bn` apart; `A`'s elements and each row's are contiguous. Any `K >= 1`
+///   (masked; with `K` and `stride_bn` multiples of 16 the loads are 16 bytes).
+#[kernel(instances(
+    (BLOCK_N, BLOCK_K) in [(2, 512), (4, 512), (4, 256), (8, 256)],
+    COL_SCALE in bool, BIAS in bool, ACCUMULATE in bool,
+))]
+pub fn scaled_mv<
+    A,
+    B,
+    O,
+    const BLOCK_N: i32,
+    const BLOCK_K: i32,
+    const COL_SCALE: bool,
+    const BIAS: bool,
+    const ACCUMULATE: bool,
+>(
+    a: Ptr<A>,
+    b: Ptr<B>,
+    c: MutPtr<O>,
+    scale_a: Ptr<f32>,
+    scale_b: Ptr<f32>,
+    bias: Ptr<f32>,
+    n: i32,
+    k: i32,
+    stride_bn: i32,
+) where
+    A: Numeric + DotOperands<B>,
+    B: Numeric,
+    O: Numeric,
+{
+    let rn = program_id(0) * BLOCK_N + arange(0, BLOCK_N);
+    let rk = arange(0, BLOCK_K);
+    let n_ok = rn.expand_dims(1) < n;
+    // Offsets, not pointers, per row: built from `arange`s and scalars, they are recomputed where
+    // broadcast instead of exchanged.
+    let row_offs = rn.expand_dims(1) * stride_bn;
+    let mut acc = zeros::<f32>([BLOCK_N, BLOCK_K]);
+    for k0 in (0..k).step_by(2 * BLOCK_K) {
+        let k1 = k0 + rk;
+        let k2 = k0 + BLOCK_K + rk;
+        let x1 = load_masked(a + k1, k1 < k, 0);
+        let x2 = load_masked(a + k2, k2 < k, 0);
+        let w1 = load_masked(b + (row_offs + k1.expand_dims(0)), n_ok & (k1.expand_dims(0) < k), 0);
+        let w2 = load_masked(b + (row_offs + k2.expand_dims(0)), n_ok & (k2.expand_dims(0) < k), 0);
+        acc = fma(w1.to::<f32>(), x1.to::<f32>().expand_dims(0), acc);
+        acc = fma(w2.to::<f32>(), x2.to::<f32>().expand_dims(0), acc);
+    }
+    // One output row: row 0 of an `M = 1` problem, stride unused.
+    let (row, one) = (zeros::<i32>([1]), full::<i32>([1], 1));
+    let out = sum(acc, 1).expand_dims(0);
+    let ok = rn.expand_dims(0) < n;
+    store_combined::<O, false, COL_SCALE, BIAS, ACCUMULATE>(out, c, scale_a, scale_b, bias, row, rn, one, n, row, ok);
+}
