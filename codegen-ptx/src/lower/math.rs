@@ -82,6 +82,32 @@ impl Lowerer<'_> {
         self.f.inst(format!("select i1 {is_small}, float {small}, float {big}"))
     }
 
+    /// Two e4m3 values (`i8` bits) → two f32, exactly, with one `cvt.rn.f16x2.e4m3x2` (sm_89 and later:
+    /// check `has_fp8_cvt`): half the conversions of two [`Self::fp8_to_f32`].
+    pub(super) fn e4m3x2_to_f32(&mut self, lo: &str, hi: &str) -> (String, String) {
+        let both = match (self.byte_of.get(lo).cloned(), self.byte_of.get(hi).cloned()) {
+            // Neighbours in one loaded word (an even byte and the next): its 16-bit piece.
+            (Some((w, b)), Some((w2, b2))) if w == w2 && b % 2 == 0 && b2 == b + 1 => {
+                let s = self.f.inst(format!("lshr i32 {w}, {}", 8 * b));
+                self.f.inst(format!("trunc i32 {s} to i16"))
+            }
+            _ => {
+                let l = self.f.inst(format!("zext i8 {lo} to i16"));
+                let h = self.f.inst(format!("zext i8 {hi} to i16"));
+                let h = self.f.inst(format!("shl i16 {h}, 8"));
+                self.f.inst(format!("or i16 {l}, {h}"))
+            }
+        };
+        let pair = self.f.inst(format!("call i32 asm \"cvt.rn.f16x2.e4m3x2 $0, $1;\", \"=r,h\"(i16 {both})"));
+        let top = self.f.inst(format!("lshr i32 {pair}, 16"));
+        let mut half = |bits: &str| {
+            let b = self.f.inst(format!("trunc i32 {bits} to i16"));
+            let h = self.f.inst(format!("bitcast i16 {b} to half"));
+            self.f.inst(format!("fpext half {h} to float"))
+        };
+        (half(&pair), half(&top))
+    }
+
     /// fp8 bits (`i8`) → f32, exactly.
     pub(super) fn fp8_to_f32(&mut self, d: DType, x: &str) -> String {
         if d == DType::F8E4M3 && self.target.has_fp8_cvt() {

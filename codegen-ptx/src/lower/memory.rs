@@ -78,11 +78,15 @@ impl Lowerer<'_> {
         w.max(1) as usize
     }
 
-    /// One predicated load of `w` elements of type `d` at `addr`: the elements (as `mem_lty(d)`).
-    fn ld_vec(&mut self, d: DType, w: usize, addr: &str, pred: Option<&str>, q: &str) -> Vec<String> {
-        let et = mem_lty(d);
-        let bytes = w * d.size_bytes();
-        let (words, wt, cons, ptype) = if bytes >= 4 { (bytes / 4, "i32", "r", ".b32") } else { (1, "i32", "r", if bytes == 2 { ".b16" } else { ".b8" }) };
+    /// One predicated load of `words` 32-bit words at `addr`, as i32 values.
+    fn ld_words(&mut self, words: usize, addr: &str, pred: Option<&str>, q: &str) -> Vec<String> {
+        self.ld_raw(words, ".b32", addr, pred, q)
+    }
+
+    /// The load instruction of [`Self::ld_vec`]: `words` 32-bit registers (`ptype` the access type of
+    /// each), the i32 values.
+    fn ld_raw(&mut self, words: usize, ptype: &str, addr: &str, pred: Option<&str>, q: &str) -> Vec<String> {
+        let (wt, cons) = ("i32", "r");
         let outs: Vec<String> = (0..words).map(|i| format!("${i}")).collect();
         let dst = if words == 1 { outs[0].clone() } else { format!("{{{}}}", outs.join(", ")) };
         let v = if words == 1 { String::new() } else { format!(".v{words}") };
@@ -95,8 +99,19 @@ impl Lowerer<'_> {
         let call = self.f.inst(format!(
             "call {ret} asm sideeffect \"{pred_s}ld.global{q}{v}{ptype} {dst}, [${words}];\", \"{constraints}\"({PTR} {addr}{pred_a})"
         ));
-        let word_vals: Vec<String> =
-            if words == 1 { vec![call] } else { (0..words).map(|i| self.f.inst(format!("extractvalue {ret} {call}, {i}"))).collect() };
+        if words == 1 {
+            vec![call]
+        } else {
+            (0..words).map(|i| self.f.inst(format!("extractvalue {ret} {call}, {i}"))).collect()
+        }
+    }
+
+    /// One predicated load of `w` elements of type `d` at `addr`: the elements (as `mem_lty(d)`).
+    fn ld_vec(&mut self, d: DType, w: usize, addr: &str, pred: Option<&str>, q: &str) -> Vec<String> {
+        let et = mem_lty(d);
+        let bytes = w * d.size_bytes();
+        let (words, ptype) = if bytes >= 4 { (bytes / 4, ".b32") } else { (1, if bytes == 2 { ".b16" } else { ".b8" }) };
+        let word_vals = self.ld_raw(words, ptype, addr, pred, q);
         if bytes < 4 {
             // One sub-word access: the low bits of the 32-bit register.
             let it = format!("i{}", bytes * 8);
@@ -174,6 +189,30 @@ impl Lowerer<'_> {
                 (None, "true") => None,
                 _ => Some(self.and(&active, &ok)),
             };
+            // Whole words of 1- or 2-byte elements masked to zero: select the words (the mask is
+            // uniform over the access), then take their pieces; bytes are remembered as pieces of
+            // their word (`byte_of`) for conversions that take two at once.
+            let zero_alt = o.as_ref().is_none_or(|o| o[g..g + w].iter().all(|x| *x == zero));
+            if size <= 2 && w * size >= 4 && d != DType::Bool && zero_alt {
+                let (bits, et) = (8 * size, mem_lty(d));
+                for word in self.ld_words(w * size / 4, &p[g], pred.as_deref(), &q) {
+                    let word = match &m {
+                        Some(m) => self.f.inst(format!("select i1 {}, i32 {word}, i32 0", m[g])),
+                        None => word,
+                    };
+                    for b in 0..4 / size {
+                        let s = self.f.inst(format!("lshr i32 {word}, {}", bits * b));
+                        let e = self.f.inst(format!("trunc i32 {s} to i{bits}"));
+                        if size == 1 {
+                            self.byte_of.insert(e.clone(), (word.clone(), b));
+                            out.push(e);
+                        } else {
+                            out.push(if et == "i16" { e } else { self.f.inst(format!("bitcast i16 {e} to {et}")) });
+                        }
+                    }
+                }
+                continue;
+            }
             let elems = self.ld_vec(d, w, &p[g], pred.as_deref(), &q);
             for (i, e) in elems.into_iter().enumerate() {
                 let r = g + i;

@@ -192,6 +192,9 @@ pub(crate) struct Lowerer<'k> {
     /// Transposes feeding a tensor-core `dot` as its B operand, by result: their source tile, which the
     /// `dot` stages as it is (k-major) instead of the transpose being lowered.
     kmajor: std::collections::HashMap<ValueId, ValueId>,
+    /// Bytes loaded as part of a 32-bit word: byte register → (word register, byte index), so that
+    /// conversions of two neighbours can take them as one 16-bit piece of the word.
+    byte_of: std::collections::HashMap<String, (String, usize)>,
     /// Loop-invariant `dot` operands kept in shared memory, by value: their region's byte offset (see
     /// [`resident`]).
     resident: std::collections::HashMap<ValueId, usize>,
@@ -239,6 +242,7 @@ fn planned<'k>(k: &'k Kernel, spec: &Specialization, opts: &CompileOptions) -> L
         smem_base: 0,
         max_vec: if touches_bytes(k) { crate::layout::MAX_VEC_BYTES } else { crate::layout::MAX_VEC },
         kmajor: Default::default(),
+        byte_of: Default::default(),
         resident: Default::default(),
         wgmma,
         wgmma_dots: Default::default(),
@@ -537,7 +541,20 @@ impl<'k> Lowerer<'k> {
             Permute { src, perm } => Some(Val::Tile(self.permute(*src, perm, r0.expect("result"))?)),
             Cast { src, to } => {
                 let from = self.dtype(*src);
-                let regs = self.regs_in(*src, want).iter().map(|x| self.cast(from, *to, x)).collect();
+                let xs = self.regs_in(*src, want);
+                let wide = matches!(to, DType::F16 | DType::BF16 | DType::F32);
+                let regs = if from == DType::F8E4M3 && wide && self.target.has_fp8_cvt() && xs.len() % 2 == 0 {
+                    // e4m3 in pairs: one conversion instruction per two values.
+                    let mut out = vec![];
+                    for p in xs.chunks(2) {
+                        let (a, b) = self.e4m3x2_to_f32(&p[0], &p[1]);
+                        out.push(self.cast(DType::F32, *to, &a));
+                        out.push(self.cast(DType::F32, *to, &b));
+                    }
+                    out
+                } else {
+                    xs.iter().map(|x| self.cast(from, *to, x)).collect()
+                };
                 Some(Val::Tile(regs))
             }
             Bitcast { src, to } => {
