@@ -13,8 +13,10 @@ MODE=${MODE:-all}
 nvidia-smi --query-gpu=name,clocks.max.sm,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 
 if [ "$MODE" = all ] || [ "$MODE" = checks ]; then
-    echo "== checks"
-    timeout 200 /tmp/g/gpu-check test fp8_gemm 2>&1 | tail -4 | tee "$OUT/checks.txt"
+    echo "== checks (the matvec, and the kernels whose 1- and 2-byte loads changed)"
+    for f in ${CHECKS:-fp8_gemm_matvec llama_ops rope rmsnorm elementwise softmax decode quantize fp8_gemm_formats layer_chain}; do
+        echo "$f: $(timeout 150 /tmp/g/gpu-check test "$f" 2>&1 | grep -E 'passed|FAIL|panicked' | tail -3 | tr '\n' ' ')" | tee -a "$OUT/checks.txt"
+    done
 fi
 
 if [ "$MODE" = all ] || [ "$MODE" = gemm ]; then
