@@ -158,8 +158,8 @@ pub struct GpuArgs {
     #[arg(long)]
     pub fused_combine: bool,
     /// GEMMs of one row (decode at batch 1) as a matrix-vector product with N rows of the weight per
-    /// one-warp program (2 or 4 with --weights fp8, 4 or 8 with bf16), instead of the split-K GEMM;
-    /// 0: the split-K GEMM.
+    /// one-warp program (the nearest declared: 2 or 4 with --weights fp8, 4 or 8 with bf16), instead
+    /// of the split-K GEMM; 0: the split-K GEMM.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub matvec_rows: u32,
 }

@@ -9,7 +9,7 @@
 use codegen_ptx::runtime::autotune::{fingerprint_spec, parse_records, Autotuner};
 use dsl_core::prelude::e4m3;
 use kernels::fp8_gemm::tuning::{self, candidates, gemm_config, key, main_spec};
-use kernels::fp8_gemm::{heuristic, GemmConfig};
+use kernels::fp8_gemm::{heuristic, matvec_tiles, GemmConfig};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The M buckets the fp8 GEMM is tuned in, each by one of its members.
@@ -89,8 +89,12 @@ impl GemmConfigs {
     /// The configuration of an `m x n x k` GEMM with FP8 (`fp8`) or bf16 weights.
     pub fn choose(&self, m: usize, n: usize, k: usize, fp8: bool) -> Chosen {
         if let (1, Some(rows)) = (m, self.matvec_rows) {
-            // 32 lanes of 16-byte loads: 512 one-byte or 256 two-byte elements a row per load.
-            return Chosen { config: GemmConfig::matvec(rows, if fp8 { 512 } else { 256 }), tuned: false };
+            // 32 lanes of 16-byte loads: 512 one-byte or 256 two-byte elements a row per load; the
+            // declared row count nearest to the one asked for.
+            let block_k = if fp8 { 512 } else { 256 };
+            let declared = matvec_tiles().into_iter().filter(|t| t.1 == block_k).map(|t| t.0);
+            let rows = declared.min_by_key(|r| r.abs_diff(rows)).unwrap_or(rows);
+            return Chosen { config: GemmConfig::matvec(rows, block_k), tuned: false };
         }
         let mut c = self.choose_any(m, n, k, fp8);
         if let Some(s) = self.split_k {
@@ -147,6 +151,14 @@ mod tests {
         let got = on.choose(dims[0], dims[1], dims[2], true);
         assert_eq!(got, Chosen { config: gemm_config(&r.config).unwrap(), tuned: true });
         assert!(!on.choose(dims[0], dims[1], dims[2], false).tuned);
+        // One-row GEMMs on the matrix-vector product, at the declared row count nearest the one asked.
+        let mv = GemmConfigs::new(Some(&r.device), 132, true).with_matvec_rows(Some(4));
+        assert_eq!(mv.choose(1, 4096, 4096, true).config, GemmConfig::matvec(4, 512));
+        assert_eq!(mv.choose(1, 4096, 4096, false).config, GemmConfig::matvec(4, 256));
+        assert_eq!(mv.choose(16, 4096, 4096, true), on.choose(16, 4096, 4096, true));
+        let eight = GemmConfigs::heuristic(132).with_matvec_rows(Some(8));
+        assert_eq!(eight.choose(1, 4096, 4096, true).config, GemmConfig::matvec(4, 512));
+        assert_eq!(eight.choose(1, 4096, 4096, false).config, GemmConfig::matvec(8, 256));
         let other = GemmConfigs::new(Some("a GPU nobody tuned"), 132, false);
         assert_eq!(other.committed(), 0);
         let h = other.choose(dims[0], dims[1], dims[2], true);
