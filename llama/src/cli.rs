@@ -159,7 +159,7 @@ pub struct GpuArgs {
     pub fused_combine: bool,
     /// GEMMs of one row (decode at batch 1) as a matrix-vector product with N rows of the weight per
     /// one-warp program (the nearest declared: 2 or 4 with --weights fp8, 4 or 8 with bf16), instead
-    /// of the split-K GEMM; 0: the split-K GEMM.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    /// of the split-K GEMM; 0: the split-K GEMM (for comparison).
+    #[arg(long, value_name = "N", default_value_t = 2)]
     pub matvec_rows: u32,
 }

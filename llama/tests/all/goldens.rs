@@ -210,7 +210,8 @@ fn tiny_random_llamas_fp8_and_device_greedy_on_the_interpreter() {
         // by their combine kernels. These models' K (one block of the tiles) leaves the second split
         // empty, so the logits must be the unsplit ones bit for bit: what this checks is the wiring
         // (partials, scales, the deferred combine), prefill and decode.
-        for opts in [GpuOptions::default(), fp8] {
+        // (One-row GEMMs on the split-K GEMM here, so that decode steps split too.)
+        for opts in [GpuOptions::default(), fp8].map(|o| GpuOptions { matvec_rows: None, ..o }) {
             let split = GpuOptions { split_k: Some(2), ..opts };
             let mut one = create_backend(Device::Interp, w.clone(), 32, opts).unwrap();
             let mut two = create_backend(Device::Interp, w.clone(), 32, split).unwrap();
@@ -226,7 +227,7 @@ fn tiny_random_llamas_fp8_and_device_greedy_on_the_interpreter() {
         // Decode at batch 1 on the matrix-vector product (`matvec_rows`): each step's logits within the
         // tolerance of transformers, and not the split-K GEMM's bits (another kernel really ran).
         for (opts, tol) in [(GpuOptions::default(), 6e-2), (fp8, TOL_FP8)] {
-            let mut gemm = create_backend(Device::Interp, w.clone(), 32, opts).unwrap();
+            let mut gemm = create_backend(Device::Interp, w.clone(), 32, GpuOptions { matvec_rows: None, ..opts }).unwrap();
             let mut mv = create_backend(Device::Interp, w.clone(), 32, GpuOptions { matvec_rows: Some(4), ..opts }).unwrap();
             let (head, tail) = ids.split_at(ids.len() / 2);
             mv.forward(head, false).unwrap();
