@@ -38,3 +38,20 @@ if [ "$MODE" = all ] || [ "$MODE" = llama ]; then
         done
     done
 fi
+
+if [ "$MODE" = final ]; then
+    # The build with the matrix-vector product on by default: graph replay against eager launches, the
+    # sanitizer, and the default against --matvec-rows 0 (split-K) once more.
+    echo "graph-eager fp8: $(timeout 200 /tmp/g/gpu-check graph-eager llama-3-8b fp8 300 2>&1 | tail -1)" | tee -a "$OUT/final.txt"
+    for w in bf16 fp8; do
+        timeout 100 compute-sanitizer --tool memcheck /tmp/g/llama bench --arch smollm2-135m --device cuda --weights $w \
+            -p 8 -n 4 -r 1 > "$OUT/memcheck-$w.txt" 2>&1
+        echo "memcheck $w rc=$?: $(grep -E 'ERROR SUMMARY' "$OUT/memcheck-$w.txt")" | tee -a "$OUT/final.txt"
+    done
+    for r in 1 2; do
+        for rows in 0 2; do
+            line=$(timeout 150 /tmp/g/llama bench --arch llama-3-8b --weights fp8 -p 128 -n 128 --device cuda -r 3 --matvec-rows $rows 2>&1 | grep -E 'tg[0-9]+ @ ctx [0-9]+ \||rror')
+            echo "8B fp8 | rows $rows | round $r | $line" | tee -a "$OUT/final.txt"
+        done
+    done
+fi
