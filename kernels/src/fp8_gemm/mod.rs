@@ -21,6 +21,9 @@
 //! partial last wave; partial products go to workspace slots that [`streamk_reduce`] adds in order
 //! (deterministic too).
 //!
+//! At `M = 1` (decode at batch 1), [`scaled_mv`] computes the same as a matrix-vector product on the
+//! CUDA cores (`GemmConfig::matvec`): one warp per few rows of `B`, no split, no combine.
+//!
 //! With `split_k == 1` [`scaled_mm`] applies the epilogue and stores `C` directly. [`quantize_rows`] is the
 //! activation quantization that precedes each fp8 GEMM of a layer (bf16 → e4m3 with a per-row scale).
 //!
