@@ -79,13 +79,6 @@ impl Layout {
         }
     }
 
-    /// `element(t, r) = t * mul + add(r)` in the blocked case: (`vec`, `(r / vec) * threads * vec + r % vec`).
-    pub fn element_affine(&self, r: usize) -> (usize, usize) {
-        (self.vec, (r / self.vec) * self.threads * self.vec + r % self.vec)
-    }
-}
-
-impl Layout {
     /// The register at which thread `t` holds flat element `j`, if it holds it.
     pub fn register_of(&self, t: usize, j: usize) -> Option<usize> {
         if self.replicated() {
@@ -94,6 +87,16 @@ impl Layout {
         let chunk = j / self.vec;
         (chunk % self.threads == t).then(|| (chunk / self.threads) * self.vec + j % self.vec)
     }
+
+    /// `element(t, r) = t * mul + add(r)` in the blocked case: (`vec`, `(r / vec) * threads * vec + r % vec`).
+    pub fn element_affine(&self, r: usize) -> (usize, usize) {
+        (self.vec, (r / self.vec) * self.threads * self.vec + r % self.vec)
+    }
+}
+
+/// Row-major strides of a shape.
+pub fn strides(shape: &[usize]) -> Vec<usize> {
+    (0..shape.len()).map(|i| shape[i + 1..].iter().product()).collect()
 }
 
 /// A broadcast that needs no exchange: for each register `r` of the result (layout `dst`, shape
@@ -110,8 +113,7 @@ pub fn local_broadcast(src: Layout, src_shape: &[usize], dst: Layout, dst_shape:
         return None;
     }
     let pad = dst_shape.len() - src_shape.len();
-    let dst_strides: Vec<usize> = (0..dst_shape.len()).map(|i| dst_shape[i + 1..].iter().product()).collect();
-    let src_strides: Vec<usize> = (0..src_shape.len()).map(|i| src_shape[i + 1..].iter().product()).collect();
+    let (dst_strides, src_strides) = (strides(dst_shape), strides(src_shape));
     let source = |i: usize| -> usize {
         (0..src_shape.len())
             .filter(|&d| src_shape[d] != 1)

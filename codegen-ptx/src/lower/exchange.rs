@@ -9,14 +9,9 @@
 use super::place::Place;
 use super::{dtype_lty, lty, Lowerer};
 use crate::error::CodegenError;
-use crate::layout::{Layout, MmaLayout};
+use crate::layout::{strides, Layout, MmaLayout};
 use dsl_core::ir::{ReduceOp, ValueId};
 use dsl_core::types::{DType, ElemTy};
-
-/// Row-major strides of a shape.
-pub(super) fn strides(shape: &[usize]) -> Vec<usize> {
-    (0..shape.len()).map(|i| shape[i + 1..].iter().product()).collect()
-}
 
 impl Lowerer<'_> {
     pub(super) fn barrier(&mut self) {

@@ -111,12 +111,8 @@ impl Lowerer<'_> {
     /// fp8 bits (`i8`) → f32, exactly.
     pub(super) fn fp8_to_f32(&mut self, d: DType, x: &str) -> String {
         if d == DType::F8E4M3 && self.target.has_fp8_cvt() {
-            // cvt.rn.f16x2.e4m3x2: the low byte becomes the low half.
-            let h = self.f.inst(format!("zext i8 {x} to i16"));
-            let pair = self.f.inst(format!("call i32 asm \"cvt.rn.f16x2.e4m3x2 $0, $1;\", \"=r,h\"(i16 {h})"));
-            let lo = self.f.inst(format!("trunc i32 {pair} to i16"));
-            let h = self.f.inst(format!("bitcast i16 {lo} to half"));
-            return self.f.inst(format!("fpext half {h} to float"));
+            // The low half of a pair whose high byte is zero (LLVM drops the unused high half).
+            return self.e4m3x2_to_f32(x, "0").0;
         }
         if d == DType::F8E5M2 {
             // e5m2 is the top byte of an f16.

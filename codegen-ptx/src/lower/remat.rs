@@ -83,7 +83,7 @@ impl<'k> Lowerer<'k> {
             }
             Reshape { src, .. } => {
                 let shape = self.ty(v).shape.clone();
-                let st = super::exchange::strides(&shape);
+                let st = crate::layout::strides(&shape);
                 let terms: Vec<(String, usize)> = coords.iter().cloned().zip(st).collect();
                 let flat = self.linear(&terms);
                 let src_shape = self.ty(*src).shape.clone();

@@ -227,7 +227,12 @@ pub fn fused_combine_tiles() -> Vec<(u32, u32, u32)> {
 
 /// The `(rows, block_k)` of the matrix-vector product's declared instances ([`ScaledMvInstance::ALL`]).
 pub fn matvec_tiles() -> Vec<(u32, u32)> {
-    tiles_of(ScaledMvInstance::ALL.iter().map(|i| (1, i.block_n, i.block_k))).into_iter().map(|(_, n, k)| (n, k)).collect()
+    matvec_blocks().into_iter().map(|(_, n, k)| (n, k)).collect()
+}
+
+/// [`matvec_tiles`] as GEMM blocks (`block_m` 1).
+fn matvec_blocks() -> Vec<(u32, u32, u32)> {
+    tiles_of(ScaledMvInstance::ALL.iter().map(|i| (1, i.block_n, i.block_k)))
 }
 
 /// The block sizes of the stream-K GEMM's declared instances ([`ScaledMmStreamkInstance::ALL`]).
@@ -327,19 +332,15 @@ pub fn check_scales<'s, E: std::error::Error, Buf: AnyBuffer>(
     Ok((a, b))
 }
 
-/// Refuses blocks that `cfg`'s schedule (split-K or stream-K) declares no kernel instance for.
+/// Refuses blocks that `cfg`'s schedule (split-K, stream-K or matrix-vector) declares no kernel instance for.
 fn check_tiles<E: std::error::Error>(cfg: &GemmConfig) -> Result<(), GemmError<E>> {
-    if cfg.is_matvec() && cfg.stream_k == 0 {
-        if matvec_tiles().contains(&(cfg.block_n, cfg.block_k)) {
-            return Ok(());
-        }
-        let supported = matvec_tiles().iter().map(|(n, k)| format!("1x{n}x{k}")).collect::<Vec<_>>().join(", ");
-        return Err(GemmError::Blocks { schedule: "matrix-vector", block_m: 1, block_n: cfg.block_n, block_k: cfg.block_k, supported });
-    }
-    let tiles = if cfg.stream_k > 0 { stream_k_tiles() } else { split_k_tiles() };
+    let (schedule, tiles) = match cfg.stream_k {
+        0 if cfg.is_matvec() => ("matrix-vector", matvec_blocks()),
+        0 => ("split-K", split_k_tiles()),
+        _ => ("stream-K", stream_k_tiles()),
+    };
     if !tiles.contains(&(cfg.block_m, cfg.block_n, cfg.block_k)) {
         let supported = tiles.iter().map(|(m, n, k)| format!("{m}x{n}x{k}")).collect::<Vec<_>>().join(", ");
-        let schedule = if cfg.stream_k > 0 { "stream-K" } else { "split-K" };
         return Err(GemmError::Blocks { schedule, block_m: cfg.block_m, block_n: cfg.block_n, block_k: cfg.block_k, supported });
     }
     Ok(())
@@ -394,11 +395,11 @@ where
         return Err(GemmError::SplitK(cfg.split_k));
     }
     check_tiles(&cfg)?;
+    let flags = Flags { row_scale, col_scale, bias: bias.is_some(), accumulate: opts.accumulate };
     if cfg.is_matvec() {
         if m != 1 || cfg.split_k != 1 || cfg.stream_k != 0 || cfg.fused_combine {
             return Err(GemmError::Matvec(super::tuning::describe(&cfg), m));
         }
-        let flags = Flags { row_scale, col_scale, bias: bias.is_some(), accumulate: opts.accumulate };
         return launch_matvec(rt, a.buf, b, sa, sb, bias, out, cfg, flags).map(|_| cfg).map_err(GemmError::Runtime);
     }
     let stream = match cfg.stream_k {
@@ -444,7 +445,6 @@ where
         None
     };
     let args = Args { a: a.buf, b: b.buf, sa, sb, m, n, k, sam: a.row_stride, sbn: b.row_stride, scm: out_row_stride, stream };
-    let flags = Flags { row_scale, col_scale, bias: bias.is_some(), accumulate: opts.accumulate };
     launch_all(rt, &args, cfg, flags, bias, out, ws).map_err(GemmError::Runtime)?;
     Ok(cfg)
 }

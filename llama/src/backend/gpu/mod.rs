@@ -74,8 +74,8 @@ pub struct GpuOptions {
     pub split_k: Option<u32>,
     /// GEMMs of one row (decode at batch 1) run the matrix-vector product (one warp per this many rows
     /// of the weight, the nearest declared; no split-K) instead of the split-K GEMM; `None`: the
-    /// split-K GEMM. The default, 2 (4 for bf16 weights): on the H100, 8B fp8 decode 260 → 274 tokens/s
-    /// at ctx 128 (4 rows), each 8B GEMM alone 9–24% shorter with 2 rows (bench/llama_gpu/NOTES.md).
+    /// split-K GEMM. The default, 2 (4 for bf16 weights): on the H100, 8B fp8 decode 260 → 281 tokens/s
+    /// at ctx 128, each 8B GEMM alone 9–24% shorter (bench/llama_gpu/NOTES.md).
     pub matvec_rows: Option<u32>,
 }
 
@@ -256,7 +256,11 @@ where
         let gemms = if tuned { "tuned GEMMs" } else { "heuristic GEMMs" };
         let combine = if self.opts.fused_combine { ", fused split-K" } else { "" };
         let matvec = match self.opts.matvec_rows {
-            Some(rows) => format!(", matrix-vector GEMMs at batch 1 ({rows} rows a program)"),
+            // The rows the layers' GEMMs run (the nearest declared to the ones asked).
+            Some(_) => {
+                let rows = self.configs.choose(1, 1, 1, self.opts.weights == WeightFormat::Fp8).config.block_n;
+                format!(", matrix-vector GEMMs at batch 1 ({rows} rows a program)")
+            }
             None => String::new(),
         };
         format!("{mode}{pdl}, {gemms}{combine}{matvec}")
