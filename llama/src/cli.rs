@@ -162,4 +162,13 @@ pub struct GpuArgs {
     /// of the split-K GEMM; 0: the split-K GEMM (for comparison).
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub matvec_rows: u32,
+    /// With --weights fp8, the matrix-vector products read their activations quantized per token to
+    /// e4m3, as prefill's GEMMs do, instead of as bf16 (the default: fewer kernels a step, no rounding
+    /// of the activations). For comparison.
+    #[arg(long)]
+    pub matvec_fp8_activations: bool,
+    /// Run the SwiGLU of a decode step as its own kernel instead of in the gate-and-up matrix-vector
+    /// product's epilogue. For comparison.
+    #[arg(long)]
+    pub no_fused_swiglu: bool,
 }

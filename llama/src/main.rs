@@ -64,6 +64,8 @@ fn gpu_options(g: &GpuArgs) -> Result<GpuOptions> {
         fused_combine: g.fused_combine,
         split_k: None,
         matvec_rows: (g.matvec_rows > 0).then_some(g.matvec_rows),
+        matvec_fp8_activations: g.matvec_fp8_activations,
+        fused_swiglu: !g.no_fused_swiglu,
     })
 }
 

@@ -2,7 +2,7 @@
 //! its CPU backend and the transformers goldens (`llama/tests/fixtures/goldens/smollm2.json`): first-step
 //! logits, 32-token greedy continuations (how many tokens match, and the logit margin where they part),
 //! FP8 weights against bf16 (first-step logits, teacher-forced top-1 agreement and perplexity on a fixed
-//! text), 1,000 decode steps replayed as a CUDA graph against eager launches (the tokens must be
+//! text, in one forward and one token a step as decode runs it, with bf16 and with e4m3 activations), 1,000 decode steps replayed as a CUDA graph against eager launches (the tokens must be
 //! identical), and decode speed (graph, eager, CPU).
 
 use llama::backend::gpu::{GpuOptions, WeightFormat};
@@ -136,6 +136,31 @@ fn fp8_against_bf16(m: &llama::loader::LoadedModel, w: &Arc<llama::model::LlamaW
         n - 1,
         100.0 * (pf / pb - 1.0),
         rel_to_max(f8, bf)
+    );
+    // The same text one token a step, as generation runs it: FP8 decode steps read bf16 activations
+    // (W8A16, the default) or e4m3 ones; against bf16 decode steps.
+    let fp8 = GpuOptions { weights: WeightFormat::Fp8, ..GpuOptions::default() };
+    let mut steps = vec![];
+    for opts in [GpuOptions::default(), fp8, GpuOptions { matvec_fp8_activations: true, ..fp8 }] {
+        let mut b = create_backend(Device::Cuda, w.clone(), n + 8, opts)?;
+        let mut l = Vec::with_capacity(n * vocab);
+        for &t in &ids {
+            l.extend(b.forward(&[t], false)?);
+        }
+        steps.push(l);
+    }
+    let (pb, pw, pq) = (ppl(&steps[0]), ppl(&steps[1]), ppl(&steps[2]));
+    println!(
+        "SMOLLM2-FP8-DECODE | {} steps | top-1 against bf16: fp8 W8A16 {}/{} ({:.1}%), fp8 W8A8 {}/{} ({:.1}%) | perplexity bf16 {pb:.3}, W8A16 {pw:.3} ({:+.2}%), W8A8 {pq:.3} ({:+.2}%)",
+        n,
+        top1(&steps[1], &steps[0]),
+        n - 1,
+        100.0 * top1(&steps[1], &steps[0]) as f64 / (n - 1) as f64,
+        top1(&steps[2], &steps[0]),
+        n - 1,
+        100.0 * top1(&steps[2], &steps[0]) as f64 / (n - 1) as f64,
+        100.0 * (pw / pb - 1.0),
+        100.0 * (pq / pb - 1.0),
     );
     Ok(())
 }

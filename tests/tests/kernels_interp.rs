@@ -100,6 +100,7 @@ interp_tests! {
             fp8_gemm_rejects_bad_arguments,
             fp8_gemm_accumulates_into_out,
             fp8_gemm_matvec,
+            swiglu_matvec_epilogue,
             quantize_rows_e4m3,
             fp8_layer_chain,
         ],

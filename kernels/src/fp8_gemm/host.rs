@@ -197,6 +197,12 @@ pub enum GemmError<E: std::error::Error> {
     Blocks { schedule: &'static str, block_m: u32, block_n: u32, block_k: u32, supported: String },
     #[error("fp8_gemm: a matrix-vector config (block_m 1, {0}) takes one row of A with no split; A has {1} rows")]
     Matvec(String, usize),
+    #[error("fp8_gemm: a matrix-vector product takes a matrix-vector config (GemmConfig::matvec), not {0}")]
+    NotMatvec(String),
+    #[error("swiglu_matvec: the fused gate-and-up weight has {0} rows; it needs an even count (gate rows, then as many up rows)")]
+    Gated(usize),
+    #[error("swiglu_matvec: no kernel for {0} (a program reads 2 or 4 rows of a 1-byte weight, 4 or 8 of a 16-bit one)")]
+    GatedTile(String),
     #[error("fp8_gemm: split_k {0} must be between 1 and 64")]
     SplitK(u32),
     #[error("fp8_gemm: stream_k {0} must be between 1 and 65536 programs (0: a split-K grid)")]
@@ -240,7 +246,7 @@ pub fn stream_k_tiles() -> Vec<(u32, u32, u32)> {
     tiles_of(ScaledMmStreamkInstance::ALL.iter().map(|i| (i.block_m, i.block_n, i.block_k)))
 }
 
-fn tiles_of(it: impl Iterator<Item = (i32, i32, i32)>) -> Vec<(u32, u32, u32)> {
+pub(super) fn tiles_of(it: impl Iterator<Item = (i32, i32, i32)>) -> Vec<(u32, u32, u32)> {
     let mut v: Vec<(u32, u32, u32)> = vec![];
     for (m, n, k) in it {
         let t = (m as u32, n as u32, k as u32);
@@ -346,7 +352,7 @@ fn check_tiles<E: std::error::Error>(cfg: &GemmConfig) -> Result<(), GemmError<E
     Ok(())
 }
 
-fn check_len<E: std::error::Error>(what: &'static str, len: usize, need: usize) -> Result<(), GemmError<E>> {
+pub(super) fn check_len<E: std::error::Error>(what: &'static str, len: usize, need: usize) -> Result<(), GemmError<E>> {
     if len < need {
         return Err(GemmError::TooSmall { what, need, len });
     }
@@ -379,6 +385,9 @@ where
     B: Numeric + Elem,
     O: Numeric + Elem,
 {
+    if let Some(cfg) = opts.config.filter(GemmConfig::is_matvec) {
+        return scaled_matvec(rt, a, b, scale_a, scale_b, bias, out, out_row_stride, &cfg, opts.accumulate).map(|_| cfg);
+    }
     check_operand("A", &a)?;
     check_operand("B", &b)?;
     let (m, n, k) = (a.rows, b.rows, a.cols);
@@ -396,12 +405,6 @@ where
     }
     check_tiles(&cfg)?;
     let flags = Flags { row_scale, col_scale, bias: bias.is_some(), accumulate: opts.accumulate };
-    if cfg.is_matvec() {
-        if m != 1 || cfg.split_k != 1 || cfg.stream_k != 0 || cfg.fused_combine {
-            return Err(GemmError::Matvec(super::tuning::describe(&cfg), m));
-        }
-        return launch_matvec(rt, a.buf, b, sa, sb, bias, out, cfg, flags).map(|_| cfg).map_err(GemmError::Runtime);
-    }
     let stream = match cfg.stream_k {
         0 => None,
         p if p > 65536 => return Err(GemmError::StreamKPrograms(p)),
@@ -447,6 +450,67 @@ where
     let args = Args { a: a.buf, b: b.buf, sa, sb, m, n, k, sam: a.row_stride, sbn: b.row_stride, scm: out_row_stride, stream };
     launch_all(rt, &args, cfg, flags, bias, out, ws).map_err(GemmError::Runtime)?;
     Ok(cfg)
+}
+
+/// The matrix-vector product of a [`GemmConfig::matvec`] config: `out[0, N] = A[1, K] · B[N, K]ᵀ` with
+/// [`fp8_gemm`]'s scales, bias and accumulation, for any pair of operand types, not only the pairs a
+/// tensor-core `dot` takes: bf16 activations against e4m3 weights (W8A16) are the decode step's case,
+/// with no quantization of the activations. [`fp8_gemm`] comes here for a matvec config. Refuses more
+/// than one row of `A`, a split, stream-K and tiles the kernel does not declare.
+#[allow(clippy::too_many_arguments)]
+pub fn scaled_matvec<R, A, B, O>(
+    rt: &R,
+    a: Operand<R::Buffer<A>>,
+    b: Operand<R::Buffer<B>>,
+    scale_a: Scale<R::Buffer<f32>>,
+    scale_b: Scale<R::Buffer<f32>>,
+    bias: Option<&R::Buffer<f32>>,
+    out: &mut R::Buffer<O>,
+    out_row_stride: usize,
+    cfg: &GemmConfig,
+    accumulate: bool,
+) -> Result<(), GemmError<R::Error>>
+where
+    R: Runtime,
+    A: Numeric + Elem,
+    B: Numeric + Elem,
+    O: Numeric + Elem,
+{
+    check_operand("out", &Operand { buf: &*out, rows: a.rows, cols: b.rows, row_stride: out_row_stride })?;
+    let ((sa, _), (sb, col_scale)) = check_matvec(&a, &b, scale_a, scale_b, cfg)?;
+    if let Some(bias) = bias {
+        check_len("bias", bias.len(), b.rows)?;
+    }
+    check_tiles(cfg)?;
+    let flags = Flags { row_scale: false, col_scale, bias: bias.is_some(), accumulate };
+    launch_matvec(rt, a.buf, b, sa, sb, bias, out, *cfg, flags).map_err(GemmError::Runtime)
+}
+
+/// The checks of a matrix-vector product ([`scaled_matvec`], [`swiglu_matvec`](super::swiglu_matvec)):
+/// the operands (one row of `A`), the scales (`scale_b` per tensor or per row of `B`), and a matvec
+/// config with no split. Returns the scale buffers as [`check_scales`] does.
+#[allow(clippy::type_complexity)]
+pub(super) fn check_matvec<'s, E: std::error::Error, BA: AnyBuffer, BB: AnyBuffer, BS: AnyBuffer>(
+    a: &Operand<BA>,
+    b: &Operand<BB>,
+    scale_a: Scale<'s, BS>,
+    scale_b: Scale<'s, BS>,
+    cfg: &GemmConfig,
+) -> Result<((&'s BS, bool), (&'s BS, bool)), GemmError<E>> {
+    check_operand("A", a)?;
+    check_operand("B", b)?;
+    let (m, n, k) = (a.rows, b.rows, a.cols);
+    if b.cols != k {
+        return Err(GemmError::KMismatch { m, ka: k, n, kb: b.cols });
+    }
+    let scales = check_scales(scale_a, scale_b, m, n)?;
+    if !cfg.is_matvec() {
+        return Err(GemmError::NotMatvec(super::tuning::describe(cfg)));
+    }
+    if m != 1 || cfg.split_k != 1 || cfg.stream_k != 0 || cfg.fused_combine {
+        return Err(GemmError::Matvec(super::tuning::describe(cfg), m));
+    }
+    Ok(scales)
 }
 
 /// A split-K GEMM's output left as raw partial products ([`fp8_gemm_partials`]): `splits` planes of
@@ -545,7 +609,7 @@ fn launch_matvec<R, A, B, O>(
 ) -> Result<(), R::Error>
 where
     R: Runtime,
-    A: Numeric + DotOperands<B> + Elem,
+    A: Numeric + Elem,
     B: Numeric + Elem,
     O: Numeric + Elem,
 {

@@ -10,7 +10,7 @@
 //! combine, and with `N / BLOCK_N` programs of one warp the GPU is full at any `N` of a Llama layer.
 
 use super::store_combined;
-use dsl_core::lang::{DotOperands, Numeric};
+use dsl_core::lang::Numeric;
 use dsl_core::prelude::*;
 
 /// `C[1, N] = epilogue(A[1, K] · B[N, K]ᵀ)` (with `ACCUMULATE`, `C += ...`): the epilogue of
@@ -48,7 +48,7 @@ pub fn scaled_mv<
     k: i32,
     stride_bn: i32,
 ) where
-    A: Numeric + DotOperands<B>,
+    A: Numeric,
     B: Numeric,
     O: Numeric,
 {

@@ -479,7 +479,9 @@ pub fn zero_fill<O: Numeric, const BLOCK_M: i32, const BLOCK_N: i32>(c: MutPtr<O
 
 mod host;
 mod matvec;
+mod gated;
 pub mod tuning;
 
 pub use host::*;
 pub use matvec::*;
+pub use gated::*;

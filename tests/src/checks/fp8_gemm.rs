@@ -6,7 +6,7 @@ use super::*;
 use dsl_core::lang::{DotOperands, Numeric};
 use dsl_core::prelude::{bf16, e4m3, e5m2, f16, LaunchOptions, Runtime};
 use kernels::fp8_gemm::{
-    fp8_gemm, matvec_tiles, quantize_rows, tickets_len, workspace_len, GemmConfig, GemmError, GemmOptions, Operand, Scale, SplitKMode, Workspace,
+    fp8_gemm, matvec_tiles, quantize_rows, scaled_matvec, swiglu_matvec, swiglu_tiles, tickets_len, workspace_len, GemmConfig, GemmError, GemmOptions, Operand, Scale, SplitKMode, Workspace,
 };
 
 cases!(
@@ -19,6 +19,7 @@ cases!(
     fp8_gemm_rejects_bad_arguments,
     fp8_gemm_accumulates_into_out,
     fp8_gemm_matvec,
+    swiglu_matvec_epilogue,
     quantize_rows_e4m3,
     fp8_layer_chain,
 );
@@ -198,10 +199,31 @@ pub fn fp8_gemm_accumulates_into_out<R: Runtime>(rt: &R) {
     }
 }
 
+/// [`scaled_matvec`] with bf16 activations against e4m3 weights (no `dot` takes the pair), into bf16:
+/// `scale_a` per tensor (W8A16 has none: the decode step passes 1), `scale_b` per column or not.
+fn run_w8a16<R: Runtime>(rt: &R, p: &Problem<bf16, e4m3>, col: bool, bias: bool, rows: u32, bk: u32) {
+    let scm = p.n + SCM_PAD;
+    let (ba, bb) = (upload(rt, &p.a), upload(rt, &p.b));
+    let (sa, sb, bbias) = (upload(rt, &p.sa), upload(rt, &p.sb), upload(rt, &p.bias));
+    let mut c = poisoned::<R, bf16>(rt, scm);
+    let a = Operand { buf: &ba, rows: 1, cols: p.k, row_stride: p.k + 1 };
+    let b = Operand { buf: &bb, rows: p.n, cols: p.k, row_stride: p.sbn };
+    let scale_b = if col { Scale::PerColumn(&sb) } else { Scale::PerTensor(&sb) };
+    let what = format!("scaled_matvec 1x{}x{} bf16 x e4m3 col_scale={col} bias={bias} rows {rows} block_k {bk}", p.n, p.k);
+    let res = scaled_matvec(rt, a, b, Scale::PerTensor(&sa), scale_b, bias.then_some(&bbias), &mut c, scm, &GemmConfig::matvec(rows, bk), false);
+    ok(&what, res);
+    let got = download_f64(rt, &c);
+    let (want, mag) = p.reference(false, col, bias);
+    let written = |i: usize| i % scm < p.n;
+    assert_close_where(&what, &got, &want, bf16::U, |i| 3e-5 * mag[i] + bf16::TINY, written);
+    assert_poison_kept(&what, &got, written);
+}
+
 /// The matrix-vector product of `M = 1` (`GemmConfig::matvec`): every declared tile with fp8 and bf16
 /// operands, rows of `B` unaligned (scalar loads) and aligned (16-byte loads), `N` not a multiple of
 /// the rows per program and `K` not a multiple of the two blocks a step reads, every scale mode, bias,
-/// accumulation into `out`; refused for more than one row of `A`.
+/// accumulation into `out`, bf16 activations against e4m3 weights ([`scaled_matvec`]); refused for more
+/// than one row of `A`, and a split-K config refused by [`scaled_matvec`].
 pub fn fp8_gemm_matvec<R: Runtime>(rt: &R) {
     let tiles = matvec_tiles();
     assert!(tiles.len() >= 4, "the kernel declares {} tiles", tiles.len());
@@ -210,6 +232,8 @@ pub fn fp8_gemm_matvec<R: Runtime>(rt: &R) {
     let mixed = Problem::<e5m2, e4m3>::aligned(1, 40, 528, 962);
     let half = Problem::<bf16, bf16>::aligned(1, 37, 784, 963);
     let half_ragged = Problem::<bf16, bf16>::new(1, 9, 300, 964);
+    let w8a16 = Problem::<bf16, e4m3>::aligned(1, 50, 1056, 966);
+    let w8a16_ragged = Problem::<bf16, e4m3>::new(1, 13, 700, 967);
     for (i, &(rows, bk)) in tiles.iter().enumerate() {
         let c = Some(GemmConfig::matvec(rows, bk));
         let (row, col, bias) = (i % 2 == 0, i % 3 != 1, i % 2 == 1);
@@ -218,6 +242,8 @@ pub fn fp8_gemm_matvec<R: Runtime>(rt: &R) {
         run::<R, _, _, f32>(rt, &mixed, row, col, true, c, SplitKMode::Deterministic);
         run::<R, _, _, bf16>(rt, &half, false, false, bias, c, SplitKMode::Deterministic);
         run::<R, _, _, f16>(rt, &half_ragged, true, col, false, c, SplitKMode::Deterministic);
+        run_w8a16(rt, &w8a16, col, bias, rows, bk);
+        run_w8a16(rt, &w8a16_ragged, !col, !bias, rows, bk);
     }
     // `out += ...` into random f32 values (pad columns poisoned).
     let p = &aligned;
@@ -254,7 +280,69 @@ pub fn fp8_gemm_matvec<R: Runtime>(rt: &R) {
             other => panic!("matvec with {what}: {:?}", other.map_err(|e| e.to_string())),
         }
     }
+    let split = GemmConfig::split(16, 64, 256, 1);
+    match scaled_matvec(rt, a2, b2, Scale::PerTensor(&sa), Scale::PerTensor(&sb), None, &mut c, scm, &split, false) {
+        Err(GemmError::NotMatvec(..)) => {}
+        other => panic!("scaled_matvec with a split-K config: {:?}", other.map_err(|e| e.to_string())),
+    }
     assert_poison_kept("matvec after refused calls", &download_f64(rt, &c), |_| false);
+}
+
+/// [`swiglu_matvec`]: the gate-and-up product of one row with its SwiGLU in the epilogue, `out[j] =
+/// silu(g_j) * u_j` over a `[2f, K]` weight, for every declared tile: bf16 activations against e4m3
+/// weights (scales per row of the weight, or per tensor) and bf16 against bf16, `f` not a multiple of
+/// the outputs per program, `K` ragged; poisoned outputs. Refused: an odd row count, an undeclared tile.
+pub fn swiglu_matvec_epilogue<R: Runtime>(rt: &R) {
+    let tiles = swiglu_tiles();
+    assert!(tiles.len() >= 4, "swiglu_mv declares {} tiles", tiles.len());
+    let fp8 = Problem::<bf16, e4m3>::aligned(1, 2 * 21, 1056, 970);
+    let fp8_ragged = Problem::<bf16, e4m3>::new(1, 2 * 7, 700, 971);
+    let half = Problem::<bf16, bf16>::aligned(1, 2 * 19, 528, 972);
+    for (i, &(outs, bk)) in tiles.iter().enumerate() {
+        let cfg = GemmConfig::matvec(2 * outs, bk);
+        let col = i % 2 == 0;
+        run_swiglu(rt, &fp8, col, &cfg);
+        run_swiglu(rt, &fp8_ragged, !col, &cfg);
+        run_swiglu(rt, &half, col, &cfg);
+    }
+    let p = &fp8;
+    let (ba, bb, sa, sb) = (upload(rt, &p.a), upload(rt, &p.b), upload(rt, &p.sa), upload(rt, &p.sb));
+    let a = Operand { buf: &ba, rows: 1, cols: p.k, row_stride: p.k };
+    let mut c = poisoned::<R, bf16>(rt, p.n);
+    let odd = Operand { buf: &bb, rows: p.n - 1, cols: p.k, row_stride: p.sbn };
+    let b = Operand { buf: &bb, rows: p.n, cols: p.k, row_stride: p.sbn };
+    let (outs, bk) = tiles[0];
+    match swiglu_matvec(rt, a, odd, Scale::PerTensor(&sa), Scale::PerTensor(&sb), &mut c, &GemmConfig::matvec(2 * outs, bk)) {
+        Err(GemmError::Gated(_)) => {}
+        other => panic!("swiglu_matvec with an odd row count: {:?}", other.map_err(|e| e.to_string())),
+    }
+    match swiglu_matvec(rt, a, b, Scale::PerTensor(&sa), Scale::PerTensor(&sb), &mut c, &GemmConfig::matvec(2 * outs + 1, bk)) {
+        Err(GemmError::GatedTile(_)) => {}
+        other => panic!("swiglu_matvec with an odd tile: {:?}", other.map_err(|e| e.to_string())),
+    }
+    assert_poison_kept("swiglu_matvec after refused calls", &download_f64(rt, &c), |_| false);
+}
+
+/// One [`swiglu_matvec`] against the float64 SwiGLU of `p`'s gate rows `0..f` and up rows `f..2f`.
+fn run_swiglu<R: Runtime, A: TestElem + Numeric, B: TestElem + Numeric>(rt: &R, p: &Problem<A, B>, col: bool, cfg: &GemmConfig) {
+    let f = p.n / 2;
+    let (ba, bb, sa, sb) = (upload(rt, &p.a), upload(rt, &p.b), upload(rt, &p.sa), upload(rt, &p.sb));
+    let mut c = poisoned::<R, bf16>(rt, f + SCM_PAD);
+    let a = Operand { buf: &ba, rows: 1, cols: p.k, row_stride: p.k + 1 };
+    let b = Operand { buf: &bb, rows: p.n, cols: p.k, row_stride: p.sbn };
+    let scale_b = if col { Scale::PerColumn(&sb) } else { Scale::PerTensor(&sb) };
+    let what = format!("swiglu_matvec 1x{}x{} {}x{} col_scale={col} {:?}", p.n, p.k, A::NAME, B::NAME, cfg);
+    ok(&what, swiglu_matvec(rt, a, b, Scale::PerTensor(&sa), scale_b, &mut c, cfg));
+    let got = download_f64(rt, &c);
+    // The GEMM's reference (scale_a per tensor): g_j at column j, u_j at column f + j.
+    let (gu, mag) = p.reference(false, col, false);
+    let silu = |x: f64| x / (1.0 + (-x).exp());
+    let want: Vec<f64> = (0..f + SCM_PAD).map(|j| if j < f { silu(gu[j]) * gu[f + j] } else { f64::NAN }).collect();
+    // d(silu(g) u) = u (σ + g σ (1 - σ)) dg + silu(g) du, with |σ + g σ (1 - σ)| < 1.1; f32 products
+    // (3e-5 of sum |a b|), then one rounding to bf16.
+    let tol = |j: usize| 3e-5 * (1.1 * gu[f + j].abs() * mag[j] + silu(gu[j]).abs() * mag[f + j]) + 1e-6;
+    assert_close_where(&what, &got, &want, bf16::U, tol, |j| j < f);
+    assert_poison_kept(&what, &got, |j| j < f);
 }
 
 pub fn fp8_gemm_formats<R: Runtime>(rt: &R) {

@@ -31,6 +31,11 @@ pub struct GemmConfigs {
     /// GEMMs of one row (a decode step at batch 1) run the matrix-vector product with this many rows
     /// of the weight per program (`GpuOptions::matvec_rows`); `None`: as configured.
     matvec_rows: Option<u32>,
+    /// FP8 weights' matrix-vector products read activations quantized to e4m3 (W8A8) instead of bf16
+    /// (W8A16): `GpuOptions::matvec_fp8_activations`.
+    matvec_fp8_activations: bool,
+    /// One-row gate-and-up projections write the SwiGLU themselves (`GpuOptions::fused_swiglu`).
+    fused_swiglu: bool,
 }
 
 /// A configuration and where it came from.
@@ -53,7 +58,7 @@ impl GemmConfigs {
                 .collect(),
             None => vec![],
         };
-        GemmConfigs { device: device.map(str::to_string), tuners, sm_count, fused, warned: AtomicBool::new(false), split_k: None, matvec_rows: None }
+        GemmConfigs { device: device.map(str::to_string), tuners, sm_count, fused, warned: AtomicBool::new(false), split_k: None, matvec_rows: None, matvec_fp8_activations: false, fused_swiglu: true }
     }
 
     /// Every GEMM split `split_k` times (a split-K grid of the chosen tiles); `None`: as chosen.
@@ -68,6 +73,30 @@ impl GemmConfigs {
     pub fn with_matvec_rows(mut self, rows: Option<u32>) -> GemmConfigs {
         self.matvec_rows = rows;
         self
+    }
+
+    /// FP8 weights' matrix-vector products read their activations quantized per token to e4m3 (`true`)
+    /// or as bf16 (`false`, W8A16: no quantization kernel before them).
+    pub fn with_matvec_fp8_activations(mut self, fp8: bool) -> GemmConfigs {
+        self.matvec_fp8_activations = fp8;
+        self
+    }
+
+    /// The gate-and-up matrix-vector products write the SwiGLU in their epilogue (`true`) or leave
+    /// the SwiGLU to its own kernel.
+    pub fn with_fused_swiglu(mut self, fused: bool) -> GemmConfigs {
+        self.fused_swiglu = fused;
+        self
+    }
+
+    pub fn fuses_swiglu(&self) -> bool {
+        self.fused_swiglu
+    }
+
+    /// Whether an `m`-row GEMM with FP8 (`fp8`) weights reads bf16 activations: a matrix-vector product
+    /// (one row) unless its activations are asked in e4m3. bf16 weights always do.
+    pub fn reads_bf16(&self, m: usize, fp8: bool) -> bool {
+        !fp8 || (m == 1 && self.matvec_rows.is_some() && !self.matvec_fp8_activations)
     }
 
     /// The heuristic only (fused combines), for a GPU of `sm_count` SMs.

@@ -77,11 +77,19 @@ pub struct GpuOptions {
     /// split-K GEMM. The default, 2 (4 for bf16 weights): on the H100, 8B fp8 decode 260 → 281 tokens/s
     /// at ctx 128, each 8B GEMM alone 9–24% shorter (bench/llama_gpu/NOTES.md).
     pub matvec_rows: Option<u32>,
+    /// FP8 weights' matrix-vector products read their activations quantized per token to e4m3 (as the
+    /// split-K GEMM does) instead of as bf16. Off by default (W8A16 at decode): no quantization
+    /// kernel before those GEMMs, and no activation rounding (bench/llama_gpu/NOTES.md).
+    pub matvec_fp8_activations: bool,
+    /// The gate-and-up matrix-vector product (decode at batch 1, bf16 activations) applies the SwiGLU
+    /// in its epilogue, so no SwiGLU kernel runs after it (bench/llama_gpu/NOTES.md); off: the SwiGLU
+    /// kernel.
+    pub fused_swiglu: bool,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { weights: WeightFormat::Bf16, graphs: true, programmatic: true, tuned_configs: true, fused_combine: false, split_k: None, matvec_rows: Some(2) }
+        GpuOptions { weights: WeightFormat::Bf16, graphs: true, programmatic: true, tuned_configs: true, fused_combine: false, split_k: None, matvec_rows: Some(2), matvec_fp8_activations: false, fused_swiglu: true }
     }
 }
 
@@ -147,7 +155,7 @@ impl<R: StepRuntime> GpuBackend<R> {
         };
         let model = Model::new(&rt, c.clone(), w, shape, sm_count, rt.warpgroup_mma())?;
         let device = if opts.tuned_configs { rt.device_name() } else { None };
-        let configs = Arc::new(GemmConfigs::new(device.as_deref(), sm_count, opts.fused_combine).with_split_k(opts.split_k).with_matvec_rows(opts.matvec_rows));
+        let configs = Arc::new(GemmConfigs::new(device.as_deref(), sm_count, opts.fused_combine).with_split_k(opts.split_k).with_matvec_rows(opts.matvec_rows).with_matvec_fp8_activations(opts.matvec_fp8_activations).with_fused_swiglu(opts.fused_swiglu));
         let decode = Activations::new(&rt, &c, 1, 1, configs.clone())?;
         Ok(GpuBackend { rt, name, model, decode, prefill: None, graph: None, graph_moved: 0, warm: false, opts, configs, capacity, pos: 0 })
     }
@@ -258,8 +266,11 @@ where
         let matvec = match self.opts.matvec_rows {
             // The rows the layers' GEMMs run (the nearest declared to the ones asked).
             Some(_) => {
-                let rows = self.configs.choose(1, 1, 1, self.opts.weights == WeightFormat::Fp8).config.block_n;
-                format!(", matrix-vector GEMMs at batch 1 ({rows} rows a program)")
+                let fp8 = self.opts.weights == WeightFormat::Fp8;
+                let rows = self.configs.choose(1, 1, 1, fp8).config.block_n;
+                let act = if !fp8 { "" } else if self.configs.reads_bf16(1, true) { ", bf16 activations" } else { ", e4m3 activations" };
+                let swiglu = if self.opts.fused_swiglu && self.configs.reads_bf16(1, fp8) { ", SwiGLU fused" } else { "" };
+                format!(", matrix-vector GEMMs at batch 1 ({rows} rows a program{act}{swiglu})")
             }
             None => String::new(),
         };

@@ -13,7 +13,7 @@ use dsl_core::lang::Numeric;
 use dsl_core::prelude::{bf16, e4m3};
 use dsl_core::runtime::{AnyBuffer, Launch, Runtime};
 use dsl_core::types::Elem;
-use kernels::fp8_gemm::{fp8_gemm, fp8_gemm_partials, quantize_rows, tickets_len, workspace_len, GemmOptions, Operand, Partials, Scale, Workspace};
+use kernels::fp8_gemm::{fp8_gemm, fp8_gemm_partials, quantize_rows, scaled_matvec, swiglu_matvec, tickets_len, workspace_len, GemmOptions, Operand, Partials, Scale, Workspace};
 use kernels::greedy::{argmax_rows, partials_len};
 use kernels::kv_attention::cache::{rope_append_rows, RopeTables, RowsAt};
 use kernels::kv_attention::decode::{decode_step, workspace_lens, DecodeBuffers, DecodeConfig};
@@ -146,7 +146,8 @@ enum Out {
 
 /// `out[m, w.rows] = a[m, w.cols] · wᵀ` (or `+=`) in f32, rounded to `O`: bf16 operands, or, for FP8
 /// weights, `a` quantized per token to e4m3 (here, unless the input comes quantized) and both scales
-/// applied in the GEMM's epilogue.
+/// applied in the GEMM's epilogue; or, for FP8 weights where [`GemmConfigs::reads_bf16`] says so (a
+/// decode step's matrix-vector products), bf16 `a` against the e4m3 weight and its scales (W8A16).
 ///
 /// Returns the split count when, with [`Out::Partials`], the partial products were left in
 /// [`Gemm::ws`] instead of combined into `out`.
@@ -183,6 +184,13 @@ fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: Input<'_, R
         (Weight::Bf16(_), Input::Quantized) => {
             return Err(LlamaError::Backend("internal: fp8 activations for a bf16 weight".into()));
         }
+        (Weight::Fp8 { q, .. }, Input::Bf16(a)) if g.configs.reads_bf16(m, true) => {
+            // W8A16: the matrix-vector product reads the bf16 rows as they are; no activation scale.
+            let a = Operand { buf: a, rows: m, cols: k, row_stride: k };
+            let b = Operand { buf: q, rows: n, cols: k, row_stride: k };
+            let (_, sb) = scales(&w.w, &g.one, &g.a_scale);
+            scaled_matvec(rt, a, b, Scale::PerTensor(&g.one), sb, None, out, n, &cfg, into == Out::Add).map_err(gemm)?;
+        }
         (Weight::Fp8 { q, .. }, a) => {
             if let Input::Bf16(a) = a {
                 let kk = k as i32;
@@ -200,6 +208,21 @@ fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: Input<'_, R
         }
     }
     Ok(None)
+}
+
+/// `out[0, j] = silu(g_j) * u_j` of one bf16 row `a` against the fused gate-and-up weight `w` (`[2f, K]`),
+/// the SwiGLU in the matrix-vector product's epilogue ([`swiglu_matvec`]); FP8 weights read `a` as bf16.
+fn swiglu_linear<R: Runtime>(rt: &R, g: &Gemm<R>, a: &R::Buffer<bf16>, w: &Matrix<R>, out: &mut R::Buffer<bf16>) -> Result<()> {
+    let (n, k) = (w.rows, w.cols);
+    let cfg = g.configs.choose(1, n, k, w.is_fp8()).config;
+    let a = Operand { buf: a, rows: 1, cols: k, row_stride: k };
+    let gemm = |e| LlamaError::Backend(format!("gate-and-up GEMM with SwiGLU 1x{n}x{k}: {e}"));
+    let (_, sb) = scales(&w.w, &g.one, &g.a_scale);
+    match &w.w {
+        Weight::Bf16(b) => swiglu_matvec(rt, a, Operand { buf: b, rows: n, cols: k, row_stride: k }, Scale::PerTensor(&g.one), sb, out, &cfg),
+        Weight::Fp8 { q, .. } => swiglu_matvec(rt, a, Operand { buf: q, rows: n, cols: k, row_stride: k }, Scale::PerTensor(&g.one), sb, out, &cfg),
+    }
+    .map_err(gemm)
 }
 
 /// The scales a GEMM with weight `w` applies: for FP8, the activations' per-token `a_scale` and the
@@ -314,7 +337,7 @@ pub struct StepShape {
 pub fn launch_step<R: Runtime>(rt: &R, m: &mut Model<R>, a: &mut Activations<R>, s: StepShape) -> Result<()> {
     debug_assert!(s.n <= a.rows && s.out_rows <= a.head.rows && s.out_rows <= s.n);
     let layers = m.config.n_layers;
-    forward(&mut GpuStep { rt, m, a, s, quantized: false, qkv_partials: None }, layers)
+    forward(&mut GpuStep { rt, m, a, s, quantized: false, qkv_partials: None, swiglu_done: false }, layers)
 }
 
 /// The [`Ops`] of a step as launches over a [`Model`] and its [`Activations`].
@@ -329,6 +352,25 @@ struct GpuStep<'a, R: Runtime> {
     /// The QKV projection's split-K partial products wait in [`Gemm::ws`] (this many splits), to be
     /// combined by the RoPE and cache-append kernel: one launch fewer per layer at decode.
     qkv_partials: Option<usize>,
+    /// The gate-and-up projection wrote the SwiGLU itself ([`swiglu_matvec`]): the SwiGLU op has
+    /// nothing left to do.
+    swiglu_done: bool,
+}
+
+impl<R: Runtime> GpuStep<'_, R> {
+    /// Whether the GEMM with weight `w` reads this step's activations quantized to e4m3 (FP8 weights,
+    /// unless it is a matrix-vector product reading bf16): then the kernel before it quantizes them.
+    fn quantizes(&self, w: &Matrix<R>) -> bool {
+        w.is_fp8() && !self.a.gemm.configs.reads_bf16(self.s.n, true)
+    }
+
+    /// Whether layer `layer`'s gate-and-up projection writes the SwiGLU itself: a matrix-vector product
+    /// (one row) reading bf16 activations whose output the down projection reads as bf16.
+    fn swiglu_fuses(&self, layer: usize) -> bool {
+        let (l, g) = (&self.m.w.layers[layer], &self.a.gemm);
+        let (w, fp8) = (&l.gate_up, l.gate_up.is_fp8());
+        g.configs.fuses_swiglu() && g.configs.choose(self.s.n, w.rows, w.cols, fp8).config.is_matvec() && g.configs.reads_bf16(self.s.n, fp8) && !self.quantizes(&l.down)
+    }
 }
 
 /// RMSNorm of `rows` rows of the residual stream `x` from `row0`, times `w`, into bf16 rows of `out`.
@@ -344,12 +386,13 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
         embed_rows::<bf16, { BLOCK as i32 }>::launch(self.rt, grid, &self.m.w.tok_embd, &self.a.ids, &mut self.a.x, d as i32).map_err(dev("embedding"))
     }
 
-    /// Into bf16 rows in `h`, or, before an FP8 GEMM, fused with the per-token quantization.
+    /// Into bf16 rows in `h`, or, before an FP8 GEMM that reads e4m3 activations, fused with the
+    /// per-token quantization.
     fn norm(&mut self, layer: usize, which: Norm) -> Result<()> {
         let l = &self.m.w.layers[layer];
         let (w, fp8) = match which {
-            Norm::Attention => (&l.attn_norm, l.qkv.is_fp8()),
-            Norm::Mlp => (&l.ffn_norm, l.gate_up.is_fp8()),
+            Norm::Attention => (&l.attn_norm, self.quantizes(&l.qkv)),
+            Norm::Mlp => (&l.ffn_norm, self.quantizes(&l.gate_up)),
         };
         self.quantized = fp8;
         if !fp8 {
@@ -362,12 +405,17 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
     }
 
     fn linear(&mut self, layer: usize, which: Linear) -> Result<()> {
+        let fused_swiglu = which == Linear::GateUp && self.swiglu_fuses(layer);
         let (rt, n, a) = (self.rt, self.s.n, &mut *self.a);
         let l = &self.m.w.layers[layer];
         let quantized = std::mem::take(&mut self.quantized);
         match which {
             Linear::Qkv => self.qkv_partials = linear(rt, &mut a.gemm, Input::of(quantized, &a.h), n, &l.qkv, &mut a.qkv, Out::Partials)?,
             Linear::Out => _ = linear(rt, &mut a.gemm, Input::Bf16(&a.att), n, &l.wo, &mut a.x, Out::Add)?,
+            Linear::GateUp if fused_swiglu => {
+                swiglu_linear(rt, &a.gemm, &a.h, &l.gate_up, &mut a.act)?;
+                self.swiglu_done = true;
+            }
             Linear::GateUp => _ = linear(rt, &mut a.gemm, Input::of(quantized, &a.h), n, &l.gate_up, &mut a.gu, Out::Store)?,
             Linear::Down => _ = linear(rt, &mut a.gemm, Input::of(quantized, &a.act), n, &l.down, &mut a.x, Out::Add)?,
         }
@@ -412,13 +460,17 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
         }
     }
 
-    /// Before an FP8 down projection, fused with its quantization and over many programs (one
-    /// program per 14336-wide row took 14.9 µs: bench/llama_gpu/NOTES.md).
+    /// Before an FP8 down projection that reads e4m3 activations, fused with their quantization and
+    /// over many programs (one program per 14336-wide row took 14.9 µs: bench/llama_gpu/NOTES.md).
     fn swiglu(&mut self, layer: usize) -> Result<()> {
+        if std::mem::take(&mut self.swiglu_done) {
+            return Ok(());
+        }
+        let quantize = self.quantizes(&self.m.w.layers[layer].down);
         let (rt, a, n) = (self.rt, &mut *self.a, self.s.n);
         let f = self.m.config.ffn_dim;
         let fi = f as i32;
-        if self.m.w.layers[layer].down.is_fp8() {
+        if quantize {
             let (g, grid) = (&mut a.gemm, (n as u32, f.div_ceil(QUANT_BLOCK) as u32));
             silu_mul_block_max::<bf16, { QUANT_BLOCK as i32 }>::launch(rt, grid, &a.gu, &mut a.act, &mut a.act_max, fi).map_err(dev("SwiGLU"))?;
             quantize_blocks::<bf16, e4m3, { QUANT_BLOCK as i32 }, QUANT_PARTS>::launch(rt, grid, &a.act, &a.act_max, &mut g.aq, &mut g.a_scale, fi)

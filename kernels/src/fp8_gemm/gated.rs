@@ -1,0 +1,112 @@
+//! The gate-and-up projection of a Llama MLP at `M = 1` with its SwiGLU in the epilogue: one launch
+//! where a decode step ran the matrix-vector product, then a SwiGLU kernel (and no `[1, 2f]` round trip).
+//!
+//! Each program reads the gate rows `j` and the matching up rows `f + j` of the fused `[2f, K]` weight,
+//! as [`scaled_mv`](super::scaled_mv) reads its rows, so both products of an output are in one warp's
+//! registers when the SwiGLU needs them.
+
+use super::host::{check_len, check_matvec, tiles_of, GemmError, Operand, Scale};
+use dsl_core::lang::Numeric;
+use dsl_core::prelude::*;
+use dsl_core::runtime::{AnyBuffer, Grid, LaunchOptions, Runtime};
+use dsl_core::types::Elem;
+
+/// `out[j] = silu(g_j) * u_j` for `j < f`, where `g_j = (A · B[j]ᵀ) * scale_a * scale_b[j]` and
+/// `u_j = (A · B[f + j]ᵀ) * scale_a * scale_b[f + j]` (`B` is `[2f, K]`: the gate's rows, then the up
+/// projection's), in f32, rounded once to `O`.
+///
+/// - Run it on one warp. Grid: `cdiv(f, BLOCK_N)`; program `p` computes outputs `p * BLOCK_N ..`,
+///   reading `2 * BLOCK_N` rows of `B`.
+/// - `BLOCK_K`, the loads and the masks as in [`scaled_mv`](super::scaled_mv); `scale_b` per tensor or,
+///   with `COL_SCALE`, per row of `B` (`2f` values); `scale_a` one value.
+#[kernel(instances((BLOCK_N, BLOCK_K) in [(1, 512), (2, 512), (2, 256), (4, 256)], COL_SCALE in bool))]
+pub fn swiglu_mv<A, B, O, const BLOCK_N: i32, const BLOCK_K: i32, const COL_SCALE: bool>(
+    a: Ptr<A>,
+    b: Ptr<B>,
+    out: MutPtr<O>,
+    scale_a: Ptr<f32>,
+    scale_b: Ptr<f32>,
+    f: i32,
+    k: i32,
+    stride_bn: i32,
+) where
+    A: Numeric,
+    B: Numeric,
+    O: Numeric,
+{
+    let rn = program_id(0) * BLOCK_N + arange(0, BLOCK_N);
+    let rk = arange(0, BLOCK_K);
+    let n_ok = rn.expand_dims(1) < f;
+    let gate_offs = rn.expand_dims(1) * stride_bn;
+    let up_offs = (rn.expand_dims(1) + f) * stride_bn;
+    let mut acc_g = zeros::<f32>([BLOCK_N, BLOCK_K]);
+    let mut acc_u = zeros::<f32>([BLOCK_N, BLOCK_K]);
+    for k0 in (0..k).step_by(2 * BLOCK_K) {
+        let k1 = k0 + rk;
+        let k2 = k0 + BLOCK_K + rk;
+        let (ok1, ok2) = (n_ok & (k1.expand_dims(0) < k), n_ok & (k2.expand_dims(0) < k));
+        let x1 = load_masked(a + k1, k1 < k, 0).to::<f32>().expand_dims(0);
+        let x2 = load_masked(a + k2, k2 < k, 0).to::<f32>().expand_dims(0);
+        let g1 = load_masked(b + (gate_offs + k1.expand_dims(0)), ok1, 0);
+        let g2 = load_masked(b + (gate_offs + k2.expand_dims(0)), ok2, 0);
+        let u1 = load_masked(b + (up_offs + k1.expand_dims(0)), ok1, 0);
+        let u2 = load_masked(b + (up_offs + k2.expand_dims(0)), ok2, 0);
+        acc_g = fma(g1.to::<f32>(), x1, acc_g);
+        acc_u = fma(u1.to::<f32>(), x1, acc_u);
+        acc_g = fma(g2.to::<f32>(), x2, acc_g);
+        acc_u = fma(u2.to::<f32>(), x2, acc_u);
+    }
+    let ok = rn < f;
+    let sa = load(scale_a);
+    let (sg, su) = if COL_SCALE {
+        (load_masked(scale_b + rn, ok, 0.0), load_masked(scale_b + f + rn, ok, 0.0))
+    } else {
+        (zeros::<f32>([BLOCK_N]) + load(scale_b), zeros::<f32>([BLOCK_N]) + load(scale_b))
+    };
+    let g = sum(acc_g, 1) * sa * sg;
+    let u = sum(acc_u, 1) * sa * su;
+    store_masked(out + rn, (g * sigmoid(g) * u).to::<O>(), ok);
+}
+
+/// [`swiglu_mv`] from its host: `out[0, j] = silu(g_j) * u_j` for the `f = b.rows / 2` outputs of a fused
+/// gate-and-up weight `b` (`[2f, K]`, the gate's rows first), one row of `a`, with the scales of
+/// [`fp8_gemm`](super::fp8_gemm) (`scale_b` per tensor or per row of `b`). `cfg` is a
+/// [`GemmConfig::matvec`](super::GemmConfig::matvec) of `2 * BLOCK_N` weight rows a program (2 or 4
+/// with 1-byte weights, 4 or 8 with 16-bit ones); any pair of operand types.
+#[allow(clippy::too_many_arguments)]
+pub fn swiglu_matvec<R, A, B, O>(
+    rt: &R,
+    a: Operand<R::Buffer<A>>,
+    b: Operand<R::Buffer<B>>,
+    scale_a: Scale<R::Buffer<f32>>,
+    scale_b: Scale<R::Buffer<f32>>,
+    out: &mut R::Buffer<O>,
+    cfg: &super::GemmConfig,
+) -> Result<(), GemmError<R::Error>>
+where
+    R: Runtime,
+    A: Numeric + Elem,
+    B: Numeric + Elem,
+    O: Numeric + Elem,
+{
+    if b.rows % 2 != 0 {
+        return Err(GemmError::Gated(b.rows));
+    }
+    let f = b.rows / 2;
+    // The gate and up rows of a program: `cfg.block_n` weight rows, half of them outputs.
+    let tile = super::GemmConfig { block_n: cfg.block_n / 2, ..*cfg };
+    let ((sa, _), (sb, col_scale)) = check_matvec(&a, &b, scale_a, scale_b, cfg)?;
+    check_len("out", out.len(), f)?;
+    if cfg.block_n % 2 != 0 || !swiglu_tiles().contains(&(tile.block_n, cfg.block_k)) {
+        return Err(GemmError::GatedTile(super::tuning::describe(cfg)));
+    }
+    let options = LaunchOptions { num_warps: Some(1), ..cfg.options };
+    let grid = Grid::from(f.div_ceil(tile.block_n as usize) as u32).with(options);
+    let mv = SwigluMvInstance { block_n: tile.block_n as i32, block_k: cfg.block_k as i32, col_scale };
+    mv.launch::<A, B, O, R>(rt, grid, a.buf, b.buf, out, sa, sb, f as i32, b.cols as i32, b.row_stride as i32).map_err(GemmError::Runtime)
+}
+
+/// The `(outputs, block_k)` tiles [`swiglu_mv`] declares (a program reads twice the outputs in rows).
+pub fn swiglu_tiles() -> Vec<(u32, u32)> {
+    tiles_of(SwigluMvInstance::ALL.iter().map(|i| (1, i.block_n, i.block_k))).into_iter().map(|(_, n, k)| (n, k)).collect()
+}
