@@ -171,4 +171,8 @@ pub struct GpuArgs {
     /// product's epilogue. For comparison.
     #[arg(long)]
     pub no_fused_swiglu: bool,
+    /// Run each RMSNorm of a decode step as its own kernel instead of in the matrix-vector product
+    /// after it. For comparison.
+    #[arg(long)]
+    pub no_fused_norm: bool,
 }

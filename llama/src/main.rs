@@ -66,6 +66,7 @@ fn gpu_options(g: &GpuArgs) -> Result<GpuOptions> {
         matvec_rows: (g.matvec_rows > 0).then_some(g.matvec_rows),
         matvec_fp8_activations: g.matvec_fp8_activations,
         fused_swiglu: !g.no_fused_swiglu,
+        fused_norm: !g.no_fused_norm,
     })
 }
 

@@ -5,7 +5,8 @@
 //! as [`scaled_mv`](super::scaled_mv) reads its rows, so both products of an output are in one warp's
 //! registers when the SwiGLU needs them.
 
-use super::host::{check_len, check_matvec, tiles_of, GemmError, Operand, Scale};
+use super::host::{check_len, check_matvec, tiles_of, GemmError, Operand, RmsNorm, Scale};
+use super::matvec::inv_rms;
 use dsl_core::lang::Numeric;
 use dsl_core::prelude::*;
 use dsl_core::runtime::{AnyBuffer, Grid, LaunchOptions, Runtime};
@@ -19,13 +20,17 @@ use dsl_core::types::Elem;
 ///   reading `2 * BLOCK_N` rows of `B`.
 /// - `BLOCK_K`, the loads and the masks as in [`scaled_mv`](super::scaled_mv); `scale_b` per tensor or,
 ///   with `COL_SCALE`, per row of `B` (`2f` values); `scale_a` one value.
-#[kernel(instances((BLOCK_N, BLOCK_K) in [(1, 512), (2, 512), (2, 256), (4, 256)], COL_SCALE in bool))]
-pub fn swiglu_mv<A, B, O, const BLOCK_N: i32, const BLOCK_K: i32, const COL_SCALE: bool>(
+/// - With `NORM`, the product is that of `A`'s RMSNorm (`gamma`, `eps`), as in
+///   [`scaled_mv`](super::scaled_mv).
+#[kernel(instances((BLOCK_N, BLOCK_K) in [(1, 512), (2, 512), (2, 256), (4, 256)], NORM in bool, COL_SCALE in bool))]
+pub fn swiglu_mv<A, B, O, const BLOCK_N: i32, const BLOCK_K: i32, const NORM: bool, const COL_SCALE: bool>(
     a: Ptr<A>,
     b: Ptr<B>,
     out: MutPtr<O>,
     scale_a: Ptr<f32>,
     scale_b: Ptr<f32>,
+    gamma: Ptr<f32>,
+    eps: f32,
     f: i32,
     k: i32,
     stride_bn: i32,
@@ -41,12 +46,16 @@ pub fn swiglu_mv<A, B, O, const BLOCK_N: i32, const BLOCK_K: i32, const COL_SCAL
     let up_offs = (rn.expand_dims(1) + f) * stride_bn;
     let mut acc_g = zeros::<f32>([BLOCK_N, BLOCK_K]);
     let mut acc_u = zeros::<f32>([BLOCK_N, BLOCK_K]);
+    let mut squares = zeros::<f32>([BLOCK_K]);
     for k0 in (0..k).step_by(2 * BLOCK_K) {
         let k1 = k0 + rk;
         let k2 = k0 + BLOCK_K + rk;
         let (ok1, ok2) = (n_ok & (k1.expand_dims(0) < k), n_ok & (k2.expand_dims(0) < k));
-        let x1 = load_masked(a + k1, k1 < k, 0).to::<f32>().expand_dims(0);
-        let x2 = load_masked(a + k2, k2 < k, 0).to::<f32>().expand_dims(0);
+        let x1 = load_masked(a + k1, k1 < k, 0).to::<f32>();
+        let x2 = load_masked(a + k2, k2 < k, 0).to::<f32>();
+        squares = if NORM { fma(x2, x2, fma(x1, x1, squares)) } else { squares };
+        let x1 = if NORM { x1 * load_masked(gamma + k1, k1 < k, 0.0) } else { x1 }.expand_dims(0);
+        let x2 = if NORM { x2 * load_masked(gamma + k2, k2 < k, 0.0) } else { x2 }.expand_dims(0);
         let g1 = load_masked(b + (gate_offs + k1.expand_dims(0)), ok1, 0);
         let g2 = load_masked(b + (gate_offs + k2.expand_dims(0)), ok2, 0);
         let u1 = load_masked(b + (up_offs + k1.expand_dims(0)), ok1, 0);
@@ -63,13 +72,15 @@ pub fn swiglu_mv<A, B, O, const BLOCK_N: i32, const BLOCK_K: i32, const COL_SCAL
     } else {
         (zeros::<f32>([BLOCK_N]) + load(scale_b), zeros::<f32>([BLOCK_N]) + load(scale_b))
     };
-    let g = sum(acc_g, 1) * sa * sg;
-    let u = sum(acc_u, 1) * sa * su;
+    let r = if NORM { inv_rms(squares, k, eps) * sa } else { sa };
+    let g = sum(acc_g, 1) * r * sg;
+    let u = sum(acc_u, 1) * r * su;
     store_masked(out + rn, (g * sigmoid(g) * u).to::<O>(), ok);
 }
 
 /// [`swiglu_mv`] from its host: `out[0, j] = silu(g_j) * u_j` for the `f = b.rows / 2` outputs of a fused
-/// gate-and-up weight `b` (`[2f, K]`, the gate's rows first), one row of `a`, with the scales of
+/// gate-and-up weight `b` (`[2f, K]`, the gate's rows first), one row of `a` (with `norm`, of its
+/// RMSNorm), with the scales of
 /// [`fp8_gemm`](super::fp8_gemm) (`scale_b` per tensor or per row of `b`). `cfg` is a
 /// [`GemmConfig::matvec`](super::GemmConfig::matvec) of `2 * BLOCK_N` weight rows a program (2 or 4
 /// with 1-byte weights, 4 or 8 with 16-bit ones); any pair of operand types.
@@ -80,6 +91,7 @@ pub fn swiglu_matvec<R, A, B, O>(
     b: Operand<R::Buffer<B>>,
     scale_a: Scale<R::Buffer<f32>>,
     scale_b: Scale<R::Buffer<f32>>,
+    norm: Option<RmsNorm<R::Buffer<f32>>>,
     out: &mut R::Buffer<O>,
     cfg: &super::GemmConfig,
 ) -> Result<(), GemmError<R::Error>>
@@ -95,15 +107,17 @@ where
     let f = b.rows / 2;
     // The gate and up rows of a program: `cfg.block_n` weight rows, half of them outputs.
     let tile = super::GemmConfig { block_n: cfg.block_n / 2, ..*cfg };
-    let ((sa, _), (sb, col_scale)) = check_matvec(&a, &b, scale_a, scale_b, cfg)?;
+    let ((sa, _), (sb, col_scale)) = check_matvec(&a, &b, scale_a, scale_b, norm, cfg)?;
     check_len("out", out.len(), f)?;
     if cfg.block_n % 2 != 0 || !swiglu_tiles().contains(&(tile.block_n, cfg.block_k)) {
         return Err(GemmError::GatedTile(super::tuning::describe(cfg)));
     }
     let options = LaunchOptions { num_warps: Some(1), ..cfg.options };
     let grid = Grid::from(f.div_ceil(tile.block_n as usize) as u32).with(options);
-    let mv = SwigluMvInstance { block_n: tile.block_n as i32, block_k: cfg.block_k as i32, col_scale };
-    mv.launch::<A, B, O, R>(rt, grid, a.buf, b.buf, out, sa, sb, f as i32, b.cols as i32, b.row_stride as i32).map_err(GemmError::Runtime)
+    let mv = SwigluMvInstance { block_n: tile.block_n as i32, block_k: cfg.block_k as i32, norm: norm.is_some(), col_scale };
+    // Without a norm, `sa` stands in for the `gamma` the kernel does not read.
+    let (gamma, eps) = norm.map_or((sa, 0.0), |n| (n.gamma, n.eps));
+    mv.launch::<A, B, O, R>(rt, grid, a.buf, b.buf, out, sa, sb, gamma, eps, f as i32, b.cols as i32, b.row_stride as i32).map_err(GemmError::Runtime)
 }
 
 /// The `(outputs, block_k)` tiles [`swiglu_mv`] declares (a program reads twice the outputs in rows).

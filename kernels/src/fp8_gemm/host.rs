@@ -9,6 +9,22 @@ use dsl_core::lang::{DotOperands, Numeric};
 use dsl_core::runtime::{AnyBuffer, Grid, LaunchOptions, Runtime};
 use dsl_core::types::Elem;
 
+/// The RMSNorm a matrix-vector product applies to its row of `A` (a row of the residual stream) before
+/// the product: `A ⊙ gamma / sqrt(mean(A²) + eps)` ([`scaled_matvec`], [`swiglu_matvec`](super::swiglu_matvec)).
+pub struct RmsNorm<'a, Buf> {
+    /// `K` f32 weights.
+    pub gamma: &'a Buf,
+    pub eps: f32,
+}
+
+// By hand: a derive would ask `Buf: Copy`.
+impl<Buf> Clone for RmsNorm<'_, Buf> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<Buf> Copy for RmsNorm<'_, Buf> {}
+
 /// A row-major matrix in a buffer: `rows x cols`, rows `row_stride` elements apart.
 pub struct Operand<'a, Buf> {
     pub buf: &'a Buf,
@@ -201,6 +217,8 @@ pub enum GemmError<E: std::error::Error> {
     NotMatvec(String),
     #[error("swiglu_matvec: the fused gate-and-up weight has {0} rows; it needs an even count (gate rows, then as many up rows)")]
     Gated(usize),
+    #[error("fp8_gemm: a matrix-vector product with an RMSNorm takes no bias and does not accumulate into out")]
+    NormedEpilogue,
     #[error("swiglu_matvec: no kernel for {0} (a program reads 2 or 4 rows of a 1-byte weight, 4 or 8 of a 16-bit one)")]
     GatedTile(String),
     #[error("fp8_gemm: split_k {0} must be between 1 and 64")]
@@ -386,7 +404,7 @@ where
     O: Numeric + Elem,
 {
     if let Some(cfg) = opts.config.filter(GemmConfig::is_matvec) {
-        return scaled_matvec(rt, a, b, scale_a, scale_b, bias, out, out_row_stride, &cfg, opts.accumulate).map(|_| cfg);
+        return scaled_matvec(rt, a, b, scale_a, scale_b, bias, out, out_row_stride, None, &cfg, opts.accumulate).map(|_| cfg);
     }
     check_operand("A", &a)?;
     check_operand("B", &b)?;
@@ -467,6 +485,7 @@ pub fn scaled_matvec<R, A, B, O>(
     bias: Option<&R::Buffer<f32>>,
     out: &mut R::Buffer<O>,
     out_row_stride: usize,
+    norm: Option<RmsNorm<R::Buffer<f32>>>,
     cfg: &GemmConfig,
     accumulate: bool,
 ) -> Result<(), GemmError<R::Error>>
@@ -477,24 +496,28 @@ where
     O: Numeric + Elem,
 {
     check_operand("out", &Operand { buf: &*out, rows: a.rows, cols: b.rows, row_stride: out_row_stride })?;
-    let ((sa, _), (sb, col_scale)) = check_matvec(&a, &b, scale_a, scale_b, cfg)?;
+    let ((sa, _), (sb, col_scale)) = check_matvec(&a, &b, scale_a, scale_b, norm, cfg)?;
     if let Some(bias) = bias {
         check_len("bias", bias.len(), b.rows)?;
     }
+    if norm.is_some() && (bias.is_some() || accumulate) {
+        return Err(GemmError::NormedEpilogue);
+    }
     check_tiles(cfg)?;
     let flags = Flags { row_scale: false, col_scale, bias: bias.is_some(), accumulate };
-    launch_matvec(rt, a.buf, b, sa, sb, bias, out, *cfg, flags).map_err(GemmError::Runtime)
+    launch_matvec(rt, a.buf, b, sa, sb, bias, norm, out, *cfg, flags).map_err(GemmError::Runtime)
 }
 
 /// The checks of a matrix-vector product ([`scaled_matvec`], [`swiglu_matvec`](super::swiglu_matvec)):
-/// the operands (one row of `A`), the scales (`scale_b` per tensor or per row of `B`), and a matvec
-/// config with no split. Returns the scale buffers as [`check_scales`] does.
+/// the operands (one row of `A`), the scales (`scale_b` per tensor or per row of `B`), the norm's
+/// weights, and a matvec config with no split. Returns the scale buffers as [`check_scales`] does.
 #[allow(clippy::type_complexity)]
 pub(super) fn check_matvec<'s, E: std::error::Error, BA: AnyBuffer, BB: AnyBuffer, BS: AnyBuffer>(
     a: &Operand<BA>,
     b: &Operand<BB>,
     scale_a: Scale<'s, BS>,
     scale_b: Scale<'s, BS>,
+    norm: Option<RmsNorm<'_, BS>>,
     cfg: &GemmConfig,
 ) -> Result<((&'s BS, bool), (&'s BS, bool)), GemmError<E>> {
     check_operand("A", a)?;
@@ -504,6 +527,9 @@ pub(super) fn check_matvec<'s, E: std::error::Error, BA: AnyBuffer, BB: AnyBuffe
         return Err(GemmError::KMismatch { m, ka: k, n, kb: b.cols });
     }
     let scales = check_scales(scale_a, scale_b, m, n)?;
+    if let Some(norm) = norm {
+        check_len("gamma (the RMSNorm's weights)", norm.gamma.len(), k)?;
+    }
     if !cfg.is_matvec() {
         return Err(GemmError::NotMatvec(super::tuning::describe(cfg)));
     }
@@ -603,6 +629,7 @@ fn launch_matvec<R, A, B, O>(
     sa: &R::Buffer<f32>,
     sb: &R::Buffer<f32>,
     bias: Option<&R::Buffer<f32>>,
+    norm: Option<RmsNorm<R::Buffer<f32>>>,
     out: &mut R::Buffer<O>,
     cfg: GemmConfig,
     Flags { col_scale, bias: with_bias, accumulate, .. }: Flags,
@@ -616,9 +643,11 @@ where
     let (n, k) = (b.rows, b.cols);
     let options = LaunchOptions { num_warps: Some(1), ..cfg.options };
     let grid = Grid::from(n.div_ceil(cfg.block_n as usize) as u32).with(options);
-    let mv = ScaledMvInstance { block_n: cfg.block_n as i32, block_k: cfg.block_k as i32, col_scale, bias: with_bias, accumulate };
-    // At one row a per-row scale is one value, read as per tensor; without a bias, `sa` stands in for it.
-    mv.launch::<A, B, O, R>(rt, grid, a, b.buf, out, sa, sb, bias.unwrap_or(sa), n as i32, k as i32, b.row_stride as i32)
+    let mv = ScaledMvInstance { block_n: cfg.block_n as i32, block_k: cfg.block_k as i32, norm: norm.is_some(), col_scale, bias: with_bias, accumulate };
+    // At one row a per-row scale is one value, read as per tensor; without a bias or a norm, `sa`
+    // stands in for the pointer the kernel does not read.
+    let (gamma, eps) = norm.map_or((sa, 0.0), |n| (n.gamma, n.eps));
+    mv.launch::<A, B, O, R>(rt, grid, a, b.buf, out, sa, sb, bias.unwrap_or(sa), gamma, eps, n as i32, k as i32, b.row_stride as i32)
 }
 
 /// The launches of one GEMM: its main kernel, then the ordered combine where there is one (or, for

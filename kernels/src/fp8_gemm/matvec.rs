@@ -24,9 +24,13 @@ use dsl_core::prelude::*;
 ///   blocks of `K` before using either, so two loads per row are in flight.
 /// - `B`'s rows are `stride_bn` apart; `A`'s elements and each row's are contiguous. Any `K >= 1`
 ///   (masked; with `K` and `stride_bn` multiples of 16 the loads are 16 bytes).
+///
+/// With `NORM`, `A` is a row of the residual stream and the product is that of its RMSNorm: `A · Bᵀ`
+/// becomes `rms(A) * ((A ⊙ gamma) · Bᵀ)` with `rms(A) = 1 / sqrt(mean(A²) + eps)`, the sum of squares
+/// taken in the same loop (each program reads all of `A` anyway), so no norm kernel runs before it.
 #[kernel(instances(
     (BLOCK_N, BLOCK_K) in [(2, 512), (4, 512), (4, 256), (8, 256)],
-    COL_SCALE in bool, BIAS in bool, ACCUMULATE in bool,
+    (NORM = false, COL_SCALE in bool, BIAS in bool, ACCUMULATE in bool) | (NORM = true, COL_SCALE in bool, BIAS = false, ACCUMULATE = false),
 ))]
 pub fn scaled_mv<
     A,
@@ -34,6 +38,7 @@ pub fn scaled_mv<
     O,
     const BLOCK_N: i32,
     const BLOCK_K: i32,
+    const NORM: bool,
     const COL_SCALE: bool,
     const BIAS: bool,
     const ACCUMULATE: bool,
@@ -44,6 +49,8 @@ pub fn scaled_mv<
     scale_a: Ptr<f32>,
     scale_b: Ptr<f32>,
     bias: Ptr<f32>,
+    gamma: Ptr<f32>,
+    eps: f32,
     n: i32,
     k: i32,
     stride_bn: i32,
@@ -59,19 +66,31 @@ pub fn scaled_mv<
     // broadcast instead of exchanged.
     let row_offs = rn.expand_dims(1) * stride_bn;
     let mut acc = zeros::<f32>([BLOCK_N, BLOCK_K]);
+    let mut squares = zeros::<f32>([BLOCK_K]);
     for k0 in (0..k).step_by(2 * BLOCK_K) {
         let k1 = k0 + rk;
         let k2 = k0 + BLOCK_K + rk;
-        let x1 = load_masked(a + k1, k1 < k, 0);
-        let x2 = load_masked(a + k2, k2 < k, 0);
+        let x1 = load_masked(a + k1, k1 < k, 0).to::<f32>();
+        let x2 = load_masked(a + k2, k2 < k, 0).to::<f32>();
         let w1 = load_masked(b + (row_offs + k1.expand_dims(0)), n_ok & (k1.expand_dims(0) < k), 0);
         let w2 = load_masked(b + (row_offs + k2.expand_dims(0)), n_ok & (k2.expand_dims(0) < k), 0);
-        acc = fma(w1.to::<f32>(), x1.to::<f32>().expand_dims(0), acc);
-        acc = fma(w2.to::<f32>(), x2.to::<f32>().expand_dims(0), acc);
+        squares = if NORM { fma(x2, x2, fma(x1, x1, squares)) } else { squares };
+        let x1 = if NORM { x1 * load_masked(gamma + k1, k1 < k, 0.0) } else { x1 };
+        let x2 = if NORM { x2 * load_masked(gamma + k2, k2 < k, 0.0) } else { x2 };
+        acc = fma(w1.to::<f32>(), x1.expand_dims(0), acc);
+        acc = fma(w2.to::<f32>(), x2.expand_dims(0), acc);
     }
     // One output row: row 0 of an `M = 1` problem, stride unused.
     let (row, one) = (zeros::<i32>([1]), full::<i32>([1], 1));
     let out = sum(acc, 1).expand_dims(0);
+    let out = if NORM { out * inv_rms(squares, k, eps) } else { out };
     let ok = rn.expand_dims(0) < n;
     store_combined::<O, false, COL_SCALE, BIAS, ACCUMULATE>(out, c, scale_a, scale_b, bias, row, rn, one, n, row, ok);
+}
+
+/// `1 / sqrt(sum(squares) / k + eps)`: the RMSNorm factor of a row whose squares were summed into
+/// `squares` (lane-wise), as a one-element tile.
+#[kernel_fn]
+pub(super) fn inv_rms(squares: Tile<f32>, k: Tile<i32>, eps: Tile<f32>) -> Tile<f32> {
+    1.0 / sqrt(sum(squares, 0) / k.to::<f32>() + eps)
 }

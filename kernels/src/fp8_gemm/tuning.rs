@@ -128,7 +128,7 @@ where
     let (block_m, block_n, block_k) = (g.block_m as i32, g.block_n as i32, g.block_k as i32);
     if g.is_matvec() {
         let (col_scale, bias, accumulate) = (false, false, false);
-        ScaledMvInstance { block_n, block_k, col_scale, bias, accumulate }.spec::<A, B, f32>()
+        ScaledMvInstance { block_n, block_k, norm: false, col_scale, bias, accumulate }.spec::<A, B, f32>()
     } else if g.stream_k > 0 {
         ScaledMmStreamkInstance { block_m, block_n, block_k }.spec::<A, B>()
     } else if g.fused_combine {

@@ -230,12 +230,15 @@ fn tiny_random_llamas_fp8_and_device_greedy_on_the_interpreter() {
         // tolerance and with bits of its own. (Which is closer to transformers is not asserted: on these
         // tiny random models the weights' rounding dominates, and either can win by chance; the
         // measure is SmolLM2 on the GPU, `gpu-check smollm2`.)
-        // And with the SwiGLU as its own kernel instead of in the gate-and-up product's epilogue: the
-        // fused one (the default) must give other bits (it really ran), within the same tolerance.
+        // And with the SwiGLU as its own kernel instead of in the gate-and-up product's epilogue, and the
+        // norms as their own kernels instead of in the products after them: the fused ones (the
+        // default) must give other bits (they really ran), within the same tolerance.
         let w8a8 = GpuOptions { matvec_fp8_activations: true, ..fp8 };
         let unfused = GpuOptions { fused_swiglu: false, ..fp8 };
-        let (mut sums, mut steps) = (vec![], vec![]);
-        for (opts, tol) in [(GpuOptions::default(), 6e-2), (fp8, TOL_FP8), (w8a8, TOL_FP8), (unfused, TOL_FP8)] {
+        let norm_kernels = GpuOptions { fused_norm: false, ..fp8 };
+        let (mut sums, mut all_steps) = (vec![], vec![]);
+        for (opts, tol) in [(GpuOptions::default(), 6e-2), (fp8, TOL_FP8), (w8a8, TOL_FP8), (unfused, TOL_FP8), (norm_kernels, TOL_FP8)] {
+            let mut steps = vec![];
             let mut gemm = create_backend(Device::Interp, w.clone(), 32, GpuOptions { matvec_rows: None, ..opts }).unwrap();
             let mut mv = create_backend(Device::Interp, w.clone(), 32, GpuOptions { matvec_rows: Some(4), ..opts }).unwrap();
             let (head, tail) = ids.split_at(ids.len() / 2);
@@ -252,14 +255,15 @@ fn tiny_random_llamas_fp8_and_device_greedy_on_the_interpreter() {
             }
             assert!(differs, "{name} {opts:?}: the matvec decode steps gave the split-K GEMM's bits");
             sums.push(sum);
+            all_steps.push(steps);
         }
-        let per = steps.len() / 4;
-        let (fused_steps, unfused_steps) = (&steps[per..2 * per], &steps[3 * per..]);
-        assert!(steps[per..2 * per].iter().zip(&steps[2 * per..3 * per]).any(|(x, y)| x.to_bits() != y.to_bits()), "{name}: fp8 decode gave the same bits with bf16 and e4m3 activations");
-        assert!(fused_steps.iter().zip(unfused_steps).any(|(x, y)| x.to_bits() != y.to_bits()), "{name}: the fused SwiGLU gave the SwiGLU kernel's bits");
+        let differ = |a: &[f32], b: &[f32]| a.iter().zip(b).any(|(x, y)| x.to_bits() != y.to_bits());
+        assert!(differ(&all_steps[1], &all_steps[2]), "{name}: fp8 decode gave the same bits with bf16 and e4m3 activations");
+        assert!(differ(&all_steps[1], &all_steps[3]), "{name}: the fused SwiGLU gave the SwiGLU kernel's bits");
+        assert!(differ(&all_steps[1], &all_steps[4]), "{name}: the norms in the GEMMs gave the norm kernels' bits");
         eprintln!(
-            "{name}: matvec decode, summed relative error to transformers: bf16 {:.3}, fp8 W8A16 {:.3}, fp8 W8A8 {:.3}, fp8 W8A16 with the SwiGLU kernel {:.3}",
-            sums[0], sums[1], sums[2], sums[3]
+            "{name}: matvec decode, summed relative error to transformers: bf16 {:.3}, fp8 W8A16 {:.3}, fp8 W8A8 {:.3}, fp8 with the SwiGLU kernel {:.3}, fp8 with the norm kernels {:.3}",
+            sums[0], sums[1], sums[2], sums[3], sums[4]
         );
         for opts in [GpuOptions::default(), fp8] {
             let mut by_logits = create_backend(Device::Interp, w.clone(), 32, opts).unwrap();

@@ -6,7 +6,7 @@ use super::*;
 use dsl_core::lang::{DotOperands, Numeric};
 use dsl_core::prelude::{bf16, e4m3, e5m2, f16, LaunchOptions, Runtime};
 use kernels::fp8_gemm::{
-    fp8_gemm, matvec_tiles, quantize_rows, scaled_matvec, swiglu_matvec, swiglu_tiles, tickets_len, workspace_len, GemmConfig, GemmError, GemmOptions, Operand, Scale, SplitKMode, Workspace,
+    fp8_gemm, matvec_tiles, quantize_rows, scaled_matvec, swiglu_matvec, swiglu_tiles, RmsNorm, tickets_len, workspace_len, GemmConfig, GemmError, GemmOptions, Operand, Scale, SplitKMode, Workspace,
 };
 
 cases!(
@@ -199,6 +199,54 @@ pub fn fp8_gemm_accumulates_into_out<R: Runtime>(rt: &R) {
     }
 }
 
+/// An RMSNorm for a matrix-vector product over `p`'s row of `A`: random positive weights.
+struct Norm {
+    gamma: Vec<f32>,
+    eps: f32,
+}
+
+impl Norm {
+    fn new<A: TestElem, B: TestElem>(p: &Problem<A, B>, seed: u64) -> Norm {
+        let mut r = rng(seed);
+        Norm { gamma: (0..p.k).map(|_| r.gen_range(0.5f32..1.5)).collect(), eps: 1e-5 }
+    }
+
+    /// [`Problem::reference`] (`scale_a` per tensor, no bias) of the normed row `A ⊙ gamma / rms(A)`.
+    fn reference<A: TestElem, B: TestElem>(&self, p: &Problem<A, B>, col: bool) -> (Vec<f64>, Vec<f64>) {
+        let x = &p.af[..p.k];
+        let inv = 1.0 / (x.iter().map(|v| v * v).sum::<f64>() / p.k as f64 + self.eps as f64).sqrt();
+        let h: Vec<f64> = x.iter().zip(&self.gamma).map(|(v, &g)| v * inv * g as f64).collect();
+        let scm = p.n + SCM_PAD;
+        let (mut want, mut mag) = (vec![f64::NAN; scm], vec![0.0; scm]);
+        for j in 0..p.n {
+            let (s, g) = dot_f64(&h, &p.bf[j * p.sbn..][..p.k]);
+            let sc = p.sa[0] as f64 * (if col { p.sb[j] } else { p.sb[0] }) as f64;
+            (want[j], mag[j]) = (s * sc, g * sc);
+        }
+        (want, mag)
+    }
+}
+
+/// [`scaled_matvec`] with an RMSNorm of an f32 row (the residual stream) in front, into bf16.
+fn run_normed<R: Runtime, B: TestElem + Numeric>(rt: &R, p: &Problem<f32, B>, col: bool, rows: u32, bk: u32, seed: u64) {
+    let norm = Norm::new(p, seed);
+    let scm = p.n + SCM_PAD;
+    let (ba, bb, sa, sb, gamma) = (upload(rt, &p.a), upload(rt, &p.b), upload(rt, &p.sa), upload(rt, &p.sb), upload(rt, &norm.gamma));
+    let mut c = poisoned::<R, bf16>(rt, scm);
+    let a = Operand { buf: &ba, rows: 1, cols: p.k, row_stride: p.k + 1 };
+    let b = Operand { buf: &bb, rows: p.n, cols: p.k, row_stride: p.sbn };
+    let scale_b = if col { Scale::PerColumn(&sb) } else { Scale::PerTensor(&sb) };
+    let what = format!("scaled_matvec with RMSNorm 1x{}x{} f32 x {} col_scale={col} rows {rows} block_k {bk}", p.n, p.k, B::NAME);
+    let rms = Some(RmsNorm { gamma: &gamma, eps: norm.eps });
+    ok(&what, scaled_matvec(rt, a, b, Scale::PerTensor(&sa), scale_b, None, &mut c, scm, rms, &GemmConfig::matvec(rows, bk), false));
+    let got = download_f64(rt, &c);
+    let (want, mag) = norm.reference(p, col);
+    let written = |i: usize| i % scm < p.n;
+    // The products in f32 as without the norm; the norm's factor in f32 (a sum of K squares).
+    assert_close_where(&what, &got, &want, bf16::U, |i| 3e-5 * mag[i] + bf16::TINY, written);
+    assert_poison_kept(&what, &got, written);
+}
+
 /// [`scaled_matvec`] with bf16 activations against e4m3 weights (no `dot` takes the pair), into bf16:
 /// `scale_a` per tensor (W8A16 has none: the decode step passes 1), `scale_b` per column or not.
 fn run_w8a16<R: Runtime>(rt: &R, p: &Problem<bf16, e4m3>, col: bool, bias: bool, rows: u32, bk: u32) {
@@ -210,7 +258,7 @@ fn run_w8a16<R: Runtime>(rt: &R, p: &Problem<bf16, e4m3>, col: bool, bias: bool,
     let b = Operand { buf: &bb, rows: p.n, cols: p.k, row_stride: p.sbn };
     let scale_b = if col { Scale::PerColumn(&sb) } else { Scale::PerTensor(&sb) };
     let what = format!("scaled_matvec 1x{}x{} bf16 x e4m3 col_scale={col} bias={bias} rows {rows} block_k {bk}", p.n, p.k);
-    let res = scaled_matvec(rt, a, b, Scale::PerTensor(&sa), scale_b, bias.then_some(&bbias), &mut c, scm, &GemmConfig::matvec(rows, bk), false);
+    let res = scaled_matvec(rt, a, b, Scale::PerTensor(&sa), scale_b, bias.then_some(&bbias), &mut c, scm, None, &GemmConfig::matvec(rows, bk), false);
     ok(&what, res);
     let got = download_f64(rt, &c);
     let (want, mag) = p.reference(false, col, bias);
@@ -222,7 +270,8 @@ fn run_w8a16<R: Runtime>(rt: &R, p: &Problem<bf16, e4m3>, col: bool, bias: bool,
 /// The matrix-vector product of `M = 1` (`GemmConfig::matvec`): every declared tile with fp8 and bf16
 /// operands, rows of `B` unaligned (scalar loads) and aligned (16-byte loads), `N` not a multiple of
 /// the rows per program and `K` not a multiple of the two blocks a step reads, every scale mode, bias,
-/// accumulation into `out`, bf16 activations against e4m3 weights ([`scaled_matvec`]); refused for more
+/// accumulation into `out`, bf16 activations against e4m3 weights and an RMSNorm of an f32 row in front
+/// ([`scaled_matvec`]); refused for more
 /// than one row of `A`, and a split-K config refused by [`scaled_matvec`].
 pub fn fp8_gemm_matvec<R: Runtime>(rt: &R) {
     let tiles = matvec_tiles();
@@ -234,6 +283,8 @@ pub fn fp8_gemm_matvec<R: Runtime>(rt: &R) {
     let half_ragged = Problem::<bf16, bf16>::new(1, 9, 300, 964);
     let w8a16 = Problem::<bf16, e4m3>::aligned(1, 50, 1056, 966);
     let w8a16_ragged = Problem::<bf16, e4m3>::new(1, 13, 700, 967);
+    let normed_fp8 = Problem::<f32, e4m3>::new(1, 23, 1100, 977);
+    let normed_half = Problem::<f32, bf16>::aligned(1, 11, 4096 + 256, 978);
     for (i, &(rows, bk)) in tiles.iter().enumerate() {
         let c = Some(GemmConfig::matvec(rows, bk));
         let (row, col, bias) = (i % 2 == 0, i % 3 != 1, i % 2 == 1);
@@ -244,6 +295,11 @@ pub fn fp8_gemm_matvec<R: Runtime>(rt: &R) {
         run::<R, _, _, f16>(rt, &half_ragged, true, col, false, c, SplitKMode::Deterministic);
         run_w8a16(rt, &w8a16, col, bias, rows, bk);
         run_w8a16(rt, &w8a16_ragged, !col, !bias, rows, bk);
+        if bk == 512 {
+            run_normed(rt, &normed_fp8, col, rows, bk, 968 + i as u64);
+        } else {
+            run_normed(rt, &normed_half, !col, rows, bk, 968 + i as u64);
+        }
     }
     // `out += ...` into random f32 values (pad columns poisoned).
     let p = &aligned;
@@ -281,7 +337,7 @@ pub fn fp8_gemm_matvec<R: Runtime>(rt: &R) {
         }
     }
     let split = GemmConfig::split(16, 64, 256, 1);
-    match scaled_matvec(rt, a2, b2, Scale::PerTensor(&sa), Scale::PerTensor(&sb), None, &mut c, scm, &split, false) {
+    match scaled_matvec(rt, a2, b2, Scale::PerTensor(&sa), Scale::PerTensor(&sb), None, &mut c, scm, None, &split, false) {
         Err(GemmError::NotMatvec(..)) => {}
         other => panic!("scaled_matvec with a split-K config: {:?}", other.map_err(|e| e.to_string())),
     }
@@ -290,20 +346,25 @@ pub fn fp8_gemm_matvec<R: Runtime>(rt: &R) {
 
 /// [`swiglu_matvec`]: the gate-and-up product of one row with its SwiGLU in the epilogue, `out[j] =
 /// silu(g_j) * u_j` over a `[2f, K]` weight, for every declared tile: bf16 activations against e4m3
-/// weights (scales per row of the weight, or per tensor) and bf16 against bf16, `f` not a multiple of
-/// the outputs per program, `K` ragged; poisoned outputs. Refused: an odd row count, an undeclared tile.
+/// weights (scales per row of the weight, or per tensor) and bf16 against bf16, with and without an
+/// RMSNorm of an f32 row in front, `f` not a multiple of the outputs per program, `K` ragged; poisoned
+/// outputs. Refused: an odd row count, an undeclared tile.
 pub fn swiglu_matvec_epilogue<R: Runtime>(rt: &R) {
     let tiles = swiglu_tiles();
     assert!(tiles.len() >= 4, "swiglu_mv declares {} tiles", tiles.len());
     let fp8 = Problem::<bf16, e4m3>::aligned(1, 2 * 21, 1056, 970);
     let fp8_ragged = Problem::<bf16, e4m3>::new(1, 2 * 7, 700, 971);
     let half = Problem::<bf16, bf16>::aligned(1, 2 * 19, 528, 972);
+    let normed = Problem::<f32, e4m3>::new(1, 2 * 9, 1100, 975);
+    let normed_half = Problem::<f32, bf16>::aligned(1, 2 * 5, 576, 976);
     for (i, &(outs, bk)) in tiles.iter().enumerate() {
         let cfg = GemmConfig::matvec(2 * outs, bk);
         let col = i % 2 == 0;
-        run_swiglu(rt, &fp8, col, &cfg);
-        run_swiglu(rt, &fp8_ragged, !col, &cfg);
-        run_swiglu(rt, &half, col, &cfg);
+        run_swiglu(rt, &fp8, col, None, &cfg);
+        run_swiglu(rt, &fp8_ragged, !col, None, &cfg);
+        run_swiglu(rt, &half, col, None, &cfg);
+        run_swiglu(rt, &normed, !col, Some(&Norm::new(&normed, 973)), &cfg);
+        run_swiglu(rt, &normed_half, col, Some(&Norm::new(&normed_half, 974)), &cfg);
     }
     let p = &fp8;
     let (ba, bb, sa, sb) = (upload(rt, &p.a), upload(rt, &p.b), upload(rt, &p.sa), upload(rt, &p.sb));
@@ -312,11 +373,11 @@ pub fn swiglu_matvec_epilogue<R: Runtime>(rt: &R) {
     let odd = Operand { buf: &bb, rows: p.n - 1, cols: p.k, row_stride: p.sbn };
     let b = Operand { buf: &bb, rows: p.n, cols: p.k, row_stride: p.sbn };
     let (outs, bk) = tiles[0];
-    match swiglu_matvec(rt, a, odd, Scale::PerTensor(&sa), Scale::PerTensor(&sb), &mut c, &GemmConfig::matvec(2 * outs, bk)) {
+    match swiglu_matvec(rt, a, odd, Scale::PerTensor(&sa), Scale::PerTensor(&sb), None, &mut c, &GemmConfig::matvec(2 * outs, bk)) {
         Err(GemmError::Gated(_)) => {}
         other => panic!("swiglu_matvec with an odd row count: {:?}", other.map_err(|e| e.to_string())),
     }
-    match swiglu_matvec(rt, a, b, Scale::PerTensor(&sa), Scale::PerTensor(&sb), &mut c, &GemmConfig::matvec(2 * outs + 1, bk)) {
+    match swiglu_matvec(rt, a, b, Scale::PerTensor(&sa), Scale::PerTensor(&sb), None, &mut c, &GemmConfig::matvec(2 * outs + 1, bk)) {
         Err(GemmError::GatedTile(_)) => {}
         other => panic!("swiglu_matvec with an odd tile: {:?}", other.map_err(|e| e.to_string())),
     }
@@ -324,18 +385,23 @@ pub fn swiglu_matvec_epilogue<R: Runtime>(rt: &R) {
 }
 
 /// One [`swiglu_matvec`] against the float64 SwiGLU of `p`'s gate rows `0..f` and up rows `f..2f`.
-fn run_swiglu<R: Runtime, A: TestElem + Numeric, B: TestElem + Numeric>(rt: &R, p: &Problem<A, B>, col: bool, cfg: &GemmConfig) {
+fn run_swiglu<R: Runtime, A: TestElem + Numeric, B: TestElem + Numeric>(rt: &R, p: &Problem<A, B>, col: bool, norm: Option<&Norm>, cfg: &GemmConfig) {
     let f = p.n / 2;
     let (ba, bb, sa, sb) = (upload(rt, &p.a), upload(rt, &p.b), upload(rt, &p.sa), upload(rt, &p.sb));
+    let gamma = upload(rt, norm.map_or(&[0f32][..], |n| &n.gamma));
     let mut c = poisoned::<R, bf16>(rt, f + SCM_PAD);
     let a = Operand { buf: &ba, rows: 1, cols: p.k, row_stride: p.k + 1 };
     let b = Operand { buf: &bb, rows: p.n, cols: p.k, row_stride: p.sbn };
     let scale_b = if col { Scale::PerColumn(&sb) } else { Scale::PerTensor(&sb) };
-    let what = format!("swiglu_matvec 1x{}x{} {}x{} col_scale={col} {:?}", p.n, p.k, A::NAME, B::NAME, cfg);
-    ok(&what, swiglu_matvec(rt, a, b, Scale::PerTensor(&sa), scale_b, &mut c, cfg));
+    let what = format!("swiglu_matvec 1x{}x{} {}x{} col_scale={col} norm={} {:?}", p.n, p.k, A::NAME, B::NAME, norm.is_some(), cfg);
+    let rms = norm.map(|n| RmsNorm { gamma: &gamma, eps: n.eps });
+    ok(&what, swiglu_matvec(rt, a, b, Scale::PerTensor(&sa), scale_b, rms, &mut c, cfg));
     let got = download_f64(rt, &c);
     // The GEMM's reference (scale_a per tensor): g_j at column j, u_j at column f + j.
-    let (gu, mag) = p.reference(false, col, false);
+    let (gu, mag) = match norm {
+        Some(n) => n.reference(p, col),
+        None => p.reference(false, col, false),
+    };
     let silu = |x: f64| x / (1.0 + (-x).exp());
     let want: Vec<f64> = (0..f + SCM_PAD).map(|j| if j < f { silu(gu[j]) * gu[f + j] } else { f64::NAN }).collect();
     // d(silu(g) u) = u (σ + g σ (1 - σ)) dg + silu(g) du, with |σ + g σ (1 - σ)| < 1.1; f32 products

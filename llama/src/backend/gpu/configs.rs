@@ -36,6 +36,8 @@ pub struct GemmConfigs {
     matvec_fp8_activations: bool,
     /// One-row gate-and-up projections write the SwiGLU themselves (`GpuOptions::fused_swiglu`).
     fused_swiglu: bool,
+    /// One-row GEMMs after an RMSNorm apply it themselves (`GpuOptions::fused_norm`).
+    fused_norm: bool,
 }
 
 /// A configuration and where it came from.
@@ -58,7 +60,7 @@ impl GemmConfigs {
                 .collect(),
             None => vec![],
         };
-        GemmConfigs { device: device.map(str::to_string), tuners, sm_count, fused, warned: AtomicBool::new(false), split_k: None, matvec_rows: None, matvec_fp8_activations: false, fused_swiglu: true }
+        GemmConfigs { device: device.map(str::to_string), tuners, sm_count, fused, warned: AtomicBool::new(false), split_k: None, matvec_rows: None, matvec_fp8_activations: false, fused_swiglu: true, fused_norm: true }
     }
 
     /// Every GEMM split `split_k` times (a split-K grid of the chosen tiles); `None`: as chosen.
@@ -91,6 +93,17 @@ impl GemmConfigs {
 
     pub fn fuses_swiglu(&self) -> bool {
         self.fused_swiglu
+    }
+
+    /// The matrix-vector products after an RMSNorm apply it to the residual row themselves (`true`)
+    /// or read the rows a norm kernel wrote.
+    pub fn with_fused_norm(mut self, fused: bool) -> GemmConfigs {
+        self.fused_norm = fused;
+        self
+    }
+
+    pub fn fuses_norm(&self) -> bool {
+        self.fused_norm
     }
 
     /// Whether an `m`-row GEMM with FP8 (`fp8`) weights reads bf16 activations: a matrix-vector product

@@ -85,11 +85,15 @@ pub struct GpuOptions {
     /// in its epilogue, so no SwiGLU kernel runs after it (bench/llama_gpu/NOTES.md); off: the SwiGLU
     /// kernel.
     pub fused_swiglu: bool,
+    /// The matrix-vector products after an RMSNorm (QKV, gate-and-up, the LM head at decode) read the
+    /// f32 residual row and apply the norm themselves, so no norm kernel runs before them; off: the
+    /// norm kernel.
+    pub fused_norm: bool,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { weights: WeightFormat::Bf16, graphs: true, programmatic: true, tuned_configs: true, fused_combine: false, split_k: None, matvec_rows: Some(2), matvec_fp8_activations: false, fused_swiglu: true }
+        GpuOptions { weights: WeightFormat::Bf16, graphs: true, programmatic: true, tuned_configs: true, fused_combine: false, split_k: None, matvec_rows: Some(2), matvec_fp8_activations: false, fused_swiglu: true, fused_norm: true }
     }
 }
 
@@ -155,7 +159,7 @@ impl<R: StepRuntime> GpuBackend<R> {
         };
         let model = Model::new(&rt, c.clone(), w, shape, sm_count, rt.warpgroup_mma())?;
         let device = if opts.tuned_configs { rt.device_name() } else { None };
-        let configs = Arc::new(GemmConfigs::new(device.as_deref(), sm_count, opts.fused_combine).with_split_k(opts.split_k).with_matvec_rows(opts.matvec_rows).with_matvec_fp8_activations(opts.matvec_fp8_activations).with_fused_swiglu(opts.fused_swiglu));
+        let configs = Arc::new(GemmConfigs::new(device.as_deref(), sm_count, opts.fused_combine).with_split_k(opts.split_k).with_matvec_rows(opts.matvec_rows).with_matvec_fp8_activations(opts.matvec_fp8_activations).with_fused_swiglu(opts.fused_swiglu).with_fused_norm(opts.fused_norm));
         let decode = Activations::new(&rt, &c, 1, 1, configs.clone())?;
         Ok(GpuBackend { rt, name, model, decode, prefill: None, graph: None, graph_moved: 0, warm: false, opts, configs, capacity, pos: 0 })
     }
@@ -269,8 +273,10 @@ where
                 let fp8 = self.opts.weights == WeightFormat::Fp8;
                 let rows = self.configs.choose(1, 1, 1, fp8).config.block_n;
                 let act = if !fp8 { "" } else if self.configs.reads_bf16(1, true) { ", bf16 activations" } else { ", e4m3 activations" };
-                let swiglu = if self.opts.fused_swiglu && self.configs.reads_bf16(1, fp8) { ", SwiGLU fused" } else { "" };
-                format!(", matrix-vector GEMMs at batch 1 ({rows} rows a program{act}{swiglu})")
+                let bf16_in = self.configs.reads_bf16(1, fp8);
+                let swiglu = if self.opts.fused_swiglu && bf16_in { ", SwiGLU fused" } else { "" };
+                let norm = if self.opts.fused_norm && bf16_in { ", norms fused" } else { "" };
+                format!(", matrix-vector GEMMs at batch 1 ({rows} rows a program{act}{swiglu}{norm})")
             }
             None => String::new(),
         };

@@ -13,7 +13,7 @@ use dsl_core::lang::Numeric;
 use dsl_core::prelude::{bf16, e4m3};
 use dsl_core::runtime::{AnyBuffer, Launch, Runtime};
 use dsl_core::types::Elem;
-use kernels::fp8_gemm::{fp8_gemm, fp8_gemm_partials, quantize_rows, scaled_matvec, swiglu_matvec, tickets_len, workspace_len, GemmOptions, Operand, Partials, Scale, Workspace};
+use kernels::fp8_gemm::{fp8_gemm, fp8_gemm_partials, quantize_rows, scaled_matvec, swiglu_matvec, tickets_len, RmsNorm, workspace_len, GemmOptions, Operand, Partials, Scale, Workspace};
 use kernels::greedy::{argmax_rows, partials_len};
 use kernels::kv_attention::cache::{rope_append_rows, RopeTables, RowsAt};
 use kernels::kv_attention::decode::{decode_step, workspace_lens, DecodeBuffers, DecodeConfig};
@@ -115,10 +115,13 @@ pub struct Gemm<R: Runtime> {
 }
 
 /// A linear layer's input rows: bf16, or already quantized per token into [`Gemm::aq`] and
-/// [`Gemm::a_scale`] by a fused kernel (FP8 weights only).
+/// [`Gemm::a_scale`] by a fused kernel (FP8 weights only), or the residual row and the norm to apply.
 enum Input<'a, R: Runtime> {
     Bf16(&'a R::Buffer<bf16>),
     Quantized,
+    /// One f32 row of the residual stream, normed by the matrix-vector product itself
+    /// ([`RmsNorm`]): decode at batch 1 with no norm kernel ahead.
+    Normed(&'a R::Buffer<f32>, RmsNorm<'a, R::Buffer<f32>>),
 }
 
 impl<'a, R: Runtime> Input<'a, R> {
@@ -184,12 +187,21 @@ fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: Input<'_, R
         (Weight::Bf16(_), Input::Quantized) => {
             return Err(LlamaError::Backend("internal: fp8 activations for a bf16 weight".into()));
         }
+        (_, Input::Normed(x, norm)) => {
+            let a = Operand { buf: x, rows: m, cols: k, row_stride: k };
+            let (_, sb) = scales(&w.w, &g.one, &g.a_scale);
+            match &w.w {
+                Weight::Bf16(b) => scaled_matvec(rt, a, Operand { buf: b, rows: n, cols: k, row_stride: k }, Scale::PerTensor(&g.one), sb, None, out, n, Some(norm), &cfg, into == Out::Add),
+                Weight::Fp8 { q, .. } => scaled_matvec(rt, a, Operand { buf: q, rows: n, cols: k, row_stride: k }, Scale::PerTensor(&g.one), sb, None, out, n, Some(norm), &cfg, into == Out::Add),
+            }
+            .map_err(gemm)?;
+        }
         (Weight::Fp8 { q, .. }, Input::Bf16(a)) if g.configs.reads_bf16(m, true) => {
             // W8A16: the matrix-vector product reads the bf16 rows as they are; no activation scale.
             let a = Operand { buf: a, rows: m, cols: k, row_stride: k };
             let b = Operand { buf: q, rows: n, cols: k, row_stride: k };
             let (_, sb) = scales(&w.w, &g.one, &g.a_scale);
-            scaled_matvec(rt, a, b, Scale::PerTensor(&g.one), sb, None, out, n, &cfg, into == Out::Add).map_err(gemm)?;
+            scaled_matvec(rt, a, b, Scale::PerTensor(&g.one), sb, None, out, n, None, &cfg, into == Out::Add).map_err(gemm)?;
         }
         (Weight::Fp8 { q, .. }, a) => {
             if let Input::Bf16(a) = a {
@@ -212,17 +224,25 @@ fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: Input<'_, R
 
 /// `out[0, j] = silu(g_j) * u_j` of one bf16 row `a` against the fused gate-and-up weight `w` (`[2f, K]`),
 /// the SwiGLU in the matrix-vector product's epilogue ([`swiglu_matvec`]); FP8 weights read `a` as bf16.
-fn swiglu_linear<R: Runtime>(rt: &R, g: &Gemm<R>, a: &R::Buffer<bf16>, w: &Matrix<R>, out: &mut R::Buffer<bf16>) -> Result<()> {
+fn swiglu_linear<R: Runtime>(rt: &R, g: &Gemm<R>, a: Input<'_, R>, w: &Matrix<R>, out: &mut R::Buffer<bf16>) -> Result<()> {
     let (n, k) = (w.rows, w.cols);
     let cfg = g.configs.choose(1, n, k, w.is_fp8()).config;
-    let a = Operand { buf: a, rows: 1, cols: k, row_stride: k };
     let gemm = |e| LlamaError::Backend(format!("gate-and-up GEMM with SwiGLU 1x{n}x{k}: {e}"));
     let (_, sb) = scales(&w.w, &g.one, &g.a_scale);
-    match &w.w {
-        Weight::Bf16(b) => swiglu_matvec(rt, a, Operand { buf: b, rows: n, cols: k, row_stride: k }, Scale::PerTensor(&g.one), sb, out, &cfg),
-        Weight::Fp8 { q, .. } => swiglu_matvec(rt, a, Operand { buf: q, rows: n, cols: k, row_stride: k }, Scale::PerTensor(&g.one), sb, out, &cfg),
+    let one = Scale::PerTensor(&g.one);
+    match (a, &w.w) {
+        (Input::Bf16(a), Weight::Bf16(b)) => swiglu_matvec(rt, mat(a, 1, k), mat(b, n, k), one, sb, None, out, &cfg),
+        (Input::Bf16(a), Weight::Fp8 { q, .. }) => swiglu_matvec(rt, mat(a, 1, k), mat(q, n, k), one, sb, None, out, &cfg),
+        (Input::Normed(x, norm), Weight::Bf16(b)) => swiglu_matvec(rt, mat(x, 1, k), mat(b, n, k), one, sb, Some(norm), out, &cfg),
+        (Input::Normed(x, norm), Weight::Fp8 { q, .. }) => swiglu_matvec(rt, mat(x, 1, k), mat(q, n, k), one, sb, Some(norm), out, &cfg),
+        (Input::Quantized, _) => return Err(LlamaError::Backend("internal: e4m3 activations for the SwiGLU's matrix-vector product".into())),
     }
     .map_err(gemm)
+}
+
+/// `rows` packed rows of `k` elements of `buf`, as an operand.
+fn mat<B>(buf: &B, rows: usize, k: usize) -> Operand<'_, B> {
+    Operand { buf, rows, cols: k, row_stride: k }
 }
 
 /// The scales a GEMM with weight `w` applies: for FP8, the activations' per-token `a_scale` and the
@@ -337,7 +357,7 @@ pub struct StepShape {
 pub fn launch_step<R: Runtime>(rt: &R, m: &mut Model<R>, a: &mut Activations<R>, s: StepShape) -> Result<()> {
     debug_assert!(s.n <= a.rows && s.out_rows <= a.head.rows && s.out_rows <= s.n);
     let layers = m.config.n_layers;
-    forward(&mut GpuStep { rt, m, a, s, quantized: false, qkv_partials: None, swiglu_done: false }, layers)
+    forward(&mut GpuStep { rt, m, a, s, quantized: false, qkv_partials: None, swiglu_done: false, normed: None }, layers)
 }
 
 /// The [`Ops`] of a step as launches over a [`Model`] and its [`Activations`].
@@ -355,6 +375,9 @@ struct GpuStep<'a, R: Runtime> {
     /// The gate-and-up projection wrote the SwiGLU itself ([`swiglu_matvec`]): the SwiGLU op has
     /// nothing left to do.
     swiglu_done: bool,
+    /// The norm before the next GEMM was left to it (a matrix-vector product reading the residual
+    /// row itself: [`Input::Normed`]).
+    normed: Option<Norm>,
 }
 
 impl<R: Runtime> GpuStep<'_, R> {
@@ -362,6 +385,13 @@ impl<R: Runtime> GpuStep<'_, R> {
     /// unless it is a matrix-vector product reading bf16): then the kernel before it quantizes them.
     fn quantizes(&self, w: &Matrix<R>) -> bool {
         w.is_fp8() && !self.a.gemm.configs.reads_bf16(self.s.n, true)
+    }
+
+    /// Whether the norm before the GEMM with weight `w` is left to that GEMM: a matrix-vector product
+    /// (one row) reading bf16 activations ([`Input::Normed`]).
+    fn norm_fuses(&self, w: &Matrix<R>) -> bool {
+        let (g, fp8) = (&self.a.gemm, w.is_fp8());
+        g.configs.fuses_norm() && g.configs.choose(self.s.n, w.rows, w.cols, fp8).config.is_matvec() && g.configs.reads_bf16(self.s.n, fp8)
     }
 
     /// Whether layer `layer`'s gate-and-up projection writes the SwiGLU itself: a matrix-vector product
@@ -387,13 +417,17 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
     }
 
     /// Into bf16 rows in `h`, or, before an FP8 GEMM that reads e4m3 activations, fused with the
-    /// per-token quantization.
+    /// per-token quantization; or left to the matrix-vector product after it ([`Input::Normed`]).
     fn norm(&mut self, layer: usize, which: Norm) -> Result<()> {
         let l = &self.m.w.layers[layer];
-        let (w, fp8) = match which {
-            Norm::Attention => (&l.attn_norm, self.quantizes(&l.qkv)),
-            Norm::Mlp => (&l.ffn_norm, self.quantizes(&l.gate_up)),
+        let (w, fp8, next) = match which {
+            Norm::Attention => (&l.attn_norm, self.quantizes(&l.qkv), &l.qkv),
+            Norm::Mlp => (&l.ffn_norm, self.quantizes(&l.gate_up), &l.gate_up),
         };
+        if self.norm_fuses(next) {
+            self.normed = Some(which);
+            return Ok(());
+        }
         self.quantized = fp8;
         if !fp8 {
             return norm_rows(self.rt, &self.m.config, &self.a.x, w, 0, self.s.n, &mut self.a.h);
@@ -409,14 +443,22 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
         let (rt, n, a) = (self.rt, self.s.n, &mut *self.a);
         let l = &self.m.w.layers[layer];
         let quantized = std::mem::take(&mut self.quantized);
+        let eps = self.m.config.rms_eps;
+        // The input of QKV and gate-and-up: the normed rows in `h`, or the residual row with the norm
+        // left to the GEMM.
+        let input = match self.normed.take() {
+            Some(Norm::Attention) => Input::Normed(&a.x, RmsNorm { gamma: &l.attn_norm, eps }),
+            Some(Norm::Mlp) => Input::Normed(&a.x, RmsNorm { gamma: &l.ffn_norm, eps }),
+            None => Input::of(quantized, &a.h),
+        };
         match which {
-            Linear::Qkv => self.qkv_partials = linear(rt, &mut a.gemm, Input::of(quantized, &a.h), n, &l.qkv, &mut a.qkv, Out::Partials)?,
+            Linear::Qkv => self.qkv_partials = linear(rt, &mut a.gemm, input, n, &l.qkv, &mut a.qkv, Out::Partials)?,
             Linear::Out => _ = linear(rt, &mut a.gemm, Input::Bf16(&a.att), n, &l.wo, &mut a.x, Out::Add)?,
             Linear::GateUp if fused_swiglu => {
-                swiglu_linear(rt, &a.gemm, &a.h, &l.gate_up, &mut a.act)?;
+                swiglu_linear(rt, &a.gemm, input, &l.gate_up, &mut a.act)?;
                 self.swiglu_done = true;
             }
-            Linear::GateUp => _ = linear(rt, &mut a.gemm, Input::of(quantized, &a.h), n, &l.gate_up, &mut a.gu, Out::Store)?,
+            Linear::GateUp => _ = linear(rt, &mut a.gemm, input, n, &l.gate_up, &mut a.gu, Out::Store)?,
             Linear::Down => _ = linear(rt, &mut a.gemm, Input::of(quantized, &a.act), n, &l.down, &mut a.x, Out::Add)?,
         }
         Ok(())
@@ -485,10 +527,16 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
     /// The last `out_rows` rows: RMSNorm, the LM head and the greedy token of each.
     fn head(&mut self) -> Result<()> {
         let (StepShape { n, out_rows, .. }, c) = (self.s, &self.m.config);
+        let fused = n == 1 && self.norm_fuses(&self.m.w.output);
         let (rt, a) = (self.rt, &mut *self.a);
         let h = &mut a.head;
-        norm_rows(rt, c, &a.x, &self.m.w.norm, n - out_rows, out_rows, &mut h.hn)?;
-        linear(rt, &mut a.gemm, Input::Bf16(&h.hn), out_rows, &self.m.w.output, &mut h.logits, Out::Store)?;
+        let input = if fused {
+            Input::Normed(&a.x, RmsNorm { gamma: &self.m.w.norm, eps: c.rms_eps })
+        } else {
+            norm_rows(rt, c, &a.x, &self.m.w.norm, n - out_rows, out_rows, &mut h.hn)?;
+            Input::Bf16(&h.hn)
+        };
+        linear(rt, &mut a.gemm, input, out_rows, &self.m.w.output, &mut h.logits, Out::Store)?;
         argmax_rows(rt, &h.logits, out_rows, c.vocab_size, &mut h.part_v, &mut h.part_i, &mut h.tokens).map_err(dev("argmax"))
     }
 }
