@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# FP8 weights at decode reading bf16 activations (W8A16, the default) against e4m3 ones
-# (--matvec-fp8-activations, the quantization kernels before each GEMM), in one device call: the checks,
-# then `llama bench` alternated, then the issue's tables with the default build. Results to stdout and $OUT.
+# Decode at batch 1 with fewer kernels: FP8 weights' matrix-vector products reading bf16 activations
+# (W8A16, the default) against e4m3 ones (--matvec-fp8-activations: the quantization kernels before
+# each GEMM), and the SwiGLU in the gate-and-up product's epilogue (default) against its own kernel
+# (--no-fused-swiglu), and the RMSNorms inside the products after them (default) against their own
+# kernels (--no-fused-norm). In one device call: the checks, `llama bench` alternated, then the issue's tables
+# with the default build. Results to stdout and $OUT.
 #   MODE: some of "checks ab tables" (default: all three)
 #   ROUNDS (2), AB (';'-separated `llama bench` arguments), WITH_70B (tables: 70B fp8 too)
 set -uo pipefail
@@ -14,23 +17,27 @@ B() { timeout 200 /tmp/g/llama bench "$@" -r 3 2>&1 | grep -E '(tg|pp)[0-9]+( @ 
 
 if [[ " $MODE " == *" checks "* ]]; then
     echo "== checks"
-    for f in fp8_gemm_matvec llama_ops layer_chain; do
+    for f in fp8_gemm_matvec swiglu_matvec llama_ops layer_chain; do
         echo "$f: $(timeout 150 /tmp/g/gpu-check test "$f" 2>&1 | grep -E 'passed|FAIL|panicked' | tail -3 | tr '\n' ' ')" | tee -a "$OUT/checks.txt"
     done
-    echo "graph-eager fp8: $(timeout 200 /tmp/g/gpu-check graph-eager llama-3-8b fp8 300 2>&1 | tail -1)" | tee -a "$OUT/checks.txt"
-    timeout 100 compute-sanitizer --tool memcheck /tmp/g/llama bench --arch smollm2-135m --device cuda --weights fp8 \
-        -p 8 -n 4 -r 1 > "$OUT/memcheck-fp8.txt" 2>&1
-    echo "memcheck fp8 rc=$?: $(grep -E 'ERROR SUMMARY' "$OUT/memcheck-fp8.txt")" | tee -a "$OUT/checks.txt"
+    for w in fp8 bf16; do
+        echo "graph-eager $w: $(timeout 200 /tmp/g/gpu-check graph-eager llama-3-8b $w 300 2>&1 | tail -1)" | tee -a "$OUT/checks.txt"
+        timeout 100 compute-sanitizer --tool memcheck /tmp/g/llama bench --arch smollm2-135m --device cuda --weights $w \
+            -p 8 -n 4 -r 1 > "$OUT/memcheck-$w.txt" 2>&1
+        echo "memcheck $w rc=$?: $(grep -E 'ERROR SUMMARY' "$OUT/memcheck-$w.txt")" | tee -a "$OUT/checks.txt"
+    done
 fi
 
 if [[ " $MODE " == *" ab "* ]]; then
-    echo "== llama bench (tokens/s): e4m3 activations (--matvec-fp8-activations) against bf16 (default)"
-    AB=${AB:-"--arch llama-3-8b --weights fp8 -p 128 -n 128;--arch llama-3-8b --weights fp8 -p 4096 -n 128;--arch smollm2-135m --weights fp8 -p 128 -n 128"}
+    echo "== llama bench (tokens/s): e4m3 activations; bf16 with the SwiGLU and norm kernels; with the norm kernels; the default"
+    AB=${AB:-"--arch llama-3-8b --weights fp8 -p 128 -n 128;--arch llama-3-8b --weights fp8 -p 4096 -n 128;--arch smollm2-135m --weights fp8 -p 128 -n 128;--arch llama-3-8b --weights bf16 -p 128 -n 128;--arch smollm2-135m --weights bf16 -p 128 -n 128"}
     IFS=';' read -ra CS <<< "$AB"
     for c in "${CS[@]}"; do
         for r in $(seq 1 "${ROUNDS:-2}"); do
-            echo "$c | e4m3 | round $r | $(B $c --device cuda --matvec-fp8-activations)" | tee -a "$OUT/ab.txt"
-            echo "$c | bf16 | round $r | $(B $c --device cuda)" | tee -a "$OUT/ab.txt"
+            case "$c" in *fp8*) echo "$c | e4m3 act | round $r | $(B $c --device cuda --matvec-fp8-activations)" | tee -a "$OUT/ab.txt" ;; esac
+            echo "$c | SwiGLU kernel | round $r | $(B $c --device cuda --no-fused-swiglu --no-fused-norm)" | tee -a "$OUT/ab.txt"
+            echo "$c | norm kernels | round $r | $(B $c --device cuda --no-fused-norm)" | tee -a "$OUT/ab.txt"
+            echo "$c | default | round $r | $(B $c --device cuda)" | tee -a "$OUT/ab.txt"
         done
     done
 fi
