@@ -614,18 +614,21 @@ fn decode_row_kernels_fit_registers_at_their_widths() {
 /// The M = 1 GEMM (`scaled_mv`, one warp) reads its rows with 16-byte loads straight into registers:
 /// the broadcast of `A` over the rows is a register copy (no shared memory in the loop), the row
 /// reduction is lane shuffles, and nothing spills; for fp8 and bf16 weights, bf16 activations against
-/// fp8 weights (W8A16), and the gate-and-up product with its SwiGLU (`swiglu_mv`, rows = weight rows).
+/// fp8 weights (W8A16), an RMSNorm of an f32 row in front, and the gate-and-up product with its SwiGLU
+/// (`swiglu_mv`, rows = weight rows).
 #[test]
 fn matvec_reads_rows_into_registers_with_128_bit_loads() {
     use kernels::fp8_gemm::{scaled_mv, swiglu_mv};
     let kernels = [
-        (scaled_mv::<e4m3, e4m3, bf16, 4, 512, true, false, false>::build(), 4),
-        (scaled_mv::<e4m3, e4m3, bf16, 2, 512, true, false, false>::build(), 2),
-        (scaled_mv::<e4m3, e4m3, f32, 4, 512, true, true, true>::build(), 4),
-        (scaled_mv::<bf16, bf16, bf16, 8, 256, false, false, false>::build(), 8),
-        (scaled_mv::<bf16, e4m3, f32, 2, 512, true, false, true>::build(), 2),
-        (swiglu_mv::<bf16, e4m3, bf16, 1, 512, true>::build(), 2),
-        (swiglu_mv::<bf16, bf16, bf16, 2, 256, false>::build(), 4),
+        (scaled_mv::<e4m3, e4m3, bf16, 4, 512, false, true, false, false>::build(), 4),
+        (scaled_mv::<e4m3, e4m3, bf16, 2, 512, false, true, false, false>::build(), 2),
+        (scaled_mv::<e4m3, e4m3, f32, 4, 512, false, true, true, true>::build(), 4),
+        (scaled_mv::<bf16, bf16, bf16, 8, 256, false, false, false, false>::build(), 8),
+        (scaled_mv::<bf16, e4m3, f32, 2, 512, false, true, false, true>::build(), 2),
+        (scaled_mv::<f32, e4m3, bf16, 2, 512, true, true, false, false>::build(), 2),
+        (swiglu_mv::<bf16, e4m3, bf16, 1, 512, false, true>::build(), 2),
+        (swiglu_mv::<f32, e4m3, bf16, 1, 512, true, true>::build(), 2),
+        (swiglu_mv::<f32, bf16, bf16, 2, 256, true, false>::build(), 4),
     ];
     for (k, rows) in kernels {
         let k = k.expect("traces");
