@@ -119,11 +119,18 @@ fn smollm2_matches_transformers() {
 /// 6e-2 of the largest logit (measured worst 3.8e-2; at position 0, with no rotation and one key, already
 /// 0.6-1.2e-2: the bf16 floor of these models), against the f32 CPU path's 1e-4. Decode and chunked
 /// prefill do the same roundings in another order, so they are held to the one-prefill logits more
-/// tightly: 1e-2 (a cache or position bug moves logits by far more).
+/// tightly: 1e-2 (a cache or position bug moves logits by far more). That holds for decode steps with
+/// the norm and SwiGLU kernels (`fused_norm`, `fused_swiglu` off); by default a decode step's
+/// matrix-vector products apply them and skip two bf16 roundings that prefill makes (the normed rows,
+/// the gate and up outputs), so default decode steps are held to 3e-2 of the prefill logits (measured
+/// worst 1.6e-2), and to transformers as prefill is.
 #[test]
 fn tiny_random_llamas_on_the_gpu_backend_in_the_interpreter() {
+    use llama::backend::gpu::GpuOptions;
     const TOL: f32 = 6e-2;
     const TOL_SAME: f32 = 1e-2;
+    const TOL_SAME_FUSED: f32 = 3e-2;
+    let unfused = GpuOptions { fused_norm: false, fused_swiglu: false, ..GpuOptions::default() };
     for name in ["tiny-llama2", "tiny-llama3", "tiny-llama31"] {
         let dir = fixtures().join(name);
         let w = Arc::new(llama::hf::load_weights(&dir).unwrap());
@@ -141,14 +148,17 @@ fn tiny_random_llamas_on_the_gpu_backend_in_the_interpreter() {
             worst = worst.max(e);
             worst_same = worst_same.max(same);
             assert!(e < TOL, "{name}: {what}: position {t}: relative error {e} to transformers");
-            assert!(same < TOL_SAME, "{name}: {what}: position {t}: relative difference {same} to the one-prefill logits");
+            let tol_same = if what.starts_with("decode") { TOL_SAME_FUSED } else { TOL_SAME };
+            assert!(same < tol_same, "{name}: {what}: position {t}: relative difference {same} to the one-prefill logits");
         };
         for t in 0..ids.len() {
             check("prefill", t, &pre[t * vocab..(t + 1) * vocab]);
         }
         let mut b = create_backend(Device::Interp, w.clone(), 32, Default::default()).unwrap();
+        let mut plain = create_backend(Device::Interp, w.clone(), 32, unfused).unwrap();
         for (t, &id) in ids.iter().enumerate() {
             check("decode", t, &b.forward(&[id], false).unwrap());
+            check("unfused decode", t, &plain.forward(&[id], false).unwrap());
         }
         // Two chunks (the second continues the cached first), then decode steps.
         let (a, rest) = ids.split_at(ids.len() / 3);
