@@ -175,4 +175,8 @@ pub struct GpuArgs {
     /// after it. For comparison.
     #[arg(long)]
     pub no_fused_norm: bool,
+    /// Run RoPE and the cache append of a decode step as their own kernel instead of in the QKV
+    /// matrix-vector product. For comparison.
+    #[arg(long)]
+    pub no_fused_rope: bool,
 }

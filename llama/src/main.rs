@@ -67,6 +67,7 @@ fn gpu_options(g: &GpuArgs) -> Result<GpuOptions> {
         matvec_fp8_activations: g.matvec_fp8_activations,
         fused_swiglu: !g.no_fused_swiglu,
         fused_norm: !g.no_fused_norm,
+        fused_rope: !g.no_fused_rope,
     })
 }
 

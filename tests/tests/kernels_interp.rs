@@ -52,6 +52,10 @@ interp_tests! {
         generic: [rope_f32, rope_f16, rope_bf16, rope_qk_fused, rope_kv_append_bf16, rope_kv_append_from_partials],
         interp_only: [rope_position_out_of_table_is_an_error],
     }
+    mod qkv_rope {
+        generic: [rope_kv_append_from_matvec],
+        interp_only: [],
+    }
     mod matmul {
         generic: [
             matmul_f32,

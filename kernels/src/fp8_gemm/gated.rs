@@ -40,12 +40,45 @@ pub fn swiglu_mv<A, B, O, const BLOCK_N: i32, const BLOCK_K: i32, const NORM: bo
     O: Numeric,
 {
     let rn = program_id(0) * BLOCK_N + arange(0, BLOCK_N);
+    let (gate, up, squares) = paired_rows::<A, B, BLOCK_N, BLOCK_K, NORM>(a, b, gamma, rn * stride_bn, (rn + f) * stride_bn, rn < f, k);
+    let ok = rn < f;
+    let sa = load(scale_a);
+    let (sg, su) = if COL_SCALE {
+        (load_masked(scale_b + rn, ok, 0.0), load_masked(scale_b + f + rn, ok, 0.0))
+    } else {
+        (zeros::<f32>([BLOCK_N]) + load(scale_b), zeros::<f32>([BLOCK_N]) + load(scale_b))
+    };
+    let r = if NORM { inv_rms(squares, k, eps) * sa } else { sa };
+    let g = gate * r * sg;
+    let u = up * r * su;
+    store_masked(out + rn, (g * sigmoid(g) * u).to::<O>(), ok);
+}
+
+/// The loop of a matrix-vector product whose program reads two groups of `BLOCK_N` rows of `B` (at
+/// element offsets `first` and `second`; rows outside `rows_ok` read as zero), as
+/// [`scaled_mv`](super::scaled_mv) reads its rows: returns the row sums `A · B[first]ᵀ` and
+/// `A · B[second]ᵀ` in f32 (with `NORM`, of `A ⊙ gamma`) and, with `NORM`, `A`'s squares summed
+/// lane-wise (for [`inv_rms`]). Used where an epilogue needs two rows of each output: the SwiGLU's gate
+/// and up rows, RoPE's pairs of rows half a head apart (`kv_attention::qkv_matvec`).
+#[kernel_fn]
+pub(crate) fn paired_rows<A, B, const BLOCK_N: i32, const BLOCK_K: i32, const NORM: bool>(
+    a: Ptr<A>,
+    b: Ptr<B>,
+    gamma: Ptr<f32>,
+    first: Tile<i32>,
+    second: Tile<i32>,
+    rows_ok: Tile<bool>,
+    k: Tile<i32>,
+) -> (Tile<f32>, Tile<f32>, Tile<f32>)
+where
+    A: Numeric,
+    B: Numeric,
+{
     let rk = arange(0, BLOCK_K);
-    let n_ok = rn.expand_dims(1) < f;
-    let gate_offs = rn.expand_dims(1) * stride_bn;
-    let up_offs = (rn.expand_dims(1) + f) * stride_bn;
-    let mut acc_g = zeros::<f32>([BLOCK_N, BLOCK_K]);
-    let mut acc_u = zeros::<f32>([BLOCK_N, BLOCK_K]);
+    let n_ok = rows_ok.expand_dims(1);
+    let (first, second) = (first.expand_dims(1), second.expand_dims(1));
+    let mut acc_1 = zeros::<f32>([BLOCK_N, BLOCK_K]);
+    let mut acc_2 = zeros::<f32>([BLOCK_N, BLOCK_K]);
     let mut squares = zeros::<f32>([BLOCK_K]);
     for k0 in (0..k).step_by(2 * BLOCK_K) {
         let k1 = k0 + rk;
@@ -56,26 +89,16 @@ pub fn swiglu_mv<A, B, O, const BLOCK_N: i32, const BLOCK_K: i32, const NORM: bo
         squares = if NORM { fma(x2, x2, fma(x1, x1, squares)) } else { squares };
         let x1 = if NORM { x1 * load_masked(gamma + k1, k1 < k, 0.0) } else { x1 }.expand_dims(0);
         let x2 = if NORM { x2 * load_masked(gamma + k2, k2 < k, 0.0) } else { x2 }.expand_dims(0);
-        let g1 = load_masked(b + (gate_offs + k1.expand_dims(0)), ok1, 0);
-        let g2 = load_masked(b + (gate_offs + k2.expand_dims(0)), ok2, 0);
-        let u1 = load_masked(b + (up_offs + k1.expand_dims(0)), ok1, 0);
-        let u2 = load_masked(b + (up_offs + k2.expand_dims(0)), ok2, 0);
-        acc_g = fma(g1.to::<f32>(), x1, acc_g);
-        acc_u = fma(u1.to::<f32>(), x1, acc_u);
-        acc_g = fma(g2.to::<f32>(), x2, acc_g);
-        acc_u = fma(u2.to::<f32>(), x2, acc_u);
+        let f1 = load_masked(b + (first + k1.expand_dims(0)), ok1, 0);
+        let f2 = load_masked(b + (first + k2.expand_dims(0)), ok2, 0);
+        let s1 = load_masked(b + (second + k1.expand_dims(0)), ok1, 0);
+        let s2 = load_masked(b + (second + k2.expand_dims(0)), ok2, 0);
+        acc_1 = fma(f1.to::<f32>(), x1, acc_1);
+        acc_2 = fma(s1.to::<f32>(), x1, acc_2);
+        acc_1 = fma(f2.to::<f32>(), x2, acc_1);
+        acc_2 = fma(s2.to::<f32>(), x2, acc_2);
     }
-    let ok = rn < f;
-    let sa = load(scale_a);
-    let (sg, su) = if COL_SCALE {
-        (load_masked(scale_b + rn, ok, 0.0), load_masked(scale_b + f + rn, ok, 0.0))
-    } else {
-        (zeros::<f32>([BLOCK_N]) + load(scale_b), zeros::<f32>([BLOCK_N]) + load(scale_b))
-    };
-    let r = if NORM { inv_rms(squares, k, eps) * sa } else { sa };
-    let g = sum(acc_g, 1) * r * sg;
-    let u = sum(acc_u, 1) * r * su;
-    store_masked(out + rn, (g * sigmoid(g) * u).to::<O>(), ok);
+    (sum(acc_1, 1), sum(acc_2, 1), squares)
 }
 
 /// [`swiglu_mv`] from its host: `out[0, j] = silu(g_j) * u_j` for the `f = b.rows / 2` outputs of a fused

@@ -264,7 +264,7 @@ pub fn stream_k_tiles() -> Vec<(u32, u32, u32)> {
     tiles_of(ScaledMmStreamkInstance::ALL.iter().map(|i| (i.block_m, i.block_n, i.block_k)))
 }
 
-pub(super) fn tiles_of(it: impl Iterator<Item = (i32, i32, i32)>) -> Vec<(u32, u32, u32)> {
+pub(crate) fn tiles_of(it: impl Iterator<Item = (i32, i32, i32)>) -> Vec<(u32, u32, u32)> {
     let mut v: Vec<(u32, u32, u32)> = vec![];
     for (m, n, k) in it {
         let t = (m as u32, n as u32, k as u32);
@@ -512,7 +512,7 @@ where
 /// the operands (one row of `A`), the scales (`scale_b` per tensor or per row of `B`), the norm's
 /// weights, and a matvec config with no split. Returns the scale buffers as [`check_scales`] does.
 #[allow(clippy::type_complexity)]
-pub(super) fn check_matvec<'s, E: std::error::Error, BA: AnyBuffer, BB: AnyBuffer, BS: AnyBuffer>(
+pub(crate) fn check_matvec<'s, E: std::error::Error, BA: AnyBuffer, BB: AnyBuffer, BS: AnyBuffer>(
     a: &Operand<BA>,
     b: &Operand<BB>,
     scale_a: Scale<'s, BS>,

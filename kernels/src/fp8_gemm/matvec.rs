@@ -91,6 +91,6 @@ pub fn scaled_mv<
 /// `1 / sqrt(sum(squares) / k + eps)`: the RMSNorm factor of a row whose squares were summed into
 /// `squares` (lane-wise), as a one-element tile.
 #[kernel_fn]
-pub(super) fn inv_rms(squares: Tile<f32>, k: Tile<i32>, eps: Tile<f32>) -> Tile<f32> {
+pub(crate) fn inv_rms(squares: Tile<f32>, k: Tile<i32>, eps: Tile<f32>) -> Tile<f32> {
     1.0 / sqrt(sum(squares, 0) / k.to::<f32>() + eps)
 }

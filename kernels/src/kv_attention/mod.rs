@@ -14,6 +14,7 @@ pub mod cache;
 pub mod decode;
 pub mod prefill;
 pub mod qkv_combine;
+pub mod qkv_matvec;
 pub mod softmax;
 
 use dsl_core::runtime::AnyBuffer;

@@ -271,6 +271,16 @@ fn tiny_random_llamas_fp8_and_device_greedy_on_the_interpreter() {
         assert!(differ(&all_steps[1], &all_steps[2]), "{name}: fp8 decode gave the same bits with bf16 and e4m3 activations");
         assert!(differ(&all_steps[1], &all_steps[3]), "{name}: the fused SwiGLU gave the SwiGLU kernel's bits");
         assert!(differ(&all_steps[1], &all_steps[4]), "{name}: the norms in the GEMMs gave the norm kernels' bits");
+        // RoPE and the cache append as their own kernel instead of in the QKV product's epilogue: the
+        // same bits, bf16 and FP8 weights (the fused product rounds each value to bf16 before rotating
+        // it, as the unfused path stores it; a wrong position, head or cache would show).
+        for (i, opts) in [GpuOptions::default(), fp8].into_iter().enumerate() {
+            let mut mv = create_backend(Device::Interp, w.clone(), 32, GpuOptions { matvec_rows: Some(4), fused_rope: false, ..opts }).unwrap();
+            let (head, tail) = ids.split_at(ids.len() / 2);
+            mv.forward(head, false).unwrap();
+            let steps: Vec<f32> = tail.iter().flat_map(|&id| mv.forward(&[id], false).unwrap()).collect();
+            assert!(!differ(&steps, &all_steps[i]), "{name} {opts:?}: decode with the RoPE kernel differs from RoPE in the QKV product");
+        }
         eprintln!(
             "{name}: matvec decode, summed relative error to transformers: bf16 {:.3}, fp8 W8A16 {:.3}, fp8 W8A8 {:.3}, fp8 with the SwiGLU kernel {:.3}, fp8 with the norm kernels {:.3}",
             sums[0], sums[1], sums[2], sums[3], sums[4]

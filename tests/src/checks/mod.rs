@@ -44,6 +44,7 @@ pub mod llama_ops;
 pub mod matmul;
 pub mod ops;
 pub mod prefill_attention;
+pub mod qkv_rope;
 pub mod rmsnorm;
 pub mod rope;
 pub mod softmax;
@@ -64,6 +65,7 @@ pub fn all_cases<R: Runtime>() -> Vec<Case<R>> {
     v.extend(softmax::cases::<R>());
     v.extend(rmsnorm::cases::<R>());
     v.extend(rope::cases::<R>());
+    v.extend(qkv_rope::cases::<R>());
     v.extend(matmul::cases::<R>());
     v.extend(attention::cases::<R>());
     v.extend(decode_attention::cases::<R>());

@@ -7,7 +7,7 @@ use kernels::rope::{rope, rope_inplace, rope_qk_inplace};
 cases!("rope": rope_f32, rope_f16, rope_bf16, rope_qk_fused, rope_kv_append_bf16, rope_kv_append_from_partials);
 
 /// Llama's cos/sin tables `[positions, d/2]` (f32) for `theta = 10000`, and their exact f64 values.
-fn tables(positions: usize, d: usize) -> (Vec<f32>, Vec<f32>, Vec<f64>, Vec<f64>) {
+pub(super) fn tables(positions: usize, d: usize) -> (Vec<f32>, Vec<f32>, Vec<f64>, Vec<f64>) {
     let half = d / 2;
     let (mut c, mut s) = (vec![], vec![]);
     for p in 0..positions {
@@ -24,7 +24,7 @@ fn tables(positions: usize, d: usize) -> (Vec<f32>, Vec<f32>, Vec<f64>, Vec<f64>
 }
 
 /// The f64 reference on one head vector (half-split layout).
-fn rope_ref(x: &[f64], c: &[f64], s: &[f64]) -> Vec<f64> {
+pub(super) fn rope_ref(x: &[f64], c: &[f64], s: &[f64]) -> Vec<f64> {
     let h = x.len() / 2;
     let mut out = vec![0.0; x.len()];
     for i in 0..h {

@@ -38,6 +38,8 @@ pub struct GemmConfigs {
     fused_swiglu: bool,
     /// One-row GEMMs after an RMSNorm apply it themselves (`GpuOptions::fused_norm`).
     fused_norm: bool,
+    /// The one-row QKV projection applies RoPE and appends to the cache itself (`GpuOptions::fused_rope`).
+    fused_rope: bool,
 }
 
 /// A configuration and where it came from.
@@ -60,7 +62,7 @@ impl GemmConfigs {
                 .collect(),
             None => vec![],
         };
-        GemmConfigs { device: device.map(str::to_string), tuners, sm_count, fused, warned: AtomicBool::new(false), split_k: None, matvec_rows: None, matvec_fp8_activations: false, fused_swiglu: true, fused_norm: true }
+        GemmConfigs { device: device.map(str::to_string), tuners, sm_count, fused, warned: AtomicBool::new(false), split_k: None, matvec_rows: None, matvec_fp8_activations: false, fused_swiglu: true, fused_norm: true, fused_rope: true }
     }
 
     /// Every GEMM split `split_k` times (a split-K grid of the chosen tiles); `None`: as chosen.
@@ -104,6 +106,17 @@ impl GemmConfigs {
 
     pub fn fuses_norm(&self) -> bool {
         self.fused_norm
+    }
+
+    /// The one-row QKV projection rotates its queries and keys and appends keys and values to the
+    /// cache itself (`true`), or leaves that to the RoPE kernel.
+    pub fn with_fused_rope(mut self, fused: bool) -> GemmConfigs {
+        self.fused_rope = fused;
+        self
+    }
+
+    pub fn fuses_rope(&self) -> bool {
+        self.fused_rope
     }
 
     /// Whether an `m`-row GEMM with FP8 (`fp8`) weights reads bf16 activations: a matrix-vector product

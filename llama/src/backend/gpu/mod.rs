@@ -16,6 +16,7 @@
 
 pub mod configs;
 pub mod graph;
+pub mod linear;
 pub mod step;
 pub mod weights;
 
@@ -89,11 +90,15 @@ pub struct GpuOptions {
     /// f32 residual row and apply the norm themselves, so no norm kernel runs before them; off: the
     /// norm kernel.
     pub fused_norm: bool,
+    /// The QKV matrix-vector product (decode at batch 1, bf16 activations, whole-head rotary
+    /// embeddings) applies RoPE and appends the keys and values to the cache in its epilogue, so no
+    /// RoPE kernel runs after it; off: the RoPE and cache-append kernel.
+    pub fused_rope: bool,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { weights: WeightFormat::Bf16, graphs: true, programmatic: true, tuned_configs: true, fused_combine: false, split_k: None, matvec_rows: Some(2), matvec_fp8_activations: false, fused_swiglu: true, fused_norm: true }
+        GpuOptions { weights: WeightFormat::Bf16, graphs: true, programmatic: true, tuned_configs: true, fused_combine: false, split_k: None, matvec_rows: Some(2), matvec_fp8_activations: false, fused_swiglu: true, fused_norm: true, fused_rope: true }
     }
 }
 
@@ -159,7 +164,7 @@ impl<R: StepRuntime> GpuBackend<R> {
         };
         let model = Model::new(&rt, c.clone(), w, shape, sm_count, rt.warpgroup_mma())?;
         let device = if opts.tuned_configs { rt.device_name() } else { None };
-        let configs = Arc::new(GemmConfigs::new(device.as_deref(), sm_count, opts.fused_combine).with_split_k(opts.split_k).with_matvec_rows(opts.matvec_rows).with_matvec_fp8_activations(opts.matvec_fp8_activations).with_fused_swiglu(opts.fused_swiglu).with_fused_norm(opts.fused_norm));
+        let configs = Arc::new(GemmConfigs::new(device.as_deref(), sm_count, opts.fused_combine).with_split_k(opts.split_k).with_matvec_rows(opts.matvec_rows).with_matvec_fp8_activations(opts.matvec_fp8_activations).with_fused_swiglu(opts.fused_swiglu).with_fused_norm(opts.fused_norm).with_fused_rope(opts.fused_rope));
         let decode = Activations::new(&rt, &c, 1, 1, configs.clone())?;
         Ok(GpuBackend { rt, name, model, decode, prefill: None, graph: None, graph_moved: 0, warm: false, opts, configs, capacity, pos: 0 })
     }
@@ -276,7 +281,8 @@ where
                 let bf16_in = self.configs.reads_bf16(1, fp8);
                 let swiglu = if self.opts.fused_swiglu && bf16_in { ", SwiGLU fused" } else { "" };
                 let norm = if self.opts.fused_norm && bf16_in { ", norms fused" } else { "" };
-                format!(", matrix-vector GEMMs at batch 1 ({rows} rows a program{act}{swiglu}{norm})")
+                let rope = if self.opts.fused_rope && bf16_in { ", RoPE fused" } else { "" };
+                format!(", matrix-vector GEMMs at batch 1 ({rows} rows a program{act}{swiglu}{norm}{rope})")
             }
             None => String::new(),
         };

@@ -5,15 +5,14 @@
 //! recorded graph serve every token.
 
 use super::configs::GemmConfigs;
+use super::linear::{by_row_block, linear, qkv_rope_linear, row_block, scales, swiglu_linear, Gemm, Input, Out};
+use super::weights::{dev, zeros, Matrix, WeightsOnDevice};
 use crate::backend::forward::{forward, Linear, Norm, Ops};
-use super::weights::{dev, Matrix, Weight, WeightsOnDevice};
 use crate::config::LlamaConfig;
 use crate::error::{LlamaError, Result};
-use dsl_core::lang::Numeric;
 use dsl_core::prelude::{bf16, e4m3};
-use dsl_core::runtime::{AnyBuffer, Launch, Runtime};
-use dsl_core::types::Elem;
-use kernels::fp8_gemm::{fp8_gemm, fp8_gemm_partials, quantize_rows, scaled_matvec, swiglu_matvec, tickets_len, RmsNorm, workspace_len, GemmOptions, Operand, Partials, Scale, Workspace};
+use dsl_core::runtime::{Launch, Runtime};
+use kernels::fp8_gemm::{Partials, RmsNorm};
 use kernels::greedy::{argmax_rows, partials_len};
 use kernels::kv_attention::cache::{rope_append_rows, RopeTables, RowsAt};
 use kernels::kv_attention::decode::{decode_step, workspace_lens, DecodeBuffers, DecodeConfig};
@@ -31,43 +30,6 @@ const BLOCK: usize = 256;
 
 const QUANT_BLOCK: usize = 1024;
 const QUANT_PARTS: i32 = 16;
-
-/// Elements per step of the kernels where one program walks a whole row (norms, quantization): the
-/// row in one or a few steps, because each step waits on its loads. At 256, RMSNorm of a 4096-wide
-/// row took 14 µs on the H200 (32 dependent loads); see bench/llama_gpu/NOTES.md.
-fn row_block(cols: usize) -> (i32, u32) {
-    match cols {
-        0..=256 => (256, 4),
-        257..=1024 => (1024, 4),
-        _ => (4096, 8),
-    }
-}
-
-/// Runs `$e` with `$b` the const [`row_block`] picks for `$cols`, `$l` the launch of `$grid` programs.
-macro_rules! by_row_block {
-    ($cols:expr, $grid:expr, $b:ident, $l:ident => $e:expr) => {{
-        let (block, warps) = row_block($cols);
-        let $l = Launch::from($grid).num_warps(warps);
-        match block {
-            256 => {
-                const $b: i32 = 256;
-                $e
-            }
-            1024 => {
-                const $b: i32 = 1024;
-                $e
-            }
-            _ => {
-                const $b: i32 = 4096;
-                $e
-            }
-        }
-    }};
-}
-
-pub(super) fn zeros<R: Runtime, T: Elem + Default + Copy>(rt: &R, n: usize, what: &str) -> Result<R::Buffer<T>> {
-    rt.upload(&vec![T::default(); n.max(1)]).map_err(dev(what))
-}
 
 /// The model on the device: weights, the KV cache and the decode kernel's partials.
 pub struct Model<R: Runtime> {
@@ -96,161 +58,6 @@ impl<R: Runtime> Model<R> {
         let (po, pm) = workspace_lens(&shape, decode.splits);
         let part = (zeros(rt, po, "allocating")?, zeros(rt, pm, "allocating")?, zeros(rt, pm, "allocating")?);
         Ok(Model { config, w, k_cache, v_cache, shape, decode, part, warpgroups })
-    }
-}
-
-/// What every GEMM of a step shares: the split-K workspace and ticket counters (grown on demand), the
-/// unit scale, the FP8 activations and their per-token scales, the configurations.
-pub struct Gemm<R: Runtime> {
-    ws: R::Buffer<f32>,
-    /// Zero between GEMMs (each fused split-K combine leaves them so).
-    tickets: R::Buffer<i32>,
-    one: R::Buffer<f32>,
-    /// `[rows, max K]` e4m3 activations and `[rows]` scales (FP8 weights only).
-    aq: R::Buffer<e4m3>,
-    a_scale: R::Buffer<f32>,
-    configs: Arc<GemmConfigs>,
-    /// Bumped when the workspace moves (a recorded graph holds its address).
-    pub moved: u64,
-}
-
-/// A linear layer's input rows: bf16, or already quantized per token into [`Gemm::aq`] and
-/// [`Gemm::a_scale`] by a fused kernel (FP8 weights only), or the residual row and the norm to apply.
-enum Input<'a, R: Runtime> {
-    Bf16(&'a R::Buffer<bf16>),
-    Quantized,
-    /// One f32 row of the residual stream, normed by the matrix-vector product itself
-    /// ([`RmsNorm`]): decode at batch 1 with no norm kernel ahead.
-    Normed(&'a R::Buffer<f32>, RmsNorm<'a, R::Buffer<f32>>),
-}
-
-impl<'a, R: Runtime> Input<'a, R> {
-    /// The rows already quantized into [`Gemm::aq`] (`quantized`), else the bf16 `rows`.
-    fn of(quantized: bool, rows: &'a R::Buffer<bf16>) -> Input<'a, R> {
-        if quantized {
-            Input::Quantized
-        } else {
-            Input::Bf16(rows)
-        }
-    }
-}
-
-/// How a linear layer's result lands in its output.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Out {
-    /// `out = a · wᵀ`.
-    Store,
-    /// `out += a · wᵀ` (the residual add, fused into the GEMM's combine).
-    Add,
-    /// As `Store`, but where the config splits `K` the raw partial products stay in the workspace for
-    /// the next kernel to combine ([`fp8_gemm_partials`]; the QKV projection, combined inside RoPE).
-    Partials,
-}
-
-/// `out[m, w.rows] = a[m, w.cols] · wᵀ` (or `+=`) in f32, rounded to `O`: bf16 operands, or, for FP8
-/// weights, `a` quantized per token to e4m3 (here, unless the input comes quantized) and both scales
-/// applied in the GEMM's epilogue; or, for FP8 weights where [`GemmConfigs::reads_bf16`] says so (a
-/// decode step's matrix-vector products), bf16 `a` against the e4m3 weight and its scales (W8A16).
-///
-/// Returns the split count when, with [`Out::Partials`], the partial products were left in
-/// [`Gemm::ws`] instead of combined into `out`.
-fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: Input<'_, R>, m: usize, w: &Matrix<R>, out: &mut R::Buffer<O>, into: Out) -> Result<Option<usize>> {
-    let (n, k) = (w.rows, w.cols);
-    let mut cfg = g.configs.choose(m, n, k, matches!(w.w, Weight::Fp8 { .. })).config;
-    let partials = into == Out::Partials && cfg.stream_k == 0 && cfg.split_k > 1;
-    if partials {
-        // The GEMM's own grid, its combine done by the consumer.
-        cfg.fused_combine = false;
-    }
-    let need = workspace_len(m, n, k, &cfg);
-    if g.ws.len() < need {
-        g.ws = zeros(rt, need, "allocating the GEMM workspace")?;
-        g.moved += 1;
-    }
-    if g.tickets.len() < tickets_len(m, n, &cfg) {
-        g.tickets = zeros(rt, tickets_len(m, n, &cfg), "allocating the GEMM's ticket counters")?;
-        g.moved += 1;
-    }
-    let opts = GemmOptions { config: Some(cfg), sm_count: g.configs.sm_count(), accumulate: into == Out::Add, ..GemmOptions::default() };
-    let gemm = |e| LlamaError::Backend(format!("GEMM {m}x{n}x{k}: {e}"));
-    match (&w.w, a) {
-        (Weight::Bf16(b), Input::Bf16(a)) => {
-            let a = Operand { buf: a, rows: m, cols: k, row_stride: k };
-            let b = Operand { buf: b, rows: n, cols: k, row_stride: k };
-            let (sa, sb) = scales(&w.w, &g.one, &g.a_scale);
-            if partials {
-                fp8_gemm_partials(rt, a, b, sa, sb, &mut g.ws, &cfg).map_err(gemm)?;
-                return Ok(Some(cfg.split_k as usize));
-            }
-            fp8_gemm(rt, a, b, sa, sb, None, out, n, Some(Workspace { partials: &mut g.ws, tickets: Some(&mut g.tickets) }), &opts).map_err(gemm)?;
-        }
-        (Weight::Bf16(_), Input::Quantized) => {
-            return Err(LlamaError::Backend("internal: fp8 activations for a bf16 weight".into()));
-        }
-        (_, Input::Normed(x, norm)) => {
-            let a = Operand { buf: x, rows: m, cols: k, row_stride: k };
-            let (_, sb) = scales(&w.w, &g.one, &g.a_scale);
-            match &w.w {
-                Weight::Bf16(b) => scaled_matvec(rt, a, Operand { buf: b, rows: n, cols: k, row_stride: k }, Scale::PerTensor(&g.one), sb, None, out, n, Some(norm), &cfg, into == Out::Add),
-                Weight::Fp8 { q, .. } => scaled_matvec(rt, a, Operand { buf: q, rows: n, cols: k, row_stride: k }, Scale::PerTensor(&g.one), sb, None, out, n, Some(norm), &cfg, into == Out::Add),
-            }
-            .map_err(gemm)?;
-        }
-        (Weight::Fp8 { q, .. }, Input::Bf16(a)) if g.configs.reads_bf16(m, true) => {
-            // W8A16: the matrix-vector product reads the bf16 rows as they are; no activation scale.
-            let a = Operand { buf: a, rows: m, cols: k, row_stride: k };
-            let b = Operand { buf: q, rows: n, cols: k, row_stride: k };
-            let (_, sb) = scales(&w.w, &g.one, &g.a_scale);
-            scaled_matvec(rt, a, b, Scale::PerTensor(&g.one), sb, None, out, n, None, &cfg, into == Out::Add).map_err(gemm)?;
-        }
-        (Weight::Fp8 { q, .. }, a) => {
-            if let Input::Bf16(a) = a {
-                let kk = k as i32;
-                by_row_block!(k, m as u32, B, lc => quantize_rows::<bf16, e4m3, B>::launch(rt, lc, a, &mut g.aq, &mut g.a_scale, kk, kk, kk))
-                    .map_err(dev("quantizing activations"))?;
-            }
-            let a = Operand { buf: &g.aq, rows: m, cols: k, row_stride: k };
-            let b = Operand { buf: q, rows: n, cols: k, row_stride: k };
-            let (sa, sb) = scales(&w.w, &g.one, &g.a_scale);
-            if partials {
-                fp8_gemm_partials(rt, a, b, sa, sb, &mut g.ws, &cfg).map_err(gemm)?;
-                return Ok(Some(cfg.split_k as usize));
-            }
-            fp8_gemm(rt, a, b, sa, sb, None, out, n, Some(Workspace { partials: &mut g.ws, tickets: Some(&mut g.tickets) }), &opts).map_err(gemm)?;
-        }
-    }
-    Ok(None)
-}
-
-/// `out[0, j] = silu(g_j) * u_j` of one bf16 row `a` against the fused gate-and-up weight `w` (`[2f, K]`),
-/// the SwiGLU in the matrix-vector product's epilogue ([`swiglu_matvec`]); FP8 weights read `a` as bf16.
-fn swiglu_linear<R: Runtime>(rt: &R, g: &Gemm<R>, a: Input<'_, R>, w: &Matrix<R>, out: &mut R::Buffer<bf16>) -> Result<()> {
-    let (n, k) = (w.rows, w.cols);
-    let cfg = g.configs.choose(1, n, k, w.is_fp8()).config;
-    let gemm = |e| LlamaError::Backend(format!("gate-and-up GEMM with SwiGLU 1x{n}x{k}: {e}"));
-    let (_, sb) = scales(&w.w, &g.one, &g.a_scale);
-    let one = Scale::PerTensor(&g.one);
-    match (a, &w.w) {
-        (Input::Bf16(a), Weight::Bf16(b)) => swiglu_matvec(rt, mat(a, 1, k), mat(b, n, k), one, sb, None, out, &cfg),
-        (Input::Bf16(a), Weight::Fp8 { q, .. }) => swiglu_matvec(rt, mat(a, 1, k), mat(q, n, k), one, sb, None, out, &cfg),
-        (Input::Normed(x, norm), Weight::Bf16(b)) => swiglu_matvec(rt, mat(x, 1, k), mat(b, n, k), one, sb, Some(norm), out, &cfg),
-        (Input::Normed(x, norm), Weight::Fp8 { q, .. }) => swiglu_matvec(rt, mat(x, 1, k), mat(q, n, k), one, sb, Some(norm), out, &cfg),
-        (Input::Quantized, _) => return Err(LlamaError::Backend("internal: e4m3 activations for the SwiGLU's matrix-vector product".into())),
-    }
-    .map_err(gemm)
-}
-
-/// `rows` packed rows of `k` elements of `buf`, as an operand.
-fn mat<B>(buf: &B, rows: usize, k: usize) -> Operand<'_, B> {
-    Operand { buf, rows, cols: k, row_stride: k }
-}
-
-/// The scales a GEMM with weight `w` applies: for FP8, the activations' per-token `a_scale` and the
-/// weight's per-channel scales; for bf16, `one` (a single 1.0) for both.
-fn scales<'a, R: Runtime>(w: &'a Weight<R>, one: &'a R::Buffer<f32>, a_scale: &'a R::Buffer<f32>) -> (Scale<'a, R::Buffer<f32>>, Scale<'a, R::Buffer<f32>>) {
-    match w {
-        Weight::Fp8 { scale, .. } => (Scale::PerRow(a_scale), Scale::PerColumn(scale)),
-        Weight::Bf16(_) => (Scale::PerTensor(one), Scale::PerTensor(one)),
     }
 }
 
@@ -316,15 +123,7 @@ impl<R: Runtime> Activations<R> {
             gu: zeros(rt, rows * 2 * f, what)?,
             act: zeros(rt, rows * f, what)?,
             act_max: zeros(rt, rows * f.div_ceil(QUANT_BLOCK), what)?,
-            gemm: Gemm {
-                ws: zeros(rt, 1, what)?,
-                tickets: zeros(rt, 1, what)?,
-                one: rt.upload(&[1.0f32]).map_err(dev(what))?,
-                aq: zeros(rt, rows * max_k, what)?,
-                a_scale: zeros(rt, rows, what)?,
-                configs,
-                moved: 0,
-            },
+            gemm: Gemm::new(rt, rows, max_k, configs)?,
             head: Head::new(rt, c, out_rows)?,
         })
     }
@@ -357,7 +156,7 @@ pub struct StepShape {
 pub fn launch_step<R: Runtime>(rt: &R, m: &mut Model<R>, a: &mut Activations<R>, s: StepShape) -> Result<()> {
     debug_assert!(s.n <= a.rows && s.out_rows <= a.head.rows && s.out_rows <= s.n);
     let layers = m.config.n_layers;
-    forward(&mut GpuStep { rt, m, a, s, quantized: false, qkv_partials: None, swiglu_done: false, normed: None }, layers)
+    forward(&mut GpuStep { rt, m, a, s, quantized: false, qkv_partials: None, swiglu_done: false, rope_done: false, normed: None }, layers)
 }
 
 /// The [`Ops`] of a step as launches over a [`Model`] and its [`Activations`].
@@ -375,6 +174,9 @@ struct GpuStep<'a, R: Runtime> {
     /// The gate-and-up projection wrote the SwiGLU itself ([`swiglu_matvec`]): the SwiGLU op has
     /// nothing left to do.
     swiglu_done: bool,
+    /// The QKV projection rotated its queries and appended its keys and values itself
+    /// ([`qkv_rope_linear`]): the RoPE op has nothing left to do.
+    rope_done: bool,
     /// The norm before the next GEMM was left to it (a matrix-vector product reading the residual
     /// row itself: [`Input::Normed`]).
     normed: Option<Norm>,
@@ -392,6 +194,17 @@ impl<R: Runtime> GpuStep<'_, R> {
     fn norm_fuses(&self, w: &Matrix<R>) -> bool {
         let (g, fp8) = (&self.a.gemm, w.is_fp8());
         g.configs.fuses_norm() && g.configs.choose(self.s.n, w.rows, w.cols, fp8).config.is_matvec() && g.configs.reads_bf16(self.s.n, fp8)
+    }
+
+    /// Whether layer `layer`'s QKV projection applies RoPE and appends to the cache itself: a
+    /// matrix-vector product (one token of one sequence) reading bf16 activations, whole-head rotary
+    /// embeddings, and a tile whose pairs of rows divide half a head.
+    fn rope_fuses(&self, layer: usize) -> bool {
+        let (m, g) = (&self.m, &self.a.gemm);
+        let (w, fp8, c) = (&m.w.layers[layer].qkv, m.w.layers[layer].qkv.is_fp8(), &m.config);
+        let cfg = g.configs.choose(self.s.n, w.rows, w.cols, fp8).config;
+        let pairs = cfg.block_n as usize / 2;
+        g.configs.fuses_rope() && m.shape.batch == 1 && cfg.is_matvec() && g.configs.reads_bf16(self.s.n, fp8) && c.rope_dim == c.head_dim && cfg.block_n % 2 == 0 && (c.head_dim / 2) % pairs == 0
     }
 
     /// Whether layer `layer`'s gate-and-up projection writes the SwiGLU itself: a matrix-vector product
@@ -440,10 +253,12 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
 
     fn linear(&mut self, layer: usize, which: Linear) -> Result<()> {
         let fused_swiglu = which == Linear::GateUp && self.swiglu_fuses(layer);
+        let fused_rope = which == Linear::Qkv && self.rope_fuses(layer);
         let (rt, n, a) = (self.rt, self.s.n, &mut *self.a);
-        let l = &self.m.w.layers[layer];
+        let m = &mut *self.m;
+        let l = &m.w.layers[layer];
         let quantized = std::mem::take(&mut self.quantized);
-        let eps = self.m.config.rms_eps;
+        let eps = m.config.rms_eps;
         // The input of QKV and gate-and-up: the normed rows in `h`, or the residual row with the norm
         // left to the GEMM.
         let input = match self.normed.take() {
@@ -452,6 +267,12 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
             None => Input::of(quantized, &a.h),
         };
         match which {
+            Linear::Qkv if fused_rope => {
+                let tables = RopeTables { cos: &m.w.cos, sin: &m.w.sin, rope_dim: m.config.rope_dim };
+                let caches = (&mut m.k_cache[layer], &mut m.v_cache[layer]);
+                qkv_rope_linear(rt, &a.gemm, &m.shape, input, &l.qkv, tables, &a.start, &mut a.qkv, caches)?;
+                self.rope_done = true;
+            }
             Linear::Qkv => self.qkv_partials = linear(rt, &mut a.gemm, input, n, &l.qkv, &mut a.qkv, Out::Partials)?,
             Linear::Out => _ = linear(rt, &mut a.gemm, Input::Bf16(&a.att), n, &l.wo, &mut a.x, Out::Add)?,
             Linear::GateUp if fused_swiglu => {
@@ -466,6 +287,9 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
 
     /// RoPE of Q in place, K rotated into the cache, V copied: one launch.
     fn rope_append(&mut self, layer: usize) -> Result<()> {
+        if std::mem::take(&mut self.rope_done) {
+            return Ok(());
+        }
         let m = &mut *self.m;
         let c = &m.config;
         let (qd, kvd) = (c.q_dim(), c.kv_dim());

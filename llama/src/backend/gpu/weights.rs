@@ -11,6 +11,7 @@ use crate::quant::DType;
 use crate::tensor::Tensor;
 use dsl_core::prelude::{bf16, e4m3};
 use dsl_core::runtime::Runtime;
+use dsl_core::types::Elem;
 use kernels::random::fill_uniform;
 use rayon::prelude::*;
 
@@ -276,4 +277,9 @@ pub fn random<R: Runtime>(rt: &R, c: &LlamaConfig, format: WeightFormat, capacit
         cos,
         sin,
     })
+}
+
+/// A device buffer of `n` (at least one) default values; `what` names the allocation in an error.
+pub(super) fn zeros<R: Runtime, T: Elem + Default + Copy>(rt: &R, n: usize, what: &str) -> Result<R::Buffer<T>> {
+    rt.upload(&vec![T::default(); n.max(1)]).map_err(dev(what))
 }
