@@ -615,10 +615,12 @@ fn decode_row_kernels_fit_registers_at_their_widths() {
 /// the broadcast of `A` over the rows is a register copy (no shared memory in the loop), the row
 /// reduction is lane shuffles, and nothing spills; for fp8 and bf16 weights, bf16 activations against
 /// fp8 weights (W8A16), an RMSNorm of an f32 row in front, and the gate-and-up product with its SwiGLU
-/// (`swiglu_mv`, rows = weight rows).
+/// (`swiglu_mv`, rows = weight rows), and the QKV product with RoPE and the cache append
+/// (`qkv_rope_mv`).
 #[test]
 fn matvec_reads_rows_into_registers_with_128_bit_loads() {
     use kernels::fp8_gemm::{scaled_mv, swiglu_mv};
+    use kernels::kv_attention::qkv_matvec::qkv_rope_mv;
     let kernels = [
         (scaled_mv::<e4m3, e4m3, bf16, 4, 512, false, true, false, false>::build(), 4),
         (scaled_mv::<e4m3, e4m3, bf16, 2, 512, false, true, false, false>::build(), 2),
@@ -629,6 +631,9 @@ fn matvec_reads_rows_into_registers_with_128_bit_loads() {
         (swiglu_mv::<bf16, e4m3, bf16, 1, 512, false, true>::build(), 2),
         (swiglu_mv::<f32, e4m3, bf16, 1, 512, true, true>::build(), 2),
         (swiglu_mv::<f32, bf16, bf16, 2, 256, true, false>::build(), 4),
+        (qkv_rope_mv::<bf16, e4m3, bf16, 1, 512, false, true>::build(), 2),
+        (qkv_rope_mv::<f32, e4m3, bf16, 1, 512, true, true>::build(), 2),
+        (qkv_rope_mv::<f32, bf16, bf16, 2, 256, true, false>::build(), 4),
     ];
     for (k, rows) in kernels {
         let k = k.expect("traces");
