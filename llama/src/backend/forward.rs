@@ -3,7 +3,10 @@
 //! the CPU with its own arithmetic (`cpu.rs`), the GPU as launches of the `kernels` crate
 //! (`gpu/step.rs`, on a GPU or on the interpreter). A backend may fuse work inside one operation
 //! (the GPU quantizes a norm's output for the next FP8 GEMM in the norm's kernel, adds the residual
-//! in the output GEMMs' combine, rotates and appends keys in one kernel), never across two.
+//! in the output GEMMs' combine, rotates and appends keys in one kernel), or fold an operation into
+//! its neighbour in the graph and leave the operation itself nothing to do (at a decode step the GPU's
+//! matrix-vector products apply the norm before them, and the SwiGLU or RoPE and the cache append
+//! after them); the order of the graph stays this one.
 
 use crate::error::Result;
 
