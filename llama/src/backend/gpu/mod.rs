@@ -10,7 +10,7 @@
 //! gate/up GEMM, SwiGLU, the down GEMM and the residual add. GEMMs are the split-K GEMM of
 //! `kernels::fp8_gemm`, with the configurations of [`configs`], launched by [`linear`]; at a decode
 //! step of one sequence they are matrix-vector products that also apply the norm before them and
-//! the SwiGLU, or RoPE and the cache append, after them (seven kernels a layer at fp8).
+//! the SwiGLU, or RoPE and the cache append, after them (six kernels a layer).
 //!
 //! A decode step runs eagerly once (which compiles its kernels and sizes its workspace), is then
 //! recorded as a graph ([`graph`]) and replayed for every later token; its inputs are written into
