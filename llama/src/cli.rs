@@ -172,7 +172,7 @@ pub struct GpuArgs {
     #[arg(long)]
     pub no_fused_swiglu: bool,
     /// Run each RMSNorm of a decode step as its own kernel instead of in the matrix-vector product
-    /// after it. For comparison.
+    /// after it (which models up to 1024 wide do by default). For comparison.
     #[arg(long)]
     pub no_fused_norm: bool,
     /// Run RoPE and the cache append of a decode step as their own kernel instead of in the QKV

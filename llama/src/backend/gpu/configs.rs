@@ -12,6 +12,14 @@ use kernels::fp8_gemm::tuning::{self, candidates, gemm_config, key, main_spec};
 use kernels::fp8_gemm::{heuristic, matvec_tiles, GemmConfig};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// The widest row (`K`, the model's width) whose RMSNorm the matrix-vector products apply themselves.
+/// Each one-warp program then reads the whole f32 row and the norm's f32 weights (8 bytes a column)
+/// besides its 2 to 8 rows of the weight: at Llama-3-8B's 4096 that quadrupled the bytes an FP8
+/// program reads, and decode fell from 363 to 234 tokens/s (H200, 2026-12-06; bf16 weights: 229 to
+/// 228); at SmolLM2's 576, where the row is a few KB in L1 and the norm kernel's launch dominates, the
+/// fused norm gained 7% (fp8) and 12% (bf16). `bench/llama_gpu/NOTES.md`.
+pub const NORM_IN_PRODUCT_MAX_K: usize = 1024;
+
 /// The M buckets the fp8 GEMM is tuned in, each by one of its members.
 const BUCKETS: [usize; 5] = [1, 17, 33, 65, 257];
 
@@ -104,8 +112,10 @@ impl GemmConfigs {
         self
     }
 
-    pub fn fuses_norm(&self) -> bool {
-        self.fused_norm
+    /// Whether a one-row GEMM over `k` columns applies the norm before it: asked for, and `k` at most
+    /// [`NORM_IN_PRODUCT_MAX_K`].
+    pub fn fuses_norm(&self, k: usize) -> bool {
+        self.fused_norm && k <= NORM_IN_PRODUCT_MAX_K
     }
 
     /// The one-row QKV projection rotates its queries and keys and appends keys and values to the

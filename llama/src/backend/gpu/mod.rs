@@ -89,8 +89,9 @@ pub struct GpuOptions {
     /// kernel.
     pub fused_swiglu: bool,
     /// The matrix-vector products after an RMSNorm (QKV, gate-and-up, the LM head at decode) read the
-    /// f32 residual row and apply the norm themselves, so no norm kernel runs before them; off: the
-    /// norm kernel.
+    /// f32 residual row and apply the norm themselves, so no norm kernel runs before them, in models
+    /// up to `configs::NORM_IN_PRODUCT_MAX_K` wide (SmolLM2, not Llama-3-8B: wider rows cost the
+    /// products more than the kernel); off: the norm kernel everywhere.
     pub fused_norm: bool,
     /// The QKV matrix-vector product (decode at batch 1, bf16 activations, whole-head rotary
     /// embeddings) applies RoPE and appends the keys and values to the cache in its epilogue, so no
@@ -282,7 +283,7 @@ where
                 let act = if !fp8 { "" } else if self.configs.reads_bf16(1, true) { ", bf16 activations" } else { ", e4m3 activations" };
                 let bf16_in = self.configs.reads_bf16(1, fp8);
                 let swiglu = if self.opts.fused_swiglu && bf16_in { ", SwiGLU fused" } else { "" };
-                let norm = if self.opts.fused_norm && bf16_in { ", norms fused" } else { "" };
+                let norm = if self.configs.fuses_norm(self.model.config.d_model) && bf16_in { ", norms fused" } else { "" };
                 let rope = if self.opts.fused_rope && bf16_in { ", RoPE fused" } else { "" };
                 format!(", matrix-vector GEMMs at batch 1 ({rows} rows a program{act}{swiglu}{norm}{rope})")
             }

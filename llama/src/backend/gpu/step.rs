@@ -193,7 +193,7 @@ impl<R: Runtime> GpuStep<'_, R> {
     /// (one row) reading bf16 activations ([`Input::Normed`]).
     fn norm_fuses(&self, w: &Matrix<R>) -> bool {
         let (g, fp8) = (&self.a.gemm, w.is_fp8());
-        g.configs.fuses_norm() && g.configs.choose(self.s.n, w.rows, w.cols, fp8).config.is_matvec() && g.configs.reads_bf16(self.s.n, fp8)
+        g.configs.fuses_norm(w.cols) && g.configs.choose(self.s.n, w.rows, w.cols, fp8).config.is_matvec() && g.configs.reads_bf16(self.s.n, fp8)
     }
 
     /// Whether layer `layer`'s QKV projection applies RoPE and appends to the cache itself: a
