@@ -226,12 +226,12 @@ pub(super) fn qkv_rope_linear<R: Runtime>(
     let cfg = g.configs.choose(1, n, k, w.is_fp8()).config;
     let (_, sb) = scales(&w.w, &g.one, &g.a_scale);
     let one = Scale::PerTensor(&g.one);
-    let (a, norm) = match a {
-        Input::Bf16(a) => (a, None),
-        Input::Normed(x, norm) => return launch_qkv_rope(rt, shape, mat(x, 1, k), w, one, sb, Some(norm), rope, pos, q, (k_cache, v_cache), &cfg),
-        Input::Quantized => return Err(LlamaError::Backend("internal: e4m3 activations for the QKV matrix-vector product with RoPE".into())),
-    };
-    launch_qkv_rope(rt, shape, mat(a, 1, k), w, one, sb, norm, rope, pos, q, (k_cache, v_cache), &cfg)
+    let caches = (k_cache, v_cache);
+    match a {
+        Input::Bf16(a) => launch_qkv_rope(rt, shape, mat(a, 1, k), w, one, sb, None, rope, pos, q, caches, &cfg),
+        Input::Normed(x, norm) => launch_qkv_rope(rt, shape, mat(x, 1, k), w, one, sb, Some(norm), rope, pos, q, caches, &cfg),
+        Input::Quantized => Err(LlamaError::Backend("internal: e4m3 activations for the QKV matrix-vector product with RoPE".into())),
+    }
 }
 
 /// [`qkv_rope_matvec`] over `w`'s bf16 or e4m3 rows.
