@@ -6,7 +6,7 @@
 //! registers when the SwiGLU needs them.
 
 use super::host::{check_len, check_matvec, tiles_of, GemmError, Operand, RmsNorm, Scale};
-use super::matvec::inv_rms;
+use super::matvec::{inv_rms, weight_block};
 use dsl_core::lang::Numeric;
 use dsl_core::prelude::*;
 use dsl_core::runtime::{AnyBuffer, Grid, LaunchOptions, Runtime};
@@ -58,7 +58,8 @@ pub fn swiglu_mv<A, B, O, const BLOCK_N: i32, const BLOCK_K: i32, const NORM: bo
 /// element offsets `first` and `second`; rows outside `rows_ok` read as zero), as
 /// [`scaled_mv`](super::scaled_mv) reads its rows: returns the row sums `A · B[first]ᵀ` and
 /// `A · B[second]ᵀ` in f32 (with `NORM`, of `A ⊙ gamma`) and, with `NORM`, `A`'s squares summed
-/// lane-wise (for [`inv_rms`]). Used where an epilogue needs two rows of each output: the SwiGLU's gate
+/// lane-wise (for [`inv_rms`]). Calls `gdc_wait` (after loading the first weights): call it at the top
+/// level of a kernel, before any write and before reading anything a kernel ahead writes. Used where an epilogue needs two rows of each output: the SwiGLU's gate
 /// and up rows, RoPE's pairs of rows half a head apart (`kv_attention::qkv_matvec`).
 #[kernel_fn]
 pub(crate) fn paired_rows<A, B, const BLOCK_N: i32, const BLOCK_K: i32, const NORM: bool>(
@@ -74,29 +75,39 @@ where
     A: Numeric,
     B: Numeric,
 {
+    gdc_launch_dependents();
     let rk = arange(0, BLOCK_K);
     let n_ok = rows_ok.expand_dims(1);
     let (first, second) = (first.expand_dims(1), second.expand_dims(1));
+    // The first step's weights before `gdc_wait`, the next step's in flight during each step: as in
+    // `scaled_mv`.
+    let mut f1 = weight_block::<B>(b, first, n_ok, rk, k);
+    let mut f2 = weight_block::<B>(b, first, n_ok, rk + BLOCK_K, k);
+    let mut s1 = weight_block::<B>(b, second, n_ok, rk, k);
+    let mut s2 = weight_block::<B>(b, second, n_ok, rk + BLOCK_K, k);
+    gdc_wait();
     let mut acc_1 = zeros::<f32>([BLOCK_N, BLOCK_K]);
     let mut acc_2 = zeros::<f32>([BLOCK_N, BLOCK_K]);
     let mut squares = zeros::<f32>([BLOCK_K]);
     for k0 in (0..k).step_by(2 * BLOCK_K) {
         let k1 = k0 + rk;
         let k2 = k0 + BLOCK_K + rk;
-        let (ok1, ok2) = (n_ok & (k1.expand_dims(0) < k), n_ok & (k2.expand_dims(0) < k));
         let x1 = load_masked(a + k1, k1 < k, 0).to::<f32>();
         let x2 = load_masked(a + k2, k2 < k, 0).to::<f32>();
+        let (k3, k4) = (k1 + 2 * BLOCK_K, k2 + 2 * BLOCK_K);
+        let (f3, f4) = (weight_block::<B>(b, first, n_ok, k3, k), weight_block::<B>(b, first, n_ok, k4, k));
+        let (s3, s4) = (weight_block::<B>(b, second, n_ok, k3, k), weight_block::<B>(b, second, n_ok, k4, k));
         squares = if NORM { fma(x2, x2, fma(x1, x1, squares)) } else { squares };
         let x1 = if NORM { x1 * load_masked(gamma + k1, k1 < k, 0.0) } else { x1 }.expand_dims(0);
         let x2 = if NORM { x2 * load_masked(gamma + k2, k2 < k, 0.0) } else { x2 }.expand_dims(0);
-        let f1 = load_masked(b + (first + k1.expand_dims(0)), ok1, 0);
-        let f2 = load_masked(b + (first + k2.expand_dims(0)), ok2, 0);
-        let s1 = load_masked(b + (second + k1.expand_dims(0)), ok1, 0);
-        let s2 = load_masked(b + (second + k2.expand_dims(0)), ok2, 0);
         acc_1 = fma(f1.to::<f32>(), x1, acc_1);
         acc_2 = fma(s1.to::<f32>(), x1, acc_2);
         acc_1 = fma(f2.to::<f32>(), x2, acc_1);
         acc_2 = fma(s2.to::<f32>(), x2, acc_2);
+        f1 = f3;
+        f2 = f4;
+        s1 = s3;
+        s2 = s4;
     }
     (sum(acc_1, 1), sum(acc_2, 1), squares)
 }

@@ -21,7 +21,10 @@ use dsl_core::prelude::*;
 ///   `j * BLOCK_N .. (j + 1) * BLOCK_N`.
 /// - `BLOCK_K` is 32 lanes' 16-byte chunks: 512 for 1-byte types, 256 for 16-bit ones (so each row of
 ///   the tile is one chunk per lane and the final reduction stays within the warp). Each step reads two
-///   blocks of `K` before using either, so two loads per row are in flight.
+///   blocks of `K` before using either, and the next step's two while it multiplies, so up to four
+///   loads per row are in flight.
+/// - Programmatic launch: the first step's weights are loaded before `gdc_wait` (they are no kernel's
+///   output), so they stream while the kernel ahead ends; `A`, the scales and `C` are read after it.
 /// - `B`'s rows are `stride_bn` apart; `A`'s elements and each row's are contiguous. Any `K >= 1`
 ///   (masked; with `K` and `stride_bn` multiples of 16 the loads are 16 bytes).
 ///
@@ -59,12 +62,20 @@ pub fn scaled_mv<
     B: Numeric,
     O: Numeric,
 {
+    // The kernel after this one may start its programs once all of ours have started (it waits for
+    // our end at its own `gdc_wait`).
+    gdc_launch_dependents();
     let rn = program_id(0) * BLOCK_N + arange(0, BLOCK_N);
     let rk = arange(0, BLOCK_K);
     let n_ok = rn.expand_dims(1) < n;
     // Offsets, not pointers, per row: built from `arange`s and scalars, they are recomputed where
     // broadcast instead of exchanged.
     let row_offs = rn.expand_dims(1) * stride_bn;
+    // The first step's weights, loaded before `gdc_wait`: weights are no kernel's output, so under
+    // programmatic launch they stream while the kernel ahead (the norm, the attention) ends.
+    let mut w1 = weight_block::<B>(b, row_offs, n_ok, rk, k);
+    let mut w2 = weight_block::<B>(b, row_offs, n_ok, rk + BLOCK_K, k);
+    gdc_wait();
     let mut acc = zeros::<f32>([BLOCK_N, BLOCK_K]);
     let mut squares = zeros::<f32>([BLOCK_K]);
     for k0 in (0..k).step_by(2 * BLOCK_K) {
@@ -72,13 +83,16 @@ pub fn scaled_mv<
         let k2 = k0 + BLOCK_K + rk;
         let x1 = load_masked(a + k1, k1 < k, 0).to::<f32>();
         let x2 = load_masked(a + k2, k2 < k, 0).to::<f32>();
-        let w1 = load_masked(b + (row_offs + k1.expand_dims(0)), n_ok & (k1.expand_dims(0) < k), 0);
-        let w2 = load_masked(b + (row_offs + k2.expand_dims(0)), n_ok & (k2.expand_dims(0) < k), 0);
+        // The next step's weights, in flight while this step's are used.
+        let w3 = weight_block::<B>(b, row_offs, n_ok, k1 + 2 * BLOCK_K, k);
+        let w4 = weight_block::<B>(b, row_offs, n_ok, k2 + 2 * BLOCK_K, k);
         squares = if NORM { fma(x2, x2, fma(x1, x1, squares)) } else { squares };
         let x1 = if NORM { x1 * load_masked(gamma + k1, k1 < k, 0.0) } else { x1 };
         let x2 = if NORM { x2 * load_masked(gamma + k2, k2 < k, 0.0) } else { x2 };
         acc = fma(w1.to::<f32>(), x1.expand_dims(0), acc);
         acc = fma(w2.to::<f32>(), x2.expand_dims(0), acc);
+        w1 = w3;
+        w2 = w4;
     }
     // One output row: row 0 of an `M = 1` problem, stride unused.
     let (row, one) = (zeros::<i32>([1]), full::<i32>([1], 1));
@@ -86,6 +100,13 @@ pub fn scaled_mv<
     let out = if NORM { out * inv_rms(squares, k, eps) } else { out };
     let ok = rn.expand_dims(0) < n;
     store_combined::<O, false, COL_SCALE, BIAS, ACCUMULATE>(out, c, scale_a, scale_b, bias, row, rn, one, n, row, ok);
+}
+
+/// Columns `cols` of the weight rows at element offsets `row_offs` (`[BLOCK_N, 1]`), zero outside
+/// `rows_ok` and past column `k`.
+#[kernel_fn]
+pub(crate) fn weight_block<B: Numeric>(b: Ptr<B>, row_offs: Tile<i32>, rows_ok: Tile<bool>, cols: Tile<i32>, k: Tile<i32>) -> Tile<B> {
+    load_masked(b + (row_offs + cols.expand_dims(0)), rows_ok & (cols.expand_dims(0) < k), 0)
 }
 
 /// `1 / sqrt(sum(squares) / k + eps)`: the RMSNorm factor of a row whose squares were summed into

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Where an 8B fp8 decode step's time goes on the H200 (2026-12-07), in one device call:
+#   MODE=profile (default): the step (llama bench), the read and copy bandwidth (torch), each GEMM
+#     alone at M = 1 (gpu-check fp8: the matvec tiles beside the split-K winner, H200 copy roofline),
+#     and an ncu per-kernel breakdown of one 8B fp8 decode step.
+#   MODE=ab: this build against .gpu/old/llama.xz, alternated, ROUNDS rounds of AB (';'-separated
+#     `llama bench` arguments).
+# Results go to stdout and $OUT.
+set -uo pipefail
+. bench/gpu/unpack.sh
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,clocks.max.sm,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
+L=/tmp/g/llama
+tg() { timeout 200 "$1" bench "${@:2}" --device cuda -r 3 2>&1 | grep -E 'tg[0-9]+ @ ctx [0-9]+ \||pp[0-9]+ \||rror' | tr '\n' ' '; }
+
+case "${MODE:-profile}" in
+profile)
+    echo "8B fp8 default: $(tg $L --arch llama-3-8b --weights fp8 -p 128 -n 128)" | tee -a "$OUT/step.txt"
+    python3 - <<'EOF' 2>&1 | tee "$OUT/bandwidth.txt"
+import torch
+x = torch.empty(4 << 30, dtype=torch.uint8, device="cuda").view(torch.float32).uniform_()
+y = torch.empty_like(x)
+def t(f, n=10):
+    f(); torch.cuda.synchronize()
+    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    s.record()
+    for _ in range(n): f()
+    e.record(); torch.cuda.synchronize()
+    return s.elapsed_time(e) / n / 1e3
+print(f"read (sum of 4 GiB f32): {x.numel() * 4 / t(lambda: x.sum()) / 1e12:.2f} TB/s")
+print(f"copy (4 GiB, read + write): {2 * x.numel() * 4 / t(lambda: y.copy_(x)) / 1e12:.2f} TB/s")
+EOF
+    echo "== each GEMM alone at M = 1 (µs)"
+    FP8_BENCH_MS=1 COPY_TBPS=4.27 timeout 200 /tmp/g/gpu-check fp8 2>&1 | grep -v '^#   ' | tee "$OUT/gemm-m1.txt"
+    echo "== ncu breakdown, 8B fp8"
+    timeout 240 ncu --clock-control none --metrics gpu__time_duration.sum --csv \
+        $L bench --arch llama-3-8b --device cuda --weights fp8 -p 1 -n 1 -r 1 --no-cuda-graph \
+        > "$OUT/ncu-8b-fp8.csv" 2> "$OUT/ncu-8b-fp8.err"; echo "ncu rc=$?"
+    python3 bench/llama_gpu/breakdown.py "$OUT/ncu-8b-fp8.csv" | tee "$OUT/breakdown-8b-fp8.md"
+    xz -f "$OUT/ncu-8b-fp8.csv"
+    ;;
+ab)
+    [ -x /tmp/g/llama-old ] || { xz -dc .gpu/old/llama.xz > /tmp/g/llama-old && chmod +x /tmp/g/llama-old; }
+    IFS=';' read -ra CS <<< "${AB:---arch llama-3-8b --weights fp8 -p 128 -n 128}"
+    for r in $(seq 1 "${ROUNDS:-2}"); do
+        for args in "${CS[@]}"; do
+            for b in llama-old llama; do
+                echo "$args | $b | round $r | $(tg /tmp/g/$b $args)" | tee -a "$OUT/ab.txt"
+            done
+        done
+    done
+    ;;
+esac
