@@ -3,8 +3,11 @@
 #   MODE=profile (default): the step (llama bench), the read and copy bandwidth (torch), each GEMM
 #     alone at M = 1 (gpu-check fp8: the matvec tiles beside the split-K winner, H200 copy roofline),
 #     and an ncu per-kernel breakdown of one 8B fp8 decode step.
+#   MODE=checks: the GPU checks of the matrix-vector products and the layer chain, graph replay against
+#     eager launches (8B fp8, 300 steps), compute-sanitizer memcheck (SmolLM2, fp8).
 #   MODE=ab: this build against .gpu/old/llama.xz, alternated, ROUNDS rounds of AB (';'-separated
 #     `llama bench` arguments).
+#   MODE="checks ab" runs both.
 # Results go to stdout and $OUT.
 set -uo pipefail
 . bench/gpu/unpack.sh
@@ -14,7 +17,16 @@ nvidia-smi --query-gpu=name,clocks.max.sm,memory.total --format=csv,noheader | t
 L=/tmp/g/llama
 tg() { timeout 200 "$1" bench "${@:2}" --device cuda -r 3 2>&1 | grep -E 'tg[0-9]+ @ ctx [0-9]+ \||pp[0-9]+ \||rror' | tr '\n' ' '; }
 
-case "${MODE:-profile}" in
+for mode in ${MODE:-profile}; do
+case "$mode" in
+checks)
+    for f in ${CHECKS:-fp8_gemm_matvec swiglu_matvec rope_kv_append_from_matvec layer_chain grid_dep llama_ops}; do
+        echo "$f: $(timeout 150 /tmp/g/gpu-check test "$f" 2>&1 | grep -E 'passed|FAIL|panicked' | tail -3 | tr '\n' ' ')" | tee -a "$OUT/checks.txt"
+    done
+    echo "graph-eager fp8: $(timeout 200 /tmp/g/gpu-check graph-eager llama-3-8b fp8 300 2>&1 | tail -1)" | tee -a "$OUT/checks.txt"
+    timeout 100 compute-sanitizer --tool memcheck $L bench --arch smollm2-135m --device cuda --weights fp8 -p 8 -n 4 -r 1 > "$OUT/memcheck.txt" 2>&1
+    echo "memcheck fp8 rc=$?: $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.txt")" | tee -a "$OUT/checks.txt"
+    ;;
 profile)
     echo "8B fp8 default: $(tg $L --arch llama-3-8b --weights fp8 -p 128 -n 128)" | tee -a "$OUT/step.txt"
     python3 - <<'EOF' 2>&1 | tee "$OUT/bandwidth.txt"
@@ -52,3 +64,4 @@ ab)
     done
     ;;
 esac
+done

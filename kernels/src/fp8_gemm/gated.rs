@@ -5,7 +5,7 @@
 //! as [`scaled_mv`](super::scaled_mv) reads its rows, so both products of an output are in one warp's
 //! registers when the SwiGLU needs them.
 
-use super::host::{check_len, check_matvec, tiles_of, GemmError, Operand, RmsNorm, Scale};
+use super::host::{check_len, check_matvec, matvec_tiles_of, GemmError, Operand, RmsNorm, Scale};
 use super::matvec::{inv_rms, weight_block};
 use dsl_core::lang::Numeric;
 use dsl_core::prelude::*;
@@ -156,5 +156,5 @@ where
 
 /// The `(outputs, block_k)` tiles [`swiglu_mv`] declares (a program reads twice the outputs in rows).
 pub fn swiglu_tiles() -> Vec<(u32, u32)> {
-    tiles_of(SwigluMvInstance::ALL.iter().map(|i| (1, i.block_n, i.block_k))).into_iter().map(|(_, n, k)| (n, k)).collect()
+    matvec_tiles_of(SwigluMvInstance::ALL.iter().map(|i| (i.block_n, i.block_k)))
 }

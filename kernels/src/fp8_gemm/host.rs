@@ -275,6 +275,11 @@ pub(crate) fn tiles_of(it: impl Iterator<Item = (i32, i32, i32)>) -> Vec<(u32, u
     v
 }
 
+/// The distinct `(block_n, block_k)` of a matrix-vector kernel's instances, in declaration order.
+pub(crate) fn matvec_tiles_of(it: impl Iterator<Item = (i32, i32)>) -> Vec<(u32, u32)> {
+    tiles_of(it.map(|(n, k)| (1, n, k))).into_iter().map(|(_, n, k)| (n, k)).collect()
+}
+
 /// Picks blocks and split-K from the problem and the GPU size: the smallest `block_m` that covers `M`
 /// (the tensor cores work on 16 rows; a decode GEMM is bound by reading `B`), narrow tiles with a long
 /// `block_k` for small `M` (many small programs keep bytes in flight on every SM), and enough splits of

@@ -9,7 +9,7 @@
 
 use super::cache::{check_rope_append, RopeTables, RowsAt};
 use super::{need, AttnError, CacheShape};
-use crate::fp8_gemm::{check_matvec, inv_rms, paired_rows, tiles_of, GemmConfig, Operand, RmsNorm, Scale};
+use crate::fp8_gemm::{check_matvec, inv_rms, paired_rows, matvec_tiles_of, GemmConfig, Operand, RmsNorm, Scale};
 use crate::rope::rotate_half;
 use dsl_core::lang::Numeric;
 use dsl_core::prelude::*;
@@ -171,5 +171,5 @@ where
 /// The `(pairs of rows, block_k)` tiles [`qkv_rope_mv`] declares (a program reads twice the pairs in
 /// rows).
 pub fn qkv_rope_tiles() -> Vec<(u32, u32)> {
-    tiles_of(QkvRopeMvInstance::ALL.iter().map(|i| (1, i.block_n, i.block_k))).into_iter().map(|(_, n, k)| (n, k)).collect()
+    matvec_tiles_of(QkvRopeMvInstance::ALL.iter().map(|i| (i.block_n, i.block_k)))
 }
