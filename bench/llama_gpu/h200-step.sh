@@ -7,6 +7,8 @@
 #     eager launches (8B fp8, 300 steps), compute-sanitizer memcheck (SmolLM2, fp8).
 #   MODE=ab: this build against .gpu/old/llama.xz, alternated, ROUNDS rounds of AB (';'-separated
 #     `llama bench` arguments).
+#   MODE=rows: the rows with this build: 8B fp8 and bf16 at ctx 128 and 4096, pp512, SmolLM2,
+#     70B fp8.
 #   MODE="checks ab" runs both.
 # Results go to stdout and $OUT.
 set -uo pipefail
@@ -51,6 +53,15 @@ EOF
         > "$OUT/ncu-8b-fp8.csv" 2> "$OUT/ncu-8b-fp8.err"; echo "ncu rc=$?"
     python3 bench/llama_gpu/breakdown.py "$OUT/ncu-8b-fp8.csv" | tee "$OUT/breakdown-8b-fp8.md"
     xz -f "$OUT/ncu-8b-fp8.csv"
+    ;;
+rows)
+    for w in fp8 bf16; do
+        echo "8B $w ctx 128: $(tg $L --arch llama-3-8b --weights $w -p 128 -n 128)" | tee -a "$OUT/rows.txt"
+        echo "8B $w ctx 4096: $(tg $L --arch llama-3-8b --weights $w -p 4096 -n 128)" | tee -a "$OUT/rows.txt"
+        echo "8B $w pp512: $(tg $L --arch llama-3-8b --weights $w -p 512 -n 32)" | tee -a "$OUT/rows.txt"
+        echo "SmolLM2 $w: $(tg $L --arch smollm2-135m --weights $w -p 128 -n 128)" | tee -a "$OUT/rows.txt"
+    done
+    echo "70B fp8: $(timeout 300 $L bench --arch llama-3-70b --weights fp8 -p 128 -n 64 --device cuda -r 2 2>&1 | grep -E 'tg[0-9]+ @ ctx [0-9]+ \||rror' | tr '\n' ' ')" | tee -a "$OUT/rows.txt"
     ;;
 ab)
     [ -x /tmp/g/llama-old ] || { xz -dc .gpu/old/llama.xz > /tmp/g/llama-old && chmod +x /tmp/g/llama-old; }
