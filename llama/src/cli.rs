@@ -179,4 +179,9 @@ pub struct GpuArgs {
     /// matrix-vector product. For comparison.
     #[arg(long)]
     pub no_fused_rope: bool,
+    /// Let the residual adds of a decode step (the O and down matrix-vector products) prepare the
+    /// next RMSNorm's inputs, so that no norm kernel runs (where the norm is not already inside the
+    /// products). Experimental: off until measured.
+    #[arg(long)]
+    pub norm_in_residual: bool,
 }

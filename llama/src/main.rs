@@ -68,6 +68,7 @@ fn gpu_options(g: &GpuArgs) -> Result<GpuOptions> {
         fused_swiglu: !g.no_fused_swiglu,
         fused_norm: !g.no_fused_norm,
         fused_rope: !g.no_fused_rope,
+        norm_in_residual: g.norm_in_residual,
     })
 }
 

@@ -110,6 +110,10 @@ interp_tests! {
         ],
         interp_only: [],
     }
+    mod residual_norm {
+        generic: [residual_norm_matvec_epilogue],
+        interp_only: [],
+    }
     mod grid_dep {
         generic: [chained_adds],
         interp_only: [],

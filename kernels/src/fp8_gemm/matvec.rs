@@ -62,15 +62,43 @@ pub fn scaled_mv<
     B: Numeric,
     O: Numeric,
 {
+    let rn = program_id(0) * BLOCK_N + arange(0, BLOCK_N);
+    let (dots, squares) = row_dots::<A, B, BLOCK_N, BLOCK_K, NORM>(a, b, gamma, rn * stride_bn, rn < n, k);
+    // One output row: row 0 of an `M = 1` problem, stride unused.
+    let (row, one) = (zeros::<i32>([1]), full::<i32>([1], 1));
+    let out = dots.expand_dims(0);
+    let out = if NORM { out * inv_rms(squares, k, eps) } else { out };
+    let ok = rn.expand_dims(0) < n;
+    store_combined::<O, false, COL_SCALE, BIAS, ACCUMULATE>(out, c, scale_a, scale_b, bias, row, rn, one, n, row, ok);
+}
+
+/// The loop of [`scaled_mv`]: `A · B[row]ᵀ` in f32 for the `BLOCK_N` rows of `B` at element offsets
+/// `row_offs` (rows outside `rows_ok` read as zero; with `NORM`, of `A ⊙ gamma`) and, with `NORM`, `A`'s
+/// squares summed lane-wise (for [`inv_rms`]).
+///
+/// Calls `gdc_launch_dependents`, loads the first step's weights, then calls `gdc_wait`: call it at the
+/// top level of a kernel, before any write and before reading anything a kernel ahead writes.
+#[kernel_fn]
+pub(crate) fn row_dots<A, B, const BLOCK_N: i32, const BLOCK_K: i32, const NORM: bool>(
+    a: Ptr<A>,
+    b: Ptr<B>,
+    gamma: Ptr<f32>,
+    row_offs: Tile<i32>,
+    rows_ok: Tile<bool>,
+    k: Tile<i32>,
+) -> (Tile<f32>, Tile<f32>)
+where
+    A: Numeric,
+    B: Numeric,
+{
     // The kernel after this one may start its programs once all of ours have started (it waits for
     // our end at its own `gdc_wait`).
     gdc_launch_dependents();
-    let rn = program_id(0) * BLOCK_N + arange(0, BLOCK_N);
     let rk = arange(0, BLOCK_K);
-    let n_ok = rn.expand_dims(1) < n;
+    let n_ok = rows_ok.expand_dims(1);
     // Offsets, not pointers, per row: built from `arange`s and scalars, they are recomputed where
     // broadcast instead of exchanged.
-    let row_offs = rn.expand_dims(1) * stride_bn;
+    let row_offs = row_offs.expand_dims(1);
     // The first step's weights, loaded before `gdc_wait`: weights are no kernel's output, so under
     // programmatic launch they stream while the kernel ahead (the norm, the attention) ends.
     let mut w1 = weight_block::<B>(b, row_offs, n_ok, rk, k);
@@ -94,12 +122,7 @@ pub fn scaled_mv<
         w1 = w3;
         w2 = w4;
     }
-    // One output row: row 0 of an `M = 1` problem, stride unused.
-    let (row, one) = (zeros::<i32>([1]), full::<i32>([1], 1));
-    let out = sum(acc, 1).expand_dims(0);
-    let out = if NORM { out * inv_rms(squares, k, eps) } else { out };
-    let ok = rn.expand_dims(0) < n;
-    store_combined::<O, false, COL_SCALE, BIAS, ACCUMULATE>(out, c, scale_a, scale_b, bias, row, rn, one, n, row, ok);
+    (sum(acc, 1), squares)
 }
 
 /// Columns `cols` of the weight rows at element offsets `row_offs` (`[BLOCK_N, 1]`), zero outside

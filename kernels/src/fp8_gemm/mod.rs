@@ -480,8 +480,10 @@ pub fn zero_fill<O: Numeric, const BLOCK_M: i32, const BLOCK_N: i32>(c: MutPtr<O
 mod host;
 mod matvec;
 mod gated;
+mod residual_norm;
 pub mod tuning;
 
 pub use host::*;
 pub use matvec::*;
 pub use gated::*;
+pub use residual_norm::*;

@@ -246,8 +246,13 @@ fn tiny_random_llamas_fp8_and_device_greedy_on_the_interpreter() {
         let w8a8 = GpuOptions { matvec_fp8_activations: true, ..fp8 };
         let unfused = GpuOptions { fused_swiglu: false, ..fp8 };
         let norm_kernels = GpuOptions { fused_norm: false, ..fp8 };
+        // The norms' inputs written by the residual adds before them (on these narrow models the norm
+        // is otherwise inside the products: `fused_norm` off).
+        let in_residual = GpuOptions { fused_norm: false, norm_in_residual: true, ..GpuOptions::default() };
+        let in_residual_fp8 = GpuOptions { fused_norm: false, norm_in_residual: true, ..fp8 };
         let (mut sums, mut all_steps) = (vec![], vec![]);
-        for (opts, tol) in [(GpuOptions::default(), 6e-2), (fp8, TOL_FP8), (w8a8, TOL_FP8), (unfused, TOL_FP8), (norm_kernels, TOL_FP8)] {
+        let runs = [(GpuOptions::default(), 6e-2), (fp8, TOL_FP8), (w8a8, TOL_FP8), (unfused, TOL_FP8), (norm_kernels, TOL_FP8), (in_residual, 6e-2), (in_residual_fp8, TOL_FP8)];
+        for (opts, tol) in runs {
             let mut steps = vec![];
             let mut gemm = create_backend(Device::Interp, w.clone(), 32, GpuOptions { matvec_rows: None, ..opts }).unwrap();
             let mut mv = create_backend(Device::Interp, w.clone(), 32, GpuOptions { matvec_rows: Some(4), ..opts }).unwrap();
@@ -271,6 +276,8 @@ fn tiny_random_llamas_fp8_and_device_greedy_on_the_interpreter() {
         assert!(differ(&all_steps[1], &all_steps[2]), "{name}: fp8 decode gave the same bits with bf16 and e4m3 activations");
         assert!(differ(&all_steps[1], &all_steps[3]), "{name}: the fused SwiGLU gave the SwiGLU kernel's bits");
         assert!(differ(&all_steps[1], &all_steps[4]), "{name}: the norms in the GEMMs gave the norm kernels' bits");
+        assert!(differ(&all_steps[5], &all_steps[0]), "{name}: the norms in the residual adds gave the bits of the norms in the GEMMs (bf16)");
+        assert!(differ(&all_steps[6], &all_steps[4]), "{name}: the norms in the residual adds gave the norm kernels' bits (fp8)");
         // RoPE and the cache append as their own kernel instead of in the QKV product's epilogue: the
         // same bits, bf16 and FP8 weights (the fused product rounds each value to bf16 before rotating
         // it, as the unfused path stores it; a wrong position, head or cache would show).
@@ -282,8 +289,8 @@ fn tiny_random_llamas_fp8_and_device_greedy_on_the_interpreter() {
             assert!(!differ(&steps, &all_steps[i]), "{name} {opts:?}: decode with the RoPE kernel differs from RoPE in the QKV product");
         }
         eprintln!(
-            "{name}: matvec decode, summed relative error to transformers: bf16 {:.3}, fp8 W8A16 {:.3}, fp8 W8A8 {:.3}, fp8 with the SwiGLU kernel {:.3}, fp8 with the norm kernels {:.3}",
-            sums[0], sums[1], sums[2], sums[3], sums[4]
+            "{name}: matvec decode, summed relative error to transformers: bf16 {:.3}, fp8 W8A16 {:.3}, fp8 W8A8 {:.3}, fp8 with the SwiGLU kernel {:.3}, fp8 with the norm kernels {:.3}, norms in the residual adds: bf16 {:.3}, fp8 {:.3}",
+            sums[0], sums[1], sums[2], sums[3], sums[4], sums[5], sums[6]
         );
         for opts in [GpuOptions::default(), fp8] {
             let mut by_logits = create_backend(Device::Interp, w.clone(), 32, opts).unwrap();

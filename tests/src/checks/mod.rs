@@ -45,6 +45,7 @@ pub mod matmul;
 pub mod ops;
 pub mod prefill_attention;
 pub mod qkv_rope;
+pub mod residual_norm;
 pub mod rmsnorm;
 pub mod rope;
 pub mod softmax;
@@ -72,6 +73,7 @@ pub fn all_cases<R: Runtime>() -> Vec<Case<R>> {
     v.extend(prefill_attention::cases::<R>());
     v.extend(llama_ops::cases::<R>());
     v.extend(fp8_gemm::cases::<R>());
+    v.extend(residual_norm::cases::<R>());
     v.extend(grid_dep::cases::<R>());
     v.extend(ops::cases::<R>());
     v

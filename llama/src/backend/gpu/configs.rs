@@ -48,6 +48,8 @@ pub struct GemmConfigs {
     fused_norm: bool,
     /// The one-row QKV projection applies RoPE and appends to the cache itself (`GpuOptions::fused_rope`).
     fused_rope: bool,
+    /// One-row residual adds write the next norm's inputs (`GpuOptions::norm_in_residual`).
+    norm_in_residual: bool,
 }
 
 /// A configuration and where it came from.
@@ -70,7 +72,7 @@ impl GemmConfigs {
                 .collect(),
             None => vec![],
         };
-        GemmConfigs { device: device.map(str::to_string), tuners, sm_count, fused, warned: AtomicBool::new(false), split_k: None, matvec_rows: None, matvec_fp8_activations: false, fused_swiglu: true, fused_norm: true, fused_rope: true }
+        GemmConfigs { device: device.map(str::to_string), tuners, sm_count, fused, warned: AtomicBool::new(false), split_k: None, matvec_rows: None, matvec_fp8_activations: false, fused_swiglu: true, fused_norm: true, fused_rope: true, norm_in_residual: false }
     }
 
     /// Every GEMM split `split_k` times (a split-K grid of the chosen tiles); `None`: as chosen.
@@ -127,6 +129,17 @@ impl GemmConfigs {
 
     pub fn fuses_rope(&self) -> bool {
         self.fused_rope
+    }
+
+    /// The one-row residual adds write the next RMSNorm's inputs (`true`) where the norm is not
+    /// inside the product after it, or a norm kernel runs.
+    pub fn with_norm_in_residual(mut self, on: bool) -> GemmConfigs {
+        self.norm_in_residual = on;
+        self
+    }
+
+    pub fn norms_in_residual(&self) -> bool {
+        self.norm_in_residual
     }
 
     /// Whether an `m`-row GEMM with FP8 (`fp8`) weights reads bf16 activations: a matrix-vector product

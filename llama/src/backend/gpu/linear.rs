@@ -10,7 +10,7 @@ use dsl_core::lang::Numeric;
 use dsl_core::prelude::{bf16, e4m3};
 use dsl_core::runtime::{AnyBuffer, Launch, Runtime};
 use dsl_core::types::Elem;
-use kernels::fp8_gemm::{fp8_gemm, fp8_gemm_partials, quantize_rows, scaled_matvec, swiglu_matvec, tickets_len, workspace_len, GemmConfig, GemmOptions, Operand, RmsNorm, Scale, Workspace};
+use kernels::fp8_gemm::{fp8_gemm, fp8_gemm_partials, quantize_rows, residual_norm_matvec, scaled_matvec, swiglu_matvec, NextNorm, tickets_len, workspace_len, GemmConfig, GemmOptions, Operand, RmsNorm, Scale, Workspace};
 use kernels::kv_attention::cache::RopeTables;
 use kernels::kv_attention::qkv_matvec::qkv_rope_matvec;
 use kernels::kv_attention::CacheShape;
@@ -89,6 +89,9 @@ pub(super) enum Input<'a, R: Runtime> {
     /// One f32 row of the residual stream, normed by the matrix-vector product itself
     /// ([`RmsNorm`]): decode at batch 1 with no norm kernel ahead.
     Normed(&'a R::Buffer<f32>, RmsNorm<'a, R::Buffer<f32>>),
+    /// A bf16 row `x ⊙ gamma` and one f32 factor `1 / rms(x)` that the GEMM applies as its activation
+    /// scale: the norm's inputs written by the residual add before it ([`residual_norm_linear`]).
+    Prescaled(&'a R::Buffer<bf16>, &'a R::Buffer<f32>),
 }
 
 impl<'a, R: Runtime> Input<'a, R> {
@@ -140,17 +143,28 @@ pub(super) fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: 
     }
     let opts = GemmOptions { config: Some(cfg), sm_count: g.configs.sm_count(), accumulate: into == Out::Add, ..GemmOptions::default() };
     let gemm = |e| LlamaError::Backend(format!("GEMM {m}x{n}x{k}: {e}"));
+    // A prescaled row is read as bf16, its factor in place of the unit activation scale.
+    let (a, prescale) = match a {
+        Input::Prescaled(rows, factor) => (Input::Bf16(rows), Some(factor)),
+        a => (a, None),
+    };
+    let one = prescale.unwrap_or(&g.one);
+    if partials && prescale.is_some() {
+        // The consumer of the partials applies the unit activation scale.
+        return Err(LlamaError::Backend("internal: a prescaled row for a GEMM that leaves its partial products".into()));
+    }
     match (&w.w, a) {
         (Weight::Bf16(b), Input::Bf16(a)) => {
             let a = Operand { buf: a, rows: m, cols: k, row_stride: k };
             let b = Operand { buf: b, rows: n, cols: k, row_stride: k };
-            let (sa, sb) = scales(&w.w, &g.one, &g.a_scale);
+            let (sa, sb) = scales(&w.w, one, &g.a_scale);
             if partials {
                 fp8_gemm_partials(rt, a, b, sa, sb, &mut g.ws, &cfg).map_err(gemm)?;
                 return Ok(Some(cfg.split_k as usize));
             }
             fp8_gemm(rt, a, b, sa, sb, None, out, n, Some(Workspace { partials: &mut g.ws, tickets: Some(&mut g.tickets) }), &opts).map_err(gemm)?;
         }
+        (_, Input::Prescaled(..)) => unreachable!("read as bf16 above"),
         (Weight::Bf16(_), Input::Quantized) => {
             return Err(LlamaError::Backend("internal: fp8 activations for a bf16 weight".into()));
         }
@@ -168,7 +182,10 @@ pub(super) fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: 
             let a = Operand { buf: a, rows: m, cols: k, row_stride: k };
             let b = Operand { buf: q, rows: n, cols: k, row_stride: k };
             let (_, sb) = scales(&w.w, &g.one, &g.a_scale);
-            scaled_matvec(rt, a, b, Scale::PerTensor(&g.one), sb, None, out, n, None, &cfg, into == Out::Add).map_err(gemm)?;
+            scaled_matvec(rt, a, b, Scale::PerTensor(one), sb, None, out, n, None, &cfg, into == Out::Add).map_err(gemm)?;
+        }
+        (Weight::Fp8 { .. }, _) if prescale.is_some() => {
+            return Err(LlamaError::Backend("internal: a prescaled row for a GEMM that quantizes its input".into()));
         }
         (Weight::Fp8 { q, .. }, a) => {
             if let Input::Bf16(a) = a {
@@ -189,6 +206,22 @@ pub(super) fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: 
     Ok(None)
 }
 
+/// `x[0, :] += a · wᵀ` for one bf16 row `a` (the O or down projection's residual add, as [`linear`]
+/// with [`Out::Add`] at one row), writing also the next RMSNorm's inputs into `next` (`x ⊙ gamma` and
+/// `1 / rms(x)`), for the product after the norm to read as [`Input::Prescaled`]
+/// ([`residual_norm_matvec`]). FP8 weights read `a` as bf16.
+pub(super) fn residual_norm_linear<R: Runtime>(rt: &R, g: &Gemm<R>, a: &R::Buffer<bf16>, w: &Matrix<R>, x: &mut R::Buffer<f32>, next: NextNorm<'_, R, bf16>) -> Result<()> {
+    let (n, k) = (w.rows, w.cols);
+    let cfg = g.configs.choose(1, n, k, w.is_fp8()).config;
+    let (_, sb) = scales(&w.w, &g.one, &g.a_scale);
+    let one = Scale::PerTensor(&g.one);
+    match &w.w {
+        Weight::Bf16(b) => residual_norm_matvec(rt, mat(a, 1, k), mat(b, n, k), one, sb, x, next, &cfg),
+        Weight::Fp8 { q, .. } => residual_norm_matvec(rt, mat(a, 1, k), mat(q, n, k), one, sb, x, next, &cfg),
+    }
+    .map_err(|e| LlamaError::Backend(format!("GEMM with the residual add and the next norm 1x{n}x{k}: {e}")))
+}
+
 /// `out[0, j] = silu(g_j) * u_j` of one bf16 row `a` against the fused gate-and-up weight `w` (`[2f, K]`),
 /// the SwiGLU in the matrix-vector product's epilogue ([`swiglu_matvec`]); FP8 weights read `a` as bf16.
 pub(super) fn swiglu_linear<R: Runtime>(rt: &R, g: &Gemm<R>, a: Input<'_, R>, w: &Matrix<R>, out: &mut R::Buffer<bf16>) -> Result<()> {
@@ -200,6 +233,8 @@ pub(super) fn swiglu_linear<R: Runtime>(rt: &R, g: &Gemm<R>, a: Input<'_, R>, w:
     match (a, &w.w) {
         (Input::Bf16(a), Weight::Bf16(b)) => swiglu_matvec(rt, mat(a, 1, k), mat(b, n, k), one, sb, None, out, &cfg),
         (Input::Bf16(a), Weight::Fp8 { q, .. }) => swiglu_matvec(rt, mat(a, 1, k), mat(q, n, k), one, sb, None, out, &cfg),
+        (Input::Prescaled(a, f), Weight::Bf16(b)) => swiglu_matvec(rt, mat(a, 1, k), mat(b, n, k), Scale::PerTensor(f), sb, None, out, &cfg),
+        (Input::Prescaled(a, f), Weight::Fp8 { q, .. }) => swiglu_matvec(rt, mat(a, 1, k), mat(q, n, k), Scale::PerTensor(f), sb, None, out, &cfg),
         (Input::Normed(x, norm), Weight::Bf16(b)) => swiglu_matvec(rt, mat(x, 1, k), mat(b, n, k), one, sb, Some(norm), out, &cfg),
         (Input::Normed(x, norm), Weight::Fp8 { q, .. }) => swiglu_matvec(rt, mat(x, 1, k), mat(q, n, k), one, sb, Some(norm), out, &cfg),
         (Input::Quantized, _) => return Err(LlamaError::Backend("internal: e4m3 activations for the SwiGLU's matrix-vector product".into())),
@@ -229,6 +264,7 @@ pub(super) fn qkv_rope_linear<R: Runtime>(
     let caches = (k_cache, v_cache);
     match a {
         Input::Bf16(a) => launch_qkv_rope(rt, shape, mat(a, 1, k), w, one, sb, None, rope, pos, q, caches, &cfg),
+        Input::Prescaled(a, f) => launch_qkv_rope(rt, shape, mat(a, 1, k), w, Scale::PerTensor(f), sb, None, rope, pos, q, caches, &cfg),
         Input::Normed(x, norm) => launch_qkv_rope(rt, shape, mat(x, 1, k), w, one, sb, Some(norm), rope, pos, q, caches, &cfg),
         Input::Quantized => Err(LlamaError::Backend("internal: e4m3 activations for the QKV matrix-vector product with RoPE".into())),
     }

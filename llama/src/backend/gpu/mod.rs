@@ -97,11 +97,16 @@ pub struct GpuOptions {
     /// embeddings) applies RoPE and appends the keys and values to the cache in its epilogue, so no
     /// RoPE kernel runs after it; off: the RoPE and cache-append kernel.
     pub fused_rope: bool,
+    /// The residual adds of a decode step (the O and down matrix-vector products) write the next
+    /// RMSNorm's inputs too (`x ⊙ gamma` and, from their last program, `1 / rms(x)`), so no norm
+    /// kernel runs in models where the norm is not inside the products (`fused_norm`); off: the norm
+    /// kernel. Off by default until measured (bench/llama_gpu/NOTES.md).
+    pub norm_in_residual: bool,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { weights: WeightFormat::Bf16, graphs: true, programmatic: true, tuned_configs: true, fused_combine: false, split_k: None, matvec_rows: Some(2), matvec_fp8_activations: false, fused_swiglu: true, fused_norm: true, fused_rope: true }
+        GpuOptions { weights: WeightFormat::Bf16, graphs: true, programmatic: true, tuned_configs: true, fused_combine: false, split_k: None, matvec_rows: Some(2), matvec_fp8_activations: false, fused_swiglu: true, fused_norm: true, fused_rope: true, norm_in_residual: false }
     }
 }
 
@@ -167,7 +172,7 @@ impl<R: StepRuntime> GpuBackend<R> {
         };
         let model = Model::new(&rt, c.clone(), w, shape, sm_count, rt.warpgroup_mma())?;
         let device = if opts.tuned_configs { rt.device_name() } else { None };
-        let configs = Arc::new(GemmConfigs::new(device.as_deref(), sm_count, opts.fused_combine).with_split_k(opts.split_k).with_matvec_rows(opts.matvec_rows).with_matvec_fp8_activations(opts.matvec_fp8_activations).with_fused_swiglu(opts.fused_swiglu).with_fused_norm(opts.fused_norm).with_fused_rope(opts.fused_rope));
+        let configs = Arc::new(GemmConfigs::new(device.as_deref(), sm_count, opts.fused_combine).with_split_k(opts.split_k).with_matvec_rows(opts.matvec_rows).with_matvec_fp8_activations(opts.matvec_fp8_activations).with_fused_swiglu(opts.fused_swiglu).with_fused_norm(opts.fused_norm).with_fused_rope(opts.fused_rope).with_norm_in_residual(opts.norm_in_residual));
         let decode = Activations::new(&rt, &c, 1, 1, configs.clone())?;
         Ok(GpuBackend { rt, name, model, decode, prefill: None, graph: None, graph_moved: 0, warm: false, opts, configs, capacity, pos: 0 })
     }
@@ -285,7 +290,8 @@ where
                 let swiglu = if self.opts.fused_swiglu && bf16_in { ", SwiGLU fused" } else { "" };
                 let norm = if self.configs.fuses_norm(self.model.config.d_model) && bf16_in { ", norms fused" } else { "" };
                 let rope = if self.opts.fused_rope && bf16_in { ", RoPE fused" } else { "" };
-                format!(", matrix-vector GEMMs at batch 1 ({rows} rows a program{act}{swiglu}{norm}{rope})")
+                let residual = if self.opts.norm_in_residual && norm.is_empty() && bf16_in { ", norms in the residual adds" } else { "" };
+                format!(", matrix-vector GEMMs at batch 1 ({rows} rows a program{act}{swiglu}{norm}{rope}{residual})")
             }
             None => String::new(),
         };

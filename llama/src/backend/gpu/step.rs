@@ -5,14 +5,14 @@
 //! recorded graph serve every token.
 
 use super::configs::GemmConfigs;
-use super::linear::{by_row_block, linear, qkv_rope_linear, row_block, scales, swiglu_linear, Gemm, Input, Out};
+use super::linear::{by_row_block, linear, qkv_rope_linear, residual_norm_linear, row_block, scales, swiglu_linear, Gemm, Input, Out};
 use super::weights::{dev, zeros, Matrix, WeightsOnDevice};
 use crate::backend::forward::{forward, Linear, Norm, Ops};
 use crate::config::LlamaConfig;
 use crate::error::{LlamaError, Result};
 use dsl_core::prelude::{bf16, e4m3};
 use dsl_core::runtime::{Launch, Runtime};
-use kernels::fp8_gemm::{Partials, RmsNorm};
+use kernels::fp8_gemm::{NextNorm, Partials, RmsNorm};
 use kernels::greedy::{argmax_rows, partials_len};
 use kernels::kv_attention::cache::{rope_append_rows, RopeTables, RowsAt};
 use kernels::kv_attention::decode::{decode_step, workspace_lens, DecodeBuffers, DecodeConfig};
@@ -101,6 +101,12 @@ pub struct Activations<R: Runtime> {
     act: R::Buffer<bf16>,
     /// The largest magnitude of each `QUANT_BLOCK` of `act` (FP8 down projections).
     act_max: R::Buffer<f32>,
+    /// The next RMSNorm's inputs as a residual add writes them (decode, `GpuOptions::norm_in_residual`):
+    /// `x ⊙ gamma`, `1 / rms(x)`, the programs' sums of squares and their ticket.
+    xg: R::Buffer<bf16>,
+    inv_rms: R::Buffer<f32>,
+    norm_squares: R::Buffer<f32>,
+    norm_tickets: R::Buffer<i32>,
     pub gemm: Gemm<R>,
     pub head: Head<R>,
 }
@@ -123,6 +129,11 @@ impl<R: Runtime> Activations<R> {
             gu: zeros(rt, rows * 2 * f, what)?,
             act: zeros(rt, rows * f, what)?,
             act_max: zeros(rt, rows * f.div_ceil(QUANT_BLOCK), what)?,
+            xg: zeros(rt, d, what)?,
+            inv_rms: zeros(rt, 1, what)?,
+            // One sum per program: at most one per output.
+            norm_squares: zeros(rt, d, what)?,
+            norm_tickets: zeros(rt, 1, what)?,
             gemm: Gemm::new(rt, rows, max_k, configs)?,
             head: Head::new(rt, c, out_rows)?,
         })
@@ -156,7 +167,7 @@ pub struct StepShape {
 pub fn launch_step<R: Runtime>(rt: &R, m: &mut Model<R>, a: &mut Activations<R>, s: StepShape) -> Result<()> {
     debug_assert!(s.n <= a.rows && s.out_rows <= a.head.rows && s.out_rows <= s.n);
     let layers = m.config.n_layers;
-    forward(&mut GpuStep { rt, m, a, s, quantized: false, qkv_partials: None, swiglu_done: false, rope_done: false, normed: None }, layers)
+    forward(&mut GpuStep { rt, m, a, s, quantized: false, qkv_partials: None, swiglu_done: false, rope_done: false, normed: None, prescaled: false }, layers)
 }
 
 /// The [`Ops`] of a step as launches over a [`Model`] and its [`Activations`].
@@ -180,6 +191,9 @@ struct GpuStep<'a, R: Runtime> {
     /// The norm before the next GEMM was left to it (a matrix-vector product reading the residual
     /// row itself: [`Input::Normed`]).
     normed: Option<Norm>,
+    /// The last residual add wrote the next norm's inputs ([`residual_norm_linear`]): the norm has
+    /// nothing left to do, and the GEMM after it reads [`Input::Prescaled`].
+    prescaled: bool,
 }
 
 impl<R: Runtime> GpuStep<'_, R> {
@@ -194,6 +208,15 @@ impl<R: Runtime> GpuStep<'_, R> {
     fn norm_fuses(&self, w: &Matrix<R>) -> bool {
         let (g, fp8) = (&self.a.gemm, w.is_fp8());
         g.configs.fuses_norm(w.cols) && g.configs.choose(self.s.n, w.rows, w.cols, fp8).config.is_matvec() && g.configs.reads_bf16(self.s.n, fp8)
+    }
+
+    /// Whether the residual add with weight `producer` writes the inputs of the norm before the GEMM with
+    /// weight `consumer`: both matrix-vector products (one row) reading bf16 activations, and that
+    /// norm not inside the consumer already.
+    fn norm_in_residual(&self, producer: &Matrix<R>, consumer: &Matrix<R>) -> bool {
+        let g = &self.a.gemm;
+        let matvec_bf16 = |w: &Matrix<R>| g.configs.choose(self.s.n, w.rows, w.cols, w.is_fp8()).config.is_matvec() && g.configs.reads_bf16(self.s.n, w.is_fp8());
+        g.configs.norms_in_residual() && self.s.n == 1 && self.m.shape.batch == 1 && matvec_bf16(producer) && matvec_bf16(consumer) && !self.norm_fuses(consumer)
     }
 
     /// Whether layer `layer`'s QKV projection applies RoPE and appends to the cache itself: a
@@ -237,6 +260,10 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
             Norm::Attention => (&l.attn_norm, self.quantizes(&l.qkv), &l.qkv),
             Norm::Mlp => (&l.ffn_norm, self.quantizes(&l.gate_up), &l.gate_up),
         };
+        if self.prescaled {
+            // The residual add before wrote this norm's inputs; the GEMM after reads them.
+            return Ok(());
+        }
         if self.norm_fuses(next) {
             self.normed = Some(which);
             return Ok(());
@@ -254,18 +281,39 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
     fn linear(&mut self, layer: usize, which: Linear) -> Result<()> {
         let fused_swiglu = which == Linear::GateUp && self.swiglu_fuses(layer);
         let fused_rope = which == Linear::Qkv && self.rope_fuses(layer);
+        // The residual adds may write the next norm's inputs: after O, the MLP's norm; after down, the
+        // next layer's attention norm, or the final norm before the LM head.
+        let w = &self.m.w;
+        let writes_norm = match which {
+            Linear::Out => self.norm_in_residual(&w.layers[layer].wo, &w.layers[layer].gate_up),
+            Linear::Down => self.norm_in_residual(&w.layers[layer].down, w.layers.get(layer + 1).map_or(&w.output, |next| &next.qkv)),
+            _ => false,
+        };
         let (rt, n, a) = (self.rt, self.s.n, &mut *self.a);
         let m = &mut *self.m;
         let l = &m.w.layers[layer];
         let quantized = std::mem::take(&mut self.quantized);
         let eps = m.config.rms_eps;
-        // The input of QKV and gate-and-up: the normed rows in `h`, or the residual row with the norm
-        // left to the GEMM.
-        let input = match self.normed.take() {
-            Some(Norm::Attention) => Input::Normed(&a.x, RmsNorm { gamma: &l.attn_norm, eps }),
-            Some(Norm::Mlp) => Input::Normed(&a.x, RmsNorm { gamma: &l.ffn_norm, eps }),
-            None => Input::of(quantized, &a.h),
+        // The input of QKV and gate-and-up: the normed rows in `h`, the residual row with the norm
+        // left to the GEMM, or the norm's inputs as the residual add before wrote them.
+        let input = match (self.normed.take(), std::mem::take(&mut self.prescaled)) {
+            (_, true) => Input::Prescaled(&a.xg, &a.inv_rms),
+            (Some(Norm::Attention), _) => Input::Normed(&a.x, RmsNorm { gamma: &l.attn_norm, eps }),
+            (Some(Norm::Mlp), _) => Input::Normed(&a.x, RmsNorm { gamma: &l.ffn_norm, eps }),
+            (None, _) => Input::of(quantized, &a.h),
         };
+        // The next norm's weights, where this residual add writes its inputs.
+        let next_gamma = match which {
+            Linear::Out => &l.ffn_norm,
+            _ => m.w.layers.get(layer + 1).map_or(&m.w.norm, |next| &next.attn_norm),
+        };
+        if writes_norm {
+            let (wo, src) = if which == Linear::Out { (&l.wo, &a.att) } else { (&l.down, &a.act) };
+            let next = NextNorm { gamma: next_gamma, eps, xg: &mut a.xg, inv_rms: &mut a.inv_rms, squares: &mut a.norm_squares, tickets: &mut a.norm_tickets };
+            residual_norm_linear(rt, &a.gemm, src, wo, &mut a.x, next)?;
+            self.prescaled = true;
+            return Ok(());
+        }
         match which {
             Linear::Qkv if fused_rope => {
                 let tables = RopeTables { cos: &m.w.cos, sin: &m.w.sin, rope_dim: m.config.rope_dim };
@@ -352,9 +400,12 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
     fn head(&mut self) -> Result<()> {
         let (StepShape { n, out_rows, .. }, c) = (self.s, &self.m.config);
         let fused = n == 1 && self.norm_fuses(&self.m.w.output);
+        let prescaled = std::mem::take(&mut self.prescaled);
         let (rt, a) = (self.rt, &mut *self.a);
         let h = &mut a.head;
-        let input = if fused {
+        let input = if prescaled {
+            Input::Prescaled(&a.xg, &a.inv_rms)
+        } else if fused {
             Input::Normed(&a.x, RmsNorm { gamma: &self.m.w.norm, eps: c.rms_eps })
         } else {
             norm_rows(rt, c, &a.x, &self.m.w.norm, n - out_rows, out_rows, &mut h.hn)?;
