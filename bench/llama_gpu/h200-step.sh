@@ -6,7 +6,7 @@
 #   MODE=checks: the GPU checks of the matrix-vector products and the layer chain, graph replay against
 #     eager launches (8B fp8, 300 steps), compute-sanitizer memcheck (SmolLM2, fp8).
 #   MODE=ab: this build against .gpu/old/llama.xz, alternated, ROUNDS rounds of AB (';'-separated
-#     `llama bench` arguments).
+#     `llama bench` arguments); with FLAG set, this build without and with FLAG instead.
 #   MODE=rows: the issue's rows with this build: 8B fp8 and bf16 at ctx 128 and 4096, pp512, SmolLM2,
 #     70B fp8.
 #   MODE="checks ab" runs both.
@@ -25,7 +25,7 @@ checks)
     for f in ${CHECKS:-fp8_gemm_matvec swiglu_matvec rope_kv_append_from_matvec layer_chain grid_dep llama_ops}; do
         echo "$f: $(timeout 150 /tmp/g/gpu-check test "$f" 2>&1 | grep -E 'passed|FAIL|panicked' | tail -3 | tr '\n' ' ')" | tee -a "$OUT/checks.txt"
     done
-    echo "graph-eager fp8: $(timeout 200 /tmp/g/gpu-check graph-eager llama-3-8b fp8 300 2>&1 | tail -1)" | tee -a "$OUT/checks.txt"
+    echo "graph-eager fp8: $(timeout 200 /tmp/g/gpu-check graph-eager llama-3-8b fp8 300 ${GRAPH_OPTS:-} 2>&1 | tail -1)" | tee -a "$OUT/checks.txt"
     timeout 100 compute-sanitizer --tool memcheck $L bench --arch smollm2-135m --device cuda --weights fp8 -p 8 -n 4 -r 1 > "$OUT/memcheck.txt" 2>&1
     echo "memcheck fp8 rc=$?: $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.txt")" | tee -a "$OUT/checks.txt"
     ;;
@@ -64,10 +64,15 @@ rows)
     echo "70B fp8: $(timeout 300 $L bench --arch llama-3-70b --weights fp8 -p 128 -n 64 --device cuda -r 2 2>&1 | grep -E 'tg[0-9]+ @ ctx [0-9]+ \||rror' | tr '\n' ' ')" | tee -a "$OUT/rows.txt"
     ;;
 ab)
-    [ -x /tmp/g/llama-old ] || { xz -dc .gpu/old/llama.xz > /tmp/g/llama-old && chmod +x /tmp/g/llama-old; }
+    [ -n "${FLAG:-}" ] || [ -x /tmp/g/llama-old ] || { xz -dc .gpu/old/llama.xz > /tmp/g/llama-old && chmod +x /tmp/g/llama-old; }
     IFS=';' read -ra CS <<< "${AB:---arch llama-3-8b --weights fp8 -p 128 -n 128}"
     for r in $(seq 1 "${ROUNDS:-2}"); do
         for args in "${CS[@]}"; do
+            if [ -n "${FLAG:-}" ]; then
+                echo "$args | default | round $r | $(tg $L $args)" | tee -a "$OUT/ab.txt"
+                echo "$args | $FLAG | round $r | $(tg $L $args $FLAG)" | tee -a "$OUT/ab.txt"
+                continue
+            fi
             for b in llama-old llama; do
                 echo "$args | $b | round $r | $(tg /tmp/g/$b $args)" | tee -a "$OUT/ab.txt"
             done
