@@ -168,8 +168,8 @@ fn fp8_against_bf16(m: &llama::loader::LoadedModel, w: &Arc<llama::model::LlamaW
 /// `gpu-check graph-eager ARCH WEIGHTS STEPS`: [`graph_against_eager`]'s check on an architecture with
 /// random weights made on the device (`llama-3-8b`, `smollm2-135m`...), bf16 or fp8: the decode graph,
 /// with this GPU's GEMM configurations (tuned winners, fused split-K combines), replayed `steps` times
-/// gives exactly the tokens of eager launches.
-pub fn graph_against_eager_random(arch: &str, weights: &str, steps: usize) -> Res<()> {
+/// gives exactly the tokens of eager launches. `norm_in_residual`: with `GpuOptions::norm_in_residual`.
+pub fn graph_against_eager_random(arch: &str, weights: &str, steps: usize, norm_in_residual: bool) -> Res<()> {
     use llama::backend::gpu::{GpuBackend, WeightSource};
     let config = llama::arch::by_name(arch)?;
     let mut runs = vec![];
@@ -177,7 +177,7 @@ pub fn graph_against_eager_random(arch: &str, weights: &str, steps: usize) -> Re
     for graphs in [true, false] {
         let rt = llama::backend::cuda_runtime(&GpuOptions::default())?;
         let sms = rt.device_info().multiprocessors;
-        let opts = GpuOptions { graphs, weights: weights.parse()?, ..GpuOptions::default() };
+        let opts = GpuOptions { graphs, weights: weights.parse()?, norm_in_residual, ..GpuOptions::default() };
         let mut b = GpuBackend::new(rt, "cuda", sms, WeightSource::Random { config: &config, seed: 7 }, steps + 16, opts)?;
         if graphs {
             mode = b.launch_mode();

@@ -619,7 +619,7 @@ fn decode_row_kernels_fit_registers_at_their_widths() {
 /// (`qkv_rope_mv`).
 #[test]
 fn matvec_reads_rows_into_registers_with_128_bit_loads() {
-    use kernels::fp8_gemm::{scaled_mv, swiglu_mv};
+    use kernels::fp8_gemm::{residual_norm_mv, scaled_mv, swiglu_mv};
     use kernels::kv_attention::qkv_matvec::qkv_rope_mv;
     let kernels = [
         (scaled_mv::<e4m3, e4m3, bf16, 4, 512, false, true, false, false>::build(), 4),
@@ -634,6 +634,8 @@ fn matvec_reads_rows_into_registers_with_128_bit_loads() {
         (qkv_rope_mv::<bf16, e4m3, bf16, 1, 512, false, true>::build(), 2),
         (qkv_rope_mv::<f32, e4m3, bf16, 1, 512, true, true>::build(), 2),
         (qkv_rope_mv::<f32, bf16, bf16, 2, 256, true, false>::build(), 4),
+        (residual_norm_mv::<bf16, e4m3, bf16, 2, 512, true>::build(), 2),
+        (residual_norm_mv::<bf16, bf16, bf16, 4, 256, false>::build(), 4),
     ];
     for (k, rows) in kernels {
         let k = k.expect("traces");

@@ -50,8 +50,8 @@ fn main() {
             _ => Err("usage: gpu-check smollm2 MODEL.gguf GOLDENS_DIR".into()),
         },
         "graph-eager" => match (args.get(1), args.get(2), args.get(3).and_then(|s| s.parse().ok())) {
-            (Some(a), Some(w), Some(n)) => tests::llama_gpu::graph_against_eager_random(a, w, n),
-            _ => Err("usage: gpu-check graph-eager ARCH bf16|fp8 STEPS".into()),
+            (Some(a), Some(w), Some(n)) => tests::llama_gpu::graph_against_eager_random(a, w, n, args.get(4).is_some_and(|o| o == "norm-in-residual")),
+            _ => Err("usage: gpu-check graph-eager ARCH bf16|fp8 STEPS [norm-in-residual]".into()),
         },
         "fp8" => tests::fp8_bench::run(
             args.iter().position(|a| a == "--write").and_then(|i| args.get(i + 1)).map(String::as_str),
