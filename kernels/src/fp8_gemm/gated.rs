@@ -5,11 +5,11 @@
 //! as [`scaled_mv`](super::scaled_mv) reads its rows, so both products of an output are in one warp's
 //! registers when the SwiGLU needs them.
 
-use super::host::{check_len, check_matvec, matvec_tiles_of, GemmError, Operand, RmsNorm, Scale};
+use super::host::{check_len, check_matvec, matvec_grid, matvec_tiles_of, GemmError, Operand, RmsNorm, Scale};
 use super::matvec::{inv_rms, weight_block};
 use dsl_core::lang::Numeric;
 use dsl_core::prelude::*;
-use dsl_core::runtime::{AnyBuffer, Grid, LaunchOptions, Runtime};
+use dsl_core::runtime::{AnyBuffer, Runtime};
 use dsl_core::types::Elem;
 
 /// `out[j] = silu(g_j) * u_j` for `j < f`, where `g_j = (A · B[j]ᵀ) * scale_a * scale_b[j]` and
@@ -146,8 +146,7 @@ where
     if cfg.block_n % 2 != 0 || !swiglu_tiles().contains(&(tile.block_n, cfg.block_k)) {
         return Err(GemmError::GatedTile(super::tuning::describe(cfg)));
     }
-    let options = LaunchOptions { num_warps: Some(1), ..cfg.options };
-    let grid = Grid::from(f.div_ceil(tile.block_n as usize) as u32).with(options);
+    let grid = matvec_grid(f.div_ceil(tile.block_n as usize), cfg);
     let mv = SwigluMvInstance { block_n: tile.block_n as i32, block_k: cfg.block_k as i32, norm: norm.is_some(), col_scale };
     // Without a norm, `sa` stands in for the `gamma` the kernel does not read.
     let (gamma, eps) = norm.map_or((sa, 0.0), |n| (n.gamma, n.eps));

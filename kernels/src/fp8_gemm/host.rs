@@ -6,7 +6,7 @@ use super::{
     StreamkReduceInstance, ZeroFillInstance,
 };
 use dsl_core::lang::{DotOperands, Numeric};
-use dsl_core::runtime::{AnyBuffer, Grid, LaunchOptions, Runtime};
+use dsl_core::runtime::{AnyBuffer, Grid, Launch, LaunchOptions, Runtime};
 use dsl_core::types::Elem;
 
 /// The RMSNorm a matrix-vector product applies to its row of `A` (a row of the residual stream) before
@@ -280,6 +280,11 @@ pub(crate) fn matvec_tiles_of(it: impl Iterator<Item = (i32, i32)>) -> Vec<(u32,
     tiles_of(it.map(|(n, k)| (1, n, k))).into_iter().map(|(_, n, k)| (n, k)).collect()
 }
 
+/// The launch of `programs` one-warp programs of a matrix-vector config (its other launch options kept).
+pub(crate) fn matvec_grid(programs: usize, cfg: &GemmConfig) -> Launch {
+    Grid::from(programs as u32).with(LaunchOptions { num_warps: Some(1), ..cfg.options })
+}
+
 /// Picks blocks and split-K from the problem and the GPU size: the smallest `block_m` that covers `M`
 /// (the tensor cores work on 16 rows; a decode GEMM is bound by reading `B`), narrow tiles with a long
 /// `block_k` for small `M` (many small programs keep bytes in flight on every SM), and enough splits of
@@ -368,6 +373,12 @@ fn check_tiles<E: std::error::Error>(cfg: &GemmConfig) -> Result<(), GemmError<E
         0 => ("split-K", split_k_tiles()),
         _ => ("stream-K", stream_k_tiles()),
     };
+    check_tiles_in(schedule, &tiles, cfg)
+}
+
+/// Refuses `cfg` unless its `(block_m, block_n, block_k)` is one of `tiles` (a kernel's declared
+/// instances), naming them.
+pub(crate) fn check_tiles_in<E: std::error::Error>(schedule: &'static str, tiles: &[(u32, u32, u32)], cfg: &GemmConfig) -> Result<(), GemmError<E>> {
     if !tiles.contains(&(cfg.block_m, cfg.block_n, cfg.block_k)) {
         let supported = tiles.iter().map(|(m, n, k)| format!("{m}x{n}x{k}")).collect::<Vec<_>>().join(", ");
         return Err(GemmError::Blocks { schedule, block_m: cfg.block_m, block_n: cfg.block_n, block_k: cfg.block_k, supported });
@@ -646,8 +657,7 @@ where
     O: Numeric + Elem,
 {
     let (n, k) = (b.rows, b.cols);
-    let options = LaunchOptions { num_warps: Some(1), ..cfg.options };
-    let grid = Grid::from(n.div_ceil(cfg.block_n as usize) as u32).with(options);
+    let grid = matvec_grid(n.div_ceil(cfg.block_n as usize), &cfg);
     let mv = ScaledMvInstance { block_n: cfg.block_n as i32, block_k: cfg.block_k as i32, norm: norm.is_some(), col_scale, bias: with_bias, accumulate };
     // At one row a per-row scale is one value, read as per tensor; without a bias or a norm, `sa`
     // stands in for the pointer the kernel does not read.

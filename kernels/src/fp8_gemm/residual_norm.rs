@@ -10,11 +10,11 @@
 //! no launch between. (Applying the norm inside the next product instead reads the f32 row and
 //! `gamma` in every one of its programs: four times the weights' bytes at Llama 3's widths.)
 
-use super::host::{check_len, check_matvec, matvec_tiles_of, GemmConfig, GemmError, Operand, Scale};
+use super::host::{check_len, check_matvec, check_tiles_in, matvec_grid, tiles_of, GemmConfig, GemmError, Operand, Scale};
 use super::matvec::row_dots;
 use dsl_core::lang::Numeric;
 use dsl_core::prelude::*;
-use dsl_core::runtime::{AnyBuffer, Grid, LaunchOptions, Runtime};
+use dsl_core::runtime::{AnyBuffer, Runtime};
 use dsl_core::types::Elem;
 
 /// Programs' sums of squares the last program adds per step (one load round for up to 2048 programs).
@@ -124,13 +124,9 @@ where
     check_len("inv_rms", next.inv_rms.len(), 1)?;
     check_len("squares (one per program)", next.squares.len(), residual_norm_scratch(n, cfg))?;
     check_len("tickets", next.tickets.len(), 1)?;
-    let tiles = matvec_tiles_of(ResidualNormMvInstance::ALL.iter().map(|i| (i.block_n, i.block_k)));
-    if !tiles.contains(&(cfg.block_n, cfg.block_k)) {
-        let supported = tiles.iter().map(|(n, k)| format!("1x{n}x{k}")).collect::<Vec<_>>().join(", ");
-        return Err(GemmError::Blocks { schedule: "matrix-vector with the next norm", block_m: cfg.block_m, block_n: cfg.block_n, block_k: cfg.block_k, supported });
-    }
-    let options = LaunchOptions { num_warps: Some(1), ..cfg.options };
-    let grid = Grid::from(n.div_ceil(cfg.block_n as usize) as u32).with(options);
+    let tiles = tiles_of(ResidualNormMvInstance::ALL.iter().map(|i| (1, i.block_n, i.block_k)));
+    check_tiles_in("matrix-vector with the next norm", &tiles, cfg)?;
+    let grid = matvec_grid(n.div_ceil(cfg.block_n as usize), cfg);
     let mv = ResidualNormMvInstance { block_n: cfg.block_n as i32, block_k: cfg.block_k as i32, col_scale };
     mv.launch::<A, B, G, R>(rt, grid, a.buf, b.buf, x, sa, sb, next.gamma, next.eps, next.xg, next.squares, next.tickets, next.inv_rms, n as i32, b.cols as i32, b.row_stride as i32)
         .map_err(GemmError::Runtime)

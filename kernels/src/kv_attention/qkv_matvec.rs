@@ -9,11 +9,11 @@
 
 use super::cache::{check_rope_append, RopeTables, RowsAt};
 use super::{need, AttnError, CacheShape};
-use crate::fp8_gemm::{check_matvec, inv_rms, paired_rows, matvec_tiles_of, GemmConfig, Operand, RmsNorm, Scale};
+use crate::fp8_gemm::{check_matvec, inv_rms, matvec_grid, paired_rows, matvec_tiles_of, GemmConfig, Operand, RmsNorm, Scale};
 use crate::rope::rotate_half;
 use dsl_core::lang::Numeric;
 use dsl_core::prelude::*;
-use dsl_core::runtime::{Grid, LaunchOptions, Runtime};
+use dsl_core::runtime::Runtime;
 use dsl_core::types::Elem;
 
 /// One token's `qkv = A · Bᵀ` with the scales of [`scaled_mv`](crate::fp8_gemm::scaled_mv) (`scale_a`
@@ -157,8 +157,7 @@ where
             qkv_rope_tiles()
         )));
     }
-    let options = LaunchOptions { num_warps: Some(1), ..cfg.options };
-    let grid = Grid::from((at.stride / cfg.block_n as usize) as u32).with(options);
+    let grid = matvec_grid(at.stride / cfg.block_n as usize, cfg);
     let mv = QkvRopeMvInstance { block_n: pairs as i32, block_k: cfg.block_k as i32, norm: norm.is_some(), col_scale };
     // Without a norm, `sa` stands in for the `gamma` the kernel does not read.
     let (gamma, eps) = norm.map_or((sa, 0.0), |n| (n.gamma, n.eps));

@@ -157,9 +157,8 @@ pub(super) fn linear<R: Runtime, O: Numeric + Elem>(rt: &R, g: &mut Gemm<R>, a: 
         (Weight::Bf16(b), Input::Bf16(a)) => {
             let a = Operand { buf: a, rows: m, cols: k, row_stride: k };
             let b = Operand { buf: b, rows: n, cols: k, row_stride: k };
-            let (sa, sb) = scales(&w.w, &g.one, &g.a_scale);
-            // (A bf16 weight's scales are both the unit: only the activations' takes the factor.)
-            let sa = prescale.map_or(sa, Scale::PerTensor);
+            // A bf16 weight's scales are both the unit; the activations' takes a prescaled row's factor.
+            let (sa, sb) = (Scale::PerTensor(one), Scale::PerTensor(&g.one));
             if partials {
                 fp8_gemm_partials(rt, a, b, sa, sb, &mut g.ws, &cfg).map_err(gemm)?;
                 return Ok(Some(cfg.split_k as usize));

@@ -302,14 +302,13 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
             (Some(Norm::Mlp), _) => Input::Normed(&a.x, RmsNorm { gamma: &l.ffn_norm, eps }),
             (None, _) => Input::of(quantized, &a.h),
         };
-        // The next norm's weights, where this residual add writes its inputs.
-        let next_gamma = match which {
-            Linear::Out => &l.ffn_norm,
-            _ => m.w.layers.get(layer + 1).map_or(&m.w.norm, |next| &next.attn_norm),
-        };
         if writes_norm {
-            let (wo, src) = if which == Linear::Out { (&l.wo, &a.att) } else { (&l.down, &a.act) };
-            let next = NextNorm { gamma: next_gamma, eps, xg: &mut a.xg, inv_rms: &mut a.inv_rms, squares: &mut a.norm_squares, tickets: &mut a.norm_tickets };
+            // This residual add's weight and input, and the next norm's weights.
+            let (wo, src, gamma) = match which {
+                Linear::Out => (&l.wo, &a.att, &l.ffn_norm),
+                _ => (&l.down, &a.act, m.w.layers.get(layer + 1).map_or(&m.w.norm, |next| &next.attn_norm)),
+            };
+            let next = NextNorm { gamma, eps, xg: &mut a.xg, inv_rms: &mut a.inv_rms, squares: &mut a.norm_squares, tickets: &mut a.norm_tickets };
             residual_norm_linear(rt, &a.gemm, src, wo, &mut a.x, next)?;
             self.prescaled = true;
             return Ok(());
