@@ -3,10 +3,12 @@
 #   MODE=profile (default): the step (llama bench), the read and copy bandwidth (torch), each GEMM
 #     alone at M = 1 (gpu-check fp8: the matvec tiles beside the split-K winner, H200 copy roofline),
 #     and an ncu per-kernel breakdown of one 8B fp8 decode step.
-#   MODE=checks: the GPU checks of the matrix-vector products and the layer chain, graph replay against
-#     eager launches (8B fp8, 300 steps), compute-sanitizer memcheck (SmolLM2, fp8).
+#   MODE=checks: the GPU checks of the matrix-vector products and the layer chain (or CHECKS), graph
+#     replay against eager launches (8B fp8, 300 steps, GRAPH_OPTS), compute-sanitizer memcheck
+#     (SmolLM2, MEMCHECK_WEIGHTS or fp8, with MEMCHECK_OPTS).
 #   MODE=ab: this build against .gpu/old/llama.xz, alternated, ROUNDS rounds of AB (';'-separated
-#     `llama bench` arguments); with FLAG set, this build without and with FLAG instead.
+#     `llama bench` arguments); with FLAG set, this build without and with FLAG instead; with VARIANTS
+#     set ('|'-separated flag sets, an empty one the defaults), this build with each in turn.
 #   MODE=rows: the issue's rows with this build: 8B fp8 and bf16 at ctx 128 and 4096, pp512, SmolLM2,
 #     70B fp8.
 #   MODE="checks ab" runs both.
@@ -26,8 +28,8 @@ checks)
         echo "$f: $(timeout 150 /tmp/g/gpu-check test "$f" 2>&1 | grep -E 'passed|FAIL|panicked' | tail -3 | tr '\n' ' ')" | tee -a "$OUT/checks.txt"
     done
     echo "graph-eager fp8: $(timeout 200 /tmp/g/gpu-check graph-eager llama-3-8b fp8 300 ${GRAPH_OPTS:-} 2>&1 | tail -1)" | tee -a "$OUT/checks.txt"
-    timeout 100 compute-sanitizer --tool memcheck $L bench --arch smollm2-135m --device cuda --weights fp8 -p 8 -n 4 -r 1 > "$OUT/memcheck.txt" 2>&1
-    echo "memcheck fp8 rc=$?: $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.txt")" | tee -a "$OUT/checks.txt"
+    timeout 100 compute-sanitizer --tool memcheck $L bench --arch smollm2-135m --device cuda --weights ${MEMCHECK_WEIGHTS:-fp8} -p 8 -n 4 -r 1 ${MEMCHECK_OPTS:-} > "$OUT/memcheck.txt" 2>&1
+    echo "memcheck ${MEMCHECK_WEIGHTS:-fp8} ${MEMCHECK_OPTS:-} rc=$?: $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.txt")" | tee -a "$OUT/checks.txt"
     ;;
 profile)
     echo "8B fp8 default: $(tg $L --arch llama-3-8b --weights fp8 -p 128 -n 128)" | tee -a "$OUT/step.txt"
@@ -64,10 +66,17 @@ rows)
     echo "70B fp8: $(timeout 300 $L bench --arch llama-3-70b --weights fp8 -p 128 -n 64 --device cuda -r 2 2>&1 | grep -E 'tg[0-9]+ @ ctx [0-9]+ \||rror' | tr '\n' ' ')" | tee -a "$OUT/rows.txt"
     ;;
 ab)
-    [ -n "${FLAG:-}" ] || [ -x /tmp/g/llama-old ] || { xz -dc .gpu/old/llama.xz > /tmp/g/llama-old && chmod +x /tmp/g/llama-old; }
+    [ -n "${FLAG:-}${VARIANTS:-}" ] || [ -x /tmp/g/llama-old ] || { xz -dc .gpu/old/llama.xz > /tmp/g/llama-old && chmod +x /tmp/g/llama-old; }
     IFS=';' read -ra CS <<< "${AB:---arch llama-3-8b --weights fp8 -p 128 -n 128}"
     for r in $(seq 1 "${ROUNDS:-2}"); do
         for args in "${CS[@]}"; do
+            if [ -n "${VARIANTS:-}" ]; then
+                IFS='|' read -ra VS <<< "$VARIANTS"
+                for v in "${VS[@]}"; do
+                    echo "$args | ${v:-default} | round $r | $(tg $L $args $v)" | tee -a "$OUT/ab.txt"
+                done
+                continue
+            fi
             if [ -n "${FLAG:-}" ]; then
                 echo "$args | default | round $r | $(tg $L $args)" | tee -a "$OUT/ab.txt"
                 echo "$args | $FLAG | round $r | $(tg $L $args $FLAG)" | tee -a "$OUT/ab.txt"
