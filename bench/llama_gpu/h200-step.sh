@@ -10,7 +10,7 @@
 #     `llama bench` arguments); with FLAG set, this build without and with FLAG instead; with VARIANTS
 #     set ('|'-separated flag sets, an empty one the defaults), this build with each in turn.
 #   MODE=rows: the rows with this build: 8B fp8 and bf16 at ctx 128 and 4096, pp512, SmolLM2,
-#     70B fp8.
+#     70B fp8 (each with ROWS_OPTS, if set).
 #   MODE="checks ab" runs both.
 # Results go to stdout and $OUT.
 set -uo pipefail
@@ -58,12 +58,12 @@ EOF
     ;;
 rows)
     for w in fp8 bf16; do
-        echo "8B $w ctx 128: $(tg $L --arch llama-3-8b --weights $w -p 128 -n 128)" | tee -a "$OUT/rows.txt"
-        echo "8B $w ctx 4096: $(tg $L --arch llama-3-8b --weights $w -p 4096 -n 128)" | tee -a "$OUT/rows.txt"
-        echo "8B $w pp512: $(tg $L --arch llama-3-8b --weights $w -p 512 -n 32)" | tee -a "$OUT/rows.txt"
-        echo "SmolLM2 $w: $(tg $L --arch smollm2-135m --weights $w -p 128 -n 128)" | tee -a "$OUT/rows.txt"
+        echo "8B $w ctx 128: $(tg $L --arch llama-3-8b --weights $w -p 128 -n 128 ${ROWS_OPTS:-})" | tee -a "$OUT/rows.txt"
+        echo "8B $w ctx 4096: $(tg $L --arch llama-3-8b --weights $w -p 4096 -n 128 ${ROWS_OPTS:-})" | tee -a "$OUT/rows.txt"
+        echo "8B $w pp512: $(tg $L --arch llama-3-8b --weights $w -p 512 -n 32 ${ROWS_OPTS:-})" | tee -a "$OUT/rows.txt"
+        echo "SmolLM2 $w: $(tg $L --arch smollm2-135m --weights $w -p 128 -n 128 ${ROWS_OPTS:-})" | tee -a "$OUT/rows.txt"
     done
-    echo "70B fp8: $(timeout 300 $L bench --arch llama-3-70b --weights fp8 -p 128 -n 64 --device cuda -r 2 2>&1 | grep -E 'tg[0-9]+ @ ctx [0-9]+ \||rror' | tr '\n' ' ')" | tee -a "$OUT/rows.txt"
+    echo "70B fp8: $(timeout 300 $L bench --arch llama-3-70b --weights fp8 -p 128 -n 64 --device cuda -r 2 ${ROWS_OPTS:-} 2>&1 | grep -E 'tg[0-9]+ @ ctx [0-9]+ \||rror' | tr '\n' ' ')" | tee -a "$OUT/rows.txt"
     ;;
 ab)
     [ -n "${FLAG:-}${VARIANTS:-}" ] || [ -x /tmp/g/llama-old ] || { xz -dc .gpu/old/llama.xz > /tmp/g/llama-old && chmod +x /tmp/g/llama-old; }

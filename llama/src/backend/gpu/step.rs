@@ -27,7 +27,6 @@ const BLOCK: usize = 256;
 
 /// Elements per program of the SwiGLU and quantization before an fp8 down projection, and how many of
 /// the row's block maxima each quantizing program reads at a time.
-
 const QUANT_BLOCK: usize = 1024;
 const QUANT_PARTS: i32 = 16;
 
@@ -237,7 +236,103 @@ impl<R: Runtime> GpuStep<'_, R> {
         let (w, fp8) = (&l.gate_up, l.gate_up.is_fp8());
         g.configs.fuses_swiglu() && g.configs.choose(self.s.n, w.rows, w.cols, fp8).config.is_matvec() && g.configs.reads_bf16(self.s.n, fp8) && !self.quantizes(&l.down)
     }
+
+    /// Takes what the op before the next GEMM left for it: its input rows quantized, the norm left to
+    /// it, or the norm's inputs written by the residual add.
+    fn take_source(&mut self) -> Source {
+        let quantized = std::mem::take(&mut self.quantized);
+        match (self.normed.take(), std::mem::take(&mut self.prescaled)) {
+            (_, true) => Source::Prescaled,
+            (Some(_), false) => Source::Normed,
+            (None, false) => Source::Rows { quantized },
+        }
+    }
+
+    /// The QKV projection into `qkv`: with RoPE and the cache append in its epilogue where
+    /// [`GpuStep::rope_fuses`], else leaving its split-K partials for the RoPE kernel to combine.
+    fn qkv(&mut self, layer: usize, src: Source) -> Result<()> {
+        let fused_rope = self.rope_fuses(layer);
+        let (rt, n, a, m) = (self.rt, self.s.n, &mut *self.a, &mut *self.m);
+        let l = &m.w.layers[layer];
+        let input = src.input((&a.h, &a.x, &a.xg, &a.inv_rms), &l.attn_norm, m.config.rms_eps);
+        if fused_rope {
+            let tables = RopeTables { cos: &m.w.cos, sin: &m.w.sin, rope_dim: m.config.rope_dim };
+            let caches = (&mut m.k_cache[layer], &mut m.v_cache[layer]);
+            qkv_rope_linear(rt, &a.gemm, &m.shape, input, &l.qkv, tables, &a.start, &mut a.qkv, caches)?;
+            self.rope_done = true;
+        } else {
+            self.qkv_partials = linear(rt, &mut a.gemm, input, n, &l.qkv, &mut a.qkv, Out::Partials)?;
+        }
+        Ok(())
+    }
+
+    /// The gate-and-up projection: into `act` with the SwiGLU in its epilogue where
+    /// [`GpuStep::swiglu_fuses`], else into `gu` for the SwiGLU kernel.
+    fn gate_up(&mut self, layer: usize, src: Source) -> Result<()> {
+        let fused_swiglu = self.swiglu_fuses(layer);
+        let (rt, n, a, m) = (self.rt, self.s.n, &mut *self.a, &*self.m);
+        let l = &m.w.layers[layer];
+        let input = src.input((&a.h, &a.x, &a.xg, &a.inv_rms), &l.ffn_norm, m.config.rms_eps);
+        if fused_swiglu {
+            swiglu_linear(rt, &a.gemm, input, &l.gate_up, &mut a.act)?;
+            self.swiglu_done = true;
+        } else {
+            linear(rt, &mut a.gemm, input, n, &l.gate_up, &mut a.gu, Out::Store)?;
+        }
+        Ok(())
+    }
+
+    /// The O or down projection added into the residual stream `x`; where [`GpuStep::norm_in_residual`],
+    /// writing the next norm's inputs too (after O the MLP's norm; after down the next layer's
+    /// attention norm, or the final norm before the LM head).
+    fn residual_add(&mut self, layer: usize, which: Linear, src: Source) -> Result<()> {
+        let w = &self.m.w;
+        let (l, next) = (&w.layers[layer], w.layers.get(layer + 1));
+        let (weight, consumer, gamma) = match which {
+            Linear::Out => (&l.wo, &l.gate_up, &l.ffn_norm),
+            _ => (&l.down, next.map_or(&w.output, |n| &n.qkv), next.map_or(&w.norm, |n| &n.attn_norm)),
+        };
+        let writes_norm = self.norm_in_residual(weight, consumer);
+        let (rt, n, a) = (self.rt, self.s.n, &mut *self.a);
+        // O reads the attention's bf16 rows; down, the SwiGLU's, quantized by it where it said so.
+        let quantized = matches!(src, Source::Rows { quantized: true });
+        let rows = if which == Linear::Out { &a.att } else { &a.act };
+        if writes_norm {
+            let next = NextNorm { gamma, eps: self.m.config.rms_eps, xg: &mut a.xg, inv_rms: &mut a.inv_rms, squares: &mut a.norm_squares, tickets: &mut a.norm_tickets };
+            residual_norm_linear(rt, &a.gemm, rows, weight, &mut a.x, next)?;
+            self.prescaled = true;
+        } else {
+            linear(rt, &mut a.gemm, Input::of(quantized, rows), n, weight, &mut a.x, Out::Add)?;
+        }
+        Ok(())
+    }
 }
+
+/// Where a GEMM after a norm finds its input, as the ops before it left it ([`GpuStep::take_source`]).
+#[derive(Clone, Copy)]
+enum Source {
+    /// Rows in `h` (or, `quantized`, in the GEMM's e4m3 buffer).
+    Rows { quantized: bool },
+    /// The residual row, normed by the matrix-vector product itself ([`Input::Normed`]).
+    Normed,
+    /// The norm's inputs written by the residual add before ([`Input::Prescaled`]).
+    Prescaled,
+}
+
+impl Source {
+    /// The GEMM input from the step's buffers (`h`, `x`, `xg`, `inv_rms` of [`Activations`]): the norm
+    /// (weights `gamma`) applied where it was left to the GEMM.
+    fn input<'a, R: Runtime>(self, (h, x, xg, inv_rms): NormBuffers<'a, R>, gamma: &'a R::Buffer<f32>, eps: f32) -> Input<'a, R> {
+        match self {
+            Source::Rows { quantized } => Input::of(quantized, h),
+            Source::Normed => Input::Normed(x, RmsNorm { gamma, eps }),
+            Source::Prescaled => Input::Prescaled(xg, inv_rms),
+        }
+    }
+}
+
+/// `h`, `x`, `xg` and `inv_rms` of [`Activations`]: where a GEMM after a norm may find its input.
+type NormBuffers<'a, R> = (&'a <R as Runtime>::Buffer<bf16>, &'a <R as Runtime>::Buffer<f32>, &'a <R as Runtime>::Buffer<bf16>, &'a <R as Runtime>::Buffer<f32>);
 
 /// RMSNorm of `rows` rows of the residual stream `x` from `row0`, times `w`, into bf16 rows of `out`.
 fn norm_rows<R: Runtime>(rt: &R, c: &LlamaConfig, x: &R::Buffer<f32>, w: &R::Buffer<f32>, row0: usize, rows: usize, out: &mut R::Buffer<bf16>) -> Result<()> {
@@ -279,57 +374,12 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
     }
 
     fn linear(&mut self, layer: usize, which: Linear) -> Result<()> {
-        let fused_swiglu = which == Linear::GateUp && self.swiglu_fuses(layer);
-        let fused_rope = which == Linear::Qkv && self.rope_fuses(layer);
-        // The residual adds may write the next norm's inputs: after O, the MLP's norm; after down, the
-        // next layer's attention norm, or the final norm before the LM head.
-        let w = &self.m.w;
-        let writes_norm = match which {
-            Linear::Out => self.norm_in_residual(&w.layers[layer].wo, &w.layers[layer].gate_up),
-            Linear::Down => self.norm_in_residual(&w.layers[layer].down, w.layers.get(layer + 1).map_or(&w.output, |next| &next.qkv)),
-            _ => false,
-        };
-        let (rt, n, a) = (self.rt, self.s.n, &mut *self.a);
-        let m = &mut *self.m;
-        let l = &m.w.layers[layer];
-        let quantized = std::mem::take(&mut self.quantized);
-        let eps = m.config.rms_eps;
-        // The input of QKV and gate-and-up: the normed rows in `h`, the residual row with the norm
-        // left to the GEMM, or the norm's inputs as the residual add before wrote them.
-        let input = match (self.normed.take(), std::mem::take(&mut self.prescaled)) {
-            (_, true) => Input::Prescaled(&a.xg, &a.inv_rms),
-            (Some(Norm::Attention), _) => Input::Normed(&a.x, RmsNorm { gamma: &l.attn_norm, eps }),
-            (Some(Norm::Mlp), _) => Input::Normed(&a.x, RmsNorm { gamma: &l.ffn_norm, eps }),
-            (None, _) => Input::of(quantized, &a.h),
-        };
-        if writes_norm {
-            // This residual add's weight and input, and the next norm's weights.
-            let (wo, src, gamma) = match which {
-                Linear::Out => (&l.wo, &a.att, &l.ffn_norm),
-                _ => (&l.down, &a.act, m.w.layers.get(layer + 1).map_or(&m.w.norm, |next| &next.attn_norm)),
-            };
-            let next = NextNorm { gamma, eps, xg: &mut a.xg, inv_rms: &mut a.inv_rms, squares: &mut a.norm_squares, tickets: &mut a.norm_tickets };
-            residual_norm_linear(rt, &a.gemm, src, wo, &mut a.x, next)?;
-            self.prescaled = true;
-            return Ok(());
-        }
+        let src = self.take_source();
         match which {
-            Linear::Qkv if fused_rope => {
-                let tables = RopeTables { cos: &m.w.cos, sin: &m.w.sin, rope_dim: m.config.rope_dim };
-                let caches = (&mut m.k_cache[layer], &mut m.v_cache[layer]);
-                qkv_rope_linear(rt, &a.gemm, &m.shape, input, &l.qkv, tables, &a.start, &mut a.qkv, caches)?;
-                self.rope_done = true;
-            }
-            Linear::Qkv => self.qkv_partials = linear(rt, &mut a.gemm, input, n, &l.qkv, &mut a.qkv, Out::Partials)?,
-            Linear::Out => _ = linear(rt, &mut a.gemm, Input::Bf16(&a.att), n, &l.wo, &mut a.x, Out::Add)?,
-            Linear::GateUp if fused_swiglu => {
-                swiglu_linear(rt, &a.gemm, input, &l.gate_up, &mut a.act)?;
-                self.swiglu_done = true;
-            }
-            Linear::GateUp => _ = linear(rt, &mut a.gemm, input, n, &l.gate_up, &mut a.gu, Out::Store)?,
-            Linear::Down => _ = linear(rt, &mut a.gemm, Input::of(quantized, &a.act), n, &l.down, &mut a.x, Out::Add)?,
+            Linear::Qkv => self.qkv(layer, src),
+            Linear::GateUp => self.gate_up(layer, src),
+            Linear::Out | Linear::Down => self.residual_add(layer, which, src),
         }
-        Ok(())
     }
 
     /// RoPE of Q in place, K rotated into the cache, V copied: one launch.
