@@ -184,9 +184,4 @@ pub struct GpuArgs {
     /// products). Experimental: off until measured.
     #[arg(long)]
     pub norm_in_residual: bool,
-    /// MiB of weights the matrix-vector products of a decode step bring into L2 while the kernel
-    /// ahead of them ends (programmatic launch, Hopper), beyond the first step their registers hold;
-    /// 0: none. Experimental: 0 until measured.
-    #[arg(long, value_name = "MIB", default_value_t = 0)]
-    pub matvec_prefetch_mib: usize,
 }

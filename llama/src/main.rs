@@ -69,7 +69,6 @@ fn gpu_options(g: &GpuArgs) -> Result<GpuOptions> {
         fused_norm: !g.no_fused_norm,
         fused_rope: !g.no_fused_rope,
         norm_in_residual: g.norm_in_residual,
-        matvec_prefetch_bytes: g.matvec_prefetch_mib << 20,
     })
 }
 

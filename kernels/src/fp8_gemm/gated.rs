@@ -6,7 +6,7 @@
 //! registers when the SwiGLU needs them.
 
 use super::host::{check_len, check_matvec, matvec_grid, matvec_tiles_of, GemmError, Operand, RmsNorm, Scale};
-use super::matvec::{inv_rms, prefetch_end, prefetch_rows, weight_block};
+use super::matvec::{inv_rms, weight_block};
 use dsl_core::lang::Numeric;
 use dsl_core::prelude::*;
 use dsl_core::runtime::{AnyBuffer, Runtime};
@@ -18,9 +18,8 @@ use dsl_core::types::Elem;
 ///
 /// - Run it on one warp. Grid: `cdiv(f, BLOCK_N)`; program `p` computes outputs `p * BLOCK_N ..`,
 ///   reading `2 * BLOCK_N` rows of `B`.
-/// - `BLOCK_K`, the loads, the masks and the L2 prefetch (`pf_cols`, `pf_programs`) as in
-///   [`scaled_mv`](super::scaled_mv); `scale_b` per tensor or, with `COL_SCALE`, per row of `B` (`2f`
-///   values); `scale_a` one value.
+/// - `BLOCK_K`, the loads and the masks as in [`scaled_mv`](super::scaled_mv); `scale_b` per tensor or,
+///   with `COL_SCALE`, per row of `B` (`2f` values); `scale_a` one value.
 /// - With `NORM`, the product is that of `A`'s RMSNorm (`gamma`, `eps`), as in
 ///   [`scaled_mv`](super::scaled_mv).
 #[kernel(instances((BLOCK_N, BLOCK_K) in [(1, 512), (2, 512), (2, 256), (4, 256)], NORM in bool, COL_SCALE in bool))]
@@ -35,16 +34,13 @@ pub fn swiglu_mv<A, B, O, const BLOCK_N: i32, const BLOCK_K: i32, const NORM: bo
     f: i32,
     k: i32,
     stride_bn: i32,
-    pf_cols: i32,
-    pf_programs: i32,
 ) where
     A: Numeric,
     B: Numeric,
     O: Numeric,
 {
     let rn = program_id(0) * BLOCK_N + arange(0, BLOCK_N);
-    let pf = prefetch_end(pf_cols, pf_programs, k);
-    let (gate, up, squares) = paired_rows::<A, B, BLOCK_N, BLOCK_K, NORM>(a, b, gamma, rn * stride_bn, (rn + f) * stride_bn, rn < f, k, pf);
+    let (gate, up, squares) = paired_rows::<A, B, BLOCK_N, BLOCK_K, NORM>(a, b, gamma, rn * stride_bn, (rn + f) * stride_bn, rn < f, k);
     let ok = rn < f;
     let sa = load(scale_a);
     let (sg, su) = if COL_SCALE {
@@ -74,7 +70,6 @@ pub(crate) fn paired_rows<A, B, const BLOCK_N: i32, const BLOCK_K: i32, const NO
     second: Tile<i32>,
     rows_ok: Tile<bool>,
     k: Tile<i32>,
-    prefetch: Tile<i32>,
 ) -> (Tile<f32>, Tile<f32>, Tile<f32>)
 where
     A: Numeric,
@@ -90,8 +85,6 @@ where
     let mut f2 = weight_block::<B>(b, first, n_ok, rk + BLOCK_K, k);
     let mut s1 = weight_block::<B>(b, second, n_ok, rk, k);
     let mut s2 = weight_block::<B>(b, second, n_ok, rk + BLOCK_K, k);
-    prefetch_rows::<B>(b, first, n_ok, full::<i32>((), 2 * BLOCK_K), prefetch);
-    prefetch_rows::<B>(b, second, n_ok, full::<i32>((), 2 * BLOCK_K), prefetch);
     gdc_wait();
     let mut acc_1 = zeros::<f32>([BLOCK_N, BLOCK_K]);
     let mut acc_2 = zeros::<f32>([BLOCK_N, BLOCK_K]);
@@ -157,8 +150,7 @@ where
     let mv = SwigluMvInstance { block_n: tile.block_n as i32, block_k: cfg.block_k as i32, norm: norm.is_some(), col_scale };
     // Without a norm, `sa` stands in for the `gamma` the kernel does not read.
     let (gamma, eps) = norm.map_or((sa, 0.0), |n| (n.gamma, n.eps));
-    let (pf_cols, pf_programs) = cfg.prefetch.args(b.cols);
-    mv.launch::<A, B, O, R>(rt, grid, a.buf, b.buf, out, sa, sb, gamma, eps, f as i32, b.cols as i32, b.row_stride as i32, pf_cols, pf_programs).map_err(GemmError::Runtime)
+    mv.launch::<A, B, O, R>(rt, grid, a.buf, b.buf, out, sa, sb, gamma, eps, f as i32, b.cols as i32, b.row_stride as i32).map_err(GemmError::Runtime)
 }
 
 /// The `(outputs, block_k)` tiles [`swiglu_mv`] declares (a program reads twice the outputs in rows).

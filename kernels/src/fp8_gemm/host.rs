@@ -87,39 +87,19 @@ pub struct GemmConfig {
     /// of by a second kernel. Needs [`Workspace::tickets`].
     pub fused_combine: bool,
     pub options: LaunchOptions,
-    /// What a matrix-vector product brings into L2 before `gdc_wait` (none by default).
-    pub prefetch: L2Prefetch,
-}
-
-/// The L2 prefetch of a matrix-vector product ([`scaled_mv`](super::scaled_mv) and the kernels sharing
-/// its loop): programs `0 .. programs` bring the first `cols` columns of their weight rows into L2
-/// before `gdc_wait`, so that under programmatic launch more of the weights stream while the kernel
-/// ahead ends than the one step its registers hold. The programs resident at that time are the ones
-/// that gain; the product's host caps `cols` at `K`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct L2Prefetch {
-    pub cols: u32,
-    pub programs: u32,
-}
-
-impl L2Prefetch {
-    /// The kernel arguments `(pf_cols, pf_programs)` for a product of `k` columns.
-    pub fn args(&self, k: usize) -> (i32, i32) {
-        ((self.cols as usize).min(k) as i32, self.programs.min(i32::MAX as u32) as i32)
-    }
 }
 
 impl GemmConfig {
     /// A split-K grid.
     pub fn split(block_m: u32, block_n: u32, block_k: u32, split_k: u32) -> GemmConfig {
-        GemmConfig { block_m, block_n, block_k, split_k, stream_k: 0, fused_combine: false, options: LaunchOptions::default(), prefetch: L2Prefetch::default() }
+        GemmConfig { block_m, block_n, block_k, split_k, stream_k: 0, fused_combine: false, options: LaunchOptions::default() }
     }
 
     /// The matrix-vector product of `M = 1` ([`scaled_mv`](super::scaled_mv)): `rows` rows of `B` per
     /// program, `block_k` (512 for 1-byte operands, 256 for 16-bit ones) columns per load, one warp.
     pub fn matvec(rows: u32, block_k: u32) -> GemmConfig {
         let options = LaunchOptions { num_warps: Some(1), ..LaunchOptions::default() };
-        GemmConfig { block_m: 1, block_n: rows, block_k, split_k: 1, stream_k: 0, fused_combine: false, options, prefetch: L2Prefetch::default() }
+        GemmConfig { block_m: 1, block_n: rows, block_k, split_k: 1, stream_k: 0, fused_combine: false, options }
     }
 
     /// A matrix-vector product ([`GemmConfig::matvec`]).
@@ -129,7 +109,7 @@ impl GemmConfig {
 
     /// Stream-K over `programs` programs.
     pub fn stream(block_m: u32, block_n: u32, block_k: u32, programs: u32) -> GemmConfig {
-        GemmConfig { block_m, block_n, block_k, split_k: 1, stream_k: programs, fused_combine: false, options: LaunchOptions::default(), prefetch: L2Prefetch::default() }
+        GemmConfig { block_m, block_n, block_k, split_k: 1, stream_k: programs, fused_combine: false, options: LaunchOptions::default() }
     }
 
     /// This split-K grid with its combine fused into the GEMM where it has one (`split_k > 1`) and the
@@ -682,8 +662,7 @@ where
     // At one row a per-row scale is one value, read as per tensor; without a bias or a norm, `sa`
     // stands in for the pointer the kernel does not read.
     let (gamma, eps) = norm.map_or((sa, 0.0), |n| (n.gamma, n.eps));
-    let (pf_cols, pf_programs) = cfg.prefetch.args(k);
-    mv.launch::<A, B, O, R>(rt, grid, a, b.buf, out, sa, sb, bias.unwrap_or(sa), gamma, eps, n as i32, k as i32, b.row_stride as i32, pf_cols, pf_programs)
+    mv.launch::<A, B, O, R>(rt, grid, a, b.buf, out, sa, sb, bias.unwrap_or(sa), gamma, eps, n as i32, k as i32, b.row_stride as i32)
 }
 
 /// The launches of one GEMM: its main kernel, then the ordered combine where there is one (or, for

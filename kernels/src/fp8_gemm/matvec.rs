@@ -25,8 +25,6 @@ use dsl_core::prelude::*;
 ///   loads per row are in flight.
 /// - Programmatic launch: the first step's weights are loaded before `gdc_wait` (they are no kernel's
 ///   output), so they stream while the kernel ahead ends; `A`, the scales and `C` are read after it.
-///   Programs `0 .. pf_programs` also bring columns up to `pf_cols` of their rows into L2 before
-///   `gdc_wait` ([`prefetch_rows`]; `pf_cols = 0`: none), more of the weights than registers hold.
 /// - `B`'s rows are `stride_bn` apart; `A`'s elements and each row's are contiguous. Any `K >= 1`
 ///   (masked; with `K` and `stride_bn` multiples of 16 the loads are 16 bytes).
 ///
@@ -59,16 +57,13 @@ pub fn scaled_mv<
     n: i32,
     k: i32,
     stride_bn: i32,
-    pf_cols: i32,
-    pf_programs: i32,
 ) where
     A: Numeric,
     B: Numeric,
     O: Numeric,
 {
     let rn = program_id(0) * BLOCK_N + arange(0, BLOCK_N);
-    let pf = prefetch_end(pf_cols, pf_programs, k);
-    let (dots, squares) = row_dots::<A, B, BLOCK_N, BLOCK_K, NORM>(a, b, gamma, rn * stride_bn, rn < n, k, pf);
+    let (dots, squares) = row_dots::<A, B, BLOCK_N, BLOCK_K, NORM>(a, b, gamma, rn * stride_bn, rn < n, k);
     // One output row: row 0 of an `M = 1` problem, stride unused.
     let (row, one) = (zeros::<i32>([1]), full::<i32>([1], 1));
     let out = dots.expand_dims(0);
@@ -81,9 +76,8 @@ pub fn scaled_mv<
 /// `row_offs` (rows outside `rows_ok` read as zero; with `NORM`, of `A ⊙ gamma`) and, with `NORM`, `A`'s
 /// squares summed lane-wise (for [`inv_rms`]).
 ///
-/// Calls `gdc_launch_dependents`, loads the first step's weights, brings the rows' columns up to
-/// `prefetch` into L2, then calls `gdc_wait`: call it at the top level of a kernel, before any write
-/// and before reading anything a kernel ahead writes.
+/// Calls `gdc_launch_dependents`, loads the first step's weights, then calls `gdc_wait`: call it at the
+/// top level of a kernel, before any write and before reading anything a kernel ahead writes.
 #[kernel_fn]
 pub(crate) fn row_dots<A, B, const BLOCK_N: i32, const BLOCK_K: i32, const NORM: bool>(
     a: Ptr<A>,
@@ -92,7 +86,6 @@ pub(crate) fn row_dots<A, B, const BLOCK_N: i32, const BLOCK_K: i32, const NORM:
     row_offs: Tile<i32>,
     rows_ok: Tile<bool>,
     k: Tile<i32>,
-    prefetch: Tile<i32>,
 ) -> (Tile<f32>, Tile<f32>)
 where
     A: Numeric,
@@ -110,7 +103,6 @@ where
     // programmatic launch they stream while the kernel ahead (the norm, the attention) ends.
     let mut w1 = weight_block::<B>(b, row_offs, n_ok, rk, k);
     let mut w2 = weight_block::<B>(b, row_offs, n_ok, rk + BLOCK_K, k);
-    prefetch_rows::<B>(b, row_offs, n_ok, full::<i32>((), 2 * BLOCK_K), prefetch);
     gdc_wait();
     let mut acc = zeros::<f32>([BLOCK_N, BLOCK_K]);
     let mut squares = zeros::<f32>([BLOCK_K]);
@@ -131,33 +123,6 @@ where
         w2 = w4;
     }
     (sum(acc, 1), squares)
-}
-
-/// Where a program's L2 prefetch ends: `min(pf_cols, k)` for programs `0 .. pf_programs`, 0 (none)
-/// for the others. (Only the programs resident while the kernel ahead ends gain from it; later ones
-/// would prefetch lines they are about to load anyway.)
-#[kernel_fn]
-pub(crate) fn prefetch_end(pf_cols: Tile<i32>, pf_programs: Tile<i32>, k: Tile<i32>) -> Tile<i32> {
-    where_(program_id(0) < pf_programs, minimum(pf_cols, k), 0)
-}
-
-/// Brings columns `from .. to` of the weight rows at element offsets `row_offs` (`[BLOCK_N, 1]`; rows
-/// outside `rows_ok` skipped) into L2 for the loads after `gdc_wait`: one prefetch per 128-byte line,
-/// the warp's 32 lanes covering 32 lines of each row per step. Registers hold one step of weights;
-/// L2 holds the rest of what the resident programs will read, streamed while the kernel ahead ends.
-#[kernel_fn]
-pub(crate) fn prefetch_rows<B: Numeric>(b: Ptr<B>, row_offs: Tile<i32>, rows_ok: Tile<bool>, from: Tile<i32>, to: Tile<i32>) {
-    let line = line_elems::<B>();
-    let lanes = arange(0, 32) * line;
-    for c0 in (from..to).step_by(32 * line) {
-        let cols = (c0 + lanes).expand_dims(0);
-        prefetch_l2(b + (row_offs + cols), rows_ok & (cols < to));
-    }
-}
-
-/// Elements of `B` in a 128-byte cache line.
-fn line_elems<B: dsl_core::types::Elem>() -> i32 {
-    (128 / B::DTYPE.size_bytes()) as i32
 }
 
 /// Columns `cols` of the weight rows at element offsets `row_offs` (`[BLOCK_N, 1]`), zero outside

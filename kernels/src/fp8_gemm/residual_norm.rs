@@ -11,7 +11,7 @@
 //! `gamma` in every one of its programs: four times the weights' bytes at Llama 3's widths.)
 
 use super::host::{check_len, check_matvec, check_tiles_in, matvec_grid, tiles_of, GemmConfig, GemmError, Operand, Scale};
-use super::matvec::{prefetch_end, row_dots};
+use super::matvec::row_dots;
 use dsl_core::lang::Numeric;
 use dsl_core::prelude::*;
 use dsl_core::runtime::{AnyBuffer, Runtime};
@@ -26,8 +26,7 @@ const SUM_BLOCK: i32 = 2048;
 /// `inv_rms[0] = 1 / sqrt(mean(x²) + eps)` over the new row.
 ///
 /// - Run it on one warp. Grid: `cdiv(N, BLOCK_N)`; `BLOCK_K`, the loads, `scale_b` (per tensor, or with
-///   `COL_SCALE` per output), programmatic launch and the L2 prefetch (`pf_cols`, `pf_programs`) as in
-///   [`scaled_mv`](super::scaled_mv).
+///   `COL_SCALE` per output) and programmatic launch as in [`scaled_mv`](super::scaled_mv).
 /// - `squares`: one f32 per program (scratch). `tickets`: one i32, zero before the launch and left
 ///   zero after it.
 #[kernel(instances((BLOCK_N, BLOCK_K) in [(2, 512), (4, 512), (4, 256), (8, 256)], COL_SCALE in bool))]
@@ -46,8 +45,6 @@ pub fn residual_norm_mv<A, B, G, const BLOCK_N: i32, const BLOCK_K: i32, const C
     n: i32,
     k: i32,
     stride_bn: i32,
-    pf_cols: i32,
-    pf_programs: i32,
 ) where
     A: Numeric,
     B: Numeric,
@@ -56,8 +53,7 @@ pub fn residual_norm_mv<A, B, G, const BLOCK_N: i32, const BLOCK_K: i32, const C
     let rn = program_id(0) * BLOCK_N + arange(0, BLOCK_N);
     let ok = rn < n;
     // No norm on this product's input (`scale_a` stands in for the unread gamma).
-    let pf = prefetch_end(pf_cols, pf_programs, k);
-    let (dots, _) = row_dots::<A, B, BLOCK_N, BLOCK_K, false>(a, b, scale_a, rn * stride_bn, ok, k, pf);
+    let (dots, _) = row_dots::<A, B, BLOCK_N, BLOCK_K, false>(a, b, scale_a, rn * stride_bn, ok, k);
     let sb = if COL_SCALE { load_masked(scale_b + rn, ok, 0.0) } else { zeros::<f32>([BLOCK_N]) + load(scale_b) };
     let new = dots * load(scale_a) * sb + load_masked(x + rn, ok, 0.0);
     store_masked(x + rn, new, ok);
@@ -132,7 +128,6 @@ where
     check_tiles_in("matrix-vector with the next norm", &tiles, cfg)?;
     let grid = matvec_grid(n.div_ceil(cfg.block_n as usize), cfg);
     let mv = ResidualNormMvInstance { block_n: cfg.block_n as i32, block_k: cfg.block_k as i32, col_scale };
-    let (pf_cols, pf_programs) = cfg.prefetch.args(b.cols);
-    mv.launch::<A, B, G, R>(rt, grid, a.buf, b.buf, x, sa, sb, next.gamma, next.eps, next.xg, next.squares, next.tickets, next.inv_rms, n as i32, b.cols as i32, b.row_stride as i32, pf_cols, pf_programs)
+    mv.launch::<A, B, G, R>(rt, grid, a.buf, b.buf, x, sa, sb, next.gamma, next.eps, next.xg, next.squares, next.tickets, next.inv_rms, n as i32, b.cols as i32, b.row_stride as i32)
         .map_err(GemmError::Runtime)
 }

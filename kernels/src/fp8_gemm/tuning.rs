@@ -113,7 +113,6 @@ pub fn gemm_config(c: &Config) -> Result<GemmConfig, String> {
         stream_k: get("stream_k", 0)?,
         fused_combine: get("fused_combine", 0)? == 1,
         options: LaunchOptions::from_config(c)?,
-        prefetch: super::L2Prefetch::default(),
     })
 }
 

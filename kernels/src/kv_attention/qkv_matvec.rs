@@ -9,7 +9,7 @@
 
 use super::cache::{check_rope_append, RopeTables, RowsAt};
 use super::{need, AttnError, CacheShape};
-use crate::fp8_gemm::{check_matvec, inv_rms, matvec_grid, paired_rows, prefetch_end, matvec_tiles_of, GemmConfig, Operand, RmsNorm, Scale};
+use crate::fp8_gemm::{check_matvec, inv_rms, matvec_grid, paired_rows, matvec_tiles_of, GemmConfig, Operand, RmsNorm, Scale};
 use crate::rope::rotate_half;
 use dsl_core::lang::Numeric;
 use dsl_core::prelude::*;
@@ -27,8 +27,7 @@ use dsl_core::types::Elem;
 /// - Run it on one warp. Grid: `(q_heads + 2 * kv_heads) * head_dim / (2 * BLOCK_N)`; program `p`
 ///   computes the pairs `p * BLOCK_N ..` (pair `i` of head `h`: rows `h * head_dim + i` and that plus
 ///   `head_dim / 2`), so `BLOCK_N` must divide `head_dim / 2`.
-/// - `BLOCK_K`, the loads, the masks and the L2 prefetch (`pf_cols`, `pf_programs`) as in
-///   [`scaled_mv`](crate::fp8_gemm::scaled_mv); with `NORM`,
+/// - `BLOCK_K`, the loads and the masks as in [`scaled_mv`](crate::fp8_gemm::scaled_mv); with `NORM`,
 ///   the product is that of `A`'s RMSNorm (`gamma`, `eps`).
 #[kernel(instances((BLOCK_N, BLOCK_K) in [(1, 512), (2, 512), (2, 256), (4, 256)], NORM in bool, COL_SCALE in bool))]
 pub fn qkv_rope_mv<A, B, T, const BLOCK_N: i32, const BLOCK_K: i32, const NORM: bool, const COL_SCALE: bool>(
@@ -50,8 +49,6 @@ pub fn qkv_rope_mv<A, B, T, const BLOCK_N: i32, const BLOCK_K: i32, const NORM: 
     kv_heads: i32,
     head_dim: i32,
     max_ctx: i32,
-    pf_cols: i32,
-    pf_programs: i32,
 ) where
     A: Numeric,
     B: Numeric,
@@ -64,8 +61,7 @@ pub fn qkv_rope_mv<A, B, T, const BLOCK_N: i32, const BLOCK_K: i32, const NORM: 
     let i = pair0 % half + arange(0, BLOCK_N);
     let first = head * head_dim + i;
     let second = first + half;
-    let pf = prefetch_end(pf_cols, pf_programs, k);
-    let (x1, x2, squares) = paired_rows::<A, B, BLOCK_N, BLOCK_K, NORM>(a, b, gamma, first * stride_bn, second * stride_bn, i < half, k, pf);
+    let (x1, x2, squares) = paired_rows::<A, B, BLOCK_N, BLOCK_K, NORM>(a, b, gamma, first * stride_bn, second * stride_bn, i < half, k);
     // `scaled_mv`'s order of the factors, then its rounding to `T`: the unfused path's bits.
     let (x1, x2) = if NORM {
         let r = inv_rms(squares, k, eps);
@@ -167,8 +163,7 @@ where
     let (gamma, eps) = norm.map_or((sa, 0.0), |n| (n.gamma, n.eps));
     let i = |x: usize| x as i32;
     let (kh, d, mc) = (i(kv_heads), i(head_dim), i(max_ctx));
-    let (pf_cols, pf_programs) = cfg.prefetch.args(b.cols);
-    mv.launch::<A, B, T, R>(rt, grid, a.buf, b.buf, q, k_cache, v_cache, sa, sb, gamma, eps, rope.cos, rope.sin, pos, i(b.cols), i(b.row_stride), i(shape.q_heads()), kh, d, mc, pf_cols, pf_programs)
+    mv.launch::<A, B, T, R>(rt, grid, a.buf, b.buf, q, k_cache, v_cache, sa, sb, gamma, eps, rope.cos, rope.sin, pos, i(b.cols), i(b.row_stride), i(shape.q_heads()), kh, d, mc)
         .map_err(AttnError::Runtime)
 }
 

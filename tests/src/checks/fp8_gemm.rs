@@ -238,9 +238,7 @@ fn run_normed<R: Runtime, B: TestElem + Numeric>(rt: &R, p: &Problem<f32, B>, co
     let scale_b = if col { Scale::PerColumn(&sb) } else { Scale::PerTensor(&sb) };
     let what = format!("scaled_matvec with RMSNorm 1x{}x{} f32 x {} col_scale={col} rows {rows} block_k {bk}", p.n, p.k, B::NAME);
     let rms = Some(RmsNorm { gamma: &gamma, eps: norm.eps });
-    // Half the programs prefetch (K past the first step's columns: 1100 and 576).
-    let cfg = prefetching(GemmConfig::matvec(rows, bk), p.n.div_ceil(2 * rows as usize) as u32);
-    ok(&what, scaled_matvec(rt, a, b, Scale::PerTensor(&sa), scale_b, None, &mut c, scm, rms, &cfg, false));
+    ok(&what, scaled_matvec(rt, a, b, Scale::PerTensor(&sa), scale_b, None, &mut c, scm, rms, &GemmConfig::matvec(rows, bk), false));
     let got = download_f64(rt, &c);
     let (want, mag) = norm.reference(p, col);
     let written = |i: usize| i % scm < p.n;
@@ -366,9 +364,8 @@ pub fn swiglu_matvec_epilogue<R: Runtime>(rt: &R) {
         run_swiglu(rt, &fp8, col, None, &cfg);
         run_swiglu(rt, &fp8_ragged, !col, None, &cfg);
         run_swiglu(rt, &half, col, None, &cfg);
-        // Prefetching programs: the first 3 of each (K 1100 and 576 pass the first step's columns).
-        run_swiglu(rt, &normed, !col, Some(&Norm::new(&normed, 973)), &prefetching(cfg, 3));
-        run_swiglu(rt, &normed_half, col, Some(&Norm::new(&normed_half, 974)), &prefetching(cfg, 3));
+        run_swiglu(rt, &normed, !col, Some(&Norm::new(&normed, 973)), &cfg);
+        run_swiglu(rt, &normed_half, col, Some(&Norm::new(&normed_half, 974)), &cfg);
     }
     let p = &fp8;
     let (ba, bb, sa, sb) = (upload(rt, &p.a), upload(rt, &p.b), upload(rt, &p.sa), upload(rt, &p.sb));

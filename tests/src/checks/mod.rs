@@ -257,13 +257,6 @@ pub fn rand_elems<T: TestElem>(r: &mut StdRng, n: usize, scale: f64) -> (Vec<T>,
     round_to::<T>(&randn(r, n, scale))
 }
 
-/// A matrix-vector config whose first `programs` programs bring all their weight columns into L2 before
-/// they wait (`L2Prefetch`): the prefetch reads nothing, so results must not change, and the
-/// interpreter checks that every prefetched address is in bounds.
-pub fn prefetching(cfg: kernels::fp8_gemm::GemmConfig, programs: u32) -> kernels::fp8_gemm::GemmConfig {
-    kernels::fp8_gemm::GemmConfig { prefetch: kernels::fp8_gemm::L2Prefetch { cols: u32::MAX, programs }, ..cfg }
-}
-
 /// `cdiv(a, b)` on host integers, as a grid dimension.
 pub fn blocks(a: usize, b: usize) -> u32 {
     a.div_ceil(b) as u32

@@ -129,10 +129,9 @@ pub fn rope_kv_append_from_matvec<R: Runtime>(rt: &R) {
     for (i, &(pairs, bk)) in tiles.iter().enumerate() {
         let cfg = GemmConfig::matvec(2 * pairs, bk);
         run(rt, &fp8, 7 + i, &cfg);
-        // The first 5 programs prefetch (K 1100 passes the first step's columns).
-        run(rt, &fp8_normed, 3 + i, &prefetching(cfg, 5));
+        run(rt, &fp8_normed, 3 + i, &cfg);
         run(rt, &half, 11 - i, &cfg);
-        run(rt, &half_normed, i, &prefetching(cfg, 5));
+        run(rt, &half_normed, i, &cfg);
     }
     // Refused before any launch.
     let p = &fp8;

@@ -66,10 +66,9 @@ pub fn residual_norm_matvec_epilogue<R: Runtime>(rt: &R) {
     for (i, &(rows, bk)) in matvec_tiles().iter().enumerate() {
         let cfg = GemmConfig::matvec(rows, bk);
         let col = i % 2 == 0;
-        // The first 4 programs prefetch (K 1056 and 528 pass the first step's columns).
-        run(rt, &fp8, col, &prefetching(cfg, 4));
+        run(rt, &fp8, col, &cfg);
         run(rt, &fp8_ragged, !col, &cfg);
-        run(rt, &half, col, &prefetching(cfg, 4));
+        run(rt, &half, col, &cfg);
     }
     // Refusals, before any launch.
     let p = &fp8;

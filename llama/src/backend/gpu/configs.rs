@@ -9,7 +9,7 @@
 use codegen_ptx::runtime::autotune::{fingerprint_spec, parse_records, Autotuner};
 use dsl_core::prelude::e4m3;
 use kernels::fp8_gemm::tuning::{self, candidates, gemm_config, key, main_spec};
-use kernels::fp8_gemm::{heuristic, matvec_tiles, GemmConfig, L2Prefetch};
+use kernels::fp8_gemm::{heuristic, matvec_tiles, GemmConfig};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The widest row (`K`, the model's width) whose RMSNorm the matrix-vector products apply themselves.
@@ -19,11 +19,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// 228); at SmolLM2's 576, where the row is a few KB in L1 and the norm kernel's launch dominates, the
 /// fused norm gained 7% (fp8) and 12% (bf16). `bench/llama_gpu/NOTES.md`.
 pub const NORM_IN_PRODUCT_MAX_K: usize = 1024;
-
-/// One-warp matrix-vector programs an SM holds at once, as the L2 prefetch plans it: about 100
-/// registers a thread lets 20 share an SM's 64K registers; the programs past this many a SM start
-/// after the kernel ahead has ended and skip the prefetch.
-const PREFETCH_PROGRAMS_PER_SM: u32 = 16;
 
 /// The M buckets the fp8 GEMM is tuned in, each by one of its members.
 const BUCKETS: [usize; 5] = [1, 17, 33, 65, 257];
@@ -55,8 +50,6 @@ pub struct GemmConfigs {
     fused_rope: bool,
     /// One-row residual adds write the next norm's inputs (`GpuOptions::norm_in_residual`).
     norm_in_residual: bool,
-    /// Bytes the one-row products bring into L2 before `gdc_wait` (`GpuOptions::matvec_prefetch_bytes`).
-    matvec_prefetch_bytes: usize,
 }
 
 /// A configuration and where it came from.
@@ -79,7 +72,7 @@ impl GemmConfigs {
                 .collect(),
             None => vec![],
         };
-        GemmConfigs { device: device.map(str::to_string), tuners, sm_count, fused, warned: AtomicBool::new(false), split_k: None, matvec_rows: None, matvec_fp8_activations: false, fused_swiglu: true, fused_norm: true, fused_rope: true, norm_in_residual: false, matvec_prefetch_bytes: 0 }
+        GemmConfigs { device: device.map(str::to_string), tuners, sm_count, fused, warned: AtomicBool::new(false), split_k: None, matvec_rows: None, matvec_fp8_activations: false, fused_swiglu: true, fused_norm: true, fused_rope: true, norm_in_residual: false }
     }
 
     /// Every GEMM split `split_k` times (a split-K grid of the chosen tiles); `None`: as chosen.
@@ -149,24 +142,6 @@ impl GemmConfigs {
         self.norm_in_residual
     }
 
-    /// The matrix-vector products bring about `bytes` of their weights into L2 before they wait for
-    /// the kernel ahead (0: none); see [`L2Prefetch`].
-    pub fn with_matvec_prefetch(mut self, bytes: usize) -> GemmConfigs {
-        self.matvec_prefetch_bytes = bytes;
-        self
-    }
-
-    /// The L2 prefetch of a product of `rows` weight rows a program over `k` columns: the first
-    /// programs' share of the budget, as whole columns of their rows.
-    fn matvec_prefetch(&self, rows: u32, k: usize, fp8: bool) -> L2Prefetch {
-        if self.matvec_prefetch_bytes == 0 {
-            return L2Prefetch::default();
-        }
-        let programs = self.sm_count.max(1) * PREFETCH_PROGRAMS_PER_SM;
-        let bytes_per_col = programs as usize * rows.max(1) as usize * if fp8 { 1 } else { 2 };
-        L2Prefetch { cols: (self.matvec_prefetch_bytes / bytes_per_col).min(k) as u32, programs }
-    }
-
     /// Whether an `m`-row GEMM with FP8 (`fp8`) weights reads bf16 activations: a matrix-vector product
     /// (one row) unless its activations are asked in e4m3. bf16 weights always do.
     pub fn reads_bf16(&self, m: usize, fp8: bool) -> bool {
@@ -197,8 +172,7 @@ impl GemmConfigs {
             let block_k = if fp8 { 512 } else { 256 };
             let declared = matvec_tiles().into_iter().filter(|t| t.1 == block_k).map(|t| t.0);
             let rows = declared.min_by_key(|r| r.abs_diff(rows)).unwrap_or(rows);
-            let prefetch = self.matvec_prefetch(rows, k, fp8);
-            return Chosen { config: GemmConfig { prefetch, ..GemmConfig::matvec(rows, block_k) }, tuned: false };
+            return Chosen { config: GemmConfig::matvec(rows, block_k), tuned: false };
         }
         let mut c = self.choose_any(m, n, k, fp8);
         if let Some(s) = self.split_k {
@@ -267,19 +241,5 @@ mod tests {
         assert_eq!(other.committed(), 0);
         let h = other.choose(dims[0], dims[1], dims[2], true);
         assert!(!h.tuned && !h.config.fused_combine, "{h:?}");
-    }
-
-    /// The L2 prefetch budget is spread over the programs resident at once and capped at `K`; none
-    /// unless asked, and none for the split-K GEMM.
-    #[test]
-    fn matvec_prefetch_splits_its_budget() {
-        let mv = |mib: usize| GemmConfigs::heuristic(132).with_matvec_rows(Some(2)).with_matvec_prefetch(mib << 20);
-        assert_eq!(mv(0).choose(1, 4096, 4096, true).config.prefetch, L2Prefetch::default());
-        let programs = 132 * PREFETCH_PROGRAMS_PER_SM;
-        // 16 MiB over 2112 programs of 2 one-byte rows: 3971 columns of 4096; of 2-byte rows (4 a program), half that twice.
-        assert_eq!(mv(16).choose(1, 4096, 4096, true).config.prefetch, L2Prefetch { cols: (16 << 20) / (programs * 2), programs });
-        assert_eq!(mv(16).choose(1, 4096, 4096, false).config.prefetch, L2Prefetch { cols: (16 << 20) / (programs * 8), programs });
-        assert_eq!(mv(64).choose(1, 4096, 1000, true).config.prefetch.cols, 1000);
-        assert_eq!(mv(16).choose(2, 4096, 4096, true).config.prefetch, L2Prefetch::default());
     }
 }

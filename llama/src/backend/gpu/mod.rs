@@ -102,16 +102,11 @@ pub struct GpuOptions {
     /// kernel runs in models where the norm is not inside the products (`fused_norm`); off: the norm
     /// kernel. Off by default until measured (bench/llama_gpu/NOTES.md).
     pub norm_in_residual: bool,
-    /// Bytes of weights the matrix-vector products of a decode step bring into L2 before they wait
-    /// for the kernel ahead (programmatic launch), beyond the one step of weights their registers
-    /// hold: spread over the programs resident at that time (`kernels::fp8_gemm::L2Prefetch`). 0
-    /// (the default until measured): none.
-    pub matvec_prefetch_bytes: usize,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { weights: WeightFormat::Bf16, graphs: true, programmatic: true, tuned_configs: true, fused_combine: false, split_k: None, matvec_rows: Some(2), matvec_fp8_activations: false, fused_swiglu: true, fused_norm: true, fused_rope: true, norm_in_residual: false, matvec_prefetch_bytes: 0 }
+        GpuOptions { weights: WeightFormat::Bf16, graphs: true, programmatic: true, tuned_configs: true, fused_combine: false, split_k: None, matvec_rows: Some(2), matvec_fp8_activations: false, fused_swiglu: true, fused_norm: true, fused_rope: true, norm_in_residual: false }
     }
 }
 
@@ -177,7 +172,7 @@ impl<R: StepRuntime> GpuBackend<R> {
         };
         let model = Model::new(&rt, c.clone(), w, shape, sm_count, rt.warpgroup_mma())?;
         let device = if opts.tuned_configs { rt.device_name() } else { None };
-        let configs = Arc::new(GemmConfigs::new(device.as_deref(), sm_count, opts.fused_combine).with_split_k(opts.split_k).with_matvec_rows(opts.matvec_rows).with_matvec_fp8_activations(opts.matvec_fp8_activations).with_fused_swiglu(opts.fused_swiglu).with_fused_norm(opts.fused_norm).with_fused_rope(opts.fused_rope).with_norm_in_residual(opts.norm_in_residual).with_matvec_prefetch(opts.matvec_prefetch_bytes));
+        let configs = Arc::new(GemmConfigs::new(device.as_deref(), sm_count, opts.fused_combine).with_split_k(opts.split_k).with_matvec_rows(opts.matvec_rows).with_matvec_fp8_activations(opts.matvec_fp8_activations).with_fused_swiglu(opts.fused_swiglu).with_fused_norm(opts.fused_norm).with_fused_rope(opts.fused_rope).with_norm_in_residual(opts.norm_in_residual));
         let decode = Activations::new(&rt, &c, 1, 1, configs.clone())?;
         Ok(GpuBackend { rt, name, model, decode, prefill: None, graph: None, graph_moved: 0, warm: false, opts, configs, capacity, pos: 0 })
     }
@@ -296,11 +291,7 @@ where
                 let norm = if self.configs.fuses_norm(self.model.config.d_model) && bf16_in { ", norms fused" } else { "" };
                 let rope = if self.opts.fused_rope && bf16_in { ", RoPE fused" } else { "" };
                 let residual = if self.opts.norm_in_residual && norm.is_empty() && bf16_in { ", norms in the residual adds" } else { "" };
-                let prefetch = match self.opts.matvec_prefetch_bytes {
-                    0 => String::new(),
-                    b => format!(", {} MiB L2 prefetch", b >> 20),
-                };
-                format!(", matrix-vector GEMMs at batch 1 ({rows} rows a program{act}{swiglu}{norm}{rope}{residual}{prefetch})")
+                format!(", matrix-vector GEMMs at batch 1 ({rows} rows a program{act}{swiglu}{norm}{rope}{residual})")
             }
             None => String::new(),
         };
