@@ -166,7 +166,7 @@ pub struct StepShape {
 pub fn launch_step<R: Runtime>(rt: &R, m: &mut Model<R>, a: &mut Activations<R>, s: StepShape) -> Result<()> {
     debug_assert!(s.n <= a.rows && s.out_rows <= a.head.rows && s.out_rows <= s.n);
     let layers = m.config.n_layers;
-    forward(&mut GpuStep { rt, m, a, s, quantized: false, qkv_partials: None, swiglu_done: false, rope_done: false, normed: None, prescaled: false }, layers)
+    forward(&mut GpuStep { rt, m, a, s, quantized: false, qkv_partials: None, swiglu_done: false, rope_done: false, normed: false, prescaled: false }, layers)
 }
 
 /// The [`Ops`] of a step as launches over a [`Model`] and its [`Activations`].
@@ -189,7 +189,7 @@ struct GpuStep<'a, R: Runtime> {
     rope_done: bool,
     /// The norm before the next GEMM was left to it (a matrix-vector product reading the residual
     /// row itself: [`Input::Normed`]).
-    normed: Option<Norm>,
+    normed: bool,
     /// The last residual add wrote the next norm's inputs ([`residual_norm_linear`]): the norm has
     /// nothing left to do, and the GEMM after it reads [`Input::Prescaled`].
     prescaled: bool,
@@ -241,10 +241,10 @@ impl<R: Runtime> GpuStep<'_, R> {
     /// it, or the norm's inputs written by the residual add.
     fn take_source(&mut self) -> Source {
         let quantized = std::mem::take(&mut self.quantized);
-        match (self.normed.take(), std::mem::take(&mut self.prescaled)) {
+        match (std::mem::take(&mut self.normed), std::mem::take(&mut self.prescaled)) {
             (_, true) => Source::Prescaled,
-            (Some(_), false) => Source::Normed,
-            (None, false) => Source::Rows { quantized },
+            (true, false) => Source::Normed,
+            (false, false) => Source::Rows { quantized },
         }
     }
 
@@ -360,7 +360,7 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
             return Ok(());
         }
         if self.norm_fuses(next) {
-            self.normed = Some(which);
+            self.normed = true;
             return Ok(());
         }
         self.quantized = fp8;
