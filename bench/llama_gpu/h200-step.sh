@@ -11,7 +11,9 @@
 #     set ('|'-separated flag sets, an empty one the defaults), this build with each in turn.
 #   MODE=rows: the rows with this build: 8B fp8 and bf16 at ctx 128 and 4096, pp512, SmolLM2,
 #     70B fp8 (each with ROWS_OPTS, if set).
-#   MODE="checks ab" runs both.
+#   MODE=hf: Hugging Face transformers on the 8B architecture (bf16, static cache, torch.compile, the
+#     step replayed as a CUDA graph: its fastest mode), ctx 128 and 4096, for the same-run comparison.
+#   MODE="checks ab" runs both. GEMMS_ALONE=0 skips profile's GEMMs alone.
 # Results go to stdout and $OUT.
 set -uo pipefail
 . bench/gpu/unpack.sh
@@ -47,14 +49,20 @@ def t(f, n=10):
 print(f"read (sum of 4 GiB f32): {x.numel() * 4 / t(lambda: x.sum()) / 1e12:.2f} TB/s")
 print(f"copy (4 GiB, read + write): {2 * x.numel() * 4 / t(lambda: y.copy_(x)) / 1e12:.2f} TB/s")
 EOF
-    echo "== each GEMM alone at M = 1 (µs)"
-    FP8_BENCH_MS=1 COPY_TBPS=4.27 timeout 200 /tmp/g/gpu-check fp8 2>&1 | grep -v '^#   ' | tee "$OUT/gemm-m1.txt"
+    if [ "${GEMMS_ALONE:-1}" = 1 ]; then
+        echo "== each GEMM alone at M = 1 (µs)"
+        FP8_BENCH_MS=1 COPY_TBPS=4.27 timeout 200 /tmp/g/gpu-check fp8 2>&1 | grep -v '^#   ' | tee "$OUT/gemm-m1.txt"
+    fi
     echo "== ncu breakdown, 8B fp8"
     timeout 240 ncu --clock-control none --metrics gpu__time_duration.sum --csv \
         $L bench --arch llama-3-8b --device cuda --weights fp8 -p 1 -n 1 -r 1 --no-cuda-graph \
         > "$OUT/ncu-8b-fp8.csv" 2> "$OUT/ncu-8b-fp8.err"; echo "ncu rc=$?"
     python3 bench/llama_gpu/breakdown.py "$OUT/ncu-8b-fp8.csv" | tee "$OUT/breakdown-8b-fp8.md"
     xz -f "$OUT/ncu-8b-fp8.csv"
+    ;;
+hf)
+    timeout ${HF_TIMEOUT:-300} python3 bench/llama_gpu/transformers_decode.py --gen 64 --modes graph 2>&1 \
+        | grep -v Warning | tee "$OUT/transformers.txt" | grep -E "^TRANSFORMERS|Error" | head -20
     ;;
 rows)
     for w in fp8 bf16; do

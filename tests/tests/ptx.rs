@@ -657,8 +657,15 @@ fn matvec_reads_rows_into_registers_with_128_bit_loads() {
         // Two blocks of K per step: each row twice, and A twice.
         assert!(count("LDG.E.128") >= 2 * rows + 2, "{name}: {} 128-bit loads", count("LDG.E.128"));
         assert!(count("SHFL.BFLY") >= 5, "{name}: the row sums are not lane shuffles");
-        // Only the final row sums go through shared memory (to the threads that store them).
-        assert!(count("STS") <= rows && count("LDS") <= rows, "{name}: shared memory beyond the final exchange");
+        // Only the final row sums go through shared memory (to the threads that store them; the residual
+        // add's norm also shares its sum of squares and its ticket).
+        let exchanged = if name.starts_with("residual_norm_mv") { rows + 2 } else { rows };
+        assert!(count("STS") <= exchanged && count("LDS") <= exchanged, "{name}: shared memory beyond the final exchange");
         assert_eq!((a.spill_stores, a.spill_loads), (0, 0), "{name}: spills, {} registers", a.registers);
+        // The residual add's norm costs its product few registers: the programs' sums meet in one
+        // integer, not in a tile the last program adds (that took 163 where the product takes 103).
+        if name.starts_with("residual_norm_mv<A=bf16, B=F8E4M3, G=bf16, BLOCK_N=2") {
+            assert!(a.registers <= 112, "{name}: {} registers (the plain product's: 102-105)", a.registers);
+        }
     }
 }

@@ -4,7 +4,7 @@
 use super::*;
 use dsl_core::lang::Numeric;
 use dsl_core::prelude::{bf16, e4m3, Runtime};
-use kernels::fp8_gemm::{matvec_tiles, residual_norm_matvec, residual_norm_scratch, scaled_matvec, GemmConfig, GemmError, NextNorm, Operand, Scale};
+use kernels::fp8_gemm::{matvec_tiles, residual_norm_matvec, scaled_matvec, GemmConfig, GemmError, NextNorm, Operand, Scale};
 
 cases!("residual_norm": residual_norm_matvec_epilogue);
 
@@ -75,16 +75,17 @@ pub fn residual_norm_matvec_epilogue<R: Runtime>(rt: &R) {
     let cfg = GemmConfig::matvec(2, 512);
     let (ba, bb, sa, sb, gamma) = (upload(rt, &p.a), upload(rt, &p.b), upload(rt, &[p.sa]), upload(rt, &p.sb), upload(rt, &p.gamma));
     let mut x = upload(rt, &p.x0);
-    let mut xg = poisoned::<R, bf16>(rt, p.n);
+    // `x ⊙ gamma` one value short.
+    let mut short = poisoned::<R, bf16>(rt, p.n - 1);
     let mut inv = poisoned::<R, f32>(rt, 1);
+    let mut sum_sq = upload(rt, &[0i64]);
     let mut tickets = upload(rt, &[0i32]);
     let a = Operand { buf: &ba, rows: 1, cols: p.k, row_stride: p.k };
     let b = Operand { buf: &bb, rows: p.n, cols: p.k, row_stride: p.sbn };
-    let mut short = poisoned::<R, f32>(rt, residual_norm_scratch(p.n, &cfg) - 1);
-    let next = NextNorm { gamma: &gamma, eps: 1e-5, xg: &mut xg, inv_rms: &mut inv, squares: &mut short, tickets: &mut tickets };
+    let next = NextNorm { gamma: &gamma, eps: 1e-5, xg: &mut short, inv_rms: &mut inv, sum_sq: &mut sum_sq, tickets: &mut tickets };
     match residual_norm_matvec(rt, a, b, Scale::PerTensor(&sa), Scale::PerColumn(&sb), &mut x, next, &cfg) {
         Err(GemmError::TooSmall { .. }) => {}
-        other => panic!("residual_norm_matvec with too little scratch: {:?}", other.map_err(|e| e.to_string())),
+        other => panic!("residual_norm_matvec with a short x ⊙ gamma: {:?}", other.map_err(|e| e.to_string())),
     }
     assert_eq!(download(rt, &x), p.x0, "residual_norm_matvec wrote the residual row before refusing");
 }
@@ -101,11 +102,11 @@ fn run<R: Runtime, A: TestElem + Numeric, B: TestElem + Numeric>(rt: &R, p: &Cas
     let mut x_unfused = upload(rt, &padded(&p.x0));
     let mut xg = poisoned::<R, bf16>(rt, p.n + PAD);
     let mut inv = poisoned::<R, f32>(rt, 1 + PAD);
-    let mut squares = poisoned::<R, f32>(rt, residual_norm_scratch(p.n, cfg));
+    let mut sum_sq = upload(rt, &[0i64]);
     let mut tickets = upload(rt, &[0i32]);
     let (mut want, mut mag) = p.reference(col);
     for launch in 0..2 {
-        let next = NextNorm { gamma: &gamma, eps: 1e-5, xg: &mut xg, inv_rms: &mut inv, squares: &mut squares, tickets: &mut tickets };
+        let next = NextNorm { gamma: &gamma, eps: 1e-5, xg: &mut xg, inv_rms: &mut inv, sum_sq: &mut sum_sq, tickets: &mut tickets };
         ok(&what, residual_norm_matvec(rt, a, b, Scale::PerTensor(&sa), scale_b(), &mut x, next, cfg));
         ok(&what, scaled_matvec(rt, a, b, Scale::PerTensor(&sa), scale_b(), None, &mut x_unfused, p.n, None, cfg, true));
         let what = format!("{what}, launch {launch}");
@@ -129,6 +130,7 @@ fn run<R: Runtime, A: TestElem + Numeric, B: TestElem + Numeric>(rt: &R, p: &Cas
         assert_close_where(&format!("{what}: 1 / rms"), &got_inv, &want_inv, 1e-5, |_| 0.0, |j| j == 0);
         assert_poison_kept(&format!("{what}: 1 / rms"), &got_inv, |j| j == 0);
         assert_eq!(download(rt, &tickets), vec![0], "{what}: the ticket was not left at zero");
+        assert_eq!(download(rt, &sum_sq), vec![0], "{what}: the sum of squares was not left at zero");
         // The second launch adds the same product again.
         for j in 0..p.n {
             let (d, m) = (want[j] - p.x0[j] as f64, mag[j] - (p.x0[j] as f64).abs());

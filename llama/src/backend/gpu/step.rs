@@ -101,10 +101,10 @@ pub struct Activations<R: Runtime> {
     /// The largest magnitude of each `QUANT_BLOCK` of `act` (FP8 down projections).
     act_max: R::Buffer<f32>,
     /// The next RMSNorm's inputs as a residual add writes them (decode, `GpuOptions::norm_in_residual`):
-    /// `x ⊙ gamma`, `1 / rms(x)`, the programs' sums of squares and their ticket.
+    /// `x ⊙ gamma`, `1 / rms(x)`, the programs' sum of squares (fixed point) and their ticket.
     xg: R::Buffer<bf16>,
     inv_rms: R::Buffer<f32>,
-    norm_squares: R::Buffer<f32>,
+    norm_sum_sq: R::Buffer<i64>,
     norm_tickets: R::Buffer<i32>,
     pub gemm: Gemm<R>,
     pub head: Head<R>,
@@ -130,8 +130,7 @@ impl<R: Runtime> Activations<R> {
             act_max: zeros(rt, rows * f.div_ceil(QUANT_BLOCK), what)?,
             xg: zeros(rt, d, what)?,
             inv_rms: zeros(rt, 1, what)?,
-            // One sum per program: at most one per output.
-            norm_squares: zeros(rt, d, what)?,
+            norm_sum_sq: zeros(rt, 1, what)?,
             norm_tickets: zeros(rt, 1, what)?,
             gemm: Gemm::new(rt, rows, max_k, configs)?,
             head: Head::new(rt, c, out_rows)?,
@@ -298,7 +297,7 @@ impl<R: Runtime> GpuStep<'_, R> {
         let quantized = matches!(src, Source::Rows { quantized: true });
         let rows = if which == Linear::Out { &a.att } else { &a.act };
         if writes_norm {
-            let next = NextNorm { gamma, eps: self.m.config.rms_eps, xg: &mut a.xg, inv_rms: &mut a.inv_rms, squares: &mut a.norm_squares, tickets: &mut a.norm_tickets };
+            let next = NextNorm { gamma, eps: self.m.config.rms_eps, xg: &mut a.xg, inv_rms: &mut a.inv_rms, sum_sq: &mut a.norm_sum_sq, tickets: &mut a.norm_tickets };
             residual_norm_linear(rt, &a.gemm, rows, weight, &mut a.x, next)?;
             self.prescaled = true;
         } else {
