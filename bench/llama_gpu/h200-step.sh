@@ -10,9 +10,9 @@
 #     `llama bench` arguments); with FLAG set, this build without and with FLAG instead; with VARIANTS
 #     set ('|'-separated flag sets, an empty one the defaults), this build with each in turn.
 #   MODE=rows: the rows with this build: 8B fp8 and bf16 at ctx 128 and 4096, pp512, SmolLM2,
-#     70B fp8 (each with ROWS_OPTS, if set).
+#     70B fp8 (each with ROWS_OPTS, if set; ROWS=decode: the 8B and 70B decode rows only).
 #   MODE=hf: Hugging Face transformers on the 8B architecture (bf16, static cache, torch.compile, the
-#     step replayed as a CUDA graph: its fastest mode), ctx 128 and 4096, for the same-run comparison.
+#     step replayed as a CUDA graph: its fastest mode), ctx 128 and 4096 (or HF_CTX), for the same-run comparison.
 #   MODE="checks ab" runs both. GEMMS_ALONE=0 skips profile's GEMMs alone.
 # Results go to stdout and $OUT.
 set -uo pipefail
@@ -61,13 +61,14 @@ EOF
     xz -f "$OUT/ncu-8b-fp8.csv"
     ;;
 hf)
-    timeout ${HF_TIMEOUT:-300} python3 bench/llama_gpu/transformers_decode.py --gen 64 --modes graph 2>&1 \
+    timeout ${HF_TIMEOUT:-300} python3 bench/llama_gpu/transformers_decode.py --gen 64 --modes graph --ctx ${HF_CTX:-128,4096} 2>&1 \
         | grep -v Warning | tee "$OUT/transformers.txt" | grep -E "^TRANSFORMERS|Error" | head -20
     ;;
 rows)
     for w in fp8 bf16; do
         echo "8B $w ctx 128: $(tg $L --arch llama-3-8b --weights $w -p 128 -n 128 ${ROWS_OPTS:-})" | tee -a "$OUT/rows.txt"
         echo "8B $w ctx 4096: $(tg $L --arch llama-3-8b --weights $w -p 4096 -n 128 ${ROWS_OPTS:-})" | tee -a "$OUT/rows.txt"
+        [ "${ROWS:-all}" = decode ] && continue
         echo "8B $w pp512: $(tg $L --arch llama-3-8b --weights $w -p 512 -n 32 ${ROWS_OPTS:-})" | tee -a "$OUT/rows.txt"
         echo "SmolLM2 $w: $(tg $L --arch smollm2-135m --weights $w -p 128 -n 128 ${ROWS_OPTS:-})" | tee -a "$OUT/rows.txt"
     done
