@@ -181,7 +181,8 @@ pub struct GpuArgs {
     pub no_fused_rope: bool,
     /// Let the residual adds of a decode step (the O and down matrix-vector products) prepare the
     /// next RMSNorm's inputs, so that no norm kernel runs (where the norm is not already inside the
-    /// products). Experimental: off until measured.
+    /// products). Off by default: at Llama-3-8B fp8 it measured 2% slower on an H100 (the norm
+    /// kernels it removes are mostly hidden under programmatic launch already).
     #[arg(long)]
     pub norm_in_residual: bool,
 }

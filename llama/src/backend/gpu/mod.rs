@@ -100,7 +100,7 @@ pub struct GpuOptions {
     /// The residual adds of a decode step (the O and down matrix-vector products) write the next
     /// RMSNorm's inputs too (`x ⊙ gamma` and, from their last program, `1 / rms(x)`), so no norm
     /// kernel runs in models where the norm is not inside the products (`fused_norm`); off: the norm
-    /// kernel. Off by default until measured (bench/llama_gpu/NOTES.md).
+    /// kernel. Off by default: measured slower at Llama-3-8B fp8 (bench/llama_gpu/NOTES.md, 2026-12-07).
     pub norm_in_residual: bool,
 }
 
