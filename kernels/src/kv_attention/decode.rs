@@ -123,7 +123,8 @@ pub fn decode_combine<T: Float, const BLOCK_S: i32, const BLOCK_D: i32>(
     // Released after the wait, not before: the attention ahead is launched under programmatic launch
     // too, so releasing first let the next kernel (the O product, 1024-2048 waiting programs) start
     // while the attention still ran, and at long contexts its programs took the SM room the
-    // attention's needed (8B bf16 at ctx 4096: -7%, H200 2026-12-07).
+    // attention's needed (8B bf16 at ctx 4096: -7% on the H200; this order won +6-7% back on an H100,
+    // and +1-2% at ctx 128; 2026-12-07).
     gdc_wait();
     gdc_launch_dependents();
     let r = program_id(0).to::<i64>();
