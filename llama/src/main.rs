@@ -69,6 +69,7 @@ fn gpu_options(g: &GpuArgs) -> Result<GpuOptions> {
         fused_norm: !g.no_fused_norm,
         fused_rope: !g.no_fused_rope,
         norm_in_residual: g.norm_in_residual,
+        fused_attention_combine: g.fused_attention_combine,
     })
 }
 

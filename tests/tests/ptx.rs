@@ -471,9 +471,11 @@ fn inference_attention_configs_use_tensor_cores_and_what_spills() {
         (prefill_attention::<bf16, true, 128, 128, 128>::build(), 8, true, true, true),
         (prefill_attention::<f16, true, 64, 64, 64>::build(), 4, true, true, true),
         (prefill_attention::<f16, true, 128, 64, 64>::build(), 8, true, true, true),
-        (decode_attention::<bf16, 16, 64, 128, true>::build(), 4, false, true, false),
-        (decode_attention::<bf16, 16, 32, 128, true>::build(), 1, true, true, false),
-        (decode_attention::<bf16, 16, 64, 64, true>::build(), 1, true, true, false),
+        (decode_attention::<bf16, 16, 64, 128, true, false>::build(), 4, false, true, false),
+        (decode_attention::<bf16, 16, 32, 128, true, false>::build(), 1, true, true, false),
+        (decode_attention::<bf16, 16, 64, 64, true, false>::build(), 1, true, true, false),
+        // The combine in the last split (short contexts): the Llama 3 step's 4-warp config at batch 1.
+        (decode_attention::<bf16, 16, 64, 128, true, true>::build(), 4, false, true, false),
     ];
     for (k, num_warps, in_registers, no_spills, wgmma) in kernels {
         let k = k.expect("traces");

@@ -32,8 +32,16 @@ use dsl_core::prelude::*;
 ///   `splits * head_dim` apart), `part_m[r, s]` the max `m` of the base-2 scores
 ///   `x_j = scale · log2(e) · q · k_j`, and `part_l[r, s]` the sum `sum_j 2^(x_j - m)`. A split with no
 ///   keys writes `m = -inf`, `l = 0`, `o = 0`.
-#[kernel(instances(BLOCK_G = 16, BLOCK_N in [32, 64], BLOCK_D in [16, 32, 64, 128, 256], FULL_D in bool))]
-pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D: i32, const FULL_D: bool>(
+/// - `COMBINE`: the splits are also combined here, into `out` (as [`decode_combine`] would), by the
+///   last split of each (sequence, KV head) to finish: each program takes a ticket (`tickets[b * kv_heads
+///   + h]`, zero before the launch and left zero) after storing its partials, and the one that takes the
+///   last reads every split's partials back in split order (so the output does not depend on which
+///   program came last). One launch a step fewer, but the last split's fence, ticket and `splits`
+///   dependent rounds of loads from L2 cost more than the separate combine, which is launched early
+///   and waits (see [`DecodeConfig::for_shape`]). Without `COMBINE`, `tickets` and `out` are not
+///   touched.
+#[kernel(instances(BLOCK_G = 16, BLOCK_N in [32, 64], BLOCK_D in [16, 32, 64, 128, 256], FULL_D in bool, COMBINE in bool))]
+pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D: i32, const FULL_D: bool, const COMBINE: bool>(
     q: Ptr<T>,
     k_cache: Ptr<T>,
     v_cache: Ptr<T>,
@@ -41,6 +49,8 @@ pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D
     part_o: MutPtr<f32>,
     part_m: MutPtr<f32>,
     part_l: MutPtr<f32>,
+    tickets: MutPtr<i32>,
+    out: MutPtr<T>,
     kv_heads: i32,
     group: i32,
     head_dim: i32,
@@ -50,7 +60,12 @@ pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D
 ) where
     T: Float + DotOperands<T>,
 {
-    gdc_launch_dependents();
+    // The kernel after a separate combine is the combine itself (tiny, it waits): released at once.
+    // After a combined one it is the O product, whose waiting programs would take room the splits
+    // need: released after the split's loop, below.
+    if !COMBINE {
+        gdc_launch_dependents();
+    }
     gdc_wait();
     let bh = program_id(0);
     let s = program_id(1);
@@ -93,10 +108,60 @@ pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D
         l_i = l;
         acc = a;
     }
+    if COMBINE {
+        gdc_launch_dependents();
+    }
     let slot = rows * splits + s;
     store_masked(part_o + slot.expand_dims(1) * hd + rd.expand_dims(0), acc, q_mask);
     store_masked(part_m + slot, m_i, g_ok);
     store_masked(part_l + slot, l_i, g_ok);
+    if COMBINE {
+        // Release: this split's partials are stored before its ticket.
+        fence();
+        if atomic_add(tickets + bh, 1, true) == splits - 1 {
+            // Acquire: every other split stored its partials before taking its ticket.
+            fence();
+            let out_offs = rows.expand_dims(1) * hd + rd.expand_dims(0);
+            combine_splits::<T, BLOCK_G, BLOCK_D>(part_o, part_m, part_l, out, rows, splits, hd, rd, g_ok, q_mask, out_offs);
+            atomic_xchg(tickets + bh, 0, true);
+        }
+    }
+}
+
+/// The combine of [`decode_attention`]'s `COMBINE`: for the `BLOCK_G` query head rows `rows` (where
+/// `g_ok`), `out = sum_s 2^(m_s - M) o_s / sum_s 2^(m_s - M) l_s` over the splits in order, the max
+/// `M` kept running (each split's loads are one round, independent of the sums so far).
+#[kernel_fn]
+fn combine_splits<T: Float, const BLOCK_G: i32, const BLOCK_D: i32>(
+    part_o: MutPtr<f32>,
+    part_m: MutPtr<f32>,
+    part_l: MutPtr<f32>,
+    out: MutPtr<T>,
+    rows: Tile<i64>,
+    splits: Tile<i32>,
+    hd: Tile<i32>,
+    rd: Tile<i32>,
+    g_ok: Tile<bool>,
+    q_mask: Tile<bool>,
+    out_offs: Tile<i64>,
+) {
+    let mut big = full::<f32>([BLOCK_G], f32::NEG_INFINITY);
+    let mut den = zeros::<f32>([BLOCK_G]);
+    let mut num = zeros::<f32>([BLOCK_G, BLOCK_D]);
+    for t in 0..splits {
+        let at = rows * splits + t;
+        let m_t = load_masked(part_m + at, g_ok, f32::NEG_INFINITY);
+        let l_t = load_masked(part_l + at, g_ok, 0.0);
+        let o_t = load_masked(part_o + at.expand_dims(1) * hd + rd.expand_dims(0), q_mask, 0.0);
+        let new = maximum(big, m_t);
+        // A split with no keys (m = -inf) weighs nothing; neither does the -inf start.
+        let keep = where_(big > f32::NEG_INFINITY, exp2(big - new), 0.0);
+        let take = where_(m_t > f32::NEG_INFINITY, exp2(m_t - new), 0.0);
+        den = den * keep + l_t * take;
+        num = num * keep.expand_dims(1) + o_t * take.expand_dims(1);
+        big = new;
+    }
+    store_masked(out + out_offs, (num / den.expand_dims(1)).to::<T>(), q_mask);
 }
 
 /// Combines the splits of [`decode_attention`]: for query head row `r`,
@@ -154,22 +219,34 @@ use dsl_core::types::Elem;
 /// visiting `block_n` keys per step of its loop (32 or 64, the declared instances) on `num_warps` warps
 /// (1, 2, 4 or 8; on one warp the 16 query rows lie in one warp, so the online softmax stays in the
 /// tensor-core registers), its K and V tiles loaded `num_stages - 1` steps ahead (2 to 4; each stage
-/// holds one step's K and V tiles in shared memory).
+/// holds one step's K and V tiles in shared memory). With `fused_combine` (at most
+/// [`MAX_FUSED_SPLITS`] splits), the last split of each (sequence, KV head) combines them
+/// ([`decode_attention`]'s `COMBINE`) and [`decode_combine`] does not run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DecodeConfig {
     pub splits: usize,
     pub block_n: usize,
     pub num_warps: u32,
     pub num_stages: u32,
+    pub fused_combine: bool,
 }
 
 /// The most splits [`decode_combine`] takes (its largest `BLOCK_S`).
 pub const MAX_SPLITS: usize = 256;
 
+/// The most splits a fused combine takes: its loads are one dependent round from L2 per split, where
+/// the separate combine's are one round in all (after its launch).
+pub const MAX_FUSED_SPLITS: usize = 8;
+
 impl DecodeConfig {
-    /// `splits` splits of 32-key steps on 4 warps, 3 stages.
+    /// `splits` splits of 32-key steps on 4 warps, 3 stages, combined by [`decode_combine`].
     pub fn splits(splits: usize) -> DecodeConfig {
-        DecodeConfig { splits, block_n: 32, num_warps: 4, num_stages: 3 }
+        DecodeConfig { splits, block_n: 32, num_warps: 4, num_stages: 3, fused_combine: false }
+    }
+
+    /// The same, combined by the last split ([`DecodeConfig::fused_combine`]).
+    pub fn with_fused_combine(self, fused: bool) -> DecodeConfig {
+        DecodeConfig { fused_combine: fused, ..self }
     }
 
     /// The heuristic (the H200 sweep of 2026-12-05 in `bench/attention/NOTES.md`): [`decode_splits`]
@@ -177,17 +254,20 @@ impl DecodeConfig {
     /// in the tensor-core registers) with 32-key steps above head_dim 64 and 64 at 64 and under, and at
     /// head_dim 128 with more than two programs per SM, 2 stages instead of 3 (a 3-stage program's 48 KB
     /// of K and V tiles let too few programs share an SM: 64 splits of Llama 3 at batch 1 took 16.5 µs
-    /// at a 4096 context on 3 stages, 12.3 on 2).
+    /// at a 4096 context on 3 stages, 12.3 on 2). The combine is a second kernel: fused into the last
+    /// split (`fused_combine`, 4 splits of Llama-3-8B at batch 1) the step lost 3.4% at 8B fp8 and 16%
+    /// at SmolLM2 (H100, 2026-12-07): the second kernel, launched early and waiting, combines in one
+    /// round of loads, where the last split takes a fence, a ticket and a round per split.
     pub fn for_shape(shape: &CacheShape, sm_count: u32) -> DecodeConfig {
         let splits = decode_splits(shape, sm_count);
         let programs = splits * shape.batch * shape.kv_heads;
         let sms = sm_count as usize;
         if programs < sms {
-            return DecodeConfig { splits, block_n: 64, num_warps: 4, num_stages: 3 };
+            return DecodeConfig { splits, block_n: 64, num_warps: 4, num_stages: 3, fused_combine: false };
         }
         let wide = shape.head_dim > 64;
         let num_stages = if wide && programs > 2 * sms { 2 } else { 3 };
-        DecodeConfig { splits, block_n: if wide { 32 } else { 64 }, num_warps: 1, num_stages }
+        DecodeConfig { splits, block_n: if wide { 32 } else { 64 }, num_warps: 1, num_stages, fused_combine: false }
     }
 }
 
@@ -216,6 +296,12 @@ pub fn workspace_lens(shape: &CacheShape, splits: usize) -> (usize, usize) {
     (rows * splits * shape.head_dim, rows * splits)
 }
 
+/// The i32 ticket counters a fused combine needs (zeroed once; each step leaves them zero): one per
+/// (sequence, KV head).
+pub fn tickets_len(shape: &CacheShape) -> usize {
+    shape.batch * shape.kv_heads
+}
+
 /// The buffers of one decode step (see the module docs for their layouts).
 pub struct DecodeBuffers<'a, R: Runtime, T: Elem> {
     pub q: &'a R::Buffer<T>,
@@ -225,13 +311,15 @@ pub struct DecodeBuffers<'a, R: Runtime, T: Elem> {
     pub part_o: &'a mut R::Buffer<f32>,
     pub part_m: &'a mut R::Buffer<f32>,
     pub part_l: &'a mut R::Buffer<f32>,
+    /// [`tickets_len`] zeroed counters, for a config with `fused_combine` (not touched otherwise).
+    pub tickets: &'a mut R::Buffer<i32>,
     pub out: &'a mut R::Buffer<T>,
 }
 
 /// Decode attention over the cache for every sequence and query head: [`decode_attention`] cut as
-/// `cfg` says (e.g. [`DecodeConfig::for_shape`]), then [`decode_combine`]. `scale` is usually
-/// `1 / sqrt(head_dim)`. Checks shapes and buffer sizes; the contexts are device data (each in
-/// `1..=max_ctx`, the caller's promise, as for positions).
+/// `cfg` says (e.g. [`DecodeConfig::for_shape`]), then [`decode_combine`] (or the combine inside, with
+/// `cfg.fused_combine`). `scale` is usually `1 / sqrt(head_dim)`. Checks shapes and buffer sizes; the
+/// contexts are device data (each in `1..=max_ctx`, the caller's promise, as for positions).
 pub fn decode_step<R, T>(rt: &R, shape: &CacheShape, cfg: DecodeConfig, scale: f32, bufs: DecodeBuffers<'_, R, T>) -> Result<(), AttnError<R::Error>>
 where
     R: Runtime,
@@ -249,6 +337,9 @@ where
     if !(2..=4).contains(&cfg.num_stages) {
         return Err(AttnError::Shape(format!("num_stages {} must be 2, 3 or 4", cfg.num_stages)));
     }
+    if cfg.fused_combine && splits > MAX_FUSED_SPLITS {
+        return Err(AttnError::Shape(format!("a fused combine takes at most {MAX_FUSED_SPLITS} splits, not {splits}")));
+    }
     let cache = shape.cache_len();
     let rows = batch * kv_heads * group;
     need("q", &*bufs.q, rows * head_dim)?;
@@ -260,15 +351,22 @@ where
     need("part_m", &*bufs.part_m, pm)?;
     need("part_l", &*bufs.part_l, pm)?;
     need("out", &*bufs.out, rows * head_dim)?;
+    if cfg.fused_combine {
+        need("tickets", &*bufs.tickets, tickets_len(shape))?;
+    }
     let len = split_len(shape, &cfg) as i32;
     let (kh, g, d, mc) = (kv_heads as i32, group as i32, head_dim as i32, max_ctx as i32);
     let grid = ((batch * kv_heads) as u32, splits as u32);
     let run = |r: Result<(), R::Error>| r.map_err(AttnError::Runtime);
     let block_d = shape.block_d();
-    let main = DecodeAttentionInstance { block_g: 16, block_n: cfg.block_n as i32, block_d, full_d: head_dim == block_d as usize };
+    let main = DecodeAttentionInstance { block_g: 16, block_n: cfg.block_n as i32, block_d, full_d: head_dim == block_d as usize, combine: cfg.fused_combine };
     main.check().map_err(|e| AttnError::Shape(e.message))?;
     let launch = dsl_core::runtime::Launch::from(grid).num_warps(cfg.num_warps).num_stages(cfg.num_stages);
-    run(main.launch::<T, R>(rt, launch, bufs.q, bufs.k_cache, bufs.v_cache, bufs.ctx_lens, &mut *bufs.part_o, &mut *bufs.part_m, &mut *bufs.part_l, kh, g, d, mc, len, scale))?;
+    let (po, pm, pl) = (&mut *bufs.part_o, &mut *bufs.part_m, &mut *bufs.part_l);
+    run(main.launch::<T, R>(rt, launch, bufs.q, bufs.k_cache, bufs.v_cache, bufs.ctx_lens, po, pm, pl, &mut *bufs.tickets, &mut *bufs.out, kh, g, d, mc, len, scale))?;
+    if cfg.fused_combine {
+        return Ok(());
+    }
     let (block_s, block_d, warps) = match splits {
         ..=8 => (8, if head_dim <= 64 { 64 } else { 128 }, 1),
         ..=64 => (64, 32, 4),

@@ -123,7 +123,8 @@ fn smollm2_matches_transformers() {
 /// the norm and SwiGLU kernels (`fused_norm`, `fused_swiglu` off); by default a decode step's
 /// matrix-vector products apply them and skip two bf16 roundings that prefill makes (the normed rows,
 /// the gate and up outputs), so default decode steps are held to 3e-2 of the prefill logits (measured
-/// worst 1.6e-2), and to transformers as prefill is.
+/// worst 1.6e-2), and to transformers as prefill is. The steps after two chunks combine the decode
+/// attention's splits in its last split (`fused_attention_combine`, off by default).
 #[test]
 fn tiny_random_llamas_on_the_gpu_backend_in_the_interpreter() {
     use llama::backend::gpu::GpuOptions;
@@ -163,7 +164,8 @@ fn tiny_random_llamas_on_the_gpu_backend_in_the_interpreter() {
         // Two chunks (the second continues the cached first), then decode steps.
         let (a, rest) = ids.split_at(ids.len() / 3);
         let (bb, tail) = rest.split_at(rest.len() / 2);
-        let mut b = create_backend(Device::Interp, w.clone(), 32, Default::default()).unwrap();
+        let fused = GpuOptions { fused_attention_combine: true, ..GpuOptions::default() };
+        let mut b = create_backend(Device::Interp, w.clone(), 32, fused).unwrap();
         let got = b.forward(a, true).unwrap();
         for t in 0..a.len() {
             check("chunk 1", t, &got[t * vocab..(t + 1) * vocab]);

@@ -350,7 +350,7 @@ fn rand_f32(n: usize, seed: u64) -> Vec<f32> {
 /// Decode attention: µs per step (one graph of 10 steps, each on the next of several cache copies so
 /// that reads come from HBM), against the floor of reading K and V once.
 fn decode_bench() -> Res<()> {
-    use kernels::kv_attention::decode::{decode_step, workspace_lens, DecodeBuffers, DecodeConfig};
+    use kernels::kv_attention::decode::{decode_step, tickets_len, workspace_lens, DecodeBuffers, DecodeConfig, MAX_FUSED_SPLITS};
     use kernels::kv_attention::CacheShape;
     let rt = runtime()?;
     let sms = rt.device_info().multiprocessors;
@@ -391,9 +391,11 @@ fn decode_bench() -> Res<()> {
                     for splits in [1, heur.div_ceil(2), heur, 2 * heur, 4 * heur, 64, 128, 256] {
                         let stages: &[u32] = if num_warps == 1 { &[2, 3, 4] } else { &[3] };
                         for &num_stages in stages {
-                            let c = DecodeConfig { splits: splits.min(most_splits), block_n, num_warps, num_stages };
-                            if sweep && !variants.contains(&c) {
-                                variants.push(c);
+                            let c = DecodeConfig { splits: splits.min(most_splits), block_n, num_warps, num_stages, fused_combine: false };
+                            for c in [c, c.with_fused_combine(true)] {
+                                if sweep && !variants.contains(&c) && (!c.fused_combine || c.splits <= MAX_FUSED_SPLITS) {
+                                    variants.push(c);
+                                }
                             }
                         }
                     }
@@ -402,6 +404,7 @@ fn decode_bench() -> Res<()> {
             let most = variants.iter().map(|c| c.splits).max().unwrap_or(1);
             let (po, pm) = workspace_lens(&shape, most);
             let (mut o, mut m, mut l) = (rt.alloc::<f32>(po)?, rt.alloc::<f32>(pm)?, rt.alloc::<f32>(pm)?);
+            let mut tickets = rt.upload(&vec![0i32; tickets_len(&shape)])?;
             let mut out = rt.alloc::<bf16>(rows * d)?;
             let scale = 1.0 / (d as f32).sqrt();
             let floor = bytes as f64 / (tbps * 1e12) * 1e6;
@@ -409,7 +412,7 @@ fn decode_bench() -> Res<()> {
             for cfg in variants {
                 let step = |rt: &CudaRuntime, i: usize| -> Result<(), String> {
                     let (k, v) = &caches[i % copies];
-                    let bufs = DecodeBuffers { q: &q, k_cache: k, v_cache: v, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, out: &mut out };
+                    let bufs = DecodeBuffers { q: &q, k_cache: k, v_cache: v, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut tickets, out: &mut out };
                     decode_step(rt, &shape, cfg, scale, bufs).map_err(|e| e.to_string())
                 };
                 let us = tests::graph_timing::graph_us(&rt, 10 * copies.max(1), 5, step)?;
@@ -418,7 +421,7 @@ fn decode_bench() -> Res<()> {
             let (hc, hus) = timed[0];
             let &(bc, bus) = timed.iter().min_by(|a, b| a.1.total_cmp(&b.1)).expect("timed");
             println!(
-                "DECODE | {model} | {batch} | {ctx} | {} / {kv_heads} | {d} | {} | {hus:.2} | {floor:.2} | {:.2} | best: splits {} block_n {} warps {} stages {} {bus:.2} us ({:.2} of floor)",
+                "DECODE | {model} | {batch} | {ctx} | {} / {kv_heads} | {d} | {} | {hus:.2} | {floor:.2} | {:.2} | best: splits {} block_n {} warps {} stages {} fused combine {} {bus:.2} us ({:.2} of floor)",
                 kv_heads * group,
                 hc.splits,
                 floor / hus,
@@ -426,9 +429,10 @@ fn decode_bench() -> Res<()> {
                 bc.block_n,
                 bc.num_warps,
                 bc.num_stages,
+                bc.fused_combine,
                 floor / bus
             );
-            println!("#   {}", timed.iter().map(|(c, us)| format!("s{} n{} w{} st{} {us:.2}", c.splits, c.block_n, c.num_warps, c.num_stages)).collect::<Vec<_>>().join("; "));
+            println!("#   {}", timed.iter().map(|(c, us)| format!("s{} n{} w{} st{}{} {us:.2}", c.splits, c.block_n, c.num_warps, c.num_stages, if c.fused_combine { " fused" } else { "" })).collect::<Vec<_>>().join("; "));
         }
     }
     Ok(())

@@ -5,7 +5,7 @@ use super::*;
 use dsl_core::lang::DotOperands;
 use dsl_core::prelude::{bf16, f16, Float};
 use kernels::kv_attention::cache::append_kv;
-use kernels::kv_attention::decode::{decode_splits, decode_step, workspace_lens, DecodeBuffers, DecodeConfig};
+use kernels::kv_attention::decode::{decode_splits, decode_step, tickets_len, workspace_lens, DecodeBuffers, DecodeConfig, MAX_FUSED_SPLITS};
 use kernels::kv_attention::CacheShape;
 
 cases!(
@@ -18,16 +18,21 @@ cases!(
 );
 
 /// One decode step on random caches and queries, contexts `ctx` per sequence; checks every output
-/// element against float64 and that the output's padding stays poisoned.
+/// element against float64 and that the output's padding stays poisoned. Up to [`MAX_FUSED_SPLITS`]
+/// splits, the same with the combine fused.
 fn check<R, T>(rt: &R, shape: CacheShape, ctx: &[usize], splits: usize, seed: u64)
 where
     R: Runtime,
     T: TestElem + Float + DotOperands<T>,
 {
-    check_with::<R, T>(rt, shape, ctx, DecodeConfig::splits(splits), seed)
+    check_with::<R, T>(rt, shape, ctx, DecodeConfig::splits(splits), seed);
+    if splits <= MAX_FUSED_SPLITS {
+        check_with::<R, T>(rt, shape, ctx, DecodeConfig::splits(splits).with_fused_combine(true), seed);
+    }
 }
 
-/// [`check`] with the whole config.
+/// [`check`] with the whole config. A fused combine runs twice: the ticket counters must be left
+/// zero, and the second output must equal the first bit for bit (whichever split came last).
 fn check_with<R, T>(rt: &R, shape: CacheShape, ctx: &[usize], cfg: DecodeConfig, seed: u64)
 where
     R: Runtime,
@@ -48,11 +53,21 @@ where
     let pad = 5; // output padding that must stay poisoned
     let (bq, bk, bv, bl) = (upload(rt, &q), upload(rt, &k), upload(rt, &v), upload(rt, &lens));
     let (mut part_o, mut part_m, mut part_l) = (filled(rt, po, f32::NAN), filled(rt, pm, f32::NAN), filled(rt, pm, f32::NAN));
+    let mut tickets = filled(rt, tickets_len(&shape), 0i32);
     let mut out = poisoned::<R, T>(rt, rows * d + pad);
     let what = format!("decode_attention<{}> {shape:?} ctx {ctx:?} {cfg:?}", T::NAME);
-    let bufs = DecodeBuffers { q: &bq, k_cache: &bk, v_cache: &bv, ctx_lens: &bl, part_o: &mut part_o, part_m: &mut part_m, part_l: &mut part_l, out: &mut out };
+    let bufs = DecodeBuffers { q: &bq, k_cache: &bk, v_cache: &bv, ctx_lens: &bl, part_o: &mut part_o, part_m: &mut part_m, part_l: &mut part_l, tickets: &mut tickets, out: &mut out };
     launched(&what, decode_step(rt, &shape, cfg, scale, bufs));
     let got = download_f64(rt, &out);
+    if cfg.fused_combine {
+        assert!(download(rt, &tickets).iter().all(|&t| t == 0), "{what}: ticket counters left {:?}", download(rt, &tickets));
+        let mut again = poisoned::<R, T>(rt, rows * d + pad);
+        let bufs = DecodeBuffers { q: &bq, k_cache: &bk, v_cache: &bv, ctx_lens: &bl, part_o: &mut part_o, part_m: &mut part_m, part_l: &mut part_l, tickets: &mut tickets, out: &mut again };
+        launched(&what, decode_step(rt, &shape, cfg, scale, bufs));
+        let twice = download_f64(rt, &again);
+        let same = got.iter().zip(&twice).all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{what}: a second step gave another output");
+    }
 
     let (mut want, mut mag) = reference(&shape, ctx, scale, &qf, &kf, &vf);
     want.resize(rows * d + pad, f64::NAN);
@@ -95,11 +110,13 @@ pub fn decode_gqa_ragged_f16<R: Runtime>(rt: &R) {
     check::<R, f16>(rt, shape(3, 2, 4, 64, 300), &[1, 77, 300], 3, 1);
     check::<R, f16>(rt, shape(1, 1, 4, 64, 70), &[70], 1, 2);
     // 64-key steps: a split of 128 keys ending inside the context.
-    check_with::<R, f16>(rt, shape(2, 2, 4, 64, 300), &[300, 130], DecodeConfig { splits: 3, block_n: 64, num_warps: 4, num_stages: 3 }, 11);
+    check_with::<R, f16>(rt, shape(2, 2, 4, 64, 300), &[300, 130], DecodeConfig { splits: 3, block_n: 64, num_warps: 4, num_stages: 3, fused_combine: false }, 11);
+    check_with::<R, f16>(rt, shape(2, 2, 4, 64, 300), &[300, 130], DecodeConfig { splits: 3, block_n: 64, num_warps: 4, num_stages: 3, fused_combine: true }, 16);
     // One warp: the softmax in the tensor-core registers (row reductions by shuffles, P from registers).
-    check_with::<R, f16>(rt, shape(2, 2, 4, 64, 300), &[300, 130], DecodeConfig { splits: 3, block_n: 64, num_warps: 1, num_stages: 3 }, 13);
+    check_with::<R, f16>(rt, shape(2, 2, 4, 64, 300), &[300, 130], DecodeConfig { splits: 3, block_n: 64, num_warps: 1, num_stages: 3, fused_combine: false }, 13);
+    check_with::<R, f16>(rt, shape(2, 2, 4, 64, 300), &[300, 130], DecodeConfig { splits: 3, block_n: 64, num_warps: 1, num_stages: 3, fused_combine: true }, 17);
     // Four 32-key steps per split, loaded 3 steps ahead (4 stages).
-    check_with::<R, bf16>(rt, shape(1, 2, 8, 128, 200), &[200], DecodeConfig { splits: 2, block_n: 32, num_warps: 1, num_stages: 4 }, 14);
+    check_with::<R, bf16>(rt, shape(1, 2, 8, 128, 200), &[200], DecodeConfig { splits: 2, block_n: 32, num_warps: 1, num_stages: 4, fused_combine: true }, 14);
 }
 
 /// Groups 1, 3 and 8, head_dim 128, a head_dim that is not a power of two and one of 8.
@@ -121,7 +138,7 @@ pub fn decode_empty_splits_f16<R: Runtime>(rt: &R) {
     check_with::<R, f16>(rt, s, &[1], cfg, 7);
     // More than 64 splits (the combine's wide instance), one step each on 2 stages, the last one empty
     // and the one before it partial.
-    let cfg = DecodeConfig { splits: 70, block_n: 32, num_warps: 1, num_stages: 2 };
+    let cfg = DecodeConfig { splits: 70, block_n: 32, num_warps: 1, num_stages: 2, fused_combine: false };
     check_with::<R, bf16>(rt, shape(1, 2, 4, 128, 2200), &[2190], cfg, 15);
 }
 
@@ -164,10 +181,12 @@ pub fn append_then_decode_bf16<R: Runtime>(rt: &R) {
     let (po, pm) = workspace_lens(&s, splits);
     let (mut part_o, mut part_m, mut part_l) = (filled(rt, po, f32::NAN), filled(rt, pm, f32::NAN), filled(rt, pm, f32::NAN));
     let mut out = poisoned::<R, bf16>(rt, rows * d);
+    let mut tickets = filled(rt, tickets_len(&s), 0i32);
     let (bq, bl) = (upload(rt, &q), upload(rt, &lens));
-    let bufs = DecodeBuffers { q: &bq, k_cache: &kb, v_cache: &vb, ctx_lens: &bl, part_o: &mut part_o, part_m: &mut part_m, part_l: &mut part_l, out: &mut out };
+    let bufs = DecodeBuffers { q: &bq, k_cache: &kb, v_cache: &vb, ctx_lens: &bl, part_o: &mut part_o, part_m: &mut part_m, part_l: &mut part_l, tickets: &mut tickets, out: &mut out };
     let scale = 0.125f32;
-    launched("decode after append", decode_step(rt, &s, DecodeConfig::splits(splits), scale, bufs));
+    let cfg = DecodeConfig::splits(splits).with_fused_combine(true);
+    launched("decode after append", decode_step(rt, &s, cfg, scale, bufs));
     let got = download_f64(rt, &out);
     let (want, mag) = reference(&s, &ctx, scale, &qf, &kg, &vg);
     let u = <bf16 as TestElem>::U;
@@ -183,28 +202,37 @@ pub fn decode_bad_shapes<R: Runtime>(rt: &R) {
     let q = filled(rt, 4 * 64, f16::ZERO);
     let kv = filled(rt, 64 * 64, f16::ZERO);
     let lens = upload(rt, &[1i32]);
-    let run = |shape: CacheShape, splits: usize, po: usize| -> String {
+    let run_with = |shape: CacheShape, cfg: DecodeConfig, po: usize, tickets: usize| -> String {
         let (mut o, mut m, mut l) = (filled(rt, po, 0.0f32), filled(rt, pm, 0.0f32), filled(rt, pm, 0.0f32));
+        let mut t = filled(rt, tickets, 0i32);
         let mut out = poisoned::<R, f16>(rt, 4 * 64);
-        let bufs = DecodeBuffers { q: &q, k_cache: &kv, v_cache: &kv, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, out: &mut out };
-        let e = decode_step(rt, &shape, DecodeConfig::splits(splits), 0.125, bufs).map(|_| "launched".to_string()).unwrap_or_else(|e| e.to_string());
+        let bufs = DecodeBuffers { q: &q, k_cache: &kv, v_cache: &kv, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut t, out: &mut out };
+        let e = decode_step(rt, &shape, cfg, 0.125, bufs).map(|_| "launched".to_string()).unwrap_or_else(|e| e.to_string());
         assert!(download_f64(rt, &out).iter().all(|v| v.is_nan()), "nothing ran");
         e
     };
+    let run = |shape: CacheShape, splits: usize, po: usize| run_with(shape, DecodeConfig::splits(splits), po, 1);
     assert!(run(shape(1, 1, 17, 64, 64), 2, po).contains("group 17"));
     assert!(run(shape(1, 1, 4, 300, 64), 2, po).contains("head_dim 300"));
     assert!(run(shape(1, 1, 4, 63, 64), 2, po).contains("head_dim 63 must be even"));
     assert!(run(s, 257, po).contains("splits 257 must be 1 to 256"));
     assert!(run(s, 2, po - 1).contains(&format!("part_o needs at least {po} elements, its buffer has {}", po - 1)));
     assert!(run(shape(1, 1, 4, 64, 65), 2, po).contains("k_cache needs at least"));
+    // A fused combine: no ticket counters, or more splits than it takes.
+    let fused = DecodeConfig::splits(2).with_fused_combine(true);
+    assert!(run_with(s, fused, po, 0).contains("tickets needs at least 1 elements, its buffer has 0"));
+    let (po9, _) = workspace_lens(&s, 9);
+    let e = run_with(s, DecodeConfig::splits(9).with_fused_combine(true), po9, 1);
+    assert!(e.contains("a fused combine takes at most 8 splits, not 9"), "{e}");
     // A step size the kernel does not declare: the declared list, nothing launched.
     let (mut o, mut m, mut l) = (filled(rt, po, 0.0f32), filled(rt, pm, 0.0f32), filled(rt, pm, 0.0f32));
     let mut out = poisoned::<R, f16>(rt, 4 * 64);
-    let bufs = DecodeBuffers { q: &q, k_cache: &kv, v_cache: &kv, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, out: &mut out };
-    let e = decode_step(rt, &s, DecodeConfig { splits: 2, block_n: 48, num_warps: 4, num_stages: 3 }, 0.125, bufs).unwrap_err().to_string();
+    let mut t = filled(rt, 1, 0i32);
+    let bufs = DecodeBuffers { q: &q, k_cache: &kv, v_cache: &kv, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut t, out: &mut out };
+    let e = decode_step(rt, &s, DecodeConfig { splits: 2, block_n: 48, num_warps: 4, num_stages: 3, fused_combine: false }, 0.125, bufs).unwrap_err().to_string();
     assert!(e.contains("no declared instance") && e.contains("BLOCK_N=64"), "{e}");
-    let bufs = DecodeBuffers { q: &q, k_cache: &kv, v_cache: &kv, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, out: &mut out };
-    let e = decode_step(rt, &s, DecodeConfig { splits: 2, block_n: 32, num_warps: 1, num_stages: 5 }, 0.125, bufs).unwrap_err().to_string();
+    let bufs = DecodeBuffers { q: &q, k_cache: &kv, v_cache: &kv, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut t, out: &mut out };
+    let e = decode_step(rt, &s, DecodeConfig { splits: 2, block_n: 32, num_warps: 1, num_stages: 5, fused_combine: false }, 0.125, bufs).unwrap_err().to_string();
     assert!(e.contains("num_stages 5 must be 2, 3 or 4"), "{e}");
     assert!(download_f64(rt, &out).iter().all(|v| v.is_nan()), "nothing ran");
 }

@@ -6,7 +6,7 @@ use super::*;
 use dsl_core::lang::DotOperands;
 use dsl_core::prelude::{bf16, f16, Float};
 use kernels::kv_attention::cache::{append_kv, append_rows, RowsAt};
-use kernels::kv_attention::decode::{decode_step, workspace_lens, DecodeBuffers, DecodeConfig};
+use kernels::kv_attention::decode::{decode_step, tickets_len, workspace_lens, DecodeBuffers, DecodeConfig};
 use kernels::kv_attention::prefill::{prefill_step, Chunk, PrefillBuffers, PrefillConfig, QueriesAt};
 use kernels::kv_attention::CacheShape;
 
@@ -174,8 +174,10 @@ pub fn chunked_prefill_then_decode_bf16<R: Runtime>(rt: &R) {
     }
     // Decode steps: append one key and value per sequence at `start`, attend `start + 1` keys.
     let rows = s.batch * qh;
-    let cfg = DecodeConfig::splits(3);
+    // The combine fused: its ticket counters serve every step.
+    let cfg = DecodeConfig::splits(3).with_fused_combine(true);
     let (po, pm) = workspace_lens(&s, cfg.splits);
+    let mut tickets = filled(rt, tickets_len(&s), 0i32);
     for step in 0..3 {
         let (kn, knf) = rand_elems::<bf16>(&mut r, s.batch * kh * d, 1.0);
         let (vn, vnf) = rand_elems::<bf16>(&mut r, s.batch * kh * d, 1.0);
@@ -192,7 +194,7 @@ pub fn chunked_prefill_then_decode_bf16<R: Runtime>(rt: &R) {
         let (mut o, mut m, mut l) = (filled(rt, po, f32::NAN), filled(rt, pm, f32::NAN), filled(rt, pm, f32::NAN));
         let mut out = poisoned::<R, bf16>(rt, rows * d);
         let bq = upload(rt, &q);
-        let bufs = DecodeBuffers { q: &bq, k_cache: &kc, v_cache: &vc, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, out: &mut out };
+        let bufs = DecodeBuffers { q: &bq, k_cache: &kc, v_cache: &vc, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut tickets, out: &mut out };
         launched(&what, decode_step(rt, &s, cfg, scale, bufs));
         // A decode query is a one-token chunk at `start`: the same reference.
         let (want, mag) = reference(&s, causal(1, start), scale, &qf, &kf, &vf);

@@ -102,11 +102,15 @@ pub struct GpuOptions {
     /// kernel runs in models where the norm is not inside the products (`fused_norm`); off: the norm
     /// kernel. Off by default: measured slower at Llama-3-8B fp8 (bench/llama_gpu/NOTES.md, 2026-12-07).
     pub norm_in_residual: bool,
+    /// The decode attention's last split of each KV head combines the splits (at up to
+    /// `kernels::kv_attention::decode::MAX_FUSED_SPLITS`), so no combine kernel runs after it;
+    /// off (the default): the combine kernel, measured faster (bench/llama_gpu/NOTES.md, 2026-12-07).
+    pub fused_attention_combine: bool,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { weights: WeightFormat::Bf16, graphs: true, programmatic: true, tuned_configs: true, fused_combine: false, split_k: None, matvec_rows: Some(2), matvec_fp8_activations: false, fused_swiglu: true, fused_norm: true, fused_rope: true, norm_in_residual: false }
+        GpuOptions { weights: WeightFormat::Bf16, graphs: true, programmatic: true, tuned_configs: true, fused_combine: false, split_k: None, matvec_rows: Some(2), matvec_fp8_activations: false, fused_swiglu: true, fused_norm: true, fused_rope: true, norm_in_residual: false, fused_attention_combine: false }
     }
 }
 
@@ -170,7 +174,7 @@ impl<R: StepRuntime> GpuBackend<R> {
             WeightSource::Loaded(w) => weights::upload(&rt, w, opts.weights, capacity, progress)?,
             WeightSource::Random { seed, .. } => weights::random(&rt, &c, opts.weights, capacity, seed, progress)?,
         };
-        let model = Model::new(&rt, c.clone(), w, shape, sm_count, rt.warpgroup_mma())?;
+        let model = Model::new(&rt, c.clone(), w, shape, sm_count, rt.warpgroup_mma(), opts.fused_attention_combine)?;
         let device = if opts.tuned_configs { rt.device_name() } else { None };
         let configs = Arc::new(GemmConfigs::new(device.as_deref(), sm_count, opts.fused_combine).with_split_k(opts.split_k).with_matvec_rows(opts.matvec_rows).with_matvec_fp8_activations(opts.matvec_fp8_activations).with_fused_swiglu(opts.fused_swiglu).with_fused_norm(opts.fused_norm).with_fused_rope(opts.fused_rope).with_norm_in_residual(opts.norm_in_residual));
         let decode = Activations::new(&rt, &c, 1, 1, configs.clone())?;
@@ -295,7 +299,8 @@ where
             }
             None => String::new(),
         };
-        format!("{mode}{pdl}, {gemms}{combine}{matvec}")
+        let attention = if self.model.decode.fused_combine { ", attention combine fused" } else { "" };
+        format!("{mode}{pdl}, {gemms}{combine}{matvec}{attention}")
     }
 
     fn forward(&mut self, tokens: &[u32], all_logits: bool) -> Result<Vec<f32>> {

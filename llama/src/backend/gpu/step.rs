@@ -15,7 +15,7 @@ use dsl_core::runtime::{Launch, Runtime};
 use kernels::fp8_gemm::{NextNorm, Partials, RmsNorm};
 use kernels::greedy::{argmax_rows, partials_len};
 use kernels::kv_attention::cache::{rope_append_rows, RopeTables, RowsAt};
-use kernels::kv_attention::decode::{decode_step, workspace_lens, DecodeBuffers, DecodeConfig};
+use kernels::kv_attention::decode::{decode_step, tickets_len, workspace_lens, DecodeBuffers, DecodeConfig, MAX_FUSED_SPLITS};
 use kernels::kv_attention::prefill::{prefill_step, Chunk, PrefillBuffers, PrefillConfig, QueriesAt};
 use kernels::kv_attention::qkv_combine::combine_rope_append_rows;
 use kernels::kv_attention::{AttnError, CacheShape};
@@ -40,23 +40,27 @@ pub struct Model<R: Runtime> {
     pub shape: CacheShape,
     pub decode: DecodeConfig,
     pub part: (R::Buffer<f32>, R::Buffer<f32>, R::Buffer<f32>),
+    /// The fused decode combine's ticket counters (zero between steps).
+    pub tickets: R::Buffer<i32>,
     /// The device runs tiles of 16 rows per warp on `wgmma`: the prefill attention's tiles follow
     /// ([`PrefillConfig::for_chunk`]).
     pub warpgroups: bool,
 }
 
 impl<R: Runtime> Model<R> {
-    pub fn new(rt: &R, config: LlamaConfig, w: WeightsOnDevice<R>, shape: CacheShape, sm_count: u32, warpgroups: bool) -> Result<Model<R>> {
+    pub fn new(rt: &R, config: LlamaConfig, w: WeightsOnDevice<R>, shape: CacheShape, sm_count: u32, warpgroups: bool, fused_attention_combine: bool) -> Result<Model<R>> {
         let mut k_cache = vec![];
         let mut v_cache = vec![];
         for _ in 0..config.n_layers {
             k_cache.push(zeros(rt, shape.cache_len(), "allocating the KV cache")?);
             v_cache.push(zeros(rt, shape.cache_len(), "allocating the KV cache")?);
         }
-        let decode = DecodeConfig::for_shape(&shape, sm_count);
+        let heuristic = DecodeConfig::for_shape(&shape, sm_count);
+        let decode = heuristic.with_fused_combine(fused_attention_combine && heuristic.splits <= MAX_FUSED_SPLITS);
         let (po, pm) = workspace_lens(&shape, decode.splits);
         let part = (zeros(rt, po, "allocating")?, zeros(rt, pm, "allocating")?, zeros(rt, pm, "allocating")?);
-        Ok(Model { config, w, k_cache, v_cache, shape, decode, part, warpgroups })
+        let tickets = zeros(rt, tickets_len(&shape), "allocating")?;
+        Ok(Model { config, w, k_cache, v_cache, shape, decode, part, tickets, warpgroups })
     }
 }
 
@@ -412,7 +416,7 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
         let shape = m.shape;
         if s.n == 1 {
             let (po, pm, pl) = &mut m.part;
-            let bufs = DecodeBuffers { q: &a.qkv, k_cache: &m.k_cache[layer], v_cache: &m.v_cache[layer], ctx_lens: &a.ctx_len, part_o: po, part_m: pm, part_l: pl, out: &mut a.att };
+            let bufs = DecodeBuffers { q: &a.qkv, k_cache: &m.k_cache[layer], v_cache: &m.v_cache[layer], ctx_lens: &a.ctx_len, part_o: po, part_m: pm, part_l: pl, tickets: &mut m.tickets, out: &mut a.att };
             decode_step(self.rt, &shape, m.decode, scale, bufs).map_err(attn)
         } else {
             let chunk = Chunk { q_len: s.n, start: s.start, causal: true };
