@@ -6,8 +6,8 @@
 #   MODE=checks: the GPU checks of the matrix-vector products and the layer chain (or CHECKS), graph
 #     replay against eager launches (8B fp8, 300 steps, GRAPH_OPTS), compute-sanitizer memcheck
 #     (SmolLM2, MEMCHECK_WEIGHTS or fp8, with MEMCHECK_OPTS).
-#   MODE=ab: this build against .gpu/old/llama.xz, alternated, ROUNDS rounds of AB (';'-separated
-#     `llama bench` arguments); with FLAG set, this build without and with FLAG instead; with VARIANTS
+#   MODE=ab: this build against .gpu/old/llama.xz (given OLD_OPTS too), alternated, ROUNDS rounds of AB
+#     (';'-separated `llama bench` arguments); with FLAG set, this build without and with FLAG instead; with VARIANTS
 #     set ('|'-separated flag sets, an empty one the defaults), this build with each in turn.
 #   MODE=rows: the rows with this build: 8B fp8 and bf16 at ctx 128 and 4096, pp512, SmolLM2,
 #     70B fp8 (each with ROWS_OPTS, if set; ROWS=decode: the 8B and 70B decode rows only).
@@ -91,9 +91,8 @@ ab)
                 echo "$args | $FLAG | round $r | $(tg $L $args $FLAG)" | tee -a "$OUT/ab.txt"
                 continue
             fi
-            for b in llama-old llama; do
-                echo "$args | $b | round $r | $(tg /tmp/g/$b $args)" | tee -a "$OUT/ab.txt"
-            done
+            echo "$args | llama-old ${OLD_OPTS:-} | round $r | $(tg /tmp/g/llama-old $args ${OLD_OPTS:-})" | tee -a "$OUT/ab.txt"
+            echo "$args | llama | round $r | $(tg /tmp/g/llama $args)" | tee -a "$OUT/ab.txt"
         done
     done
     ;;
