@@ -40,55 +40,29 @@ pub fn swiglu_mv<A, B, O, const BLOCK_N: i32, const BLOCK_K: i32, const NORM: bo
     O: Numeric,
 {
     let rn = program_id(0) * BLOCK_N + arange(0, BLOCK_N);
+    let (gate, up, squares) = paired_rows::<A, B, BLOCK_N, BLOCK_K, NORM>(a, b, gamma, rn * stride_bn, (rn + f) * stride_bn, rn < f, k);
     let ok = rn < f;
-    let (first, second) = (rn * stride_bn, (rn + f) * stride_bn);
-    let (f1, f2, s1, s2) = first_pair_weights::<B, BLOCK_K>(b, first, second, ok, k);
-    // The scales before the loop, not after it (their round trip overlaps the loop instead of ending
-    // every program): the weights' before `gdc_wait`, `scale_a` (a kernel's output) after it.
+    let sa = load(scale_a);
     let (sg, su) = if COL_SCALE {
         (load_masked(scale_b + rn, ok, 0.0), load_masked(scale_b + f + rn, ok, 0.0))
     } else {
         (zeros::<f32>([BLOCK_N]) + load(scale_b), zeros::<f32>([BLOCK_N]) + load(scale_b))
     };
-    gdc_wait();
-    let sa = load(scale_a);
-    let (gate, up, squares) = paired_rows_from::<A, B, BLOCK_N, BLOCK_K, NORM>(a, b, gamma, first, second, ok, k, f1, f2, s1, s2);
     let r = if NORM { inv_rms(squares, k, eps) * sa } else { sa };
     let g = gate * r * sg;
     let u = up * r * su;
     store_masked(out + rn, (g * sigmoid(g) * u).to::<O>(), ok);
 }
 
-/// The start of a matrix-vector product whose program reads two groups of `BLOCK_N` rows of `B` (at
-/// element offsets `first` and `second`; rows outside `rows_ok` read as zero), before its `gdc_wait`:
-/// calls `gdc_launch_dependents` and loads the first step's weights of both groups, as
-/// [`first_weights`](super::matvec::first_weights) does for one. Call it at the top level of a kernel,
-/// then `gdc_wait`, then [`paired_rows_from`].
+/// The loop of a matrix-vector product whose program reads two groups of `BLOCK_N` rows of `B` (at
+/// element offsets `first` and `second`; rows outside `rows_ok` read as zero), as
+/// [`scaled_mv`](super::scaled_mv) reads its rows: returns the row sums `A · B[first]ᵀ` and
+/// `A · B[second]ᵀ` in f32 (with `NORM`, of `A ⊙ gamma`) and, with `NORM`, `A`'s squares summed
+/// lane-wise (for [`inv_rms`]). Calls `gdc_wait` (after loading the first weights): call it at the top
+/// level of a kernel, before any write and before reading anything a kernel ahead writes. Used where an epilogue needs two rows of each output: the SwiGLU's gate
+/// and up rows, RoPE's pairs of rows half a head apart (`kv_attention::qkv_matvec`).
 #[kernel_fn]
-pub(crate) fn first_pair_weights<B: Numeric, const BLOCK_K: i32>(
-    b: Ptr<B>,
-    first: Tile<i32>,
-    second: Tile<i32>,
-    rows_ok: Tile<bool>,
-    k: Tile<i32>,
-) -> (Tile<B>, Tile<B>, Tile<B>, Tile<B>) {
-    gdc_launch_dependents();
-    let rk = arange(0, BLOCK_K);
-    let n_ok = rows_ok.expand_dims(1);
-    let (first, second) = (first.expand_dims(1), second.expand_dims(1));
-    let (f1, f2) = (weight_block::<B>(b, first, n_ok, rk, k), weight_block::<B>(b, first, n_ok, rk + BLOCK_K, k));
-    let (s1, s2) = (weight_block::<B>(b, second, n_ok, rk, k), weight_block::<B>(b, second, n_ok, rk + BLOCK_K, k));
-    (f1, f2, s1, s2)
-}
-
-/// The loop of a matrix-vector product over two groups of rows (after [`first_pair_weights`] and
-/// `gdc_wait`, from the weights it loaded): returns the row sums `A · B[first]ᵀ` and `A · B[second]ᵀ`
-/// in f32 (with `NORM`, of `A ⊙ gamma`) and, with `NORM`, `A`'s squares summed lane-wise (for
-/// [`inv_rms`]). The next step's weights are in flight during each step, as in
-/// [`scaled_mv`](super::scaled_mv). Used where an epilogue needs two rows of each output: the SwiGLU's
-/// gate and up rows, RoPE's pairs of rows half a head apart (`kv_attention::qkv_matvec`).
-#[kernel_fn]
-pub(crate) fn paired_rows_from<A, B, const BLOCK_N: i32, const BLOCK_K: i32, const NORM: bool>(
+pub(crate) fn paired_rows<A, B, const BLOCK_N: i32, const BLOCK_K: i32, const NORM: bool>(
     a: Ptr<A>,
     b: Ptr<B>,
     gamma: Ptr<f32>,
@@ -96,19 +70,22 @@ pub(crate) fn paired_rows_from<A, B, const BLOCK_N: i32, const BLOCK_K: i32, con
     second: Tile<i32>,
     rows_ok: Tile<bool>,
     k: Tile<i32>,
-    f1: Tile<B>,
-    f2: Tile<B>,
-    s1: Tile<B>,
-    s2: Tile<B>,
 ) -> (Tile<f32>, Tile<f32>, Tile<f32>)
 where
     A: Numeric,
     B: Numeric,
 {
+    gdc_launch_dependents();
     let rk = arange(0, BLOCK_K);
     let n_ok = rows_ok.expand_dims(1);
     let (first, second) = (first.expand_dims(1), second.expand_dims(1));
-    let (mut f1, mut f2, mut s1, mut s2) = (f1, f2, s1, s2);
+    // The first step's weights before `gdc_wait`, the next step's in flight during each step: as in
+    // `scaled_mv`.
+    let mut f1 = weight_block::<B>(b, first, n_ok, rk, k);
+    let mut f2 = weight_block::<B>(b, first, n_ok, rk + BLOCK_K, k);
+    let mut s1 = weight_block::<B>(b, second, n_ok, rk, k);
+    let mut s2 = weight_block::<B>(b, second, n_ok, rk + BLOCK_K, k);
+    gdc_wait();
     let mut acc_1 = zeros::<f32>([BLOCK_N, BLOCK_K]);
     let mut acc_2 = zeros::<f32>([BLOCK_N, BLOCK_K]);
     let mut squares = zeros::<f32>([BLOCK_K]);

@@ -9,6 +9,7 @@
 //! reduction (lane shuffles) at the end. Every program reads whole rows, so there is no split and no
 //! combine, and with `N / BLOCK_N` programs of one warp the GPU is full at any `N` of a Llama layer.
 
+use super::store_combined;
 use dsl_core::lang::Numeric;
 use dsl_core::prelude::*;
 
@@ -22,9 +23,8 @@ use dsl_core::prelude::*;
 ///   the tile is one chunk per lane and the final reduction stays within the warp). Each step reads two
 ///   blocks of `K` before using either, and the next step's two while it multiplies, so up to four
 ///   loads per row are in flight.
-/// - Programmatic launch: the first step's weights and `scale_b` (and the bias) are loaded before
-///   `gdc_wait` (they are no kernel's output), so they stream while the kernel ahead ends; `A`,
-///   `scale_a` and `C` are read after it, `scale_a` and `C` before the loop.
+/// - Programmatic launch: the first step's weights are loaded before `gdc_wait` (they are no kernel's
+///   output), so they stream while the kernel ahead ends; `A`, the scales and `C` are read after it.
 /// - `B`'s rows are `stride_bn` apart; `A`'s elements and each row's are contiguous. Any `K >= 1`
 ///   (masked; with `K` and `stride_bn` multiples of 16 the loads are 16 bytes).
 ///
@@ -63,33 +63,21 @@ pub fn scaled_mv<
     O: Numeric,
 {
     let rn = program_id(0) * BLOCK_N + arange(0, BLOCK_N);
-    let ok = rn < n;
-    let row_offs = (rn * stride_bn).expand_dims(1);
-    let (w1, w2) = first_weights::<B, BLOCK_K>(b, row_offs, ok.expand_dims(1), k);
-    // What the epilogue reads is loaded before the loop, not after it, so that its round trip
-    // overlaps the loop instead of ending every program: the weights' scales and the bias (no
-    // kernel's output) before `gdc_wait` with the weights, `scale_a` and `C` after it.
-    let sb = if COL_SCALE { load_masked(scale_b + rn, ok, 0.0) } else { zeros::<f32>([BLOCK_N]) + load(scale_b) };
-    let bv = if BIAS { load_masked(bias + rn, ok, 0.0) } else { zeros::<f32>([BLOCK_N]) };
-    gdc_wait();
-    let sa = load(scale_a);
-    let old = if ACCUMULATE { load_masked(c + rn, ok, 0).to::<f32>() } else { zeros::<f32>([BLOCK_N]) };
-    let (dots, squares) = row_dots_from::<A, B, BLOCK_N, BLOCK_K, NORM>(a, b, gamma, row_offs, ok.expand_dims(1), k, w1, w2);
-    let dots = if NORM { dots * inv_rms(squares, k, eps) } else { dots };
-    // `scaled_mm`'s epilogue, in its order: the scales, the bias, then the old `C`.
-    let out = dots * sa * sb;
-    let out = if BIAS { out + bv } else { out };
-    let out = if ACCUMULATE { out + old } else { out };
-    store_masked(c + rn, out.to::<O>(), ok);
+    let (dots, squares) = row_dots::<A, B, BLOCK_N, BLOCK_K, NORM>(a, b, gamma, rn * stride_bn, rn < n, k);
+    // One output row: row 0 of an `M = 1` problem, stride unused.
+    let (row, one) = (zeros::<i32>([1]), full::<i32>([1], 1));
+    let out = dots.expand_dims(0);
+    let out = if NORM { out * inv_rms(squares, k, eps) } else { out };
+    let ok = rn.expand_dims(0) < n;
+    store_combined::<O, false, COL_SCALE, BIAS, ACCUMULATE>(out, c, scale_a, scale_b, bias, row, rn, one, n, row, ok);
 }
 
-/// The loop of a matrix-vector product: `A · B[row]ᵀ` in f32 for the `BLOCK_N` rows of `B` at element
-/// offsets `row_offs` (rows outside `rows_ok` read as zero; with `NORM`, of `A ⊙ gamma`) and, with
-/// `NORM`, `A`'s squares summed lane-wise (for [`inv_rms`]).
+/// The loop of [`scaled_mv`]: `A · B[row]ᵀ` in f32 for the `BLOCK_N` rows of `B` at element offsets
+/// `row_offs` (rows outside `rows_ok` read as zero; with `NORM`, of `A ⊙ gamma`) and, with `NORM`, `A`'s
+/// squares summed lane-wise (for [`inv_rms`]).
 ///
 /// Calls `gdc_launch_dependents`, loads the first step's weights, then calls `gdc_wait`: call it at the
-/// top level of a kernel, before any write and before reading anything a kernel ahead writes. (A kernel
-/// that reads more before its loop calls [`first_weights`], `gdc_wait` and [`row_dots_from`] itself.)
+/// top level of a kernel, before any write and before reading anything a kernel ahead writes.
 #[kernel_fn]
 pub(crate) fn row_dots<A, B, const BLOCK_N: i32, const BLOCK_K: i32, const NORM: bool>(
     a: Ptr<A>,
@@ -103,44 +91,19 @@ where
     A: Numeric,
     B: Numeric,
 {
-    let (row_offs, n_ok) = (row_offs.expand_dims(1), rows_ok.expand_dims(1));
-    let (w1, w2) = first_weights::<B, BLOCK_K>(b, row_offs, n_ok, k);
-    gdc_wait();
-    row_dots_from::<A, B, BLOCK_N, BLOCK_K, NORM>(a, b, gamma, row_offs, n_ok, k, w1, w2)
-}
-
-/// The start of a matrix-vector product, before its `gdc_wait`: calls `gdc_launch_dependents` (the
-/// kernel after this one may start its programs once all of ours have started; it waits for our end at
-/// its own `gdc_wait`), then loads the first step's two blocks of weights (rows at element offsets
-/// `row_offs`, `[BLOCK_N, 1]`, where `rows_ok`): weights are no kernel's output, so under programmatic
-/// launch they stream while the kernel ahead (the norm, the attention) ends.
-#[kernel_fn]
-pub(crate) fn first_weights<B: Numeric, const BLOCK_K: i32>(b: Ptr<B>, row_offs: Tile<i32>, rows_ok: Tile<bool>, k: Tile<i32>) -> (Tile<B>, Tile<B>) {
+    // The kernel after this one may start its programs once all of ours have started (it waits for
+    // our end at its own `gdc_wait`).
     gdc_launch_dependents();
     let rk = arange(0, BLOCK_K);
-    (weight_block::<B>(b, row_offs, rows_ok, rk, k), weight_block::<B>(b, row_offs, rows_ok, rk + BLOCK_K, k))
-}
-
-/// The loop of [`row_dots`] after `gdc_wait`, from the first step's weights `w1`, `w2`
-/// ([`first_weights`]; `row_offs` and `rows_ok` as `[BLOCK_N, 1]`). Each step reads two blocks of `A`
-/// and loads the next step's weights while it multiplies.
-#[kernel_fn]
-pub(crate) fn row_dots_from<A, B, const BLOCK_N: i32, const BLOCK_K: i32, const NORM: bool>(
-    a: Ptr<A>,
-    b: Ptr<B>,
-    gamma: Ptr<f32>,
-    row_offs: Tile<i32>,
-    n_ok: Tile<bool>,
-    k: Tile<i32>,
-    w1: Tile<B>,
-    w2: Tile<B>,
-) -> (Tile<f32>, Tile<f32>)
-where
-    A: Numeric,
-    B: Numeric,
-{
-    let rk = arange(0, BLOCK_K);
-    let (mut w1, mut w2) = (w1, w2);
+    let n_ok = rows_ok.expand_dims(1);
+    // Offsets, not pointers, per row: built from `arange`s and scalars, they are recomputed where
+    // broadcast instead of exchanged.
+    let row_offs = row_offs.expand_dims(1);
+    // The first step's weights, loaded before `gdc_wait`: weights are no kernel's output, so under
+    // programmatic launch they stream while the kernel ahead (the norm, the attention) ends.
+    let mut w1 = weight_block::<B>(b, row_offs, n_ok, rk, k);
+    let mut w2 = weight_block::<B>(b, row_offs, n_ok, rk + BLOCK_K, k);
+    gdc_wait();
     let mut acc = zeros::<f32>([BLOCK_N, BLOCK_K]);
     let mut squares = zeros::<f32>([BLOCK_K]);
     for k0 in (0..k).step_by(2 * BLOCK_K) {

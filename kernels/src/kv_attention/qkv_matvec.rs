@@ -9,7 +9,7 @@
 
 use super::cache::{check_rope_append, RopeTables, RowsAt};
 use super::{need, AttnError, CacheShape};
-use crate::fp8_gemm::{check_matvec, first_pair_weights, inv_rms, matvec_grid, matvec_tiles_of, paired_rows_from, GemmConfig, Operand, RmsNorm, Scale};
+use crate::fp8_gemm::{check_matvec, inv_rms, matvec_grid, paired_rows, matvec_tiles_of, GemmConfig, Operand, RmsNorm, Scale};
 use crate::rope::rotate_half;
 use dsl_core::lang::Numeric;
 use dsl_core::prelude::*;
@@ -61,19 +61,7 @@ pub fn qkv_rope_mv<A, B, T, const BLOCK_N: i32, const BLOCK_K: i32, const NORM: 
     let i = pair0 % half + arange(0, BLOCK_N);
     let first = head * head_dim + i;
     let second = first + half;
-    let (w1, w2, w3, w4) = first_pair_weights::<B, BLOCK_K>(b, first * stride_bn, second * stride_bn, i < half, k);
-    // What the epilogue reads is loaded before the loop, not after it (two dependent rounds, the
-    // position then its rotation, that ended every program): the weights' scales before `gdc_wait`,
-    // `scale_a` and the position after it.
-    let (s1, s2) = if COL_SCALE { (load(scale_b + first), load(scale_b + second)) } else { (zeros::<f32>([BLOCK_N]) + load(scale_b), zeros::<f32>([BLOCK_N]) + load(scale_b)) };
-    gdc_wait();
-    let sa = load(scale_a);
-    let p = load(pos);
-    // Query and key heads rotate; value heads (from `q_heads + kv_heads`) are copied.
-    let rotates = zeros::<i32>([BLOCK_N]) + head < q_heads + kv_heads;
-    let c = load_masked(cos_table + p.to::<i64>() * half + i, rotates, 1.0);
-    let s = load_masked(sin_table + p.to::<i64>() * half + i, rotates, 0.0);
-    let (x1, x2, squares) = paired_rows_from::<A, B, BLOCK_N, BLOCK_K, NORM>(a, b, gamma, first * stride_bn, second * stride_bn, i < half, k, w1, w2, w3, w4);
+    let (x1, x2, squares) = paired_rows::<A, B, BLOCK_N, BLOCK_K, NORM>(a, b, gamma, first * stride_bn, second * stride_bn, i < half, k);
     // `scaled_mv`'s order of the factors, then its rounding to `T`: the unfused path's bits.
     let (x1, x2) = if NORM {
         let r = inv_rms(squares, k, eps);
@@ -81,8 +69,15 @@ pub fn qkv_rope_mv<A, B, T, const BLOCK_N: i32, const BLOCK_K: i32, const NORM: 
     } else {
         (x1, x2)
     };
+    let sa = load(scale_a);
+    let (s1, s2) = if COL_SCALE { (load(scale_b + first), load(scale_b + second)) } else { (zeros::<f32>([BLOCK_N]) + load(scale_b), zeros::<f32>([BLOCK_N]) + load(scale_b)) };
     let x1 = (x1 * sa * s1).to::<T>().to::<f32>();
     let x2 = (x2 * sa * s2).to::<T>().to::<f32>();
+    let p = load(pos);
+    // Query and key heads rotate; value heads (from `q_heads + kv_heads`) are copied.
+    let rotates = zeros::<i32>([BLOCK_N]) + head < q_heads + kv_heads;
+    let c = load_masked(cos_table + p.to::<i64>() * half + i, rotates, 1.0);
+    let s = load_masked(sin_table + p.to::<i64>() * half + i, rotates, 0.0);
     let (o1, o2) = rotate_half(x1, x2, c, s);
     let (o1, o2) = (where_(rotates, o1, x1).to::<T>(), where_(rotates, o2, x2).to::<T>());
     if head < q_heads {
