@@ -23,5 +23,6 @@
 pub mod checks;
 pub mod gemm;
 pub mod fp8_bench;
+pub mod fp8_study;
 pub mod graph_timing;
 pub mod llama_gpu;

@@ -102,7 +102,7 @@ pub fn run(model: &Path, goldens: &Path) -> Res<()> {
 }
 
 /// A fixed English text for teacher-forced agreement and perplexity.
-const TEXT: &str = "The history of the city goes back more than two thousand years. It was founded on the banks of a wide river, where traders from the north and the south met to exchange grain, wool and salt. Over the centuries it grew into a busy port, and its markets became famous across the region. Today the old town is a maze of narrow streets, small squares and churches, and the river is crossed by seven bridges. Visitors come for the museums, the food and the long summer evenings, when the whole city seems to be outside.";
+pub const TEXT: &str = "The history of the city goes back more than two thousand years. It was founded on the banks of a wide river, where traders from the north and the south met to exchange grain, wool and salt. Over the centuries it grew into a busy port, and its markets became famous across the region. Today the old town is a maze of narrow streets, small squares and churches, and the river is crossed by seven bridges. Visitors come for the museums, the food and the long summer evenings, when the whole city seems to be outside.";
 
 /// log-softmax of `logits` at `t`, in f64.
 fn log_prob(logits: &[f32], t: u32) -> f64 {

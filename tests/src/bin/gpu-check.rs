@@ -16,6 +16,8 @@
 //!   the issue-13 shapes for a sweep of tiles beside the heuristic's.
 //! - `gpu-check smollm2 MODEL.gguf GOLDENS_DIR`: the Llama runtime's GPU backend against its CPU backend
 //!   and the transformers goldens ([`tests::llama_gpu`]).
+//! - `gpu-check fp8-study MODEL.gguf`: on the CPU, which linears lose most to FP8 weights
+//!   ([`tests::fp8_study`]).
 //! - `gpu-check graph-eager ARCH WEIGHTS STEPS`: the Llama decode graph against eager launches on an
 //!   architecture with random weights ([`tests::llama_gpu::graph_against_eager_random`]).
 //! - `gpu-check fp8 [--write FILE] [--only SHAPE]`: the split-K fp8 GEMM on the Llama 3 shapes
@@ -49,6 +51,10 @@ fn main() {
             (Some(m), Some(g)) => tests::llama_gpu::run(std::path::Path::new(m), std::path::Path::new(g)),
             _ => Err("usage: gpu-check smollm2 MODEL.gguf GOLDENS_DIR".into()),
         },
+        "fp8-study" => match args.get(1) {
+            Some(m) => tests::fp8_study::run(std::path::Path::new(m)),
+            None => Err("usage: gpu-check fp8-study MODEL.gguf".into()),
+        },
         "graph-eager" => match (args.get(1), args.get(2), args.get(3).and_then(|s| s.parse().ok())) {
             (Some(a), Some(w), Some(n)) => tests::llama_gpu::graph_against_eager_random(a, w, n, args.get(4).is_some_and(|o| o == "norm-in-residual")),
             _ => Err("usage: gpu-check graph-eager ARCH bf16|fp8 STEPS [norm-in-residual]".into()),
@@ -58,7 +64,7 @@ fn main() {
             args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(String::as_str),
         ),
         _ => {
-            eprintln!("usage: gpu-check test [FILTER] | compile | bench | decode | prefill | smollm2 MODEL GOLDENS | graph-eager ARCH WEIGHTS STEPS | gemm [--write TUNED_FILE] | fp8 [--write TUNED_FILE] [--only SHAPE]");
+            eprintln!("usage: gpu-check test [FILTER] | compile | bench | decode | prefill | smollm2 MODEL GOLDENS | fp8-study MODEL | graph-eager ARCH WEIGHTS STEPS | gemm [--write TUNED_FILE] | fp8 [--write TUNED_FILE] [--only SHAPE]");
             std::process::exit(2);
         }
     };
