@@ -23,6 +23,8 @@ use dsl_core::prelude::*;
 ///   more for tensor cores: rows past `group` are masked), `BLOCK_N` keys per step, `BLOCK_D >= head_dim`.
 /// - `q`: `[batch, kv_heads * group, head_dim]` contiguous (query head `h * group + g` uses KV head `h`).
 /// - `split_len`: a multiple of `BLOCK_N`.
+/// - `ctx_lens` is read before `gdc_wait`: under programmatic dependent launch it must not be written by
+///   the kernel launched just ahead (the Llama runtime writes it from the host before each step).
 /// - `FULL_D`: `head_dim == BLOCK_D` (the host's choice). Rows are then a compile-time `BLOCK_D` apart and
 ///   no column is masked, so each thread's K and V copies are one base address plus constants, each
 ///   predicated by its row alone: the address and mask arithmetic was about half of the one-warp
@@ -66,11 +68,13 @@ pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D
     if !COMBINE {
         gdc_launch_dependents();
     }
-    gdc_wait();
     let bh = program_id(0);
     let s = program_id(1);
     let splits = num_programs(1);
+    // Before the wait: the context lengths are the host's, written before the step (see the docs), so
+    // their round trip overlaps the kernel ahead instead of standing between it and the first K/V loads.
     let ctx = load(ctx_lens + bh / kv_heads);
+    gdc_wait();
     let lo = s * split_len;
     let hi = minimum(lo + split_len, ctx);
     let rg = arange(0, BLOCK_G);
@@ -319,7 +323,9 @@ pub struct DecodeBuffers<'a, R: Runtime, T: Elem> {
 /// Decode attention over the cache for every sequence and query head: [`decode_attention`] cut as
 /// `cfg` says (e.g. [`DecodeConfig::for_shape`]), then [`decode_combine`] (or the combine inside, with
 /// `cfg.fused_combine`). `scale` is usually `1 / sqrt(head_dim)`. Checks shapes and buffer sizes; the
-/// contexts are device data (each in `1..=max_ctx`, the caller's promise, as for positions).
+/// contexts are device data (each in `1..=max_ctx`, the caller's promise, as for positions),
+/// written before the launch and not by the kernel just ahead ([`decode_attention`] reads them before its
+/// programmatic wait).
 pub fn decode_step<R, T>(rt: &R, shape: &CacheShape, cfg: DecodeConfig, scale: f32, bufs: DecodeBuffers<'_, R, T>) -> Result<(), AttnError<R::Error>>
 where
     R: Runtime,
