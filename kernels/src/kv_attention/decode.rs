@@ -125,8 +125,7 @@ pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D
         if atomic_add(tickets + bh, 1, true) == splits - 1 {
             // Acquire: every other split stored its partials before taking its ticket.
             fence();
-            let out_offs = rows.expand_dims(1) * hd + rd.expand_dims(0);
-            combine_splits::<T, BLOCK_G, BLOCK_D>(part_o, part_m, part_l, out, rows, splits, hd, rd, g_ok, q_mask, out_offs);
+            combine_splits::<T, BLOCK_G, BLOCK_D>(part_o, part_m, part_l, out, rows, splits, hd, rd, g_ok, q_mask);
             atomic_xchg(tickets + bh, 0, true);
         }
     }
@@ -147,7 +146,6 @@ fn combine_splits<T: Float, const BLOCK_G: i32, const BLOCK_D: i32>(
     rd: Tile<i32>,
     g_ok: Tile<bool>,
     q_mask: Tile<bool>,
-    out_offs: Tile<i64>,
 ) {
     let mut big = full::<f32>([BLOCK_G], f32::NEG_INFINITY);
     let mut den = zeros::<f32>([BLOCK_G]);
@@ -165,7 +163,7 @@ fn combine_splits<T: Float, const BLOCK_G: i32, const BLOCK_D: i32>(
         num = num * keep.expand_dims(1) + o_t * take.expand_dims(1);
         big = new;
     }
-    store_masked(out + out_offs, (num / den.expand_dims(1)).to::<T>(), q_mask);
+    store_masked(out + rows.expand_dims(1) * hd + rd.expand_dims(0), (num / den.expand_dims(1)).to::<T>(), q_mask);
 }
 
 /// Combines the splits of [`decode_attention`]: for query head row `r`,

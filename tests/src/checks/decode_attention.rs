@@ -110,11 +110,12 @@ pub fn decode_gqa_ragged_f16<R: Runtime>(rt: &R) {
     check::<R, f16>(rt, shape(3, 2, 4, 64, 300), &[1, 77, 300], 3, 1);
     check::<R, f16>(rt, shape(1, 1, 4, 64, 70), &[70], 1, 2);
     // 64-key steps: a split of 128 keys ending inside the context.
-    check_with::<R, f16>(rt, shape(2, 2, 4, 64, 300), &[300, 130], DecodeConfig { splits: 3, block_n: 64, num_warps: 4, num_stages: 3, fused_combine: false }, 11);
-    check_with::<R, f16>(rt, shape(2, 2, 4, 64, 300), &[300, 130], DecodeConfig { splits: 3, block_n: 64, num_warps: 4, num_stages: 3, fused_combine: true }, 16);
-    // One warp: the softmax in the tensor-core registers (row reductions by shuffles, P from registers).
-    check_with::<R, f16>(rt, shape(2, 2, 4, 64, 300), &[300, 130], DecodeConfig { splits: 3, block_n: 64, num_warps: 1, num_stages: 3, fused_combine: false }, 13);
-    check_with::<R, f16>(rt, shape(2, 2, 4, 64, 300), &[300, 130], DecodeConfig { splits: 3, block_n: 64, num_warps: 1, num_stages: 3, fused_combine: true }, 17);
+    // On 4 warps, and on one (the softmax in the tensor-core registers: row reductions by shuffles, P
+    // from registers); each with the combine as a second kernel and fused.
+    for (num_warps, fused_combine, seed) in [(4, false, 11), (4, true, 16), (1, false, 13), (1, true, 17)] {
+        let cfg = DecodeConfig { splits: 3, block_n: 64, num_warps, num_stages: 3, fused_combine };
+        check_with::<R, f16>(rt, shape(2, 2, 4, 64, 300), &[300, 130], cfg, seed);
+    }
     // Four 32-key steps per split, loaded 3 steps ahead (4 stages).
     check_with::<R, bf16>(rt, shape(1, 2, 8, 128, 200), &[200], DecodeConfig { splits: 2, block_n: 32, num_warps: 1, num_stages: 4, fused_combine: true }, 14);
 }

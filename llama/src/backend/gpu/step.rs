@@ -59,7 +59,8 @@ impl<R: Runtime> Model<R> {
         let decode = heuristic.with_fused_combine(fused_attention_combine && heuristic.splits <= MAX_FUSED_SPLITS);
         let (po, pm) = workspace_lens(&shape, decode.splits);
         let part = (zeros(rt, po, "allocating")?, zeros(rt, pm, "allocating")?, zeros(rt, pm, "allocating")?);
-        let tickets = zeros(rt, tickets_len(&shape), "allocating")?;
+        // The ticket counters only a fused combine touches (one element otherwise: a buffer to pass).
+        let tickets = zeros(rt, if decode.fused_combine { tickets_len(&shape) } else { 1 }, "allocating")?;
         Ok(Model { config, w, k_cache, v_cache, shape, decode, part, tickets, warpgroups })
     }
 }
