@@ -4,7 +4,8 @@
 //! - Where: `$DSL_CACHE_DIR`, else `$XDG_CACHE_HOME/tile-dsl`, else `$HOME/.cache/tile-dsl`;
 //!   `DSL_CACHE_DIR=off` turns it off.
 //! - Key: SHA-256 of the kernel's IR text (with source locations: they appear in assert messages), the
-//!   specialization, the target, `num_warps`, the LLVM version and this crate's version.
+//!   specialization, the target, `num_warps`, the LLVM version, and this crate's version with a hash of
+//!   its source (`build.rs`: a rebuilt code generator never reads another build's PTX).
 //! - File `<key>.ptx`: a short text header, a blank line, then the PTX. The header repeats the key and
 //!   holds the PTX's length and SHA-256, so a truncated, corrupted or misplaced file is detected and
 //!   ignored (then recompiled and rewritten). Files are written to a temporary name and renamed, so
@@ -45,7 +46,7 @@ pub struct KeyParts<'a> {
     pub wgmma: bool,
     /// `crate::compile::llvm_version()`.
     pub llvm_version: &'a str,
-    /// This crate's version (the code generator is part of it).
+    /// This crate's version and source hash (the code generator is part of it).
     pub crate_version: &'a str,
 }
 

@@ -185,7 +185,9 @@ impl Jit {
             bounds_check: opts.bounds_check,
             wgmma: opts.wgmma,
             llvm_version: &llvm_version(),
-            crate_version: env!("CARGO_PKG_VERSION"),
+            // The version and a hash of the code generator's source (build.rs): a cache written by
+            // another build of the same version is not read.
+            crate_version: concat!(env!("CARGO_PKG_VERSION"), "+", env!("CODEGEN_SOURCE_HASH")),
         })
     }
 
