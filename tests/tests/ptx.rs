@@ -519,6 +519,39 @@ fn inference_attention_configs_use_tensor_cores_and_what_spills() {
     }
 }
 
+/// Shared memory by lifetime: after a kernel's last loop its exchanges reuse the pipeline's stage
+/// buffers and the resident operands' bytes (dead there). A one-warp decode program keeps its softmax in
+/// registers, so its only exchange is the epilogue's (the `16 x BLOCK_D` f32 partial output): it needs
+/// nothing beyond the 3 stages of K and V and the resident query tile but the loop's own small scratch
+/// (it took 8 KB more before).
+/// With `COMBINE` the combine's loop comes last, so the epilogue's exchange stays after the stages.
+#[test]
+fn decode_epilogue_reuses_the_stage_buffers() {
+    use kernels::kv_attention::decode::decode_attention;
+    let cases = [
+        (decode_attention::<bf16, 16, 32, 128, true, false>::build(), 32, 128, false),
+        (decode_attention::<bf16, 16, 64, 64, true, false>::build(), 64, 64, false),
+        (decode_attention::<bf16, 16, 32, 128, true, true>::build(), 32, 128, true),
+    ];
+    for (k, block_n, block_d, combine) in cases {
+        let k = k.expect("traces");
+        let facts = k.params.iter().map(|p| if matches!(k.ty(p.value).elem, ElemTy::Ptr { .. }) { ArgFact::Aligned16 } else { ArgFact::None }).collect();
+        let opts = CompileOptions { target: Target::Sm90a, num_warps: 1, num_stages: 3, ..CompileOptions::default() };
+        let c = compile(&k, &Specialization { facts }, &opts).expect("compiles");
+        let (stages, q) = (3 * 2 * block_n * block_d * 2, 16 * block_d * 2);
+        eprintln!("{} (1 warp, 3 stages): {} bytes of shared memory; stages {stages}, query {q}", k.display_name(), c.shared_bytes);
+        // The epilogue's exchange of the f32 partial output: after the stages, or inside them. (The
+        // loop's own scratch, 128 bytes, stays after them.)
+        let epilogue = 16 * block_d * 4;
+        let beyond = c.shared_bytes as usize - (stages + q);
+        if combine {
+            assert!(beyond >= epilogue, "{}: {beyond} bytes past the stages, before the combine's loop", k.display_name());
+        } else {
+            assert!(beyond < epilogue / 8, "{}: {beyond} bytes past the stages", k.display_name());
+        }
+    }
+}
+
 /// On sm_90a the GEMM tiles that fit warpgroups (16 rows per warp, B k-major) run on `wgmma`: HGMMA for
 /// 16-bit operands, QGMMA for fp8, for each shared-memory row width the operands can have (32, 64 and
 /// 128 bytes, and 128-byte slabs of longer rows), pipelined by `cp.async` and with no spills. With

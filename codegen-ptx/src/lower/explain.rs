@@ -52,7 +52,7 @@ pub fn explain(k: &Kernel, spec: &Specialization, opts: &CompileOptions) -> Stri
     for (v, at) in resident {
         let _ = writeln!(out, "resident: {v} at {at}");
     }
-    let _ = writeln!(out, "shared memory: {} B of stage and resident buffers, exchange scratch after them", l.smem_base);
+    let _ = writeln!(out, "shared memory: {} B of stage and resident buffers, exchange scratch after them (from byte 0 after the last loop)", l.smem_base);
     out
 }
 

@@ -185,7 +185,8 @@ pub(crate) struct Lowerer<'k> {
     pipes: std::collections::HashMap<usize, pipeline::PipeLoop>,
     /// The pipelined loop whose body is being lowered.
     active: Option<pipeline::ActivePipe<'k>>,
-    /// Where the scratch area of exchanges starts in shared memory (after the pipeline stage buffers).
+    /// Where the scratch area of exchanges starts in shared memory: after the pipeline stage buffers and
+    /// resident operands, or at 0 in the ops after the last loop ([`loop_free_tail`]).
     smem_base: usize,
     /// The cap on consecutive elements per thread for every tile of this kernel (see [`Layout`]).
     max_vec: usize,
@@ -310,7 +311,10 @@ pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
         }
         l.lens = Some(lens);
     }
-    l.block(&k.body)?;
+    // The ops after the last loop: every pipeline stage and resident operand is dead there (they live
+    // in loops only), so their exchanges take shared memory from byte 0 (see [`loop_free_tail`]).
+    let tail = loop_free_tail(&k.body);
+    l.block_then(&k.body, tail, |l| l.smem_base = 0)?;
     l.f.emit("ret void");
     let body = std::mem::replace(&mut l.f, FnText::new()).finish();
 
@@ -335,6 +339,18 @@ pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
         params.join(", ")
     ));
     Ok(Lowered { ir, entry, shared_bytes: l.smem_bytes as u32 })
+}
+
+/// Index of the first op of the kernel body after the last one that holds a loop (0 when none does).
+/// Shared memory is allocated by lifetime this far: pipeline stages and resident operands live only
+/// inside loops, and a pipelined loop leaves no copy in flight (it issues copies only for iterations
+/// it runs, and waits for each before reading it), so once the tail runs, their bytes are free for the
+/// tail's exchanges, each of which starts with a barrier (every warp has left the loops).
+fn loop_free_tail(b: &Block) -> usize {
+    fn holds_loop(op: &Op) -> bool {
+        matches!(op.kind, OpKind::For { .. }) || op.kind.blocks().iter().any(|nb| nb.ops.iter().any(holds_loop))
+    }
+    b.ops.iter().rposition(holds_loop).map_or(0, |i| i + 1)
 }
 
 /// True when the kernel loads or stores 1-byte elements (then its chunks are 16 elements: 16-byte accesses).
@@ -501,7 +517,16 @@ impl<'k> Lowerer<'k> {
 
     /// Lowers a block's ops; returns the values it yields.
     fn block(&mut self, b: &'k Block) -> Result<Vec<ValueId>, CodegenError> {
-        for op in &b.ops {
+        self.block_then(b, usize::MAX, |_| ())
+    }
+
+    /// [`Self::block`], calling `at` before lowering op `index` of `b`.
+    fn block_then(&mut self, b: &'k Block, index: usize, at: impl FnOnce(&mut Self)) -> Result<Vec<ValueId>, CodegenError> {
+        let mut at = Some(at);
+        for (i, op) in b.ops.iter().enumerate() {
+            if i == index {
+                (at.take().expect("called once"))(self);
+            }
             self.loc = op.loc;
             if let OpKind::Yield { values } = &op.kind {
                 return Ok(values.clone());
