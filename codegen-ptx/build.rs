@@ -1,5 +1,6 @@
-//! Hashes this crate's source into `CODEGEN_SOURCE_HASH`, a part of the JIT disk cache's key: a build
-//! whose code generator differs (same crate version or not) never reads PTX another one wrote.
+//! Hashes this crate's source and dsl-core's (the IR whose op table steers the lowering) into
+//! `CODEGEN_SOURCE_HASH`, a part of the JIT disk cache's key: a build whose code generator differs
+//! (same crate version or not) never reads PTX another one wrote.
 
 use std::path::{Path, PathBuf};
 
@@ -16,9 +17,11 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn main() {
-    println!("cargo:rerun-if-changed=src");
     let mut paths = vec![];
-    files(Path::new("src"), &mut paths);
+    for dir in ["src", "../dsl-core/src"] {
+        println!("cargo:rerun-if-changed={dir}");
+        files(Path::new(dir), &mut paths);
+    }
     paths.sort();
     // FNV-1a, 64 bits: deterministic across builds and platforms, and no dependency.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

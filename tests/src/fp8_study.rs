@@ -37,7 +37,7 @@ enum Round {
     Bf16,
     /// Per-row e4m3 with the row's largest magnitude at 448 (the GPU backend's).
     Fp8Row,
-    /// e4m3 with one scale per block of this many columns of a row.
+    /// e4m3 with one scale per block of this many columns of a row (the row's last block may be shorter).
     Fp8Block(usize),
     /// Per-row e4m3, the scale chosen among 32 from `amax / 448` down to half of it for the least
     /// squared error of the row.
@@ -60,7 +60,8 @@ fn rounded(t: &Tensor, mode: Round) -> Res<Tensor> {
             q.chunks(cols).zip(&s).flat_map(|(row, &s)| row.iter().map(move |x| x.to_f32() * s)).collect()
         }
         Round::Fp8Block(b) => v
-            .chunks(b.min(cols))
+            .chunks(cols)
+            .flat_map(|row| row.chunks(b))
             .flat_map(|blk| {
                 let amax = blk.iter().fold(0f32, |m, x| m.max(x.abs()));
                 e4m3_round_trip(blk, if amax > 0.0 { amax / 448.0 } else { 1.0 }).collect::<Vec<_>>()

@@ -543,7 +543,7 @@ fn decode_epilogue_reuses_the_stage_buffers() {
         // The epilogue's exchange of the f32 partial output: after the stages, or inside them. (The
         // loop's own scratch, 128 bytes, stays after them.)
         let epilogue = 16 * block_d * 4;
-        let beyond = c.shared_bytes as usize - (stages + q);
+        let beyond = (c.shared_bytes as usize).checked_sub(stages + q).unwrap_or_else(|| panic!("{}: {} bytes, under the stages and the query tile", k.display_name(), c.shared_bytes));
         if combine {
             assert!(beyond >= epilogue, "{}: {beyond} bytes past the stages, before the combine's loop", k.display_name());
         } else {

@@ -311,9 +311,10 @@ pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
         }
         l.lens = Some(lens);
     }
-    // The ops after the last loop: every pipeline stage and resident operand is dead there (they live
-    // in loops only), so their exchanges take shared memory from byte 0 (see [`loop_free_tail`]).
-    let tail = loop_free_tail(&k.body);
+    // The ops after the last loop and the last read of a resident operand: every pipeline stage and
+    // resident operand is dead there, so their exchanges take shared memory from byte 0 (see
+    // [`loop_free_tail`]).
+    let tail = loop_free_tail(&k.body, &l.resident);
     l.block_then(&k.body, tail, |l| l.smem_base = 0)?;
     l.f.emit("ret void");
     let body = std::mem::replace(&mut l.f, FnText::new()).finish();
@@ -341,16 +342,20 @@ pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
     Ok(Lowered { ir, entry, shared_bytes: l.smem_bytes as u32 })
 }
 
-/// Index of the first op of the kernel body after the last one that holds a loop (0 when none does).
-/// Shared memory is allocated by lifetime this far: pipeline stages and resident operands live only
-/// inside loops, and a pipelined loop leaves no copy in flight (it issues copies only for iterations
-/// it runs, and waits for each before reading it), so once the tail runs, their bytes are free for the
-/// tail's exchanges, each of which starts with a barrier (every warp has left the loops).
-fn loop_free_tail(b: &Block) -> usize {
-    fn holds_loop(op: &Op) -> bool {
-        matches!(op.kind, OpKind::For { .. }) || op.kind.blocks().iter().any(|nb| nb.ops.iter().any(holds_loop))
+/// Index of the first op of the kernel body after the last one that holds a loop or reads a resident
+/// operand (0 when none does). Shared memory is allocated by lifetime this far: pipeline stages live
+/// only inside loops, and a pipelined loop's exit waits for every copy it issued (`cp.async.wait_group
+/// 0`, then a barrier: copies past the end land too, zero-filled) and for its lagged `wgmma` groups;
+/// a resident operand is read by `dot`s in loops and, possibly, by some after them (a peeled last
+/// step). Once the tail runs, those bytes are free for its exchanges, each of which starts with a
+/// barrier (every warp has left the loops).
+fn loop_free_tail(b: &Block, resident: &std::collections::HashMap<ValueId, usize>) -> usize {
+    fn holds(op: &Op, resident: &std::collections::HashMap<ValueId, usize>) -> bool {
+        matches!(op.kind, OpKind::For { .. })
+            || op.kind.operands().iter().any(|v| resident.contains_key(v))
+            || op.kind.blocks().iter().any(|nb| nb.ops.iter().any(|o| holds(o, resident)))
     }
-    b.ops.iter().rposition(holds_loop).map_or(0, |i| i + 1)
+    b.ops.iter().rposition(|op| holds(op, resident)).map_or(0, |i| i + 1)
 }
 
 /// True when the kernel loads or stores 1-byte elements (then its chunks are 16 elements: 16-byte accesses).

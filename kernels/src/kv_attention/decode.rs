@@ -23,8 +23,9 @@ use dsl_core::prelude::*;
 ///   more for tensor cores: rows past `group` are masked), `BLOCK_N` keys per step, `BLOCK_D >= head_dim`.
 /// - `q`: `[batch, kv_heads * group, head_dim]` contiguous (query head `h * group + g` uses KV head `h`).
 /// - `split_len`: a multiple of `BLOCK_N`.
-/// - `ctx_lens` is read before `gdc_wait`: under programmatic dependent launch it must not be written by
-///   the kernel launched just ahead (the Llama runtime writes it from the host before each step).
+/// - `ctx_lens` is read before `gdc_wait`: under programmatic dependent launch no kernel earlier in the
+///   chain may write it (kernels that release their dependents early let this part overlap kernels
+///   further back); the Llama runtime writes it from the host before each step.
 /// - `FULL_D`: `head_dim == BLOCK_D` (the host's choice). Rows are then a compile-time `BLOCK_D` apart and
 ///   no column is masked, so each thread's K and V copies are one base address plus constants, each
 ///   predicated by its row alone: the address and mask arithmetic was about half of the one-warp
@@ -322,8 +323,8 @@ pub struct DecodeBuffers<'a, R: Runtime, T: Elem> {
 /// `cfg` says (e.g. [`DecodeConfig::for_shape`]), then [`decode_combine`] (or the combine inside, with
 /// `cfg.fused_combine`). `scale` is usually `1 / sqrt(head_dim)`. Checks shapes and buffer sizes; the
 /// contexts are device data (each in `1..=max_ctx`, the caller's promise, as for positions),
-/// written before the launch and not by the kernel just ahead ([`decode_attention`] reads them before its
-/// programmatic wait).
+/// written before the launch and by no kernel of the programmatic chain ahead ([`decode_attention`] reads
+/// them before its programmatic wait).
 pub fn decode_step<R, T>(rt: &R, shape: &CacheShape, cfg: DecodeConfig, scale: f32, bufs: DecodeBuffers<'_, R, T>) -> Result<(), AttnError<R::Error>>
 where
     R: Runtime,
