@@ -5,6 +5,7 @@
 //! f32 activations this is the weights' share of the error, as W8A16 decode steps (the default) have it.
 //! `FP8_STUDY_ALL=1` adds each linear kind and each layer kept in bf16. Printed per variant: top-1 agreement with the reference and the perplexity change, per text.
 
+use crate::llama_gpu::{argmax, log_prob};
 use llama::backend::gpu::weights::quantize_per_row;
 use llama::backend::{create_backend, Device};
 use llama::model::{LayerWeights, LlamaWeights};
@@ -84,7 +85,7 @@ fn rounded(t: &Tensor, mode: Round) -> Res<Tensor> {
 }
 
 /// The weights with each linear rounded as `mode(layer, name)` says.
-fn variant(w: &LlamaWeights, mode: &dyn Fn(usize, &str) -> Round) -> Res<LlamaWeights> {
+fn variant(w: &LlamaWeights, mode: &dyn Fn(usize, &str) -> Round) -> Res<Arc<LlamaWeights>> {
     let mut out = w.clone();
     for (i, l) in out.layers.iter_mut().enumerate() {
         for name in LINEARS {
@@ -92,22 +93,12 @@ fn variant(w: &LlamaWeights, mode: &dyn Fn(usize, &str) -> Round) -> Res<LlamaWe
             *t = rounded(t, mode(i, name))?;
         }
     }
-    Ok(out)
-}
-
-fn argmax(v: &[f32]) -> usize {
-    v.iter().enumerate().fold((0, f32::MIN), |best, (i, &x)| if x > best.1 { (i, x) } else { best }).0
-}
-
-fn log_prob(logits: &[f32], t: u32) -> f64 {
-    let m = logits.iter().fold(f32::MIN, |a, &b| a.max(b)) as f64;
-    let z: f64 = logits.iter().map(|&x| (x as f64 - m).exp()).sum();
-    logits[t as usize] as f64 - m - z.ln()
+    Ok(Arc::new(out))
 }
 
 /// Every position's logits of one forward over `ids`.
-fn logits(w: &LlamaWeights, ids: &[u32]) -> Res<Vec<f32>> {
-    let mut b = create_backend(Device::Cpu, Arc::new(w.clone()), ids.len() + 8, Default::default())?;
+fn logits(w: &Arc<LlamaWeights>, ids: &[u32]) -> Res<Vec<f32>> {
+    let mut b = create_backend(Device::Cpu, w.clone(), ids.len() + 8, Default::default())?;
     Ok(b.forward(ids, true)?)
 }
 

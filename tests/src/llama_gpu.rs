@@ -20,7 +20,7 @@ fn rel_to_max(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale
 }
 
-fn argmax(v: &[f32]) -> u32 {
+pub(crate) fn argmax(v: &[f32]) -> u32 {
     v.iter().enumerate().fold((0, f32::MIN), |best, (i, &x)| if x > best.1 { (i, x) } else { best }).0 as u32
 }
 
@@ -105,7 +105,7 @@ pub fn run(model: &Path, goldens: &Path) -> Res<()> {
 pub const TEXT: &str = "The history of the city goes back more than two thousand years. It was founded on the banks of a wide river, where traders from the north and the south met to exchange grain, wool and salt. Over the centuries it grew into a busy port, and its markets became famous across the region. Today the old town is a maze of narrow streets, small squares and churches, and the river is crossed by seven bridges. Visitors come for the museums, the food and the long summer evenings, when the whole city seems to be outside.";
 
 /// log-softmax of `logits` at `t`, in f64.
-fn log_prob(logits: &[f32], t: u32) -> f64 {
+pub(crate) fn log_prob(logits: &[f32], t: u32) -> f64 {
     let m = logits.iter().fold(f32::MIN, |a, &b| a.max(b)) as f64;
     let z: f64 = logits.iter().map(|&x| (x as f64 - m).exp()).sum();
     logits[t as usize] as f64 - m - z.ln()

@@ -315,7 +315,9 @@ pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
     // resident operand is dead there, so their exchanges take shared memory from byte 0 (see
     // [`loop_free_tail`]).
     let tail = loop_free_tail(&k.body, &l.resident);
-    l.block_then(&k.body, tail, |l| l.smem_base = 0)?;
+    l.ops(&k.body.ops[..tail])?;
+    l.smem_base = 0;
+    l.ops(&k.body.ops[tail..])?;
     l.f.emit("ret void");
     let body = std::mem::replace(&mut l.f, FnText::new()).finish();
 
@@ -522,16 +524,12 @@ impl<'k> Lowerer<'k> {
 
     /// Lowers a block's ops; returns the values it yields.
     fn block(&mut self, b: &'k Block) -> Result<Vec<ValueId>, CodegenError> {
-        self.block_then(b, usize::MAX, |_| ())
+        self.ops(&b.ops)
     }
 
-    /// [`Self::block`], calling `at` before lowering op `index` of `b`.
-    fn block_then(&mut self, b: &'k Block, index: usize, at: impl FnOnce(&mut Self)) -> Result<Vec<ValueId>, CodegenError> {
-        let mut at = Some(at);
-        for (i, op) in b.ops.iter().enumerate() {
-            if i == index {
-                (at.take().expect("called once"))(self);
-            }
+    /// Lowers `ops` in order, up to a yield; returns the values it yields.
+    fn ops(&mut self, ops: &'k [Op]) -> Result<Vec<ValueId>, CodegenError> {
+        for op in ops {
             self.loc = op.loc;
             if let OpKind::Yield { values } = &op.kind {
                 return Ok(values.clone());
