@@ -13,6 +13,10 @@
 #     70B fp8 (each with ROWS_OPTS, if set; ROWS=decode: the 8B and 70B decode rows only).
 #   MODE=hf: Hugging Face transformers on the 8B architecture (bf16, static cache, torch.compile, the
 #     step replayed as a CUDA graph: its fastest mode), ctx 128 and 4096 (or HF_CTX), for the same-run comparison.
+#   MODE=batch-checks: sequences side by side (llama bench --batch) against each alone (gpu-check batch:
+#     8B fp8 and SmolLM2 bf16), and compute-sanitizer memcheck of a batched SmolLM2 fp8 bench.
+#   MODE=batch-rows: decode tokens/s at batch BATCHES (default 1 4 16), 8B fp8 and bf16 at ctx 128, 8B
+#     fp8 at ctx 4096 and SmolLM2 fp8 at ctx 128. (MODE=hf with HF_BATCH=16: transformers at batch 16.)
 #   MODE="checks ab" runs both. GEMMS_ALONE=0 skips profile's GEMMs alone.
 # Results go to stdout and $OUT.
 set -uo pipefail
@@ -60,8 +64,23 @@ EOF
     python3 bench/llama_gpu/breakdown.py "$OUT/ncu-8b-fp8.csv" | tee "$OUT/breakdown-8b-fp8.md"
     xz -f "$OUT/ncu-8b-fp8.csv"
     ;;
+batch-checks)
+    echo "batch 8B fp8: $(timeout 240 /tmp/g/gpu-check batch llama-3-8b fp8 4 32 2>&1 | tail -1)" | tee -a "$OUT/checks.txt"
+    echo "batch SmolLM2 bf16: $(timeout 120 /tmp/g/gpu-check batch smollm2-135m bf16 8 64 2>&1 | tail -1)" | tee -a "$OUT/checks.txt"
+    timeout 120 compute-sanitizer --tool memcheck $L bench --arch smollm2-135m --device cuda --weights fp8 -p 8 -n 4 -r 1 -b 4 > "$OUT/memcheck-batch.txt" 2>&1
+    echo "memcheck fp8 batch 4 rc=$?: $(grep -E 'ERROR SUMMARY' "$OUT/memcheck-batch.txt")" | tee -a "$OUT/checks.txt"
+    ;;
+batch-rows)
+    for b in ${BATCHES:-1 4 16}; do
+        for w in fp8 bf16; do
+            echo "8B $w ctx 128 batch $b: $(tg $L --arch llama-3-8b --weights $w -p 128 -n 128 -b $b)" | tee -a "$OUT/batch.txt"
+        done
+        echo "8B fp8 ctx 4096 batch $b: $(tg $L --arch llama-3-8b --weights fp8 -p 4096 -n 64 -b $b)" | tee -a "$OUT/batch.txt"
+        echo "SmolLM2 fp8 ctx 128 batch $b: $(tg $L --arch smollm2-135m --weights fp8 -p 128 -n 128 -b $b)" | tee -a "$OUT/batch.txt"
+    done
+    ;;
 hf)
-    timeout ${HF_TIMEOUT:-300} python3 bench/llama_gpu/transformers_decode.py --gen 64 --modes graph --ctx ${HF_CTX:-128,4096} 2>&1 \
+    timeout ${HF_TIMEOUT:-300} python3 bench/llama_gpu/transformers_decode.py --gen 64 --modes graph --ctx ${HF_CTX:-128,4096} --batch ${HF_BATCH:-1} 2>&1 \
         | grep -v Warning | tee "$OUT/transformers.txt" | grep -E "^TRANSFORMERS|Error" | head -20
     ;;
 rows)

@@ -1,4 +1,5 @@
-"""Hugging Face transformers decode on the Llama-3-8B architecture (random bf16 weights, batch 1), timed
+"""Hugging Face transformers decode on the Llama-3-8B architecture (random bf16 weights, batch 1 or
+--batch sequences side by side, each with its own prompt: the rate counts every sequence's tokens), timed
 the way gpt-fast runs it: a static KV cache, a prompt of --ctx tokens, then a greedy loop of --gen steps
 whose one-token step (forward + argmax, the token fed back on the device) is
 
@@ -18,6 +19,7 @@ p = argparse.ArgumentParser()
 p.add_argument("--gen", type=int, default=64)
 p.add_argument("--ctx", default="128,4096")
 p.add_argument("--modes", default="eager,compiled,graph")
+p.add_argument("--batch", type=int, default=1)
 a = p.parse_args()
 
 cfg, model = llama3_8b()
@@ -25,7 +27,7 @@ g = torch.Generator(device="cuda").manual_seed(1)
 
 
 def make_cache(n):
-    for kw in (dict(config=cfg, max_cache_len=n), dict(config=cfg, max_batch_size=1, max_cache_len=n, device="cuda", dtype=torch.bfloat16)):
+    for kw in (dict(config=cfg, max_cache_len=n), dict(config=cfg, max_batch_size=a.batch, max_cache_len=n, device="cuda", dtype=torch.bfloat16)):
         try:
             return StaticCache(**kw)
         except TypeError:
@@ -35,8 +37,8 @@ def make_cache(n):
 
 def run(mode, ctx):
     cache = make_cache(ctx + a.gen + 8)
-    x = torch.randint(0, cfg.vocab_size, (1, ctx), device="cuda", generator=g)
-    tok = torch.zeros((1, 1), dtype=torch.long, device="cuda")
+    x = torch.randint(0, cfg.vocab_size, (a.batch, ctx), device="cuda", generator=g)
+    tok = torch.zeros((a.batch, 1), dtype=torch.long, device="cuda")
     pos = torch.zeros((1,), dtype=torch.long, device="cuda")
 
     def step():
@@ -70,16 +72,17 @@ def run(mode, ctx):
         for _ in range(n):
             f()
         torch.cuda.synchronize()
-        return n / (time.perf_counter() - t0)
+        return n * a.batch / (time.perf_counter() - t0)
 
 
+batch = f", batch {a.batch}" if a.batch > 1 else ""
 for mode in a.modes.split(","):
     for ctx in (int(c) for c in a.ctx.split(",")):
         try:
             t0 = time.perf_counter()
             r = run(mode, ctx)
-            print(f"TRANSFORMERS | {mode} | tg{a.gen} @ ctx {ctx} | {r:.1f} | {time.perf_counter() - t0:.0f} s with warm-up", flush=True)
+            print(f"TRANSFORMERS | {mode} | tg{a.gen} @ ctx {ctx}{batch} | {r:.1f} | {time.perf_counter() - t0:.0f} s with warm-up", flush=True)
         except Exception as e:
-            print(f"TRANSFORMERS | {mode} | tg{a.gen} @ ctx {ctx} | failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
+            print(f"TRANSFORMERS | {mode} | tg{a.gen} @ ctx {ctx}{batch} | failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
             traceback.print_exc()
             torch.cuda.synchronize()

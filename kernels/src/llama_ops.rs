@@ -60,16 +60,17 @@ pub fn embed_rows<T: Float, const BLOCK: i32>(table: Ptr<T>, ids: Ptr<i32>, out:
 /// RMSNorm of each f32 row into `O`: `out[r, c] = x[r, c] / sqrt(mean_c(x[r, :]^2) + eps) * w[c]`,
 /// rounded once to `O`.
 ///
-/// - Grid: `rows` programs; program `r` normalizes row `x_row0 + r` of `x` (rows `x_row_stride` apart:
-///   the last token's row alone before the LM head) into row `r` of `out` (rows `cols` apart); `w` has
+/// - Grid: `rows` programs; program `r` normalizes the row of `x` at element `x_offset + r * x_row_stride`
+///   (the last token's row alone before the LM head; with a stride of a sequence's rows, the last row
+///   of each sequence) into row `r` of `out` (rows `cols` apart); `w` has
 ///   `cols` f32 values. Any `cols`: the first `BLOCK` columns are read once, the rest twice (sum of
 ///   squares, then scale) `BLOCK` at a time.
 #[kernel]
-pub fn rmsnorm_to<O: Float, const BLOCK: i32>(x: Ptr<f32>, w: Ptr<f32>, out: MutPtr<O>, cols: i32, x_row_stride: i32, x_row0: i32, eps: f32) {
+pub fn rmsnorm_to<O: Float, const BLOCK: i32>(x: Ptr<f32>, w: Ptr<f32>, out: MutPtr<O>, cols: i32, x_row_stride: i32, x_offset: i32, eps: f32) {
     gdc_launch_dependents();
     gdc_wait();
     let row = program_id(0).to::<i64>();
-    let x_row = x + (row + x_row0) * x_row_stride;
+    let x_row = x + (x_offset.to::<i64>() + row * x_row_stride);
     let out_row = out + row * cols;
     let offs0 = arange(0, BLOCK);
     let ok0 = offs0 < cols;

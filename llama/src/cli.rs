@@ -63,6 +63,10 @@ pub enum Command {
         /// Repetitions of each measurement (the median is reported).
         #[arg(long, short = 'r', default_value_t = 3)]
         reps: usize,
+        /// Sequences side by side (GPU or interp only): each prefill runs a prompt of each in one
+        /// forward, each decode step one token of each; the rates count every sequence's tokens.
+        #[arg(long, short = 'b', default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+        batch: u16,
         #[command(flatten)]
         gpu: GpuArgs,
         /// Where to run: cpu, cuda, auto or interp (as for `generate`).

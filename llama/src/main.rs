@@ -8,6 +8,7 @@ use cli::{Cli, Command, GpuArgs, RunArgs};
 use indicatif::{ProgressBar, ProgressStyle};
 use llama::backend::gpu::{GpuBackend, GpuOptions, WeightSource};
 use llama::backend::{create_backend, Backend, Device};
+use llama::bench::BenchSpec;
 use llama::chat::{self, Message};
 use llama::generate::generate;
 use llama::loader::{self, LoadedModel};
@@ -48,16 +49,18 @@ fn run(cli: Cli) -> Result<()> {
             prompt,
             gen,
             reps,
+            batch,
             gpu,
             device,
             ctx_size,
-        } => cmd_bench(model, arch.as_deref(), prompt, gen, reps, &gpu, &device, ctx_size),
+        } => cmd_bench(model, arch.as_deref(), BenchSpec { prompt, gen, reps }, batch as usize, &gpu, &device, ctx_size),
     }
 }
 
 fn gpu_options(g: &GpuArgs) -> Result<GpuOptions> {
     Ok(GpuOptions {
         weights: g.weights.parse()?,
+        batch: 1,
         graphs: !g.no_cuda_graph,
         programmatic: !g.no_programmatic_launch,
         tuned_configs: !g.no_tuned_configs,
@@ -85,19 +88,21 @@ fn progress_bar(total: u64, what: &str) -> ProgressBar {
     pb
 }
 
-#[allow(clippy::too_many_arguments)]
 fn cmd_bench(
     model: Option<PathBuf>,
     arch: Option<&str>,
-    prompt: usize,
-    gen: usize,
-    reps: usize,
+    spec: BenchSpec,
+    batch: usize,
     gpu: &GpuArgs,
     device: &str,
     ctx_size: Option<usize>,
 ) -> Result<()> {
+    let BenchSpec { prompt, gen, reps } = spec;
     let device: Device = device.parse()?;
-    let opts = gpu_options(gpu)?;
+    if batch > 1 && device == Device::Cpu {
+        bail!("--batch {batch}: the CPU backend runs one sequence; use --device cuda or interp");
+    }
+    let opts = GpuOptions { batch, ..gpu_options(gpu)? };
     let ctx = ctx_size.unwrap_or(prompt + gen + 2);
     let (name, mut backend): (String, Box<dyn Backend>) = match arch {
         Some(a) => {
@@ -136,15 +141,17 @@ fn cmd_bench(
             (name, create_backend(device, Arc::new(m.weights), ctx, opts)?)
         }
     };
-    let spec = llama::bench::BenchSpec { prompt, gen, reps };
+    if backend.batch() != batch {
+        bail!("--batch {batch}: the {} backend runs one sequence (no usable GPU); use --device interp", backend.name());
+    }
     let pb = progress_bar(3 * reps as u64, "measuring");
     let r = llama::bench::run(backend.as_mut(), spec, &mut |d, _| pb.set_position(d as u64))?;
     pb.finish_and_clear();
     let w = if backend.name() == "cpu" { "-".to_string() } else { format!("{:?}", opts.weights).to_lowercase() };
     let graph = backend.launch_mode();
-    println!("| model | device | weights | decode | test | tokens/s |");
-    println!("| --- | --- | --- | --- | --- | ---: |");
-    let row = |test: String, v: f64| println!("| {name} | {} | {w} | {graph} | {test} | {v:.1} |", backend.name());
+    println!("| model | device | weights | decode | batch | test | tokens/s |");
+    println!("| --- | --- | --- | --- | ---: | --- | ---: |");
+    let row = |test: String, v: f64| println!("| {name} | {} | {w} | {graph} | {} | {test} | {v:.1} |", backend.name(), r.batch);
     row(format!("pp{prompt}"), r.prefill_tok_s);
     row(format!("tg{gen} @ ctx {prompt}"), r.decode_tok_s);
     row(format!("tg{gen} @ ctx {prompt}, logits to host"), r.decode_host_tok_s);

@@ -201,6 +201,58 @@ pub fn graph_against_eager_random(arch: &str, weights: &str, steps: usize, norm_
     Ok(())
 }
 
+/// `gpu-check batch ARCH WEIGHTS SEQS STEPS`: `seqs` sequences side by side (`GpuOptions::batch`, the
+/// decode steps replayed as a graph) on an architecture with random weights, each with its own prompt,
+/// against each sequence alone on the same GEMM kind (the split-K GEMM at every row count, so that only
+/// the row count differs): every prefill and decode step's logits within `2e-2` of the maximum, relative,
+/// and how many greedy choices agree. Each step feeds the batched run's choices to both.
+pub fn batch_against_alone_random(arch: &str, weights: &str, seqs: usize, steps: usize) -> Res<()> {
+    use llama::backend::gpu::{GpuBackend, WeightSource};
+    const TOL: f32 = 2e-2;
+    let config = llama::arch::by_name(arch)?;
+    let vocab = config.vocab_size;
+    let opts = GpuOptions { weights: weights.parse()?, matvec_rows: None, ..GpuOptions::default() };
+    let make = |batch: usize| -> Res<GpuBackend<codegen_ptx::runtime::CudaRuntime>> {
+        let rt = llama::backend::cuda_runtime(&opts)?;
+        let sms = rt.device_info().multiprocessors;
+        Ok(GpuBackend::new(rt, "cuda", sms, WeightSource::Random { config: &config, seed: 7 }, steps + 40, GpuOptions { batch, ..opts })?)
+    };
+    // The batched run first, keeping every step's logits and choices; then each sequence alone, one
+    // model on the device at a time besides the batched one (two copies of the weights at most).
+    let mut batched = make(seqs)?;
+    let prompts = llama::bench::tokens(seqs * 24, vocab);
+    let mut logits = vec![batched.forward(&prompts, false)?];
+    let mut fed = vec![];
+    for _ in 0..steps {
+        let chosen: Vec<u32> = logits.last().expect("one step at least").chunks(vocab).map(llama::sampler::argmax).collect();
+        logits.push(batched.forward(&chosen, false)?);
+        fed.push(chosen);
+    }
+    let (mut worst, mut agree, mut total) = (0f32, 0, 0);
+    for b in 0..seqs {
+        let mut a = make(1)?;
+        let mut want = a.forward(&prompts[b * 24..][..24], false)?;
+        for (step, got) in logits.iter().enumerate() {
+            let got = &got[b * vocab..][..vocab];
+            worst = worst.max(rel_to_max(got, &want));
+            agree += usize::from(llama::sampler::argmax(got) == llama::sampler::argmax(&want));
+            total += 1;
+            if let Some(t) = fed.get(step) {
+                want = a.forward(&[t[b]], false)?;
+            }
+        }
+    }
+    let verdict = if worst < TOL { "PASS" } else { "FAIL" };
+    println!(
+        "BATCH | {arch} {weights} (random) | {} | {seqs} sequences, 24-token prompts, {steps} decode steps | worst relative logit error to each alone {worst:.2e} (bound {TOL:.0e}) | greedy choices agree {agree}/{total} | {verdict}",
+        batched.launch_mode()
+    );
+    if verdict == "FAIL" {
+        return Err("a batched sequence's logits differ from the sequence alone".into());
+    }
+    Ok(())
+}
+
 /// 1,000 greedy decode steps replayed as one recorded graph per step against the same steps launched
 /// eagerly: the tokens must be the same, every one.
 fn graph_against_eager(w: &Arc<llama::model::LlamaWeights>) -> Res<()> {

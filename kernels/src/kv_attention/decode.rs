@@ -21,7 +21,9 @@ use dsl_core::prelude::*;
 ///
 /// - Grid: `(batch * kv_heads, splits)`. `BLOCK_G >= group` rows of query heads (a power of two, 16 or
 ///   more for tensor cores: rows past `group` are masked), `BLOCK_N` keys per step, `BLOCK_D >= head_dim`.
-/// - `q`: `[batch, kv_heads * group, head_dim]` contiguous (query head `h * group + g` uses KV head `h`).
+/// - `q`: sequence `b`'s query heads from element `b * q_stride`, `kv_heads * group` rows of `head_dim`
+///   contiguous (query head `h * group + g` uses KV head `h`); `q_stride` is `kv_heads * group *
+///   head_dim` when packed, a fused QKV projection's row when read in place (batched decode).
 /// - `split_len`: a multiple of `BLOCK_N`.
 /// - `ctx_lens` is read before `gdc_wait`: under programmatic dependent launch no kernel earlier in the
 ///   chain may write it (kernels that release their dependents early let this part overlap kernels
@@ -54,6 +56,7 @@ pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D
     part_l: MutPtr<f32>,
     tickets: MutPtr<i32>,
     out: MutPtr<T>,
+    q_stride: i32,
     kv_heads: i32,
     group: i32,
     head_dim: i32,
@@ -74,7 +77,8 @@ pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D
     let splits = num_programs(1);
     // Before the wait: the context lengths are the host's, written before the step (see the docs), so
     // their round trip overlaps the kernel ahead instead of standing between it and the first K/V loads.
-    let ctx = load(ctx_lens + bh / kv_heads);
+    let b = bh / kv_heads;
+    let ctx = load(ctx_lens + b);
     gdc_wait();
     let lo = s * split_len;
     let hi = minimum(lo + split_len, ctx);
@@ -86,9 +90,11 @@ pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D
     let hd = if FULL_D { full::<i32>((), BLOCK_D) } else { head_dim };
     let d_ok = rd.expand_dims(0) < hd;
     let q_mask = if FULL_D { g_ok.expand_dims(1).broadcast_to([BLOCK_G, BLOCK_D]) } else { g_ok.expand_dims(1) & d_ok };
-    // Query heads of this KV head: rows bh * group + g of q.
+    // Query heads of this KV head: rows h * group + g of sequence b's queries; in the partials and the
+    // output, rows bh * group + g.
+    let q_rows = b.to::<i64>() * q_stride + ((bh - b * kv_heads) * group + rg).to::<i64>() * hd;
+    let q_tile = load_masked(q + q_rows.expand_dims(1) + rd.expand_dims(0), q_mask, 0.0);
     let rows = bh.to::<i64>() * group + rg;
-    let q_tile = load_masked(q + rows.expand_dims(1) * hd + rd.expand_dims(0), q_mask, 0.0);
     let kv_base = bh.to::<i64>() * max_ctx * hd;
 
     let scale2 = scale * std::f32::consts::LOG2_E;
@@ -308,6 +314,9 @@ pub fn tickets_len(shape: &CacheShape) -> usize {
 /// The buffers of one decode step (see the module docs for their layouts).
 pub struct DecodeBuffers<'a, R: Runtime, T: Elem> {
     pub q: &'a R::Buffer<T>,
+    /// Elements from one sequence's query heads to the next in `q` ([`decode_attention`]): at least
+    /// `q_heads * head_dim`, which is the packed layout.
+    pub q_stride: usize,
     pub k_cache: &'a R::Buffer<T>,
     pub v_cache: &'a R::Buffer<T>,
     pub ctx_lens: &'a R::Buffer<i32>,
@@ -347,7 +356,11 @@ where
     }
     let cache = shape.cache_len();
     let rows = batch * kv_heads * group;
-    need("q", &*bufs.q, rows * head_dim)?;
+    let q_width = kv_heads * group * head_dim;
+    if bufs.q_stride < q_width || (batch - 1) * bufs.q_stride + q_width > i32::MAX as usize {
+        return Err(AttnError::Shape(format!("q_stride {} must be at least {q_width} (the query heads of a sequence), and the queries within 2^31 elements", bufs.q_stride)));
+    }
+    need("q", &*bufs.q, (batch - 1) * bufs.q_stride + q_width)?;
     need("k_cache", &*bufs.k_cache, cache)?;
     need("v_cache", &*bufs.v_cache, cache)?;
     need("ctx_lens", &*bufs.ctx_lens, batch)?;
@@ -368,7 +381,7 @@ where
     main.check().map_err(|e| AttnError::Shape(e.message))?;
     let launch = dsl_core::runtime::Launch::from(grid).num_warps(cfg.num_warps).num_stages(cfg.num_stages);
     let (po, pm, pl) = (&mut *bufs.part_o, &mut *bufs.part_m, &mut *bufs.part_l);
-    run(main.launch::<T, R>(rt, launch, bufs.q, bufs.k_cache, bufs.v_cache, bufs.ctx_lens, po, pm, pl, &mut *bufs.tickets, &mut *bufs.out, kh, g, d, mc, len, scale))?;
+    run(main.launch::<T, R>(rt, launch, bufs.q, bufs.k_cache, bufs.v_cache, bufs.ctx_lens, po, pm, pl, &mut *bufs.tickets, &mut *bufs.out, bufs.q_stride as i32, kh, g, d, mc, len, scale))?;
     if cfg.fused_combine {
         return Ok(());
     }

@@ -27,15 +27,28 @@ pub trait Backend: Send {
     /// Forgets every cached position from `pos` on (`rewind(0)` clears the
     /// cache); used to reuse a shared prompt prefix between chat turns.
     fn rewind(&mut self, pos: usize);
+    /// Sequences run side by side, in lockstep (1 but for a GPU backend made with a batch, for
+    /// `llama bench --batch`).
+    fn batch(&self) -> usize {
+        1
+    }
     /// Runs `tokens` (at positions `position()..position() + tokens.len()`)
     /// through the model in one batch, appending their keys/values to the
     /// cache. Returns the logits of the last token (`vocab_size` values), or
     /// of every token (`tokens.len() * vocab_size`) when `all_logits`.
+    /// With [`Backend::batch`] sequences, `tokens` holds each one's tokens in
+    /// turn (equal counts, `tokens.len() / batch` positions each), and the
+    /// logits are each sequence's in turn.
     fn forward(&mut self, tokens: &[u32], all_logits: bool) -> Result<Vec<f32>>;
     /// [`Backend::forward`] of `tokens`, then the most likely next token (the first on ties): greedy
     /// decoding. A GPU backend picks it on the device and copies back one id instead of the logits.
     fn forward_greedy(&mut self, tokens: &[u32]) -> Result<u32> {
         Ok(crate::sampler::argmax(&self.forward(tokens, false)?))
+    }
+    /// [`Backend::forward_greedy`] of every sequence ([`Backend::batch`]; `tokens` as for
+    /// [`Backend::forward`]): each one's next token.
+    fn forward_greedy_batch(&mut self, tokens: &[u32]) -> Result<Vec<u32>> {
+        Ok(vec![self.forward_greedy(tokens)?])
     }
     /// How a decode step's kernels are launched ("graph", "eager", "+ PDL" where launches overlap);
     /// "-" where there are no kernels.

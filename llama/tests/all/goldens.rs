@@ -307,6 +307,67 @@ fn tiny_random_llamas_fp8_and_device_greedy_on_the_interpreter() {
     }
 }
 
+/// Sequences side by side (`GpuOptions::batch`, `llama bench --batch`): three different prompts of
+/// equal length prefilled in one forward, then decoded a token of each per step, give each sequence the
+/// logits it gets alone (within the rounding of GEMMs of another row count), in bf16 and FP8; every
+/// prompt row's logits and the last row's alone (gathered per sequence) agree; the greedy tokens chosen
+/// on the device are the argmax of the same step's logits. A sequence reading another's queries, keys
+/// or positions would be off by the logits' whole spread.
+#[test]
+fn batched_sequences_match_each_sequence_alone() {
+    use llama::backend::gpu::{GpuOptions, WeightFormat};
+    const TOL: f32 = 2e-2;
+    let dir = fixtures().join("tiny-llama3");
+    let w = Arc::new(llama::hf::load_weights(&dir).unwrap());
+    let vocab = w.config.vocab_size;
+    let ids = ids_of(&read_json(dir.join("goldens.json"))["ids"]);
+    let (p, steps, seqs) = (5, 3, 3);
+    let seq: Vec<Vec<u32>> = (0..seqs).map(|b| ids.iter().cycle().skip(3 * b).take(p + steps).copied().collect()).collect();
+    let prompts: Vec<u32> = seq.iter().flat_map(|s| s[..p].to_vec()).collect();
+    let fp8 = GpuOptions { weights: WeightFormat::Fp8, ..GpuOptions::default() };
+    for opts in [GpuOptions::default(), fp8] {
+        let batched = GpuOptions { batch: seqs, ..opts };
+        let (mut all_rows, mut last, mut greedy) = (create_backend(Device::Interp, w.clone(), 16, batched).unwrap(), create_backend(Device::Interp, w.clone(), 16, batched).unwrap(), create_backend(Device::Interp, w.clone(), 16, batched).unwrap());
+        assert_eq!(all_rows.batch(), seqs);
+        // Alone on the split-K GEMM too (at one row the default is the matrix-vector product, which
+        // reads FP8 weights' activations in bf16 rather than e4m3: another rounding, not what is checked).
+        let mut alone: Vec<_> = (0..seqs).map(|_| create_backend(Device::Interp, w.clone(), 16, GpuOptions { matvec_rows: None, ..opts }).unwrap()).collect();
+        let rows = all_rows.forward(&prompts, true).unwrap();
+        let lasts = last.forward(&prompts, false).unwrap();
+        let firsts = greedy.forward_greedy_batch(&prompts).unwrap();
+        assert_eq!((rows.len(), lasts.len(), all_rows.position()), (seqs * p * vocab, seqs * vocab, p));
+        let mut worst = 0f32;
+        for (b, a) in alone.iter_mut().enumerate() {
+            let want = a.forward(&seq[b][..p], true).unwrap();
+            let e = rel_to_max(&rows[b * p * vocab..][..p * vocab], &want);
+            let e_last = rel_to_max(&lasts[b * vocab..][..vocab], &want[(p - 1) * vocab..]);
+            assert!(e < TOL && e_last < TOL, "{opts:?}: prefill of sequence {b}: relative error {e} (every row), {e_last} (last row) to the sequence alone");
+            assert_eq!(firsts[b], argmax(&lasts[b * vocab..][..vocab]), "{opts:?}: prefill of sequence {b}: the greedy token");
+            worst = worst.max(e).max(e_last);
+        }
+        for t in p..p + steps {
+            let step: Vec<u32> = seq.iter().map(|s| s[t]).collect();
+            let got = last.forward(&step, false).unwrap();
+            let chosen = greedy.forward_greedy_batch(&step).unwrap();
+            assert_eq!(got.len(), seqs * vocab);
+            for (b, a) in alone.iter_mut().enumerate() {
+                let want = a.forward(&[step[b]], false).unwrap();
+                let e = rel_to_max(&got[b * vocab..][..vocab], &want);
+                assert!(e < TOL, "{opts:?}: decode step at {t}, sequence {b}: relative error {e} to the sequence alone");
+                assert_eq!(chosen[b], argmax(&got[b * vocab..][..vocab]), "{opts:?}: decode step at {t}, sequence {b}: the greedy token");
+                worst = worst.max(e);
+            }
+        }
+        // One sequence's call on a batched backend is refused, before any work.
+        let e = last.forward_greedy(&[1]).unwrap_err().to_string();
+        assert!(e.contains("runs 3 sequences"), "{e}");
+        let e = last.forward(&[1, 2], false).unwrap_err().to_string();
+        assert!(e.contains("2 tokens do not split into 3 sequences"), "{e}");
+        assert_eq!(last.position(), p + steps);
+        eprintln!("{:?} weights: {seqs} sequences side by side, worst relative error to each alone {worst:.2e}", opts.weights);
+    }
+}
+
 /// A named architecture's shape with random weights made on the device (here a small Llama 3 shape
 /// on the interpreter): the same seed gives the same logits, they are finite and not all equal, and
 /// `llama bench` measures it.
@@ -325,6 +386,11 @@ fn random_weights_on_the_device_run_and_bench() {
         assert_eq!(la, lb, "{weights:?}: the same seed, the same logits");
         assert!(la.iter().all(|x| x.is_finite()) && la.iter().any(|&x| x != la[0]), "{weights:?}: {la:?}");
         let r = llama::bench::run(&mut a, llama::bench::BenchSpec { prompt: 4, gen: 2, reps: 1 }, &mut |_, _| {}).unwrap();
-        assert!(r.prefill_tok_s > 0.0 && r.decode_tok_s > 0.0 && r.decode_host_tok_s > 0.0, "{r:?}");
+        assert!(r.batch == 1 && r.prefill_tok_s > 0.0 && r.decode_tok_s > 0.0 && r.decode_host_tok_s > 0.0, "{r:?}");
+        // Two sequences side by side (`llama bench --batch 2`).
+        let mut two = GpuBackend::new(dsl_core::interp::Interpreter::new(), "interp", 8, WeightSource::Random { config: &c, seed: 3 }, 32, GpuOptions { batch: 2, ..opts }).unwrap();
+        let r = llama::bench::run(&mut two, llama::bench::BenchSpec { prompt: 4, gen: 2, reps: 1 }, &mut |_, _| {}).unwrap();
+        assert!(r.batch == 2 && r.prefill_tok_s > 0.0 && r.decode_tok_s > 0.0 && r.decode_host_tok_s > 0.0, "{r:?}");
+        assert_eq!(two.position(), 4 + 2);
     }
 }

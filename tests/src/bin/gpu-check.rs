@@ -20,6 +20,8 @@
 //!   ([`tests::fp8_study`]).
 //! - `gpu-check graph-eager ARCH WEIGHTS STEPS`: the Llama decode graph against eager launches on an
 //!   architecture with random weights ([`tests::llama_gpu::graph_against_eager_random`]).
+//! - `gpu-check batch ARCH WEIGHTS SEQUENCES STEPS`: sequences side by side against each alone, on an
+//!   architecture with random weights ([`tests::llama_gpu::batch_against_alone_random`]).
 //! - `gpu-check fp8 [--write FILE] [--only SHAPE]`: the split-K fp8 GEMM on the Llama 3 shapes
 //!   ([`tests::fp8_bench`]); with `--write`, every candidate is searched afresh (committed winners are
 //!   not consulted) and the winners are merged into FILE.
@@ -59,12 +61,16 @@ fn main() {
             (Some(a), Some(w), Some(n)) => tests::llama_gpu::graph_against_eager_random(a, w, n, args.get(4).is_some_and(|o| o == "norm-in-residual")),
             _ => Err("usage: gpu-check graph-eager ARCH bf16|fp8 STEPS [norm-in-residual]".into()),
         },
+        "batch" => match (args.get(1), args.get(2), args.get(3).and_then(|s| s.parse().ok()), args.get(4).and_then(|s| s.parse().ok())) {
+            (Some(a), Some(w), Some(b), Some(n)) => tests::llama_gpu::batch_against_alone_random(a, w, b, n),
+            _ => Err("usage: gpu-check batch ARCH bf16|fp8 SEQUENCES STEPS".into()),
+        },
         "fp8" => tests::fp8_bench::run(
             args.iter().position(|a| a == "--write").and_then(|i| args.get(i + 1)).map(String::as_str),
             args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(String::as_str),
         ),
         _ => {
-            eprintln!("usage: gpu-check test [FILTER] | compile | bench | decode | prefill | smollm2 MODEL GOLDENS | fp8-study MODEL | graph-eager ARCH WEIGHTS STEPS | gemm [--write TUNED_FILE] | fp8 [--write TUNED_FILE] [--only SHAPE]");
+            eprintln!("usage: gpu-check test [FILTER] | compile | bench | decode | prefill | smollm2 MODEL GOLDENS | fp8-study MODEL | graph-eager ARCH WEIGHTS STEPS | batch ARCH WEIGHTS SEQUENCES STEPS | gemm [--write TUNED_FILE] | fp8 [--write TUNED_FILE] [--only SHAPE]");
             std::process::exit(2);
         }
     };
@@ -418,7 +424,7 @@ fn decode_bench() -> Res<()> {
             for cfg in variants {
                 let step = |rt: &CudaRuntime, i: usize| -> Result<(), String> {
                     let (k, v) = &caches[i % copies];
-                    let bufs = DecodeBuffers { q: &q, k_cache: k, v_cache: v, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut tickets, out: &mut out };
+                    let bufs = DecodeBuffers { q: &q, q_stride: shape.q_heads() * d, k_cache: k, v_cache: v, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut tickets, out: &mut out };
                     decode_step(rt, &shape, cfg, scale, bufs).map_err(|e| e.to_string())
                 };
                 let us = tests::graph_timing::graph_us(&rt, 10 * copies.max(1), 5, step)?;

@@ -43,7 +43,10 @@ where
     let mut r = rng(seed);
     let rows = batch * kv_heads * group;
     let cache = batch * kv_heads * max_ctx * d;
-    let (q, qf) = rand_elems::<T>(&mut r, rows * d, 1.0);
+    // Each sequence's queries one head apart from the next's (as in a fused QKV row), the gap random:
+    // read by mistake, it shows.
+    let q_stride = (kv_heads * group + 1) * d;
+    let (q, qf) = rand_elems::<T>(&mut r, batch * q_stride, 1.0);
     let (k, kf) = rand_elems::<T>(&mut r, cache, 1.0);
     let (v, vf) = rand_elems::<T>(&mut r, cache, 1.0);
     let lens: Vec<i32> = ctx.iter().map(|&c| c as i32).collect();
@@ -56,20 +59,20 @@ where
     let mut tickets = filled(rt, tickets_len(&shape), 0i32);
     let mut out = poisoned::<R, T>(rt, rows * d + pad);
     let what = format!("decode_attention<{}> {shape:?} ctx {ctx:?} {cfg:?}", T::NAME);
-    let bufs = DecodeBuffers { q: &bq, k_cache: &bk, v_cache: &bv, ctx_lens: &bl, part_o: &mut part_o, part_m: &mut part_m, part_l: &mut part_l, tickets: &mut tickets, out: &mut out };
+    let bufs = DecodeBuffers { q: &bq, q_stride, k_cache: &bk, v_cache: &bv, ctx_lens: &bl, part_o: &mut part_o, part_m: &mut part_m, part_l: &mut part_l, tickets: &mut tickets, out: &mut out };
     launched(&what, decode_step(rt, &shape, cfg, scale, bufs));
     let got = download_f64(rt, &out);
     if cfg.fused_combine {
         assert!(download(rt, &tickets).iter().all(|&t| t == 0), "{what}: ticket counters left {:?}", download(rt, &tickets));
         let mut again = poisoned::<R, T>(rt, rows * d + pad);
-        let bufs = DecodeBuffers { q: &bq, k_cache: &bk, v_cache: &bv, ctx_lens: &bl, part_o: &mut part_o, part_m: &mut part_m, part_l: &mut part_l, tickets: &mut tickets, out: &mut again };
+        let bufs = DecodeBuffers { q: &bq, q_stride, k_cache: &bk, v_cache: &bv, ctx_lens: &bl, part_o: &mut part_o, part_m: &mut part_m, part_l: &mut part_l, tickets: &mut tickets, out: &mut again };
         launched(&what, decode_step(rt, &shape, cfg, scale, bufs));
         let twice = download_f64(rt, &again);
         let same = got.iter().zip(&twice).all(|(a, b)| a.to_bits() == b.to_bits());
         assert!(same, "{what}: a second step gave another output");
     }
 
-    let (mut want, mut mag) = reference(&shape, ctx, scale, &qf, &kf, &vf);
+    let (mut want, mut mag) = reference(&shape, ctx, scale, (&qf, q_stride), &kf, &vf);
     want.resize(rows * d + pad, f64::NAN);
     mag.resize(rows * d + pad, 0.0);
     // As flash attention: f32 scores and softmax (1e-5 of sum p|v|), P rounded to T for P·V (T::U of
@@ -80,15 +83,17 @@ where
 }
 
 /// The float64 attention of every query head row over its sequence's first `ctx[b]` keys, and the error
-/// scale `sum_j p_j |v_j|` of each output element: `(want, mag)`, `rows * head_dim` each.
-fn reference(shape: &CacheShape, ctx: &[usize], scale: f32, qf: &[f64], kf: &[f64], vf: &[f64]) -> (Vec<f64>, Vec<f64>) {
+/// scale `sum_j p_j |v_j|` of each output element: `(want, mag)`, `rows * head_dim` each. Sequence `b`'s
+/// queries start at `b * q_stride` of `qf`.
+fn reference(shape: &CacheShape, ctx: &[usize], scale: f32, (qf, q_stride): (&[f64], usize), kf: &[f64], vf: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let CacheShape { batch, kv_heads, group, head_dim: d, max_ctx } = *shape;
     let rows = batch * kv_heads * group;
     let (mut want, mut mag) = (vec![0.0; rows * d], vec![0.0; rows * d]);
     for row in 0..rows {
         let (b, h) = (row / (kv_heads * group), row / group % kv_heads);
         let base = (b * kv_heads + h) * max_ctx * d;
-        let x: Vec<f64> = (0..ctx[b]).map(|j| (0..d).map(|e| qf[row * d + e] * kf[base + j * d + e]).sum::<f64>() * scale as f64).collect();
+        let q = &qf[b * q_stride + (row % (kv_heads * group)) * d..][..d];
+        let x: Vec<f64> = (0..ctx[b]).map(|j| (0..d).map(|e| q[e] * kf[base + j * d + e]).sum::<f64>() * scale as f64).collect();
         let mx = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let p: Vec<f64> = x.iter().map(|x| (x - mx).exp()).collect();
         let l: f64 = p.iter().sum();
@@ -184,12 +189,12 @@ pub fn append_then_decode_bf16<R: Runtime>(rt: &R) {
     let mut out = poisoned::<R, bf16>(rt, rows * d);
     let mut tickets = filled(rt, tickets_len(&s), 0i32);
     let (bq, bl) = (upload(rt, &q), upload(rt, &lens));
-    let bufs = DecodeBuffers { q: &bq, k_cache: &kb, v_cache: &vb, ctx_lens: &bl, part_o: &mut part_o, part_m: &mut part_m, part_l: &mut part_l, tickets: &mut tickets, out: &mut out };
+    let bufs = DecodeBuffers { q: &bq, q_stride: s.q_heads() * d, k_cache: &kb, v_cache: &vb, ctx_lens: &bl, part_o: &mut part_o, part_m: &mut part_m, part_l: &mut part_l, tickets: &mut tickets, out: &mut out };
     let scale = 0.125f32;
     let cfg = DecodeConfig::splits(splits).with_fused_combine(true);
     launched("decode after append", decode_step(rt, &s, cfg, scale, bufs));
     let got = download_f64(rt, &out);
-    let (want, mag) = reference(&s, &ctx, scale, &qf, &kg, &vg);
+    let (want, mag) = reference(&s, &ctx, scale, (&qf, s.q_heads() * d), &kg, &vg);
     let u = <bf16 as TestElem>::U;
     assert_close_where("decode after append", &got, &want, u, |i| (u + 1e-5) * mag[i] + <bf16 as TestElem>::TINY, |_| true);
 }
@@ -207,7 +212,7 @@ pub fn decode_bad_shapes<R: Runtime>(rt: &R) {
         let (mut o, mut m, mut l) = (filled(rt, po, 0.0f32), filled(rt, pm, 0.0f32), filled(rt, pm, 0.0f32));
         let mut t = filled(rt, tickets, 0i32);
         let mut out = poisoned::<R, f16>(rt, 4 * 64);
-        let bufs = DecodeBuffers { q: &q, k_cache: &kv, v_cache: &kv, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut t, out: &mut out };
+        let bufs = DecodeBuffers { q: &q, q_stride: 4 * 64, k_cache: &kv, v_cache: &kv, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut t, out: &mut out };
         let e = decode_step(rt, &shape, cfg, 0.125, bufs).map(|_| "launched".to_string()).unwrap_or_else(|e| e.to_string());
         assert!(download_f64(rt, &out).iter().all(|v| v.is_nan()), "nothing ran");
         e
@@ -229,10 +234,10 @@ pub fn decode_bad_shapes<R: Runtime>(rt: &R) {
     let (mut o, mut m, mut l) = (filled(rt, po, 0.0f32), filled(rt, pm, 0.0f32), filled(rt, pm, 0.0f32));
     let mut out = poisoned::<R, f16>(rt, 4 * 64);
     let mut t = filled(rt, 1, 0i32);
-    let bufs = DecodeBuffers { q: &q, k_cache: &kv, v_cache: &kv, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut t, out: &mut out };
+    let bufs = DecodeBuffers { q: &q, q_stride: 4 * 64, k_cache: &kv, v_cache: &kv, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut t, out: &mut out };
     let e = decode_step(rt, &s, DecodeConfig { splits: 2, block_n: 48, num_warps: 4, num_stages: 3, fused_combine: false }, 0.125, bufs).unwrap_err().to_string();
     assert!(e.contains("no declared instance") && e.contains("BLOCK_N=64"), "{e}");
-    let bufs = DecodeBuffers { q: &q, k_cache: &kv, v_cache: &kv, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut t, out: &mut out };
+    let bufs = DecodeBuffers { q: &q, q_stride: 4 * 64, k_cache: &kv, v_cache: &kv, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut t, out: &mut out };
     let e = decode_step(rt, &s, DecodeConfig { splits: 2, block_n: 32, num_warps: 1, num_stages: 5, fused_combine: false }, 0.125, bufs).unwrap_err().to_string();
     assert!(e.contains("num_stages 5 must be 2, 3 or 4"), "{e}");
     assert!(download_f64(rt, &out).iter().all(|v| v.is_nan()), "nothing ran");

@@ -37,27 +37,26 @@ pub fn embed_rows_bf16<R: Runtime>(rt: &R) {
     assert_poison_kept("embed_rows", &got, |i| i < ids.len() * d);
 }
 
-/// Rows `row0..` of an f32 matrix normalized into a packed 16-bit output; f32 math (sum of squares to
-/// about cols * 2^-24 relative), one rounding to the output type.
-fn rmsnorm_case<R: Runtime, O: TestElem + dsl_core::prelude::Float>(rt: &R, rows: usize, cols: usize, row0: usize, seed: u64) {
+/// `rows` rows of an f32 matrix, the first at element `offset`, `stride` apart (`stride >= cols`),
+/// normalized into a packed 16-bit output; f32 math (sum of squares to about cols * 2^-24 relative),
+/// one rounding to the output type.
+fn rmsnorm_case<R: Runtime, O: TestElem + dsl_core::prelude::Float>(rt: &R, rows: usize, cols: usize, stride: usize, offset: usize, seed: u64) {
     let mut r = rng(seed);
-    let stride = cols + 5;
-    let total = row0 + rows;
-    let (x, xf) = rand_elems::<f32>(&mut r, total * stride, 2.0);
+    let (x, xf) = rand_elems::<f32>(&mut r, offset + rows * stride, 2.0);
     let (w, wf) = rand_elems::<f32>(&mut r, cols, 1.0);
     let eps = 1e-5f32;
     let mut out = poisoned::<R, O>(rt, rows * cols + 4);
-    let what = format!("rmsnorm_to<{}> rows {rows} cols {cols} row0 {row0}", O::NAME);
+    let what = format!("rmsnorm_to<{}> rows {rows} cols {cols} stride {stride} offset {offset}", O::NAME);
     let (bx, bw) = (upload(rt, &x), upload(rt, &w));
-    launched(&what, rmsnorm_to::<O, 128>::launch(rt, rows as u32, &bx, &bw, &mut out, cols as i32, stride as i32, row0 as i32, eps));
+    launched(&what, rmsnorm_to::<O, 128>::launch(rt, rows as u32, &bx, &bw, &mut out, cols as i32, stride as i32, offset as i32, eps));
     let got = download_f64(rt, &out);
     // A block wider than the row (read once, kept in registers): the bits of the walk.
     let mut one = poisoned::<R, O>(rt, rows * cols + 4);
-    launched(&what, rmsnorm_to::<O, 512>::launch(rt, rows as u32, &bx, &bw, &mut one, cols as i32, stride as i32, row0 as i32, eps));
+    launched(&what, rmsnorm_to::<O, 512>::launch(rt, rows as u32, &bx, &bw, &mut one, cols as i32, stride as i32, offset as i32, eps));
     assert_same_bits(&format!("{what}: one block against a walk"), &download_f64(rt, &one), &got);
     let mut want = vec![f64::NAN; rows * cols + 4];
     for rr in 0..rows {
-        let xr = &xf[(row0 + rr) * stride..][..cols];
+        let xr = &xf[offset + rr * stride..][..cols];
         let ms = xr.iter().map(|v| v * v).sum::<f64>() / cols as f64;
         let inv = 1.0 / (ms + eps as f64).sqrt();
         for c in 0..cols {
@@ -69,8 +68,10 @@ fn rmsnorm_case<R: Runtime, O: TestElem + dsl_core::prelude::Float>(rt: &R, rows
 }
 
 pub fn rmsnorm_to_bf16_and_f16<R: Runtime>(rt: &R) {
-    rmsnorm_case::<R, bf16>(rt, 3, 300, 0, 2);
-    rmsnorm_case::<R, f16>(rt, 1, 77, 4, 3);
+    rmsnorm_case::<R, bf16>(rt, 3, 300, 305, 0, 2);
+    rmsnorm_case::<R, f16>(rt, 1, 77, 82, 4 * 82, 3);
+    // The last of each sequence's 4 rows (a batched prefill's rows before the LM head).
+    rmsnorm_case::<R, bf16>(rt, 3, 96, 4 * 96, 3 * 96, 4);
 }
 
 /// SwiGLU of `[tokens, 2 f]` gate/up rows: f32 math (sigmoid through the GPU's exp: a few ulp), one

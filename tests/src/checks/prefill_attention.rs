@@ -194,7 +194,7 @@ pub fn chunked_prefill_then_decode_bf16<R: Runtime>(rt: &R) {
         let (mut o, mut m, mut l) = (filled(rt, po, f32::NAN), filled(rt, pm, f32::NAN), filled(rt, pm, f32::NAN));
         let mut out = poisoned::<R, bf16>(rt, rows * d);
         let bq = upload(rt, &q);
-        let bufs = DecodeBuffers { q: &bq, k_cache: &kc, v_cache: &vc, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut tickets, out: &mut out };
+        let bufs = DecodeBuffers { q: &bq, q_stride: s.q_heads() * d, k_cache: &kc, v_cache: &vc, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut tickets, out: &mut out };
         launched(&what, decode_step(rt, &s, cfg, scale, bufs));
         // A decode query is a one-token chunk at `start`: the same reference.
         let (want, mag) = reference(&s, causal(1, start), scale, &qf, &kf, &vf);

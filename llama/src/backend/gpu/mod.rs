@@ -59,6 +59,10 @@ impl std::str::FromStr for WeightFormat {
 #[derive(Debug, Clone, Copy)]
 pub struct GpuOptions {
     pub weights: WeightFormat,
+    /// Sequences run side by side, in lockstep (one position for all; `llama bench --batch`): each
+    /// step takes the same number of tokens of each, and the KV cache holds `batch` of them. 1 for
+    /// generation and chat.
+    pub batch: usize,
     /// Replay each decode step as one recorded graph (where the runtime records); off: launch eagerly.
     pub graphs: bool,
     /// Programmatic dependent launch on Hopper (each kernel of a step may start while the one before
@@ -110,7 +114,7 @@ pub struct GpuOptions {
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { weights: WeightFormat::Bf16, graphs: true, programmatic: true, tuned_configs: true, fused_combine: false, split_k: None, matvec_rows: Some(2), matvec_fp8_activations: false, fused_swiglu: true, fused_norm: true, fused_rope: true, norm_in_residual: false, fused_attention_combine: false }
+        GpuOptions { weights: WeightFormat::Bf16, batch: 1, graphs: true, programmatic: true, tuned_configs: true, fused_combine: false, split_k: None, matvec_rows: Some(2), matvec_fp8_activations: false, fused_swiglu: true, fused_norm: true, fused_rope: true, norm_in_residual: false, fused_attention_combine: false }
     }
 }
 
@@ -167,7 +171,10 @@ impl<R: StepRuntime> GpuBackend<R> {
         if c.n_heads % c.n_kv_heads != 0 {
             return Err(LlamaError::Backend(format!("{} query heads over {} KV heads is not a whole group", c.n_heads, c.n_kv_heads)));
         }
-        let shape = CacheShape { batch: 1, kv_heads: c.n_kv_heads, group: c.n_heads / c.n_kv_heads, head_dim: c.head_dim, max_ctx: capacity };
+        if opts.batch == 0 {
+            return Err(LlamaError::Invalid("a batch of 0 sequences".into()));
+        }
+        let shape = CacheShape { batch: opts.batch, kv_heads: c.n_kv_heads, group: c.n_heads / c.n_kv_heads, head_dim: c.head_dim, max_ctx: capacity };
         shape.check::<R::Error>().map_err(|e| LlamaError::Backend(format!("this model's attention does not fit the GPU kernels: {e}")))?;
         check_memory(rt.memory(), &c, &shape, opts.weights, capacity)?;
         let w: WeightsOnDevice<R> = match source {
@@ -177,7 +184,7 @@ impl<R: StepRuntime> GpuBackend<R> {
         let model = Model::new(&rt, c.clone(), w, shape, sm_count, rt.warpgroup_mma(), opts.fused_attention_combine)?;
         let device = if opts.tuned_configs { rt.device_name() } else { None };
         let configs = Arc::new(GemmConfigs::new(device.as_deref(), sm_count, opts.fused_combine).with_split_k(opts.split_k).with_matvec_rows(opts.matvec_rows).with_matvec_fp8_activations(opts.matvec_fp8_activations).with_fused_swiglu(opts.fused_swiglu).with_fused_norm(opts.fused_norm).with_fused_rope(opts.fused_rope).with_norm_in_residual(opts.norm_in_residual));
-        let decode = Activations::new(&rt, &c, 1, 1, configs.clone())?;
+        let decode = Activations::new(&rt, &c, opts.batch, opts.batch, opts.batch, configs.clone())?;
         Ok(GpuBackend { rt, name, model, decode, prefill: None, graph: None, graph_moved: 0, warm: false, opts, configs, capacity, pos: 0 })
     }
 
@@ -196,14 +203,25 @@ impl<R: StepRuntime> GpuBackend<R> {
         self.graph.as_ref().map_or(0, R::launches)
     }
 
-    /// Runs `tokens` from the current position; the last `out_rows` get logits and greedy tokens.
-    /// A one-token step with one output row runs in the decode buffers, any other in the chunk's.
+    /// Runs `tokens` (each sequence's in turn, equal counts) from the current position; the last
+    /// `out_rows` of each sequence get logits and greedy tokens (with several sequences: 1, or all).
+    /// A one-token step (a token a sequence) with one output row runs in the decode buffers, any other in
+    /// the chunk's.
     fn step(&mut self, tokens: &[u32], out_rows: usize) -> Result<()> {
-        super::check_batch(&self.model.config, self.pos, self.capacity, tokens)?;
+        let seqs = self.model.shape.batch;
+        let per = tokens.len() / seqs;
+        if per * seqs != tokens.len() {
+            return Err(LlamaError::Invalid(format!("{} tokens do not split into {seqs} sequences of equal length", tokens.len())));
+        }
+        // The first check refuses an empty step before the sequences are cut.
+        super::check_batch(&self.model.config, self.pos, self.capacity, &tokens[..per])?;
+        for seq in tokens.chunks(per).skip(1) {
+            super::check_batch(&self.model.config, self.pos, self.capacity, seq)?;
+        }
         let n = tokens.len();
-        let s = StepShape { n, start: self.pos, out_rows };
+        let s = StepShape { n, seqs, start: self.pos, out_rows };
         let rt = &self.rt;
-        if n == 1 && out_rows == 1 {
+        if per == 1 && out_rows == 1 {
             let a = &mut self.decode;
             a.write_inputs(rt, tokens, s.start)?;
             let model = &mut self.model;
@@ -220,18 +238,28 @@ impl<R: StepRuntime> GpuBackend<R> {
             }
             self.warm = true;
         } else {
-            if self.prefill.as_ref().is_none_or(|a| a.rows < n || a.head.rows < out_rows) {
+            let out_all = seqs * out_rows;
+            if self.prefill.as_ref().is_none_or(|a| a.rows < n || a.head.rows < out_all) {
                 let rows = n.max(self.prefill.as_ref().map_or(0, |a| a.rows));
-                let out = out_rows.max(self.prefill.as_ref().map_or(1, |a| a.head.rows));
+                let out = out_all.max(self.prefill.as_ref().map_or(1, |a| a.head.rows));
                 self.prefill = None;
-                self.prefill = Some(Activations::new(rt, &self.model.config, rows, out, self.configs.clone())?);
+                self.prefill = Some(Activations::new(rt, &self.model.config, seqs, rows, out, self.configs.clone())?);
             }
             let a = self.prefill.as_mut().expect("allocated above");
             a.write_inputs(rt, tokens, s.start)?;
             step::launch_step(rt, &mut self.model, a, s)?;
         }
-        self.pos += n;
+        self.pos += per;
         Ok(())
+    }
+
+    /// The output rows of the last step (the decode buffers' after a token a sequence).
+    fn last_head(&self, tokens: usize) -> &step::Head<R> {
+        if tokens == self.model.shape.batch {
+            &self.decode.head
+        } else {
+            &self.prefill.as_ref().expect("a chunk ran").head
+        }
     }
 }
 
@@ -285,8 +313,9 @@ where
         let gemms = if tuned { "tuned GEMMs" } else { "heuristic GEMMs" };
         let combine = if self.opts.fused_combine { ", fused split-K" } else { "" };
         let matvec = match self.opts.matvec_rows {
-            // The rows the layers' GEMMs run (the nearest declared to the ones asked).
-            Some(_) => {
+            // The rows the layers' GEMMs run (the nearest declared to the ones asked); with several
+            // sequences a decode step's GEMMs have as many rows, and run the split-K GEMM.
+            Some(_) if self.model.shape.batch == 1 => {
                 let fp8 = self.opts.weights == WeightFormat::Fp8;
                 let rows = self.configs.choose(1, 1, 1, fp8).config.block_n;
                 let act = if !fp8 { "" } else if self.configs.reads_bf16(1, true) { ", bf16 activations" } else { ", e4m3 activations" };
@@ -297,27 +326,38 @@ where
                 let residual = if self.opts.norm_in_residual && norm.is_empty() && bf16_in { ", norms in the residual adds" } else { "" };
                 format!(", matrix-vector GEMMs at batch 1 ({rows} rows a program{act}{swiglu}{norm}{rope}{residual})")
             }
-            None => String::new(),
+            _ => String::new(),
         };
         let attention = if self.model.decode.fused_combine { ", attention combine fused" } else { "" };
         format!("{mode}{pdl}, {gemms}{combine}{matvec}{attention}")
     }
 
+    fn batch(&self) -> usize {
+        self.model.shape.batch
+    }
+
     fn forward(&mut self, tokens: &[u32], all_logits: bool) -> Result<Vec<f32>> {
-        let rows = if all_logits { tokens.len() } else { 1 };
+        let seqs = self.model.shape.batch;
+        let rows = if all_logits { tokens.len() / seqs } else { 1 };
         let vocab = self.model.config.vocab_size;
         self.step(tokens, rows)?;
-        let head = if tokens.len() == 1 { &self.decode.head } else { &self.prefill.as_ref().expect("a chunk ran").head };
-        let mut v = self.rt.download(&head.logits).map_err(dev("downloading logits"))?;
-        v.truncate(rows * vocab);
+        let mut v = self.rt.download(&self.last_head(tokens.len()).logits).map_err(dev("downloading logits"))?;
+        v.truncate(seqs * rows * vocab);
         Ok(v)
     }
 
     fn forward_greedy(&mut self, tokens: &[u32]) -> Result<u32> {
+        if self.model.shape.batch != 1 {
+            return Err(LlamaError::Invalid(format!("this backend runs {} sequences: use forward_greedy_batch", self.model.shape.batch)));
+        }
+        Ok(self.forward_greedy_batch(tokens)?[0])
+    }
+
+    fn forward_greedy_batch(&mut self, tokens: &[u32]) -> Result<Vec<u32>> {
         self.step(tokens, 1)?;
-        let head = if tokens.len() == 1 { &self.decode.head } else { &self.prefill.as_ref().expect("a chunk ran").head };
-        let t = self.rt.download(&head.tokens).map_err(dev("downloading the token"))?;
-        Ok(t[0] as u32)
+        let mut t = self.rt.download(&self.last_head(tokens.len()).tokens).map_err(dev("downloading the tokens"))?;
+        t.truncate(self.model.shape.batch);
+        Ok(t.into_iter().map(|t| t as u32).collect())
     }
 }
 

@@ -34,7 +34,7 @@ const QUANT_PARTS: i32 = 16;
 pub struct Model<R: Runtime> {
     pub config: LlamaConfig,
     pub w: WeightsOnDevice<R>,
-    /// Per layer, `[1, kv_heads, capacity, head_dim]` bf16.
+    /// Per layer, `[batch, kv_heads, capacity, head_dim]` bf16 (`batch` sequences side by side).
     pub k_cache: Vec<R::Buffer<bf16>>,
     pub v_cache: Vec<R::Buffer<bf16>>,
     pub shape: CacheShape,
@@ -89,12 +89,15 @@ impl<R: Runtime> Head<R> {
     }
 }
 
-/// The buffers of a step of up to `rows` tokens.
+/// The buffers of a step of up to `rows` tokens: `seqs` sequences of `rows / seqs` tokens each, rows
+/// sequence-major (row `b * tokens + t` is token `t` of sequence `b`).
 pub struct Activations<R: Runtime> {
     pub rows: usize,
+    pub seqs: usize,
     pub ids: R::Buffer<i32>,
     /// The step's first position (where its keys go) and the context length after it (what decode
-    /// attends to): one value each.
+    /// attends to): one value per sequence (the sequences run in lockstep, so the values are equal;
+    /// the kernels take them per sequence).
     pub start: R::Buffer<i32>,
     pub ctx_len: R::Buffer<i32>,
     x: R::Buffer<f32>,
@@ -116,16 +119,17 @@ pub struct Activations<R: Runtime> {
 }
 
 impl<R: Runtime> Activations<R> {
-    /// Buffers for `rows` tokens, of which `out_rows` get logits.
-    pub fn new(rt: &R, c: &LlamaConfig, rows: usize, out_rows: usize, configs: Arc<GemmConfigs>) -> Result<Activations<R>> {
+    /// Buffers for `rows` tokens of `seqs` sequences, of which `out_rows` in all get logits.
+    pub fn new(rt: &R, c: &LlamaConfig, seqs: usize, rows: usize, out_rows: usize, configs: Arc<GemmConfigs>) -> Result<Activations<R>> {
         let (d, qd, kvd, f) = (c.d_model, c.q_dim(), c.kv_dim(), c.ffn_dim);
         let what = "allocating activations";
         let max_k = d.max(qd).max(f);
         Ok(Activations {
             rows,
+            seqs,
             ids: zeros(rt, rows, what)?,
-            start: zeros(rt, 1, what)?,
-            ctx_len: zeros(rt, 1, what)?,
+            start: zeros(rt, seqs, what)?,
+            ctx_len: zeros(rt, seqs, what)?,
             x: zeros(rt, rows * d, what)?,
             h: zeros(rt, rows * d, what)?,
             qkv: zeros(rt, rows * (qd + 2 * kvd), what)?,
@@ -142,8 +146,9 @@ impl<R: Runtime> Activations<R> {
         })
     }
 
-    /// Writes the inputs of a step of `tokens` at positions `start..`: ids (padded to the buffers'
-    /// rows), the start and the context length after the step.
+    /// Writes the inputs of a step of `tokens` (each sequence's in turn, equal counts) at positions
+    /// `start..` of every sequence: ids (padded to the buffers' rows), the start and the context length
+    /// after the step.
     pub fn write_inputs(&mut self, rt: &R, tokens: &[u32], start: usize) -> Result<()> {
         let what = "uploading token ids";
         let mut ids = vec![0i32; self.rows];
@@ -151,24 +156,47 @@ impl<R: Runtime> Activations<R> {
             ids[i] = t as i32;
         }
         rt.write(&mut self.ids, &ids).map_err(dev(what))?;
-        rt.write(&mut self.start, &[start as i32]).map_err(dev(what))?;
-        rt.write(&mut self.ctx_len, &[(start + tokens.len()) as i32]).map_err(dev(what))
+        rt.write(&mut self.start, &vec![start as i32; self.seqs]).map_err(dev(what))?;
+        let ctx = start + tokens.len() / self.seqs;
+        rt.write(&mut self.ctx_len, &vec![ctx as i32; self.seqs]).map_err(dev(what))
     }
 }
 
-/// What a step computes: `n` tokens from position `start` (`n` > 1: through the prefill kernel, which
-/// takes `start` from the host; `n` = 1: through the split-KV decode kernel, which reads the context
-/// length from `Activations::ctx_len`), with logits and greedy tokens for the last `out_rows`.
+/// What a step computes: `n` rows, `n / seqs` tokens of each of `seqs` sequences from position `start`
+/// (more than one token a sequence: through the prefill kernel, which takes `start` from the host; one:
+/// through the split-KV decode kernel, which reads the context lengths from `Activations::ctx_len`),
+/// with logits and greedy tokens for the last `out_rows` of each sequence (all its tokens, or, with
+/// several sequences, its last one).
 #[derive(Clone, Copy, Debug)]
 pub struct StepShape {
     pub n: usize,
+    pub seqs: usize,
     pub start: usize,
     pub out_rows: usize,
 }
 
+impl StepShape {
+    /// Tokens of each sequence.
+    pub fn tokens(&self) -> usize {
+        self.n / self.seqs
+    }
+
+    /// The rows that get logits: `(first, count, stride)` in rows of the step.
+    fn out_rows_at(&self) -> (usize, usize, usize) {
+        let tokens = self.tokens();
+        if self.seqs == 1 || self.out_rows == tokens {
+            (self.n - self.seqs * self.out_rows, self.seqs * self.out_rows, 1)
+        } else {
+            // The last token of each sequence.
+            (tokens - 1, self.seqs, tokens)
+        }
+    }
+}
+
 /// Launches the forward pass of one step (inputs already written by [`Activations::write_inputs`]).
 pub fn launch_step<R: Runtime>(rt: &R, m: &mut Model<R>, a: &mut Activations<R>, s: StepShape) -> Result<()> {
-    debug_assert!(s.n <= a.rows && s.out_rows <= a.head.rows && s.out_rows <= s.n);
+    debug_assert!(s.n <= a.rows && s.n % s.seqs == 0 && s.seqs == m.shape.batch && s.seqs == a.seqs);
+    debug_assert!(s.seqs * s.out_rows <= a.head.rows && (s.out_rows == 1 || s.out_rows == s.tokens() || s.seqs == 1));
     let layers = m.config.n_layers;
     forward(&mut GpuStep { rt, m, a, s, quantized: false, qkv_partials: None, swiglu_done: false, rope_done: false, normed: false, prescaled: false }, layers)
 }
@@ -338,10 +366,11 @@ impl Source {
 /// `h`, `x`, `xg` and `inv_rms` of [`Activations`]: where a GEMM after a norm may find its input.
 type NormBuffers<'a, R> = (&'a <R as Runtime>::Buffer<bf16>, &'a <R as Runtime>::Buffer<f32>, &'a <R as Runtime>::Buffer<bf16>, &'a <R as Runtime>::Buffer<f32>);
 
-/// RMSNorm of `rows` rows of the residual stream `x` from `row0`, times `w`, into bf16 rows of `out`.
-fn norm_rows<R: Runtime>(rt: &R, c: &LlamaConfig, x: &R::Buffer<f32>, w: &R::Buffer<f32>, row0: usize, rows: usize, out: &mut R::Buffer<bf16>) -> Result<()> {
-    let di = c.d_model as i32;
-    by_row_block!(c.d_model, rows as u32, B, lc => rmsnorm_to::<bf16, B>::launch(rt, lc, x, w, out, di, di, row0 as i32, c.rms_eps)).map_err(dev("RMSNorm"))
+/// RMSNorm of `count` rows of the residual stream `x`, from row `first` and `stride` rows apart, times
+/// `w`, into packed bf16 rows of `out`.
+fn norm_rows<R: Runtime>(rt: &R, c: &LlamaConfig, x: &R::Buffer<f32>, w: &R::Buffer<f32>, (first, count, stride): (usize, usize, usize), out: &mut R::Buffer<bf16>) -> Result<()> {
+    let d = c.d_model;
+    by_row_block!(d, count as u32, B, lc => rmsnorm_to::<bf16, B>::launch(rt, lc, x, w, out, d as i32, (stride * d) as i32, (first * d) as i32, c.rms_eps)).map_err(dev("RMSNorm"))
 }
 
 impl<R: Runtime> Ops for GpuStep<'_, R> {
@@ -369,7 +398,7 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
         }
         self.quantized = fp8;
         if !fp8 {
-            return norm_rows(self.rt, &self.m.config, &self.a.x, w, 0, self.s.n, &mut self.a.h);
+            return norm_rows(self.rt, &self.m.config, &self.a.x, w, (0, self.s.n, 1), &mut self.a.h);
         }
         let (c, g) = (&self.m.config, &mut self.a.gemm);
         let di = c.d_model as i32;
@@ -397,32 +426,34 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
         let at = RowsAt { k_off: qd, v_off: qd + kvd, stride: qd + 2 * kvd };
         let tables = RopeTables { cos: &m.w.cos, sin: &m.w.sin, rope_dim: c.rope_dim };
         let (a, (kc, vc)) = (&mut *self.a, (&mut m.k_cache[layer], &mut m.v_cache[layer]));
+        let tokens = self.s.tokens();
         let Some(splits) = self.qkv_partials.take() else {
-            return rope_append_rows(self.rt, &m.shape, self.s.n, &mut a.qkv, at, tables, &a.start, kc, vc).map_err(attn);
+            return rope_append_rows(self.rt, &m.shape, tokens, &mut a.qkv, at, tables, &a.start, kc, vc).map_err(attn);
         };
         // The QKV projection left its partial products: combined here, with the scales its combine
         // would have applied.
         let g = &a.gemm;
         let (scale_a, scale_b) = scales(&m.w.layers[layer].qkv.w, &g.one, &g.a_scale);
         let parts = Partials { buf: &g.ws, splits, scale_a, scale_b };
-        combine_rope_append_rows(self.rt, &m.shape, self.s.n, parts, &mut a.qkv, at, tables, &a.start, kc, vc).map_err(attn)
+        combine_rope_append_rows(self.rt, &m.shape, tokens, parts, &mut a.qkv, at, tables, &a.start, kc, vc).map_err(attn)
     }
 
-    /// One token: split-KV decode, reading the context length from the device; a chunk: prefill over
-    /// the cache from the host's `start`.
+    /// One token a sequence: split-KV decode, reading the context lengths from the device; a chunk:
+    /// prefill over the cache from the host's `start`. Both read the queries in place in `qkv`.
     fn attention(&mut self, layer: usize) -> Result<()> {
         let (m, a, s) = (&mut *self.m, &mut *self.a, self.s);
         let c = &m.config;
         let scale = 1.0 / (c.head_dim as f32).sqrt();
         let shape = m.shape;
-        if s.n == 1 {
+        let row = c.q_dim() + 2 * c.kv_dim();
+        if s.tokens() == 1 {
             let (po, pm, pl) = &mut m.part;
-            let bufs = DecodeBuffers { q: &a.qkv, k_cache: &m.k_cache[layer], v_cache: &m.v_cache[layer], ctx_lens: &a.ctx_len, part_o: po, part_m: pm, part_l: pl, tickets: &mut m.tickets, out: &mut a.att };
+            let bufs = DecodeBuffers { q: &a.qkv, q_stride: row, k_cache: &m.k_cache[layer], v_cache: &m.v_cache[layer], ctx_lens: &a.ctx_len, part_o: po, part_m: pm, part_l: pl, tickets: &mut m.tickets, out: &mut a.att };
             decode_step(self.rt, &shape, m.decode, scale, bufs).map_err(attn)
         } else {
-            let chunk = Chunk { q_len: s.n, start: s.start, causal: true };
+            let chunk = Chunk { q_len: s.tokens(), start: s.start, causal: true };
             let bufs = PrefillBuffers { q: &a.qkv, k_cache: &m.k_cache[layer], v_cache: &m.v_cache[layer], out: &mut a.att };
-            let at = QueriesAt { off: 0, stride: c.q_dim() + 2 * c.kv_dim() };
+            let at = QueriesAt { off: 0, stride: row };
             prefill_step(self.rt, &shape, chunk, at, PrefillConfig::for_chunk(&shape, &chunk, m.warpgroups), scale, bufs).map_err(attn)
         }
     }
@@ -449,9 +480,10 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
         }
     }
 
-    /// The last `out_rows` rows: RMSNorm, the LM head and the greedy token of each.
+    /// The last `out_rows` rows of each sequence: RMSNorm, the LM head and the greedy token of each.
     fn head(&mut self) -> Result<()> {
-        let (StepShape { n, out_rows, .. }, c) = (self.s, &self.m.config);
+        let (n, c) = (self.s.n, &self.m.config);
+        let (first, out_rows, stride) = self.s.out_rows_at();
         let fused = n == 1 && self.norm_fuses(&self.m.w.output);
         let prescaled = std::mem::take(&mut self.prescaled);
         let (rt, a) = (self.rt, &mut *self.a);
@@ -461,7 +493,7 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
         } else if fused {
             Input::Normed(&a.x, RmsNorm { gamma: &self.m.w.norm, eps: c.rms_eps })
         } else {
-            norm_rows(rt, c, &a.x, &self.m.w.norm, n - out_rows, out_rows, &mut h.hn)?;
+            norm_rows(rt, c, &a.x, &self.m.w.norm, (first, out_rows, stride), &mut h.hn)?;
             Input::Bf16(&h.hn)
         };
         linear(rt, &mut a.gemm, input, out_rows, &self.m.w.output, &mut h.logits, Out::Store)?;
