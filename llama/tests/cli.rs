@@ -52,6 +52,13 @@ fn bad_input_exits_non_zero_with_a_message() {
     let (rc, _, err) = llama(&["info", concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")]);
     assert_eq!(rc, 1);
     assert!(err.contains("GGUF"), "{err}");
+    // Sequences side by side run on the GPU backend only; a batch of 0 is refused by the parser.
+    let (rc, _, err) = llama(&["bench", "--device", "cpu", "--batch", "2"]);
+    assert_eq!(rc, 1);
+    assert!(err.contains("--batch 2: the CPU backend runs one sequence"), "{err}");
+    let (rc, _, err) = llama(&["bench", "--batch", "0"]);
+    assert_eq!(rc, 2);
+    assert!(err.contains("--batch") && !err.contains("panicked"), "{err}");
 }
 
 #[test]
