@@ -204,11 +204,19 @@ pub fn graph_against_eager_random(arch: &str, weights: &str, steps: usize, norm_
 /// `gpu-check batch ARCH WEIGHTS SEQS STEPS`: `seqs` sequences side by side (`GpuOptions::batch`, the
 /// decode steps replayed as a graph) on an architecture with random weights, each with its own prompt,
 /// against each sequence alone on the same GEMM kind (the split-K GEMM at every row count, so that only
-/// the row count differs): every prefill and decode step's logits within `2e-2` of the maximum, relative,
-/// and how many greedy choices agree. Each step feeds the batched run's choices to both.
+/// the row count and its tuned tiles differ). Each step feeds the batched run's choices to both.
+///
+/// The measure is the logits' error relative to their largest, at every prefill and decode step. Other
+/// tiles round differently, and on deep random models that grows through the layers (SmolLM2 bf16:
+/// about 1e-2), so the bound is set by what a mix-up would show instead: each sequence must be at
+/// least 5 times closer to itself alone than to any other sequence alone at the same step (a sequence
+/// reading another's queries, keys or positions would be as close to that one as to itself). The
+/// greedy choices that agree are reported.
 pub fn batch_against_alone_random(arch: &str, weights: &str, seqs: usize, steps: usize) -> Res<()> {
     use llama::backend::gpu::{GpuBackend, WeightSource};
-    const TOL: f32 = 2e-2;
+    if seqs < 2 {
+        return Err("gpu-check batch needs 2 sequences or more".into());
+    }
     let config = llama::arch::by_name(arch)?;
     let vocab = config.vocab_size;
     let opts = GpuOptions { weights: weights.parse()?, matvec_rows: None, ..GpuOptions::default() };
@@ -220,6 +228,7 @@ pub fn batch_against_alone_random(arch: &str, weights: &str, seqs: usize, steps:
     // The batched run first, keeping every step's logits and choices; then each sequence alone, one
     // model on the device at a time besides the batched one (two copies of the weights at most).
     let mut batched = make(seqs)?;
+    let mode = batched.launch_mode();
     let prompts = llama::bench::tokens(seqs * 24, vocab);
     let mut logits = vec![batched.forward(&prompts, false)?];
     let mut fed = vec![];
@@ -228,27 +237,36 @@ pub fn batch_against_alone_random(arch: &str, weights: &str, seqs: usize, steps:
         logits.push(batched.forward(&chosen, false)?);
         fed.push(chosen);
     }
-    let (mut worst, mut agree, mut total) = (0f32, 0, 0);
+    drop(batched);
+    // alone[b][step]: sequence b alone, fed the batched run's choices for it.
+    let mut alone = vec![];
     for b in 0..seqs {
         let mut a = make(1)?;
-        let mut want = a.forward(&prompts[b * 24..][..24], false)?;
-        for (step, got) in logits.iter().enumerate() {
+        let mut runs = vec![a.forward(&prompts[b * 24..][..24], false)?];
+        for t in &fed {
+            runs.push(a.forward(&[t[b]], false)?);
+        }
+        alone.push(runs);
+    }
+    let (mut worst, mut closest_other, mut agree, mut total) = (0f32, f32::INFINITY, 0, 0);
+    for (step, got) in logits.iter().enumerate() {
+        for b in 0..seqs {
             let got = &got[b * vocab..][..vocab];
-            worst = worst.max(rel_to_max(got, &want));
-            agree += usize::from(llama::sampler::argmax(got) == llama::sampler::argmax(&want));
-            total += 1;
-            if let Some(t) = fed.get(step) {
-                want = a.forward(&[t[b]], false)?;
+            let own = &alone[b][step];
+            worst = worst.max(rel_to_max(got, own));
+            for (_, other) in alone.iter().enumerate().filter(|&(o, _)| o != b) {
+                closest_other = closest_other.min(rel_to_max(got, &other[step]));
             }
+            agree += usize::from(llama::sampler::argmax(got) == llama::sampler::argmax(own));
+            total += 1;
         }
     }
-    let verdict = if worst < TOL { "PASS" } else { "FAIL" };
+    let verdict = if worst * 5.0 < closest_other { "PASS" } else { "FAIL" };
     println!(
-        "BATCH | {arch} {weights} (random) | {} | {seqs} sequences, 24-token prompts, {steps} decode steps | worst relative logit error to each alone {worst:.2e} (bound {TOL:.0e}) | greedy choices agree {agree}/{total} | {verdict}",
-        batched.launch_mode()
+        "BATCH | {arch} {weights} (random) | {mode} | {seqs} sequences, 24-token prompts, {steps} decode steps | worst relative logit error to each alone {worst:.2e}, closest to another sequence alone {closest_other:.2e} (must be 5x more) | greedy choices agree {agree}/{total} | {verdict}"
     );
     if verdict == "FAIL" {
-        return Err("a batched sequence's logits differ from the sequence alone".into());
+        return Err("a batched sequence's logits are not clearly its own".into());
     }
     Ok(())
 }
