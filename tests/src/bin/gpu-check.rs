@@ -62,15 +62,15 @@ fn main() {
             _ => Err("usage: gpu-check graph-eager ARCH bf16|fp8 STEPS [norm-in-residual]".into()),
         },
         "batch" => match (args.get(1), args.get(2), args.get(3).and_then(|s| s.parse().ok()), args.get(4).and_then(|s| s.parse().ok())) {
-            (Some(a), Some(w), Some(b), Some(n)) => tests::llama_gpu::batch_against_alone_random(a, w, b, n),
-            _ => Err("usage: gpu-check batch ARCH bf16|fp8 SEQUENCES STEPS".into()),
+            (Some(a), Some(w), Some(b), Some(n)) => tests::llama_gpu::batch_against_alone_random(a, w, b, n, args.get(5).is_some_and(|o| o == "heuristic")),
+            _ => Err("usage: gpu-check batch ARCH bf16|fp8 SEQUENCES STEPS [heuristic]".into()),
         },
         "fp8" => tests::fp8_bench::run(
             args.iter().position(|a| a == "--write").and_then(|i| args.get(i + 1)).map(String::as_str),
             args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(String::as_str),
         ),
         _ => {
-            eprintln!("usage: gpu-check test [FILTER] | compile | bench | decode | prefill | smollm2 MODEL GOLDENS | fp8-study MODEL | graph-eager ARCH WEIGHTS STEPS | batch ARCH WEIGHTS SEQUENCES STEPS | gemm [--write TUNED_FILE] | fp8 [--write TUNED_FILE] [--only SHAPE]");
+            eprintln!("usage: gpu-check test [FILTER] | compile | bench | decode | prefill | smollm2 MODEL GOLDENS | fp8-study MODEL | graph-eager ARCH WEIGHTS STEPS | batch ARCH WEIGHTS SEQUENCES STEPS [heuristic] | gemm [--write TUNED_FILE] | fp8 [--write TUNED_FILE] [--only SHAPE]");
             std::process::exit(2);
         }
     };
