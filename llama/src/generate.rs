@@ -61,6 +61,9 @@ pub fn generate(
     if prompt.is_empty() {
         return Err(LlamaError::Invalid("the prompt is empty".into()));
     }
+    if backend.batch() != 1 {
+        return Err(LlamaError::Invalid(format!("generation runs one sequence; this backend runs {} side by side", backend.batch())));
+    }
     let cap = backend.capacity();
     if prompt.len() >= cap {
         return Err(LlamaError::Invalid(format!(

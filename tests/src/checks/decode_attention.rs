@@ -240,5 +240,17 @@ pub fn decode_bad_shapes<R: Runtime>(rt: &R) {
     let bufs = DecodeBuffers { q: &q, q_stride: 4 * 64, k_cache: &kv, v_cache: &kv, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut t, out: &mut out };
     let e = decode_step(rt, &s, DecodeConfig { splits: 2, block_n: 32, num_warps: 1, num_stages: 5, fused_combine: false }, 0.125, bufs).unwrap_err().to_string();
     assert!(e.contains("num_stages 5 must be 2, 3 or 4"), "{e}");
+    // Queries closer than a sequence's heads, and a buffer too short for a second sequence's queries.
+    let bufs = DecodeBuffers { q: &q, q_stride: 4 * 64 - 2, k_cache: &kv, v_cache: &kv, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut t, out: &mut out };
+    let e = decode_step(rt, &s, DecodeConfig::splits(2), 0.125, bufs).unwrap_err().to_string();
+    assert!(e.contains("q_stride 254 must be at least 256"), "{e}");
+    let (two, lens2, kv2) = (shape(2, 1, 4, 64, 64), upload(rt, &[1i32, 1]), filled(rt, 2 * 64 * 64, f16::ZERO));
+    let (po2, pm2) = workspace_lens(&two, 2);
+    let (mut o2, mut m2, mut l2) = (filled(rt, po2, 0.0f32), filled(rt, pm2, 0.0f32), filled(rt, pm2, 0.0f32));
+    let mut out2 = poisoned::<R, f16>(rt, 2 * 4 * 64);
+    let bufs = DecodeBuffers { q: &q, q_stride: 4 * 64 + 8, k_cache: &kv2, v_cache: &kv2, ctx_lens: &lens2, part_o: &mut o2, part_m: &mut m2, part_l: &mut l2, tickets: &mut t, out: &mut out2 };
+    let e = decode_step(rt, &two, DecodeConfig::splits(2), 0.125, bufs).unwrap_err().to_string();
+    assert!(e.contains(&format!("q needs at least {} elements, its buffer has 256", 4 * 64 + 8 + 4 * 64)), "{e}");
+    assert!(download_f64(rt, &out2).iter().all(|v| v.is_nan()), "nothing ran");
     assert!(download_f64(rt, &out).iter().all(|v| v.is_nan()), "nothing ran");
 }

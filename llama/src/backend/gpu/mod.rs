@@ -218,6 +218,9 @@ impl<R: StepRuntime> GpuBackend<R> {
         for seq in tokens.chunks(per).skip(1) {
             super::check_batch(&self.model.config, self.pos, self.capacity, seq)?;
         }
+        if seqs > 1 && out_rows != 1 && out_rows != per {
+            return Err(LlamaError::Invalid(format!("with {seqs} sequences a step gives logits for each one's last token or all of its tokens, not {out_rows}")));
+        }
         let n = tokens.len();
         let s = StepShape { n, seqs, start: self.pos, out_rows };
         let rt = &self.rt;

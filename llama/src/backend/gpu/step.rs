@@ -370,7 +370,9 @@ type NormBuffers<'a, R> = (&'a <R as Runtime>::Buffer<bf16>, &'a <R as Runtime>:
 /// `w`, into packed bf16 rows of `out`.
 fn norm_rows<R: Runtime>(rt: &R, c: &LlamaConfig, x: &R::Buffer<f32>, w: &R::Buffer<f32>, (first, count, stride): (usize, usize, usize), out: &mut R::Buffer<bf16>) -> Result<()> {
     let d = c.d_model;
-    by_row_block!(d, count as u32, B, lc => rmsnorm_to::<bf16, B>::launch(rt, lc, x, w, out, d as i32, (stride * d) as i32, (first * d) as i32, c.rms_eps)).map_err(dev("RMSNorm"))
+    let i32_of = |v: usize| i32::try_from(v).map_err(|_| LlamaError::Invalid(format!("RMSNorm: offset {v} past the 2^31 elements of 32-bit offsets")));
+    let (row_stride, offset) = (i32_of(stride * d)?, i32_of(first * d)?);
+    by_row_block!(d, count as u32, B, lc => rmsnorm_to::<bf16, B>::launch(rt, lc, x, w, out, d as i32, row_stride, offset, c.rms_eps)).map_err(dev("RMSNorm"))
 }
 
 impl<R: Runtime> Ops for GpuStep<'_, R> {
