@@ -233,15 +233,15 @@ pub fn batch_against_alone_random(arch: &str, weights: &str, seqs: usize, steps:
         let sms = rt.device_info().multiprocessors;
         Ok(GpuBackend::new(rt, "cuda", sms, WeightSource::Random { config: &config, seed: 7 }, steps + 40, GpuOptions { batch, ..opts })?)
     };
-    // The batched run first, keeping every step's logits and choices; then each sequence alone, one
-    // model on the device at a time besides the batched one (two copies of the weights at most).
+    // The batched run first, keeping every step's logits and choices; then each sequence alone: one
+    // copy of the weights on the device at a time.
     let mut batched = make(seqs)?;
     let mode = batched.launch_mode();
     let prompts = llama::bench::tokens(seqs * plen, vocab);
     let mut logits = vec![batched.forward(&prompts, false)?];
     let mut fed = vec![];
     for _ in 0..steps {
-        let chosen: Vec<u32> = logits.last().expect("one step at least").chunks(vocab).map(llama::sampler::argmax).collect();
+        let chosen: Vec<u32> = logits.last().expect("one step at least").chunks(vocab).map(argmax).collect();
         logits.push(batched.forward(&chosen, false)?);
         fed.push(chosen);
     }
@@ -262,10 +262,10 @@ pub fn batch_against_alone_random(arch: &str, weights: &str, seqs: usize, steps:
             let got = &got[b * vocab..][..vocab];
             let own = &alone[b][step];
             worst = worst.max(rel_to_max(got, own));
-            for (_, other) in alone.iter().enumerate().filter(|&(o, _)| o != b) {
-                closest_other = closest_other.min(rel_to_max(got, &other[step]));
+            for other in (0..seqs).filter(|&o| o != b) {
+                closest_other = closest_other.min(rel_to_max(got, &alone[other][step]));
             }
-            agree += usize::from(llama::sampler::argmax(got) == llama::sampler::argmax(own));
+            agree += usize::from(argmax(got) == argmax(own));
             total += 1;
         }
     }

@@ -241,6 +241,13 @@ impl<R: StepRuntime> GpuBackend<R> {
             }
             self.warm = true;
         } else {
+            // The widest activations (gate and up, `2 * ffn_dim` a row) must stay within the 2^31
+            // elements that the kernels' 32-bit offsets address: refused before anything is allocated.
+            if n * 2 * self.model.config.ffn_dim > i32::MAX as usize {
+                return Err(LlamaError::Invalid(format!(
+                    "a step of {seqs} x {per} tokens is too large for one forward (its gate and up rows pass 2^31 elements): use fewer tokens a step (a smaller --batch or --prompt)"
+                )));
+            }
             let out_all = seqs * out_rows;
             if self.prefill.as_ref().is_none_or(|a| a.rows < n || a.head.rows < out_all) {
                 let rows = n.max(self.prefill.as_ref().map_or(0, |a| a.rows));
