@@ -30,6 +30,8 @@ pub struct Compiled {
     pub num_threads: u32,
     /// Dynamic shared memory the kernel needs, in bytes.
     pub shared_bytes: u32,
+    /// The tensor maps a launch passes after the kernel's own parameters (see [`crate::abi`]).
+    pub tensor_maps: Vec<crate::abi::TensorMapSpec>,
 }
 
 /// Compiles `kernel` for `opts.target` with the argument facts `spec`.
@@ -55,6 +57,7 @@ pub fn compile(kernel: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
         llvm_ir: lowered.ir,
         num_threads: 32 * opts.num_warps,
         shared_bytes: lowered.shared_bytes,
+        tensor_maps: lowered.tensor_maps,
     })
 }
 

@@ -93,11 +93,15 @@ pub struct CompileOptions {
     /// On targets with warpgroup tensor cores (sm_90a), lower the `dot`s that fit them to `wgmma`
     /// (see `lower::wgmma`); off, every tensor-core `dot` uses `mma.sync`. Default on; off to compare.
     pub wgmma: bool,
+    /// On sm_90a, pipeline the block-pointer loads that feed `wgmma` with TMA (`cp.async.bulk.tensor`
+    /// completing on `mbarrier`s; see `lower::tma`), where their tensor can be mapped; off, block-pointer
+    /// loads are per-thread loads. Default on; off to compare (`DSL_TMA=0`).
+    pub tma: bool,
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { target: Target::Sm90a, num_warps: 4, bounds_check: false, num_stages: 3, wgmma: true }
+        CompileOptions { target: Target::Sm90a, num_warps: 4, bounds_check: false, num_stages: 3, wgmma: true, tma: true }
     }
 }
 

@@ -26,3 +26,4 @@ pub mod fp8_bench;
 pub mod fp8_study;
 pub mod graph_timing;
 pub mod llama_gpu;
+pub mod tma_bench;

@@ -426,7 +426,7 @@ fn launch_options_reach_the_compiler() {
     }
     let ir = dsl_core::ir::print::print(&kernels::matmul::matmul::<f16, f16, f32, 64, 64, 32>::build().expect("traces"), true);
     let key = |num_warps, num_stages| {
-        cache_key(&KeyParts { ir: &ir, specialization: "", target: Target::Sm90a, num_warps, num_stages, bounds_check: false, wgmma: true, llvm_version: "", crate_version: "" })
+        cache_key(&KeyParts { ir: &ir, specialization: "", target: Target::Sm90a, num_warps, num_stages, bounds_check: false, wgmma: true, tma: true, llvm_version: "", crate_version: "" })
     };
     assert_ne!(key(8, 1), key(4, 3));
     assert_ne!(key(4, 1), key(4, 3));
@@ -703,4 +703,72 @@ fn matvec_reads_rows_into_registers_with_128_bit_loads() {
             assert!(a.registers <= 112, "{name}: {} registers (the plain product's: 102-105)", a.registers);
         }
     }
+}
+
+/// Block-pointer loads that feed `wgmma` are pipelined through TMA on sm_90a (`lower::tma`): two tensor
+/// maps (A and B) passed by value in the parameter space (never copied to local memory), the copies as
+/// `UTMALDG` completing on `mbarrier`s, no per-thread copies, no spills. Where the map cannot be known
+/// from the facts (a row stride not proven a multiple of 16 bytes), on sm_80, with bounds checks or with
+/// the option off, the loads stay per-thread.
+#[test]
+fn block_pointer_loads_feeding_wgmma_use_tma() {
+    use kernels::matmul::matmul_block_ptr;
+    // (m, n, k, stride_am, stride_ak, stride_bk, stride_bn, stride_cm, stride_cn): unit column strides.
+    let facts = |k: &Kernel, am: ArgFact| {
+        let ints = [ArgFact::None, ArgFact::Div16, ArgFact::Div16, am, ArgFact::One, ArgFact::Div16, ArgFact::One, ArgFact::Div16, ArgFact::One];
+        let mut f = vec![];
+        for p in &k.params {
+            f.push(match k.ty(p.value).elem {
+                ElemTy::Ptr { .. } => ArgFact::Aligned16,
+                _ => ints[f.len() - 3],
+            });
+        }
+        Specialization { facts: f }
+    };
+    let kernels = [
+        // 128-byte rows: one box a tile (A [64][64] bf16, B [64][64] bf16 read n-major).
+        (matmul_block_ptr::<bf16, bf16, f32, 64, 64, 64>::build(), 4, 1, 1),
+        // 256-byte rows of B: two 128-byte slabs, two boxes.
+        (matmul_block_ptr::<f16, f16, f32, 128, 128, 64>::build(), 8, 1, 2),
+        // 64-byte rows of A (64-byte swizzle), 256-byte rows of B.
+        (matmul_block_ptr::<bf16, bf16, f32, 64, 128, 32>::build(), 4, 1, 2),
+    ];
+    for (k, num_warps, a_boxes, b_boxes) in kernels {
+        let k = k.expect("traces");
+        let name = k.display_name();
+        let opts = CompileOptions { target: Target::Sm90a, num_warps, num_stages: 3, ..CompileOptions::default() };
+        let spec = facts(&k, ArgFact::Div16);
+        let c = compile(&k, &spec, &opts).expect("compiles");
+        assert_eq!(c.tensor_maps.len(), 2, "{name}: {:?}\n{}\n{}", c.tensor_maps, dsl_core::ir::print::print(&k, false), codegen_ptx::lower::explain(&k, &spec, &opts));
+        assert_eq!(codegen_ptx::lower::tensor_maps(&k, &spec, &opts), c.tensor_maps, "{name}: the plan alone gives the maps");
+        let (a, b) = (&c.tensor_maps[0], &c.tensor_maps[1]);
+        assert_eq!((a.base, b.base), (0, 1), "{name}");
+        assert_eq!((a.row_stride, b.row_stride), (codegen_ptx::abi::Extent::Param(6), codegen_ptx::abi::Extent::Param(8)), "{name}");
+        assert!(c.ptx.matches(".param .align 64 .b8").count() >= 2, "{name}: tensor maps not by value\n{}", c.ptx);
+        assert!(!c.ptx.contains("__local_depot"), "{name}: a tensor map copied to local memory");
+        let copies = c.ptx.matches("cp.async.bulk.tensor.2d").count();
+        // One copy per box in the loop and in each prologue iteration.
+        assert!(copies > 0 && copies % (a_boxes + b_boxes) == 0, "{name}: {copies} copies for {a_boxes} + {b_boxes} boxes");
+        assert!(c.ptx.contains("mbarrier.try_wait.parity") && c.ptx.contains("mbarrier.arrive.expect_tx"), "{name}");
+        let ptxas = find_ptxas().unwrap_or_else(|| panic!("ptxas not found: {INSTALL}"));
+        let nvdisasm = find_nvdisasm().unwrap_or_else(|| panic!("nvdisasm not found: {INSTALL}"));
+        let s = assemble(&ptxas, Some(&nvdisasm), &c.ptx, opts.target).expect("assembles");
+        if let Ok(dir) = std::env::var("DUMP_SASS") {
+            std::fs::write(format!("{dir}/{name} w{num_warps} tma.sass"), &s.sass).expect("writes the SASS");
+        }
+        eprintln!("{name} (sm_90a, {num_warps} warps, TMA): {} registers, spills {} / {}", s.registers, s.spill_stores, s.spill_loads);
+        assert!(s.sass.contains("UTMALDG"), "{name}: no TMA load in the SASS");
+        assert!(s.sass.contains("HGMMA"), "{name}: not on wgmma");
+        assert!(!s.sass.contains("LDGSTS") && !s.sass.contains("LDG.E"), "{name}: per-thread loads left");
+        assert_eq!((s.spill_stores, s.spill_loads), (0, 0), "{name}: spills");
+    }
+    // Where TMA does not apply.
+    let k = matmul_block_ptr::<bf16, bf16, f32, 64, 64, 64>::build().expect("traces");
+    let opts = CompileOptions { target: Target::Sm90a, num_warps: 4, num_stages: 3, ..CompileOptions::default() };
+    let maps = |spec: &Specialization, opts: &CompileOptions| compile(&k, spec, opts).expect("compiles").tensor_maps.len();
+    assert_eq!(maps(&facts(&k, ArgFact::None), &opts), 1, "A's row stride is unproven: B alone");
+    assert_eq!(maps(&facts(&k, ArgFact::Div16), &CompileOptions { tma: false, ..opts }), 0);
+    assert_eq!(maps(&facts(&k, ArgFact::Div16), &CompileOptions { bounds_check: true, ..opts }), 0);
+    assert_eq!(maps(&facts(&k, ArgFact::Div16), &CompileOptions { target: Target::Sm80, ..opts }), 0);
+    assert_eq!(maps(&facts(&k, ArgFact::Div16), &CompileOptions { num_stages: 1, ..opts }), 0);
 }

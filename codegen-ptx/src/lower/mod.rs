@@ -11,6 +11,7 @@
 //!   warpgroups (else [`mma`]);
 //! - [`place`]: where each value lives (blocked, an mma accumulator, its rows), decided before lowering;
 //! - [`pipeline`] and [`resident`]: `dot` operands in shared memory (`cp.async` stages, loop invariants);
+//! - [`tma`]: block-pointer loads in those stages through Hopper's TMA and `mbarrier`s (sm_90a);
 //! - [`remat`]: index and mask tiles recomputed in their user's layout;
 //! - [`math`]: transcendental functions and fp8 conversions with their documented accuracy;
 //! - [`explain`]: the decisions above, printed before code is emitted ([`explain()`], `DSL_DUMP_PLAN=1`);
@@ -30,6 +31,7 @@ mod place;
 mod remat;
 mod resident;
 mod text;
+mod tma;
 mod wgmma;
 
 use crate::abi;
@@ -48,6 +50,17 @@ pub struct Lowered {
     pub ir: String,
     pub entry: String,
     pub shared_bytes: u32,
+    /// The tensor maps the kernel takes after its own parameters (see [`crate::abi`]).
+    pub tensor_maps: Vec<abi::TensorMapSpec>,
+}
+
+/// The tensor maps a kernel compiled with `opts` and `spec` takes (what [`lower_kernel`] would give in
+/// [`Lowered::tensor_maps`], from its plan alone: the runtime reads them for PTX it did not compile).
+pub fn tensor_maps(k: &Kernel, spec: &Specialization, opts: &CompileOptions) -> Vec<abi::TensorMapSpec> {
+    if !(opts.tma && opts.wgmma && opts.target.has_wgmma()) {
+        return vec![];
+    }
+    planned(k, spec, opts).tma_maps
 }
 
 /// A lowered value in one thread.
@@ -201,6 +214,12 @@ pub(crate) struct Lowerer<'k> {
     resident: std::collections::HashMap<ValueId, usize>,
     /// Whether fitting `dot`s lower to `wgmma` (the option, on a target that has it).
     wgmma: bool,
+    /// Whether block-pointer loads feeding them may use TMA (see [`tma`]).
+    tma: bool,
+    /// The launch facts the kernel is specialized on.
+    facts: Specialization,
+    /// The tensor maps its TMA loads read, in parameter order.
+    tma_maps: Vec<abi::TensorMapSpec>,
     /// The `dot`s that do, by result (see [`wgmma`]).
     wgmma_dots: std::collections::HashSet<ValueId>,
     /// Their shared-memory operands (pipelined, resident or staged), which take the wgmma layout.
@@ -246,6 +265,9 @@ fn planned<'k>(k: &'k Kernel, spec: &Specialization, opts: &CompileOptions) -> L
         byte_of: Default::default(),
         resident: Default::default(),
         wgmma,
+        tma: wgmma && opts.tma && !opts.bounds_check,
+        facts: spec.clone(),
+        tma_maps: vec![],
         wgmma_dots: Default::default(),
         wg_operands: Default::default(),
         lagged: Default::default(),
@@ -297,18 +319,23 @@ pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
         l.vals[p.value.0 as usize] = Some(Val::Tile(vec![val]));
     }
     let is_pointer = k.params.iter().map(|p| matches!(k.ty(p.value).elem, ElemTy::Ptr { .. }));
-    let hidden = abi::hidden_params(is_pointer, opts.bounds_check);
-    if !hidden.is_empty() {
-        let mut lens = vec![None; k.params.len()];
-        for h in hidden {
-            match h {
-                abi::Hidden::BufferLen { param } => {
-                    params.push(format!("i64 %len{param}"));
-                    lens[param] = Some(format!("%len{param}"));
-                }
-                abi::Hidden::ErrorRecord => params.push(format!("{PTR} %err")),
+    let mut lens = vec![None; k.params.len()];
+    for h in abi::hidden_params(is_pointer, opts.bounds_check, l.tma_maps.len()) {
+        match h {
+            // By value in the parameter space, read there by the TMA unit (LLVM lowers a `grid_constant`
+            // byval parameter's address to `cvta.param` instead of copying it to local memory).
+            abi::Hidden::TensorMap { map } => params.push(format!(
+                "ptr byval([{n} x i8]) align 64 \"nvvm.grid_constant\" %tm{map}",
+                n = abi::TENSOR_MAP_BYTES
+            )),
+            abi::Hidden::BufferLen { param } => {
+                params.push(format!("i64 %len{param}"));
+                lens[param] = Some(format!("%len{param}"));
             }
+            abi::Hidden::ErrorRecord => params.push(format!("{PTR} %err")),
         }
+    }
+    if opts.bounds_check {
         l.lens = Some(lens);
     }
     // The ops after the last loop and the last read of a resident operand: every pipeline stage and
@@ -341,7 +368,7 @@ pub fn lower_kernel(k: &Kernel, spec: &Specialization, opts: &CompileOptions) ->
         "\ndefine ptx_kernel void @{entry}({}) #0 {{\n{body}}}\n\nattributes #0 = {{ \"nvvm.maxntid\"=\"{threads}\" }}\nattributes #1 = {{ convergent }}\n",
         params.join(", ")
     ));
-    Ok(Lowered { ir, entry, shared_bytes: l.smem_bytes as u32 })
+    Ok(Lowered { ir, entry, shared_bytes: l.smem_bytes as u32, tensor_maps: l.tma_maps })
 }
 
 /// Index of the first op of the kernel body after the last one that holds a loop or reads a resident
@@ -662,6 +689,7 @@ impl<'k> Lowerer<'k> {
                 }
                 Some(Val::Block { base, dims })
             }
+            LoadBlock { .. } if self.pipelined(r0.expect("result")) => Some(Val::Tile(vec![])),
             LoadBlock { ptr, padding, hints } => Some(Val::Tile(self.load_block(*ptr, *padding, *hints, r0.expect("result"))?)),
             StoreBlock { ptr, value, hints } => {
                 self.store_block(*ptr, *value, *hints)?;
@@ -829,6 +857,9 @@ impl<'k> Lowerer<'k> {
         }
         let pipe = self.pipes.get(&(body as *const Block as usize)).cloned();
         if let Some(p) = &pipe {
+            if p.has_tma() {
+                self.tma_init(p);
+            }
             // Prologue: the first `distance` iterations' copies in flight before the loop.
             for s in 0..p.distance {
                 let ivs = match step_r.parse::<i64>() {
@@ -839,7 +870,7 @@ impl<'k> Lowerer<'k> {
                     }
                 };
                 let guard = self.f.inst(format!("icmp {} {it} {ivs}, {hi_r}", if signed { "slt" } else { "ult" }));
-                self.pipe_issue(body, &ivs, &guard, &s.to_string())?;
+                self.pipe_issue(body, &ivs, &guard, &s.to_string(), tma::TmaFrom::Init(init, s))?;
             }
         }
         let pre = self.f.current();
@@ -858,6 +889,7 @@ impl<'k> Lowerer<'k> {
         self.f.switch_to(body_b);
         self.set(body.args[0], Val::Tile(vec![iv.clone()]));
         let stage = self.f.tmp();
+        let phase = self.f.tmp();
         if let Some(p) = &pipe {
             self.active = Some(pipeline::ActivePipe {
                 pipe: p.clone(),
@@ -868,6 +900,7 @@ impl<'k> Lowerer<'k> {
                 it,
                 signed,
                 stage: stage.clone(),
+                phase: phase.clone(),
                 synced: false,
                 prefetched: false,
                 at: Default::default(),
@@ -888,14 +921,16 @@ impl<'k> Lowerer<'k> {
         self.pipe_prefetch()?;
         let next_vals: Vec<Val> = next_ids.iter().zip(&wants).map(|(v, w)| self.carried(*v, *w)).collect();
         let next_iv = self.f.inst(format!("add {it} {iv}, {step_r}"));
-        let next_stage = match &pipe {
+        let (next_stage, next_phase) = match &pipe {
             Some(p) => {
                 self.active = None;
                 let s1 = self.f.inst(format!("add i32 {stage}, 1"));
                 let wrap = self.f.inst(format!("icmp eq i32 {s1}, {}", p.stages));
-                self.f.inst(format!("select i1 {wrap}, i32 0, i32 {s1}"))
+                let flipped = self.f.inst(format!("xor i32 {phase}, 1"));
+                let next_phase = self.f.inst(format!("select i1 {wrap}, i32 {flipped}, i32 {phase}"));
+                (self.f.inst(format!("select i1 {wrap}, i32 0, i32 {s1}")), next_phase)
             }
-            None => String::new(),
+            None => (String::new(), String::new()),
         };
         let latch = self.f.current();
         self.f.emit(format!("br label {}", self.f.label(header)));
@@ -904,6 +939,7 @@ impl<'k> Lowerer<'k> {
         self.f.prepend(header, format!("{iv} = phi {it} [ {lo_r}, {pre_l} ], [ {next_iv}, {latch_l} ]"));
         if pipe.is_some() {
             self.f.prepend(header, format!("{stage} = phi i32 [ 0, {pre_l} ], [ {next_stage}, {latch_l} ]"));
+            self.f.prepend(header, format!("{phase} = phi i32 [ 0, {pre_l} ], [ {next_phase}, {latch_l} ]"));
         }
         for (_, v, names) in &running {
             let new = self.pending.remove(v).expect("the dot left its running sum");
@@ -936,10 +972,13 @@ impl<'k> Lowerer<'k> {
                 None => results[j] = self.wait_wgmma(std::mem::take(&mut results[j]), 0),
             }
         }
-        if pipe.is_some() {
+        if let Some(p) = &pipe {
             // No copy may land in a stage buffer after the loop (a later pipeline reuses them).
             self.pipe_wait(0);
             self.barrier();
+            if p.has_tma() {
+                self.tma_release(p);
+            }
         }
         Ok(carried_tys.iter().zip(results).map(|(t, names)| Val::unflat(t, names)).collect())
     }

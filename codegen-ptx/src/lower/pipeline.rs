@@ -35,6 +35,8 @@ pub(super) struct PipeLoad {
     pub offset: usize,
     /// Elements per `cp.async`.
     pub width: usize,
+    /// A block-pointer load that TMA performs instead (see [`super::tma`]).
+    pub tma: Option<super::tma::TmaLoad>,
 }
 
 /// The pipeline of one loop.
@@ -50,6 +52,23 @@ pub(super) struct PipeLoop {
     pub distance: usize,
     /// The body's `dot`s that leave their `wgmma` group in flight into the next iteration.
     pub lagged: Vec<ValueId>,
+    /// Byte offset of the stages' `mbarrier`s (8 bytes each, after the stage buffers) where TMA loads.
+    pub bars: usize,
+}
+
+impl PipeLoop {
+    pub fn has_tma(&self) -> bool {
+        self.loads.iter().any(|l| l.tma.is_some())
+    }
+
+    pub fn has_cp_async(&self) -> bool {
+        self.loads.iter().any(|l| l.tma.is_none())
+    }
+
+    /// Shared-memory bytes: the stage buffers, and the barriers where TMA loads.
+    pub fn bytes(&self) -> usize {
+        self.stage_bytes * self.stages + if self.has_tma() { 8 * self.stages } else { 0 }
+    }
 }
 
 /// A pipelined loop being lowered.
@@ -64,6 +83,8 @@ pub(super) struct ActivePipe<'k> {
     pub signed: bool,
     /// The stage iteration `i` reads (an i32 register).
     pub stage: String,
+    /// The parity of that stage's use (`(i / stages) & 1`, i32), which its TMA barrier's wait names.
+    pub phase: String,
     /// The wait and barrier of this iteration are emitted.
     pub synced: bool,
     /// And its copies for iteration `i + distance` issued.
@@ -91,8 +112,12 @@ impl<'k> Lowerer<'k> {
         collect_loops(&self.k.body, &mut loops);
         let mut most = 0;
         for body in loops {
-            if let Some(p) = self.plan_loop(body, stages) {
-                most = most.max(p.stage_bytes * p.stages);
+            if let Some(mut p) = self.plan_loop(body, stages) {
+                for l in p.loads.iter_mut().filter_map(|l| l.tma.as_mut()) {
+                    l.map = self.tma_maps.len();
+                    self.tma_maps.push(l.spec);
+                }
+                most = most.max(p.bytes());
                 self.lagged.extend(p.lagged.iter().copied());
                 self.pipes.insert(body as *const Block as usize, p);
             }
@@ -126,6 +151,14 @@ impl<'k> Lowerer<'k> {
             };
             for operand in [Some(a), b_src].into_iter().flatten() {
                 let Some(&li) = index.get(&operand) else { continue };
+                if let OpKind::LoadBlock { ptr, padding, .. } = body.ops[li].kind {
+                    let Some(t) = self.plan_tma(body, &index, ptr, padding, operand) else { continue };
+                    offset = offset.next_multiple_of(1024);
+                    stage_align = 1024;
+                    loads.push(PipeLoad { result: operand, ptr, mask: None, offset, width: 0, tma: Some(t) });
+                    offset += (self.ty(operand).numel() * self.dtype(operand).size_bytes()).next_multiple_of(128);
+                    continue;
+                }
                 let OpKind::Load { ptr, mask, other, .. } = body.ops[li].kind else { continue };
                 if self.uses[operand.0 as usize] != 1 {
                     continue;
@@ -149,7 +182,7 @@ impl<'k> Lowerer<'k> {
                 let align = if self.wg_operands.contains(&operand) { 1024 } else { 128 };
                 offset = offset.next_multiple_of(align);
                 stage_align = stage_align.max(align);
-                loads.push(PipeLoad { result: operand, ptr, mask, offset, width });
+                loads.push(PipeLoad { result: operand, ptr, mask, offset, width, tma: None });
                 offset += (self.ty(operand).numel() * es).next_multiple_of(128);
             }
         }
@@ -160,14 +193,16 @@ impl<'k> Lowerer<'k> {
         let lagged: Vec<ValueId> = body.ops.iter().filter(|op| self.lags(body, op, &copied, stages)).map(|op| op.results[0]).collect();
         let distance = if lagged.is_empty() { stages - 1 } else { stages - 2 };
         let stage_bytes = offset.next_multiple_of(stage_align);
-        Some(PipeLoop { loads, slice: slice.into_iter().collect(), stage_bytes, stages, distance, lagged })
+        let bars = stage_bytes * stages;
+        Some(PipeLoop { loads, slice: slice.into_iter().collect(), stage_bytes, stages, distance, lagged, bars })
     }
 
     /// Issues the copies of one iteration (induction variable `iv_reg`; nothing is read where `guard` is
     /// false) into stage `stage` (an i32 operand), then commits them as one group. Lowers the slice again
     /// for that iteration first.
-    pub(super) fn pipe_issue(&mut self, body: &'k Block, iv_reg: &str, guard: &str, stage: &str) -> Result<(), CodegenError> {
+    pub(super) fn pipe_issue(&mut self, body: &'k Block, iv_reg: &str, guard: &str, stage: &str, from: super::tma::TmaFrom<'_>) -> Result<(), CodegenError> {
         let pipe = self.pipes[&(body as *const Block as usize)].clone();
+        self.tma_issue(&pipe, body, guard, stage, &from);
         self.set(body.args[0], Val::Tile(vec![iv_reg.to_string()]));
         for &i in &pipe.slice {
             let op = &body.ops[i];
@@ -175,7 +210,7 @@ impl<'k> Lowerer<'k> {
             self.op(op)?;
         }
         let stage_off = self.f.inst(format!("mul i32 {stage}, {}", pipe.stage_bytes));
-        for pl in &pipe.loads {
+        for pl in pipe.loads.iter().filter(|l| l.tma.is_none()) {
             let l = self.layout(pl.ptr)?;
             let (rows, row_len) = (self.ty(pl.result).shape[0], self.ty(pl.result).shape[1]);
             let es = self.dtype(pl.result).size_bytes();
@@ -200,8 +235,10 @@ impl<'k> Lowerer<'k> {
                 self.f.emit(format!("call void @{name}(ptr addrspace(3) {dst}, {} {}, i32 {size})", super::PTR, p[g]));
             }
         }
-        self.declare("declare void @llvm.nvvm.cp.async.commit.group()");
-        self.f.emit("call void @llvm.nvvm.cp.async.commit.group()");
+        if pipe.has_cp_async() {
+            self.declare("declare void @llvm.nvvm.cp.async.commit.group()");
+            self.f.emit("call void @llvm.nvvm.cp.async.commit.group()");
+        }
         Ok(())
     }
 
@@ -220,8 +257,14 @@ impl<'k> Lowerer<'k> {
         }
         ap.synced = true;
         let pending = ap.pipe.distance - 1;
-        let to_wgmma = ap.pipe.loads.iter().any(|l| self.wg_operands.contains(&l.result));
-        self.pipe_wait(pending);
+        let to_wgmma = ap.pipe.loads.iter().any(|l| l.tma.is_none() && self.wg_operands.contains(&l.result));
+        let (pipe, stage, phase) = (ap.pipe.clone(), ap.stage.clone(), ap.phase.clone());
+        if pipe.has_cp_async() {
+            self.pipe_wait(pending);
+        }
+        if pipe.has_tma() {
+            self.tma_wait(&pipe, &stage, &phase);
+        }
         if to_wgmma {
             self.fence_proxy_async();
         }
@@ -250,7 +293,7 @@ impl<'k> Lowerer<'k> {
             .iter()
             .flat_map(|&i| body.ops[i].results.iter().map(|r| (r.0 as usize, self.vals[r.0 as usize].clone())))
             .collect();
-        self.pipe_issue(body, &next, &guard, &ws)?;
+        self.pipe_issue(body, &next, &guard, &ws, super::tma::TmaFrom::Carried(distance))?;
         for (i, v) in saved {
             self.vals[i] = v;
         }

@@ -44,6 +44,8 @@ pub struct KeyParts<'a> {
     pub bounds_check: bool,
     /// Whether fitting `dot`s lower to `wgmma` (sm_90a).
     pub wgmma: bool,
+    /// Whether block-pointer loads feeding `wgmma` use TMA (sm_90a).
+    pub tma: bool,
     /// `crate::compile::llvm_version()`.
     pub llvm_version: &'a str,
     /// This crate's version and source hash (the code generator is part of it).
@@ -56,7 +58,12 @@ pub fn cache_key(p: &KeyParts<'_>) -> String {
     h.update(MAGIC.as_bytes());
     let num_warps = format!("{} warps {} stages", p.num_warps, p.num_stages);
     let checked = if p.bounds_check { "checked" } else { "unchecked" };
-    let mma = if p.wgmma { "wgmma" } else { "mma.sync" };
+    let mma = match (p.wgmma, p.tma) {
+        (true, true) => "wgmma tma",
+        (true, false) => "wgmma",
+        (false, true) => "mma.sync tma",
+        (false, false) => "mma.sync",
+    };
     for part in [p.ir, p.specialization, p.target.cpu(), &num_warps, checked, mma, p.llvm_version, p.crate_version] {
         // Length-prefixed, so no two different part lists hash the same bytes.
         h.update((part.len() as u64).to_le_bytes());
@@ -206,6 +213,7 @@ mod tests {
             num_stages: 1,
             bounds_check: false,
             wgmma: true,
+            tma: true,
             llvm_version: "22.1.0",
             crate_version: "0.1.0",
         }
@@ -225,6 +233,7 @@ mod tests {
             KeyParts { num_stages: 3, ..parts() },
             KeyParts { bounds_check: true, ..parts() },
             KeyParts { wgmma: false, ..parts() },
+            KeyParts { tma: false, ..parts() },
             KeyParts { llvm_version: "22.1.1", ..parts() },
             KeyParts { crate_version: "0.2.0", ..parts() },
         ];

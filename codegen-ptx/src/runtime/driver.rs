@@ -405,3 +405,66 @@ pub(crate) fn destroy_graph(graph: sys::CUgraph) {
         let _ = unsafe { cudarc::driver::result::graph::destroy(graph) };
     }
 }
+
+/// A TMA tensor map (`cuTensorMapEncodeTiled`, looked up without panicking where a driver lacks it).
+pub(crate) fn encode_tensor_map(e: &crate::abi::EncodeArgs) -> Result<sys::CUtensorMap, DriverError> {
+    use sys::{CUtensorMapDataType as Dt, CUtensorMapFloatOOBfill as Oob, CUtensorMapInterleave as Il};
+    use sys::{CUtensorMapL2promotion as L2, CUtensorMapSwizzle as Sw};
+    type Encode = unsafe extern "C" fn(
+        *mut sys::CUtensorMap,
+        Dt,
+        u32,
+        *mut c_void,
+        *const u64,
+        *const u64,
+        *const u32,
+        *const u32,
+        Il,
+        Sw,
+        L2,
+        Oob,
+    ) -> CUresult;
+    static FN: OnceLock<Option<Encode>> = OnceLock::new();
+    let f = FN.get_or_init(|| {
+        // SAFETY: check_driver passed before any runtime exists, so the library is loaded; the lookup
+        // calls nothing.
+        let lib = unsafe { sys::culib() };
+        unsafe { lib.get::<Encode>(b"cuTensorMapEncodeTiled") }.ok().map(|s| *s)
+    });
+    let f = f.ok_or(DriverError(CUresult::CUDA_ERROR_NOT_FOUND))?;
+    let dtype = match (e.elem_bytes, e.bf16) {
+        (1, _) => Dt::CU_TENSOR_MAP_DATA_TYPE_UINT8,
+        (2, true) => Dt::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+        (2, false) => Dt::CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+        _ => return Err(DriverError(CUresult::CUDA_ERROR_INVALID_VALUE)),
+    };
+    let swizzle = match e.swizzle {
+        32 => Sw::CU_TENSOR_MAP_SWIZZLE_32B,
+        64 => Sw::CU_TENSOR_MAP_SWIZZLE_64B,
+        128 => Sw::CU_TENSOR_MAP_SWIZZLE_128B,
+        _ => return Err(DriverError(CUresult::CUDA_ERROR_INVALID_VALUE)),
+    };
+    // SAFETY: all-zero bytes are a valid (empty) map; the driver fills it.
+    let mut map: sys::CUtensorMap = unsafe { std::mem::zeroed() };
+    let strides = [e.row_stride_bytes];
+    let element_strides = [1u32, 1];
+    // SAFETY: every pointer is to a live local array of the rank the call names (strides: rank - 1).
+    unsafe {
+        f(
+            &mut map,
+            dtype,
+            2,
+            e.address as *mut c_void,
+            e.global_dim.as_ptr(),
+            strides.as_ptr(),
+            e.box_dim.as_ptr(),
+            element_strides.as_ptr(),
+            Il::CU_TENSOR_MAP_INTERLEAVE_NONE,
+            swizzle,
+            L2::CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+            Oob::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+        )
+    }
+    .result()?;
+    Ok(map)
+}

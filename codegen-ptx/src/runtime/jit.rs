@@ -37,6 +37,8 @@ pub(crate) struct Loaded {
     pub(crate) num_threads: u32,
     pub(crate) shared_bytes: u32,
     pub(crate) name: Arc<str>,
+    /// The tensor maps a launch passes after the kernel's own parameters.
+    pub(crate) tensor_maps: Vec<crate::abi::TensorMapSpec>,
     /// Keeps `func` valid.
     _module: Module,
 }
@@ -160,7 +162,9 @@ impl Jit {
         let specialization = Specialization { facts: facts.to_vec() };
         let compiled = self.ptx(info, &specialization, opts)?;
         let t = Instant::now();
-        let loaded = Arc::new(load(dev, info, compiled)?);
+        // Derived from the plan (deterministic), so PTX read from the disk cache gets them too.
+        let maps = crate::lower::tensor_maps(&info.kernel, &specialization, &opts);
+        let loaded = Arc::new(load(dev, info, compiled, maps)?);
         lock(&self.timings).load = Some(t.elapsed());
         let mut entries = lock(&self.entries);
         let Some(e) = entries.get_mut(&spec.id) else {
@@ -184,6 +188,7 @@ impl Jit {
             num_stages: opts.num_stages,
             bounds_check: opts.bounds_check,
             wgmma: opts.wgmma,
+            tma: opts.tma,
             llvm_version: &llvm_version(),
             // The version and a hash of the code generator's source (build.rs): a cache written by
             // another build of the same version is not read.
@@ -215,7 +220,7 @@ impl Jit {
 }
 
 /// Loads PTX into the device's context and checks what the kernel needs against what the device has.
-fn load(dev: &Device, info: &KernelInfo, c: CachedPtx) -> Result<Loaded, CudaError> {
+fn load(dev: &Device, info: &KernelInfo, c: CachedPtx, tensor_maps: Vec<crate::abi::TensorMapSpec>) -> Result<Loaded, CudaError> {
     let kernel = info.name.to_string();
     dev.bind()?;
     // Loading a module is not a stream operation, but CUDA refuses it inside a thread-local capture; it is
@@ -256,5 +261,5 @@ fn load(dev: &Device, info: &KernelInfo, c: CachedPtx) -> Result<Loaded, CudaErr
             ),
         });
     }
-    Ok(Loaded { func, num_threads: c.num_threads, shared_bytes: c.shared_bytes, name: info.name.clone(), _module: module })
+    Ok(Loaded { func, num_threads: c.num_threads, shared_bytes: c.shared_bytes, name: info.name.clone(), tensor_maps, _module: module })
 }

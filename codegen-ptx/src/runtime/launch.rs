@@ -10,6 +10,22 @@ use super::CudaRuntime;
 use dsl_core::runtime::{Arg, KernelSpec, Launch};
 use std::ffi::c_void;
 
+/// The tensor maps of one launch, encoded from its packed words (a pointer's device address) and
+/// scalar arguments.
+fn tensor_maps(specs: &[abi::TensorMapSpec], words: &[u64], args: &[Arg<'_>]) -> Result<Vec<cudarc::driver::sys::CUtensorMap>, String> {
+    let scalar = |p: usize| match args.get(p) {
+        Some(Arg::Scalar(v, d)) if d.is_int() => Some(dsl_core::scalar::normalize(*d, *v).as_i64()),
+        _ => None,
+    };
+    specs
+        .iter()
+        .map(|s| {
+            let e = s.encode_args(words[s.base], scalar)?;
+            driver::encode_tensor_map(&e).map_err(|e| describe(e))
+        })
+        .collect()
+}
+
 impl CudaRuntime {
     /// The device address of the bounds-check error record, zeroed for the next launch.
     fn oob_record_ptr(&self) -> Result<u64, CudaError> {
@@ -65,19 +81,40 @@ impl CudaRuntime {
         let mut opts = self.options_for(options);
         opts.bounds_check &= !dev.is_capturing();
         let record = if opts.bounds_check { Some(self.oob_record_ptr()?) } else { None };
+        let mut loaded = self.jit.loaded(dev, spec, &info, &facts, opts)?;
+        let mut maps = match tensor_maps(&loaded.tensor_maps, &words, args) {
+            Ok(maps) => maps,
+            // A tensor TMA cannot map (a size or stride out of its range): the same kernel without TMA.
+            Err(_) => {
+                loaded = self.jit.loaded(dev, spec, &info, &facts, crate::target::CompileOptions { tma: false, ..opts })?;
+                vec![]
+            }
+        };
+        let own = words.len();
         let is_pointer = args.iter().map(|a| matches!(a, Arg::Buffer(_) | Arg::BufferMut(_)));
-        for h in abi::hidden_params(is_pointer, opts.bounds_check) {
-            words.push(match h {
+        let hidden = abi::hidden_params(is_pointer, opts.bounds_check, maps.len());
+        for h in &hidden {
+            words.push(match *h {
                 abi::Hidden::BufferLen { param } => match &args[param] {
                     Arg::Buffer(b) => b.len() as u64,
                     Arg::BufferMut(b) => b.len() as u64,
                     _ => 0, // not a pointer: hidden_params lists pointers only
                 },
                 abi::Hidden::ErrorRecord => record.unwrap_or(0),
+                abi::Hidden::TensorMap { .. } => 0, // passed from `maps` below
             });
         }
-        let loaded = self.jit.loaded(dev, spec, &info, &facts, opts)?;
-        let mut params: Vec<*mut c_void> = words.iter_mut().map(|w| w as *mut u64 as *mut c_void).collect();
+        // One pointer a parameter, in order: the kernel's own words, then each hidden one (a tensor map
+        // by the address of its 128 bytes).
+        let mut params: Vec<*mut c_void> = Vec::with_capacity(words.len());
+        let (own_words, hidden_words) = words.split_at_mut(own);
+        params.extend(own_words.iter_mut().map(|w| w as *mut u64 as *mut c_void));
+        for (h, w) in hidden.iter().zip(hidden_words.iter_mut()) {
+            params.push(match *h {
+                abi::Hidden::TensorMap { map } => &mut maps[map] as *mut _ as *mut c_void,
+                _ => w as *mut u64 as *mut c_void,
+            });
+        }
         // SAFETY: `params` has one slot per kernel parameter (checked against the kernel's signature), each
         // a u64 holding a live device address of this context or a scalar's bytes; the function is loaded.
         let overlap = info.waits_for_grids && self.programmatic_for(options);

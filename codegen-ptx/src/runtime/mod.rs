@@ -73,6 +73,7 @@ pub struct CudaRuntime {
     num_stages: AtomicU32,
     bounds_check: std::sync::atomic::AtomicBool,
     wgmma: std::sync::atomic::AtomicBool,
+    tma: std::sync::atomic::AtomicBool,
     programmatic_launch: std::sync::atomic::AtomicBool,
     /// Launches made with programmatic stream serialization (for tests that must know they overlapped).
     programmatic_launches: std::sync::atomic::AtomicU64,
@@ -94,6 +95,7 @@ impl CudaRuntime {
         dev.sync_launches.store(sync, Ordering::Relaxed);
         let checked = std::env::var("DSL_CHECK_BOUNDS").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
         let wgmma = !std::env::var("DSL_WGMMA").is_ok_and(|v| v == "0" || v.eq_ignore_ascii_case("false"));
+        let tma = !std::env::var("DSL_TMA").is_ok_and(|v| v == "0" || v.eq_ignore_ascii_case("false"));
         let pdl = std::env::var("DSL_PDL").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
         Ok(CudaRuntime {
             dev,
@@ -102,6 +104,7 @@ impl CudaRuntime {
             num_stages: AtomicU32::new(std::env::var("DSL_NUM_STAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1)),
             bounds_check: std::sync::atomic::AtomicBool::new(checked),
             wgmma: std::sync::atomic::AtomicBool::new(wgmma),
+            tma: std::sync::atomic::AtomicBool::new(tma),
             programmatic_launch: std::sync::atomic::AtomicBool::new(pdl),
             programmatic_launches: std::sync::atomic::AtomicU64::new(0),
             oob_record: std::sync::Mutex::new(None),
@@ -166,6 +169,7 @@ impl CudaRuntime {
             num_warps: launch.num_warps.unwrap_or_else(|| self.num_warps()),
             bounds_check: self.bounds_check(),
             wgmma: self.wgmma(),
+            tma: self.tma(),
             num_stages: launch.num_stages.unwrap_or_else(|| self.num_stages()).max(1),
         }
     }
@@ -191,6 +195,16 @@ impl CudaRuntime {
 
     pub fn wgmma(&self) -> bool {
         self.wgmma.load(Ordering::Relaxed)
+    }
+
+    /// Pipeline block-pointer loads that feed `wgmma` with TMA on sm_90a (default on; off with
+    /// `DSL_TMA=0`, to compare against per-thread loads). Part of the cache key.
+    pub fn set_tma(&self, on: bool) {
+        self.tma.store(on, Ordering::Relaxed);
+    }
+
+    pub fn tma(&self) -> bool {
+        self.tma.load(Ordering::Relaxed)
     }
 
     /// Whether `dot`s of tiles with 16 rows per warp (on whole warpgroups) run on `wgmma` here: an

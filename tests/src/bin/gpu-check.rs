@@ -10,6 +10,8 @@
 //! - `gpu-check gemm [--write FILE]`: the tuned GEMMs of [`tests::gemm`] (f16, bf16, fp8) at 4096³ and
 //!   8192³: every candidate config timed, the winner checked on sampled elements against float64, the
 //!   winners merged into FILE (`bench/gemm/tuned.tsv` is the committed copy).
+//! - `gpu-check tma-gemm`: bf16 GEMM 4096³/8192³ with block pointers through TMA, without, and with
+//!   pointer tiles (`cp.async`), side by side ([`tests::tma_bench`]).
 //! - `gpu-check decode`: split-KV decode attention (`kernels::kv_attention::decode`) at the issue-13 shapes,
 //!   as CUDA-graph replays over cache copies larger than L2, beside the KV-read floor at `$COPY_TBPS`.
 //! - `gpu-check prefill`: prefill attention over the cache (`kernels::kv_attention::prefill`), TFLOP/s at
@@ -48,6 +50,7 @@ fn main() {
             _ => None,
         }),
         "decode" => decode_bench(),
+        "tma-gemm" => tests::tma_bench::run(),
         "prefill" => prefill_bench(),
         "smollm2" => match (args.get(1), args.get(2)) {
             (Some(m), Some(g)) => tests::llama_gpu::run(std::path::Path::new(m), std::path::Path::new(g)),
@@ -70,7 +73,7 @@ fn main() {
             args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(String::as_str),
         ),
         _ => {
-            eprintln!("usage: gpu-check test [FILTER] | compile | bench | decode | prefill | smollm2 MODEL GOLDENS | fp8-study MODEL | graph-eager ARCH WEIGHTS STEPS | batch ARCH WEIGHTS SEQUENCES STEPS [heuristic] | gemm [--write TUNED_FILE] | fp8 [--write TUNED_FILE] [--only SHAPE]");
+            eprintln!("usage: gpu-check test [FILTER] | compile | bench | decode | prefill | smollm2 MODEL GOLDENS | fp8-study MODEL | graph-eager ARCH WEIGHTS STEPS | batch ARCH WEIGHTS SEQUENCES STEPS [heuristic] | gemm [--write TUNED_FILE] | tma-gemm | fp8 [--write TUNED_FILE] [--only SHAPE]");
             std::process::exit(2);
         }
     };

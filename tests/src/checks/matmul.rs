@@ -19,6 +19,7 @@ cases!(
     linear_16_bit,
     linear_fp8,
     linear_wgmma_tiles,
+    matmul_block_ptr_wgmma_tiles,
     matmul_splitk_f32,
     matmul_splitk_low_precision,
     matmul_splitk_accumulates,
@@ -322,6 +323,47 @@ pub fn linear_wgmma_tiles<R: Runtime>(rt: &R) {
     run_linear_on::<R, e4m3, e5m2, f32, 64, 64, 64>(rt, &p, 1.0, Some(4));
     let p = Problem::<e4m3, e4m3>::new(70, 90, 100, false, true, 854);
     run_linear_on::<R, e4m3, e4m3, f32, 64, 32, 32>(rt, &p, 1.0, Some(4));
+}
+
+fn run_block_ptr_on<R, A, B, O, const BM: i32, const BN: i32, const BK: i32>(rt: &R, p: &Problem<A, B>, warps: u32, stages: u32)
+where
+    R: Runtime,
+    A: TestElem + Numeric + DotOperands<B>,
+    B: TestElem + Numeric,
+    O: TestElem + Numeric,
+{
+    let (ba, bb) = (upload(rt, &p.a), upload(rt, &p.b));
+    let mut c = poisoned::<R, O>(rt, p.c_len);
+    let launch = Launch::from((blocks(p.m, BM as usize), blocks(p.n, BN as usize))).num_warps(warps).num_stages(stages);
+    let [m, n, k, sam, sak, sbk, sbn, scm, scn] = p.args();
+    let name = format!("matmul_block_ptr<{BM},{BN},{BK}> warps={warps} stages={stages}");
+    let res = matmul_block_ptr::<A, B, O, BM, BN, BK>::launch(rt, launch, &ba, &bb, &mut c, m, n, k, sam, sak, sbk, sbn, scm, scn);
+    launched(&p.describe::<O>(&name), res);
+    p.check::<O>(&name, &download_f64(rt, &c));
+}
+
+/// Block-pointer tiles on `wgmma` (16 rows per warp), whose loads go through TMA on sm_90a (codegen-ptx's
+/// `lower::tma`: row strides of whole 16-byte units, unit column strides): operand rows of 64, 128 and
+/// 256 bytes (two boxes), 2 to 4 stages, ragged M, N and K (K past the tensor reads zeros), a loop shorter
+/// than the prefetch distance, fp8 A through TMA with B staged from registers, and a tensor TMA cannot
+/// map (K = 0 columns: the launch falls back to per-thread loads). Elsewhere the same tiles use
+/// per-thread loads.
+pub fn matmul_block_ptr_wgmma_tiles<R: Runtime>(rt: &R) {
+    let p = Problem::<bf16, bf16>::dense(136, 208, 304, 860);
+    for stages in [2, 3, 4] {
+        run_block_ptr_on::<R, bf16, bf16, f32, 64, 64, 64>(rt, &p, 4, stages);
+    }
+    run_block_ptr_on::<R, bf16, bf16, f32, 64, 128, 32>(rt, &p, 4, 3);
+    run_block_ptr_on::<R, bf16, bf16, bf16, 128, 256, 64>(rt, &p, 8, 2);
+    let p = Problem::<f16, f16>::dense(72, 144, 160, 861);
+    run_block_ptr_on::<R, f16, f16, f32, 128, 128, 64>(rt, &p, 8, 3);
+    // One iteration, with copies up to 2 ahead (4 stages).
+    let p = Problem::<f16, f16>::dense(64, 64, 16, 862);
+    run_block_ptr_on::<R, f16, f16, f32, 64, 64, 32>(rt, &p, 4, 4);
+    let p = Problem::<e4m3, e4m3>::dense(80, 96, 192, 863);
+    run_block_ptr_on::<R, e4m3, e4m3, f32, 64, 64, 64>(rt, &p, 4, 3);
+    let p = Problem::<bf16, bf16>::with_strides(64, 64, 0, (16, 1, 64 * 16), (64, 1, 64 * 16), 64, 864);
+    run_block_ptr_on::<R, bf16, bf16, f32, 64, 64, 64>(rt, &p, 4, 3);
 }
 
 /// fp8 operands (e4m3, e5m2, mixed) on `mma.sync.m16n8k32` where the target has it: ragged and aligned
