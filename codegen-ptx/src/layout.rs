@@ -368,4 +368,23 @@ mod tests {
         let l = Layout::of(256, 128).unwrap();
         assert_eq!((l.regs(), l.vec), (2, 2));
     }
+
+    /// The TMA unit's swizzle (`CU_TENSOR_MAP_SWIZZLE_{32,64,128}B`) places a box's row `r`, byte `b` at
+    /// the box-linear address with bits [4, 4 + log2(span/16)) XORed with bits [7, ...) (boxes start
+    /// 1024-byte aligned): the layout `swizzle` gives the `dot` operands `lower::tma` fills, for rows of
+    /// 32, 64 and 128 bytes (longer rows are 128-byte slabs, each such a box).
+    #[test]
+    fn tma_swizzle_is_the_operand_swizzle() {
+        for row_bytes in [32usize, 64, 128] {
+            let mask = row_bytes / 16 - 1;
+            for row in 0..64 {
+                for b in (0..row_bytes).step_by(16) {
+                    let linear = row * row_bytes + b;
+                    let tma = linear ^ (((linear >> 7) & mask) << 4);
+                    let ours = row * row_bytes + 16 * swizzle(row, b / 16, row_bytes / 16);
+                    assert_eq!(tma, ours, "row {row}, byte {b}, {row_bytes}-byte rows");
+                }
+            }
+        }
+    }
 }

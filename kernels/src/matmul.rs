@@ -186,6 +186,41 @@ pub fn linear<A, B, O, const BLOCK_M: i32, const BLOCK_N: i32, const BLOCK_K: i3
     store_masked(c + c_offs, (acc * scale).to::<O>(), m_ok & (rn.expand_dims(0) < n));
 }
 
+/// [`linear`] written with block pointers: `C = (A · Bᵀ) · scale` for `B` stored `[N, K]`, windows moved
+/// along `K` with `advance`, out-of-bounds elements read as zero and skipped on store, so no masks. On
+/// sm_90a its loads go through TMA where the strides allow (rows 16-byte aligned).
+#[kernel]
+pub fn linear_block_ptr<A, B, O, const BLOCK_M: i32, const BLOCK_N: i32, const BLOCK_K: i32>(
+    a: Ptr<A>,
+    b: Ptr<B>,
+    c: MutPtr<O>,
+    m: i32,
+    n: i32,
+    k: i32,
+    stride_am: i32,
+    stride_bn: i32,
+    stride_cm: i32,
+    scale: f32,
+) where
+    A: Numeric + DotOperands<B>,
+    B: Numeric,
+    O: Numeric,
+{
+    let row0 = program_id(0) * BLOCK_M;
+    let col0 = program_id(1) * BLOCK_N;
+    let one = full::<i32>((), 1);
+    let mut a_blk = make_block_ptr(a, [m, k], [stride_am, one], (row0, 0), [BLOCK_M, BLOCK_K], [1, 0]);
+    let mut b_blk = make_block_ptr(b, [n, k], [stride_bn, one], (col0, 0), [BLOCK_N, BLOCK_K], [1, 0]);
+    let mut acc = zeros::<f32>([BLOCK_M, BLOCK_N]);
+    for _k0 in (0..k).step_by(BLOCK_K) {
+        acc = dot(load_block(a_blk), load_block(b_blk).trans(), acc);
+        a_blk = a_blk.advance((0, BLOCK_K));
+        b_blk = b_blk.advance((0, BLOCK_K));
+    }
+    let c_blk = make_block_ptr(c, [m, n], [stride_cm, one], (row0, col0), [BLOCK_M, BLOCK_N], [1, 0]);
+    store_block(c_blk, (acc * scale).to::<O>());
+}
+
 /// Tuning of [`matmul`] and [`linear`] as plain data (the runtime's autotuner times them): every declared
 /// instance with 4 and 8 warps and 3 and 4 pipeline stages. The key is the shape, bucketed.
 pub mod tuning {

@@ -71,6 +71,7 @@ interp_tests! {
             linear_16_bit,
             linear_fp8,
             linear_wgmma_tiles,
+            matmul_block_ptr_wgmma_tiles,
             matmul_splitk_f32,
             matmul_splitk_low_precision,
             matmul_splitk_accumulates,

@@ -37,12 +37,23 @@ pub fn explain(k: &Kernel, spec: &Specialization, opts: &CompileOptions) -> Stri
     let mut pipes: Vec<_> = l.pipes.values().collect();
     pipes.sort_by_key(|p| p.loads.first().map(|x| x.result));
     for p in pipes {
-        let loads: Vec<String> = p.loads.iter().map(|x| format!("{} at +{} ({} per cp.async)", x.result, x.offset, x.width)).collect();
+        let loads: Vec<String> = p
+            .loads
+            .iter()
+            .map(|x| match &x.tma {
+                Some(t) => format!(
+                    "{} at +{} (TMA: tensor map {}, {} box(es) of {}x{}, {}-byte swizzle)",
+                    x.result, x.offset, t.map, t.boxes, t.spec.box_rows, t.spec.box_cols, t.spec.swizzle
+                ),
+                None => format!("{} at +{} ({} per cp.async)", x.result, x.offset, x.width),
+            })
+            .collect();
         let _ = writeln!(
             out,
-            "pipeline: {} stages x {} B, prefetch distance {}: {}",
+            "pipeline: {} stages x {} B{}, prefetch distance {}: {}",
             p.stages,
             p.stage_bytes,
+            if p.has_tma() { format!(" and {} mbarriers at +{}", p.stages, p.bars) } else { String::new() },
             p.distance,
             loads.join(", ")
         );
@@ -93,8 +104,8 @@ impl Lowerer<'_> {
         for (name, v, rows) in [("A", a, m), ("B", src, n)] {
             let from = if let Some(at) = self.resident.get(&v) {
                 format!("resident at {at}")
-            } else if self.pipes.values().any(|p| p.loads.iter().any(|x| x.result == v)) {
-                "pipelined with cp.async".to_string()
+            } else if let Some(x) = self.pipes.values().flat_map(|p| &p.loads).find(|x| x.result == v) {
+                if x.tma.is_some() { "pipelined with TMA".to_string() } else { "pipelined with cp.async".to_string() }
             } else if name == "A" && self.place_of(a).is_some() {
                 "registers (the accumulator fragments of the dot before)".to_string()
             } else {

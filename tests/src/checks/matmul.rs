@@ -3,7 +3,7 @@
 use super::*;
 use dsl_core::lang::{DotOperands, Numeric};
 use dsl_core::prelude::{bf16, e4m3, e5m2, f16, Interpreter, Launch, Runtime};
-use kernels::matmul::{linear, matmul, matmul_block_ptr, matmul_splitk};
+use kernels::matmul::{linear, linear_block_ptr, matmul, matmul_block_ptr, matmul_splitk};
 
 cases!(
     "matmul": matmul_f32,
@@ -342,12 +342,32 @@ where
     p.check::<O>(&name, &download_f64(rt, &c));
 }
 
+fn run_linear_block_ptr_on<R, A, B, O, const BM: i32, const BN: i32, const BK: i32>(rt: &R, p: &Problem<A, B>, scale: f32, warps: u32, stages: u32)
+where
+    R: Runtime,
+    A: TestElem + Numeric + DotOperands<B>,
+    B: TestElem + Numeric,
+    O: TestElem + Numeric,
+{
+    let [sam, sak, sbk, sbn, scm] = p.strides;
+    assert!(sak == 1 && sbk == 1, "linear needs contiguous rows of A and of B ([N, K])");
+    let (ba, bb) = (upload(rt, &p.a), upload(rt, &p.b));
+    let mut c = poisoned::<R, O>(rt, p.c_len);
+    let launch = Launch::from((blocks(p.m, BM as usize), blocks(p.n, BN as usize))).num_warps(warps).num_stages(stages);
+    let [m, n, k] = [p.m, p.n, p.k].map(|x| x as i32);
+    let name = format!("linear_block_ptr<{BM},{BN},{BK}> scale={scale} warps={warps} stages={stages}");
+    let res = linear_block_ptr::<A, B, O, BM, BN, BK>::launch(rt, launch, &ba, &bb, &mut c, m, n, k, sam as i32, sbn as i32, scm as i32, scale);
+    launched(&p.describe::<O>(&name), res);
+    let got: Vec<f64> = download_f64(rt, &c).into_iter().map(|x| x / scale as f64).collect();
+    p.check::<O>(&name, &got);
+}
+
 /// Block-pointer tiles on `wgmma` (16 rows per warp), whose loads go through TMA on sm_90a (codegen-ptx's
 /// `lower::tma`: row strides of whole 16-byte units, unit column strides): operand rows of 64, 128 and
 /// 256 bytes (two boxes), 2 to 4 stages, ragged M, N and K (K past the tensor reads zeros), a loop shorter
-/// than the prefetch distance, fp8 A through TMA with B staged from registers, and a tensor TMA cannot
-/// map (K = 0 columns: the launch falls back to per-thread loads). Elsewhere the same tiles use
-/// per-thread loads.
+/// than the prefetch distance, fp8 A through TMA with B staged from registers, a tensor TMA cannot map
+/// (K = 0 columns: the launch falls back to per-thread loads), and `linear_block_ptr` (B `[N, K]`, both
+/// operands k-major) in bf16 and fp8. Elsewhere the same tiles use per-thread loads.
 pub fn matmul_block_ptr_wgmma_tiles<R: Runtime>(rt: &R) {
     let p = Problem::<bf16, bf16>::dense(136, 208, 304, 860);
     for stages in [2, 3, 4] {
@@ -364,6 +384,14 @@ pub fn matmul_block_ptr_wgmma_tiles<R: Runtime>(rt: &R) {
     run_block_ptr_on::<R, e4m3, e4m3, f32, 64, 64, 64>(rt, &p, 4, 3);
     let p = Problem::<bf16, bf16>::with_strides(64, 64, 0, (16, 1, 64 * 16), (64, 1, 64 * 16), 64, 864);
     run_block_ptr_on::<R, bf16, bf16, f32, 64, 64, 64>(rt, &p, 4, 3);
+    // `linear_block_ptr`: B stored [N, K], both operands k-major through TMA; fp8 with its lagged
+    // promotion (one group a dot) and with two groups (BLOCK_K 256, not lagged).
+    let p = dense_nt::<bf16, bf16>(136, 208, 304, 865);
+    run_linear_block_ptr_on::<R, bf16, bf16, bf16, 128, 128, 64>(rt, &p, 1.0, 8, 3);
+    run_linear_block_ptr_on::<R, bf16, bf16, f32, 64, 256, 64>(rt, &p, 0.5, 4, 4);
+    let p = dense_nt::<e4m3, e4m3>(136, 208, 352, 866);
+    run_linear_block_ptr_on::<R, e4m3, e4m3, bf16, 128, 128, 128>(rt, &p, 1.0, 8, 3);
+    run_linear_block_ptr_on::<R, e4m3, e4m3, f32, 64, 64, 256>(rt, &p, 0.25, 4, 3);
 }
 
 /// fp8 operands (e4m3, e5m2, mixed) on `mma.sync.m16n8k32` where the target has it: ragged and aligned
