@@ -16,12 +16,12 @@ for tma in 1 0; do
     DSL_TMA=$tma DSL_SYNC_LAUNCH=1 DSL_CACHE_DIR=off timeout 120 $G test matmul_block_ptr_wgmma > "$OUT/check-tma$tma.txt" 2>&1
     echo "[$((SECONDS - start)) s] check tma=$tma rc=$?: $(grep -h passed "$OUT/check-tma$tma.txt" | tail -1)"; grep -h FAIL "$OUT/check-tma$tma.txt" | head -5
 done
-timeout 200 $G test matmul > "$OUT/check-matmul.txt" 2>&1
+DSL_TMA=1 timeout 200 $G test matmul > "$OUT/check-matmul.txt" 2>&1
 echo "[$((SECONDS - start)) s] matmul rc=$?: $(grep -h passed "$OUT/check-matmul.txt" | tail -1)"; grep -h FAIL "$OUT/check-matmul.txt" | head -5
 CS=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
 if [ -n "$CS" ]; then
     for tool in memcheck racecheck synccheck; do
-        DSL_CACHE_DIR=off timeout 150 $CS --tool $tool $G test matmul_block_ptr_wgmma > "$OUT/sanitizer-$tool.txt" 2>&1
+        DSL_TMA=1 DSL_CACHE_DIR=off timeout 150 $CS --tool $tool $G test matmul_block_ptr_wgmma > "$OUT/sanitizer-$tool.txt" 2>&1
         echo "[$((SECONDS - start)) s] $tool rc=$?: $(grep -h "ERROR SUMMARY\|RACECHECK SUMMARY" "$OUT/sanitizer-$tool.txt" | tail -1)"
     done
 fi

@@ -95,13 +95,14 @@ pub struct CompileOptions {
     pub wgmma: bool,
     /// On sm_90a, pipeline the block-pointer loads that feed `wgmma` with TMA (`cp.async.bulk.tensor`
     /// completing on `mbarrier`s; see `lower::tma`), where their tensor can be mapped; off, block-pointer
-    /// loads are per-thread loads. Default on; off to compare (`DSL_TMA=0`).
+    /// loads are per-thread loads. Default **off** until the path has run on a GPU (the runtime turns it
+    /// on with `DSL_TMA=1` or `CudaRuntime::set_tma`).
     pub tma: bool,
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { target: Target::Sm90a, num_warps: 4, bounds_check: false, num_stages: 3, wgmma: true, tma: true }
+        CompileOptions { target: Target::Sm90a, num_warps: 4, bounds_check: false, num_stages: 3, wgmma: true, tma: false }
     }
 }
 

@@ -736,7 +736,7 @@ fn block_pointer_loads_feeding_wgmma_use_tma() {
     for (k, num_warps, a_boxes, b_boxes) in kernels {
         let k = k.expect("traces");
         let name = k.display_name();
-        let opts = CompileOptions { target: Target::Sm90a, num_warps, num_stages: 3, ..CompileOptions::default() };
+        let opts = CompileOptions { target: Target::Sm90a, num_warps, num_stages: 3, tma: true, ..CompileOptions::default() };
         let spec = facts(&k, ArgFact::Div16);
         let c = compile(&k, &spec, &opts).expect("compiles");
         assert_eq!(c.tensor_maps.len(), 2, "{name}: {:?}\n{}\n{}", c.tensor_maps, dsl_core::ir::print::print(&k, false), codegen_ptx::lower::explain(&k, &spec, &opts));
@@ -773,7 +773,7 @@ fn block_pointer_loads_feeding_wgmma_use_tma() {
             _ => ArgFact::None,
         });
     }
-    let opts = CompileOptions { target: Target::Sm90a, num_warps: 8, num_stages: 3, ..CompileOptions::default() };
+    let opts = CompileOptions { target: Target::Sm90a, num_warps: 8, num_stages: 3, tma: true, ..CompileOptions::default() };
     let c = compile(&k, &Specialization { facts: f }, &opts).expect("compiles");
     assert_eq!(c.tensor_maps.len(), 2, "linear_block_ptr e4m3: {:?}", c.tensor_maps);
     let ptxas = find_ptxas().unwrap_or_else(|| panic!("ptxas not found: {INSTALL}"));
@@ -785,7 +785,7 @@ fn block_pointer_loads_feeding_wgmma_use_tma() {
     // sum spills a few registers: bench/wgmma/NOTES.md, 2026-12-07 session 7. Not asserted.)
     // Where TMA does not apply.
     let k = matmul_block_ptr::<bf16, bf16, f32, 64, 64, 64>::build().expect("traces");
-    let opts = CompileOptions { target: Target::Sm90a, num_warps: 4, num_stages: 3, ..CompileOptions::default() };
+    let opts = CompileOptions { target: Target::Sm90a, num_warps: 4, num_stages: 3, tma: true, ..CompileOptions::default() };
     let maps = |spec: &Specialization, opts: &CompileOptions| compile(&k, spec, opts).expect("compiles").tensor_maps.len();
     assert_eq!(maps(&facts(&k, ArgFact::None), &opts), 1, "A's row stride is unproven: B alone");
     assert_eq!(maps(&facts(&k, ArgFact::Div16), &CompileOptions { tma: false, ..opts }), 0);

@@ -95,7 +95,7 @@ impl CudaRuntime {
         dev.sync_launches.store(sync, Ordering::Relaxed);
         let checked = std::env::var("DSL_CHECK_BOUNDS").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
         let wgmma = !std::env::var("DSL_WGMMA").is_ok_and(|v| v == "0" || v.eq_ignore_ascii_case("false"));
-        let tma = !std::env::var("DSL_TMA").is_ok_and(|v| v == "0" || v.eq_ignore_ascii_case("false"));
+        let tma = std::env::var("DSL_TMA").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
         let pdl = std::env::var("DSL_PDL").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
         Ok(CudaRuntime {
             dev,
@@ -197,8 +197,8 @@ impl CudaRuntime {
         self.wgmma.load(Ordering::Relaxed)
     }
 
-    /// Pipeline block-pointer loads that feed `wgmma` with TMA on sm_90a (default on; off with
-    /// `DSL_TMA=0`, to compare against per-thread loads). Part of the cache key.
+    /// Pipeline block-pointer loads that feed `wgmma` with TMA on sm_90a (default off; on with
+    /// `DSL_TMA=1`). Part of the cache key.
     pub fn set_tma(&self, on: bool) {
         self.tma.store(on, Ordering::Relaxed);
     }
