@@ -90,9 +90,10 @@ impl TensorMapSpec {
             Extent::Param(p) => scalar(p).ok_or_else(|| format!("parameter {p} is not an integer scalar")),
         };
         let (rows, cols, stride) = (get(self.rows)?, get(self.cols)?, get(self.row_stride)?);
+        // (The copies' coordinates are 32-bit signed.)
         for (what, v) in [("rows", rows), ("columns", cols)] {
-            if !(1..=1i64 << 32).contains(&v) {
-                return Err(format!("a tensor map needs 1 to 2^32 {what}, got {v}"));
+            if !(1..=i32::MAX as i64).contains(&v) {
+                return Err(format!("a tensor map needs 1 to 2^31 - 1 {what}, got {v}"));
             }
         }
         let stride_bytes = stride.checked_mul(self.elem_bytes as i64).unwrap_or(-1);
@@ -223,6 +224,7 @@ mod tests {
         assert!(spec.encode_args(0x7f00_0000_0100, scalars(50)).is_err());
         assert!(spec.encode_args(0x7f00_0000_0108, scalars(256)).is_err());
         assert!(TensorMapSpec { rows: Extent::Const(0), ..spec }.encode_args(0x100, scalars(256)).is_err());
+        assert!(TensorMapSpec { rows: Extent::Const(1 << 31), ..spec }.encode_args(0x100, scalars(256)).is_err());
         assert!(TensorMapSpec { rows: Extent::Param(9), ..spec }.encode_args(0x100, scalars(256)).is_err());
     }
 

@@ -81,7 +81,8 @@ impl<'k> Lowerer<'k> {
         }
         let delta = |v: ValueId| match self.const_int(v) {
             Some(c) => Some(Delta::Const(c)),
-            None if !index.contains_key(&self.uncast(v)) => Some(Delta::Val(self.uncast(v))),
+            // Defined before the loop: not by the body, and neither the induction variable nor a carried value.
+            None if !index.contains_key(&self.uncast(v)) && !body.args.contains(&self.uncast(v)) => Some(Delta::Val(self.uncast(v))),
             None => None,
         };
         let delta = [delta(offsets[0])?, delta(offsets[1])?];
@@ -140,7 +141,10 @@ impl<'k> Lowerer<'k> {
         let mut v = v;
         while let Some(OpKind::Cast { src, .. }) = self.defs[v.0 as usize].map(|o| &o.kind) {
             let (from, to) = (self.dtype(*src), self.dtype(v));
-            if !(from.is_int() && to.is_int() && to.size_bytes() >= from.size_bytes() && (from.is_signed_int() || !to.is_signed_int() || to.size_bytes() > from.size_bytes())) {
+            // Same signedness and at least as wide, or unsigned into a wider type.
+            let same = from.is_signed_int() == to.is_signed_int() && to.size_bytes() >= from.size_bytes();
+            let widened = !from.is_signed_int() && to.size_bytes() > from.size_bytes();
+            if !(from.is_int() && to.is_int() && (same || widened)) {
                 break;
             }
             v = *src;

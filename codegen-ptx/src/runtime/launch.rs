@@ -81,7 +81,13 @@ impl CudaRuntime {
         let mut opts = self.options_for(options);
         opts.bounds_check &= !dev.is_capturing();
         let record = if opts.bounds_check { Some(self.oob_record_ptr()?) } else { None };
-        let mut loaded = self.jit.loaded(dev, spec, &info, &facts, opts)?;
+        let mut loaded = match self.jit.loaded(dev, spec, &info, &facts, opts) {
+            // TMA pipelines block-pointer loads, whose stages may not fit where the loads without it do.
+            Err(CudaError::SharedMemory { .. }) if opts.tma => {
+                self.jit.loaded(dev, spec, &info, &facts, crate::target::CompileOptions { tma: false, ..opts })?
+            }
+            r => r?,
+        };
         let mut maps = match tensor_maps(&loaded.tensor_maps, &words, args) {
             Ok(maps) => maps,
             // A tensor TMA cannot map (a size or stride out of its range): the same kernel without TMA.
