@@ -1,4 +1,5 @@
-//! GPU time of a step as CUDA-graph replays: what the benchmarks (`fp8_bench`, `gpu-check decode`) time.
+//! GPU time of a step as CUDA-graph replays: what the benchmarks (`fp8_bench`, `gpu-check decode`) time;
+//! and the median of single launches timed with CUDA events.
 
 use codegen_ptx::runtime::{CudaError, CudaRuntime};
 
@@ -30,4 +31,18 @@ impl From<CudaError> for CaptureErr {
     fn from(e: CudaError) -> Self {
         CaptureErr(e.to_string())
     }
+}
+
+/// The median of `reps` CUDA-event timings (ms) of `f`, after `warm` untimed calls.
+pub fn median_ms(rt: &CudaRuntime, warm: usize, reps: usize, mut f: impl FnMut() -> Result<(), CudaError>) -> Result<f64, CudaError> {
+    for _ in 0..warm {
+        f()?;
+    }
+    rt.synchronize()?;
+    let mut t = vec![];
+    for _ in 0..reps {
+        t.push(rt.time(&mut f)?);
+    }
+    t.sort_by(|a, b| a.total_cmp(b));
+    Ok(t[reps / 2])
 }

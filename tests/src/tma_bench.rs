@@ -12,18 +12,13 @@ use codegen_ptx::runtime::{CudaBuffer, CudaError, CudaRuntime};
 use dsl_core::prelude::{bf16, e4m3, Launch, Runtime};
 use kernels::matmul::{linear, linear_block_ptr, matmul, matmul_block_ptr};
 
+/// One warm-up call, then the median of 5 timings.
+fn median_ms(rt: &CudaRuntime, f: impl FnMut() -> Result<(), CudaError>) -> Res<f64> {
+    Ok(crate::graph_timing::median_ms(rt, 1, 5, f)?)
+}
+
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
-fn median_ms(rt: &CudaRuntime, mut f: impl FnMut() -> Result<(), CudaError>) -> Res<f64> {
-    f()?;
-    rt.synchronize()?;
-    let mut t = vec![];
-    for _ in 0..5 {
-        t.push(rt.time(&mut f)?);
-    }
-    t.sort_by(|a, b| a.total_cmp(b));
-    Ok(t[2])
-}
 
 /// The worst sampled error of `c` against `(A · B) · scale` in float64, relative to `sum |a b|`; `a` and
 /// `b` are the inputs as the kernel saw them, B `[K, N]` (or `[N, K]` where `b_nk`).

@@ -151,39 +151,36 @@ impl<'k> Lowerer<'k> {
             };
             for operand in [Some(a), b_src].into_iter().flatten() {
                 let Some(&li) = index.get(&operand) else { continue };
-                if let OpKind::LoadBlock { ptr, padding, .. } = body.ops[li].kind {
-                    let Some(t) = self.plan_tma(body, &index, ptr, padding, operand) else { continue };
-                    offset = offset.next_multiple_of(1024);
-                    stage_align = 1024;
-                    loads.push(PipeLoad { result: operand, ptr, mask: None, offset, width: 0, tma: Some(t) });
-                    offset += (self.ty(operand).numel() * self.dtype(operand).size_bytes()).next_multiple_of(128);
-                    continue;
-                }
-                let OpKind::Load { ptr, mask, other, .. } = body.ops[li].kind else { continue };
-                if self.uses[operand.0 as usize] != 1 {
-                    continue;
-                }
-                if other.is_some_and(|o| !is_zero_splat(self, o)) {
-                    continue;
-                }
-                let Ok(l) = self.layout(ptr) else { continue };
-                let width = self.vector_width(ptr, mask, l);
-                let es = self.dtype(operand).size_bytes();
-                if l.replicated() || !matches!(width * es, 4 | 8 | 16) {
-                    continue;
-                }
-                let mut deps = BTreeSet::new();
-                let ok = [Some(ptr), mask].into_iter().flatten().all(|v| slice_of(body, &index, v, &mut deps));
-                if !ok {
-                    continue;
-                }
-                slice.extend(deps);
+                let (ptr, mask, width, tma) = match body.ops[li].kind {
+                    // A block-pointer load: copied by TMA (a `wgmma` operand) or not pipelined.
+                    OpKind::LoadBlock { ptr, padding, .. } => {
+                        let Some(t) = self.plan_tma(body, &index, ptr, padding, operand) else { continue };
+                        (ptr, None, 0, Some(t))
+                    }
+                    OpKind::Load { ptr, mask, other, .. } => {
+                        if self.uses[operand.0 as usize] != 1 || other.is_some_and(|o| !is_zero_splat(self, o)) {
+                            continue;
+                        }
+                        let Ok(l) = self.layout(ptr) else { continue };
+                        let width = self.vector_width(ptr, mask, l);
+                        if l.replicated() || !matches!(width * self.dtype(operand).size_bytes(), 4 | 8 | 16) {
+                            continue;
+                        }
+                        let mut deps = BTreeSet::new();
+                        if ![Some(ptr), mask].into_iter().flatten().all(|v| slice_of(body, &index, v, &mut deps)) {
+                            continue;
+                        }
+                        slice.extend(deps);
+                        (ptr, mask, width, None)
+                    }
+                    _ => continue,
+                };
                 // wgmma operands start at multiples of 1024 bytes (see `super::wgmma`), so stages do too.
                 let align = if self.wg_operands.contains(&operand) { 1024 } else { 128 };
                 offset = offset.next_multiple_of(align);
                 stage_align = stage_align.max(align);
-                loads.push(PipeLoad { result: operand, ptr, mask, offset, width, tma: None });
-                offset += (self.ty(operand).numel() * es).next_multiple_of(128);
+                loads.push(PipeLoad { result: operand, ptr, mask, offset, width, tma });
+                offset += (self.ty(operand).numel() * self.dtype(operand).size_bytes()).next_multiple_of(128);
             }
         }
         if loads.is_empty() {

@@ -81,18 +81,17 @@ impl CudaRuntime {
         let mut opts = self.options_for(options);
         opts.bounds_check &= !dev.is_capturing();
         let record = if opts.bounds_check { Some(self.oob_record_ptr()?) } else { None };
+        let without_tma = || self.jit.loaded(dev, spec, &info, &facts, crate::target::CompileOptions { tma: false, ..opts });
         let mut loaded = match self.jit.loaded(dev, spec, &info, &facts, opts) {
             // TMA pipelines block-pointer loads, whose stages may not fit where the loads without it do.
-            Err(CudaError::SharedMemory { .. }) if opts.tma => {
-                self.jit.loaded(dev, spec, &info, &facts, crate::target::CompileOptions { tma: false, ..opts })?
-            }
+            Err(CudaError::SharedMemory { .. }) if opts.tma => without_tma()?,
             r => r?,
         };
         let mut maps = match tensor_maps(&loaded.tensor_maps, &words, args) {
             Ok(maps) => maps,
             // A tensor TMA cannot map (a size or stride out of its range): the same kernel without TMA.
             Err(_) => {
-                loaded = self.jit.loaded(dev, spec, &info, &facts, crate::target::CompileOptions { tma: false, ..opts })?;
+                loaded = without_tma()?;
                 vec![]
             }
         };

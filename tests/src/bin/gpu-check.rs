@@ -35,6 +35,7 @@ use kernels::rmsnorm::rmsnorm;
 use kernels::softmax::softmax;
 use std::time::Instant;
 use tests::checks::{self, rng, randn, run_case};
+use tests::graph_timing::median_ms;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -344,18 +345,6 @@ fn layer_chain_graph_check(rt: &CudaRuntime) -> Res<()> {
 }
 
 /// Median of `reps` GPU timings (ms) of `f`, after `warm` untimed runs.
-fn median_ms(rt: &CudaRuntime, warm: usize, reps: usize, mut f: impl FnMut() -> Result<(), CudaError>) -> Res<f64> {
-    for _ in 0..warm {
-        f()?;
-    }
-    rt.synchronize()?;
-    let mut t = vec![];
-    for _ in 0..reps {
-        t.push(rt.time(&mut f)?);
-    }
-    t.sort_by(|a, b| a.total_cmp(b));
-    Ok(t[reps / 2])
-}
 
 fn rand_f32(n: usize, seed: u64) -> Vec<f32> {
     let mut r = rng(seed);

@@ -119,15 +119,40 @@ where
     B: TestElem + Numeric,
     O: TestElem + Numeric,
 {
+    run_plain_on::<R, A, B, O, BM, BN, BK>(rt, p, block_ptr, None, None)
+}
+
+/// The launch of a `BM x BN` tile over `p`'s output on `warps` warps with `stages` pipeline stages (each
+/// the runtime's default where `None`).
+fn launch_on<A, B>(p: &Problem<A, B>, bm: i32, bn: i32, warps: Option<u32>, stages: Option<u32>) -> Launch {
+    let mut launch = Launch::from((blocks(p.m, bm as usize), blocks(p.n, bn as usize)));
+    if let Some(w) = warps {
+        launch = launch.num_warps(w);
+    }
+    if let Some(s) = stages {
+        launch = launch.num_stages(s);
+    }
+    launch
+}
+
+/// [`run_plain`] on `warps` warps with `stages` pipeline stages (else the runtime's defaults).
+fn run_plain_on<R, A, B, O, const BM: i32, const BN: i32, const BK: i32>(rt: &R, p: &Problem<A, B>, block_ptr: bool, warps: Option<u32>, stages: Option<u32>)
+where
+    R: Runtime,
+    A: TestElem + Numeric + DotOperands<B>,
+    B: TestElem + Numeric,
+    O: TestElem + Numeric,
+{
     let (ba, bb) = (upload(rt, &p.a), upload(rt, &p.b));
     let mut c = poisoned::<R, O>(rt, p.c_len);
-    let grid = (blocks(p.m, BM as usize), blocks(p.n, BN as usize));
+    let launch = launch_on(p, BM, BN, warps, stages);
     let [m, n, k, sam, sak, sbk, sbn, scm, scn] = p.args();
-    let name = format!("{}<{BM},{BN},{BK}>", if block_ptr { "matmul_block_ptr" } else { "matmul" });
+    let kernel = if block_ptr { "matmul_block_ptr" } else { "matmul" };
+    let name = format!("{kernel}<{BM},{BN},{BK}> warps={warps:?} stages={stages:?}");
     let res = if block_ptr {
-        matmul_block_ptr::<A, B, O, BM, BN, BK>::launch(rt, grid, &ba, &bb, &mut c, m, n, k, sam, sak, sbk, sbn, scm, scn)
+        matmul_block_ptr::<A, B, O, BM, BN, BK>::launch(rt, launch, &ba, &bb, &mut c, m, n, k, sam, sak, sbk, sbn, scm, scn)
     } else {
-        matmul::<A, B, O, BM, BN, BK>::launch(rt, grid, &ba, &bb, &mut c, m, n, k, sam, sak, sbk, sbn, scm, scn)
+        matmul::<A, B, O, BM, BN, BK>::launch(rt, launch, &ba, &bb, &mut c, m, n, k, sam, sak, sbk, sbn, scm, scn)
     };
     launched(&p.describe::<O>(&name), res);
     p.check::<O>(&name, &download_f64(rt, &c));
@@ -259,21 +284,38 @@ where
     B: TestElem + Numeric,
     O: TestElem + Numeric,
 {
+    run_linear_with::<R, A, B, O, BM, BN, BK>(rt, p, scale, warps, stages, false)
+}
+
+/// [`run_linear_staged`] on `linear`, or on `linear_block_ptr` where `block_ptr`.
+fn run_linear_with<R, A, B, O, const BM: i32, const BN: i32, const BK: i32>(
+    rt: &R,
+    p: &Problem<A, B>,
+    scale: f32,
+    warps: Option<u32>,
+    stages: Option<u32>,
+    block_ptr: bool,
+)
+where
+    R: Runtime,
+    A: TestElem + Numeric + DotOperands<B>,
+    B: TestElem + Numeric,
+    O: TestElem + Numeric,
+{
     let [sam, sak, sbk, sbn, scm] = p.strides;
     assert!(sak == 1 && sbk == 1, "linear needs contiguous rows of A and of B ([N, K])");
     let (ba, bb) = (upload(rt, &p.a), upload(rt, &p.b));
     let mut c = poisoned::<R, O>(rt, p.c_len);
-    let grid = (blocks(p.m, BM as usize), blocks(p.n, BN as usize));
+    let launch = launch_on(p, BM, BN, warps, stages);
     let [m, n, k] = [p.m, p.n, p.k].map(|x| x as i32);
-    let name = format!("linear<{BM},{BN},{BK}> scale={scale} warps={warps:?} stages={stages:?}");
-    let mut launch = Launch::from(grid);
-    if let Some(w) = warps {
-        launch = launch.num_warps(w);
-    }
-    if let Some(s) = stages {
-        launch = launch.num_stages(s);
-    }
-    let res = linear::<A, B, O, BM, BN, BK>::launch(rt, launch, &ba, &bb, &mut c, m, n, k, sam as i32, sbn as i32, scm as i32, scale);
+    let kernel = if block_ptr { "linear_block_ptr" } else { "linear" };
+    let name = format!("{kernel}<{BM},{BN},{BK}> scale={scale} warps={warps:?} stages={stages:?}");
+    let (sam, sbn, scm) = (sam as i32, sbn as i32, scm as i32);
+    let res = if block_ptr {
+        linear_block_ptr::<A, B, O, BM, BN, BK>::launch(rt, launch, &ba, &bb, &mut c, m, n, k, sam, sbn, scm, scale)
+    } else {
+        linear::<A, B, O, BM, BN, BK>::launch(rt, launch, &ba, &bb, &mut c, m, n, k, sam, sbn, scm, scale)
+    };
     launched(&p.describe::<O>(&name), res);
     let got: Vec<f64> = download_f64(rt, &c).into_iter().map(|x| x / scale as f64).collect();
     p.check::<O>(&name, &got);
@@ -325,43 +367,6 @@ pub fn linear_wgmma_tiles<R: Runtime>(rt: &R) {
     run_linear_on::<R, e4m3, e4m3, f32, 64, 32, 32>(rt, &p, 1.0, Some(4));
 }
 
-fn run_block_ptr_on<R, A, B, O, const BM: i32, const BN: i32, const BK: i32>(rt: &R, p: &Problem<A, B>, warps: u32, stages: u32)
-where
-    R: Runtime,
-    A: TestElem + Numeric + DotOperands<B>,
-    B: TestElem + Numeric,
-    O: TestElem + Numeric,
-{
-    let (ba, bb) = (upload(rt, &p.a), upload(rt, &p.b));
-    let mut c = poisoned::<R, O>(rt, p.c_len);
-    let launch = Launch::from((blocks(p.m, BM as usize), blocks(p.n, BN as usize))).num_warps(warps).num_stages(stages);
-    let [m, n, k, sam, sak, sbk, sbn, scm, scn] = p.args();
-    let name = format!("matmul_block_ptr<{BM},{BN},{BK}> warps={warps} stages={stages}");
-    let res = matmul_block_ptr::<A, B, O, BM, BN, BK>::launch(rt, launch, &ba, &bb, &mut c, m, n, k, sam, sak, sbk, sbn, scm, scn);
-    launched(&p.describe::<O>(&name), res);
-    p.check::<O>(&name, &download_f64(rt, &c));
-}
-
-fn run_linear_block_ptr_on<R, A, B, O, const BM: i32, const BN: i32, const BK: i32>(rt: &R, p: &Problem<A, B>, scale: f32, warps: u32, stages: u32)
-where
-    R: Runtime,
-    A: TestElem + Numeric + DotOperands<B>,
-    B: TestElem + Numeric,
-    O: TestElem + Numeric,
-{
-    let [sam, sak, sbk, sbn, scm] = p.strides;
-    assert!(sak == 1 && sbk == 1, "linear needs contiguous rows of A and of B ([N, K])");
-    let (ba, bb) = (upload(rt, &p.a), upload(rt, &p.b));
-    let mut c = poisoned::<R, O>(rt, p.c_len);
-    let launch = Launch::from((blocks(p.m, BM as usize), blocks(p.n, BN as usize))).num_warps(warps).num_stages(stages);
-    let [m, n, k] = [p.m, p.n, p.k].map(|x| x as i32);
-    let name = format!("linear_block_ptr<{BM},{BN},{BK}> scale={scale} warps={warps} stages={stages}");
-    let res = linear_block_ptr::<A, B, O, BM, BN, BK>::launch(rt, launch, &ba, &bb, &mut c, m, n, k, sam as i32, sbn as i32, scm as i32, scale);
-    launched(&p.describe::<O>(&name), res);
-    let got: Vec<f64> = download_f64(rt, &c).into_iter().map(|x| x / scale as f64).collect();
-    p.check::<O>(&name, &got);
-}
-
 /// Block-pointer tiles on `wgmma` (16 rows per warp), whose loads go through TMA on sm_90a (codegen-ptx's
 /// `lower::tma`: row strides of whole 16-byte units, unit column strides): operand rows of 64, 128 and
 /// 256 bytes (two boxes), 2 to 4 stages, ragged M, N and K (K past the tensor reads zeros), a loop shorter
@@ -371,27 +376,27 @@ where
 pub fn matmul_block_ptr_wgmma_tiles<R: Runtime>(rt: &R) {
     let p = Problem::<bf16, bf16>::dense(136, 208, 304, 860);
     for stages in [2, 3, 4] {
-        run_block_ptr_on::<R, bf16, bf16, f32, 64, 64, 64>(rt, &p, 4, stages);
+        run_plain_on::<R, bf16, bf16, f32, 64, 64, 64>(rt, &p, true, Some(4), Some(stages));
     }
-    run_block_ptr_on::<R, bf16, bf16, f32, 64, 128, 32>(rt, &p, 4, 3);
-    run_block_ptr_on::<R, bf16, bf16, bf16, 128, 256, 64>(rt, &p, 8, 2);
+    run_plain_on::<R, bf16, bf16, f32, 64, 128, 32>(rt, &p, true, Some(4), Some(3));
+    run_plain_on::<R, bf16, bf16, bf16, 128, 256, 64>(rt, &p, true, Some(8), Some(2));
     let p = Problem::<f16, f16>::dense(72, 144, 160, 861);
-    run_block_ptr_on::<R, f16, f16, f32, 128, 128, 64>(rt, &p, 8, 3);
+    run_plain_on::<R, f16, f16, f32, 128, 128, 64>(rt, &p, true, Some(8), Some(3));
     // One iteration, with copies up to 2 ahead (4 stages).
     let p = Problem::<f16, f16>::dense(64, 64, 16, 862);
-    run_block_ptr_on::<R, f16, f16, f32, 64, 64, 32>(rt, &p, 4, 4);
+    run_plain_on::<R, f16, f16, f32, 64, 64, 32>(rt, &p, true, Some(4), Some(4));
     let p = Problem::<e4m3, e4m3>::dense(80, 96, 192, 863);
-    run_block_ptr_on::<R, e4m3, e4m3, f32, 64, 64, 64>(rt, &p, 4, 3);
+    run_plain_on::<R, e4m3, e4m3, f32, 64, 64, 64>(rt, &p, true, Some(4), Some(3));
     let p = Problem::<bf16, bf16>::with_strides(64, 64, 0, (16, 1, 64 * 16), (64, 1, 64 * 16), 64, 864);
-    run_block_ptr_on::<R, bf16, bf16, f32, 64, 64, 64>(rt, &p, 4, 3);
+    run_plain_on::<R, bf16, bf16, f32, 64, 64, 64>(rt, &p, true, Some(4), Some(3));
     // `linear_block_ptr`: B stored [N, K], both operands k-major through TMA; fp8 with its lagged
     // promotion (one group a dot) and with two groups (BLOCK_K 256, not lagged).
     let p = dense_nt::<bf16, bf16>(136, 208, 304, 865);
-    run_linear_block_ptr_on::<R, bf16, bf16, bf16, 128, 128, 64>(rt, &p, 1.0, 8, 3);
-    run_linear_block_ptr_on::<R, bf16, bf16, f32, 64, 256, 64>(rt, &p, 0.5, 4, 4);
+    run_linear_with::<R, bf16, bf16, bf16, 128, 128, 64>(rt, &p, 1.0, Some(8), Some(3), true);
+    run_linear_with::<R, bf16, bf16, f32, 64, 256, 64>(rt, &p, 0.5, Some(4), Some(4), true);
     let p = dense_nt::<e4m3, e4m3>(136, 208, 352, 866);
-    run_linear_block_ptr_on::<R, e4m3, e4m3, bf16, 128, 128, 128>(rt, &p, 1.0, 8, 3);
-    run_linear_block_ptr_on::<R, e4m3, e4m3, f32, 64, 64, 256>(rt, &p, 0.25, 4, 3);
+    run_linear_with::<R, e4m3, e4m3, bf16, 128, 128, 128>(rt, &p, 1.0, Some(8), Some(3), true);
+    run_linear_with::<R, e4m3, e4m3, f32, 64, 64, 256>(rt, &p, 0.25, Some(4), Some(3), true);
 }
 
 /// fp8 operands (e4m3, e5m2, mixed) on `mma.sync.m16n8k32` where the target has it: ragged and aligned
