@@ -869,7 +869,7 @@ impl<'k> Lowerer<'k> {
                         self.f.inst(format!("add {it} {lo_r}, {m}"))
                     }
                 };
-                let guard = self.f.inst(format!("icmp {} {it} {ivs}, {hi_r}", if signed { "slt" } else { "ult" }));
+                let guard = self.iteration_exists(it, signed, &lo_r, &step_r, s, &hi_r);
                 self.pipe_issue(body, &ivs, &guard, &s.to_string(), tma::TmaFrom::Init(init, s))?;
             }
         }

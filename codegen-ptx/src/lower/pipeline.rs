@@ -239,6 +239,38 @@ impl<'k> Lowerer<'k> {
         Ok(())
     }
 
+    /// Whether iteration `iv + k·step` of a loop bounded by `hi` runs: `iv < hi` and `k·step < hi - iv`,
+    /// so that neither `iv + k·step` nor `k·step` wraps near the type's maximum (a wrapped sum would
+    /// pass `< hi` and prefetch from far outside the loop's range). The step is positive (checked
+    /// before the loop); `hi - iv` is exact as an unsigned number once `iv < hi`.
+    pub(super) fn iteration_exists(&mut self, it: &str, signed: bool, iv: &str, step: &str, k: usize, hi: &str) -> String {
+        let runs = self.f.inst(format!("icmp {} {it} {iv}, {hi}", if signed { "slt" } else { "ult" }));
+        if k == 0 {
+            return runs;
+        }
+        let left = self.f.inst(format!("sub {it} {hi}, {iv}"));
+        let bits: u32 = it[1..].parse().expect("an integer loop type");
+        let fits = match step.parse::<i128>() {
+            Ok(c) => {
+                let ahead = c * k as i128;
+                if ahead >= 1i128 << bits {
+                    return "false".into();
+                }
+                self.f.inst(format!("icmp ugt {it} {left}, {ahead}"))
+            }
+            Err(_) => {
+                self.declare(format!("declare {{{it}, i1}} @llvm.umul.with.overflow.{it}({it}, {it})"));
+                let m = self.f.inst(format!("call {{{it}, i1}} @llvm.umul.with.overflow.{it}({it} {step}, {it} {k})"));
+                let ahead = self.f.inst(format!("extractvalue {{{it}, i1}} {m}, 0"));
+                let wraps = self.f.inst(format!("extractvalue {{{it}, i1}} {m}, 1"));
+                let gt = self.f.inst(format!("icmp ugt {it} {left}, {ahead}"));
+                let no_wrap = self.f.inst(format!("xor i1 {wraps}, true"));
+                self.and(&gt, &no_wrap)
+            }
+        };
+        self.and(&runs, &fits)
+    }
+
     /// `cp.async.wait_group n`.
     pub(super) fn pipe_wait(&mut self, n: usize) {
         self.declare("declare void @llvm.nvvm.cp.async.wait.group(i32)");
@@ -282,7 +314,7 @@ impl<'k> Lowerer<'k> {
         let loc = self.loc;
         let ahead = self.f.inst(format!("mul {it} {step}, {distance}"));
         let next = self.f.inst(format!("add {it} {iv_reg}, {ahead}"));
-        let guard = self.f.inst(format!("icmp {} {it} {next}, {hi}", if signed { "slt" } else { "ult" }));
+        let guard = self.iteration_exists(it, signed, &iv_reg, &step, distance, &hi);
         let s1 = self.f.inst(format!("add i32 {stage}, {distance}"));
         let ws = self.f.inst(format!("urem i32 {s1}, {stages}"));
         // The slice's values for this iteration stay what the body computed.
