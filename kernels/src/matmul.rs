@@ -10,15 +10,38 @@
 //!   allowed): `A` and `B` are separate type parameters constrained by [`DotOperands`].
 //! - The product is accumulated in f32 by [`dot`] over a runtime loop on `K` in `BLOCK_K` steps;
 //!   `BLOCK_M`, `BLOCK_N`, `BLOCK_K` are powers of two (`>= 16` is what GPU backends want).
-//! - Grid axis 0 walks the `cdiv(M, BLOCK_M)` row blocks, axis 1 the `cdiv(N, BLOCK_N)` column blocks.
+//! - Grid axis 0 walks the `cdiv(M, BLOCK_M)` row blocks, axis 1 the `cdiv(N, BLOCK_N)` column blocks;
+//!   [`matmul`], [`linear`] and their block-pointer versions take their tile in grouped order
+//!   ([`grouped_tile`]) so that the programs running at once share operand tiles in L2.
 
 use dsl_core::lang::{DotOperands, Numeric};
 use dsl_core::prelude::*;
 
+/// The number of row blocks a group of [`grouped_tile`] spans.
+const GROUP_M: i32 = 8;
+
+/// The `(row block, column block)` of this program in grouped order: programs are numbered as the
+/// hardware launches them (axis 0 fastest), and consecutive numbers walk down a group of [`GROUP_M`]
+/// row blocks before moving one column block right. In launch order (row blocks first) the programs
+/// running at once span a few columns and every row: at 8192³ they stream all of `A` (64–128 MiB, more
+/// than L2 holds) from memory again for every few columns of `B`. A group instead reuses its `GROUP_M`
+/// row blocks of `A` across the columns, and each column block of `B` across the group. Every tile
+/// is still taken exactly once; with fewer than `GROUP_M` row blocks the order is the launch order.
+#[kernel_fn]
+fn grouped_tile() -> (Tile<i32>, Tile<i32>) {
+    let num_m = num_programs(0);
+    let pid = program_id(1) * num_m + program_id(0);
+    let per_group = GROUP_M * num_programs(1);
+    let first_m = (pid / per_group) * GROUP_M;
+    let rows = minimum(num_m - first_m, GROUP_M);
+    let in_group = pid % per_group;
+    (first_m + in_group % rows, in_group / rows)
+}
+
 /// `C = A · B`, accumulated in f32 and converted once to `O` (`f32`, `f16`, `bf16`...) on store.
 ///
-/// - Grid: `(cdiv(M, BLOCK_M), cdiv(N, BLOCK_N))`; program `(i, j)` computes the `BLOCK_M × BLOCK_N`
-///   tile of `C` at rows `i * BLOCK_M..`, columns `j * BLOCK_N..`.
+/// - Grid: `(cdiv(M, BLOCK_M), cdiv(N, BLOCK_N))`; each program computes one `BLOCK_M × BLOCK_N` tile
+///   of `C`, the grid's tiles taken in grouped order ([`grouped_tile`]).
 /// - Ragged edges (`M`, `N`, `K` not multiples of the blocks) are masked: out-of-range `A`/`B` elements
 ///   load as zero and out-of-range `C` elements are not written.
 #[kernel(instances((BLOCK_M, BLOCK_N, BLOCK_K) in [(128, 128, 32), (128, 128, 64), (128, 64, 32), (64, 128, 32), (128, 256, 32)]))]
@@ -40,8 +63,9 @@ pub fn matmul<A, B, O, const BLOCK_M: i32, const BLOCK_N: i32, const BLOCK_K: i3
     B: Numeric,
     O: Numeric,
 {
-    let rm = program_id(0) * BLOCK_M + arange(0, BLOCK_M);
-    let rn = program_id(1) * BLOCK_N + arange(0, BLOCK_N);
+    let (tile_m, tile_n) = grouped_tile();
+    let rm = tile_m * BLOCK_M + arange(0, BLOCK_M);
+    let rn = tile_n * BLOCK_N + arange(0, BLOCK_N);
     let rk = arange(0, BLOCK_K);
     let m_ok = rm.expand_dims(1) < m;
     let n_ok = rn.expand_dims(0) < n;
@@ -130,8 +154,9 @@ pub fn matmul_block_ptr<A, B, O, const BLOCK_M: i32, const BLOCK_N: i32, const B
     B: Numeric,
     O: Numeric,
 {
-    let row0 = program_id(0) * BLOCK_M;
-    let col0 = program_id(1) * BLOCK_N;
+    let (tile_m, tile_n) = grouped_tile();
+    let row0 = tile_m * BLOCK_M;
+    let col0 = tile_n * BLOCK_N;
     let mut a_blk = make_block_ptr(a, [m, k], [stride_am, stride_ak], (row0, 0), [BLOCK_M, BLOCK_K], [1, 0]);
     let mut b_blk = make_block_ptr(b, [k, n], [stride_bk, stride_bn], (0, col0), [BLOCK_K, BLOCK_N], [1, 0]);
     let mut acc = zeros::<f32>([BLOCK_M, BLOCK_N]);
@@ -170,8 +195,9 @@ pub fn linear<A, B, O, const BLOCK_M: i32, const BLOCK_N: i32, const BLOCK_K: i3
     B: Numeric,
     O: Numeric,
 {
-    let rm = program_id(0) * BLOCK_M + arange(0, BLOCK_M);
-    let rn = program_id(1) * BLOCK_N + arange(0, BLOCK_N);
+    let (tile_m, tile_n) = grouped_tile();
+    let rm = tile_m * BLOCK_M + arange(0, BLOCK_M);
+    let rn = tile_n * BLOCK_N + arange(0, BLOCK_N);
     let rk = arange(0, BLOCK_K);
     let m_ok = rm.expand_dims(1) < m;
     let n_ok = rn.expand_dims(1) < n;
@@ -206,8 +232,9 @@ pub fn linear_block_ptr<A, B, O, const BLOCK_M: i32, const BLOCK_N: i32, const B
     B: Numeric,
     O: Numeric,
 {
-    let row0 = program_id(0) * BLOCK_M;
-    let col0 = program_id(1) * BLOCK_N;
+    let (tile_m, tile_n) = grouped_tile();
+    let row0 = tile_m * BLOCK_M;
+    let col0 = tile_n * BLOCK_N;
     let one = full::<i32>((), 1);
     let mut a_blk = make_block_ptr(a, [m, k], [stride_am, one], (row0, 0), [BLOCK_M, BLOCK_K], [1, 0]);
     let mut b_blk = make_block_ptr(b, [n, k], [stride_bn, one], (col0, 0), [BLOCK_N, BLOCK_K], [1, 0]);

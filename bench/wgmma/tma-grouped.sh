@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# One device call (issue 15): TMA block-pointer loads checked on the GPU, and the grouped tile order of
+# the matmul/linear kernels (kernels/src/matmul.rs `grouped_tile`) timed against the launch order, old
+# and new builds side by side in this run. Outputs under $OUT.
+#   bash bench/wgmma/tma-grouped.sh   # needs .gpu/gpu-check.xz (this tree, bench/gpu/build.sh) and
+#                                     # .gpu/gpu-check-$OLD.xz (a build without grouped order)
+# Order by importance, so that a cut-off run still says the most:
+#   1. `gpu-check test matmul_block_ptr_wgmma` with TMA on, launches synchronized (a phase bug hangs);
+#   2. `gpu-check tma-gemm`, new then old then new again (bf16 matmul TMA / cp.async, bf16 and e4m3
+#      `linear_block_ptr` (TMA) and `linear` (cp.async) at 4096³ and 8192³), and cuBLAS (torch_gemm.py);
+#   3. compute-sanitizer memcheck, racecheck and synccheck of the TMA check, while time is left.
+set -uo pipefail
+OUT=${OUT:-bench/wgmma/results/latest-tma-grouped}
+OLD=${OLD:-960efdd}
+BUDGET=${BUDGET:-570}
+mkdir -p "$OUT"
+. bench/gpu/unpack.sh
+G=/tmp/g/gpu-check
+[ -x /tmp/g/gpu-check-old ] || { xz -dc .gpu/gpu-check-$OLD.xz > /tmp/g/gpu-check-old && chmod +x /tmp/g/gpu-check-old; }
+start=$SECONDS
+left() { echo $((BUDGET - (SECONDS - start))); }
+nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv,noheader | tee "$OUT/gpu.txt"
+DSL_TMA=1 DSL_SYNC_LAUNCH=1 DSL_CACHE_DIR=off timeout 120 $G test matmul_block_ptr_wgmma > "$OUT/check-tma.txt" 2>&1
+echo "[$((SECONDS - start)) s] TMA check rc=$?: $(grep -h passed "$OUT/check-tma.txt" | tail -1)"; grep -h FAIL "$OUT/check-tma.txt" | head -5
+for run in new old new2; do
+    bin=$G; [ $run = old ] && bin=/tmp/g/gpu-check-old
+    t=$(( $(left) < 150 ? $(left) - 60 : 150 )); [ $t -gt 20 ] || break
+    DSL_CACHE_DIR=off timeout $t $bin tma-gemm > "$OUT/tma-gemm-$run.txt" 2>&1; echo "[$((SECONDS - start)) s] tma-gemm $run rc=$?"
+done
+timeout 60 python3 bench/gemm/torch_gemm.py > "$OUT/torch.txt" 2>&1
+for run in new old new2; do sed "s/^TMA-GEMM /$run /" "$OUT/tma-gemm-$run.txt" 2>/dev/null | grep "^$run "; done
+grep -h "^TORCH" "$OUT/torch.txt"
+CS=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
+if [ -n "$CS" ]; then
+    for tool in memcheck synccheck racecheck; do
+        t=$(( $(left) < 120 ? $(left) - 10 : 120 )); [ $t -gt 20 ] || { echo "$tool: no time left"; continue; }
+        DSL_TMA=1 DSL_CACHE_DIR=off timeout $t $CS --tool $tool $G test matmul_block_ptr_wgmma > "$OUT/sanitizer-$tool.txt" 2>&1
+        echo "[$((SECONDS - start)) s] $tool rc=$?: $(grep -h "ERROR SUMMARY\|RACECHECK SUMMARY" "$OUT/sanitizer-$tool.txt" | tail -1)"
+    done
+fi
