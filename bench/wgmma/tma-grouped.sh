@@ -6,6 +6,7 @@
 #                                     # .gpu/gpu-check-$OLD.xz (a build without grouped order)
 # Order by importance, so that a cut-off run still says the most:
 #   1. `gpu-check test matmul_block_ptr_wgmma` with TMA on, launches synchronized (a phase bug hangs);
+#      `gpu-check test fp8_cache` (attention over an e4m3 KV cache);
 #   2. `gpu-check tma-gemm`, new then old then new again (bf16 matmul TMA / cp.async, bf16 and e4m3
 #      `linear_block_ptr` (TMA) and `linear` (cp.async) at 4096³ and 8192³), and cuBLAS (torch_gemm.py);
 #   3. compute-sanitizer memcheck, racecheck and synccheck of the TMA check, while time is left.
@@ -22,6 +23,9 @@ left() { echo $((BUDGET - (SECONDS - start))); }
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv,noheader | tee "$OUT/gpu.txt"
 DSL_TMA=1 DSL_SYNC_LAUNCH=1 DSL_CACHE_DIR=off timeout 120 $G test matmul_block_ptr_wgmma > "$OUT/check-tma.txt" 2>&1
 echo "[$((SECONDS - start)) s] TMA check rc=$?: $(grep -h passed "$OUT/check-tma.txt" | tail -1)"; grep -h FAIL "$OUT/check-tma.txt" | head -5
+# The fp8 KV cache (issue 13): decode and prefill over an e4m3 cache, against the interpreter's float64.
+timeout 60 $G test fp8_cache > "$OUT/check-fp8-cache.txt" 2>&1
+echo "[$((SECONDS - start)) s] fp8 cache check rc=$?: $(grep -h passed "$OUT/check-fp8-cache.txt" | tail -1)"; grep -h FAIL "$OUT/check-fp8-cache.txt" | head -5
 for run in new old new2; do
     bin=$G; [ $run = old ] && bin=/tmp/g/gpu-check-old
     t=$(( $(left) < 150 ? $(left) - 60 : 150 )); [ $t -gt 20 ] || break

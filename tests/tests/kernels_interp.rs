@@ -83,11 +83,11 @@ interp_tests! {
         interp_only: [],
     }
     mod decode_attention {
-        generic: [decode_gqa_ragged_f16, decode_groups_bf16, decode_empty_splits_f16, append_then_decode_bf16, decode_bad_shapes],
+        generic: [decode_gqa_ragged_f16, decode_groups_bf16, decode_empty_splits_f16, append_then_decode_bf16, decode_fp8_cache_bf16, decode_bad_shapes],
         interp_only: [],
     }
     mod prefill_attention {
-        generic: [prefill_groups_f16, prefill_head_dims_bf16, prefill_tiles_f16, chunked_prefill_then_decode_bf16, prefill_bad_shapes],
+        generic: [prefill_groups_f16, prefill_head_dims_bf16, prefill_tiles_f16, chunked_prefill_then_decode_bf16, prefill_fp8_cache_bf16, prefill_bad_shapes],
         interp_only: [],
     }
     mod llama_ops {

@@ -463,19 +463,19 @@ fn inference_attention_configs_use_tensor_cores_and_what_spills() {
     // limit: its spills are printed. Tiles of 16 rows per warp run Q·Kᵀ and P·V on wgmma: P from
     // registers, V read n-major (`tnspB`).
     let kernels = [
-        (prefill_attention::<bf16, true, 64, 64, 128>::build(), 8, false, false, false),
-        (prefill_attention::<bf16, true, 128, 32, 128>::build(), 4, true, false, false),
-        (prefill_attention::<bf16, true, 128, 32, 128>::build(), 8, true, true, true),
-        (prefill_attention::<bf16, true, 64, 32, 128>::build(), 4, true, true, true),
-        (prefill_attention::<bf16, true, 64, 64, 128>::build(), 4, true, true, true),
-        (prefill_attention::<bf16, true, 128, 128, 128>::build(), 8, true, true, true),
-        (prefill_attention::<f16, true, 64, 64, 64>::build(), 4, true, true, true),
-        (prefill_attention::<f16, true, 128, 64, 64>::build(), 8, true, true, true),
-        (decode_attention::<bf16, 16, 64, 128, true, false>::build(), 4, false, true, false),
-        (decode_attention::<bf16, 16, 32, 128, true, false>::build(), 1, true, true, false),
-        (decode_attention::<bf16, 16, 64, 64, true, false>::build(), 1, true, true, false),
+        (prefill_attention::<bf16, bf16, true, 64, 64, 128>::build(), 8, false, false, false),
+        (prefill_attention::<bf16, bf16, true, 128, 32, 128>::build(), 4, true, false, false),
+        (prefill_attention::<bf16, bf16, true, 128, 32, 128>::build(), 8, true, true, true),
+        (prefill_attention::<bf16, bf16, true, 64, 32, 128>::build(), 4, true, true, true),
+        (prefill_attention::<bf16, bf16, true, 64, 64, 128>::build(), 4, true, true, true),
+        (prefill_attention::<bf16, bf16, true, 128, 128, 128>::build(), 8, true, true, true),
+        (prefill_attention::<f16, f16, true, 64, 64, 64>::build(), 4, true, true, true),
+        (prefill_attention::<f16, f16, true, 128, 64, 64>::build(), 8, true, true, true),
+        (decode_attention::<bf16, bf16, 16, 64, 128, true, false>::build(), 4, false, true, false),
+        (decode_attention::<bf16, bf16, 16, 32, 128, true, false>::build(), 1, true, true, false),
+        (decode_attention::<bf16, bf16, 16, 64, 64, true, false>::build(), 1, true, true, false),
         // The combine in the last split (short contexts): the Llama 3 step's 4-warp config at batch 1.
-        (decode_attention::<bf16, 16, 64, 128, true, true>::build(), 4, false, true, false),
+        (decode_attention::<bf16, bf16, 16, 64, 128, true, true>::build(), 4, false, true, false),
     ];
     for (k, num_warps, in_registers, no_spills, wgmma) in kernels {
         let k = k.expect("traces");
@@ -519,6 +519,38 @@ fn inference_attention_configs_use_tensor_cores_and_what_spills() {
     }
 }
 
+/// Attention over an fp8 (e4m3) KV cache: K and V widened to bf16 in registers, each key's scale on its
+/// scores and each value's on its probabilities. The decode configs of the Llama step (one warp,
+/// 32-key steps at head_dim 128, 64-key at 64) and the warpgroup prefill tile assemble on sm_90a and
+/// sm_80 with tensor cores; their registers, spills and copies are printed (the widening between the
+/// load and the dot keeps K and V out of the `cp.async` pipeline, which takes a load that feeds a dot
+/// directly).
+#[test]
+fn fp8_cache_attention_assembles() {
+    use kernels::kv_attention::decode::decode_attention;
+    use kernels::kv_attention::prefill::prefill_attention;
+    let kernels = [
+        (decode_attention::<bf16, e4m3, 16, 32, 128, true, false>::build(), 1),
+        (decode_attention::<bf16, e4m3, 16, 64, 64, true, false>::build(), 1),
+        (decode_attention::<bf16, e4m3, 16, 64, 128, true, false>::build(), 4),
+        (prefill_attention::<bf16, e4m3, true, 128, 64, 128>::build(), 8),
+    ];
+    for (k, num_warps) in kernels {
+        let k = k.expect("traces");
+        let name = k.display_name();
+        for target in [Target::Sm90a, Target::Sm80] {
+            let opts = CompileOptions { target, num_warps, num_stages: 3, ..CompileOptions::default() };
+            let a = assembled(&k, ArgFact::Div16, &opts);
+            let count = |op: &str| a.sass.matches(op).count();
+            eprintln!(
+                "{name} ({target:?}, {num_warps} warps): {} registers, spills {} / {} bytes; HMMA {} HGMMA {} LDGSTS {} LDG {}",
+                a.registers, a.spill_stores, a.spill_loads, count("HMMA"), count("HGMMA"), count("LDGSTS"), count("LDG.")
+            );
+            assert!(count("HMMA") + count("HGMMA") > 0, "{name} {target:?}: no tensor cores");
+        }
+    }
+}
+
 /// Shared memory by lifetime: after a kernel's last loop its exchanges reuse the pipeline's stage
 /// buffers and the resident operands' bytes (dead there). A one-warp decode program keeps its softmax in
 /// registers, so its only exchange is the epilogue's (the `16 x BLOCK_D` f32 partial output): it needs
@@ -529,9 +561,9 @@ fn inference_attention_configs_use_tensor_cores_and_what_spills() {
 fn decode_epilogue_reuses_the_stage_buffers() {
     use kernels::kv_attention::decode::decode_attention;
     let cases = [
-        (decode_attention::<bf16, 16, 32, 128, true, false>::build(), 32, 128, false),
-        (decode_attention::<bf16, 16, 64, 64, true, false>::build(), 64, 64, false),
-        (decode_attention::<bf16, 16, 32, 128, true, true>::build(), 32, 128, true),
+        (decode_attention::<bf16, bf16, 16, 32, 128, true, false>::build(), 32, 128, false),
+        (decode_attention::<bf16, bf16, 16, 64, 64, true, false>::build(), 64, 64, false),
+        (decode_attention::<bf16, bf16, 16, 32, 128, true, true>::build(), 32, 128, true),
     ];
     for (k, block_n, block_d, combine) in cases {
         let k = k.expect("traces");

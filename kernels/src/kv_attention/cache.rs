@@ -4,7 +4,7 @@ use super::{need, AttnError, CacheShape};
 use crate::rope::{rope_vector_inplace, rotate_half};
 use dsl_core::prelude::*;
 use dsl_core::runtime::{AnyBuffer, Runtime};
-use dsl_core::types::Elem;
+use dsl_core::types::{DType, Elem};
 
 /// Appends `tokens` key and value rows per sequence:
 /// `k_cache[b, h, pos[b] + t, :] = k_new[k_off + (b * tokens + t) * stride + h * head_dim + ..]` (and `v`).
@@ -43,6 +43,68 @@ pub fn kv_append<T: Float, const BLOCK_D: i32>(
     let dst = (bh.to::<i64>() * max_ctx + p) * head_dim + rd;
     store_masked(k_cache + dst, load_masked(k_new + k_off + src, ok, 0.0), ok);
     store_masked(v_cache + dst, load_masked(v_new + v_off + src, ok, 0.0), ok);
+}
+
+/// The largest finite value of fp8 type `C` (e4m3 448, e5m2 57344).
+fn fp8_max<C: Elem>() -> f32 {
+    match C::DTYPE {
+        DType::F8E5M2 => 57344.0,
+        _ => 448.0,
+    }
+}
+
+/// A row `x` (0 where masked) as an fp8 cache stores it: `x / s` rounded to `C`, and its scale `s = max
+/// |x| / C's largest finite value` (1 for a row of zeros), so the largest element lands on `C`'s
+/// largest and the row reads back as `C · s`.
+#[kernel_fn]
+pub fn scaled_row<C: Float>(x: Tile<f32>) -> (Tile<C>, Tile<f32>) {
+    let amax = max(abs(x), 0);
+    let s = where_(amax > 0.0, amax / fp8_max::<C>(), 1.0);
+    ((x / s).to::<C>(), s)
+}
+
+/// [`kv_append`] into an fp8 cache (`C` e4m3 or e5m2): each appended key and value row stored as
+/// [`scaled_row`] makes it, its scale at `k_scales[b, h, pos[b] + t]` (`v_scales` for the value;
+/// `[batch, kv_heads, max_ctx]` f32). Per row, not per head or tensor: no calibration, and a row's
+/// 3-bit mantissas are relative to its own largest element (the keys of a head differ by orders of
+/// magnitude between positions and channels).
+///
+/// - Grid: `(batch * kv_heads, tokens)`; `BLOCK_D >= head_dim` (a power of two).
+#[kernel(instances(BLOCK_D in [16, 32, 64, 128, 256]))]
+pub fn kv_append_scaled<T: Float, C: Float, const BLOCK_D: i32>(
+    k_new: Ptr<T>,
+    v_new: Ptr<T>,
+    pos: Ptr<i32>,
+    k_cache: MutPtr<C>,
+    v_cache: MutPtr<C>,
+    k_scales: MutPtr<f32>,
+    v_scales: MutPtr<f32>,
+    k_off: i32,
+    v_off: i32,
+    stride: i32,
+    kv_heads: i32,
+    head_dim: i32,
+    max_ctx: i32,
+) {
+    gdc_launch_dependents();
+    gdc_wait();
+    let bh = program_id(0);
+    let t = program_id(1);
+    let tokens = num_programs(1);
+    let b = bh / kv_heads;
+    let h = bh % kv_heads;
+    let p = load(pos + b) + t;
+    let rd = arange(0, BLOCK_D);
+    let ok = rd < head_dim;
+    let src = (b * tokens + t).to::<i64>() * stride + h * head_dim + rd;
+    let key = bh.to::<i64>() * max_ctx + p;
+    let dst = key * head_dim + rd;
+    let (kq, ks) = scaled_row::<C>(load_masked(k_new + k_off + src, ok, 0.0).to::<f32>());
+    let (vq, vs) = scaled_row::<C>(load_masked(v_new + v_off + src, ok, 0.0).to::<f32>());
+    store_masked(k_cache + dst, kq, ok);
+    store_masked(v_cache + dst, vq, ok);
+    store(k_scales + key, ks);
+    store(v_scales + key, vs);
 }
 
 /// Rotary position embedding of a step's new queries and keys and the append of its keys and values to
@@ -219,6 +281,63 @@ where
     R: Runtime,
     T: Float + Elem,
 {
+    check_append(shape, tokens, k_new, v_new, at, pos)?;
+    need("k_cache", k_cache, shape.cache_len())?;
+    need("v_cache", v_cache, shape.cache_len())?;
+    let inst = KvAppendInstance { block_d: shape.block_d() };
+    let CacheShape { batch, kv_heads, head_dim, max_ctx, .. } = *shape;
+    let grid = ((batch * kv_heads) as u32, tokens as u32);
+    let (ko, vo, st) = (at.k_off as i32, at.v_off as i32, at.stride as i32);
+    let (kh, d, mc) = (kv_heads as i32, head_dim as i32, max_ctx as i32);
+    inst.launch::<T, R>(rt, grid, k_new, v_new, pos, k_cache, v_cache, ko, vo, st, kh, d, mc).map_err(AttnError::Runtime)
+}
+
+/// An fp8 cache as the append writes it: keys and values of `C` (e4m3 or e5m2), and their f32 scales
+/// `[batch, kv_heads, max_ctx]` ([`kv_append_scaled`]).
+pub struct ScaledCachesMut<'a, R: Runtime, C: Elem> {
+    pub k: &'a mut R::Buffer<C>,
+    pub v: &'a mut R::Buffer<C>,
+    pub k_scales: &'a mut R::Buffer<f32>,
+    pub v_scales: &'a mut R::Buffer<f32>,
+}
+
+/// [`append_rows`] into an fp8 cache: each row stored scaled by its own largest element
+/// ([`kv_append_scaled`]).
+#[allow(clippy::too_many_arguments)]
+pub fn append_rows_scaled<R, T, C>(
+    rt: &R,
+    shape: &CacheShape,
+    tokens: usize,
+    k_new: &R::Buffer<T>,
+    v_new: &R::Buffer<T>,
+    at: RowsAt,
+    pos: &R::Buffer<i32>,
+    cache: ScaledCachesMut<'_, R, C>,
+) -> Result<(), AttnError<R::Error>>
+where
+    R: Runtime,
+    T: Float + Elem,
+    C: Float + Elem,
+{
+    check_append(shape, tokens, k_new, v_new, at, pos)?;
+    if !C::DTYPE.is_fp8() {
+        return Err(AttnError::Shape(format!("a scaled cache holds e4m3 or e5m2, not {}", C::DTYPE)));
+    }
+    need("k_cache", &*cache.k, shape.cache_len())?;
+    need("v_cache", &*cache.v, shape.cache_len())?;
+    let CacheShape { batch, kv_heads, head_dim, max_ctx, .. } = *shape;
+    need("k_scales", &*cache.k_scales, batch * kv_heads * max_ctx)?;
+    need("v_scales", &*cache.v_scales, batch * kv_heads * max_ctx)?;
+    let inst = KvAppendScaledInstance { block_d: shape.block_d() };
+    let grid = ((batch * kv_heads) as u32, tokens as u32);
+    let (ko, vo, st) = (at.k_off as i32, at.v_off as i32, at.stride as i32);
+    let (kh, d, mc) = (kv_heads as i32, head_dim as i32, max_ctx as i32);
+    inst.launch::<T, C, R>(rt, grid, k_new, v_new, pos, cache.k, cache.v, cache.k_scales, cache.v_scales, ko, vo, st, kh, d, mc)
+        .map_err(AttnError::Runtime)
+}
+
+/// The checks the appends share: the shape, the token count, where the new rows sit and `pos`.
+fn check_append<E: std::error::Error>(shape: &CacheShape, tokens: usize, k_new: &impl AnyBuffer, v_new: &impl AnyBuffer, at: RowsAt, pos: &impl AnyBuffer) -> Result<(), AttnError<E>> {
     shape.check()?;
     let CacheShape { batch, kv_heads, head_dim, max_ctx, .. } = *shape;
     if tokens == 0 || tokens > max_ctx {
@@ -234,14 +353,7 @@ where
     }
     need("k_new", k_new, at.k_off + span)?;
     need("v_new", v_new, at.v_off + span)?;
-    need("pos", pos, batch)?;
-    need("k_cache", k_cache, shape.cache_len())?;
-    need("v_cache", v_cache, shape.cache_len())?;
-    let inst = KvAppendInstance { block_d: shape.block_d() };
-    let grid = ((batch * kv_heads) as u32, tokens as u32);
-    let (ko, vo, st) = (at.k_off as i32, at.v_off as i32, at.stride as i32);
-    let (kh, d, mc) = (kv_heads as i32, head_dim as i32, max_ctx as i32);
-    inst.launch::<T, R>(rt, grid, k_new, v_new, pos, k_cache, v_cache, ko, vo, st, kh, d, mc).map_err(AttnError::Runtime)
+    need("pos", pos, batch)
 }
 
 /// Appends one decode step's keys and values (`[batch, kv_heads, head_dim]` each, packed) at `pos[b]`.

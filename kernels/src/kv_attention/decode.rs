@@ -12,7 +12,7 @@
 //!
 //! [`decode_splits`] picks the split count from the capacity and the GPU's size.
 
-use super::softmax::online_softmax_step;
+use super::softmax::{kv_scaled, online_softmax_step};
 use dsl_core::lang::DotOperands;
 use dsl_core::prelude::*;
 
@@ -46,10 +46,12 @@ use dsl_core::prelude::*;
 ///   and waits (see [`DecodeConfig::for_shape`]). Without `COMBINE`, `tickets` and `out` are not
 ///   touched.
 #[kernel(instances(BLOCK_G = 16, BLOCK_N in [32, 64], BLOCK_D in [16, 32, 64, 128, 256], FULL_D in bool, COMBINE in bool))]
-pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D: i32, const FULL_D: bool, const COMBINE: bool>(
+pub fn decode_attention<T, C, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D: i32, const FULL_D: bool, const COMBINE: bool>(
     q: Ptr<T>,
-    k_cache: Ptr<T>,
-    v_cache: Ptr<T>,
+    k_cache: Ptr<C>,
+    v_cache: Ptr<C>,
+    k_scales: Ptr<f32>,
+    v_scales: Ptr<f32>,
     ctx_lens: Ptr<i32>,
     part_o: MutPtr<f32>,
     part_m: MutPtr<f32>,
@@ -65,6 +67,7 @@ pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D
     scale: f32,
 ) where
     T: Float + DotOperands<T>,
+    C: Float,
 {
     // The kernel after a separate combine is the combine itself (tiny, it waits): released at once.
     // After a combined one it is the O product, whose waiting programs would take room the splits
@@ -96,6 +99,8 @@ pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D
     let q_tile = load_masked(q + q_rows.expand_dims(1) + rd.expand_dims(0), q_mask, 0.0);
     let rows = bh.to::<i64>() * group + rg;
     let kv_base = bh.to::<i64>() * max_ctx * hd;
+    let scaled = kv_scaled::<T, C>();
+    let scales_base = bh.to::<i64>() * max_ctx;
 
     let scale2 = scale * std::f32::consts::LOG2_E;
     let mut m_i = full::<f32>([BLOCK_G], f32::NEG_INFINITY);
@@ -108,13 +113,21 @@ pub fn decode_attention<T, const BLOCK_G: i32, const BLOCK_N: i32, const BLOCK_D
         let row_ok = rn0.expand_dims(1) < hi - start;
         let kv_mask = if FULL_D { row_ok.broadcast_to([BLOCK_N, BLOCK_D]) } else { row_ok & d_ok };
         let kv_offs = (kv_base + start.to::<i64>() * hd) + in_step;
-        let k_tile = load_masked(k_cache + kv_offs, kv_mask, 0.0);
+        let k_tile = load_masked(k_cache + kv_offs, kv_mask, 0.0).to::<T>();
         let mut x = dot(q_tile, k_tile.trans(), zeros::<f32>([BLOCK_G, BLOCK_N]));
+        // A scaled (fp8) cache: each key's scale on its scores, each value's on its probabilities.
+        let mut v_scale = full::<f32>((), 1.0);
+        if scaled {
+            let at = scales_base + start + rn0;
+            let key_ok = rn0 < hi - start;
+            x = x * load_masked(k_scales + at, key_ok, 0.0).expand_dims(0);
+            v_scale = load_masked(v_scales + at, key_ok, 0.0).expand_dims(0);
+        }
         // Only the split's last step can hold keys past its end.
         if start + BLOCK_N > hi {
             x = where_((rn0.expand_dims(0) < hi - start).broadcast_to([BLOCK_G, BLOCK_N]), x, f32::NEG_INFINITY);
         }
-        let (m, l, a) = online_softmax_step(x, v_cache, kv_offs, kv_mask, m_i, l_i, acc, scale2);
+        let (m, l, a) = online_softmax_step::<T, C>(x, v_cache, kv_offs, kv_mask, v_scale, m_i, l_i, acc, scale2);
         m_i = m;
         l_i = l;
         acc = a;
@@ -311,14 +324,19 @@ pub fn tickets_len(shape: &CacheShape) -> usize {
     shape.batch * shape.kv_heads
 }
 
-/// The buffers of one decode step (see the module docs for their layouts).
-pub struct DecodeBuffers<'a, R: Runtime, T: Elem> {
+/// The buffers of one decode step (see the module docs for their layouts). The caches hold `C`: `T`
+/// itself, or an fp8 type (`e4m3`) whose rows are scaled by `k_scales` / `v_scales` ([`super::cache`]).
+pub struct DecodeBuffers<'a, R: Runtime, T: Elem, C: Elem = T> {
     pub q: &'a R::Buffer<T>,
     /// Elements from one sequence's query heads to the next in `q` ([`decode_attention`]): at least
     /// `q_heads * head_dim`, which is the packed layout.
     pub q_stride: usize,
-    pub k_cache: &'a R::Buffer<T>,
-    pub v_cache: &'a R::Buffer<T>,
+    pub k_cache: &'a R::Buffer<C>,
+    pub v_cache: &'a R::Buffer<C>,
+    /// An fp8 cache's scales, `[batch, kv_heads, max_ctx]` f32 each (key `j`'s row is `k_cache`'s times
+    /// `k_scales[.., j]`); not read for a cache of `T`, where any buffer does (even an empty one).
+    pub k_scales: &'a R::Buffer<f32>,
+    pub v_scales: &'a R::Buffer<f32>,
     pub ctx_lens: &'a R::Buffer<i32>,
     pub part_o: &'a mut R::Buffer<f32>,
     pub part_m: &'a mut R::Buffer<f32>,
@@ -334,10 +352,11 @@ pub struct DecodeBuffers<'a, R: Runtime, T: Elem> {
 /// contexts are device data (each in `1..=max_ctx`, the caller's promise, as for positions),
 /// written before the launch and by no kernel of the programmatic chain ahead ([`decode_attention`] reads
 /// them before its programmatic wait).
-pub fn decode_step<R, T>(rt: &R, shape: &CacheShape, cfg: DecodeConfig, scale: f32, bufs: DecodeBuffers<'_, R, T>) -> Result<(), AttnError<R::Error>>
+pub fn decode_step<R, T, C>(rt: &R, shape: &CacheShape, cfg: DecodeConfig, scale: f32, bufs: DecodeBuffers<'_, R, T, C>) -> Result<(), AttnError<R::Error>>
 where
     R: Runtime,
     T: Float + DotOperands<T> + Elem,
+    C: Float + Elem,
 {
     shape.check()?;
     let CacheShape { batch, kv_heads, group, head_dim, max_ctx } = *shape;
@@ -363,6 +382,7 @@ where
     need("q", &*bufs.q, (batch - 1) * bufs.q_stride + q_width)?;
     need("k_cache", &*bufs.k_cache, cache)?;
     need("v_cache", &*bufs.v_cache, cache)?;
+    super::check_scales::<R::Error, T, C>(shape, bufs.k_scales, bufs.v_scales)?;
     need("ctx_lens", &*bufs.ctx_lens, batch)?;
     let (po, pm) = workspace_lens(shape, splits);
     need("part_o", &*bufs.part_o, po)?;
@@ -381,7 +401,7 @@ where
     main.check().map_err(|e| AttnError::Shape(e.message))?;
     let launch = dsl_core::runtime::Launch::from(grid).num_warps(cfg.num_warps).num_stages(cfg.num_stages);
     let (po, pm, pl) = (&mut *bufs.part_o, &mut *bufs.part_m, &mut *bufs.part_l);
-    run(main.launch::<T, R>(rt, launch, bufs.q, bufs.k_cache, bufs.v_cache, bufs.ctx_lens, po, pm, pl, &mut *bufs.tickets, &mut *bufs.out, bufs.q_stride as i32, kh, g, d, mc, len, scale))?;
+    run(main.launch::<T, C, R>(rt, launch, bufs.q, bufs.k_cache, bufs.v_cache, bufs.k_scales, bufs.v_scales, bufs.ctx_lens, po, pm, pl, &mut *bufs.tickets, &mut *bufs.out, bufs.q_stride as i32, kh, g, d, mc, len, scale))?;
     if cfg.fused_combine {
         return Ok(());
     }

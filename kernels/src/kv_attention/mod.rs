@@ -18,6 +18,7 @@ pub mod qkv_matvec;
 pub mod softmax;
 
 use dsl_core::runtime::AnyBuffer;
+use dsl_core::types::Elem;
 
 /// The caches' shape, shared by the append, prefill and decode kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +79,20 @@ pub enum AttnError<E: std::error::Error> {
     TooSmall { what: &'static str, need: usize, len: usize },
     #[error(transparent)]
     Runtime(E),
+}
+
+/// The scales of an fp8 cache (`C` other than `T`, [`softmax::kv_scaled`]): `batch * kv_heads *
+/// max_ctx` each, and only the fp8 types. A cache of `T` reads none.
+pub(crate) fn check_scales<E: std::error::Error, T: Elem, C: Elem>(shape: &CacheShape, k: &impl AnyBuffer, v: &impl AnyBuffer) -> Result<(), AttnError<E>> {
+    if !softmax::kv_scaled::<T, C>() {
+        return Ok(());
+    }
+    if !C::DTYPE.is_fp8() {
+        return Err(AttnError::Shape(format!("a cache of {} for {} values: a scaled cache holds e4m3 or e5m2", C::DTYPE, T::DTYPE)));
+    }
+    let n = shape.batch * shape.kv_heads * shape.max_ctx;
+    need("k_scales", k, n)?;
+    need("v_scales", v, n)
 }
 
 /// Refuses a buffer shorter than `need` elements.

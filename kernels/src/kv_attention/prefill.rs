@@ -7,7 +7,7 @@
 //! (sequence, KV head) with all `group` query heads of each, so every key and value tile it loads serves
 //! the whole group (row `r` is token `r / group`, query head `r % group` of the group).
 
-use super::softmax::online_softmax_step;
+use super::softmax::{kv_scaled, online_softmax_step};
 use super::{need, AttnError, CacheShape};
 use dsl_core::lang::DotOperands;
 use dsl_core::prelude::*;
@@ -20,14 +20,18 @@ use dsl_core::types::Elem;
 ///   (a power of two).
 /// - `q`: token `t` of sequence `b`, query head `hq`, at `q_off + (b * q_len + t) * stride_q + hq * head_dim`
 ///   (`head_dim` contiguous: a fused QKV projection's output read in place, or packed queries).
-/// - Caches as in the [module docs](super), holding at least `start + q_len` keys per sequence.
+/// - Caches as in the [module docs](super), holding at least `start + q_len` keys per sequence: of `T`,
+///   or of fp8 `C` with f32 scales `k_scales` / `v_scales` `[batch, kv_heads, max_ctx]` (a key's row
+///   times its scale; [`super::cache`]), not read for a cache of `T`.
 /// - `out`: `[batch, q_len, kv_heads * group, head_dim]` packed, rounded once to `T`.
 /// - `CAUSAL`: the query at position `p` attends keys `0..=p`; otherwise all `start + q_len` keys.
 #[kernel(instances(CAUSAL in bool, (BLOCK_M, BLOCK_N) in [(16, 32), (16, 64), (32, 32), (32, 64), (64, 32), (64, 64), (128, 32), (128, 64), (128, 128)], BLOCK_D in [16, 32, 64, 128, 256]))]
-pub fn prefill_attention<T, const CAUSAL: bool, const BLOCK_M: i32, const BLOCK_N: i32, const BLOCK_D: i32>(
+pub fn prefill_attention<T, C, const CAUSAL: bool, const BLOCK_M: i32, const BLOCK_N: i32, const BLOCK_D: i32>(
     q: Ptr<T>,
-    k_cache: Ptr<T>,
-    v_cache: Ptr<T>,
+    k_cache: Ptr<C>,
+    v_cache: Ptr<C>,
+    k_scales: Ptr<f32>,
+    v_scales: Ptr<f32>,
     out: MutPtr<T>,
     q_off: i32,
     stride_q: i32,
@@ -40,6 +44,7 @@ pub fn prefill_attention<T, const CAUSAL: bool, const BLOCK_M: i32, const BLOCK_
     scale: f32,
 ) where
     T: Float + DotOperands<T>,
+    C: Float,
 {
     gdc_launch_dependents();
     gdc_wait();
@@ -59,6 +64,8 @@ pub fn prefill_attention<T, const CAUSAL: bool, const BLOCK_M: i32, const BLOCK_
     let q_rows = tok * stride_q + q_off + hq * head_dim;
     let q_tile = load_masked(q + q_rows.expand_dims(1) + rd.expand_dims(0), row_ok.expand_dims(1) & d_ok, 0.0);
     let kv_base = bh.to::<i64>() * max_ctx * head_dim;
+    let scaled = kv_scaled::<T, C>();
+    let scales_base = bh.to::<i64>() * max_ctx;
     let pos = start + t;
     let ctx = start + q_len;
     // A causal program stops after its last token's position; rows past it are masked below.
@@ -72,8 +79,15 @@ pub fn prefill_attention<T, const CAUSAL: bool, const BLOCK_M: i32, const BLOCK_
         let rn = start_n + rn0;
         let kv_mask = (rn.expand_dims(1) < hi) & d_ok;
         let kv_offs = kv_base + rn.expand_dims(1) * head_dim + rd.expand_dims(0);
-        let k_tile = load_masked(k_cache + kv_offs, kv_mask, 0.0);
+        let k_tile = load_masked(k_cache + kv_offs, kv_mask, 0.0).to::<T>();
         let mut x = dot(q_tile, k_tile.trans(), zeros::<f32>([BLOCK_M, BLOCK_N]));
+        // A scaled (fp8) cache: each key's scale on its scores, each value's on its probabilities.
+        let mut v_scale = full::<f32>((), 1.0);
+        if scaled {
+            let key_ok = rn < hi;
+            x = x * load_masked(k_scales + scales_base + rn, key_ok, 0.0).expand_dims(0);
+            v_scale = load_masked(v_scales + scales_base + rn, key_ok, 0.0).expand_dims(0);
+        }
         // Only the steps past the program's first position (causal) or the context's end hold keys
         // that some row must not see: the mask is computed there alone.
         let last_key = start_n + BLOCK_N - 1;
@@ -89,7 +103,7 @@ pub fn prefill_attention<T, const CAUSAL: bool, const BLOCK_M: i32, const BLOCK_
             };
             x = where_(valid, x, f32::NEG_INFINITY);
         }
-        let (m, l, a) = online_softmax_step(x, v_cache, kv_offs, kv_mask, m_i, l_i, acc, scale2);
+        let (m, l, a) = online_softmax_step::<T, C>(x, v_cache, kv_offs, kv_mask, v_scale, m_i, l_i, acc, scale2);
         m_i = m;
         l_i = l;
         acc = a;
@@ -156,28 +170,32 @@ impl PrefillConfig {
     }
 }
 
-/// The buffers of one prefill step.
-pub struct PrefillBuffers<'a, R: Runtime, T: Elem> {
+/// The buffers of one prefill step. The caches hold `T`, or fp8 `C` scaled by `k_scales` / `v_scales`
+/// (as in [`super::decode::DecodeBuffers`]; any buffer, even empty, for a cache of `T`).
+pub struct PrefillBuffers<'a, R: Runtime, T: Elem, C: Elem = T> {
     pub q: &'a R::Buffer<T>,
-    pub k_cache: &'a R::Buffer<T>,
-    pub v_cache: &'a R::Buffer<T>,
+    pub k_cache: &'a R::Buffer<C>,
+    pub v_cache: &'a R::Buffer<C>,
+    pub k_scales: &'a R::Buffer<f32>,
+    pub v_scales: &'a R::Buffer<f32>,
     pub out: &'a mut R::Buffer<T>,
 }
 
 /// Attention of `chunk`'s queries over the cache (which must already hold their keys: append them
 /// first). `scale` is usually `1 / sqrt(head_dim)`. Checks shapes, the chunk and buffer sizes.
-pub fn prefill_step<R, T>(
+pub fn prefill_step<R, T, C>(
     rt: &R,
     shape: &CacheShape,
     chunk: Chunk,
     q_at: QueriesAt,
     cfg: PrefillConfig,
     scale: f32,
-    bufs: PrefillBuffers<'_, R, T>,
+    bufs: PrefillBuffers<'_, R, T, C>,
 ) -> Result<(), AttnError<R::Error>>
 where
     R: Runtime,
     T: Float + DotOperands<T> + Elem,
+    C: Float + Elem,
 {
     shape.check()?;
     let CacheShape { batch, kv_heads, group, head_dim, max_ctx } = *shape;
@@ -199,6 +217,7 @@ where
     need("q", bufs.q, span)?;
     need("k_cache", bufs.k_cache, shape.cache_len())?;
     need("v_cache", bufs.v_cache, shape.cache_len())?;
+    super::check_scales::<R::Error, T, C>(shape, bufs.k_scales, bufs.v_scales)?;
     need("out", &*bufs.out, batch * q_len * row)?;
     let inst = PrefillAttentionInstance {
         causal,
@@ -215,6 +234,6 @@ where
     let launch = if cfg.block_n >= 128 { launch.num_stages(2) } else { launch };
     let (qo, qs, ql, st) = (q_at.off as i32, q_at.stride as i32, q_len as i32, start as i32);
     let (kh, g, d, mc) = (kv_heads as i32, group as i32, head_dim as i32, max_ctx as i32);
-    inst.launch::<T, R>(rt, launch, bufs.q, bufs.k_cache, bufs.v_cache, bufs.out, qo, qs, ql, st, kh, g, d, mc, scale)
+    inst.launch::<T, C, R>(rt, launch, bufs.q, bufs.k_cache, bufs.v_cache, bufs.k_scales, bufs.v_scales, bufs.out, qo, qs, ql, st, kh, g, d, mc, scale)
         .map_err(AttnError::Runtime)
 }

@@ -3,20 +3,31 @@
 
 use dsl_core::lang::DotOperands;
 use dsl_core::prelude::*;
+use dsl_core::types::Elem;
+
+/// Whether a cache of `C` elements holds scaled values of `T` (an fp8 cache: each key's and value's
+/// row stored divided by its own f32 scale, [`super::cache`]) rather than `T` itself. Decided when the
+/// kernel is traced: a cache of `T` reads no scales and its IR is what it was before fp8 caches.
+pub fn kv_scaled<T: Elem, C: Elem>() -> bool {
+    T::DTYPE != C::DTYPE
+}
 
 /// One step of keys for rows of queries: `x` the raw scores `q · kᵀ` of the step (`-inf` where masked),
 /// `v_cache + kv_offs` the step's values (loaded where `kv_mask`, 0 elsewhere), `(m_i, l_i, acc)` the
-/// running max, sum and unnormalized output; returns them updated.
+/// running max, sum and unnormalized output; returns them updated. For a scaled cache
+/// ([`kv_scaled`]), `v_scale` (`[1, BLOCK_N]`) holds each key's value scale, applied to `p` before
+/// `P · V` (the values are widened to `T` exactly); otherwise it is not read.
 ///
 /// Scores are taken in base 2, `2^(scale2 · x - m)` with `scale2 = scale · log2(e)`: one fma and one
 /// `exp2` per score (the natural `exp` takes about ten instructions), and `m_i` is the running max of
 /// the scaled scores. The values are loaded after the softmax, where the kernels always had them.
 #[kernel_fn]
-pub fn online_softmax_step<T: Float + DotOperands<T>>(
+pub fn online_softmax_step<T: Float + DotOperands<T>, C: Float>(
     x: Tile<f32>,
-    v_cache: Ptr<T>,
+    v_cache: Ptr<C>,
     kv_offs: Tile<i64>,
     kv_mask: Tile<bool>,
+    v_scale: Tile<f32>,
     m_i: Tile<f32>,
     l_i: Tile<f32>,
     acc: Tile<f32>,
@@ -26,7 +37,8 @@ pub fn online_softmax_step<T: Float + DotOperands<T>>(
     let p = exp2(fma(x, scale2, -m_new.expand_dims(1)));
     let alpha = exp2(m_i - m_new);
     let l_new = l_i * alpha + sum(p, 1);
-    let v_tile = load_masked(v_cache + kv_offs, kv_mask, 0.0);
-    let acc = dot(p.to::<T>(), v_tile, acc * alpha.expand_dims(1));
+    let v_tile = load_masked(v_cache + kv_offs, kv_mask, 0.0).to::<T>();
+    let pv = if kv_scaled::<T, C>() { p * v_scale } else { p };
+    let acc = dot(pv.to::<T>(), v_tile, acc * alpha.expand_dims(1));
     (m_new, l_new, acc)
 }

@@ -410,13 +410,14 @@ fn decode_bench() -> Res<()> {
             let (mut o, mut m, mut l) = (rt.alloc::<f32>(po)?, rt.alloc::<f32>(pm)?, rt.alloc::<f32>(pm)?);
             let mut tickets = rt.upload(&vec![0i32; tickets_len(&shape)])?;
             let mut out = rt.alloc::<bf16>(rows * d)?;
+            let no_scales = rt.alloc::<f32>(1)?; // a bf16 cache reads no scales
             let scale = 1.0 / (d as f32).sqrt();
             let floor = bytes as f64 / (tbps * 1e12) * 1e6;
             let mut timed = vec![];
             for cfg in variants {
                 let step = |rt: &CudaRuntime, i: usize| -> Result<(), String> {
                     let (k, v) = &caches[i % copies];
-                    let bufs = DecodeBuffers { q: &q, q_stride: shape.q_heads() * d, k_cache: k, v_cache: v, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut tickets, out: &mut out };
+                    let bufs = DecodeBuffers { q: &q, q_stride: shape.q_heads() * d, k_cache: k, v_cache: v, k_scales: &no_scales, v_scales: &no_scales, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut tickets, out: &mut out };
                     decode_step(rt, &shape, cfg, scale, bufs).map_err(|e| e.to_string())
                 };
                 let us = tests::graph_timing::graph_us(&rt, 10 * copies.max(1), 5, step)?;
@@ -457,6 +458,7 @@ fn prefill_bench() -> Res<()> {
             let k = rt.upload(&rand_f32(shape.cache_len(), 2).into_iter().map(bf16::from_f32).collect::<Vec<_>>())?;
             let v = rt.upload(&rand_f32(shape.cache_len(), 3).into_iter().map(bf16::from_f32).collect::<Vec<_>>())?;
             let mut out = rt.alloc::<bf16>(seq * row)?;
+            let no_scales = rt.alloc::<f32>(1)?; // a bf16 cache reads no scales
             let scale = 1.0 / (d as f32).sqrt();
             for causal in [true, false] {
                 let chunk = Chunk { q_len: seq, start: 0, causal };
@@ -481,7 +483,7 @@ fn prefill_bench() -> Res<()> {
                 let mut timed = vec![];
                 for cfg in configs {
                     let ms = median_ms(&rt, 2, 5, || {
-                        let bufs = PrefillBuffers { q: &q, k_cache: &k, v_cache: &v, out: &mut out };
+                        let bufs = PrefillBuffers { q: &q, k_cache: &k, v_cache: &v, k_scales: &no_scales, v_scales: &no_scales, out: &mut out };
                         prefill_step(&rt, &shape, chunk, QueriesAt { off: 0, stride: row }, cfg, scale, bufs).map_err(|e| match e {
                             kernels::kv_attention::AttnError::Runtime(e) => e,
                             other => panic!("prefill bench: {other}"),

@@ -3,8 +3,8 @@
 
 use super::*;
 use dsl_core::lang::DotOperands;
-use dsl_core::prelude::{bf16, f16, Float};
-use kernels::kv_attention::cache::append_kv;
+use dsl_core::prelude::{bf16, e4m3, f16, Float};
+use kernels::kv_attention::cache::{append_kv, append_rows_scaled, RowsAt, ScaledCachesMut};
 use kernels::kv_attention::decode::{decode_splits, decode_step, tickets_len, workspace_lens, DecodeBuffers, DecodeConfig, MAX_FUSED_SPLITS};
 use kernels::kv_attention::CacheShape;
 
@@ -14,6 +14,7 @@ cases!(
     decode_groups_bf16,
     decode_empty_splits_f16,
     append_then_decode_bf16,
+    decode_fp8_cache_bf16,
     decode_bad_shapes,
 );
 
@@ -38,6 +39,8 @@ where
     R: Runtime,
     T: TestElem + Float + DotOperands<T>,
 {
+    // An unscaled cache reads no scales: any f32 buffer stands in.
+    let no_scales = filled(rt, 1, 0.0f32);
     let CacheShape { batch, kv_heads, group, head_dim: d, max_ctx } = shape;
     assert_eq!(ctx.len(), batch);
     let mut r = rng(seed);
@@ -59,13 +62,13 @@ where
     let mut tickets = filled(rt, tickets_len(&shape), 0i32);
     let mut out = poisoned::<R, T>(rt, rows * d + pad);
     let what = format!("decode_attention<{}> {shape:?} ctx {ctx:?} {cfg:?}", T::NAME);
-    let bufs = DecodeBuffers { q: &bq, q_stride, k_cache: &bk, v_cache: &bv, ctx_lens: &bl, part_o: &mut part_o, part_m: &mut part_m, part_l: &mut part_l, tickets: &mut tickets, out: &mut out };
+    let bufs = DecodeBuffers { q: &bq, q_stride, k_cache: &bk, v_cache: &bv, k_scales: &no_scales, v_scales: &no_scales, ctx_lens: &bl, part_o: &mut part_o, part_m: &mut part_m, part_l: &mut part_l, tickets: &mut tickets, out: &mut out };
     launched(&what, decode_step(rt, &shape, cfg, scale, bufs));
     let got = download_f64(rt, &out);
     if cfg.fused_combine {
         assert!(download(rt, &tickets).iter().all(|&t| t == 0), "{what}: ticket counters left {:?}", download(rt, &tickets));
         let mut again = poisoned::<R, T>(rt, rows * d + pad);
-        let bufs = DecodeBuffers { q: &bq, q_stride, k_cache: &bk, v_cache: &bv, ctx_lens: &bl, part_o: &mut part_o, part_m: &mut part_m, part_l: &mut part_l, tickets: &mut tickets, out: &mut again };
+        let bufs = DecodeBuffers { q: &bq, q_stride, k_cache: &bk, v_cache: &bv, k_scales: &no_scales, v_scales: &no_scales, ctx_lens: &bl, part_o: &mut part_o, part_m: &mut part_m, part_l: &mut part_l, tickets: &mut tickets, out: &mut again };
         launched(&what, decode_step(rt, &shape, cfg, scale, bufs));
         let twice = download_f64(rt, &again);
         let same = got.iter().zip(&twice).all(|(a, b)| a.to_bits() == b.to_bits());
@@ -152,6 +155,8 @@ pub fn decode_empty_splits_f16<R: Runtime>(rt: &R) {
 /// context including them: the appended rows are in the cache, every other cache element unchanged,
 /// and the attention equals float64 over the updated cache.
 pub fn append_then_decode_bf16<R: Runtime>(rt: &R) {
+    // An unscaled cache reads no scales: any f32 buffer stands in.
+    let no_scales = filled(rt, 1, 0.0f32);
     let s = shape(2, 2, 4, 64, 96);
     let (batch, kv_heads, d, max_ctx) = (s.batch, s.kv_heads, s.head_dim, s.max_ctx);
     let mut r = rng(8);
@@ -189,7 +194,7 @@ pub fn append_then_decode_bf16<R: Runtime>(rt: &R) {
     let mut out = poisoned::<R, bf16>(rt, rows * d);
     let mut tickets = filled(rt, tickets_len(&s), 0i32);
     let (bq, bl) = (upload(rt, &q), upload(rt, &lens));
-    let bufs = DecodeBuffers { q: &bq, q_stride: s.q_heads() * d, k_cache: &kb, v_cache: &vb, ctx_lens: &bl, part_o: &mut part_o, part_m: &mut part_m, part_l: &mut part_l, tickets: &mut tickets, out: &mut out };
+    let bufs = DecodeBuffers { q: &bq, q_stride: s.q_heads() * d, k_cache: &kb, v_cache: &vb, k_scales: &no_scales, v_scales: &no_scales, ctx_lens: &bl, part_o: &mut part_o, part_m: &mut part_m, part_l: &mut part_l, tickets: &mut tickets, out: &mut out };
     let scale = 0.125f32;
     let cfg = DecodeConfig::splits(splits).with_fused_combine(true);
     launched("decode after append", decode_step(rt, &s, cfg, scale, bufs));
@@ -199,9 +204,128 @@ pub fn append_then_decode_bf16<R: Runtime>(rt: &R) {
     assert_close_where("decode after append", &got, &want, u, |i| (u + 1e-5) * mag[i] + <bf16 as TestElem>::TINY, |_| true);
 }
 
+/// An fp8 (e4m3) cache as the runtime fills it, and its values in float64.
+pub(super) struct ScaledCache<R: Runtime> {
+    pub k: R::Buffer<e4m3>,
+    pub v: R::Buffer<e4m3>,
+    pub k_scales: R::Buffer<f32>,
+    pub v_scales: R::Buffer<f32>,
+    /// `k[i] · k_scales[i / head_dim]` (and for `v`) in float64, NaN where nothing was appended.
+    pub kf: Vec<f64>,
+    pub vf: Vec<f64>,
+}
+
+/// Appends `tokens` random bf16 rows per (sequence, KV head) at positions `0..tokens` of poisoned fp8
+/// caches with `append_rows_scaled`, and checks what it stored: every scale is its row's largest
+/// magnitude over 448 (the rows' magnitudes spread over 2^-8..2^8, so a shared scale would not do),
+/// every element within e4m3's rounding of the row's value (half an ulp: 2^-4 relative, or 2^-10 of
+/// the scale among the subnormals), and the positions past `tokens` still poisoned.
+pub(super) fn scaled_cache<R: Runtime>(rt: &R, s: &CacheShape, tokens: usize, seed: u64) -> ScaledCache<R> {
+    use rand::Rng;
+    let (kh, d) = (s.kv_heads, s.head_dim);
+    let mut r = rng(seed);
+    let n = s.batch * tokens * kh * d;
+    // Row magnitudes 2^-8..2^8: each (token, head) row gets its own factor.
+    let factors: Vec<f64> = (0..n / d).map(|_| 2f64.powf(r.gen_range(-8.0..8.0))).collect();
+    let raw = randn(&mut r, n, 1.0);
+    let (new, newf) = round_to::<bf16>(&raw.iter().enumerate().map(|(i, x)| x * factors[i / d]).collect::<Vec<_>>());
+    let (vraw, _) = (randn(&mut r, n, 1.0), ());
+    let (vnew, vnewf) = round_to::<bf16>(&vraw.iter().enumerate().map(|(i, x)| x * factors[(i / d + 7) % (n / d)]).collect::<Vec<_>>());
+    let (mut k, mut v) = (poisoned::<R, e4m3>(rt, s.cache_len()), poisoned::<R, e4m3>(rt, s.cache_len()));
+    let scales = s.batch * kh * s.max_ctx;
+    let (mut k_scales, mut v_scales) = (filled(rt, scales, f32::NAN), filled(rt, scales, f32::NAN));
+    let at = RowsAt { k_off: 0, v_off: 0, stride: kh * d };
+    let cache = ScaledCachesMut { k: &mut k, v: &mut v, k_scales: &mut k_scales, v_scales: &mut v_scales };
+    let what = format!("kv_append_scaled<bf16, e4m3> {s:?} {tokens} tokens");
+    launched(&what, append_rows_scaled(rt, s, tokens, &upload(rt, &new), &upload(rt, &vnew), at, &filled(rt, s.batch, 0i32), cache));
+    let mut out = vec![];
+    for (cache, scale, src) in [(&k, &k_scales, &newf), (&v, &v_scales, &vnewf)] {
+        let (q, sc) = (download_f64(rt, cache), download(rt, scale));
+        let mut deq = vec![f64::NAN; s.cache_len()];
+        for b in 0..s.batch {
+            for h in 0..kh {
+                for j in 0..s.max_ctx {
+                    let key = (b * kh + h) * s.max_ctx + j;
+                    let row = &q[key * d..][..d];
+                    if j >= tokens {
+                        assert!(sc[key].is_nan() && row.iter().all(|x| x.is_nan()), "{what}: position {j} of (b {b}, h {h}) written");
+                        continue;
+                    }
+                    let x = &src[((b * tokens + j) * kh + h) * d..][..d];
+                    let amax = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                    let want = (amax / 448.0) as f32;
+                    assert!((sc[key] - want).abs() <= 1e-6 * want, "{what}: scale of (b {b}, h {h}, key {j}) {} want {want}", sc[key]);
+                    let s_k = sc[key] as f64;
+                    for e in 0..d {
+                        let got = row[e] * s_k;
+                        let tol = (x[e].abs() / 16.0).max(s_k / 1024.0) * (1.0 + 1e-6);
+                        assert!((got - x[e]).abs() <= tol, "{what}: (b {b}, h {h}, key {j}, dim {e}) reads {got}, was {}", x[e]);
+                        deq[key * d + e] = got;
+                    }
+                }
+            }
+        }
+        out.push(deq);
+    }
+    let vf = out.pop().expect("v");
+    let kf = out.pop().expect("k");
+    ScaledCache { k, v, k_scales, v_scales, kf, vf }
+}
+
+/// Decode over an fp8 cache filled by `append_rows_scaled` (see [`scaled_cache`]): the attention
+/// against float64 over the dequantized cache, with the bf16 cache's tolerance (the scales are exact
+/// in f32; each score's and each probability's is one f32 product), on 4 warps and on one, the
+/// combine separate and fused, and contexts short of the appended positions (whose rows must not be
+/// read) and of a split.
+pub fn decode_fp8_cache_bf16<R: Runtime>(rt: &R) {
+    for (s, tokens, ctx, cfg, seed) in [
+        (shape(2, 2, 4, 64, 90), 80, vec![80usize, 37], DecodeConfig::splits(3), 21u64),
+        (shape(1, 2, 8, 128, 70), 70, vec![70], DecodeConfig { splits: 2, block_n: 32, num_warps: 1, num_stages: 3, fused_combine: true }, 22),
+        (shape(2, 1, 3, 80, 40), 33, vec![33, 1], DecodeConfig { splits: 2, block_n: 64, num_warps: 1, num_stages: 2, fused_combine: false }, 23),
+    ] {
+        let c = scaled_cache(rt, &s, tokens, seed);
+        let (batch, d) = (s.batch, s.head_dim);
+        let rows = batch * s.q_heads();
+        let mut r = rng(seed + 100);
+        let (q, qf) = rand_elems::<bf16>(&mut r, rows * d, 1.0);
+        let lens: Vec<i32> = ctx.iter().map(|&c| c as i32).collect();
+        let (po, pm) = workspace_lens(&s, cfg.splits);
+        let (mut o, mut m, mut l) = (filled(rt, po, f32::NAN), filled(rt, pm, f32::NAN), filled(rt, pm, f32::NAN));
+        let mut tickets = filled(rt, tickets_len(&s), 0i32);
+        let mut out = poisoned::<R, bf16>(rt, rows * d);
+        let (bq, bl) = (upload(rt, &q), upload(rt, &lens));
+        let what = format!("decode_attention<bf16, e4m3> {s:?} ctx {ctx:?} {cfg:?}");
+        let bufs = DecodeBuffers { q: &bq, q_stride: s.q_heads() * d, k_cache: &c.k, v_cache: &c.v, k_scales: &c.k_scales, v_scales: &c.v_scales, ctx_lens: &bl, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut tickets, out: &mut out };
+        let scale = 1.0 / (d as f32).sqrt();
+        launched(&what, decode_step(rt, &s, cfg, scale, bufs));
+        let (want, mag) = reference(&s, &ctx, scale, (&qf, s.q_heads() * d), &c.kf, &c.vf);
+        let got = download_f64(rt, &out);
+        let u = <bf16 as TestElem>::U;
+        assert_close_where(&what, &got, &want, u, |i| (u + 1e-5) * mag[i] + <bf16 as TestElem>::TINY, |_| true);
+    }
+    // Refused before any launch: scales too short, and a scaled cache of a type that is not fp8.
+    let s = shape(1, 1, 4, 64, 64);
+    let c = scaled_cache(rt, &s, 3, 24);
+    let (po, pm) = workspace_lens(&s, 2);
+    let (mut o, mut m, mut l) = (filled(rt, po, 0.0f32), filled(rt, pm, 0.0f32), filled(rt, pm, 0.0f32));
+    let (q, lens, short) = (filled(rt, 4 * 64, bf16::ZERO), upload(rt, &[3i32]), filled(rt, 63, 1.0f32));
+    let mut t = filled(rt, 1, 0i32);
+    let mut out = poisoned::<R, bf16>(rt, 4 * 64);
+    let bufs = DecodeBuffers { q: &q, q_stride: 4 * 64, k_cache: &c.k, v_cache: &c.v, k_scales: &c.k_scales, v_scales: &short, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut t, out: &mut out };
+    let e = decode_step(rt, &s, DecodeConfig::splits(2), 0.125, bufs).unwrap_err().to_string();
+    assert!(e.contains("v_scales needs at least 64 elements, its buffer has 63"), "{e}");
+    let f16_cache = filled(rt, s.cache_len(), f16::ONE);
+    let bufs = DecodeBuffers { q: &q, q_stride: 4 * 64, k_cache: &f16_cache, v_cache: &f16_cache, k_scales: &c.k_scales, v_scales: &c.v_scales, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut t, out: &mut out };
+    let e = decode_step(rt, &s, DecodeConfig::splits(2), 0.125, bufs).unwrap_err().to_string();
+    assert!(e.contains("a scaled cache holds e4m3 or e5m2"), "{e}");
+    assert!(download_f64(rt, &out).iter().all(|v| v.is_nan()), "nothing ran");
+}
+
 /// Shapes and buffers the host API refuses, each with its reason and before any launch (after one
 /// valid step of the same shape).
 pub fn decode_bad_shapes<R: Runtime>(rt: &R) {
+    // An unscaled cache reads no scales: any f32 buffer stands in.
+    let no_scales = filled(rt, 1, 0.0f32);
     let s = shape(1, 1, 4, 64, 64);
     check::<R, f16>(rt, s, &[37], 2, 10);
     let (po, pm) = workspace_lens(&s, 2);
@@ -212,7 +336,7 @@ pub fn decode_bad_shapes<R: Runtime>(rt: &R) {
         let (mut o, mut m, mut l) = (filled(rt, po, 0.0f32), filled(rt, pm, 0.0f32), filled(rt, pm, 0.0f32));
         let mut t = filled(rt, tickets, 0i32);
         let mut out = poisoned::<R, f16>(rt, 4 * 64);
-        let bufs = DecodeBuffers { q: &q, q_stride: 4 * 64, k_cache: &kv, v_cache: &kv, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut t, out: &mut out };
+        let bufs = DecodeBuffers { q: &q, q_stride: 4 * 64, k_cache: &kv, v_cache: &kv, k_scales: &no_scales, v_scales: &no_scales, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut t, out: &mut out };
         let e = decode_step(rt, &shape, cfg, 0.125, bufs).map(|_| "launched".to_string()).unwrap_or_else(|e| e.to_string());
         assert!(download_f64(rt, &out).iter().all(|v| v.is_nan()), "nothing ran");
         e
@@ -234,21 +358,21 @@ pub fn decode_bad_shapes<R: Runtime>(rt: &R) {
     let (mut o, mut m, mut l) = (filled(rt, po, 0.0f32), filled(rt, pm, 0.0f32), filled(rt, pm, 0.0f32));
     let mut out = poisoned::<R, f16>(rt, 4 * 64);
     let mut t = filled(rt, 1, 0i32);
-    let bufs = DecodeBuffers { q: &q, q_stride: 4 * 64, k_cache: &kv, v_cache: &kv, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut t, out: &mut out };
+    let bufs = DecodeBuffers { q: &q, q_stride: 4 * 64, k_cache: &kv, v_cache: &kv, k_scales: &no_scales, v_scales: &no_scales, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut t, out: &mut out };
     let e = decode_step(rt, &s, DecodeConfig { splits: 2, block_n: 48, num_warps: 4, num_stages: 3, fused_combine: false }, 0.125, bufs).unwrap_err().to_string();
     assert!(e.contains("no declared instance") && e.contains("BLOCK_N=64"), "{e}");
-    let bufs = DecodeBuffers { q: &q, q_stride: 4 * 64, k_cache: &kv, v_cache: &kv, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut t, out: &mut out };
+    let bufs = DecodeBuffers { q: &q, q_stride: 4 * 64, k_cache: &kv, v_cache: &kv, k_scales: &no_scales, v_scales: &no_scales, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut t, out: &mut out };
     let e = decode_step(rt, &s, DecodeConfig { splits: 2, block_n: 32, num_warps: 1, num_stages: 5, fused_combine: false }, 0.125, bufs).unwrap_err().to_string();
     assert!(e.contains("num_stages 5 must be 2, 3 or 4"), "{e}");
     // Queries closer than a sequence's heads, and a buffer too short for a second sequence's queries.
-    let bufs = DecodeBuffers { q: &q, q_stride: 4 * 64 - 2, k_cache: &kv, v_cache: &kv, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut t, out: &mut out };
+    let bufs = DecodeBuffers { q: &q, q_stride: 4 * 64 - 2, k_cache: &kv, v_cache: &kv, k_scales: &no_scales, v_scales: &no_scales, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut t, out: &mut out };
     let e = decode_step(rt, &s, DecodeConfig::splits(2), 0.125, bufs).unwrap_err().to_string();
     assert!(e.contains("q_stride 254 must be at least 256"), "{e}");
     let (two, lens2, kv2) = (shape(2, 1, 4, 64, 64), upload(rt, &[1i32, 1]), filled(rt, 2 * 64 * 64, f16::ZERO));
     let (po2, pm2) = workspace_lens(&two, 2);
     let (mut o2, mut m2, mut l2) = (filled(rt, po2, 0.0f32), filled(rt, pm2, 0.0f32), filled(rt, pm2, 0.0f32));
     let mut out2 = poisoned::<R, f16>(rt, 2 * 4 * 64);
-    let bufs = DecodeBuffers { q: &q, q_stride: 4 * 64 + 8, k_cache: &kv2, v_cache: &kv2, ctx_lens: &lens2, part_o: &mut o2, part_m: &mut m2, part_l: &mut l2, tickets: &mut t, out: &mut out2 };
+    let bufs = DecodeBuffers { q: &q, q_stride: 4 * 64 + 8, k_cache: &kv2, v_cache: &kv2, k_scales: &no_scales, v_scales: &no_scales, ctx_lens: &lens2, part_o: &mut o2, part_m: &mut m2, part_l: &mut l2, tickets: &mut t, out: &mut out2 };
     let e = decode_step(rt, &two, DecodeConfig::splits(2), 0.125, bufs).unwrap_err().to_string();
     assert!(e.contains(&format!("q needs at least {} elements, its buffer has 256", 4 * 64 + 8 + 4 * 64)), "{e}");
     assert!(download_f64(rt, &out2).iter().all(|v| v.is_nan()), "nothing ran");

@@ -16,6 +16,7 @@ cases!(
     prefill_head_dims_bf16,
     prefill_tiles_f16,
     chunked_prefill_then_decode_bf16,
+    prefill_fp8_cache_bf16,
     prefill_bad_shapes,
 );
 
@@ -65,6 +66,8 @@ where
     R: Runtime,
     T: TestElem + Float + DotOperands<T>,
 {
+    // An unscaled cache reads no scales: any f32 buffer stands in.
+    let no_scales = filled(rt, 1, 0.0f32);
     let mut r = rng(seed);
     let row = s.q_heads() * s.head_dim;
     let n = s.batch * chunk.q_len * row;
@@ -77,7 +80,7 @@ where
     let (bq, bk, bv) = (upload(rt, &q), upload(rt, &k), upload(rt, &v));
     let mut out = poisoned::<R, T>(rt, n + pad);
     let what = format!("prefill_attention<{}> {s:?} {chunk:?} {cfg:?}", T::NAME);
-    let bufs = PrefillBuffers { q: &bq, k_cache: &bk, v_cache: &bv, out: &mut out };
+    let bufs = PrefillBuffers { q: &bq, k_cache: &bk, v_cache: &bv, k_scales: &no_scales, v_scales: &no_scales, out: &mut out };
     launched(&what, prefill_step(rt, &s, chunk, QueriesAt { off: 0, stride: row }, cfg, scale, bufs));
     let (mut want, mut mag) = reference(&s, chunk, scale, &qf, &kf, &vf);
     want.resize(n + pad, f64::NAN);
@@ -123,12 +126,41 @@ pub fn prefill_tiles_f16<R: Runtime>(rt: &R) {
     check::<R, f16>(rt, s, causal(1, 99), None, 15);
 }
 
+/// Prefill over an fp8 (e4m3) cache filled by `append_rows_scaled` (`decode_attention::scaled_cache`
+/// checks what it stores): against float64 over the dequantized cache, with the bf16 cache's
+/// tolerance; a chunk continuing a prefix and one over the whole context, not causal, on the
+/// `mma.sync` and the warpgroup tiles. Keys past the context are poisoned: a read shows.
+pub fn prefill_fp8_cache_bf16<R: Runtime>(rt: &R) {
+    for (s, chunk, cfg, seed) in [
+        (shape(1, 2, 4, 128, 120), causal(40, 60), None, 31u64),
+        (shape(2, 1, 3, 64, 80), Chunk { q_len: 30, start: 20, causal: false }, None, 32),
+        (shape(1, 2, 4, 128, 160), causal(100, 40), Some(PrefillConfig { block_m: 128, block_n: 64, num_warps: 8 }), 33),
+    ] {
+        let tokens = chunk.start + chunk.q_len;
+        let c = super::decode_attention::scaled_cache(rt, &s, tokens, seed);
+        let row = s.q_heads() * s.head_dim;
+        let n = s.batch * chunk.q_len * row;
+        let (q, qf) = rand_elems::<bf16>(&mut rng(seed + 100), n, 1.0);
+        let cfg = cfg.unwrap_or_else(|| PrefillConfig::for_chunk(&s, &chunk, false));
+        let scale = 1.0 / (s.head_dim as f32).sqrt();
+        let bq = upload(rt, &q);
+        let mut out = poisoned::<R, bf16>(rt, n);
+        let what = format!("prefill_attention<bf16, e4m3> {s:?} {chunk:?} {cfg:?}");
+        let bufs = PrefillBuffers { q: &bq, k_cache: &c.k, v_cache: &c.v, k_scales: &c.k_scales, v_scales: &c.v_scales, out: &mut out };
+        launched(&what, prefill_step(rt, &s, chunk, QueriesAt { off: 0, stride: row }, cfg, scale, bufs));
+        let (want, mag) = reference(&s, chunk, scale, &qf, &c.kf, &c.vf);
+        assert_attention::<bf16>(&what, &download_f64(rt, &out), &want, &mag, n);
+    }
+}
+
 /// What a model does with one sequence set: a prompt in two chunks (the warpgroup heuristic's tiles),
 /// then three decode steps. Each chunk's
 /// keys and values are appended from a fused QKV buffer (`[tokens, (q_heads + 2 kv_heads) * d]`, read in
 /// place at offsets), its queries read from the same buffer; the caches start poisoned, so a read of a
 /// position not yet written is NaN in the output. Every output against float64 over the keys so far.
 pub fn chunked_prefill_then_decode_bf16<R: Runtime>(rt: &R) {
+    // An unscaled cache reads no scales: any f32 buffer stands in.
+    let no_scales = filled(rt, 1, 0.0f32);
     let s = shape(2, 2, 3, 64, 64);
     let (qh, kh, d) = (s.q_heads(), s.kv_heads, s.head_dim);
     let width = (qh + 2 * kh) * d;
@@ -166,7 +198,7 @@ pub fn chunked_prefill_then_decode_bf16<R: Runtime>(rt: &R) {
         let chunk = causal(q_len, start);
         let n = s.batch * q_len * qh * d;
         let mut out = poisoned::<R, bf16>(rt, n);
-        let bufs = PrefillBuffers { q: &bqkv, k_cache: &kc, v_cache: &vc, out: &mut out };
+        let bufs = PrefillBuffers { q: &bqkv, k_cache: &kc, v_cache: &vc, k_scales: &no_scales, v_scales: &no_scales, out: &mut out };
         launched(&what, prefill_step(rt, &s, chunk, QueriesAt { off: 0, stride: width }, PrefillConfig::for_chunk(&s, &chunk, true), scale, bufs));
         let (want, mag) = reference(&s, chunk, scale, &qf, &kf, &vf);
         assert_attention::<bf16>(&what, &download_f64(rt, &out), &want, &mag, n);
@@ -194,7 +226,7 @@ pub fn chunked_prefill_then_decode_bf16<R: Runtime>(rt: &R) {
         let (mut o, mut m, mut l) = (filled(rt, po, f32::NAN), filled(rt, pm, f32::NAN), filled(rt, pm, f32::NAN));
         let mut out = poisoned::<R, bf16>(rt, rows * d);
         let bq = upload(rt, &q);
-        let bufs = DecodeBuffers { q: &bq, q_stride: s.q_heads() * d, k_cache: &kc, v_cache: &vc, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut tickets, out: &mut out };
+        let bufs = DecodeBuffers { q: &bq, q_stride: s.q_heads() * d, k_cache: &kc, v_cache: &vc, k_scales: &no_scales, v_scales: &no_scales, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut tickets, out: &mut out };
         launched(&what, decode_step(rt, &s, cfg, scale, bufs));
         // A decode query is a one-token chunk at `start`: the same reference.
         let (want, mag) = reference(&s, causal(1, start), scale, &qf, &kf, &vf);
@@ -206,6 +238,8 @@ pub fn chunked_prefill_then_decode_bf16<R: Runtime>(rt: &R) {
 /// Chunks, configs and buffers the host API refuses, each with its reason and before any launch (after
 /// one valid chunk of the same shape).
 pub fn prefill_bad_shapes<R: Runtime>(rt: &R) {
+    // An unscaled cache reads no scales: any f32 buffer stands in.
+    let no_scales = filled(rt, 1, 0.0f32);
     let s = shape(1, 1, 4, 64, 64);
     // One valid chunk of the same shape first, checked against float64.
     check::<R, f16>(rt, s, causal(10, 0), None, 16);
@@ -215,7 +249,7 @@ pub fn prefill_bad_shapes<R: Runtime>(rt: &R) {
     let good = PrefillConfig { block_m: 64, block_n: 64, num_warps: 4 };
     let run = |shape: CacheShape, chunk: Chunk, at: QueriesAt, cfg: PrefillConfig, out_len: usize| -> String {
         let mut out = poisoned::<R, f16>(rt, out_len);
-        let bufs = PrefillBuffers { q: &q, k_cache: &kv, v_cache: &kv, out: &mut out };
+        let bufs = PrefillBuffers { q: &q, k_cache: &kv, v_cache: &kv, k_scales: &no_scales, v_scales: &no_scales, out: &mut out };
         match prefill_step(rt, &shape, chunk, at, cfg, 0.125, bufs) {
             Ok(()) => "launched".to_string(),
             Err(e) => {

@@ -448,13 +448,14 @@ impl<R: Runtime> Ops for GpuStep<'_, R> {
         let scale = 1.0 / (c.head_dim as f32).sqrt();
         let shape = m.shape;
         let row = c.q_dim() + 2 * c.kv_dim();
+        // The caches hold the activations' type, so they read no scales: the rope table stands in.
         if s.tokens() == 1 {
             let (po, pm, pl) = &mut m.part;
-            let bufs = DecodeBuffers { q: &a.qkv, q_stride: row, k_cache: &m.k_cache[layer], v_cache: &m.v_cache[layer], ctx_lens: &a.ctx_len, part_o: po, part_m: pm, part_l: pl, tickets: &mut m.tickets, out: &mut a.att };
+            let bufs = DecodeBuffers { q: &a.qkv, q_stride: row, k_cache: &m.k_cache[layer], v_cache: &m.v_cache[layer], k_scales: &m.w.cos, v_scales: &m.w.cos, ctx_lens: &a.ctx_len, part_o: po, part_m: pm, part_l: pl, tickets: &mut m.tickets, out: &mut a.att };
             decode_step(self.rt, &shape, m.decode, scale, bufs).map_err(attn)
         } else {
             let chunk = Chunk { q_len: s.tokens(), start: s.start, causal: true };
-            let bufs = PrefillBuffers { q: &a.qkv, k_cache: &m.k_cache[layer], v_cache: &m.v_cache[layer], out: &mut a.att };
+            let bufs = PrefillBuffers { q: &a.qkv, k_cache: &m.k_cache[layer], v_cache: &m.v_cache[layer], k_scales: &m.w.cos, v_scales: &m.w.cos, out: &mut a.att };
             let at = QueriesAt { off: 0, stride: row };
             prefill_step(self.rt, &shape, chunk, at, PrefillConfig::for_chunk(&shape, &chunk, m.warpgroups), scale, bufs).map_err(attn)
         }
