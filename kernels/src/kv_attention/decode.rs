@@ -115,8 +115,9 @@ pub fn decode_attention<T, C, const BLOCK_G: i32, const BLOCK_N: i32, const BLOC
         let kv_offs = (kv_base + start.to::<i64>() * hd) + in_step;
         let k_tile = load_masked(k_cache + kv_offs, kv_mask, 0.0).to::<T>();
         let mut x = dot(q_tile, k_tile.trans(), zeros::<f32>([BLOCK_G, BLOCK_N]));
-        // A scaled (fp8) cache: each key's scale on its scores, each value's on its probabilities.
-        let mut v_scale = full::<f32>((), 1.0);
+        // A scaled (fp8) cache: each key's scale on its scores, each value's on its probabilities. A
+        // cache of T reads no scales (`v_scale` is then any tile: not read, and no op is emitted).
+        let mut v_scale = x;
         if scaled {
             let at = scales_base + start + rn0;
             let key_ok = rn0 < hi - start;

@@ -81,8 +81,9 @@ pub fn prefill_attention<T, C, const CAUSAL: bool, const BLOCK_M: i32, const BLO
         let kv_offs = kv_base + rn.expand_dims(1) * head_dim + rd.expand_dims(0);
         let k_tile = load_masked(k_cache + kv_offs, kv_mask, 0.0).to::<T>();
         let mut x = dot(q_tile, k_tile.trans(), zeros::<f32>([BLOCK_M, BLOCK_N]));
-        // A scaled (fp8) cache: each key's scale on its scores, each value's on its probabilities.
-        let mut v_scale = full::<f32>((), 1.0);
+        // A scaled (fp8) cache: each key's scale on its scores, each value's on its probabilities. A
+        // cache of T reads no scales (`v_scale` is then any tile: not read, and no op is emitted).
+        let mut v_scale = x;
         if scaled {
             let key_ok = rn < hi;
             x = x * load_masked(k_scales + scales_base + rn, key_ok, 0.0).expand_dims(0);
