@@ -83,7 +83,7 @@ interp_tests! {
         interp_only: [],
     }
     mod decode_attention {
-        generic: [decode_gqa_ragged_f16, decode_groups_bf16, decode_empty_splits_f16, append_then_decode_bf16, decode_fp8_cache_bf16, decode_bad_shapes],
+        generic: [decode_gqa_ragged_f16, decode_groups_bf16, decode_empty_splits_f16, append_then_decode_bf16, decode_fp8_cache, decode_bad_shapes],
         interp_only: [],
     }
     mod prefill_attention {

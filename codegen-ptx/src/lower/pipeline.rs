@@ -252,7 +252,8 @@ impl<'k> Lowerer<'k> {
         let bits: u32 = it[1..].parse().expect("an integer loop type");
         let fits = match step.parse::<i128>() {
             Ok(c) => {
-                let ahead = c * k as i128;
+                // As the unsigned number the register holds (a u32 step prints as i32).
+                let ahead = c.rem_euclid(1i128 << bits) * k as i128;
                 if ahead >= 1i128 << bits {
                     return "false".into();
                 }

@@ -1,10 +1,11 @@
 //! Writing keys and values into the cache (layout in the [module docs](super)).
 
 use super::{need, AttnError, CacheShape};
+use super::softmax::fp8_max;
 use crate::rope::{rope_vector_inplace, rotate_half};
 use dsl_core::prelude::*;
 use dsl_core::runtime::{AnyBuffer, Runtime};
-use dsl_core::types::{DType, Elem};
+use dsl_core::types::Elem;
 
 /// Appends `tokens` key and value rows per sequence:
 /// `k_cache[b, h, pos[b] + t, :] = k_new[k_off + (b * tokens + t) * stride + h * head_dim + ..]` (and `v`).
@@ -43,14 +44,6 @@ pub fn kv_append<T: Float, const BLOCK_D: i32>(
     let dst = (bh.to::<i64>() * max_ctx + p) * head_dim + rd;
     store_masked(k_cache + dst, load_masked(k_new + k_off + src, ok, 0.0), ok);
     store_masked(v_cache + dst, load_masked(v_new + v_off + src, ok, 0.0), ok);
-}
-
-/// The largest finite value of fp8 type `C` (e4m3 448, e5m2 57344).
-fn fp8_max<C: Elem>() -> f32 {
-    match C::DTYPE {
-        DType::F8E5M2 => 57344.0,
-        _ => 448.0,
-    }
 }
 
 /// A row `x` (0 where masked) as an fp8 cache stores it: `x / s` rounded to `C`, and its scale `s = max

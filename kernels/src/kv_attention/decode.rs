@@ -100,7 +100,6 @@ pub fn decode_attention<T, C, const BLOCK_G: i32, const BLOCK_N: i32, const BLOC
     let rows = bh.to::<i64>() * group + rg;
     let kv_base = bh.to::<i64>() * max_ctx * hd;
     let scaled = kv_scaled::<T, C>();
-    let scales_base = bh.to::<i64>() * max_ctx;
 
     let scale2 = scale * std::f32::consts::LOG2_E;
     let mut m_i = full::<f32>([BLOCK_G], f32::NEG_INFINITY);
@@ -119,7 +118,7 @@ pub fn decode_attention<T, C, const BLOCK_G: i32, const BLOCK_N: i32, const BLOC
         // cache of T reads no scales (`v_scale` is then any tile: not read, and no op is emitted).
         let mut v_scale = x;
         if scaled {
-            let at = scales_base + start + rn0;
+            let at = bh.to::<i64>() * max_ctx + start + rn0;
             let key_ok = rn0 < hi - start;
             x = x * load_masked(k_scales + at, key_ok, 0.0).expand_dims(0);
             v_scale = load_masked(v_scales + at, key_ok, 0.0).expand_dims(0);

@@ -65,7 +65,6 @@ pub fn prefill_attention<T, C, const CAUSAL: bool, const BLOCK_M: i32, const BLO
     let q_tile = load_masked(q + q_rows.expand_dims(1) + rd.expand_dims(0), row_ok.expand_dims(1) & d_ok, 0.0);
     let kv_base = bh.to::<i64>() * max_ctx * head_dim;
     let scaled = kv_scaled::<T, C>();
-    let scales_base = bh.to::<i64>() * max_ctx;
     let pos = start + t;
     let ctx = start + q_len;
     // A causal program stops after its last token's position; rows past it are masked below.
@@ -86,6 +85,7 @@ pub fn prefill_attention<T, C, const CAUSAL: bool, const BLOCK_M: i32, const BLO
         let mut v_scale = x;
         if scaled {
             let key_ok = rn < hi;
+            let scales_base = bh.to::<i64>() * max_ctx;
             x = x * load_masked(k_scales + scales_base + rn, key_ok, 0.0).expand_dims(0);
             v_scale = load_masked(v_scales + scales_base + rn, key_ok, 0.0).expand_dims(0);
         }

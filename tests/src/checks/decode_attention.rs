@@ -14,7 +14,7 @@ cases!(
     decode_groups_bf16,
     decode_empty_splits_f16,
     append_then_decode_bf16,
-    decode_fp8_cache_bf16,
+    decode_fp8_cache,
     decode_bad_shapes,
 );
 
@@ -272,37 +272,43 @@ pub(super) fn scaled_cache<R: Runtime>(rt: &R, s: &CacheShape, tokens: usize, se
     ScaledCache { k, v, k_scales, v_scales, kf, vf }
 }
 
-/// Decode over an fp8 cache filled by `append_rows_scaled` (see [`scaled_cache`]): the attention
-/// against float64 over the dequantized cache, with the bf16 cache's tolerance (the scales are exact
-/// in f32; each score's and each probability's is one f32 product), on 4 warps and on one, the
-/// combine separate and fused, and contexts short of the appended positions (whose rows must not be
-/// read) and of a split.
-pub fn decode_fp8_cache_bf16<R: Runtime>(rt: &R) {
-    for (s, tokens, ctx, cfg, seed) in [
-        (shape(2, 2, 4, 64, 90), 80, vec![80usize, 37], DecodeConfig::splits(3), 21u64),
-        (shape(1, 2, 8, 128, 70), 70, vec![70], DecodeConfig { splits: 2, block_n: 32, num_warps: 1, num_stages: 3, fused_combine: true }, 22),
-        (shape(2, 1, 3, 80, 40), 33, vec![33, 1], DecodeConfig { splits: 2, block_n: 64, num_warps: 1, num_stages: 2, fused_combine: false }, 23),
-    ] {
-        let c = scaled_cache(rt, &s, tokens, seed);
-        let (batch, d) = (s.batch, s.head_dim);
-        let rows = batch * s.q_heads();
-        let mut r = rng(seed + 100);
-        let (q, qf) = rand_elems::<bf16>(&mut r, rows * d, 1.0);
-        let lens: Vec<i32> = ctx.iter().map(|&c| c as i32).collect();
-        let (po, pm) = workspace_lens(&s, cfg.splits);
-        let (mut o, mut m, mut l) = (filled(rt, po, f32::NAN), filled(rt, pm, f32::NAN), filled(rt, pm, f32::NAN));
-        let mut tickets = filled(rt, tickets_len(&s), 0i32);
-        let mut out = poisoned::<R, bf16>(rt, rows * d);
-        let (bq, bl) = (upload(rt, &q), upload(rt, &lens));
-        let what = format!("decode_attention<bf16, e4m3> {s:?} ctx {ctx:?} {cfg:?}");
-        let bufs = DecodeBuffers { q: &bq, q_stride: s.q_heads() * d, k_cache: &c.k, v_cache: &c.v, k_scales: &c.k_scales, v_scales: &c.v_scales, ctx_lens: &bl, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut tickets, out: &mut out };
-        let scale = 1.0 / (d as f32).sqrt();
-        launched(&what, decode_step(rt, &s, cfg, scale, bufs));
-        let (want, mag) = reference(&s, &ctx, scale, (&qf, s.q_heads() * d), &c.kf, &c.vf);
-        let got = download_f64(rt, &out);
-        let u = <bf16 as TestElem>::U;
-        assert_close_where(&what, &got, &want, u, |i| (u + 1e-5) * mag[i] + <bf16 as TestElem>::TINY, |_| true);
-    }
+/// Decode over an fp8 cache filled by `append_rows_scaled` (see [`scaled_cache`]) with queries of `T`:
+/// the attention against float64 over the dequantized cache, with the 16-bit cache's tolerance (each
+/// score's and each probability's scale is one f32 product).
+fn check_fp8_decode<R, T>(rt: &R, s: CacheShape, tokens: usize, ctx: &[usize], cfg: DecodeConfig, seed: u64)
+where
+    R: Runtime,
+    T: TestElem + Float + DotOperands<T>,
+{
+    let c = scaled_cache(rt, &s, tokens, seed);
+    let d = s.head_dim;
+    let rows = s.batch * s.q_heads();
+    let (q, qf) = rand_elems::<T>(&mut rng(seed + 100), rows * d, 1.0);
+    let lens: Vec<i32> = ctx.iter().map(|&c| c as i32).collect();
+    let (po, pm) = workspace_lens(&s, cfg.splits);
+    let (mut o, mut m, mut l) = (filled(rt, po, f32::NAN), filled(rt, pm, f32::NAN), filled(rt, pm, f32::NAN));
+    let mut tickets = filled(rt, tickets_len(&s), 0i32);
+    let mut out = poisoned::<R, T>(rt, rows * d);
+    let (bq, bl) = (upload(rt, &q), upload(rt, &lens));
+    let what = format!("decode_attention<{}, e4m3> {s:?} ctx {ctx:?} {cfg:?}", T::NAME);
+    let bufs = DecodeBuffers { q: &bq, q_stride: s.q_heads() * d, k_cache: &c.k, v_cache: &c.v, k_scales: &c.k_scales, v_scales: &c.v_scales, ctx_lens: &bl, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut tickets, out: &mut out };
+    let scale = 1.0 / (d as f32).sqrt();
+    launched(&what, decode_step(rt, &s, cfg, scale, bufs));
+    let (want, mag) = reference(&s, ctx, scale, (&qf, s.q_heads() * d), &c.kf, &c.vf);
+    let got = download_f64(rt, &out);
+    assert_close_where(&what, &got, &want, T::U, |i| (T::U + 1e-5) * mag[i] + T::TINY, |_| true);
+}
+
+/// [`check_fp8_decode`] on 4 warps and on one, the combine separate and fused, contexts short of the
+/// appended positions (whose rows must not be read) and of a split; bf16 and f16 queries (rows as
+/// small as 2^-8, whose value scales, about 2^-17, f16 could not hold).
+pub fn decode_fp8_cache<R: Runtime>(rt: &R) {
+    check_fp8_decode::<R, bf16>(rt, shape(2, 2, 4, 64, 90), 80, &[80, 37], DecodeConfig::splits(3), 21);
+    let one_warp = DecodeConfig { splits: 2, block_n: 32, num_warps: 1, num_stages: 3, fused_combine: true };
+    check_fp8_decode::<R, bf16>(rt, shape(1, 2, 8, 128, 70), 70, &[70], one_warp, 22);
+    let steps64 = DecodeConfig { splits: 2, block_n: 64, num_warps: 1, num_stages: 2, fused_combine: false };
+    check_fp8_decode::<R, bf16>(rt, shape(2, 1, 3, 80, 40), 33, &[33, 1], steps64, 23);
+    check_fp8_decode::<R, f16>(rt, shape(2, 2, 4, 64, 90), 80, &[80, 37], DecodeConfig::splits(3), 25);
     // Refused before any launch: scales too short, and a scaled cache of a type that is not fp8.
     let s = shape(1, 1, 4, 64, 64);
     let c = scaled_cache(rt, &s, 3, 24);
@@ -319,6 +325,19 @@ pub fn decode_fp8_cache_bf16<R: Runtime>(rt: &R) {
     let e = decode_step(rt, &s, DecodeConfig::splits(2), 0.125, bufs).unwrap_err().to_string();
     assert!(e.contains("a scaled cache holds e4m3 or e5m2"), "{e}");
     assert!(download_f64(rt, &out).iter().all(|v| v.is_nan()), "nothing ran");
+    // The append refuses a scaled cache that is not fp8, and scales too short.
+    let rows = filled(rt, 64, bf16::ONE);
+    let at = RowsAt { k_off: 0, v_off: 0, stride: 64 };
+    let (mut kf16, mut vf16) = (filled(rt, s.cache_len(), f16::ZERO), filled(rt, s.cache_len(), f16::ZERO));
+    let (mut ks, mut vs) = (filled(rt, 64, f32::NAN), filled(rt, 63, f32::NAN));
+    let cache = ScaledCachesMut { k: &mut kf16, v: &mut vf16, k_scales: &mut ks, v_scales: &mut vs };
+    let e = append_rows_scaled(rt, &s, 1, &rows, &rows, at, &lens, cache).unwrap_err().to_string();
+    assert!(e.contains("a scaled cache holds e4m3 or e5m2, not f16"), "{e}");
+    let (mut k8, mut v8) = (poisoned::<R, e4m3>(rt, s.cache_len()), poisoned::<R, e4m3>(rt, s.cache_len()));
+    let cache = ScaledCachesMut { k: &mut k8, v: &mut v8, k_scales: &mut ks, v_scales: &mut vs };
+    let e = append_rows_scaled(rt, &s, 1, &rows, &rows, at, &lens, cache).unwrap_err().to_string();
+    assert!(e.contains("v_scales needs at least 64 elements, its buffer has 63"), "{e}");
+    assert!(download(rt, &ks).iter().all(|v| v.is_nan()), "nothing ran");
 }
 
 /// Shapes and buffers the host API refuses, each with its reason and before any launch (after one

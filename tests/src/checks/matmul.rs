@@ -208,7 +208,7 @@ pub fn matmul_e4m3_x_e5m2<R: Runtime>(rt: &R) {
     sweep::<R, e5m2, e4m3, f32>(rt, 700);
 }
 
-/// Other block shapes, non-square blocks, column-major A.
+/// Other block shapes, non-square blocks, column-major A, a grid of uneven tile groups.
 pub fn matmul_block_shapes_and_layouts<R: Runtime>(rt: &R) {
     let p = Problem::<f32, f32>::new(33, 40, 47, true, false, 800);
     run_plain::<R, f32, f32, f32, 32, 16, 32>(rt, &p, false);
@@ -218,6 +218,10 @@ pub fn matmul_block_shapes_and_layouts<R: Runtime>(rt: &R) {
     let p = Problem::<f16, f16>::new(17, 33, 40, true, true, 801);
     run_plain::<R, f16, f16, f32, 16, 32, 32>(rt, &p, false);
     run_plain::<R, f16, f16, f32, 16, 32, 32>(rt, &p, true);
+    // 20 row blocks and 4 column blocks: two full groups of the block-pointer kernels' grouped tile
+    // order and a last group of 4 rows, each tile taken once (the output starts poisoned).
+    let p = Problem::<f32, f32>::new(16 * 19 + 5, 50, 24, false, false, 802);
+    run_plain::<R, f32, f32, f32, 16, 16, 16>(rt, &p, true);
 }
 
 /// Tiles large enough for the tensor-core accumulator layout (the result stays in `mma` registers across
