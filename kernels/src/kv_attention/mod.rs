@@ -9,6 +9,15 @@
 //! read from memory once per program. An append writes one `head_dim` row per (token, KV head).
 //!
 //! **Query heads**: query head `h * group + g` uses KV head `h` (Llama's and transformers' order).
+//!
+//! **fp8 caches**: the caches may hold e4m3 (or e5m2) instead of the activations' type, half the bytes
+//! a decode step reads. Each key's and each value's row `[b, h, pos, :]` is stored divided by its own
+//! scale, the row's largest magnitude over the type's largest value, kept in f32 arrays `[batch,
+//! kv_heads, max_ctx]` beside the caches ([`cache::kv_append_scaled`]). A scale per row rather than per
+//! head or tensor needs no calibration and follows keys whose size changes by orders of magnitude
+//! between positions; it adds 4 bytes to each 64–256-byte row. Decode and prefill widen the rows to
+//! the activations' type (exactly), put each key's scale on its scores and each value's on its
+//! probabilities ([`softmax::online_softmax_step`]).
 
 pub mod cache;
 pub mod decode;
