@@ -32,6 +32,17 @@ pub fn kv_append<T: Float, const BLOCK_D: i32>(
 ) {
     gdc_launch_dependents();
     gdc_wait();
+    let (src, key, rd, ok) = append_slot::<BLOCK_D>(pos, stride, kv_heads, head_dim, max_ctx);
+    let dst = key * head_dim + rd;
+    store_masked(k_cache + dst, load_masked(k_new + k_off + src, ok, 0.0), ok);
+    store_masked(v_cache + dst, load_masked(v_new + v_off + src, ok, 0.0), ok);
+}
+
+/// Where program `(b * kv_heads + h, t)` of an append reads and writes: the new row's element offsets
+/// `src` (before `k_off` / `v_off`), the cache row `key = (b, h, pos[b] + t)` (its scale's index; its
+/// elements start at `key * head_dim`), the columns `rd` and their mask `ok`.
+#[kernel_fn]
+fn append_slot<const BLOCK_D: i32>(pos: Ptr<i32>, stride: Tile<i32>, kv_heads: Tile<i32>, head_dim: Tile<i32>, max_ctx: Tile<i32>) -> (Tile<i64>, Tile<i64>, Tile<i32>, Tile<bool>) {
     let bh = program_id(0);
     let t = program_id(1);
     let tokens = num_programs(1);
@@ -41,9 +52,8 @@ pub fn kv_append<T: Float, const BLOCK_D: i32>(
     let rd = arange(0, BLOCK_D);
     let ok = rd < head_dim;
     let src = (b * tokens + t).to::<i64>() * stride + h * head_dim + rd;
-    let dst = (bh.to::<i64>() * max_ctx + p) * head_dim + rd;
-    store_masked(k_cache + dst, load_masked(k_new + k_off + src, ok, 0.0), ok);
-    store_masked(v_cache + dst, load_masked(v_new + v_off + src, ok, 0.0), ok);
+    let key = bh.to::<i64>() * max_ctx + p;
+    (src, key, rd, ok)
 }
 
 /// A row `x` (0 where masked) as an fp8 cache stores it: `x / s` rounded to `C`, and its scale `s = max
@@ -81,16 +91,7 @@ pub fn kv_append_scaled<T: Float, C: Float, const BLOCK_D: i32>(
 ) {
     gdc_launch_dependents();
     gdc_wait();
-    let bh = program_id(0);
-    let t = program_id(1);
-    let tokens = num_programs(1);
-    let b = bh / kv_heads;
-    let h = bh % kv_heads;
-    let p = load(pos + b) + t;
-    let rd = arange(0, BLOCK_D);
-    let ok = rd < head_dim;
-    let src = (b * tokens + t).to::<i64>() * stride + h * head_dim + rd;
-    let key = bh.to::<i64>() * max_ctx + p;
+    let (src, key, rd, ok) = append_slot::<BLOCK_D>(pos, stride, kv_heads, head_dim, max_ctx);
     let dst = key * head_dim + rd;
     let (kq, ks) = scaled_row::<C>(load_masked(k_new + k_off + src, ok, 0.0).to::<f32>());
     let (vq, vs) = scaled_row::<C>(load_masked(v_new + v_off + src, ok, 0.0).to::<f32>());

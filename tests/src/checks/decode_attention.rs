@@ -229,7 +229,7 @@ pub(super) fn scaled_cache<R: Runtime>(rt: &R, s: &CacheShape, tokens: usize, se
     let factors: Vec<f64> = (0..n / d).map(|_| 2f64.powf(r.gen_range(-8.0..8.0))).collect();
     let raw = randn(&mut r, n, 1.0);
     let (new, newf) = round_to::<bf16>(&raw.iter().enumerate().map(|(i, x)| x * factors[i / d]).collect::<Vec<_>>());
-    let (vraw, _) = (randn(&mut r, n, 1.0), ());
+    let vraw = randn(&mut r, n, 1.0);
     let (vnew, vnewf) = round_to::<bf16>(&vraw.iter().enumerate().map(|(i, x)| x * factors[(i / d + 7) % (n / d)]).collect::<Vec<_>>());
     let (mut k, mut v) = (poisoned::<R, e4m3>(rt, s.cache_len()), poisoned::<R, e4m3>(rt, s.cache_len()));
     let scales = s.batch * kh * s.max_ctx;
