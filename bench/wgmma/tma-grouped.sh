@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # One device call (issues 15 and 13): the TMA block-pointer loads checked on the GPU; the grouped tile
 # order of the block-pointer kernels (kernels/src/matmul.rs `grouped_tile`) timed against the launch
-# order, this build and an older one side by side; the fp8 KV cache's checks. Outputs under $OUT.
+# order, this build and a launch-order build side by side; the fp8 KV cache's checks. Outputs under $OUT.
 #   bash bench/wgmma/tma-grouped.sh   # carry .gpu/gpu-check.xz (this tree, bench/gpu/build.sh) and
-#                                     # .gpu/gpu-check-$OLD.xz (a build without the grouped order), each
-#                                     # by name (the whole .gpu/ is over the 64 MiB carry limit)
-# In `tma-gemm`, `matmul_block_ptr` and `linear_block_ptr` (TMA) differ between the builds by the order
-# (and the prefetch guard of dba00fd); `matmul` and `linear` (cp.async) differ only by the guard: they
-# are the control. Order by importance, so that a cut-off run still says the most:
+#                                     # .gpu/gpu-check-$OLD.xz, each by name (the whole .gpu/ is over
+#                                     # the 64 MiB carry limit)
+# $OLD is `launchorder` by default: this tree built with `GROUP_M = 1 << 16` in kernels/src/matmul.rs
+# (one group spans every row block, which is exactly the launch order). In `tma-gemm`,
+# `matmul_block_ptr` and `linear_block_ptr` (TMA) then differ between the builds by the order alone;
+# `matmul` and `linear` (cp.async) do not differ: they are the control (the run-to-run noise).
+# Order by importance, so that a cut-off run still says the most:
 #   1. `gpu-check test matmul_block_ptr_wgmma` with TMA on, launches synchronized (a phase bug hangs);
 #      `gpu-check test fp8_cache` (attention over an e4m3 KV cache);
 #   2. `gpu-check tma-gemm`, new then old then new again (bf16 matmul TMA / cp.async, bf16 and e4m3
@@ -16,7 +18,7 @@
 set -uo pipefail
 start=$SECONDS
 OUT=${OUT:-bench/wgmma/results/latest-tma-grouped}
-OLD=${OLD:-960efdd}
+OLD=${OLD:-launchorder}
 BUDGET=${BUDGET:-570}
 mkdir -p "$OUT"
 . bench/gpu/unpack.sh
