@@ -522,9 +522,8 @@ fn inference_attention_configs_use_tensor_cores_and_what_spills() {
 /// Attention over an fp8 (e4m3) KV cache: K and V widened to bf16 in registers, each key's scale on its
 /// scores and each value's on its probabilities. The decode configs of the Llama step (one warp,
 /// 32-key steps at head_dim 128, 64-key at 64) and the warpgroup prefill tile assemble on sm_90a and
-/// sm_80 with tensor cores; their registers, spills and copies are printed (the widening between the
-/// load and the dot keeps K and V out of the `cp.async` pipeline, which takes a load that feeds a dot
-/// directly).
+/// sm_80 with tensor cores, with K and V pipelined by `cp.async` (LDGSTS: copied ahead as e4m3 and read
+/// back into registers before the widening); their registers, spills and copies are printed.
 #[test]
 fn fp8_cache_attention_assembles() {
     use kernels::kv_attention::decode::decode_attention;
@@ -547,6 +546,10 @@ fn fp8_cache_attention_assembles() {
                 a.registers, a.spill_stores, a.spill_loads, count("HMMA"), count("HGMMA"), count("LDGSTS"), count("LDG.")
             );
             assert!(count("HMMA") + count("HGMMA") > 0, "{name} {target:?}: no tensor cores");
+            assert!(count("LDGSTS") > 0, "{name} {target:?}: K and V not pipelined");
+            let facts = k.params.iter().map(|p| if matches!(k.ty(p.value).elem, ElemTy::Ptr { .. }) { ArgFact::Aligned16 } else { ArgFact::Div16 }).collect();
+            let plan = codegen_ptx::lower::explain(&k, &Specialization { facts }, &opts);
+            assert!(plan.matches("(pipelined with cp.async, read back into registers)").count() == 2, "{name} {target:?}: K and V not read back:\n{plan}");
         }
     }
 }

@@ -106,6 +106,8 @@ impl Lowerer<'_> {
                 format!("resident at {at}")
             } else if let Some(x) = self.pipes.values().flat_map(|p| &p.loads).find(|x| x.result == v) {
                 if x.tma.is_some() { "pipelined with TMA".to_string() } else { "pipelined with cp.async".to_string() }
+            } else if let Some(x) = self.read_back_source(v) {
+                format!("staged at the dot, converted from {x} (pipelined with cp.async, read back into registers)")
             } else if name == "A" && self.place_of(a).is_some() {
                 "registers (the accumulator fragments of the dot before)".to_string()
             } else {

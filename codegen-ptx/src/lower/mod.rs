@@ -654,6 +654,7 @@ impl<'k> Lowerer<'k> {
             })),
             AddPtr { ptr, offset } => Some(Val::Tile(self.add_ptr(*ptr, *offset))),
             PtrCast { ptr, .. } => Some(self.val(*ptr).clone()),
+            Load { .. } if self.read_back(r0.expect("result")) => Some(Val::Tile(self.pipe_readback(r0.expect("result"))?)),
             Load { .. } if self.pipelined(r0.expect("result")) => Some(Val::Tile(vec![])),
             Load { ptr, mask, other, hints } => Some(Val::Tile(self.load(*ptr, *mask, *other, *hints)?)),
             Store { ptr, value, mask, hints } => {

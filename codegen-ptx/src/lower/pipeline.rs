@@ -8,7 +8,10 @@
 //! 16 bytes (proven by [`crate::axis`]), fills masked-off elements with zero, and its pointer and mask
 //! depend only on the induction variable and on values from outside the loop (never on carried
 //! values). Those operand computations (the *slice*) are lowered again for the iteration being
-//! prefetched.
+//! prefetched. A load that reaches the `dot` through a conversion (`load(..).to::<bf16>()` of an fp8
+//! KV cache) is copied ahead the same way and *read back*: each thread reads the vectors its own
+//! copies wrote into registers in the load's layout, where the conversion and the `dot`'s staging
+//! take them as they took the global load's.
 //!
 //! Per iteration `i` (stage `s = i % S`): wait until the copies of iteration `i` landed
 //! (`cp.async.wait_group S-2`) and barrier (every warp also finished reading iteration `i - 1`'s stage);
@@ -37,6 +40,9 @@ pub(super) struct PipeLoad {
     pub width: usize,
     /// A block-pointer load that TMA performs instead (see [`super::tma`]).
     pub tma: Option<super::tma::TmaLoad>,
+    /// Read back into registers where the load stands (its value feeds the `dot` through a
+    /// conversion), rather than read by the `dot` from the stage buffer.
+    pub readback: bool,
 }
 
 /// The pipeline of one loop.
@@ -151,6 +157,18 @@ impl<'k> Lowerer<'k> {
             };
             for operand in [Some(a), b_src].into_iter().flatten() {
                 let Some(&li) = index.get(&operand) else { continue };
+                // An operand converted from a load of the body (an fp8 KV cache widened to 16 bits): the
+                // load is copied ahead and read back before the conversion.
+                let (operand, li, readback) = match body.ops[li].kind {
+                    OpKind::Cast { src, .. } => match index.get(&src) {
+                        Some(&si) if matches!(body.ops[si].kind, OpKind::Load { .. }) && self.dtype(src) != DType::Bool => (src, si, true),
+                        _ => continue,
+                    },
+                    _ => (operand, li, false),
+                };
+                if loads.iter().any(|l: &PipeLoad| l.result == operand) {
+                    continue;
+                }
                 let (ptr, mask, width, tma) = match body.ops[li].kind {
                     // A block-pointer load: copied by TMA (a `wgmma` operand) or not pipelined.
                     OpKind::LoadBlock { ptr, padding, .. } => {
@@ -179,7 +197,7 @@ impl<'k> Lowerer<'k> {
                 let align = if self.wg_operands.contains(&operand) { 1024 } else { 128 };
                 offset = offset.next_multiple_of(align);
                 stage_align = stage_align.max(align);
-                loads.push(PipeLoad { result: operand, ptr, mask, offset, width, tma });
+                loads.push(PipeLoad { result: operand, ptr, mask, offset, width, tma, readback });
                 offset += (self.ty(operand).numel() * self.dtype(operand).size_bytes()).next_multiple_of(128);
             }
         }
@@ -387,6 +405,67 @@ impl Lowerer<'_> {
         let at = self.f.inst(format!("add i32 {s}, {offset}"));
         self.active.as_mut().expect("active").at.insert(load, at);
         true
+    }
+
+    /// True when `load` is pipelined in the loop being lowered and read back into registers
+    /// ([`PipeLoad::readback`]).
+    pub(super) fn read_back(&self, load: ValueId) -> bool {
+        self.active.as_ref().is_some_and(|ap| ap.pipe.loads.iter().any(|l| l.result == load && l.readback))
+    }
+
+    /// The read-back load ([`PipeLoad::readback`]) whose conversion `v` is, if it is one.
+    pub(super) fn read_back_source(&self, v: ValueId) -> Option<ValueId> {
+        let Some(OpKind::Cast { src, .. }) = self.defs[v.0 as usize].map(|o| &o.kind) else { return None };
+        self.pipes.values().flat_map(|p| &p.loads).any(|l| l.result == *src && l.readback).then_some(*src)
+    }
+
+    /// The elements of a read-back load ([`PipeLoad::readback`]) from this iteration's stage, in the
+    /// load's layout: each thread reads the vectors its own `cp.async`s wrote (at the offsets
+    /// [`Self::pipe_issue`] gave them; masked-off elements were zero-filled by the copy). Syncs the
+    /// pipeline first and prefetches after: the values are in registers, so the stage of the
+    /// iteration `distance` ahead may be refilled at once.
+    pub(super) fn pipe_readback(&mut self, load: ValueId) -> Result<Vec<String>, CodegenError> {
+        self.pipe_sync();
+        let ap = self.active.as_ref().expect("a pipelined loop");
+        let pl = ap.pipe.loads.iter().find(|l| l.result == load).expect("a pipelined load").clone();
+        let (stage, stage_bytes) = (ap.stage.clone(), ap.pipe.stage_bytes);
+        let l = self.layout(pl.ptr)?;
+        let row_len = self.ty(load).shape[1];
+        let d = self.dtype(load);
+        let (es, et) = (d.size_bytes(), super::dtype_lty(d));
+        let words = pl.width * es / 4;
+        let n = self.regs(pl.ptr).len();
+        let stage_off = self.f.inst(format!("mul i32 {stage}, {stage_bytes}"));
+        let mut out = Vec::with_capacity(n);
+        for g in (0..n).step_by(pl.width) {
+            let e = self.elem_index(l, g);
+            let off = self.operand_offset(&e, row_len, es, None);
+            let off = self.f.inst(format!("add i32 {off}, {stage_off}"));
+            let off = self.f.inst(format!("add i32 {off}, {}", pl.offset));
+            let at = self.f.inst(format!("getelementptr i8, ptr addrspace(3) @__smem, i32 {off}"));
+            let v = self.f.inst(format!("load <{words} x i32>, ptr addrspace(3) {at}, align {}", pl.width * es));
+            for w in 0..words {
+                let word = self.f.inst(format!("extractelement <{words} x i32> {v}, i32 {w}"));
+                if es == 4 {
+                    out.push(if et == "i32" { word } else { self.f.inst(format!("bitcast i32 {word} to {et}")) });
+                    continue;
+                }
+                let bits = 8 * es;
+                for b in 0..4 / es {
+                    let sh = self.f.inst(format!("lshr i32 {word}, {}", bits * b));
+                    let x = self.f.inst(format!("trunc i32 {sh} to i{bits}"));
+                    if es == 1 {
+                        // Remembered as a piece of its word, for conversions that take two at once.
+                        self.byte_of.insert(x.clone(), (word.clone(), b));
+                        out.push(x);
+                    } else {
+                        out.push(if et == "i16" { x } else { self.f.inst(format!("bitcast i16 {x} to {et}")) });
+                    }
+                }
+            }
+        }
+        self.pipe_prefetch()?;
+        Ok(out)
     }
 
     /// The stage-buffer byte offset of a pipelined operand of the `dot` being lowered (after syncing the
