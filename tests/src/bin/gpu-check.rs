@@ -13,7 +13,8 @@
 //! - `gpu-check tma-gemm`: bf16 GEMM 4096³/8192³ with block pointers through TMA, without, and with
 //!   pointer tiles (`cp.async`), side by side ([`tests::tma_bench`]).
 //! - `gpu-check decode`: split-KV decode attention (`kernels::kv_attention::decode`) at the issue-13 shapes,
-//!   as CUDA-graph replays over cache copies larger than L2, beside the KV-read floor at `$COPY_TBPS`.
+//!   as CUDA-graph replays over cache copies larger than L2, beside the KV-read floor at `$COPY_TBPS`;
+//!   `DECODE_CACHE=fp8` over an e4m3 cache with its row scales.
 //! - `gpu-check prefill`: prefill attention over the cache (`kernels::kv_attention::prefill`), TFLOP/s at
 //!   the issue-13 shapes for a sweep of tiles beside the heuristic's.
 //! - `gpu-check smollm2 MODEL.gguf GOLDENS_DIR`: the Llama runtime's GPU backend against its CPU backend
@@ -354,12 +355,23 @@ fn rand_f32(n: usize, seed: u64) -> Vec<f32> {
 /// Decode attention: µs per step (one graph of 10 steps, each on the next of several cache copies so
 /// that reads come from HBM), against the floor of reading K and V once.
 fn decode_bench() -> Res<()> {
+    // DECODE_CACHE=fp8: an e4m3 cache with its f32 row scales (bf16 by default).
+    match std::env::var("DECODE_CACHE").as_deref() {
+        Err(_) | Ok("bf16") => decode_bench_on::<bf16>(),
+        Ok("fp8") => decode_bench_on::<e4m3>(),
+        Ok(other) => Err(format!("DECODE_CACHE={other}: bf16 or fp8").into()),
+    }
+}
+
+/// [`decode_bench`] over a cache of `C` (bf16 queries): for an fp8 cache the floor counts its row scales.
+fn decode_bench_on<C: Float + Elem>() -> Res<()> {
     use kernels::kv_attention::decode::{decode_step, tickets_len, workspace_lens, DecodeBuffers, DecodeConfig, MAX_FUSED_SPLITS};
     use kernels::kv_attention::CacheShape;
     let rt = runtime()?;
     let sms = rt.device_info().multiprocessors;
     let tbps: f64 = std::env::var("COPY_TBPS").ok().and_then(|v| v.parse().ok()).unwrap_or(4.2);
-    println!("# DECODE | model | batch | ctx | q heads / kv heads | head_dim | splits (heuristic) | us | floor us | floor / us | best variant");
+    let scaled = C::DTYPE != dsl_core::types::DType::BF16;
+    println!("# DECODE | model | batch | ctx | q heads / kv heads | head_dim | splits (heuristic) | us | floor us | floor / us | best variant   (cache {:?})", C::DTYPE);
     for (model, kv_heads, group, d) in [("llama3", 8usize, 4usize, 128usize), ("smollm2", 3, 3, 64)] {
         // (16, 131072) for llama3 is 2^31 cache elements: over what the host API's 32-bit check allows.
         for (batch, ctx) in [(1usize, 512usize), (1, 4096), (1, 32768), (1, 131072), (16, 512), (16, 4096), (16, 32768), (16, 131072)] {
@@ -375,10 +387,14 @@ fn decode_bench() -> Res<()> {
             }
             let shape = CacheShape { batch, kv_heads, group, head_dim: d, max_ctx: ctx };
             let cache = batch * kv_heads * ctx * d;
-            let bytes = 2 * cache * 2;
+            let scale_len = if scaled { batch * kv_heads * ctx } else { 1 };
+            let bytes = 2 * cache * C::DTYPE.size_bytes() + if scaled { 2 * scale_len * 4 } else { 0 };
             let copies = (768usize << 20).div_ceil(bytes).clamp(1, 10);
-            // The timing does not depend on the values: zero caches (one upload-free fill each).
-            let caches: Vec<(CudaBuffer<bf16>, CudaBuffer<bf16>)> = (0..copies).map(|_| Ok((rt.zeros(cache)?, rt.zeros(cache)?))).collect::<Res<_>>()?;
+            // The timing does not depend on the values: zero caches and scales (one upload-free fill each;
+            // a bf16 cache reads no scales).
+            type Copy<C> = (CudaBuffer<C>, CudaBuffer<C>, CudaBuffer<f32>, CudaBuffer<f32>);
+            let caches: Vec<Copy<C>> =
+                (0..copies).map(|_| Ok((rt.zeros(cache)?, rt.zeros(cache)?, rt.zeros(scale_len)?, rt.zeros(scale_len)?))).collect::<Res<_>>()?;
             let rows = batch * kv_heads * group;
             let q = rt.upload(&rand_f32(rows * d, 5).into_iter().map(bf16::from_f32).collect::<Vec<_>>())?;
             let lens = rt.upload(&vec![ctx as i32; batch])?;
@@ -410,14 +426,13 @@ fn decode_bench() -> Res<()> {
             let (mut o, mut m, mut l) = (rt.alloc::<f32>(po)?, rt.alloc::<f32>(pm)?, rt.alloc::<f32>(pm)?);
             let mut tickets = rt.upload(&vec![0i32; tickets_len(&shape)])?;
             let mut out = rt.alloc::<bf16>(rows * d)?;
-            let no_scales = rt.alloc::<f32>(1)?; // a bf16 cache reads no scales
             let scale = 1.0 / (d as f32).sqrt();
             let floor = bytes as f64 / (tbps * 1e12) * 1e6;
             let mut timed = vec![];
             for cfg in variants {
                 let step = |rt: &CudaRuntime, i: usize| -> Result<(), String> {
-                    let (k, v) = &caches[i % copies];
-                    let bufs = DecodeBuffers { q: &q, q_stride: shape.q_heads() * d, k_cache: k, v_cache: v, k_scales: &no_scales, v_scales: &no_scales, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut tickets, out: &mut out };
+                    let (k, v, ks, vs) = &caches[i % copies];
+                    let bufs = DecodeBuffers { q: &q, q_stride: shape.q_heads() * d, k_cache: k, v_cache: v, k_scales: ks, v_scales: vs, ctx_lens: &lens, part_o: &mut o, part_m: &mut m, part_l: &mut l, tickets: &mut tickets, out: &mut out };
                     decode_step(rt, &shape, cfg, scale, bufs).map_err(|e| e.to_string())
                 };
                 let us = tests::graph_timing::graph_us(&rt, 10 * copies.max(1), 5, step)?;
