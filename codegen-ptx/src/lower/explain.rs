@@ -45,7 +45,7 @@ pub fn explain(k: &Kernel, spec: &Specialization, opts: &CompileOptions) -> Stri
                     "{} at +{} (TMA: tensor map {}, {} box(es) of {}x{}, {}-byte swizzle)",
                     x.result, x.offset, t.map, t.boxes, t.spec.box_rows, t.spec.box_cols, t.spec.swizzle
                 ),
-                None => format!("{} at +{} ({} per cp.async)", x.result, x.offset, x.width),
+                None => format!("{} at +{} ({} per cp.async{})", x.result, x.offset, x.width, if x.readback { ", read back" } else { "" }),
             })
             .collect();
         let _ = writeln!(
@@ -106,10 +106,10 @@ impl Lowerer<'_> {
                 format!("resident at {at}")
             } else if let Some(x) = self.pipes.values().flat_map(|p| &p.loads).find(|x| x.result == v) {
                 if x.tma.is_some() { "pipelined with TMA".to_string() } else { "pipelined with cp.async".to_string() }
-            } else if let Some(x) = self.read_back_source(v) {
-                format!("staged at the dot, converted from {x} (pipelined with cp.async, read back into registers)")
             } else if name == "A" && self.place_of(a).is_some() {
                 "registers (the accumulator fragments of the dot before)".to_string()
+            } else if let Some(x) = self.read_back_source(v) {
+                format!("staged at the dot, converted from {x} (pipelined with cp.async, read back into registers)")
             } else {
                 "staged at the dot".to_string()
             };

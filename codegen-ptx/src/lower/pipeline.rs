@@ -4,10 +4,11 @@
 //! tensor-core work of the iterations in between.
 //!
 //! A load is pipelined when it sits in an innermost loop's body (whose branches, if any, only compute),
-//! is used once, by a tensor-core `dot` in the same body, reads 16-bit elements in accesses of 4, 8 or
-//! 16 bytes (proven by [`crate::axis`]), fills masked-off elements with zero, and its pointer and mask
+//! is used once, by a tensor-core `dot` in the same body, reads in accesses of 4, 8 or 16 bytes
+//! (proven by [`crate::axis`]), fills masked-off elements with zero, and its pointer and mask
 //! depend only on the induction variable and on values from outside the loop (never on carried
-//! values). Those operand computations (the *slice*) are lowered again for the iteration being
+//! values), in a body that writes no memory (a store could change what a copy issued ahead already
+//! read). Those operand computations (the *slice*) are lowered again for the iteration being
 //! prefetched. A load that reaches the `dot` through a conversion (`load(..).to::<bf16>()` of an fp8
 //! KV cache) is copied ahead the same way and *read back*: each thread reads the vectors its own
 //! copies wrote into registers in the load's layout, where the conversion and the `dot`'s staging
@@ -137,6 +138,10 @@ impl<'k> Lowerer<'k> {
         if body.ops.iter().any(|o| o.kind.blocks().iter().any(|b| !only_computes(b))) {
             return None;
         }
+        // A store or atomic in the body could write what a copy issued iterations ahead has read.
+        if body.ops.iter().any(|o| matches!(o.kind, OpKind::Store { .. } | OpKind::StoreBlock { .. } | OpKind::Atomic { .. } | OpKind::AtomicCas { .. })) {
+            return None;
+        }
         let index: HashMap<ValueId, usize> =
             body.ops.iter().enumerate().flat_map(|(i, o)| o.results.iter().map(move |r| (*r, i))).collect();
         let mut loads = vec![];
@@ -161,7 +166,10 @@ impl<'k> Lowerer<'k> {
                 // load is copied ahead and read back before the conversion.
                 let (operand, li, readback) = match body.ops[li].kind {
                     OpKind::Cast { src, .. } => match index.get(&src) {
-                        Some(&si) if matches!(body.ops[si].kind, OpKind::Load { .. }) && self.dtype(src) != DType::Bool => (src, si, true),
+                        // Read back as 1-, 2- or 4-byte elements of 32-bit words.
+                        Some(&si) if matches!(body.ops[si].kind, OpKind::Load { .. }) && self.dtype(src) != DType::Bool && self.dtype(src).size_bytes() <= 4 => {
+                            (src, si, true)
+                        }
                         _ => continue,
                     },
                     _ => (operand, li, false),
@@ -296,7 +304,8 @@ impl<'k> Lowerer<'k> {
         self.f.emit(format!("call void @llvm.nvvm.cp.async.wait.group(i32 {n})"));
     }
 
-    /// Before the first `dot` that reads a pipelined operand in this iteration: wait for this
+    /// Before the first `dot` that reads a pipelined operand in this iteration (or the first read-back
+    /// load, [`PipeLoad::readback`]): wait for this
     /// iteration's copies, fence them for `wgmma` where it reads them, and barrier.
     pub(super) fn pipe_sync(&mut self) {
         let Some(ap) = self.active.as_mut() else { return };
