@@ -11,31 +11,36 @@
 //! - The product is accumulated in f32 by [`dot`] over a runtime loop on `K` in `BLOCK_K` steps;
 //!   `BLOCK_M`, `BLOCK_N`, `BLOCK_K` are powers of two (`>= 16` is what GPU backends want).
 //! - Grid axis 0 walks the `cdiv(M, BLOCK_M)` row blocks, axis 1 the `cdiv(N, BLOCK_N)` column blocks;
-//!   the block-pointer versions take their tile in grouped order ([`grouped_tile`]) so that the
-//!   programs running at once share operand tiles in L2. ([`matmul`] and [`linear`] keep the launch
+//!   the block-pointer versions take their tile in grouped order ([`grouped_tile`], `group_m` row
+//!   blocks a group, a runtime argument) so that the programs running at once share operand tiles in
+//!   L2. ([`matmul`] and [`linear`] keep the launch
 //!   order until it is measured: their committed autotune winners, `bench/gemm/tuned.tsv`, are
 //!   fingerprinted by the kernel's code and would go stale.)
 
 use dsl_core::lang::{DotOperands, Numeric};
 use dsl_core::prelude::*;
 
-/// The number of row blocks a group of [`grouped_tile`] spans.
-const GROUP_M: i32 = 8;
+/// The usual `group_m` of the block-pointer kernels (Triton's `GROUP_SIZE_M`): row blocks a group of
+/// [`grouped_tile`] spans.
+pub const GROUP_M: i32 = 8;
 
 /// The `(row block, column block)` of this program in grouped order: programs are numbered as the
-/// hardware launches them (axis 0 fastest), and consecutive numbers walk down a group of [`GROUP_M`]
+/// hardware launches them (axis 0 fastest), and consecutive numbers walk down a group of `group_m`
 /// row blocks before moving one column block right. In launch order (row blocks first) the programs
 /// running at once span a few columns and every row: at 8192³ they stream all of `A` (64–128 MiB, more
-/// than L2 holds) from memory again for every few columns of `B`. A group instead reuses its `GROUP_M`
+/// than L2 holds) from memory again for every few columns of `B`. A group instead reuses its `group_m`
 /// row blocks of `A` across the columns, and each column block of `B` across the group. Every tile
-/// is still taken exactly once; with fewer than `GROUP_M` row blocks the order is the launch order.
+/// is still taken exactly once. A group as tall as the grid (`group_m >= cdiv(M, BLOCK_M)`) is the
+/// launch order; `group_m < 1` is taken as 1.
 #[kernel_fn]
-fn grouped_tile() -> (Tile<i32>, Tile<i32>) {
+fn grouped_tile(group_m: Tile<i32>) -> (Tile<i32>, Tile<i32>) {
     let num_m = num_programs(0);
+    // Clamped to the grid first, so that the group's program count cannot overflow.
+    let group = maximum(minimum(group_m, num_m), 1);
     let pid = program_id(1) * num_m + program_id(0);
-    let per_group = GROUP_M * num_programs(1);
-    let first_m = (pid / per_group) * GROUP_M;
-    let rows = minimum(num_m - first_m, GROUP_M);
+    let per_group = group * num_programs(1);
+    let first_m = (pid / per_group) * group;
+    let rows = minimum(num_m - first_m, group);
     let in_group = pid % per_group;
     (first_m + in_group % rows, in_group / rows)
 }
@@ -135,7 +140,8 @@ pub fn matmul_splitk<A, B, const BLOCK_M: i32, const BLOCK_N: i32, const BLOCK_K
 /// `C = A · B` written with block pointers: [`make_block_ptr`] windows on `A`, `B` and `C`, moved along
 /// `K` with `advance`, loaded with [`load_block`] (out-of-bounds elements read as zero) and stored with
 /// [`store_block`] (out-of-bounds elements skipped), so no masks are needed. Same grid, layout and
-/// result as [`matmul`].
+/// result as [`matmul`]; tiles in [`grouped_tile`] order, `group_m` row blocks a group ([`GROUP_M`] is
+/// the usual value).
 #[kernel]
 pub fn matmul_block_ptr<A, B, O, const BLOCK_M: i32, const BLOCK_N: i32, const BLOCK_K: i32>(
     a: Ptr<A>,
@@ -150,12 +156,13 @@ pub fn matmul_block_ptr<A, B, O, const BLOCK_M: i32, const BLOCK_N: i32, const B
     stride_bn: i32,
     stride_cm: i32,
     stride_cn: i32,
+    group_m: i32,
 ) where
     A: Numeric + DotOperands<B>,
     B: Numeric,
     O: Numeric,
 {
-    let (tile_m, tile_n) = grouped_tile();
+    let (tile_m, tile_n) = grouped_tile(group_m);
     let row0 = tile_m * BLOCK_M;
     let col0 = tile_n * BLOCK_N;
     let mut a_blk = make_block_ptr(a, [m, k], [stride_am, stride_ak], (row0, 0), [BLOCK_M, BLOCK_K], [1, 0]);
@@ -214,7 +221,8 @@ pub fn linear<A, B, O, const BLOCK_M: i32, const BLOCK_N: i32, const BLOCK_K: i3
 
 /// [`linear`] written with block pointers: `C = (A · Bᵀ) · scale` for `B` stored `[N, K]`, windows moved
 /// along `K` with `advance`, out-of-bounds elements read as zero and skipped on store, so no masks. On
-/// sm_90a its loads go through TMA where the strides allow (rows 16-byte aligned).
+/// sm_90a its loads go through TMA where the strides allow (rows 16-byte aligned). Tiles in
+/// [`grouped_tile`] order, `group_m` row blocks a group ([`GROUP_M`] is the usual value).
 #[kernel]
 pub fn linear_block_ptr<A, B, O, const BLOCK_M: i32, const BLOCK_N: i32, const BLOCK_K: i32>(
     a: Ptr<A>,
@@ -227,12 +235,13 @@ pub fn linear_block_ptr<A, B, O, const BLOCK_M: i32, const BLOCK_N: i32, const B
     stride_bn: i32,
     stride_cm: i32,
     scale: f32,
+    group_m: i32,
 ) where
     A: Numeric + DotOperands<B>,
     B: Numeric,
     O: Numeric,
 {
-    let (tile_m, tile_n) = grouped_tile();
+    let (tile_m, tile_n) = grouped_tile(group_m);
     let row0 = tile_m * BLOCK_M;
     let col0 = tile_n * BLOCK_N;
     let one = full::<i32>((), 1);

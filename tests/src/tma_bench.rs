@@ -6,11 +6,14 @@
 //! - `C = (A · Bᵀ) · scale` (B `[N, K]`, bf16 out) in bf16 and e4m3: `linear_block_ptr` with TMA and
 //!   `linear`.
 //!
+//! The block-pointer kernels with TMA run twice: tiles in groups of [`GROUP_M`] row blocks (`TMA`) and in
+//! launch order (`TMA launch-order`, one group as tall as the grid), the same compiled kernel.
+//! `matmul` and `linear` take the launch order.
 //! Each run's output is checked against a float64 reference on sampled elements.
 
 use codegen_ptx::runtime::{CudaBuffer, CudaError, CudaRuntime};
 use dsl_core::prelude::{bf16, e4m3, Launch, Runtime};
-use kernels::matmul::{linear, linear_block_ptr, matmul, matmul_block_ptr};
+use kernels::matmul::{linear, linear_block_ptr, matmul, matmul_block_ptr, GROUP_M};
 
 /// One warm-up call, then the median of 5 timings.
 fn median_ms(rt: &CudaRuntime, f: impl FnMut() -> Result<(), CudaError>) -> Res<f64> {
@@ -80,14 +83,14 @@ pub fn run() -> Res<()> {
             ($bm:literal, $bn:literal, $bk:literal, $warps:literal, $stages:literal) => {{
                 let launch = Launch::from(((n / $bm) as u32, (n / $bn) as u32)).num_warps($warps).num_stages($stages);
                 let tile = format!("{}x{}x{}", $bm, $bn, $bk);
-                for (tma, loads) in [(true, "TMA"), (false, "per-thread")] {
+                for (tma, group, loads) in [(true, GROUP_M, "TMA"), (true, i32::MAX, "TMA launch-order"), (false, GROUP_M, "per-thread")] {
                     // Per-thread block-pointer loads are not pipelined: slow; timed at 4096 only.
                     if !tma && n > 4096 {
                         continue;
                     }
                     rt.set_tma(tma);
                     let res = median_ms(&rt, || {
-                        matmul_block_ptr::<bf16, bf16, bf16, $bm, $bn, $bk>::launch(&rt, launch.clone(), &a, &b, &mut c, ni, ni, ni, ni, 1, ni, 1, ni, 1)
+                        matmul_block_ptr::<bf16, bf16, bf16, $bm, $bn, $bk>::launch(&rt, launch.clone(), &a, &b, &mut c, ni, ni, ni, ni, 1, ni, 1, ni, 1, group)
                     });
                     report("matmul_block_ptr<bf16>", &tile, $warps, $stages, loads, res, &mut c, &check_kn)?;
                 }
@@ -105,8 +108,10 @@ pub fn run() -> Res<()> {
             ($t:ty, $name:literal, $a:expr, $b:expr, $scale:expr, $check:expr, $bm:literal, $bn:literal, $bk:literal, $warps:literal, $stages:literal) => {{
                 let launch = Launch::from(((n / $bm) as u32, (n / $bn) as u32)).num_warps($warps).num_stages($stages);
                 let tile = format!("{}x{}x{}", $bm, $bn, $bk);
-                let res = median_ms(&rt, || linear_block_ptr::<$t, $t, bf16, $bm, $bn, $bk>::launch(&rt, launch.clone(), $a, $b, &mut c, ni, ni, ni, ni, ni, ni, $scale));
-                report(concat!("linear_block_ptr<", $name, ">"), &tile, $warps, $stages, "TMA", res, &mut c, $check)?;
+                for (group, loads) in [(GROUP_M, "TMA"), (i32::MAX, "TMA launch-order")] {
+                    let res = median_ms(&rt, || linear_block_ptr::<$t, $t, bf16, $bm, $bn, $bk>::launch(&rt, launch.clone(), $a, $b, &mut c, ni, ni, ni, ni, ni, ni, $scale, group));
+                    report(concat!("linear_block_ptr<", $name, ">"), &tile, $warps, $stages, loads, res, &mut c, $check)?;
+                }
                 let res = median_ms(&rt, || linear::<$t, $t, bf16, $bm, $bn, $bk>::launch(&rt, launch.clone(), $a, $b, &mut c, ni, ni, ni, ni, ni, ni, $scale));
                 report(concat!("linear<", $name, ">"), &tile, $warps, $stages, "cp.async", res, &mut c, $check)?;
             }};

@@ -748,9 +748,10 @@ fn matvec_reads_rows_into_registers_with_128_bit_loads() {
 #[test]
 fn block_pointer_loads_feeding_wgmma_use_tma() {
     use kernels::matmul::matmul_block_ptr;
-    // (m, n, k, stride_am, stride_ak, stride_bk, stride_bn, stride_cm, stride_cn): unit column strides.
+    // (m, n, k, stride_am, stride_ak, stride_bk, stride_bn, stride_cm, stride_cn, group_m): unit column
+    // strides.
     let facts = |k: &Kernel, am: ArgFact| {
-        let ints = [ArgFact::None, ArgFact::Div16, ArgFact::Div16, am, ArgFact::One, ArgFact::Div16, ArgFact::One, ArgFact::Div16, ArgFact::One];
+        let ints = [ArgFact::None, ArgFact::Div16, ArgFact::Div16, am, ArgFact::One, ArgFact::Div16, ArgFact::One, ArgFact::Div16, ArgFact::One, ArgFact::None];
         let mut f = vec![];
         for p in &k.params {
             f.push(match k.ty(p.value).elem {

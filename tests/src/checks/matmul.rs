@@ -3,7 +3,7 @@
 use super::*;
 use dsl_core::lang::{DotOperands, Numeric};
 use dsl_core::prelude::{bf16, e4m3, e5m2, f16, Interpreter, Launch, Runtime};
-use kernels::matmul::{linear, linear_block_ptr, matmul, matmul_block_ptr, matmul_splitk};
+use kernels::matmul::{linear, linear_block_ptr, matmul, matmul_block_ptr, matmul_splitk, GROUP_M};
 
 cases!(
     "matmul": matmul_f32,
@@ -119,7 +119,7 @@ where
     B: TestElem + Numeric,
     O: TestElem + Numeric,
 {
-    run_plain_on::<R, A, B, O, BM, BN, BK>(rt, p, block_ptr, None, None)
+    run_plain_on::<R, A, B, O, BM, BN, BK>(rt, p, block_ptr.then_some(GROUP_M), None, None)
 }
 
 /// The launch of a `BM x BN` tile over `p`'s output on `warps` warps with `stages` pipeline stages (each
@@ -135,8 +135,9 @@ fn launch_on<A, B>(p: &Problem<A, B>, bm: i32, bn: i32, warps: Option<u32>, stag
     launch
 }
 
-/// [`run_plain`] on `warps` warps with `stages` pipeline stages (else the runtime's defaults).
-fn run_plain_on<R, A, B, O, const BM: i32, const BN: i32, const BK: i32>(rt: &R, p: &Problem<A, B>, block_ptr: bool, warps: Option<u32>, stages: Option<u32>)
+/// [`run_plain`] on `warps` warps with `stages` pipeline stages (else the runtime's defaults); on
+/// `matmul_block_ptr` with groups of that many row blocks where `group` is given, else on `matmul`.
+fn run_plain_on<R, A, B, O, const BM: i32, const BN: i32, const BK: i32>(rt: &R, p: &Problem<A, B>, group: Option<i32>, warps: Option<u32>, stages: Option<u32>)
 where
     R: Runtime,
     A: TestElem + Numeric + DotOperands<B>,
@@ -147,12 +148,15 @@ where
     let mut c = poisoned::<R, O>(rt, p.c_len);
     let launch = launch_on(p, BM, BN, warps, stages);
     let [m, n, k, sam, sak, sbk, sbn, scm, scn] = p.args();
-    let kernel = if block_ptr { "matmul_block_ptr" } else { "matmul" };
-    let name = format!("{kernel}<{BM},{BN},{BK}> warps={warps:?} stages={stages:?}");
-    let res = if block_ptr {
-        matmul_block_ptr::<A, B, O, BM, BN, BK>::launch(rt, launch, &ba, &bb, &mut c, m, n, k, sam, sak, sbk, sbn, scm, scn)
-    } else {
-        matmul::<A, B, O, BM, BN, BK>::launch(rt, launch, &ba, &bb, &mut c, m, n, k, sam, sak, sbk, sbn, scm, scn)
+    let (name, res) = match group {
+        Some(g) => (
+            format!("matmul_block_ptr<{BM},{BN},{BK}> group_m={g} warps={warps:?} stages={stages:?}"),
+            matmul_block_ptr::<A, B, O, BM, BN, BK>::launch(rt, launch, &ba, &bb, &mut c, m, n, k, sam, sak, sbk, sbn, scm, scn, g),
+        ),
+        None => (
+            format!("matmul<{BM},{BN},{BK}> warps={warps:?} stages={stages:?}"),
+            matmul::<A, B, O, BM, BN, BK>::launch(rt, launch, &ba, &bb, &mut c, m, n, k, sam, sak, sbk, sbn, scm, scn),
+        ),
     };
     launched(&p.describe::<O>(&name), res);
     p.check::<O>(&name, &download_f64(rt, &c));
@@ -218,10 +222,13 @@ pub fn matmul_block_shapes_and_layouts<R: Runtime>(rt: &R) {
     let p = Problem::<f16, f16>::new(17, 33, 40, true, true, 801);
     run_plain::<R, f16, f16, f32, 16, 32, 32>(rt, &p, false);
     run_plain::<R, f16, f16, f32, 16, 32, 32>(rt, &p, true);
-    // 20 row blocks and 4 column blocks: two full groups of the block-pointer kernels' grouped tile
-    // order and a last group of 4 rows, each tile taken once (the output starts poisoned).
+    // 20 row blocks and 4 column blocks in the block-pointer kernels' grouped tile order, each tile
+    // taken once (the output starts poisoned): groups of 8 (two full and a last of 4 rows), of 3 (a last
+    // of 2), of 1 and of 0 (taken as 1), and taller than the grid (the launch order).
     let p = Problem::<f32, f32>::new(16 * 19 + 5, 50, 24, false, false, 802);
-    run_plain::<R, f32, f32, f32, 16, 16, 16>(rt, &p, true);
+    for group in [GROUP_M, 3, 1, 0, i32::MAX] {
+        run_plain_on::<R, f32, f32, f32, 16, 16, 16>(rt, &p, Some(group), None, None);
+    }
 }
 
 /// Tiles large enough for the tensor-core accumulator layout (the result stays in `mma` registers across
@@ -316,7 +323,7 @@ where
     let name = format!("{kernel}<{BM},{BN},{BK}> scale={scale} warps={warps:?} stages={stages:?}");
     let (sam, sbn, scm) = (sam as i32, sbn as i32, scm as i32);
     let res = if block_ptr {
-        linear_block_ptr::<A, B, O, BM, BN, BK>::launch(rt, launch, &ba, &bb, &mut c, m, n, k, sam, sbn, scm, scale)
+        linear_block_ptr::<A, B, O, BM, BN, BK>::launch(rt, launch, &ba, &bb, &mut c, m, n, k, sam, sbn, scm, scale, GROUP_M)
     } else {
         linear::<A, B, O, BM, BN, BK>::launch(rt, launch, &ba, &bb, &mut c, m, n, k, sam, sbn, scm, scale)
     };
@@ -380,19 +387,19 @@ pub fn linear_wgmma_tiles<R: Runtime>(rt: &R) {
 pub fn matmul_block_ptr_wgmma_tiles<R: Runtime>(rt: &R) {
     let p = Problem::<bf16, bf16>::dense(136, 208, 304, 860);
     for stages in [2, 3, 4] {
-        run_plain_on::<R, bf16, bf16, f32, 64, 64, 64>(rt, &p, true, Some(4), Some(stages));
+        run_plain_on::<R, bf16, bf16, f32, 64, 64, 64>(rt, &p, Some(GROUP_M), Some(4), Some(stages));
     }
-    run_plain_on::<R, bf16, bf16, f32, 64, 128, 32>(rt, &p, true, Some(4), Some(3));
-    run_plain_on::<R, bf16, bf16, bf16, 128, 256, 64>(rt, &p, true, Some(8), Some(2));
+    run_plain_on::<R, bf16, bf16, f32, 64, 128, 32>(rt, &p, Some(GROUP_M), Some(4), Some(3));
+    run_plain_on::<R, bf16, bf16, bf16, 128, 256, 64>(rt, &p, Some(GROUP_M), Some(8), Some(2));
     let p = Problem::<f16, f16>::dense(72, 144, 160, 861);
-    run_plain_on::<R, f16, f16, f32, 128, 128, 64>(rt, &p, true, Some(8), Some(3));
+    run_plain_on::<R, f16, f16, f32, 128, 128, 64>(rt, &p, Some(GROUP_M), Some(8), Some(3));
     // One iteration, with copies up to 2 ahead (4 stages).
     let p = Problem::<f16, f16>::dense(64, 64, 16, 862);
-    run_plain_on::<R, f16, f16, f32, 64, 64, 32>(rt, &p, true, Some(4), Some(4));
+    run_plain_on::<R, f16, f16, f32, 64, 64, 32>(rt, &p, Some(GROUP_M), Some(4), Some(4));
     let p = Problem::<e4m3, e4m3>::dense(80, 96, 192, 863);
-    run_plain_on::<R, e4m3, e4m3, f32, 64, 64, 64>(rt, &p, true, Some(4), Some(3));
+    run_plain_on::<R, e4m3, e4m3, f32, 64, 64, 64>(rt, &p, Some(GROUP_M), Some(4), Some(3));
     let p = Problem::<bf16, bf16>::with_strides(64, 64, 0, (16, 1, 64 * 16), (64, 1, 64 * 16), 64, 864);
-    run_plain_on::<R, bf16, bf16, f32, 64, 64, 64>(rt, &p, true, Some(4), Some(3));
+    run_plain_on::<R, bf16, bf16, f32, 64, 64, 64>(rt, &p, Some(GROUP_M), Some(4), Some(3));
     // `linear_block_ptr`: B stored [N, K], both operands k-major through TMA; fp8 with its lagged
     // promotion (one group a dot) and with two groups (BLOCK_K 256, not lagged).
     let p = dense_nt::<bf16, bf16>(136, 208, 304, 865);
