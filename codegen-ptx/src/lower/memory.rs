@@ -106,6 +106,28 @@ impl Lowerer<'_> {
         }
     }
 
+    /// The elements of type `d` (1, 2 or 4 bytes, not `bool`) a loaded 32-bit `word` holds, low bits
+    /// first, appended to `out`; bytes are remembered as pieces of their word (`byte_of`) for
+    /// conversions that take two at once.
+    pub(super) fn word_elements(&mut self, word: &str, d: DType, out: &mut Vec<String>) {
+        let (size, et) = (d.size_bytes(), mem_lty(d));
+        if size == 4 {
+            out.push(if et == "i32" { word.to_string() } else { self.f.inst(format!("bitcast i32 {word} to {et}")) });
+            return;
+        }
+        let bits = 8 * size;
+        for b in 0..4 / size {
+            let s = self.f.inst(format!("lshr i32 {word}, {}", bits * b));
+            let e = self.f.inst(format!("trunc i32 {s} to i{bits}"));
+            if size == 1 {
+                self.byte_of.insert(e.clone(), (word.to_string(), b));
+                out.push(e);
+            } else {
+                out.push(if et == "i16" { e } else { self.f.inst(format!("bitcast i16 {e} to {et}")) });
+            }
+        }
+    }
+
     /// One predicated load of `w` elements of type `d` at `addr`: the elements (as `mem_lty(d)`).
     fn ld_vec(&mut self, d: DType, w: usize, addr: &str, pred: Option<&str>, q: &str) -> Vec<String> {
         let et = mem_lty(d);
@@ -194,22 +216,12 @@ impl Lowerer<'_> {
             // their word (`byte_of`) for conversions that take two at once.
             let zero_alt = o.as_ref().is_none_or(|o| o[g..g + w].iter().all(|x| *x == zero));
             if size <= 2 && w * size >= 4 && d != DType::Bool && zero_alt {
-                let (bits, et) = (8 * size, mem_lty(d));
                 for word in self.ld_words(w * size / 4, &p[g], pred.as_deref(), &q) {
                     let word = match &m {
                         Some(m) => self.f.inst(format!("select i1 {}, i32 {word}, i32 0", m[g])),
                         None => word,
                     };
-                    for b in 0..4 / size {
-                        let s = self.f.inst(format!("lshr i32 {word}, {}", bits * b));
-                        let e = self.f.inst(format!("trunc i32 {s} to i{bits}"));
-                        if size == 1 {
-                            self.byte_of.insert(e.clone(), (word.clone(), b));
-                            out.push(e);
-                        } else {
-                            out.push(if et == "i16" { e } else { self.f.inst(format!("bitcast i16 {e} to {et}")) });
-                        }
-                    }
+                    self.word_elements(&word, d, &mut out);
                 }
                 continue;
             }

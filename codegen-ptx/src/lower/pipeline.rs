@@ -245,11 +245,7 @@ impl<'k> Lowerer<'k> {
             let name = format!("llvm.nvvm.cp.async.{kind}.shared.global.{bytes}.s");
             self.declare(format!("declare void @{name}(ptr addrspace(3), ptr addrspace(1), i32)"));
             for g in (0..p.len()).step_by(pl.width) {
-                let e = self.elem_index(l, g);
-                let off = self.operand_offset(&e, row_len, es, wg_rows);
-                let off = self.f.inst(format!("add i32 {off}, {stage_off}"));
-                let off = self.f.inst(format!("add i32 {off}, {}", pl.offset));
-                let dst = self.f.inst(format!("getelementptr i8, ptr addrspace(3) @__smem, i32 {off}"));
+                let dst = self.stage_slot(l, g, row_len, es, wg_rows, &stage_off, pl.offset);
                 let active = match &m {
                     Some(m) => self.and(&m[g], guard),
                     None => guard.to_string(),
@@ -263,6 +259,19 @@ impl<'k> Lowerer<'k> {
             self.f.emit("call void @llvm.nvvm.cp.async.commit.group()");
         }
         Ok(())
+    }
+
+    /// The shared-memory address of register `g`'s element of a pipelined load (layout `l`, rows of
+    /// `row_len` elements of `es` bytes, `wg_rows` for a `wgmma` operand) in the stage at byte
+    /// `stage_off` (an i32 operand), its buffer `offset` bytes into the stage: where its copy writes and
+    /// where the `dot` or the read-back finds it.
+    #[allow(clippy::too_many_arguments)]
+    fn stage_slot(&mut self, l: crate::layout::Layout, g: usize, row_len: usize, es: usize, wg_rows: Option<usize>, stage_off: &str, offset: usize) -> String {
+        let e = self.elem_index(l, g);
+        let off = self.operand_offset(&e, row_len, es, wg_rows);
+        let off = self.f.inst(format!("add i32 {off}, {stage_off}"));
+        let off = self.f.inst(format!("add i32 {off}, {offset}"));
+        self.f.inst(format!("getelementptr i8, ptr addrspace(3) @__smem, i32 {off}"))
     }
 
     /// Whether iteration `iv + k·step` of a loop bounded by `hi` runs: `iv < hi` and `k·step < hi - iv`,
@@ -441,36 +450,17 @@ impl Lowerer<'_> {
         let l = self.layout(pl.ptr)?;
         let row_len = self.ty(load).shape[1];
         let d = self.dtype(load);
-        let (es, et) = (d.size_bytes(), super::dtype_lty(d));
+        let es = d.size_bytes();
         let words = pl.width * es / 4;
         let n = self.regs(pl.ptr).len();
         let stage_off = self.f.inst(format!("mul i32 {stage}, {stage_bytes}"));
         let mut out = Vec::with_capacity(n);
         for g in (0..n).step_by(pl.width) {
-            let e = self.elem_index(l, g);
-            let off = self.operand_offset(&e, row_len, es, None);
-            let off = self.f.inst(format!("add i32 {off}, {stage_off}"));
-            let off = self.f.inst(format!("add i32 {off}, {}", pl.offset));
-            let at = self.f.inst(format!("getelementptr i8, ptr addrspace(3) @__smem, i32 {off}"));
+            let at = self.stage_slot(l, g, row_len, es, None, &stage_off, pl.offset);
             let v = self.f.inst(format!("load <{words} x i32>, ptr addrspace(3) {at}, align {}", pl.width * es));
             for w in 0..words {
                 let word = self.f.inst(format!("extractelement <{words} x i32> {v}, i32 {w}"));
-                if es == 4 {
-                    out.push(if et == "i32" { word } else { self.f.inst(format!("bitcast i32 {word} to {et}")) });
-                    continue;
-                }
-                let bits = 8 * es;
-                for b in 0..4 / es {
-                    let sh = self.f.inst(format!("lshr i32 {word}, {}", bits * b));
-                    let x = self.f.inst(format!("trunc i32 {sh} to i{bits}"));
-                    if es == 1 {
-                        // Remembered as a piece of its word, for conversions that take two at once.
-                        self.byte_of.insert(x.clone(), (word.clone(), b));
-                        out.push(x);
-                    } else {
-                        out.push(if et == "i16" { x } else { self.f.inst(format!("bitcast i16 {x} to {et}")) });
-                    }
-                }
+                self.word_elements(&word, d, &mut out);
             }
         }
         self.pipe_prefetch()?;
